@@ -1,0 +1,226 @@
+r"""Explicit randomness: uniforms from a NumPy ``Generator`` or from a counter-based generator.
+
+Every sampler in :mod:`textsampling.reference` splits a step into *drawing the randomness* — a
+vector of uniforms in the open interval (0, 1) — and a *deterministic transition given those
+uniforms*. This module supplies the uniforms.
+
+Two sources are supported, behind one function :func:`draw_uniforms`:
+
+``numpy.random.Generator``
+    The ordinary NumPy generator. Same seed, same result; but the numbers a chain receives depend
+    on the order in which chains and steps draw from the shared stream.
+
+:class:`CounterGenerator`
+    A counter-based generator (Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3",
+    SC'11): the uniforms of draw ``j`` at step ``t`` of chain ``c`` are a pure function
+    ``Philox4x32-10(counter=(c_lo, c_hi, t, j), key=(seed_lo, seed_hi))``. Chain ``c`` therefore
+    sees the same numbers whatever the batch size, whichever chains run beside it, and on whichever
+    device: :mod:`textsampling.torch.randomness` implements the identical function in torch.
+
+Philox4x32-10 rounds, on 32-bit words, with multipliers :math:`M_0, M_1` and Weyl constants
+:math:`W_0, W_1`:
+
+.. math::
+    (hi_0, lo_0) = M_0 \cdot c_0,\quad (hi_1, lo_1) = M_1 \cdot c_2,\quad
+    c \leftarrow (hi_1 \oplus c_1 \oplus k_0,\ lo_1,\ hi_0 \oplus c_3 \oplus k_1,\ lo_0),\quad
+    k \leftarrow (k_0 + W_0,\ k_1 + W_1).
+
+Each block of four 32-bit words gives two float64 uniforms with 52 random bits each,
+:math:`u = (a \cdot 2^{20} + b + 1/2) / 2^{52}` with ``a`` one whole word and ``b`` the top 20
+bits of the next, computed exactly in float64, so ``0 < u < 1`` always and ``log(u)`` is finite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "CounterGenerator",
+    "philox4x32",
+    "counter_uniforms",
+    "draw_uniforms",
+    "as_generator",
+]
+
+_MASK32 = np.uint64(0xFFFFFFFF)
+PHILOX_M0 = 0xD2511F53
+PHILOX_M1 = 0xCD9E8D57
+PHILOX_W0 = 0x9E3779B9
+PHILOX_W1 = 0xBB67AE85
+PHILOX_ROUNDS = 10
+_TWO_POW_52 = float(2**52)
+
+
+def philox4x32(counter, key, rounds: int = PHILOX_ROUNDS) -> np.ndarray:
+    """Philox4x32 block function (Random123), vectorised over leading axes.
+
+    Parameters
+    ----------
+    counter : array_like of int, shape (..., 4)
+        Four 32-bit counter words per block.
+    key : array_like of int, shape (..., 2)
+        Two 32-bit key words, broadcast against ``counter``.
+    rounds : int
+        Number of rounds; 10 is the standard, crush-resistant choice.
+
+    Returns
+    -------
+    numpy.ndarray of uint64, shape (..., 4)
+        Four 32-bit output words per block (held in uint64).
+    """
+    counter = np.asarray(counter, dtype=np.uint64) & _MASK32
+    key = np.asarray(key, dtype=np.uint64) & _MASK32
+    c0, c1, c2, c3 = (counter[..., i] for i in range(4))
+    k0, k1 = key[..., 0], key[..., 1]
+    m0, m1 = np.uint64(PHILOX_M0), np.uint64(PHILOX_M1)
+    w0, w1 = np.uint64(PHILOX_W0), np.uint64(PHILOX_W1)
+    for _ in range(rounds):
+        # The 32x32 -> 64-bit products fit exactly in uint64.
+        product0 = m0 * c0
+        product1 = m1 * c2
+        hi0, lo0 = product0 >> np.uint64(32), product0 & _MASK32
+        hi1, lo1 = product1 >> np.uint64(32), product1 & _MASK32
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        k0 = (k0 + w0) & _MASK32
+        k1 = (k1 + w1) & _MASK32
+    return np.stack(np.broadcast_arrays(c0, c1, c2, c3), axis=-1)
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int in [0, 2**64), got {type(seed).__name__}")
+    seed = int(seed)
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an int in [0, 2**64), got {seed}")
+    return seed
+
+
+def _check_chain_index(chain_index) -> np.ndarray:
+    chain_index = np.asarray(chain_index)
+    if chain_index.dtype.kind not in "iu":
+        raise TypeError(f"chain_index must hold integers, got dtype {chain_index.dtype}")
+    if np.any(chain_index < 0) or np.any(chain_index >= 2**62):
+        raise ValueError("chain_index must lie in [0, 2**62)")
+    return chain_index.astype(np.uint64)
+
+
+def _check_step(step) -> np.ndarray:
+    step = np.asarray(step)
+    if step.dtype.kind not in "iu":
+        raise TypeError(f"step must hold integers, got dtype {step.dtype}")
+    if np.any(step < 0) or np.any(step >= 2**32):
+        raise ValueError("step must lie in [0, 2**32)")
+    return step.astype(np.uint64)
+
+
+def counter_uniforms(seed: int, chain_index, step, num_uniforms: int) -> np.ndarray:
+    """Uniforms in (0, 1) that depend only on ``(seed, chain_index, step)``.
+
+    Parameters
+    ----------
+    seed : int
+        Key of the generator, in ``[0, 2**64)``.
+    chain_index : int or array_like of int
+        Index of each chain, in ``[0, 2**62)``.
+    step : int or array_like of int
+        Step number, in ``[0, 2**32)``; broadcast against ``chain_index``.
+    num_uniforms : int
+        How many uniforms each (chain, step) receives.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape ``broadcast(chain_index, step).shape + (num_uniforms,)``
+    """
+    seed = _check_seed(seed)
+    if not isinstance(num_uniforms, (int, np.integer)) or num_uniforms < 0:
+        raise ValueError(f"num_uniforms must be a non-negative int, got {num_uniforms!r}")
+    chain_index, step = np.broadcast_arrays(_check_chain_index(chain_index), _check_step(step))
+    num_blocks = (int(num_uniforms) + 1) // 2
+    block = np.arange(num_blocks, dtype=np.uint64)
+    # counter words: (chain low, chain high, step, block), one row per uniform pair
+    counter = np.stack(
+        np.broadcast_arrays(
+            (chain_index & _MASK32)[..., None],
+            (chain_index >> np.uint64(32))[..., None],
+            step[..., None],
+            block,
+        ),
+        axis=-1,
+    )
+    key = np.array([seed & 0xFFFFFFFF, seed >> 32], dtype=np.uint64)
+    words = philox4x32(counter, key)  # (..., num_blocks, 4)
+    # 52 bits per uniform: 32 from one word, 20 from the next. Every operation is exact in
+    # float64 (x + 1/2 < 2**52 needs only 53 bits), so 0 < u < 1 holds bit for bit.
+    high = words[..., 0::2].astype(np.float64)
+    low = (words[..., 1::2] >> np.uint64(12)).astype(np.float64)
+    uniforms = (high * 1048576.0 + low + 0.5) / _TWO_POW_52  # (..., num_blocks, 2)
+    uniforms = uniforms.reshape(uniforms.shape[:-2] + (2 * num_blocks,))
+    return uniforms[..., : int(num_uniforms)]
+
+
+@dataclass(frozen=True)
+class CounterGenerator:
+    """Per-chain reproducible source of uniforms (Philox4x32-10 on ``(seed, chain, step)``).
+
+    Parameters
+    ----------
+    seed : int
+        Key of the generator.
+    chain_index : int or array_like of int
+        The chain (or chains) this generator serves; step ``t`` of chain ``c`` always receives
+        ``counter_uniforms(seed, c, t, k)``.
+    """
+
+    seed: int
+    chain_index: object = 0
+
+    def __post_init__(self):
+        _check_seed(self.seed)
+        _check_chain_index(self.chain_index)
+
+    def uniforms(self, step: int, num_uniforms: int) -> np.ndarray:
+        """Uniforms of step ``step``: shape ``chain_index.shape + (num_uniforms,)``."""
+        return counter_uniforms(self.seed, self.chain_index, step, num_uniforms)
+
+
+def as_generator(rng) -> np.random.Generator | CounterGenerator:
+    """Check that ``rng`` is an explicit source of randomness and return it.
+
+    Accepts a :class:`numpy.random.Generator` or a :class:`CounterGenerator`. Integers are
+    refused on purpose: the caller states which generator, so no code seeds a global stream.
+    """
+    if isinstance(rng, (np.random.Generator, CounterGenerator)):
+        return rng
+    raise TypeError(
+        "rng must be a numpy.random.Generator (e.g. numpy.random.default_rng(0)) or a "
+        f"textsampling.randomness.CounterGenerator, got {type(rng).__name__}"
+    )
+
+
+def draw_uniforms(rng, step: int, num_uniforms: int) -> np.ndarray:
+    """Draw the uniforms of one step from either kind of generator.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator or CounterGenerator
+        The source. A NumPy generator ignores ``step`` and advances its stream.
+    step : int
+        Step number (used by the counter-based generator).
+    num_uniforms : int
+        How many uniforms.
+
+    Returns
+    -------
+    numpy.ndarray of float64, in the open interval (0, 1)
+        Shape ``(num_uniforms,)`` for a NumPy generator or a scalar chain index;
+        ``chain_index.shape + (num_uniforms,)`` for a counter generator over several chains.
+    """
+    rng = as_generator(rng)
+    if isinstance(rng, CounterGenerator):
+        return rng.uniforms(step, num_uniforms)
+    uniforms = rng.random(num_uniforms)
+    # Generator.random lies in [0, 1); an exact 0 would make log(u) = -inf. Map it to the
+    # smallest positive float so that every sampler may take log(u) without a special case.
+    return np.where(uniforms > 0.0, uniforms, np.finfo(np.float64).tiny)
