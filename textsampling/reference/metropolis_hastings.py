@@ -1,0 +1,239 @@
+r"""Metropolis–Hastings with a user proposal, in log space.
+
+From the current state :math:`x`, propose :math:`y \sim q(\cdot \mid x)` and accept it with probability
+
+.. math::
+    \alpha(y \leftarrow x) = \min\Bigl(1, \frac{\rho(y)\, q(x \mid y)}{\rho(x)\, q(y \mid x)}\Bigr),
+    \qquad \log \alpha = \min\bigl(0,\ \log\rho(y) - \log\rho(x) + \log q(x \mid y) - \log q(y \mid x)\bigr),
+
+otherwise stay at :math:`x`. The kernel :math:`T(y \leftarrow x) = q(y \mid x)\, \alpha(y \leftarrow x)`
+(:math:`y \ne x`, the rejected mass stays on :math:`x`) satisfies detailed balance with
+:math:`\pi = \rho / Z`; only ratios of :math:`\rho` appear, so :math:`Z` is never needed.
+Metropolis et al. (1953), J. Chem. Phys. 21:1087; Hastings (1970), Biometrika 57:97; part 2 of the
+series (spaces.ac.cn/archives/8084).
+
+Conventions: accept iff :math:`\log u < \log \alpha`; a NaN ratio (e.g. both states of log-density
+``-inf``) is a rejection; a current state of log-density ``-inf`` accepts any proposal of finite
+log-density (the chain leaves an impossible start). Uniforms of a step: ``uniforms[:-1]`` drive the
+proposal, ``uniforms[-1]`` is the accept uniform.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from textsampling._validation import check_int, check_uniforms
+from textsampling.randomness import as_generator
+from textsampling.reference.proposals import draw_uniforms_for_steps
+
+__all__ = [
+    "MHState",
+    "MHInfo",
+    "MHTrace",
+    "init",
+    "num_uniforms",
+    "log_accept_ratio",
+    "step",
+    "sample",
+    "transition_matrix",
+    "transition_matrix_from_log_probs",
+]
+
+
+class MHState(NamedTuple):
+    """Current state ``x`` and its unnormalised log-density ``log_prob`` (cached, never recomputed)."""
+
+    x: np.ndarray
+    log_prob: float
+
+
+class MHInfo(NamedTuple):
+    """What one step did: the log acceptance probability, the decision and the proposed state."""
+
+    log_accept_ratio: float
+    accepted: bool
+    proposal: np.ndarray
+
+
+class MHTrace(NamedTuple):
+    """A run of ``num_steps`` steps: the state after each step (row ``t`` = after step ``t``).
+
+    ``interrupted`` is True when a ``KeyboardInterrupt`` stopped the run; the arrays then hold the
+    ``len(states)`` steps completed (nothing drawn is lost) and ``final_state`` the last of them.
+    """
+
+    states: np.ndarray
+    log_probs: np.ndarray
+    accepted: np.ndarray
+    log_accept_ratios: np.ndarray
+    final_state: MHState
+    interrupted: bool
+
+
+def _log_prob_one(log_prob_fn, x) -> float:
+    # log_prob_fn is batched, (N,) + state_shape -> (N,); evaluate a batch of one.
+    value = np.asarray(log_prob_fn(np.asarray(x)[None]), dtype=np.float64).reshape(-1)
+    if value.shape != (1,):
+        raise ValueError(f"log_prob_fn must return one value per state, shape (N,), got {value.shape}")
+    if value[0] == np.inf:
+        raise ValueError("log_prob_fn returned +inf; log-densities must be finite, -inf or (rejected) NaN")
+    return float(value[0])
+
+
+def init(x, log_prob_fn) -> MHState:
+    """The state at ``x``: evaluates ``log_prob_fn`` (batched: ``(N,)+shape -> (N,)``) once."""
+    if not callable(log_prob_fn):
+        raise TypeError(f"log_prob_fn must be callable, got {type(log_prob_fn).__name__}")
+    x = np.asarray(x)
+    return MHState(x, _log_prob_one(log_prob_fn, x))
+
+
+def num_uniforms(proposal) -> int:
+    """Uniforms per step: the proposal's, then one for the accept decision."""
+    return int(proposal.num_uniforms) + 1
+
+
+def log_accept_ratio(log_prob_current, log_prob_proposal, log_q_ratio):
+    r""":math:`\log\alpha = \min(0, \log\rho(y) - \log\rho(x) + \log q(x|y) - \log q(y|x))`, elementwise.
+
+    Parameters
+    ----------
+    log_prob_current, log_prob_proposal : float or array_like
+        :math:`\log\rho(x)` and :math:`\log\rho(y)` (``-inf`` allowed).
+    log_q_ratio : float or array_like
+        :math:`\log q(x \mid y) - \log q(y \mid x)` (``-inf`` when the reverse move is impossible).
+
+    Returns
+    -------
+    float or numpy.ndarray
+        In ``[-inf, 0]``, or NaN (a rejection) when undefined, e.g. :math:`-\infty - (-\infty)`.
+        Exception on purpose: a current state of log-density ``-inf`` and a finite proposal give 0.
+    """
+    current = np.asarray(log_prob_current, dtype=np.float64)
+    proposal = np.asarray(log_prob_proposal, dtype=np.float64)
+    q_ratio = np.asarray(log_q_ratio, dtype=np.float64)
+    # -inf - (-inf) and inf + (-inf) are NaN on purpose (a rejection); silence only that warning.
+    with np.errstate(invalid="ignore"):
+        ratio = np.minimum(0.0, proposal - current + q_ratio)
+    # Leaving an impossible state for a possible one is always accepted.
+    ratio = np.where((current == -np.inf) & np.isfinite(proposal), 0.0, ratio)
+    return float(ratio) if ratio.ndim == 0 else ratio
+
+
+def step(uniforms, state: MHState, log_prob_fn, proposal):
+    """One MH step, deterministic given ``uniforms``.
+
+    Parameters
+    ----------
+    uniforms : array_like, shape (num_uniforms(proposal),)
+        ``uniforms[:-1]`` go to ``proposal.propose``, ``uniforms[-1]`` decides acceptance.
+    state : MHState
+    log_prob_fn : callable
+        Batched unnormalised log-density, ``(N,) + state_shape -> (N,)`` (e.g. ``target.log_prob``).
+    proposal : object with ``num_uniforms`` and ``propose(uniforms, x) -> (y, log_q_ratio)``
+
+    Returns
+    -------
+    (MHState, MHInfo)
+    """
+    uniforms = check_uniforms(uniforms, num_uniforms(proposal))
+    y, log_q_ratio = proposal.propose(uniforms[:-1], state.x)
+    log_prob_y = _log_prob_one(log_prob_fn, y)
+    log_alpha = log_accept_ratio(state.log_prob, log_prob_y, log_q_ratio)
+    # Accept iff log u < log alpha; NaN compares False, so an undefined ratio rejects.
+    accepted = bool(np.log(uniforms[-1]) < log_alpha)
+    new_state = MHState(np.asarray(y), log_prob_y) if accepted else state
+    return new_state, MHInfo(log_alpha, accepted, np.asarray(y))
+
+
+def sample(rng, x0, log_prob_fn, proposal, num_steps: int, first_step: int = 0) -> MHTrace:
+    """Run ``num_steps`` MH steps from ``x0`` and keep every state.
+
+    Step ``t`` uses ``draw_uniforms(rng, first_step + t, num_uniforms(proposal))``, so a
+    :class:`~textsampling.randomness.CounterGenerator` gives the same chain whatever else runs.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator or CounterGenerator (one chain)
+    x0 : array_like
+        Initial state.
+    log_prob_fn : callable, ``(N,) + state_shape -> (N,)``
+    proposal : MH proposal (see :mod:`textsampling.reference.proposals`)
+    num_steps : int
+    first_step : int
+        Step index of the first step (to continue a chain).
+
+    Returns
+    -------
+    MHTrace
+    """
+    rng = as_generator(rng)
+    num_steps = check_int(num_steps, "num_steps")
+    first_step = check_int(first_step, "first_step")
+    state = init(x0, log_prob_fn)
+    all_uniforms = draw_uniforms_for_steps(rng, first_step, num_steps, num_uniforms(proposal))
+    # Pre-allocate the whole trace and fill it step by step.
+    states = np.empty((num_steps,) + state.x.shape, dtype=state.x.dtype)
+    log_probs = np.empty(num_steps)
+    accepted = np.zeros(num_steps, dtype=bool)
+    log_accept_ratios = np.empty(num_steps)
+    done = 0
+    try:
+        for t in range(num_steps):
+            state, info = step(all_uniforms[t], state, log_prob_fn, proposal)
+            states[t], log_probs[t] = state.x, state.log_prob
+            accepted[t], log_accept_ratios[t] = info.accepted, info.log_accept_ratio
+            done = t + 1
+    except KeyboardInterrupt:
+        # Keep what was drawn: return the completed steps, flagged.
+        return MHTrace(states[:done], log_probs[:done], accepted[:done], log_accept_ratios[:done], state, True)
+    return MHTrace(states, log_probs, accepted, log_accept_ratios, state, False)
+
+
+def transition_matrix_from_log_probs(states, log_probs, proposal) -> np.ndarray:
+    r"""Exact MH kernel on enumerated ``states`` with log-densities ``log_probs``.
+
+    :math:`P_{ij} = q(j \mid i)\, \exp(\log\alpha)` for :math:`j \ne i`, with :math:`\log\alpha` from
+    :func:`log_accept_ratio` and the Hastings term from ``proposal.log_q_ratio`` — the same functions
+    :func:`step` uses — and :math:`P_{ii} = 1 - \sum_{j \ne i} P_{ij}`. Every proposal must land
+    inside ``states``.
+    """
+    states = np.asarray(states)
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    num_states = states.shape[0]
+    if log_probs.shape != (num_states,):
+        raise ValueError(f"log_probs must have shape ({num_states},) (one per state), got {log_probs.shape}")
+    if not hasattr(proposal, "log_prob") or not hasattr(proposal, "log_q_ratio"):
+        raise TypeError("proposal must be discrete, with log_prob(y, x) and log_q_ratio(y, x)")
+    matrix = np.zeros((num_states, num_states))
+    for i in range(num_states):
+        for j in range(num_states):
+            if j == i:
+                continue
+            log_q = proposal.log_prob(states[j], states[i])
+            if log_q == -np.inf:
+                continue  # never proposed
+            log_alpha = log_accept_ratio(log_probs[i], log_probs[j], proposal.log_q_ratio(states[j], states[i]))
+            # NaN alpha is a rejection: no mass moves.
+            matrix[i, j] = 0.0 if np.isnan(log_alpha) else np.exp(log_q + log_alpha)
+        # Mass of every rejected or self-proposal stays on i.
+        # (max with 0 absorbs a rounding error of order 1e-17 when nearly all mass moves.)
+        matrix[i, i] = max(0.0, 1.0 - matrix[i].sum())
+    return matrix
+
+
+def transition_matrix(target, proposal) -> np.ndarray:
+    """Exact MH transition matrix on an enumerable ``target``, rows/columns in enumeration order.
+
+    Parameters
+    ----------
+    target : textsampling.targets.DiscreteTarget
+    proposal : discrete MH proposal (``log_prob(y, x)``, ``log_q_ratio(y, x)``)
+
+    Returns
+    -------
+    numpy.ndarray, shape (S, S); ``P[i, j]`` = probability of moving from state ``i`` to state ``j``.
+    """
+    return transition_matrix_from_log_probs(target.states, target.log_prob_all(), proposal)
