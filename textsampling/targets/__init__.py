@@ -2,5 +2,14 @@
 
 from textsampling.targets.base import PAD, DiscreteTarget
 from textsampling.targets.categorical import Categorical
+from textsampling.targets.sequences import BigramLM, FixedLengthBigram, PairwiseChain, SequenceTarget
 
-__all__ = ["PAD", "DiscreteTarget", "Categorical"]
+__all__ = [
+    "PAD",
+    "DiscreteTarget",
+    "Categorical",
+    "SequenceTarget",
+    "BigramLM",
+    "FixedLengthBigram",
+    "PairwiseChain",
+]
