@@ -2,6 +2,7 @@
 
 from textsampling.targets.base import PAD, DiscreteTarget
 from textsampling.targets.categorical import Categorical
+from textsampling.targets.composed import KeywordTarget, TopicSimilarity
 from textsampling.targets.sequences import BigramLM, FixedLengthBigram, PairwiseChain, SequenceTarget
 
 __all__ = [
@@ -12,4 +13,6 @@ __all__ = [
     "BigramLM",
     "FixedLengthBigram",
     "PairwiseChain",
+    "KeywordTarget",
+    "TopicSimilarity",
 ]
