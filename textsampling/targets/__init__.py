@@ -3,6 +3,7 @@
 from textsampling.targets.base import PAD, DiscreteTarget
 from textsampling.targets.categorical import Categorical
 from textsampling.targets.composed import KeywordTarget, TopicSimilarity
+from textsampling.targets.gaussian_mixture import GaussianMixture
 from textsampling.targets.sequences import BigramLM, FixedLengthBigram, PairwiseChain, SequenceTarget
 
 __all__ = [
@@ -15,4 +16,5 @@ __all__ = [
     "PairwiseChain",
     "KeywordTarget",
     "TopicSimilarity",
+    "GaussianMixture",
 ]
