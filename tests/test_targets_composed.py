@@ -122,7 +122,8 @@ def test_conditional_forces_the_only_copy_of_a_keyword():
 
 
 def test_conditionals_are_ratios_of_the_enumerated_table():
-    base = PairwiseChain(np.random.default_rng(4).normal(size=(3, 3)), np.random.default_rng(5).normal(size=(3, 3)))
+    rng = np.random.default_rng(4)
+    base = PairwiseChain(rng.normal(size=(3, 3)), rng.normal(size=(3, 3)))
     target = KeywordTarget(base, [0, 2], log_similarity=TopicSimilarity([1], weight=-1.0), gamma=0.7)
     table = target.probabilities().reshape(3, 3, 3)
     for state in ([0, 1, 2], [1, 0, 2], [2, 2, 0]):

@@ -157,7 +157,11 @@ class GaussianMixture:
         return self.weights @ self.means
 
     def covariance(self) -> np.ndarray:
-        """:math:`\\sum_k w_k(\\operatorname{diag}\\sigma_k^2 + \\mu_k\\mu_k^\\top) - \\mu\\mu^\\top`, shape ``(D, D)``."""
+        """Exact covariance, shape ``(D, D)``.
+
+        :math:`\\sum_k w_k(\\operatorname{diag}\\sigma_k^2 + \\mu_k\\mu_k^\\top) - \\mu\\mu^\\top`
+        (law of total covariance).
+        """
         second_moment = np.einsum("k,kd,ke->de", self.weights, self.means, self.means)
         second_moment += np.diag(self.weights @ self.scales**2)
         mean = self.mean()

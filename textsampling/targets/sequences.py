@@ -428,7 +428,9 @@ class FixedLengthBigram(_BigramParameters, SequenceTarget):
         return np.where(inside, out, -np.inf)
 
     def conditional_log_probs(self, states, position) -> np.ndarray:
-        """Closed-form :math:`\\log p(x_i = v \\mid x_{-i}) = \\log p(v \\mid x_{i-1}) + \\log p(x_{i+1} \\mid v) - c`.
+        """Closed-form masked conditional, normalised over the :math:`V` tokens.
+
+        :math:`\\log p(x_i = v \\mid x_{-i}) = \\log p(v \\mid x_{i-1}) + \\log p(x_{i+1} \\mid v) - c`.
 
         Parameters
         ----------
@@ -507,7 +509,9 @@ class PairwiseChain(SequenceTarget):
 
     @classmethod
     def ising(cls, length: int, coupling: float, field: float = 0.0) -> "PairwiseChain":
-        """The 1-D Ising chain :math:`\\log\\rho(s) = J \\sum_i s_i s_{i+1} + h \\sum_i s_i`, :math:`s_i = \\pm 1`.
+        """The 1-D Ising chain, :math:`s_i = \\pm 1`.
+
+        :math:`\\log\\rho(s) = J \\sum_i s_i s_{i+1} + h \\sum_i s_i`.
 
         Token 0 is spin :math:`-1`, token 1 is spin :math:`+1`. ``coupling`` is :math:`J`
         (ferromagnetic when positive), ``field`` is :math:`h`; both finite.
