@@ -22,6 +22,27 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
 
+# The book's tools (Jupyter Book 1.x, offline MathJax); the package itself comes from install.
+$(BIN)/.book-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -c constraints.txt "jupyter-book<2" "jupytext>=1.16" "ipykernel>=6" \
+		"sphinx-mathjax-offline==0.0.2"
+	touch $@
+
+# Executes every chapter with the full sizes (CI unset) and builds book/_build/html; any warning or
+# failing cell fails the build.
+book: $(BIN)/.book-installed
+	rm -rf book/_build
+	env -u CI $(BIN)/jupyter-book build book --all --warningiserror --keep-going --builder html
+	@echo "book: open book/_build/html/index.html"
+
+# Converts the chapters to build/notebooks/*.ipynb and executes them under nbmake with the CI sizes.
+notebooks: $(BIN)/.installed
+	rm -rf build/notebooks && mkdir -p build/notebooks
+	for chapter in notebooks/[0-9][0-9]_*.py; do \
+		$(BIN)/jupytext --quiet --to ipynb --output build/notebooks/$$(basename $$chapter .py).ipynb $$chapter || exit 1; \
+	done
+	CI=true MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --nbmake build/notebooks
+
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_twins.py
 

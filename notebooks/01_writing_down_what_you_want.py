@@ -142,7 +142,8 @@ fig.tight_layout()
 # penalty. Whether a given $\gamma$ lengthens or shortens the sentences depends on where the mass lies,
 # so here is the exact mean length as a function of $\gamma$, with and without the keywords. Without
 # them, flattening ($\gamma < 1$) lengthens the sentences as advertised; with them, the best sentences
-# are the long ones that fit both keywords into a grammatical frame, and *sharpening* lengthens instead.
+# are the long ones that fit both keywords into a grammatical frame, and sharpening ($\gamma > 1$)
+# lengthens them instead.
 
 # %%
 gammas = np.geomspace(0.25, 4.0, 17)
