@@ -1,0 +1,338 @@
+r"""Gibbs sampling from a masked language model: "BERT has a Mouth, and It Must Speak".
+
+A masked LM gives, for a sequence :math:`x` of length :math:`n` and a position :math:`i`, the
+conditional :math:`p(x_i = v \mid x_{-i})`. Wang & Cho (2019, arXiv:1902.04094) read it as the
+conditional of a Gibbs sampler (part 3 of the series, kexue.fm/archives/8119):
+
+.. math::
+    i \sim \mathrm{Uniform}\{0, \dots, n-1\} \ \text{(random scan) or } i = 0, 1, \dots, n-1
+    \ \text{(systematic scan)}, \qquad x_i \leftarrow v \sim p(\cdot \mid x_{-i}).
+
+When the conditionals are those of a joint :math:`p` (the bigram oracle), each site update is MH with
+acceptance 1 and the chain leaves :math:`p(x \mid n)` invariant — the exact test. For BERT they need
+not be the conditionals of *any* joint, so the chain has some stationary law, not a known one (Goyal et
+al. 2022; :mod:`textsampling.reference.mlm_metropolis_hastings` corrects it).
+
+**Start.** Either a given sentence, or all ``[MASK]`` with a length drawn first (:func:`init_all_mask`):
+:math:`n \sim P(n)`, :math:`x = ([\mathrm{MASK}])^n`. The model then conditions on the still-masked
+positions (an exact oracle marginalises them), so the first systematic sweep of an exact model draws
+:math:`x_0 \sim p(x_0 \mid n)`, :math:`x_1 \sim p(x_1 \mid x_0, n)`, ... — an exact joint sample.
+
+**Temperature and top-k change the target.** Sampling from
+:math:`\mathrm{top}_k\bigl(p(\cdot \mid x_{-i})^{1/\tau}\bigr)` is no longer Gibbs for :math:`p`; it is
+offered because published BERT samplers use it, and every info/trace says ``changes_target=True``.
+Special tokens (``model.special_token_ids``: [MASK], [CLS], END...) are never sampled.
+
+Uniforms: a random-scan step uses ``uniforms[0]`` for the position (``floor(u n)``) and ``uniforms[1]``
+for the token (inverse CDF); a systematic sweep uses ``uniforms[i]`` for position ``i`` (``max_length``
+uniforms, those past the sequence unused); :func:`init_all_mask` uses one uniform for the length.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from textsampling._validation import check_int, check_positive, check_uniforms
+from textsampling.randomness import as_generator, draw_uniforms
+from textsampling.reference.categorical import categorical_from_uniforms
+from textsampling.reference.proposals import draw_uniforms_for_steps, integer_from_uniform
+from textsampling.targets.base import PAD
+
+__all__ = [
+    "SCANS",
+    "INIT_STEP",
+    "MLMGibbsState",
+    "MLMGibbsInfo",
+    "MLMGibbsTrace",
+    "num_uniforms",
+    "sequence_length",
+    "changes_target",
+    "sampling_log_probs",
+    "init_all_mask",
+    "step",
+    "sample",
+    "transition_matrix",
+]
+
+SCANS = ("random", "systematic")
+#: Step index whose uniforms draw the initial length (kept apart from the steps 0, 1, ... of the chain).
+INIT_STEP = 2**32 - 1
+
+
+class MLMGibbsState(NamedTuple):
+    """The current sequence, shape ``(max_length,)``, PAD-padded; may hold [MASK] before a first visit."""
+
+    x: np.ndarray
+
+
+class MLMGibbsInfo(NamedTuple):
+    """Position(s) updated, token(s) written, and whether temperature/top-k changed the target."""
+
+    position: np.ndarray
+    token: np.ndarray
+    changes_target: bool
+
+
+class MLMGibbsTrace(NamedTuple):
+    """The state after each step (row ``t``); ``interrupted`` when a KeyboardInterrupt cut the run."""
+
+    states: np.ndarray
+    positions: np.ndarray
+    final_state: MLMGibbsState
+    changes_target: bool
+    interrupted: bool
+
+
+# ----------------------------------------------------------------------------- checks and helpers
+def check_scan(scan) -> str:
+    if scan not in SCANS:
+        raise ValueError(f"scan must be one of {SCANS}, got {scan!r}")
+    return scan
+
+
+def check_top_k(top_k):
+    """``None`` (no truncation) or an int >= 1."""
+    return None if top_k is None else check_int(top_k, "top_k", minimum=1)
+
+
+def check_sequence(x, model, name: str = "x") -> np.ndarray:
+    """A 1-D int sequence of tokens (or [MASK]) followed only by PAD, at most ``model.max_length`` long."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iu" or x.ndim != 1 or x.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D integer sequence, got dtype {x.dtype}, shape {x.shape}")
+    length = sequence_length(x)
+    if length == 0:
+        raise ValueError(f"{name} is empty (starts with PAD = {PAD}); give at least one token")
+    if np.any(x[length:] != PAD):
+        raise ValueError(f"{name} must hold tokens followed only by PAD = {PAD}, got {x.tolist()}")
+    if length > model.max_length:
+        raise ValueError(f"{name} has length {length}, over the model's max_length = {model.max_length}")
+    return x.astype(np.int64)
+
+
+def sequence_length(x) -> int:
+    """Number of entries before the first PAD."""
+    is_pad = np.asarray(x) == PAD
+    return int(np.argmax(is_pad)) if is_pad.any() else int(is_pad.shape[-1])
+
+
+def changes_target(temperature: float, top_k) -> bool:
+    """True when temperature != 1 or top-k truncation is on: the chain no longer targets the model's joint."""
+    return bool(temperature != 1.0 or top_k is not None)
+
+
+def sampling_log_probs(log_probs, special_token_ids, temperature: float = 1.0, top_k=None) -> np.ndarray:
+    """The row a token is drawn from: specials removed, then :math:`\\ell / \\tau`, then top-k.
+
+    Parameters
+    ----------
+    log_probs : array_like, shape (V,)
+        The model's :math:`\\log p(x_i = v \\mid x_{-i})`.
+    special_token_ids : iterable of int
+        Ids never sampled (set to ``-inf`` whatever the model says).
+    temperature : float
+        :math:`\\tau > 0`; 1 keeps the model's conditional.
+    top_k : int or None
+        Keep the ``k`` largest entries (ties: the lower id first), others ``-inf``.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (V,), unnormalised.
+    """
+    row = np.array(log_probs, dtype=np.float64)
+    special = [int(t) for t in special_token_ids if 0 <= int(t) < row.shape[0]]
+    row[special] = -np.inf
+    if np.any(np.isnan(row)) or np.any(row == np.inf) or np.all(row == -np.inf):
+        raise ValueError("the model's conditional must be finite or -inf, never NaN/+inf, not all -inf")
+    row = row / temperature
+    if top_k is not None and top_k < row.shape[0]:
+        order = np.argsort(-row, kind="stable")  # descending, lower id first on ties
+        row[order[top_k:]] = -np.inf
+    return row
+
+
+def _conditional(model, x, position: int) -> np.ndarray:
+    row = np.asarray(model.masked_log_probs(np.asarray(x)[None], np.array([position])), dtype=np.float64)
+    if row.shape != (1, model.vocab_size):
+        raise ValueError(f"model.masked_log_probs must return shape (1, {model.vocab_size}), got {row.shape}")
+    return row[0]
+
+
+def _update(uniform, x, position, model, temperature, top_k) -> np.ndarray:
+    """Redraw ``x[position]`` by inverse CDF of ``uniform`` over the sampling row."""
+    row = sampling_log_probs(_conditional(model, x, position), model.special_token_ids, temperature, top_k)
+    new_x = np.array(x, dtype=np.int64)
+    new_x[position] = categorical_from_uniforms(np.atleast_1d(uniform), row)[0]
+    return new_x
+
+
+def num_uniforms(scan: str = "random", max_length: int | None = None) -> int:
+    """2 for a random-scan step (position, token); ``max_length`` for a systematic sweep."""
+    if check_scan(scan) == "random":
+        return 2
+    return check_int(max_length, "max_length", minimum=1)
+
+
+# ----------------------------------------------------------------------------- the sampler
+def init_all_mask(uniform, model, max_length: int, length_log_probs=None) -> MLMGibbsState:
+    """All-[MASK] start: draw :math:`n` from ``length_log_probs`` (entry ``k`` is length ``k + 1``).
+
+    Parameters
+    ----------
+    uniform : float in (0, 1)
+        Drives the length (inverse CDF).
+    model : masked LM with ``mask_token_id``
+    max_length : int
+        Width of the state; lengths ``1..max_length``.
+    length_log_probs : array_like, shape (max_length,), optional
+        Unnormalised log-probabilities of the lengths; uniform by default.
+    """
+    max_length = check_int(max_length, "max_length", minimum=1)
+    if max_length > model.max_length:
+        raise ValueError(f"max_length = {max_length} is over the model's max_length = {model.max_length}")
+    mask_token_id = getattr(model, "mask_token_id", None)
+    if mask_token_id is None:
+        raise ValueError("an all-[MASK] start needs a masked LM with a mask_token_id; give x0 instead")
+    if length_log_probs is None:
+        length_log_probs = np.zeros(max_length)
+    length_log_probs = np.asarray(length_log_probs, dtype=np.float64)
+    if length_log_probs.shape != (max_length,):
+        raise ValueError(
+            f"length_log_probs must have shape (max_length,) = ({max_length},) (entry k: length k + 1), "
+            f"got {length_log_probs.shape}"
+        )
+    uniform = check_uniforms(np.atleast_1d(uniform), 1)
+    length = int(categorical_from_uniforms(uniform, length_log_probs)[0]) + 1
+    x = np.full(max_length, PAD, dtype=np.int64)
+    x[:length] = int(mask_token_id)
+    return MLMGibbsState(x)
+
+
+def step(uniforms, state: MLMGibbsState, model, scan: str = "random", temperature: float = 1.0, top_k=None):
+    """One random-scan step, or one systematic sweep, deterministic given ``uniforms``.
+
+    Parameters
+    ----------
+    uniforms : array_like, shape (num_uniforms(scan, len(state.x)),)
+    state : MLMGibbsState
+    model : MaskedLanguageModel (see :mod:`textsampling.lm.base`)
+    scan : {"random", "systematic"}
+    temperature : float, default 1.0
+        :math:`\\tau`; any value other than 1 changes the target.
+    top_k : int or None
+        Truncation of the conditional; changes the target.
+
+    Returns
+    -------
+    (MLMGibbsState, MLMGibbsInfo)
+    """
+    check_scan(scan)
+    temperature = check_positive(temperature, "temperature")
+    top_k = check_top_k(top_k)
+    x = check_sequence(state.x, model, "state.x")
+    length = sequence_length(x)
+    uniforms = check_uniforms(uniforms, num_uniforms(scan, x.shape[0]))
+    flag = changes_target(temperature, top_k)
+    if scan == "random":
+        position = int(integer_from_uniform(uniforms[0], length))
+        new_x = _update(uniforms[1], x, position, model, temperature, top_k)
+        return MLMGibbsState(new_x), MLMGibbsInfo(np.int64(position), new_x[position], flag)
+    for position in range(length):
+        # Each update conditions on the tokens already rewritten earlier in the sweep.
+        x = _update(uniforms[position], x, position, model, temperature, top_k)
+    return MLMGibbsState(x), MLMGibbsInfo(np.arange(length), x[:length].copy(), flag)
+
+
+def sample(
+    rng,
+    model,
+    num_steps: int,
+    x0=None,
+    scan: str = "random",
+    temperature: float = 1.0,
+    top_k=None,
+    max_length: int | None = None,
+    length_log_probs=None,
+    first_step: int = 0,
+) -> MLMGibbsTrace:
+    """Run ``num_steps`` steps (sweeps for the systematic scan) and keep every state.
+
+    Step ``t`` uses ``draw_uniforms(rng, first_step + t, ...)``. Without ``x0`` the chain starts all
+    [MASK] with its length drawn from the uniforms of step :data:`INIT_STEP` (see :func:`init_all_mask`).
+
+    Returns
+    -------
+    MLMGibbsTrace
+    """
+    rng = as_generator(rng)
+    num_steps = check_int(num_steps, "num_steps")
+    first_step = check_int(first_step, "first_step")
+    if x0 is None:
+        max_length = model.max_length if max_length is None else max_length
+        state = init_all_mask(draw_uniforms(rng, INIT_STEP, 1).reshape(-1)[0], model, max_length, length_log_probs)
+    else:
+        state = MLMGibbsState(check_sequence(x0, model, "x0"))
+    width = state.x.shape[0]
+    all_uniforms = draw_uniforms_for_steps(rng, first_step, num_steps, num_uniforms(scan, width))
+    states = np.empty((num_steps, width), dtype=np.int64)
+    positions = np.full(num_steps, -1, dtype=np.int64)
+    flag = changes_target(check_positive(temperature, "temperature"), check_top_k(top_k))
+    done = 0
+    try:
+        for t in range(num_steps):
+            state, info = step(all_uniforms[t], state, model, scan, temperature, top_k)
+            states[t] = state.x
+            if scan == "random":
+                positions[t] = info.position
+            done = t + 1
+    except KeyboardInterrupt:
+        return MLMGibbsTrace(states[:done], positions[:done], state, flag, True)
+    return MLMGibbsTrace(states, positions, state, flag, False)
+
+
+# ----------------------------------------------------------------------------- exact kernel
+def site_matrix(model, states, position: int, temperature: float = 1.0, top_k=None) -> np.ndarray:
+    """Exact kernel of one update at ``position`` on the enumerated ``states`` (S, L), same code as :func:`step`."""
+    states = np.asarray(states, dtype=np.int64)
+    index = {row.tobytes(): s for s, row in enumerate(states)}
+    matrix = np.zeros((states.shape[0], states.shape[0]))
+    for a, x in enumerate(states):
+        if position >= sequence_length(x):
+            matrix[a, a] = 1.0  # a shorter sequence has no such position (sweeps skip it)
+            continue
+        row = sampling_log_probs(_conditional(model, x, position), model.special_token_ids, temperature, top_k)
+        probabilities = np.exp(row - np.max(row))
+        probabilities /= probabilities.sum()
+        for token in np.flatnonzero(probabilities > 0):
+            y = x.copy()
+            y[position] = token
+            key = y.tobytes()
+            if key not in index:
+                raise ValueError(f"state {y.tolist()} is reachable but missing from states")
+            matrix[a, index[key]] += probabilities[token]
+    return matrix
+
+
+def transition_matrix(model, states, scan: str = "random", temperature: float = 1.0, top_k=None) -> np.ndarray:
+    r"""Exact kernel on enumerated ``states`` (all of one length, or PAD-padded of several lengths).
+
+    Random scan: :math:`P = \sum_i \frac{1}{n}K_i` over the positions of each state's length;
+    systematic scan: one sweep :math:`K_0 K_1 \cdots`. Rows/columns follow ``states``.
+    """
+    check_scan(scan)
+    states = np.asarray(states, dtype=np.int64)
+    lengths = np.array([sequence_length(x) for x in states])
+    sites = [site_matrix(model, states, i, temperature, check_top_k(top_k)) for i in range(states.shape[1])]
+    if scan == "random":
+        matrix = np.zeros((states.shape[0], states.shape[0]))
+        for i, site in enumerate(sites):
+            # Position i is chosen with probability 1/n by a state of length n > i.
+            weight = np.where(i < lengths, 1.0 / lengths, 0.0)
+            matrix += weight[:, None] * site
+        return matrix
+    matrix = np.eye(states.shape[0])
+    for site in sites:
+        matrix = matrix @ site
+    return matrix

@@ -1,0 +1,198 @@
+r"""Metropolis–Hastings with masked-LM proposals (Goyal, Dyer & Berg-Kirkpatrick, ICLR 2022).
+
+BERT's conditionals need not belong to any joint distribution, so MLM Gibbs
+(:mod:`textsampling.reference.mlm_gibbs`) has *some* stationary law, not a known one. Goyal et al.
+(arXiv:2106.02736) keep the masked conditional as a *proposal* and correct it with MH towards an
+explicit energy :math:`E`, so the chain targets :math:`\pi(x) \propto \exp(-E(x))` exactly
+(part 3 of the series, kexue.fm/archives/8119). For a sequence of length :math:`n`:
+
+.. math::
+    i \sim \mathrm{Uniform}\{0..n-1\}, \quad v \sim q_i(\cdot) = p_{\mathrm{MLM}}(x_i = \cdot \mid x_{-i}),
+    \quad y = x \text{ with } y_i = v,
+
+    \log\alpha = \min\Bigl(0,\ E(x) - E(y) + \log q_i(x_i) - \log q_i(v)\Bigr).
+
+The Hastings term is exact and simple: the reverse move picks the same position (probability
+:math:`1/n` both ways) and conditions on :math:`y_{-i} = x_{-i}`, the *same* context, so the same
+:math:`q_i` gives both directions. Energies:
+
+* ``"pll"`` — pseudo-log-likelihood :math:`E(x) = -\sum_t \log p(x_t \mid x_{-t})`;
+* ``"raw_logit"`` — :math:`E(x) = -\sum_t \mathrm{logit}_t(x_{-t})[x_t]`, the unnormalised scores
+  (needs ``model.masked_logits``);
+* a callable ``energy_fn(states (N, L)) -> (N,)``, e.g. ``-causal_lm.sequence_log_probs`` to target
+  a causal LM's joint (with the bigram oracle: the exact joint, the invariance test).
+
+Uniforms: ``uniforms[0]`` the position (``floor(u n)``), ``uniforms[1]`` the token (inverse CDF),
+``uniforms[2]`` the accept decision (accept iff :math:`\log u < \log\alpha`; NaN rejects).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import logsumexp
+
+from textsampling._validation import check_int, check_uniforms
+from textsampling.randomness import as_generator
+from textsampling.reference.categorical import categorical_from_uniforms
+from textsampling.reference.metropolis_hastings import log_accept_ratio
+from textsampling.reference.mlm_gibbs import check_sequence, sampling_log_probs, sequence_length
+from textsampling.reference.proposals import draw_uniforms_for_steps, integer_from_uniform
+
+__all__ = [
+    "ENERGIES",
+    "NUM_UNIFORMS",
+    "MLMMHState",
+    "MLMMHInfo",
+    "MLMMHTrace",
+    "energy",
+    "init",
+    "proposal_log_probs",
+    "step",
+    "sample",
+    "transition_matrix",
+]
+
+ENERGIES = ("pll", "raw_logit")
+#: position, token, accept.
+NUM_UNIFORMS = 3
+
+
+class MLMMHState(NamedTuple):
+    """Current sequence (PAD-padded) and its energy :math:`E(x)` (cached)."""
+
+    x: np.ndarray
+    energy: float
+
+
+class MLMMHInfo(NamedTuple):
+    position: np.int64
+    proposal: np.ndarray
+    log_accept_ratio: float
+    accepted: bool
+
+
+class MLMMHTrace(NamedTuple):
+    states: np.ndarray
+    energies: np.ndarray
+    accepted: np.ndarray
+    final_state: MLMMHState
+    interrupted: bool
+
+
+def check_energy(kind):
+    if callable(kind) or kind in ENERGIES:
+        return kind
+    raise ValueError(f"energy must be one of {ENERGIES} or a callable energy_fn(states) -> (N,), got {kind!r}")
+
+
+def energy(model, x, kind="pll") -> float:
+    """:math:`E(x)` of one sequence: PLL, raw-logit, or ``kind(x[None])[0]`` for a callable."""
+    kind = check_energy(kind)
+    x = np.asarray(x, dtype=np.int64)
+    if callable(kind):
+        value = np.asarray(kind(x[None]), dtype=np.float64).reshape(-1)
+        if value.shape != (1,):
+            raise ValueError(f"energy_fn must return one value per state, shape (N,), got {value.shape}")
+        return float(value[0])
+    length = sequence_length(x)
+    rows = np.repeat(x[None], length, axis=0)  # (n, L): mask each position in turn
+    positions = np.arange(length)
+    if kind == "pll":
+        scores = model.masked_log_probs(rows, positions)  # (n, V)
+    else:
+        if not hasattr(model, "masked_logits"):
+            raise ValueError("energy='raw_logit' needs model.masked_logits (unnormalised MLM scores)")
+        scores = model.masked_logits(rows, positions)
+    return float(-np.sum(np.asarray(scores)[positions, x[:length]]))
+
+
+def init(x, model, kind="pll") -> MLMMHState:
+    x = check_sequence(x, model)
+    return MLMMHState(x, energy(model, x, kind))
+
+
+def proposal_log_probs(model, x, position: int) -> np.ndarray:
+    """Normalised :math:`\\log q_i(v)`: the masked conditional with special ids removed, ``(V,)``."""
+    raw = np.asarray(model.masked_log_probs(np.asarray(x)[None], np.array([position])), dtype=np.float64)[0]
+    row = sampling_log_probs(raw, model.special_token_ids)
+    return row - logsumexp(row)
+
+
+def _accept(state_energy, proposal_energy, log_q_forward, log_q_reverse):
+    # Target exp(-E): log rho = -E; the position choice 1/n cancels (same n both ways).
+    return log_accept_ratio(-state_energy, -proposal_energy, log_q_reverse - log_q_forward)
+
+
+def step(uniforms, state: MLMMHState, model, energy_kind="pll"):
+    """One MH step, deterministic given ``uniforms`` (shape (3,)).
+
+    Parameters
+    ----------
+    uniforms : array_like, shape (3,)
+    state : MLMMHState
+    model : MaskedLanguageModel
+    energy_kind : {"pll", "raw_logit"} or callable
+        The energy of ``state`` must have been computed with the same kind (see :func:`init`).
+
+    Returns
+    -------
+    (MLMMHState, MLMMHInfo)
+    """
+    uniforms = check_uniforms(uniforms, NUM_UNIFORMS)
+    x = check_sequence(state.x, model, "state.x")
+    position = int(integer_from_uniform(uniforms[0], sequence_length(x)))
+    log_q = proposal_log_probs(model, x, position)
+    token = int(categorical_from_uniforms(uniforms[1:2], log_q)[0])
+    y = x.copy()
+    y[position] = token
+    proposal_energy = energy(model, y, energy_kind)
+    # Reverse move: same position, same context y_{-i} = x_{-i}, so the same q_i proposes x_i.
+    log_alpha = _accept(state.energy, proposal_energy, log_q[token], log_q[x[position]])
+    accepted = bool(np.log(uniforms[2]) < log_alpha)
+    new_state = MLMMHState(y, proposal_energy) if accepted else state
+    return new_state, MLMMHInfo(np.int64(position), y, float(log_alpha), accepted)
+
+
+def sample(rng, model, x0, num_steps: int, energy_kind="pll", first_step: int = 0) -> MLMMHTrace:
+    """Run ``num_steps`` steps from ``x0``; step ``t`` uses ``draw_uniforms(rng, first_step + t, 3)``."""
+    rng = as_generator(rng)
+    num_steps = check_int(num_steps, "num_steps")
+    first_step = check_int(first_step, "first_step")
+    check_energy(energy_kind)
+    state = init(x0, model, energy_kind)
+    all_uniforms = draw_uniforms_for_steps(rng, first_step, num_steps, NUM_UNIFORMS)
+    states = np.empty((num_steps,) + state.x.shape, dtype=np.int64)
+    energies = np.empty(num_steps)
+    accepted = np.zeros(num_steps, dtype=bool)
+    done = 0
+    try:
+        for t in range(num_steps):
+            state, info = step(all_uniforms[t], state, model, energy_kind)
+            states[t], energies[t], accepted[t] = state.x, state.energy, info.accepted
+            done = t + 1
+    except KeyboardInterrupt:
+        return MLMMHTrace(states[:done], energies[:done], accepted[:done], state, True)
+    return MLMMHTrace(states, energies, accepted, state, False)
+
+
+def transition_matrix(model, states, energy_kind="pll") -> np.ndarray:
+    """Exact kernel on enumerated ``states`` (closed under single-token changes), same code as :func:`step`."""
+    states = np.asarray(states, dtype=np.int64)
+    index = {row.tobytes(): s for s, row in enumerate(states)}
+    energies = np.array([energy(model, x, energy_kind) for x in states])
+    matrix = np.zeros((states.shape[0], states.shape[0]))
+    for a, x in enumerate(states):
+        length = sequence_length(x)
+        for position in range(length):
+            log_q = proposal_log_probs(model, x, position)
+            for token in np.flatnonzero(log_q > -np.inf):
+                y = x.copy()
+                y[position] = token
+                b = index[y.tobytes()]
+                log_alpha = _accept(energies[a], energies[b], log_q[token], log_q[x[position]])
+                if b != a and not np.isnan(log_alpha):
+                    matrix[a, b] += np.exp(log_q[token] + log_alpha) / length
+        matrix[a, a] = max(0.0, 1.0 - matrix[a].sum())
+    return matrix

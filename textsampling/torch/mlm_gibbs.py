@@ -1,0 +1,149 @@
+r"""Torch twin of :mod:`textsampling.reference.mlm_gibbs`: MLM Gibbs for a batch of chains.
+
+Same math, names and uniform roles as the reference (Wang & Cho 2019, arXiv:1902.04094; part 3 of the
+series), with a leading chain dimension ``B``: one model call per step (random scan) or per position
+(systematic sweep) serves every chain, and the LM head is asked only for the masked position of each
+row (``model.masked_log_probs_torch(x, positions)``). Chains of different lengths share a batch: a
+sweep leaves position ``i`` of a chain shorter than ``i + 1`` untouched.
+
+Fed the same uniforms, in float64, chain ``c`` of :func:`step` equals the reference chain for chain ``c``
+token for token (tests/test_lm_samplers_twins.py).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from textsampling._validation import check_positive
+from textsampling.reference.mlm_gibbs import changes_target, check_scan, check_top_k
+from textsampling.targets.base import PAD
+
+__all__ = [
+    "MLMGibbsState",
+    "MLMGibbsInfo",
+    "categorical_from_uniforms",
+    "integer_from_uniforms",
+    "sequence_lengths",
+    "sampling_log_probs",
+    "init_all_mask",
+    "step",
+]
+
+
+class MLMGibbsState(NamedTuple):
+    """Current sequences, ``(B, L)`` long, PAD-padded."""
+
+    x: torch.Tensor
+
+
+class MLMGibbsInfo(NamedTuple):
+    """Position updated (``(B,)``, or ``(B, L)`` for a sweep with -1 past the end) and whether the target changed."""
+
+    position: torch.Tensor
+    token: torch.Tensor
+    changes_target: bool
+
+
+def categorical_from_uniforms(uniforms: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF rule of :func:`textsampling.reference.categorical.categorical_from_uniforms`, batched.
+
+    ``uniforms`` ``(B,)`` in (0, 1), ``logits`` ``(B, K)`` with at least one finite entry per row;
+    returns ``(B,)`` long: the first index whose cumulative weight exceeds ``u`` times the total.
+    """
+    weights = torch.exp(logits - logits.max(dim=-1, keepdim=True).values)  # (B, K), max weight 1
+    cumulative = torch.cumsum(weights, dim=-1)  # (B, K)
+    threshold = uniforms.to(cumulative.dtype) * cumulative[:, -1]  # (B,)
+    indices = (cumulative <= threshold[:, None]).sum(dim=-1)  # (B,)
+    num_categories = logits.shape[-1]
+    indices = indices.clamp(max=num_categories - 1)
+    # As in the reference: never land on a trailing zero-weight category after rounding.
+    last_positive = num_categories - 1 - torch.argmax((weights > 0).flip(-1).to(torch.int64), dim=-1)
+    return torch.minimum(indices, last_positive)
+
+
+def integer_from_uniforms(uniforms: torch.Tensor, num_values: torch.Tensor) -> torch.Tensor:
+    """``floor(u n)`` clamped to ``n - 1`` per row (``n >= 1``), as the reference's ``integer_from_uniform``."""
+    num_values = num_values.to(torch.int64)
+    values = torch.floor(uniforms * num_values.to(uniforms.dtype)).to(torch.int64)
+    return torch.minimum(values, num_values - 1)
+
+
+def sequence_lengths(x: torch.Tensor) -> torch.Tensor:
+    """Entries before the first PAD of each row, ``(B,)``."""
+    is_pad = x == PAD  # (B, L)
+    return torch.where(is_pad.any(dim=1), torch.argmax(is_pad.to(torch.int64), dim=1), x.shape[1])
+
+
+def sampling_log_probs(log_probs: torch.Tensor, special_token_ids, temperature: float = 1.0, top_k=None):
+    """Batched :func:`textsampling.reference.mlm_gibbs.sampling_log_probs`: ``(B, V) -> (B, V)``."""
+    row = log_probs.clone()
+    special = [int(t) for t in special_token_ids if 0 <= int(t) < row.shape[-1]]
+    if special:
+        row[:, special] = -torch.inf
+    row = row / temperature
+    if top_k is not None and top_k < row.shape[-1]:
+        order = torch.sort(row, dim=-1, descending=True, stable=True).indices  # (B, V), lower id first on ties
+        row = row.scatter(-1, order[:, top_k:], -torch.inf)
+    return row
+
+
+def init_all_mask(uniforms: torch.Tensor, model, max_length: int, length_log_probs=None) -> MLMGibbsState:
+    """All-[MASK] starts with lengths drawn by ``uniforms[:, 0]`` (entry ``k`` of ``length_log_probs``: length ``k+1``)."""
+    mask_token_id = getattr(model, "mask_token_id", None)
+    if mask_token_id is None:
+        raise ValueError("an all-[MASK] start needs a masked LM with a mask_token_id; give x0 instead")
+    if max_length > model.max_length:
+        raise ValueError(f"max_length = {max_length} is over the model's max_length = {model.max_length}")
+    num_chains = uniforms.shape[0]
+    if length_log_probs is None:
+        length_log_probs = torch.zeros(max_length, dtype=uniforms.dtype, device=uniforms.device)
+    length_log_probs = torch.as_tensor(length_log_probs, dtype=uniforms.dtype, device=uniforms.device)
+    if length_log_probs.shape != (max_length,):
+        raise ValueError(f"length_log_probs must have shape ({max_length},), got {tuple(length_log_probs.shape)}")
+    lengths = categorical_from_uniforms(uniforms[:, 0], length_log_probs.expand(num_chains, -1)) + 1  # (B,)
+    positions = torch.arange(max_length, device=uniforms.device)
+    x = torch.where(positions[None, :] < lengths[:, None], int(mask_token_id), PAD)  # (B, L)
+    return MLMGibbsState(x.to(torch.int64))
+
+
+def _update(uniforms, x, positions, model, temperature, top_k, active):
+    """Redraw ``x[c, positions[c]]`` for the chains where ``active``; ``uniforms`` ``(B,)``."""
+    log_probs = model.masked_log_probs_torch(x, positions)  # (B, V)
+    row = sampling_log_probs(log_probs, model.special_token_ids, temperature, top_k)  # (B, V)
+    tokens = categorical_from_uniforms(uniforms, row)  # (B,)
+    current = x.gather(1, positions[:, None])[:, 0]  # (B,)
+    new_tokens = torch.where(active, tokens, current)
+    return x.scatter(1, positions[:, None], new_tokens[:, None]), new_tokens
+
+
+def step(uniforms: torch.Tensor, state: MLMGibbsState, model, scan: str = "random", temperature: float = 1.0, top_k=None):
+    """One random-scan step (``uniforms`` ``(B, 2)``) or one systematic sweep (``(B, L)``) for every chain.
+
+    Returns
+    -------
+    (MLMGibbsState, MLMGibbsInfo)
+    """
+    check_scan(scan)
+    temperature = check_positive(temperature, "temperature")
+    top_k = check_top_k(top_k)
+    x = state.x
+    lengths = sequence_lengths(x)  # (B,)
+    flag = changes_target(temperature, top_k)
+    if scan == "random":
+        positions = integer_from_uniforms(uniforms[:, 0], lengths)  # (B,)
+        active = torch.ones_like(positions, dtype=torch.bool)
+        x, tokens = _update(uniforms[:, 1], x, positions, model, temperature, top_k, active)
+        return MLMGibbsState(x), MLMGibbsInfo(positions, tokens, flag)
+    num_chains, width = x.shape
+    for position in range(width):
+        active = position < lengths  # (B,)
+        if not bool(active.any()):
+            break
+        # Rows too short for this position ask about their last position and keep their token.
+        positions = torch.minimum(torch.full_like(lengths, position), lengths - 1)
+        x, _ = _update(uniforms[:, position], x, positions, model, temperature, top_k, active)
+    swept = torch.arange(width, device=x.device)[None, :].expand(num_chains, -1)
+    swept = torch.where(swept < lengths[:, None], swept, -1)
+    return MLMGibbsState(x), MLMGibbsInfo(swept, x.clone(), flag)
