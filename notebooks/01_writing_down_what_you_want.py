@@ -19,8 +19,10 @@
 #
 # $$
 # \rho(x, c) = p(x)^{\gamma} \cdot \mathrm{sim}(x, c) \cdot \chi(x, c),
-# \qquad
-# \chi(x, c) = \begin{cases} 1 & \text{every keyword of } c \text{ occurs in } x,\\ 0 & \text{otherwise,}\end{cases}
+# $$
+#
+# $$
+# \chi(x, c) = \begin{cases} 1 & \text{if every keyword of } c \text{ occurs in } x,\\ 0 & \text{otherwise,}\end{cases}
 # $$
 #
 # where $p$ is a language model (fluency), $\mathrm{sim}$ a soft relevance score and $\chi$ a hard
@@ -53,9 +55,14 @@ rng = np.random.default_rng(SEED)
 # %% [markdown]
 # ## A language model small enough to enumerate
 #
-# A bigram model with an end token: $\log p(x) = \log p(x_1) + \sum_{t \ge 2} \log p(x_t \mid x_{t-1})
-# + \log p(\mathrm{END} \mid x_n)$. We set its logits by hand so that its favourite sentences read like
-# English; every transition keeps a small probability, so every sentence is possible.
+# A bigram model with an end token,
+#
+# $$
+# \log p(x) = \log p(x_1) + \sum_{t=2}^{n} \log p(x_t \mid x_{t-1}) + \log p(\mathrm{END} \mid x_n).
+# $$
+#
+# We set its logits by hand so that its favourite sentences read like English; every transition keeps
+# a small probability, so every sentence is possible.
 
 # %%
 WORDS = ["the", "king", "queen", "wears", "a", "crown"]
