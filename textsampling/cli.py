@@ -28,38 +28,40 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: one sub-parser per subcommand, filled in only for the one that runs."""
+    from textsampling import __version__
+
     parser = argparse.ArgumentParser(
         prog="textsampling",
         description="Text found by search: sample or maximise an unnormalised distribution over texts.",
     )
-    from textsampling import __version__
-
     parser.add_argument("--version", action="version", version=f"textsampling {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:
-            if error.name != module_name:
-                raise
-            continue  # subcommand not shipped in this version
-        subparser = subparsers.add_parser(name, help=help_text, description=module.__doc__)
-        module.add_arguments(subparser)
-        subparser.set_defaults(run=module.run)
+    parser.add_argument("command", choices=sorted(SUBCOMMANDS), metavar="COMMAND",
+                        help="; ".join(f"{name}: {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()))
+    parser.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments of the subcommand")
     return parser
 
 
+def subcommand_parser(name: str):
+    """Import the subcommand's module (only this one) and build its argument parser."""
+    module_name, help_text = SUBCOMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"textsampling {name}", description=module.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    return parser, module
+
+
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "run", None) is None:
-        parser.print_help()
-        return 2
+    top = build_parser().parse_args(argv)
+    parser, module = subcommand_parser(top.command)
+    args = parser.parse_args(top.arguments)
+    args.command = top.command
     try:
-        return int(args.run(args) or 0)
+        return int(module.run(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, OSError) as error:
         # Bad input is reported as one clear line, not a traceback.
-        print(f"textsampling {args.command}: error: {error}", file=sys.stderr)
+        print(f"textsampling {top.command}: error: {error}", file=sys.stderr)
         return 2
 
 
