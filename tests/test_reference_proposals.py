@@ -46,6 +46,9 @@ def test_draw_uniforms_for_steps_equals_one_draw_per_step(rng):
     together = pr.draw_uniforms_for_steps(copy.deepcopy(rng), 4, 5, 3)
     one_by_one = np.stack([draw_uniforms(rng, 4 + t, 3) for t in range(5)])
     np.testing.assert_array_equal(together, one_by_one)
+    # Block-wise iteration across block boundaries gives the same rows.
+    iterated = np.stack(list(pr.iterate_step_uniforms(copy.deepcopy(rng), 9, 7, 3, block_size=3)))
+    np.testing.assert_array_equal(iterated, np.stack([draw_uniforms(rng, 9 + t, 3) for t in range(7)]))
 
 
 def discrete_cases():

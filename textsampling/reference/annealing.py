@@ -31,7 +31,7 @@ from textsampling._validation import check_int, check_positive, check_uniforms
 from textsampling.randomness import as_generator
 from textsampling.reference import metropolis_hastings
 from textsampling.reference.metropolis_hastings import MHInfo, MHState
-from textsampling.reference.proposals import draw_uniforms_for_steps
+from textsampling.reference.proposals import iterate_step_uniforms
 
 __all__ = [
     "AnnealingResult",
@@ -160,14 +160,14 @@ def anneal(rng, x0, log_prob_fn, proposal, temperatures, first_step: int = 0) ->
     num_steps = temperatures.shape[0]
     state = metropolis_hastings.init(x0, log_prob_fn)
     best_state, best_log_prob = state.x.copy(), state.log_prob
-    all_uniforms = draw_uniforms_for_steps(rng, first_step, num_steps, num_uniforms(proposal))
+    step_uniforms = iterate_step_uniforms(rng, first_step, num_steps, num_uniforms(proposal))
     states = np.empty((num_steps,) + state.x.shape, dtype=state.x.dtype)
     log_probs = np.empty(num_steps)
     accepted = np.zeros(num_steps, dtype=bool)
     done = 0
     try:
-        for t in range(num_steps):
-            state, info = step(all_uniforms[t], state, log_prob_fn, proposal, temperatures[t])
+        for t, uniforms in enumerate(step_uniforms):
+            state, info = step(uniforms, state, log_prob_fn, proposal, temperatures[t])
             states[t], log_probs[t], accepted[t] = state.x, state.log_prob, info.accepted
             # Strictly better only: the first state reaching the best value is kept.
             if state.log_prob > best_log_prob:

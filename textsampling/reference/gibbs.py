@@ -32,7 +32,7 @@ import numpy as np
 from textsampling._validation import check_int, check_uniforms
 from textsampling.randomness import as_generator
 from textsampling.reference.categorical import categorical_from_uniforms
-from textsampling.reference.proposals import draw_uniforms_for_steps, integer_from_uniform
+from textsampling.reference.proposals import iterate_step_uniforms, integer_from_uniform
 
 __all__ = [
     "GibbsState",
@@ -167,17 +167,17 @@ def sample(rng, x0, conditional_log_probs, num_steps: int, scan: str = "random",
     first_step = check_int(first_step, "first_step")
     state = GibbsState(_check_sequence(x0, "x0"))
     length = state.x.shape[0]
-    all_uniforms = draw_uniforms_for_steps(rng, first_step, num_steps, num_uniforms(scan, length))
+    step_uniforms = iterate_step_uniforms(rng, first_step, num_steps, num_uniforms(scan, length))
     states = np.empty((num_steps, length), dtype=np.int64)
     positions = np.full(num_steps, -1, dtype=np.int64)
     done = 0
     try:
-        for t in range(num_steps):
+        for t, uniforms in enumerate(step_uniforms):
             if scan == "random":
-                state, info = step(all_uniforms[t], state, conditional_log_probs)
+                state, info = step(uniforms, state, conditional_log_probs)
                 positions[t] = info.position
             else:
-                state, _ = sweep(all_uniforms[t], state, conditional_log_probs)
+                state, _ = sweep(uniforms, state, conditional_log_probs)
             states[t] = state.x
             done = t + 1
     except KeyboardInterrupt:

@@ -26,7 +26,7 @@ import numpy as np
 
 from textsampling._validation import check_int, check_uniforms
 from textsampling.randomness import as_generator
-from textsampling.reference.proposals import draw_uniforms_for_steps
+from textsampling.reference.proposals import iterate_step_uniforms
 
 __all__ = [
     "MHState",
@@ -173,7 +173,7 @@ def sample(rng, x0, log_prob_fn, proposal, num_steps: int, first_step: int = 0) 
     num_steps = check_int(num_steps, "num_steps")
     first_step = check_int(first_step, "first_step")
     state = init(x0, log_prob_fn)
-    all_uniforms = draw_uniforms_for_steps(rng, first_step, num_steps, num_uniforms(proposal))
+    step_uniforms = iterate_step_uniforms(rng, first_step, num_steps, num_uniforms(proposal))
     # Pre-allocate the whole trace and fill it step by step.
     states = np.empty((num_steps,) + state.x.shape, dtype=state.x.dtype)
     log_probs = np.empty(num_steps)
@@ -181,8 +181,8 @@ def sample(rng, x0, log_prob_fn, proposal, num_steps: int, first_step: int = 0) 
     log_accept_ratios = np.empty(num_steps)
     done = 0
     try:
-        for t in range(num_steps):
-            state, info = step(all_uniforms[t], state, log_prob_fn, proposal)
+        for t, uniforms in enumerate(step_uniforms):
+            state, info = step(uniforms, state, log_prob_fn, proposal)
             states[t], log_probs[t] = state.x, state.log_prob
             accepted[t], log_accept_ratios[t] = info.accepted, info.log_accept_ratio
             done = t + 1

@@ -34,6 +34,7 @@ __all__ = [
     "integer_from_uniform",
     "normal_from_uniforms",
     "draw_uniforms_for_steps",
+    "iterate_step_uniforms",
     "DiscreteProposal",
     "UniformCategoricalProposal",
     "RingStepProposal",
@@ -81,6 +82,19 @@ def draw_uniforms_for_steps(rng, first_step: int, num_steps: int, num_uniforms: 
     uniforms = rng.random(num_steps * num_uniforms).reshape(num_steps, num_uniforms)
     # Same guard as draw_uniforms: Generator.random may return exactly 0.
     return np.where(uniforms > 0.0, uniforms, np.finfo(np.float64).tiny)
+
+
+def iterate_step_uniforms(rng, first_step: int, num_steps: int, num_uniforms: int, block_size: int = 4096):
+    """Yield the uniforms of steps ``first_step, first_step + 1, ...`` one row at a time.
+
+    Draws them ``block_size`` steps at a time with :func:`draw_uniforms_for_steps`, so a long chain
+    neither holds all its uniforms in memory nor pays one generator call per step.
+    """
+    for block_start in range(0, num_steps, block_size):
+        block = draw_uniforms_for_steps(
+            rng, first_step + block_start, min(block_size, num_steps - block_start), num_uniforms
+        )
+        yield from block
 
 
 def _check_state_int(x, name: str, upper: int) -> np.ndarray:
