@@ -1,0 +1,77 @@
+"""Helpers shared by the Hugging Face adapters: special ids, batch checks, padding conversions."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from textsampling.targets.base import PAD
+
+__all__ = ["special_token_ids", "as_token_tensor", "row_lengths", "encode_texts", "decode_rows"]
+
+
+def special_token_ids(tokenizer, vocab_size: int) -> frozenset:
+    """Every id a sampler must never produce.
+
+    The tokenizer's special tokens (``[MASK]``, ``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]``, BOS/EOS,
+    additional specials), added tokens marked special, and ids the model scores but the tokenizer
+    cannot decode (embedding matrices are often padded past the vocabulary, e.g. to a multiple of 64).
+    """
+    ids = set(int(i) for i in tokenizer.all_special_ids if i is not None)
+    for token_id, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
+        if getattr(added, "special", False):
+            ids.add(int(token_id))
+    ids.update(range(len(tokenizer), vocab_size))
+    return frozenset(i for i in ids if 0 <= i < vocab_size)
+
+
+def as_token_tensor(token_ids, vocab_size: int, name: str = "token_ids") -> torch.Tensor:
+    """Check a PAD-padded ``(N, L)`` batch of content ids and return it as an int64 tensor (same device).
+
+    Valid: integer dtype, 2-D, entries in ``[0, vocab_size)`` or ``PAD = -1``, padding only on the right.
+    """
+    if isinstance(token_ids, torch.Tensor):
+        tensor = token_ids
+        if tensor.dtype.is_floating_point or tensor.dtype == torch.bool or tensor.is_complex():
+            raise TypeError(f"{name} must hold integer token ids, got dtype {tensor.dtype}")
+    else:
+        array = np.asarray(token_ids)
+        if array.dtype.kind not in "iu":
+            if array.size == 0 and array.dtype.kind == "f":
+                array = array.astype(np.int64)  # np.asarray([[]]) is float; an empty batch has no bad values
+            else:
+                raise TypeError(f"{name} must hold integer token ids (PAD = -1 for padding), got dtype {array.dtype}")
+        tensor = torch.as_tensor(array.astype(np.int64))
+    if tensor.dim() != 2:
+        raise ValueError(f"{name} must be a 2-D (num_sequences, length) array, got shape {tuple(tensor.shape)}")
+    tensor = tensor.long()
+    if tensor.numel() and (bool((tensor < PAD).any()) or bool((tensor >= vocab_size).any())):
+        raise ValueError(f"{name} entries must lie in [0, {vocab_size}) or be PAD = {PAD}")
+    present = tensor != PAD  # (N, L)
+    if tensor.shape[1] > 1 and bool((present[:, 1:] & ~present[:, :-1]).any()):
+        raise ValueError(f"{name} must be padded on the right: a token follows a PAD = {PAD}")
+    return tensor
+
+
+def row_lengths(tensor: torch.Tensor) -> torch.Tensor:
+    """Number of content tokens in each right-padded row, ``(N,)``."""
+    return (tensor != PAD).sum(dim=1)
+
+
+def encode_texts(tokenizer, texts) -> np.ndarray:
+    """Texts -> PAD-padded ``(N, L)`` int64 array of content ids (no [CLS]/[SEP]/BOS added)."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, got a single string; wrap it in a list")
+    rows = [tokenizer.encode(text, add_special_tokens=False) for text in texts]
+    width = max((len(row) for row in rows), default=0)
+    batch = np.full((len(rows), width), PAD, dtype=np.int64)
+    for index, row in enumerate(rows):
+        batch[index, : len(row)] = row
+    return batch
+
+
+def decode_rows(tokenizer, token_ids):
+    """One row ``(L,)`` -> str; a batch ``(N, L)`` -> list of N str (PAD dropped in both)."""
+    array = np.asarray(token_ids.cpu() if isinstance(token_ids, torch.Tensor) else token_ids)
+    texts = [tokenizer.decode([int(t) for t in row if t != PAD]) for row in np.atleast_2d(array)]
+    return texts[0] if array.ndim == 1 else texts
