@@ -201,5 +201,7 @@ def test_bad_input():
         mh.transition_matrix(target, pr.GaussianRandomWalkProposal(1.0))
     with pytest.raises(ValueError, match="log_probs must have shape"):
         mh.transition_matrix_from_log_probs(target.states, np.zeros(3), proposal)
+    with pytest.raises(ValueError, match="outside the enumerated states"):
+        mh.transition_matrix(target, pr.UniformCategoricalProposal(8))
     with pytest.raises(ValueError, match="single chain"):
         mh.sample(CounterGenerator(0, [0, 1]), 0, target.log_prob, proposal, 10)

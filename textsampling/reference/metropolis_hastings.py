@@ -198,7 +198,7 @@ def transition_matrix_from_log_probs(states, log_probs, proposal) -> np.ndarray:
     :math:`P_{ij} = q(j \mid i)\, \exp(\log\alpha)` for :math:`j \ne i`, with :math:`\log\alpha` from
     :func:`log_accept_ratio` and the Hastings term from ``proposal.log_q_ratio`` — the same functions
     :func:`step` uses — and :math:`P_{ii} = 1 - \sum_{j \ne i} P_{ij}`. Every proposal must land
-    inside ``states``.
+    inside ``states`` (checked: :math:`\sum_j q(j \mid i) = 1` over ``states``, else ``ValueError``).
     """
     states = np.asarray(states)
     log_probs = np.asarray(log_probs, dtype=np.float64)
@@ -209,15 +209,22 @@ def transition_matrix_from_log_probs(states, log_probs, proposal) -> np.ndarray:
         raise TypeError("proposal must be discrete, with log_prob(y, x) and log_q_ratio(y, x)")
     matrix = np.zeros((num_states, num_states))
     for i in range(num_states):
+        proposal_mass = np.exp(proposal.log_prob(states[i], states[i]))  # q(i | i), a self-proposal
         for j in range(num_states):
             if j == i:
                 continue
             log_q = proposal.log_prob(states[j], states[i])
             if log_q == -np.inf:
                 continue  # never proposed
+            proposal_mass += np.exp(log_q)
             log_alpha = log_accept_ratio(log_probs[i], log_probs[j], proposal.log_q_ratio(states[j], states[i]))
             # NaN alpha is a rejection: no mass moves.
             matrix[i, j] = 0.0 if np.isnan(log_alpha) else np.exp(log_q + log_alpha)
+        if abs(proposal_mass - 1.0) > 1e-9:
+            raise ValueError(
+                f"proposal puts probability {1.0 - proposal_mass!r} outside the enumerated states when "
+                f"moving from state {states[i].tolist()}; every proposal must land inside target.states"
+            )
         # Mass of every rejected or self-proposal stays on i.
         # (max with 0 absorbs a rounding error of order 1e-17 when nearly all mass moves.)
         matrix[i, i] = max(0.0, 1.0 - matrix[i].sum())
