@@ -45,6 +45,14 @@ def test_stationary_law_matches_left_eigenvector_and_matrix_power(seed):
     np.testing.assert_allclose(np.linalg.matrix_power(matrix, 200)[0], pi, atol=1e-12)
 
 
+def test_a_periodic_chain_still_has_its_unique_stationary_law():
+    # A pure rotation has period 5 (P^n never converges) but one closed class: pi is uniform.
+    rotation = biased_cycle(5, 1.0)
+    np.testing.assert_allclose(markov.stationary_distribution(rotation), np.full(5, 0.2), atol=1e-14)
+    # ...and its mixing curve from a point mass never decays.
+    np.testing.assert_allclose(markov.mixing_curve(rotation, 0, 10), 0.8, atol=1e-14)
+
+
 def test_several_closed_classes_have_no_unique_stationary_law():
     reducible = np.zeros((4, 4))
     reducible[:2, :2] = two_state(0.5, 0.5)
