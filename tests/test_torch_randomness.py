@@ -1,0 +1,142 @@
+"""The torch counter generator: Random123 known answers, bit-equality with NumPy, batch independence."""
+
+import numpy as np
+import pytest
+import torch
+
+from textsampling import randomness as reference
+from textsampling.torch import randomness as twin
+from textsampling.torch.randomness import _multiply_high_low
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+# Known-answer vectors of Philox4x32-10 published with Random123 (kat_vectors), as in test_randomness.py.
+KNOWN_ANSWERS = [
+    ([0, 0, 0, 0], [0, 0], [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]),
+    ([0xFFFFFFFF] * 4, [0xFFFFFFFF] * 2, [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]),
+    (
+        [0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344],
+        [0xA4093822, 0x299F31D0],
+        [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1],
+    ),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("counter, key, expected", KNOWN_ANSWERS)
+def test_philox_known_answers(counter, key, expected, device):
+    words = twin.philox4x32(torch.tensor(counter, device=device), key)
+    assert words.cpu().tolist() == expected
+
+
+def test_split_product_is_the_exact_64_bit_product():
+    # Edge words (0, 1, 2**16 +- 1, 2**32 - 1) and random ones, against Python's exact integers.
+    rng = np.random.default_rng(0)
+    words = [0, 1, 2**16 - 1, 2**16, 2**16 + 1, 2**31, 2**32 - 1] + rng.integers(0, 2**32, 500).tolist()
+    for multiplier in (reference.PHILOX_M0, reference.PHILOX_M1, 2**32 - 1):
+        high, low = _multiply_high_low(multiplier, torch.tensor(words, dtype=torch.int64))
+        exact = [multiplier * w for w in words]
+        assert high.tolist() == [p >> 32 for p in exact]
+        assert low.tolist() == [p & 0xFFFFFFFF for p in exact]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("seed", [0, 1, 2**32 + 7, 2**64 - 1])
+def test_bit_identical_to_numpy(seed, device):
+    chains = np.concatenate([np.arange(300), [2**32 - 1, 2**32, 2**40 + 3, 2**62 - 1]])
+    for step in (0, 1, 12345, 2**32 - 1):
+        for num_uniforms in (1, 2, 5):
+            expected = reference.counter_uniforms(seed, chains, step, num_uniforms)
+            got = twin.counter_uniforms(
+                seed, torch.tensor(chains, device=device), step, num_uniforms, dtype=torch.float64
+            )
+            np.testing.assert_array_equal(got.cpu().numpy(), expected)
+            got32 = twin.counter_uniforms(seed, torch.tensor(chains, device=device), step, num_uniforms)
+            assert got32.dtype == torch.float32
+            np.testing.assert_array_equal(got32.cpu().numpy(), np.minimum(expected.astype(np.float32), 1 - 2**-24))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_steps_broadcast_against_chains(device):
+    chains, steps = np.arange(7)[:, None], np.arange(100, 105)[None, :]
+    expected = reference.counter_uniforms(3, chains, steps, 3)  # (7, 5, 3)
+    got = twin.counter_uniforms(
+        3, torch.tensor(chains, device=device), torch.tensor(steps, device=device), 3, dtype=torch.float64
+    )
+    np.testing.assert_array_equal(got.cpu().numpy(), expected)
+    generator = twin.CounterGenerator(3, torch.arange(7, device=device))
+    for_steps = twin.draw_uniforms_for_steps(generator, 100, 5, 3, dtype=torch.float64)
+    np.testing.assert_array_equal(for_steps.cpu().numpy(), expected)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_chains_alone_equal_the_same_chains_in_a_big_batch(device):
+    big = twin.CounterGenerator(11, torch.arange(10_000, device=device))
+    alone = twin.CounterGenerator(11, torch.arange(10, device=device))
+    for step in (0, 1, 99):
+        batch = twin.draw_uniforms(big, step, 4, dtype=torch.float64)
+        assert batch.shape == (10_000, 4)
+        torch.testing.assert_close(twin.draw_uniforms(alone, step, 4, dtype=torch.float64), batch[:10], rtol=0, atol=0)
+        # one chain picked from the middle of the batch, alone
+        single = twin.CounterGenerator(11, torch.tensor([4321], device=device))
+        torch.testing.assert_close(single.uniforms(step, 4, dtype=torch.float64)[0], batch[4321], rtol=0, atol=0)
+
+
+def test_counter_generator_twins_the_numpy_one():
+    numpy_generator = reference.CounterGenerator(9, np.arange(5))
+    torch_generator = twin.CounterGenerator.from_numpy(numpy_generator)
+    np.testing.assert_array_equal(
+        torch_generator.uniforms(4, 3, dtype=torch.float64).numpy(), numpy_generator.uniforms(4, 3)
+    )
+    assert torch_generator.num_chains == 5 and torch_generator.device == torch.device("cpu")
+
+
+def test_float32_stays_below_one():
+    # Found by a one-off search: seed 0, chain 24962728, step 0 gives a second uniform above
+    # 1 - 2**-25, which rounds to exactly 1.0 in float32. The clamp must keep it below 1.
+    float64 = reference.counter_uniforms(0, 24962728, 0, 2)[1]
+    assert float64 > 1 - 2**-25 and np.float32(float64) == 1.0
+    value = twin.counter_uniforms(0, torch.tensor([24962728]), 0, 2)[0, 1]
+    assert value.item() == twin.largest_below_one(torch.float32) and value.item() < 1.0
+    # and the smallest possible uniform, 2**-53, is a positive float32
+    assert np.float32(0.5 / 2**52) > 0
+
+
+def test_torch_generator_path_is_open_interval_and_seeded_explicitly():
+    generator = torch.Generator().manual_seed(0)
+    uniforms = twin.draw_uniforms(generator, 0, 3, num_chains=1000)
+    assert uniforms.shape == (1000, 3) and uniforms.dtype == torch.float32
+    assert bool((uniforms > 0).all()) and bool((uniforms < 1).all())
+    again = twin.draw_uniforms(torch.Generator().manual_seed(0), 0, 3, num_chains=1000)
+    torch.testing.assert_close(uniforms, again, rtol=0, atol=0)
+
+
+def test_bad_input_is_refused_with_the_argument_named():
+    chains = torch.arange(4)
+    with pytest.raises(TypeError, match="rng"):
+        twin.draw_uniforms(np.random.default_rng(0), 0, 2, num_chains=4)
+    with pytest.raises(TypeError, match="dtype"):
+        twin.counter_uniforms(0, chains, 0, 2, dtype=torch.float16)
+    with pytest.raises(TypeError, match="seed"):
+        twin.counter_uniforms(1.5, chains, 0, 2)
+    with pytest.raises(ValueError, match="chain_index"):
+        twin.counter_uniforms(0, torch.tensor([-1]), 0, 2)
+    with pytest.raises(TypeError, match="chain_index"):
+        twin.counter_uniforms(0, torch.tensor([0.5]), 0, 2)
+    with pytest.raises(ValueError, match="step"):
+        twin.counter_uniforms(0, chains, 2**32, 2)
+    with pytest.raises(ValueError, match="num_uniforms"):
+        twin.counter_uniforms(0, chains, 0, -1)
+    with pytest.raises(ValueError, match="num_chains"):
+        twin.draw_uniforms(twin.CounterGenerator(0, chains), 0, 2, num_chains=5)
+    with pytest.raises(ValueError, match="num_chains"):
+        twin.draw_uniforms(torch.Generator(), 0, 2)
+    # a generator on the CPU for chains on a CUDA device (checked without needing one)
+    with pytest.raises(ValueError, match="rng"):
+        twin.draw_uniforms(torch.Generator(), 0, 2, num_chains=4, device="cuda")
+    with pytest.raises(ValueError, match="rng"):
+        twin.draw_uniforms(twin.CounterGenerator(0, chains), 0, 2, device="cuda")
+    with pytest.raises(ValueError, match="chain_index"):
+        twin.counter_uniforms(0, chains, 0, 2, device="cuda")
+    with pytest.raises(ValueError, match="chain_index"):
+        twin.CounterGenerator(0, torch.zeros(2, 2, dtype=torch.int64))
