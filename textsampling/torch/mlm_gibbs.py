@@ -52,7 +52,7 @@ def categorical_from_uniforms(uniforms: torch.Tensor, logits: torch.Tensor) -> t
     ``uniforms`` ``(B,)`` in (0, 1), ``logits`` ``(B, K)`` with at least one finite entry per row;
     returns ``(B,)`` long: the first index whose cumulative weight exceeds ``u`` times the total.
     """
-    weights = torch.exp(logits - logits.max(dim=-1, keepdim=True).values)  # (B, K), max weight 1
+    weights = torch.exp(logits - logits.amax(dim=-1, keepdim=True))  # (B, K), max weight 1
     cumulative = torch.cumsum(weights, dim=-1)  # (B, K)
     threshold = uniforms.to(cumulative.dtype) * cumulative[:, -1]  # (B,)
     indices = (cumulative <= threshold[:, None]).sum(dim=-1)  # (B,)

@@ -1,0 +1,128 @@
+"""Torch twins == NumPy references, chain by chain, fed the same uniforms (float64, CPU).
+
+Uniforms come from the counter-based generator: step ``t`` of chain ``c`` gets
+``counter_uniforms(seed, c, t, k)`` in both implementations, and every step's states (and accept
+decisions) must agree exactly; log acceptance ratios to float64 rounding.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from textsampling.lm.oracle import BigramOracle
+from textsampling.randomness import counter_uniforms
+from textsampling.reference import cgmh, mlm_gibbs, sentence_annealing
+from textsampling.reference import mlm_metropolis_hastings as mlm_mh
+from textsampling.targets import PAD, BigramLM
+from textsampling.torch import cgmh as cgmh_twin
+from textsampling.torch import mlm_gibbs as mlm_gibbs_twin
+from textsampling.torch import mlm_metropolis_hastings as mlm_mh_twin
+from textsampling.torch import sentence_annealing as sentence_annealing_twin
+
+NUM_CHAINS, NUM_STEPS = 6, 25
+
+
+def _oracle(seed=2, vocab_size=5, max_length=5):
+    rng = np.random.default_rng(seed)
+    transition = rng.normal(size=(vocab_size, vocab_size + 1))
+    transition[1, 3] = -np.inf  # a zero-probability transition on purpose
+    return BigramOracle(BigramLM(rng.normal(size=vocab_size), transition, max_length))
+
+
+def _uniforms(step, num_uniforms, seed=3):
+    return counter_uniforms(seed, np.arange(NUM_CHAINS), step, num_uniforms)  # (B, k)
+
+
+def _starts(oracle, seed=0):
+    """Chains of different lengths (2..max) in one batch."""
+    rng = np.random.default_rng(seed)
+    starts = np.full((NUM_CHAINS, oracle.max_length), PAD, dtype=np.int64)
+    for c in range(NUM_CHAINS):
+        length = 2 + c % (oracle.max_length - 1)
+        starts[c, :length] = rng.integers(0, oracle.num_tokens, size=length)
+    return starts
+
+
+@pytest.mark.parametrize("scan, temperature, top_k", [("random", 1.0, None), ("systematic", 1.0, None), ("random", 0.7, 3)])
+def test_mlm_gibbs_twin_equals_reference(scan, temperature, top_k):
+    oracle = _oracle()
+    width = oracle.max_length
+    k = mlm_gibbs.num_uniforms(scan, width)
+    references = [mlm_gibbs.init_all_mask(u, oracle, width) for u in _uniforms(mlm_gibbs.INIT_STEP, 1)[:, 0]]
+    twin = mlm_gibbs_twin.init_all_mask(torch.as_tensor(_uniforms(mlm_gibbs.INIT_STEP, 1)), oracle, width)
+    np.testing.assert_array_equal(twin.x.numpy(), np.array([r.x for r in references]))
+    for t in range(NUM_STEPS):
+        uniforms = _uniforms(t, k)
+        references = [mlm_gibbs.step(u, r, oracle, scan, temperature, top_k)[0] for u, r in zip(uniforms, references)]
+        twin, info = mlm_gibbs_twin.step(torch.as_tensor(uniforms), twin, oracle, scan, temperature, top_k)
+        np.testing.assert_array_equal(twin.x.numpy(), np.array([r.x for r in references]))
+    assert info.changes_target == (temperature != 1.0 or top_k is not None)
+
+
+@pytest.mark.parametrize("kind", ["pll", "raw_logit"])
+def test_mlm_mh_twin_equals_reference(kind):
+    oracle = _oracle()
+    starts = _starts(oracle)
+    references = [mlm_mh.init(x, oracle, kind) for x in starts]
+    twin = mlm_mh_twin.init(torch.as_tensor(starts), oracle, kind)
+    np.testing.assert_allclose(twin.energy.numpy(), [r.energy for r in references], atol=1e-12)
+    decisions = []
+    for t in range(NUM_STEPS):
+        uniforms = _uniforms(t, mlm_mh.NUM_UNIFORMS)
+        steps = [mlm_mh.step(u, r, oracle, kind) for u, r in zip(uniforms, references)]
+        references = [s[0] for s in steps]
+        twin, info = mlm_mh_twin.step(torch.as_tensor(uniforms), twin, oracle, kind)
+        np.testing.assert_array_equal(info.accepted.numpy(), [s[1].accepted for s in steps])
+        np.testing.assert_allclose(info.log_accept_ratio.numpy(), [s[1].log_accept_ratio for s in steps], atol=1e-12)
+        np.testing.assert_array_equal(twin.x.numpy(), np.array([r.x for r in references]))
+        decisions.extend(info.accepted.tolist())
+    assert 0 < np.mean(decisions) < 1  # both outcomes were compared
+
+
+def _log_similarity(states):
+    return 0.25 * (states == 1).sum(1)  # works on NumPy arrays and torch tensors alike
+
+
+@pytest.mark.parametrize("variant", [{}, {"position_ratio": False}, {"candidate_set": "biased"}, {"temperature": 0.3}])
+def test_cgmh_twin_equals_reference(variant):
+    oracle = _oracle()
+    config = cgmh.make_config(oracle, num_candidates=3, gamma=0.8, log_similarity_fn=_log_similarity,
+                              move_probabilities=(0.4, 0.35, 0.25), **variant)
+    keywords = [[2], [0, 3], [4], [], [1, 1], [3]]
+    references = []
+    for c, words in enumerate(keywords):
+        if words:
+            references.append(cgmh.keyword_state(config, words))
+        else:
+            references.append(cgmh.init(np.array([1, 0, PAD, PAD, PAD]), None, config))
+    twin = cgmh_twin.init(torch.as_tensor(np.array([r.x for r in references])),
+                          torch.as_tensor(np.array([r.protected for r in references])), config)
+    moves = set()
+    for t in range(4 * NUM_STEPS):
+        uniforms = _uniforms(t, cgmh.NUM_UNIFORMS)
+        steps = [cgmh.step(u, r, config) for u, r in zip(uniforms, references)]
+        references = [s[0] for s in steps]
+        twin, info = cgmh_twin.step(torch.as_tensor(uniforms), twin, config)
+        np.testing.assert_array_equal(info.accepted.numpy(), [s[1].accepted for s in steps])
+        np.testing.assert_array_equal(twin.x.numpy(), np.array([r.x for r in references]))
+        np.testing.assert_array_equal(twin.protected.numpy(), np.array([r.protected for r in references]))
+        np.testing.assert_allclose(twin.log_prob.numpy(), [r.log_prob for r in references], atol=1e-12)
+        np.testing.assert_allclose(info.log_accept_ratio.numpy(), [s[1].log_accept_ratio for s in steps], atol=1e-10)
+        moves.update((s[1].move, s[1].accepted) for s in steps)
+    assert {(m, True) for m in cgmh.MOVES} <= moves  # every move type was accepted somewhere
+
+
+def test_sentence_annealing_twin_equals_reference():
+    oracle = _oracle()
+    config = cgmh.make_config(oracle, num_candidates=4, gamma=0.5)
+    references = [cgmh.keyword_state(config, [c % oracle.num_tokens]) for c in range(NUM_CHAINS)]
+    twin = cgmh_twin.init(torch.as_tensor(np.array([r.x for r in references])),
+                          torch.as_tensor(np.array([r.protected for r in references])), config)
+    best = twin
+    for t, temperature in enumerate(sentence_annealing.geometric_schedule(2.0, 0.05, NUM_STEPS)):
+        uniforms = _uniforms(t, cgmh.NUM_UNIFORMS)
+        references = [sentence_annealing.step(u, r, config, temperature)[0] for u, r in zip(uniforms, references)]
+        twin, _ = sentence_annealing_twin.step(torch.as_tensor(uniforms), twin, config, temperature)
+        best = sentence_annealing_twin.update_best(best, twin)
+        np.testing.assert_array_equal(twin.x.numpy(), np.array([r.x for r in references]))
+    assert torch.all(best.log_prob >= twin.log_prob)
