@@ -29,13 +29,14 @@ from textsampling.lm.hf_masked import HFMaskedLM  # noqa: E402
 
 WORDS = "the king crown queen sword of a and to my lord is was fair foul night day love death".split()
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+CONTENT_END = len(SPECIALS) + len(WORDS) + 3  # content ids 5..CONTENT_END-1 ([unused0] comes after)
 
 
 def make_tokenizer():
     """A word-level WordPiece tokenizer over WORDS (ids 5..), built offline."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
-    vocab = {token: i for i, token in enumerate(SPECIALS + WORDS + ["##s", ".", ","])}
+    vocab = {token: i for i, token in enumerate(SPECIALS + WORDS + ["##s", ".", ",", "[unused0]"])}
     tokenizer = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -126,7 +127,8 @@ def test_adapters_implement_the_protocols(bert, gpt2, tokenizer):
 def test_special_ids_cover_tokenizer_specials_and_padded_vocabulary(bert, tokenizer):
     lm = HFMaskedLM(bert, tokenizer)
     assert lm.vocab_size == len(tokenizer) + 3
-    expected = {tokenizer.convert_tokens_to_ids(t) for t in SPECIALS} | set(range(len(tokenizer), lm.vocab_size))
+    expected = {tokenizer.convert_tokens_to_ids(t) for t in SPECIALS + ["[unused0]"]}  # BERT's placeholders too
+    expected |= set(range(len(tokenizer), lm.vocab_size))
     assert lm.special_token_ids == frozenset(expected)
     assert lm.max_length == 16 - 2
 
@@ -135,7 +137,7 @@ def test_masked_conditionals_equal_full_softmax(bert, tokenizer):
     lm = HFMaskedLM(bert, tokenizer)
     rng = np.random.default_rng(0)
     lengths = [1, 3, 7, 14, 5]
-    batch = random_batch(rng, 5, len(tokenizer), lengths)
+    batch = random_batch(rng, 5, CONTENT_END, lengths)
     positions = np.array([0, 2, 3, 13, 4])
     got = lm.masked_log_probs(batch, positions)
     assert got.shape == (5, lm.vocab_size) and got.dtype == np.float64
@@ -150,7 +152,7 @@ def test_masked_conditionals_equal_full_softmax(bert, tokenizer):
 def test_masked_ignores_the_token_at_the_position_and_the_batch_companions(bert, tokenizer):
     lm = HFMaskedLM(bert, tokenizer)
     rng = np.random.default_rng(1)
-    batch = random_batch(rng, 5, len(tokenizer), [6, 6, 2])
+    batch = random_batch(rng, 5, CONTENT_END, [6, 6, 2])
     changed = batch.copy()
     changed[0, 2] = 7 if batch[0, 2] != 7 else 8
     together = lm.masked_log_probs(batch, np.array([2, 1, 0]))
@@ -164,14 +166,14 @@ def test_masked_head_only_path_equals_full_model_path(bert, tokenizer):
     lm = HFMaskedLM(bert, tokenizer)
     fallback = HFMaskedLM(bert, tokenizer)
     fallback._head = None  # full model output, then gather
-    batch = random_batch(np.random.default_rng(2), 5, len(tokenizer), [4, 9])
+    batch = random_batch(np.random.default_rng(2), 5, CONTENT_END, [4, 9])
     positions = np.array([3, 0])
     np.testing.assert_allclose(lm.masked_logits(batch, positions), fallback.masked_logits(batch, positions), atol=1e-5)
 
 
 def test_masked_torch_twin_and_bf16(bert, tokenizer):
     lm = HFMaskedLM(bert, tokenizer)
-    batch = random_batch(np.random.default_rng(3), 5, len(tokenizer), [5, 3])
+    batch = random_batch(np.random.default_rng(3), 5, CONTENT_END, [5, 3])
     positions = np.array([1, 2])
     torch_out = lm.masked_log_probs_torch(torch.as_tensor(batch), torch.as_tensor(positions))
     assert torch_out.dtype == torch.float32
@@ -190,7 +192,7 @@ def test_distilbert_head_layout(tokenizer):
     model = DistilBertForMaskedLM(config).eval()
     lm = HFMaskedLM(model, tokenizer)
     assert lm._head is not None
-    batch = random_batch(np.random.default_rng(4), 5, len(tokenizer), [4])
+    batch = random_batch(np.random.default_rng(4), 5, CONTENT_END, [4])
     want = direct_masked(model, tokenizer, batch[0], 2, lm.special_token_ids)
     np.testing.assert_allclose(lm.masked_log_probs(batch, np.array([2]))[0], want, atol=2e-5)
 
@@ -201,7 +203,7 @@ def test_sequence_log_probs_equal_direct_sum(gpt2, tokenizer):
     disallowed = sorted(lm.special_token_ids - {lm.end_token_id})
     rng = np.random.default_rng(5)
     lengths = [0, 1, 4, 15, 8]
-    batch = random_batch(rng, 5, len(tokenizer), lengths)
+    batch = random_batch(rng, 5, CONTENT_END, lengths)
     got = lm.sequence_log_probs(batch)
     assert got.shape == (5,) and got.dtype == np.float64
     for n in range(5):
@@ -213,7 +215,7 @@ def test_sequence_log_probs_chunked_head_equals_unchunked(gpt2, tokenizer, monke
     import textsampling.lm.hf_causal as hf_causal
 
     lm = HFCausalLM(gpt2, tokenizer)
-    batch = random_batch(np.random.default_rng(6), 5, len(tokenizer), [3, 9, 6])
+    batch = random_batch(np.random.default_rng(6), 5, CONTENT_END, [3, 9, 6])
     whole = lm.sequence_log_probs(batch)
     monkeypatch.setattr(hf_causal, "CHUNK_ELEMENTS", lm.vocab_size * 2)  # two positions per chunk
     np.testing.assert_allclose(lm.sequence_log_probs(batch), whole, atol=1e-5)
@@ -222,7 +224,7 @@ def test_sequence_log_probs_chunked_head_equals_unchunked(gpt2, tokenizer, monke
 def test_next_token_log_probs_equal_direct_and_chain_rule(gpt2, tokenizer):
     lm = HFCausalLM(gpt2, tokenizer)
     disallowed = sorted(lm.special_token_ids - {lm.end_token_id})
-    batch = random_batch(np.random.default_rng(7), 5, len(tokenizer), [0, 2, 5])
+    batch = random_batch(np.random.default_rng(7), 5, CONTENT_END, [0, 2, 5])
     got = lm.next_token_log_probs(batch)
     for n in range(3):
         _, want = direct_sequence(gpt2, tokenizer, batch[n], disallowed)
@@ -238,7 +240,7 @@ def test_next_token_log_probs_equal_direct_and_chain_rule(gpt2, tokenizer):
 
 def test_causal_torch_twin(gpt2, tokenizer):
     lm = HFCausalLM(gpt2, tokenizer)
-    batch = random_batch(np.random.default_rng(8), 5, len(tokenizer), [3, 6])
+    batch = random_batch(np.random.default_rng(8), 5, CONTENT_END, [3, 6])
     out = lm.sequence_log_probs_torch(torch.as_tensor(batch))
     assert out.dtype == torch.float32
     np.testing.assert_array_equal(out.double().numpy(), lm.sequence_log_probs(batch))

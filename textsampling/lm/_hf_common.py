@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 
 from textsampling.targets.base import PAD
+
+_PLACEHOLDER = re.compile(r"^(\[unused\d+\]|<unused\d+>)$")
 
 __all__ = ["special_token_ids", "as_token_tensor", "row_lengths", "encode_texts", "decode_rows"]
 
@@ -14,10 +18,12 @@ def special_token_ids(tokenizer, vocab_size: int) -> frozenset:
     """Every id a sampler must never produce.
 
     The tokenizer's special tokens (``[MASK]``, ``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]``, BOS/EOS,
-    additional specials), added tokens marked special, and ids the model scores but the tokenizer
+    additional specials), added tokens marked special, BERT's placeholder tokens ``[unused0]`` ...
+    (never seen in training, so their logits are noise), and ids the model scores but the tokenizer
     cannot decode (embedding matrices are often padded past the vocabulary, e.g. to a multiple of 64).
     """
     ids = set(int(i) for i in tokenizer.all_special_ids if i is not None)
+    ids.update(int(i) for token, i in tokenizer.get_vocab().items() if _PLACEHOLDER.match(token))
     for token_id, added in getattr(tokenizer, "added_tokens_decoder", {}).items():
         if getattr(added, "special", False):
             ids.add(int(token_id))
