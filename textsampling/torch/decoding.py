@@ -1,0 +1,101 @@
+r"""Torch twin of :mod:`textsampling.reference.decoding`: batched decoding baselines.
+
+:func:`decode` builds ``B`` sentences at once, one ``next_token_log_probs_torch`` call per position for
+the whole batch (no loop over chains); :func:`filter_log_probs` is the reference's temperature → top-k →
+top-p rule on ``(B, V)`` rows; :func:`beam_search` runs the reference's beam rules with the ``k`` beams in
+one model call per step. Fed the same float64 uniforms, sentence ``c`` equals the reference's.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from textsampling.reference.decoding import BeamResult, beam_search as _reference_beam_search, check_decoding
+from textsampling.targets.base import PAD
+from textsampling.torch.mlm_gibbs import categorical_from_uniforms
+
+__all__ = ["DecodeResult", "filter_log_probs", "next_token_rows", "decode", "beam_search", "BeamResult"]
+
+
+class DecodeResult(NamedTuple):
+    tokens: torch.Tensor  # (B, max_new_tokens), PAD-padded, END excluded
+    ended: torch.Tensor  # (B,) bool
+
+
+def _normalise(rows: torch.Tensor) -> torch.Tensor:
+    return rows - torch.logsumexp(rows, dim=-1, keepdim=True)
+
+
+def filter_log_probs(log_probs: torch.Tensor, temperature=1.0, top_k=None, top_p=None) -> torch.Tensor:
+    """Batched :func:`textsampling.reference.decoding.filter_log_probs`: ``(B, V) -> (B, V)`` normalised."""
+    rows = _normalise(log_probs / temperature)
+    vocab_size = rows.shape[-1]
+    if top_k is not None and top_k < vocab_size:
+        order = torch.sort(rows, dim=-1, descending=True, stable=True).indices  # (B, V)
+        rows = _normalise(rows.scatter(-1, order[:, top_k:], -torch.inf))
+    if top_p is not None and top_p < 1.0:
+        ascending = torch.sort(rows, dim=-1, stable=True)  # least probable first
+        cumulative = torch.cumsum(torch.exp(ascending.values), dim=-1)  # (B, V)
+        remove = cumulative <= 1.0 - top_p
+        remove[:, -1] = False  # the most probable token always stays
+        rows = _normalise(rows.scatter(-1, ascending.indices, torch.where(remove, -torch.inf, ascending.values)))
+    return rows
+
+
+def next_token_rows(model, prefixes: torch.Tensor, temperature=1.0, top_k=None, top_p=None, dtype=torch.float64):
+    """Filtered :math:`\\log q(x_{t+1} \\mid x_{\\le t})` for ``(B, W)`` PAD-padded prefixes, ``(B, V)``."""
+    rows = model.next_token_log_probs_torch(prefixes).to(dtype)  # (B, V)
+    special = [int(t) for t in model.special_token_ids if int(t) != model.end_token_id and 0 <= int(t) < rows.shape[1]]
+    if special:
+        rows[:, special] = -torch.inf
+    return filter_log_probs(rows, temperature, top_k, top_p)
+
+
+def decode(uniforms: torch.Tensor, model, temperature=1.0, top_k=None, top_p=None, greedy=False) -> DecodeResult:
+    """``B`` sentences from ``uniforms`` ``(B, max_new_tokens)``; finished rows stay PAD after their END."""
+    temperature, top_k, top_p = check_decoding(temperature, top_k, top_p)
+    num_sentences, max_new_tokens = uniforms.shape
+    tokens = torch.full((num_sentences, max_new_tokens), PAD, dtype=torch.int64, device=uniforms.device)
+    ended = torch.zeros(num_sentences, dtype=torch.bool, device=uniforms.device)
+    for t in range(max_new_tokens):
+        rows = next_token_rows(model, tokens, temperature, top_k, top_p, uniforms.dtype)  # (B, V)
+        if greedy:
+            # first maximum (lower id on ties), as numpy.argmax
+            is_max = rows == rows.amax(dim=-1, keepdim=True)
+            chosen = torch.argmax(is_max.to(torch.int64), dim=-1)
+        else:
+            chosen = categorical_from_uniforms(uniforms[:, t], rows)  # (B,)
+        now_ended = ~ended & (chosen == model.end_token_id)
+        write = ~ended & ~now_ended
+        tokens[:, t] = torch.where(write, chosen, tokens[:, t])
+        ended = ended | now_ended
+        if bool(ended.all()):
+            break
+    return DecodeResult(tokens, ended)
+
+
+def beam_search(model, num_beams: int, max_new_tokens: int, length_penalty: float = 1.0) -> BeamResult:
+    """Beam search with the reference's (transformers') rules; the ``k`` beams share each model call.
+
+    The bookkeeping of at most ``2k`` candidates per step is small and stays in Python; the model calls,
+    the expensive part, are those of the reference, batched over beams.
+    """
+    return _reference_beam_search(_NumpyView(model), num_beams, max_new_tokens, length_penalty)
+
+
+class _NumpyView:
+    """The NumPy face of a model through its torch methods (so the beam search runs on the model's device)."""
+
+    def __init__(self, model):
+        self._model = model
+        self.end_token_id = model.end_token_id
+        self.special_token_ids = model.special_token_ids
+        self.vocab_size = model.vocab_size
+        self.max_length = model.max_length
+
+    def next_token_log_probs(self, token_ids):
+        device = getattr(self._model, "device", "cpu")
+        prefixes = torch.as_tensor(token_ids, device=device)
+        return self._model.next_token_log_probs_torch(prefixes).double().cpu().numpy()
