@@ -1,0 +1,39 @@
+r"""Torch twin of :class:`textsampling.targets.Categorical`: :math:`\log\rho(k) = \ell_k`, batched over states."""
+
+from __future__ import annotations
+
+import torch
+
+from textsampling.targets.categorical import Categorical as ReferenceCategorical
+from textsampling.torch.targets.base import TorchTarget
+
+__all__ = ["Categorical"]
+
+
+class Categorical(TorchTarget):
+    """Categorical target :math:`\\pi = \\mathrm{softmax}(\\text{logits})` with states ``0..K-1`` as int64 tensors.
+
+    Parameters
+    ----------
+    logits : array_like, shape (K,)
+        As for :class:`textsampling.targets.Categorical` (validated there).
+    dtype : torch.float32 (default) or torch.float64
+    device : torch.device or str, default "cpu"
+    """
+
+    _reference_class = ReferenceCategorical
+
+    def __init__(self, logits, dtype=None, device=None):
+        if isinstance(logits, torch.Tensor):
+            logits = logits.detach().cpu().numpy()
+        self._setup(ReferenceCategorical(logits), dtype, device)
+
+    def _build(self) -> None:
+        self.num_categories = self.reference.num_categories
+        self.logits = self._table(self.reference.logits)  # (K,)
+
+    def log_prob(self, states: torch.Tensor) -> torch.Tensor:
+        """:math:`\\ell_{x}` for each state ``(B,)``; ``-inf`` outside ``0..K-1``."""
+        states = self._check_states(states)
+        inside = (states >= 0) & (states < self.num_categories)  # (B,)
+        return torch.where(inside, self.logits[states.clamp(0, self.num_categories - 1)], -torch.inf)

@@ -1,0 +1,254 @@
+r"""Torch twins of :mod:`textsampling.targets.sequences`: bigram LMs and the pairwise chain, batched.
+
+Same formulas, tables and order of additions as the reference (see its module docstring):
+
+.. math::
+    \log p(x) = \log p(x_1) + \sum_{t=2}^{n} \log p(x_t \mid x_{t-1}) + \log p(\mathrm{END} \mid x_n),
+    \qquad
+    \log\rho(x) = \sum_i h_i(x_i) + \sum_i J_i(x_i, x_{i+1}),
+
+and the exact masked conditionals (the "oracle MLM" of part 3, kexue.fm/archives/8119)
+:math:`p(x_i = v \mid x_{-i}) \propto p(v \mid x_{i-1})\, p(x_{i+1} \mid v)` and
+:math:`\propto \exp(h_i(v) + J_{i-1}(x_{i-1}, v) + J_i(v, x_{i+1}))`, for a batch of states
+``(N, L)`` and one position per row. Sums run position by position (a loop over ``L``, never over
+chains), which is the order NumPy uses for these short rows, so float64 log-densities agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from textsampling.targets.base import PAD
+from textsampling.targets.sequences import BigramLM as ReferenceBigramLM
+from textsampling.targets.sequences import FixedLengthBigram as ReferenceFixedLengthBigram
+from textsampling.targets.sequences import PairwiseChain as ReferencePairwiseChain
+from textsampling.targets.sequences import SequenceTarget as ReferenceSequenceTarget
+from textsampling.torch._validation import check_tensor, same_device
+from textsampling.torch.targets.base import TorchTarget, normalise_rows
+
+__all__ = ["SequenceTarget", "BigramLM", "FixedLengthBigram", "PairwiseChain"]
+
+
+def _numpy(value):
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+
+
+class SequenceTarget(TorchTarget):
+    """Base of the sequence twins: :attr:`vocab_size`, :attr:`length` and masked conditionals."""
+
+    _reference_class = ReferenceSequenceTarget
+
+    def _build(self) -> None:
+        self.vocab_size = self.reference.vocab_size
+        self.length = self.reference.length
+
+    def _as_positions(self, position, num_rows: int) -> torch.Tensor:
+        """``position`` as an ``(N,)`` int64 tensor in ``0..L-1`` (an int is broadcast to every row)."""
+        if isinstance(position, bool):
+            raise TypeError(f"position must be an int or an (N,) integer tensor, got {position!r}")
+        if isinstance(position, int):
+            if not 0 <= position < self.length:
+                raise ValueError(f"position must lie in 0..{self.length - 1}, got {position}")
+            return torch.full((num_rows,), position, dtype=torch.int64, device=self.device)
+        position = check_tensor(position, "position", integer=True)
+        if not same_device(position.device, self.device):
+            raise ValueError(f"position is on {position.device} but the target lives on {self.device}")
+        if position.shape != (num_rows,):
+            raise ValueError(
+                f"position must be an int or have shape ({num_rows},) (one per state), got {tuple(position.shape)}"
+            )
+        return position.to(torch.int64)
+
+    def brute_force_conditional_log_probs(self, states: torch.Tensor, position) -> torch.Tensor:
+        """:math:`\\log p(x_i = v \\mid x_{-i})` by substituting every token and normalising, ``(N, V)``."""
+        states = self._check_states(states)
+        positions = self._as_positions(position, states.shape[0])
+        num_rows, vocab_size = states.shape[0], self.vocab_size
+        rows = torch.arange(num_rows, device=self.device)
+        # (N, V, L): row n repeated V times, token v written at position[n] in copy v.
+        candidates = states[:, None, :].repeat(1, vocab_size, 1)
+        candidates[rows[:, None], torch.arange(vocab_size, device=self.device)[None, :], positions[:, None]] = (
+            torch.arange(vocab_size, device=self.device)[None, :]
+        )
+        log_rho = self.log_prob(candidates.reshape(num_rows * vocab_size, self.length))  # (N V,)
+        return normalise_rows(log_rho.reshape(num_rows, vocab_size))
+
+    def conditional_log_probs(self, states: torch.Tensor, position) -> torch.Tensor:
+        """Normalised :math:`\\log p(x_i = v \\mid x_{-i})`, shape ``(N, V)``."""
+        return self.brute_force_conditional_log_probs(states, position)
+
+
+class _BigramTables:
+    def _build_bigram(self) -> None:
+        self.log_initial = self._table(self.reference.log_initial)  # (V,)
+        self.log_transition = self._table(self.reference.log_transition)  # (V, V+1), column V = END
+        self.end_token = self.reference.end_token
+
+
+class BigramLM(_BigramTables, SequenceTarget):
+    """Twin of :class:`textsampling.targets.BigramLM`: variable length, END token, PAD-padded states ``(N, L)``.
+
+    Parameters are those of the reference, then ``dtype`` and ``device``.
+    """
+
+    _reference_class = ReferenceBigramLM
+
+    def __init__(self, initial_logits, transition_logits, max_length: int, min_length: int = 1, dtype=None, device=None):
+        reference = ReferenceBigramLM(_numpy(initial_logits), _numpy(transition_logits), max_length, min_length)
+        self._setup(reference, dtype, device)
+
+    def _build(self) -> None:
+        SequenceTarget._build(self)
+        self._build_bigram()
+        self.min_length, self.max_length = self.reference.min_length, self.reference.max_length
+
+    def _split(self, states: torch.Tensor):
+        """(states, lengths, well_formed): tokens in 0..V-1 before the first PAD, only PAD after."""
+        states = self._check_states(states)
+        is_pad = states == PAD  # (N, L)
+        lengths = torch.where(is_pad.any(dim=1), torch.argmax(is_pad.to(torch.int8), dim=1), self.length)  # (N,)
+        before_end = torch.arange(self.length, device=self.device)[None, :] < lengths[:, None]  # (N, L)
+        tokens_ok = (states >= 0) & (states < self.vocab_size)
+        well_formed = torch.where(before_end, tokens_ok, is_pad).all(dim=1)  # (N,)
+        return states, lengths, well_formed
+
+    def lengths(self, states: torch.Tensor) -> torch.Tensor:
+        """Number of entries before the first PAD, ``(N,)``."""
+        return self._split(states)[1]
+
+    def sequence_log_probs(self, states: torch.Tensor) -> torch.Tensor:
+        """:math:`\\log p(x_1..x_n, \\mathrm{END})`, ignoring the length window; ``-inf`` if malformed."""
+        states, lengths, well_formed = self._split(states)
+        tokens = states.clamp(0, self.vocab_size - 1)  # (N, L) safe indices; PAD slots masked below
+        out = self.log_initial[tokens[:, 0]]
+        for t in range(1, self.length):
+            step = self.log_transition[tokens[:, t - 1], tokens[:, t]]
+            out = out + torch.where(t < lengths, step, 0.0)  # only transitions inside the sentence
+        rows = torch.arange(tokens.shape[0], device=self.device)
+        last = tokens[rows, (lengths - 1).clamp(min=0)]
+        out = out + self.log_transition[last, self.end_token]
+        return torch.where(well_formed & (lengths >= 1), out, -torch.inf)
+
+    def log_prob(self, states: torch.Tensor) -> torch.Tensor:
+        """:meth:`sequence_log_probs` inside ``min_length..max_length``, else ``-inf``; ``(N,)``."""
+        states, lengths, _ = self._split(states)
+        inside = (lengths >= self.min_length) & (lengths <= self.max_length)
+        return torch.where(inside, self.sequence_log_probs(states), -torch.inf)
+
+    def next_token_log_probs(self, prefix_states: torch.Tensor) -> torch.Tensor:
+        """:math:`\\log p(x_{n+1} = w \\mid x_1..x_n)` for PAD-padded prefixes ``(N, W)`` -> ``(N, V + 1)``."""
+        prefixes = check_tensor(prefix_states, "prefix_states", integer=True, ndim=2)
+        if not same_device(prefixes.device, self.device):
+            raise ValueError(f"prefix_states is on {prefixes.device} but the target lives on {self.device}")
+        num_rows, width = prefixes.shape
+        is_pad = prefixes == PAD
+        lengths = torch.where(is_pad.any(dim=1), torch.argmax(is_pad.to(torch.int8), dim=1), width)  # (N,)
+        before_end = torch.arange(width, device=self.device)[None, :] < lengths[:, None]
+        tokens_ok = (prefixes >= 0) & (prefixes < self.vocab_size)
+        if not bool(torch.where(before_end, tokens_ok, is_pad).all()):
+            raise ValueError(f"prefix_states must hold tokens in 0..{self.vocab_size - 1} followed only by PAD = {PAD}")
+        empty = lengths == 0  # (N,)
+        first = torch.cat([self.log_initial, self.log_initial.new_full((1,), -torch.inf)])  # (V+1,)
+        if width == 0:
+            return first.expand(num_rows, -1).clone()
+        rows = torch.arange(num_rows, device=self.device)
+        last = prefixes[rows, (lengths - 1).clamp(min=0)].clamp(0, self.vocab_size - 1)  # (N,)
+        return torch.where(empty[:, None], first[None, :], self.log_transition[last])  # (N, V+1)
+
+
+class FixedLengthBigram(_BigramTables, SequenceTarget):
+    """Twin of :class:`textsampling.targets.FixedLengthBigram`, the oracle masked LM; states ``(N, n)``."""
+
+    _reference_class = ReferenceFixedLengthBigram
+
+    def __init__(self, initial_logits, transition_logits, length: int, dtype=None, device=None):
+        self._setup(ReferenceFixedLengthBigram(_numpy(initial_logits), _numpy(transition_logits), length), dtype, device)
+
+    def _build(self) -> None:
+        SequenceTarget._build(self)
+        self._build_bigram()
+
+    def log_prob(self, states: torch.Tensor) -> torch.Tensor:
+        states = self._check_states(states)
+        inside = ((states >= 0) & (states < self.vocab_size)).all(dim=1)  # (N,)
+        tokens = states.clamp(0, self.vocab_size - 1)
+        out = self.log_initial[tokens[:, 0]]
+        for t in range(1, self.length):
+            out = out + self.log_transition[tokens[:, t - 1], tokens[:, t]]
+        out = out + self.log_transition[tokens[:, -1], self.end_token]
+        return torch.where(inside, out, -torch.inf)
+
+    def conditional_log_probs(self, states: torch.Tensor, position) -> torch.Tensor:
+        """Closed form :math:`\\log p(v \\mid x_{i-1}) + \\log p(x_{i+1} \\mid v) - c`, ``(N, V)``."""
+        states = self._check_states(states)
+        positions = self._as_positions(position, states.shape[0])
+        rows = torch.arange(states.shape[0], device=self.device)
+        vocab = self.vocab_size
+        others_ok = (states >= 0) & (states < vocab)
+        others_ok[rows, positions] = True  # the masked slot is ignored
+        tokens = states.clamp(0, vocab - 1)
+        previous = tokens[rows, (positions - 1).clamp(min=0)]  # (N,)
+        following = tokens[rows, (positions + 1).clamp(max=self.length - 1)]  # (N,)
+        left = torch.where(
+            (positions == 0)[:, None], self.log_initial[None, :], self.log_transition[previous, :vocab]
+        )  # (N, V): log p(v | x_{i-1}), the initial law at the first position
+        right = torch.where(
+            (positions == self.length - 1)[:, None],
+            self.log_transition[None, :, self.end_token],
+            self.log_transition[:, following].T,
+        )  # (N, V): log p(x_{i+1} | v), END at the last position
+        log_weights = torch.where(others_ok.all(dim=1)[:, None], left + right, -torch.inf)
+        return normalise_rows(log_weights)
+
+
+class PairwiseChain(SequenceTarget):
+    """Twin of :class:`textsampling.targets.PairwiseChain` (Ising-like chain), states ``(N, L)``."""
+
+    _reference_class = ReferencePairwiseChain
+
+    def __init__(self, unary, coupling, dtype=None, device=None):
+        self._setup(ReferencePairwiseChain(_numpy(unary), _numpy(coupling)), dtype, device)
+
+    @classmethod
+    def ising(cls, length: int, coupling: float, field: float = 0.0, dtype=None, device=None) -> "PairwiseChain":
+        """Twin of :meth:`textsampling.targets.PairwiseChain.ising`."""
+        return cls.from_reference(ReferencePairwiseChain.ising(length, coupling, field), dtype, device)
+
+    def _build(self) -> None:
+        SequenceTarget._build(self)
+        self.unary = self._table(self.reference.unary)  # (L, V)
+        self.coupling = self._table(self.reference.coupling)  # (L-1, V, V)
+
+    def log_prob(self, states: torch.Tensor) -> torch.Tensor:
+        states = self._check_states(states)
+        inside = ((states >= 0) & (states < self.vocab_size)).all(dim=1)  # (N,)
+        tokens = states.clamp(0, self.vocab_size - 1)
+        out = self.unary[0, tokens[:, 0]]
+        for i in range(1, self.length):  # left to right, as NumPy sums a short row
+            out = out + self.unary[i, tokens[:, i]]
+        for i in range(self.length - 1):
+            out = out + self.coupling[i, tokens[:, i], tokens[:, i + 1]]
+        return torch.where(inside, out, -torch.inf)
+
+    def conditional_log_probs(self, states: torch.Tensor, position) -> torch.Tensor:
+        """Closed form :math:`h_i(v) + J_{i-1}(x_{i-1}, v) + J_i(v, x_{i+1}) - c`, ``(N, V)``."""
+        states = self._check_states(states)
+        positions = self._as_positions(position, states.shape[0])
+        rows = torch.arange(states.shape[0], device=self.device)
+        others_ok = (states >= 0) & (states < self.vocab_size)
+        others_ok[rows, positions] = True
+        tokens = states.clamp(0, self.vocab_size - 1)
+        log_weights = self.unary[positions]  # (N, V)
+        if self.length > 1:
+            left_edge = (positions - 1).clamp(min=0)  # (N,)
+            left = tokens[rows, left_edge]
+            log_weights = torch.where(
+                (positions > 0)[:, None], log_weights + self.coupling[left_edge, left, :], log_weights
+            )  # + J_{i-1}(x_{i-1}, v)
+            right_edge = positions.clamp(max=self.length - 2)  # (N,)
+            right = tokens[rows, right_edge + 1]
+            log_weights = torch.where(
+                (positions < self.length - 1)[:, None], log_weights + self.coupling[right_edge, :, right], log_weights
+            )  # + J_i(v, x_{i+1})
+        log_weights = torch.where(others_ok.all(dim=1)[:, None], log_weights, -torch.inf)
+        return normalise_rows(log_weights)
