@@ -175,6 +175,8 @@ def make_models(vocab_size: int, ids: dict, hidden: int, layers: int):
             max_position_embeddings=MAX_POSITIONS,
             type_vocab_size=1,
             pad_token_id=ids["[PAD]"],
+            hidden_dropout_prob=0.0,  # tiny model, ~2 epochs: underfitting, not overfitting, is the risk
+            attention_probs_dropout_prob=0.0,
         )
     )
     clm = GPT2LMHeadModel(
@@ -187,6 +189,9 @@ def make_models(vocab_size: int, ids: dict, hidden: int, layers: int):
             bos_token_id=ids["[CLS]"],
             eos_token_id=ids["[SEP]"],
             pad_token_id=ids["[PAD]"],
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
         )
     )
     return mlm, clm
@@ -202,13 +207,15 @@ def train(model, kind: str, sequences, ids: dict, vocab_size: int, args, log) ->
     generator = np.random.default_rng(args.seed + (0 if kind == "mlm" else 1))
     torch_generator = torch.Generator().manual_seed(args.seed)
     model.to(args.device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.01)
-    warmup = max(1, args.num_steps // 20)
+    # post-LayerNorm BERT needs a gentler rate than pre-LayerNorm GPT-2 to leave the unigram plateau
+    learning_rate = args.mlm_learning_rate if kind == "mlm" else args.learning_rate
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
+    warmup = max(1, args.num_steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (args.num_steps - step) / (args.num_steps - warmup)))
     )
     special = torch.tensor([ids[t] for t in SPECIAL_TOKENS])
-    start = time.time()
+    start, recent = time.time(), []
     for step in range(args.num_steps):
         rows = [sequences[i] for i in generator.integers(0, len(sequences), args.batch_size)]
         batch = pad_batch([[ids["[CLS]"]] + r + [ids["[SEP]"]] for r in rows], ids["[PAD]"])  # (B, L)
@@ -221,19 +228,25 @@ def train(model, kind: str, sequences, ids: dict, vocab_size: int, args, log) ->
             inputs = torch.where(chosen & (roll < 0.8), torch.full_like(batch, ids["[MASK]"]), batch)
             random_ids = torch.randint(len(SPECIAL_TOKENS), vocab_size, batch.shape, generator=torch_generator)
             inputs = torch.where(chosen & (roll >= 0.8) & (roll < 0.9), random_ids, inputs)
+            # the head only at the chosen positions (the rest of the logits would be thrown away)
+            hidden = model.bert(input_ids=inputs.to(args.device), attention_mask=attention.to(args.device))[0]
+            logits = model.cls(hidden[chosen.to(args.device)])  # (M, V)
+            loss = torch.nn.functional.cross_entropy(logits, labels[chosen].to(args.device))
         else:
-            inputs = batch
             labels = torch.where(attention, batch, torch.full_like(batch, -100))  # model shifts labels itself
-        output = model(
-            input_ids=inputs.to(args.device), attention_mask=attention.to(args.device), labels=labels.to(args.device)
-        )
+            loss = model(
+                input_ids=batch.to(args.device), attention_mask=attention.to(args.device), labels=labels.to(args.device)
+            ).loss
         optimizer.zero_grad(set_to_none=True)
-        output.loss.backward()
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
+        recent.append(loss.item())
         if step % 100 == 0 or step == args.num_steps - 1:
-            log(f"{kind} step {step}/{args.num_steps} loss {output.loss.item():.3f} ({time.time() - start:.0f} s)")
+            log(f"{kind} step {step}/{args.num_steps} mean loss of the last {len(recent)} steps "
+                f"{np.mean(recent):.3f} ({time.time() - start:.0f} s)")
+            recent = []
     model.eval()
     return time.time() - start
 
@@ -352,8 +365,9 @@ def main(argv=None) -> None:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--num-steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--num-eval", type=int, default=2000, help="held-out sentences for masked accuracy")
+    parser.add_argument("--learning-rate", type=float, default=2e-3, help="causal LM")
+    parser.add_argument("--mlm-learning-rate", type=float, default=1e-3)
+    parser.add_argument("--num-eval", type=int, default=1000, help="held-out sentences for masked accuracy")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
