@@ -136,10 +136,10 @@ def test_float32_rejection_twin_keeps_exact_samples():
     proposal = proposals.IndependentUniformSequences(4, 3)
     log_envelope = rejection.tightest_log_envelope(BIGRAM, proposal)
     result = rejection.sample(
-        torch.Generator().manual_seed(8), twin_of(BIGRAM).log_prob, twin_of(proposal), log_envelope, 20_000, num_chains=4
+        torch.Generator().manual_seed(8), twin_of(BIGRAM).log_prob, twin_of(proposal), log_envelope, 20_000, num_chains=8
     )
     kept = result.states[result.accepted].numpy()
-    assert kept.shape[0] > 5_000
+    assert kept.shape[0] > 2_000  # acceptance rate Z / M is about 2.5% here
     testing.goodness_of_fit_test(kept, BIGRAM).assert_passed()
 
 
