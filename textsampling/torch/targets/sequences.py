@@ -141,6 +141,9 @@ class BigramLM(_BigramTables, SequenceTarget):
         if not same_device(prefixes.device, self.device):
             raise ValueError(f"prefix_states is on {prefixes.device} but the target lives on {self.device}")
         num_rows, width = prefixes.shape
+        first = torch.cat([self.log_initial, self.log_initial.new_full((1,), -torch.inf)])  # (V+1,), no empty sentence
+        if width == 0:
+            return first.expand(num_rows, -1).clone()
         is_pad = prefixes == PAD
         lengths = torch.where(is_pad.any(dim=1), torch.argmax(is_pad.to(torch.int8), dim=1), width)  # (N,)
         before_end = torch.arange(width, device=self.device)[None, :] < lengths[:, None]
@@ -148,9 +151,6 @@ class BigramLM(_BigramTables, SequenceTarget):
         if not bool(torch.where(before_end, tokens_ok, is_pad).all()):
             raise ValueError(f"prefix_states must hold tokens in 0..{self.vocab_size - 1} followed only by PAD = {PAD}")
         empty = lengths == 0  # (N,)
-        first = torch.cat([self.log_initial, self.log_initial.new_full((1,), -torch.inf)])  # (V+1,)
-        if width == 0:
-            return first.expand(num_rows, -1).clone()
         rows = torch.arange(num_rows, device=self.device)
         last = prefixes[rows, (lengths - 1).clamp(min=0)].clamp(0, self.vocab_size - 1)  # (N,)
         return torch.where(empty[:, None], first[None, :], self.log_transition[last])  # (N, V+1)
