@@ -161,6 +161,14 @@ def test_exact_transition_matrix(case):
         testing.assert_detailed_balance(matrix, pi)
 
 
+@pytest.mark.parametrize("case", [c for c in KERNEL_CASES if c.transition_matrix], ids=lambda c: c.name)
+def test_step_function_moves_as_its_transition_matrix_says(case):
+    # The exact checks above are about the real step code only if the matrix is that code's kernel:
+    # pairs (x0 ~ pi, x1 = step(x0)) against pi_a P_ab. False-fail rate 1e-4, fixed seed.
+    rng = np.random.default_rng(seed_of("law" + case.name))
+    testing.transition_law_test(case.step_fn, case.target, case.transition_matrix(), rng, NUM_SAMPLES).assert_passed()
+
+
 @pytest.mark.parametrize("case", KERNEL_CASES, ids=CASE_IDS)
 def test_one_step_invariance(case):
     # False-fail rate 1e-4, fixed seed.
@@ -249,22 +257,6 @@ def _faulty_cases():
 FAULTY_CASES = _faulty_cases()
 
 
-def size_for_power(wrong_law, pi, power=0.999):
-    """Smallest N (found by iterating) whose stated power against the TV distance between ``wrong_law``
-    and ``pi`` *on the cells pooled at that N* reaches ``power`` (pooling depends on N, not on the data)."""
-    num_samples = testing.required_samples(0.5 * np.abs(wrong_law - pi).sum(), FALSE_FAIL_RATE, power, len(pi))
-    for _ in range(40):
-        groups = testing.pool_cells(num_samples * pi)
-        pooled_tv = 0.5 * sum(abs(wrong_law[g].sum() - pi[g].sum()) for g in groups)
-        if len(groups) >= 2 and pooled_tv > 0:
-            needed = testing.required_samples(pooled_tv, FALSE_FAIL_RATE, power, len(groups))
-            if needed <= num_samples:
-                return num_samples
-        # Grow gently (pooling changes with N) until the stated power is reached.
-        num_samples = int(num_samples * 1.25) + 1
-    raise AssertionError("no sample size reaches the power: the pooled distance keeps shrinking")
-
-
 @pytest.mark.parametrize("sampler", FAULTY_CASES, ids=lambda f: f"{f.name}-{type(f.target).__name__}")
 def test_faulty_sampler_fails_one_step_invariance(sampler):
     pi = sampler.target.probabilities()
@@ -272,13 +264,21 @@ def test_faulty_sampler_fails_one_step_invariance(sampler):
     assert not testing.check_stationary(sampler.transition_matrix, pi).passed
     moved = pi @ sampler.transition_matrix  # law of x1 when x0 ~ pi
     tv = testing.one_step_tv(sampler.transition_matrix, pi)
-    num_samples = size_for_power(moved, pi)
+    num_samples = testing.required_samples_against(moved, pi, FALSE_FAIL_RATE, 0.999)
     rng = np.random.default_rng(seed_of("faulty" + sampler.name))
     result = testing.one_step_invariance_test(sampler.step_fn, sampler.target, rng, num_samples, FALSE_FAIL_RATE, tv)
     # The power refers to the pooled cells: recompute the distance there, and demand power >= 0.999.
     pooled_tv = 0.5 * np.sum(np.abs(result.pool(moved) - result.pool(pi)))
     assert result.power_against_tv(pooled_tv) >= 0.999, (pooled_tv, tv, num_samples)
     assert not result.passed, str(result)
+
+
+@pytest.mark.parametrize("sampler", FAULTY_CASES + [faulty.systematic_scan_skipping_last_position(CHAIN)], ids=lambda f: f"{f.name}-{type(f.target).__name__}")
+def test_faulty_step_function_moves_as_its_transition_matrix_says(sampler):
+    # The distances used above come from the matrix; this checks the matrix is the faulty step's kernel.
+    # False-fail rate 1e-4, fixed seed.
+    rng = np.random.default_rng(seed_of("faulty law" + sampler.name))
+    testing.transition_law_test(sampler.step_fn, sampler.target, sampler.transition_matrix, rng, NUM_SAMPLES).assert_passed()
 
 
 def test_systematic_scan_skipping_a_position_fails_the_long_run_test_and_the_correct_scan_passes():
@@ -293,7 +293,7 @@ def test_systematic_scan_skipping_a_position_fails_the_long_run_test_and_the_cor
     wrong_law = np.linalg.matrix_power(sampler.transition_matrix, num_sweeps)[start_index]
     correct_law = np.linalg.matrix_power(correct_matrix, num_sweeps)[start_index]
     wrong_tv = 0.5 * np.abs(wrong_law - pi).sum()
-    num_chains = max(size_for_power(wrong_law, pi), 200)
+    num_chains = max(testing.required_samples_against(wrong_law, pi, FALSE_FAIL_RATE, 0.999), 200)
     # The correct chain after 8 sweeps is within TV 1e-4 / num_chains of pi, so its num_chains final
     # states can be coupled with exact draws except with probability <= 1e-4: its false-fail rate is
     # at most 1e-4 + 1e-4.

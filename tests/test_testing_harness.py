@@ -192,15 +192,36 @@ def test_pooling_keeps_every_group_above_the_threshold():
 
 # ----------------------------------------------------------------------------- long runs, helpers
 def test_run_independent_chains_reaches_pi_from_a_fixed_start():
-    # MH with a uniform proposal mixes in a few steps: after 30 steps from state 7, TV to pi is
-    # below 1e-6 exactly (checked on the matrix), so the goodness-of-fit test applies (rate 1e-4).
+    # MH with a uniform proposal mixes fast: after 40 steps from state 7 the law is within TV
+    # 1e-4 / 600 of pi (checked on the matrix), so the 600 final states can be coupled with exact
+    # draws except with probability 1e-4: false-fail rate <= 1e-4 + 1e-4.
     proposal = UniformCategoricalProposal(8)
     matrix = metropolis_hastings.transition_matrix(TARGET, proposal)
-    law = np.linalg.matrix_power(matrix, 30)[7]
-    assert 0.5 * np.abs(law - PROBABILITIES).sum() < 1e-6
+    law = np.linalg.matrix_power(matrix, 40)[7]
+    assert 600 * 0.5 * np.abs(law - PROBABILITIES).sum() < 1e-4
     step_fn = testing.metropolis_hastings_step_fn(TARGET.log_prob, proposal)
-    finals = testing.run_independent_chains(step_fn, np.full(600, 7), np.random.default_rng(29), 30)
+    finals = testing.run_independent_chains(step_fn, np.full(600, 7), np.random.default_rng(29), 40)
     testing.goodness_of_fit_test(finals, TARGET).assert_passed()
+
+
+def test_transition_law_test_tells_a_step_function_from_a_wrong_matrix():
+    # The correct MH step against its own matrix passes (false-fail rate 1e-4); the step without the
+    # Hastings correction against the correct matrix fails at power >= 0.999 against its exact
+    # distance TV(pi P_wrong, pi P) on the pair cells.
+    proposal = RingStepProposal(8, 0.8)
+    correct = metropolis_hastings.transition_matrix(TARGET, proposal)
+    rng = np.random.default_rng(30)
+    step_fn = testing.metropolis_hastings_step_fn(TARGET.log_prob, proposal)
+    testing.transition_law_test(step_fn, TARGET, correct, rng, 3000).assert_passed()
+    wrong = testing.faulty.mh_without_hastings_correction(TARGET, proposal)
+    wrong_joint = (PROBABILITIES[:, None] * wrong.transition_matrix).ravel()
+    correct_joint = (PROBABILITIES[:, None] * correct).ravel()
+    num_samples = testing.required_samples_against(wrong_joint, correct_joint, 1e-4, 0.999)
+    result = testing.transition_law_test(wrong.step_fn, TARGET, correct, rng, num_samples)
+    # Pooling may merge pair cells: check the power against the distance on the pooled cells.
+    pooled = 0.5 * np.abs(result.pool(wrong_joint) - result.pool(correct_joint)).sum()
+    assert result.power_against_tv(pooled) >= 0.999
+    assert not result.passed
 
 
 @pytest.mark.parametrize(

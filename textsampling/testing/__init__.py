@@ -7,10 +7,10 @@ Exact (:mod:`textsampling.testing.exact`)
     a kernel is from right: :func:`one_step_tv`, :func:`detailed_balance_tv`.
 Black box (:mod:`textsampling.testing.black_box`)
     :func:`one_step_invariance_test`, :func:`reversibility_test`, :func:`goodness_of_fit_test`,
-    :func:`run_independent_chains` (-> :class:`StatisticalTestResult`: statistic, degrees of freedom,
-    p-value, false-fail rate, passed, number of samples, power against a TV distance, the most over-
-    and under-sampled cells; ``print(result)``, ``result.assert_passed()``), and
-    :func:`required_samples`.
+    :func:`transition_law_test`, :func:`run_independent_chains` (-> :class:`StatisticalTestResult`:
+    statistic, degrees of freedom, p-value, false-fail rate, passed, number of samples, power against
+    a TV distance, the most over- and under-sampled cells; ``print(result)``,
+    ``result.assert_passed()``), :func:`required_samples` and :func:`required_samples_against`.
 Step functions (:mod:`textsampling.testing.adapters`) from the reference kernels, and wrong ones
 (:mod:`textsampling.testing.faulty`).
 
@@ -40,6 +40,7 @@ from textsampling.testing.black_box import (
     one_step_invariance_test,
     reversibility_test,
     run_independent_chains,
+    transition_law_test,
 )
 from textsampling.testing.exact import (
     ExactCheckResult,
@@ -57,6 +58,7 @@ from textsampling.testing.statistics import (
     pool_cells,
     power_lower_bound,
     required_samples,
+    required_samples_against,
     symmetry_test,
 )
 
@@ -71,6 +73,7 @@ __all__ = [
     "one_step_invariance_test",
     "reversibility_test",
     "run_independent_chains",
+    "transition_law_test",
     "ExactCheckResult",
     "assert_detailed_balance",
     "assert_stationary",
@@ -84,5 +87,6 @@ __all__ = [
     "pool_cells",
     "power_lower_bound",
     "required_samples",
+    "required_samples_against",
     "symmetry_test",
 ]

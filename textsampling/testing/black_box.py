@@ -48,6 +48,7 @@ __all__ = [
     "reversibility_test",
     "goodness_of_fit_test",
     "run_independent_chains",
+    "transition_law_test",
     "apply_step",
 ]
 
@@ -234,6 +235,57 @@ def reversibility_test(
     stepped = apply_step(step_fn, rng, initial, batched)
     return symmetry_test(
         _cells(target, initial), _cells(target, stepped), false_fail_rate, tv_alternative, min_pair_count
+    )
+
+
+def transition_law_test(
+    step_fn,
+    target,
+    transition_matrix,
+    rng,
+    num_samples: int,
+    false_fail_rate=DEFAULT_FALSE_FAIL_RATE,
+    tv_alternative=DEFAULT_TV_ALTERNATIVE,
+    batched: bool = False,
+    min_expected: float = 20.0,
+) -> StatisticalTestResult:
+    r"""Does ``step_fn`` move states as ``transition_matrix`` says? (So the exact checks test the real code.)
+
+    Draws :math:`x_0 \sim \pi` exactly, :math:`x_1 = \mathrm{step}(x_0)`, and tests the pairs of
+    cells against :math:`J_{ab} = \pi_a P_{ab}` with :func:`goodness_of_fit_test`'s chi-square on
+    the :math:`S^2` pair cells. Every row of :math:`P` with :math:`\pi_a > 0` is checked at once.
+
+    Parameters
+    ----------
+    step_fn, target, rng, num_samples, false_fail_rate, batched, min_expected :
+        As in :func:`one_step_invariance_test`; the cells are ``target.cell_index``.
+    transition_matrix : array_like, shape (S, S)
+        The claimed kernel on the ``S`` cells (for a discrete target, its states).
+    tv_alternative : float
+        The power refers to a pair law at this TV distance from :math:`J`.
+
+    Returns
+    -------
+    StatisticalTestResult
+        Its cells are pairs ``a * S + b``.
+    """
+    from textsampling.markov import check_transition_matrix
+
+    _check_target(target)
+    rng = _check_rng(rng)
+    num_samples = check_int(num_samples, "num_samples", minimum=1)
+    matrix = check_transition_matrix(transition_matrix)
+    pi = np.asarray(target.cell_probabilities(), dtype=np.float64)
+    if matrix.shape[0] != pi.shape[0]:
+        raise ValueError(
+            f"transition_matrix must be ({pi.shape[0]}, {pi.shape[0]}) (one row per cell), got {matrix.shape}"
+        )
+    initial = target.sample_exact(rng, num_samples)
+    stepped = apply_step(step_fn, rng, initial, batched)
+    pair_cells = _cells(target, initial) * pi.shape[0] + _cells(target, stepped)
+    joint = (pi[:, None] * matrix).reshape(-1)  # J_ab = pi_a P_ab, row-major like the pair cells
+    return chi_square_counts_test(
+        pair_cells, joint / joint.sum(), false_fail_rate, tv_alternative, min_expected, name="transition law"
     )
 
 
