@@ -235,6 +235,22 @@ class BigramOracle:
         return self._like(self.next_token_log_probs(self._to_numpy(token_ids)), token_ids)
 
     # ----------------------------------------------------------------- decoding helpers
+    def encode_keywords(self, words) -> list:
+        """Token ids of keywords written as the oracle's token names ``"t0"``, ``"t1"``...: one list per word.
+
+        Raises ``ValueError`` for a word that names no token (what a tokenizer cannot represent).
+        """
+        encoded = []
+        for word in words:
+            name = str(word).strip()
+            if not (name.startswith("t") and name[1:].isdigit() and int(name[1:]) < self.num_tokens):
+                raise ValueError(
+                    f"words: the keyword {word!r} cannot be represented by the bigram oracle "
+                    f"(its tokens are t0..t{self.num_tokens - 1})"
+                )
+            encoded.append([int(name[1:])])
+        return encoded
+
     def decode(self, token_ids) -> str:
         """Readable text of one row: tokens as ``t0 t1 ...``, stopping at PAD."""
         return " ".join(f"t{int(t)}" for t in np.asarray(token_ids).reshape(-1) if t != PAD)
