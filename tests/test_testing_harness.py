@@ -171,6 +171,29 @@ def test_simulated_power_is_at_least_the_stated_bound(sign):
     assert failures >= stats.binom.ppf(1e-4, num_runs, bound), (failures / num_runs, bound)
 
 
+def test_simulated_power_of_the_reversibility_test_is_at_least_the_stated_bound():
+    # On 3 equally likely states, always move: +1 with probability (1 + d) / 2, -1 with (1 - d) / 2.
+    # Pairs: J_ab - J_ba = d / 3 on each of the 3 pairs, J_ab + J_ba = 1 / 3, so TV(J, J^T) = d and
+    # the noncentrality N sum (J_ab - J_ba)^2 / (J_ab + J_ba) = N d^2: the bound is attained.
+    tv, level, num_samples, num_runs = 0.1, 0.01, 1000, 300
+    target = Categorical(np.zeros(3))
+
+    def biased_rotation(rng, states):
+        return (states + np.where(rng.random(len(states)) < (1 + tv) / 2, 1, -1)) % 3
+
+    bound = statistics.power_lower_bound(num_samples, tv, level, 3, "reversibility")
+    assert 0.3 < bound < 0.9
+    rng = np.random.default_rng(31)
+    results = [
+        testing.reversibility_test(biased_rotation, target, rng, num_samples, level, tv, batched=True)
+        for _ in range(num_runs)
+    ]
+    assert all(r.degrees_of_freedom == 3 for r in results)  # no pooling: the bound applies as stated
+    failures = sum(not r.passed for r in results)
+    # One-sided, as for the goodness-of-fit bound: false-fail rate 1e-4.
+    assert failures >= stats.binom.ppf(1e-4, num_runs, bound), (failures / num_runs, bound)
+
+
 def test_required_samples_is_the_smallest_sufficient_size():
     for test, cells in (("goodness_of_fit", 10), ("reversibility", 4)):
         n = testing.required_samples(0.05, 1e-4, 0.99, num_cells=cells, test=test)
