@@ -110,7 +110,8 @@ def _as_index_tensor(value, name: str, upper: int, device) -> torch.Tensor:
     value = check_tensor(value, name, integer=True)
     if device is not None and not same_device(value.device, device):
         raise ValueError(f"{name} is on {value.device} but the uniforms are requested on {device}")
-    if value.numel() and (bool((value < 0).any()) or bool((value >= upper).any())):
+    # (meta tensors hold no values to check)
+    if value.numel() and value.device.type != "meta" and (bool((value < 0).any()) or bool((value >= upper).any())):
         raise ValueError(f"{name} must lie in [0, {upper})")
     return value.to(torch.int64)
 
