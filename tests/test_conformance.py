@@ -48,10 +48,14 @@ NUM_SAMPLES = 2000  # black-box samples per check of a correct sampler
 CATEGORICAL = Categorical([0.5, -1.0, 1.5, -np.inf, 0.0, 1.0])
 _BIGRAM_LM = BigramLM.random(np.random.default_rng(100), vocab_size=3, max_length=3, concentration=2.0)
 BIGRAM = _BIGRAM_LM.fixed_length(3)  # FixedLengthBigram, 27 states, exact masked conditionals
-CHAIN = PairwiseChain(np.random.default_rng(101).normal(scale=0.7, size=(3, 3)), np.array([[0.8, -0.3, 0.0], [-0.3, 0.5, 0.2], [0.0, 0.2, -0.4]]))
+CHAIN = PairwiseChain(
+    np.random.default_rng(101).normal(scale=0.7, size=(3, 3)),
+    np.array([[0.8, -0.3, 0.0], [-0.3, 0.5, 0.2], [0.0, 0.2, -0.4]]),
+)
 # Keyword constraint (token 2 must occur) and a topic bonus, on a fixed-length bigram: zero-probability states.
 KEYWORD = KeywordTarget(BIGRAM, keywords=[2], log_similarity=TopicSimilarity([1], weight=0.7), gamma=0.8)
 MIXTURE = GaussianMixture([0.3, 0.7], [-1.5, 1.0], [0.6, 0.9], num_bins=10)
+MIXTURE_2D = GaussianMixture([0.4, 0.6], [[-1.0, 0.5], [1.0, -0.5]], [[0.7, 1.0], [0.8, 0.5]], num_bins=5)
 
 SEQUENCE_TARGETS = {"bigram": BIGRAM, "chain": CHAIN, "keyword": KEYWORD}
 
@@ -134,16 +138,10 @@ def _kernel_cases():
         cases.append(_gibbs(f"gibbs_random-{label}", target, "random"))
         if label != "keyword":  # (brute-force conditionals: a sweep is slow; random scan covers it)
             cases.append(_gibbs(f"gibbs_systematic-{label}", target, "systematic"))
-    mixture_proposal = GaussianRandomWalkProposal(1.5, dimension=1)
-    cases.append(
-        KernelCase(
-            "mh_random_walk-gaussian_mixture",
-            MIXTURE,
-            testing.metropolis_hastings_step_fn(MIXTURE.log_prob, mixture_proposal),
-            None,
-            True,
-        )
-    )
+    for label, mixture in (("gaussian_mixture_1d", MIXTURE), ("gaussian_mixture_2d", MIXTURE_2D)):
+        walk = GaussianRandomWalkProposal(1.2, dimension=mixture.dimension)
+        step_fn = testing.metropolis_hastings_step_fn(mixture.log_prob, walk)
+        cases.append(KernelCase(f"mh_random_walk-{label}", mixture, step_fn, None, True))
     return cases
 
 
@@ -204,7 +202,8 @@ def test_inverse_cdf_categorical_goodness_of_fit():
 def test_rejection_sampling_goodness_of_fit(target, proposal):
     # The accepted samples are independent exact draws; false-fail rate 1e-4, fixed seed.
     log_envelope = rejection.tightest_log_envelope(target, proposal)
-    result = rejection.sample(np.random.default_rng(seed_of(repr(target))), target.log_prob, proposal, log_envelope, 8000)
+    rng = np.random.default_rng(seed_of(repr(target)))
+    result = rejection.sample(rng, target.log_prob, proposal, log_envelope, 8000)
     assert result.num_accepted >= 1000
     testing.goodness_of_fit_test(result.samples, target, FALSE_FAIL_RATE).assert_passed()
 
@@ -222,7 +221,8 @@ def test_importance_sampling_estimates_match_exact_answers(target, proposal, fun
     # Self-normalised estimate and log Z-hat, each against the exact value with a z-test at |z| < 4.42
     # (two-sided normal tail 1e-5, so 2e-5 for both, leaving room for the CLT's error at N = 20,000).
     num_samples = 20_000
-    result = importance.sample(np.random.default_rng(seed_of("importance" + repr(target))), target.log_prob, proposal, num_samples)
+    rng = np.random.default_rng(seed_of("importance" + repr(target)))
+    result = importance.sample(rng, target.log_prob, proposal, num_samples)
     values = function(result.states)
     estimate = importance.estimate(values, result.log_weights)
     # Delta-method standard error of the self-normalised estimator: sqrt(sum w_i^2 (f_i - mu)^2).
@@ -273,12 +273,17 @@ def test_faulty_sampler_fails_one_step_invariance(sampler):
     assert not result.passed, str(result)
 
 
-@pytest.mark.parametrize("sampler", FAULTY_CASES + [faulty.systematic_scan_skipping_last_position(CHAIN)], ids=lambda f: f"{f.name}-{type(f.target).__name__}")
+@pytest.mark.parametrize(
+    "sampler",
+    FAULTY_CASES + [faulty.systematic_scan_skipping_last_position(CHAIN)],
+    ids=lambda f: f"{f.name}-{type(f.target).__name__}",
+)
 def test_faulty_step_function_moves_as_its_transition_matrix_says(sampler):
     # The distances used above come from the matrix; this checks the matrix is the faulty step's kernel.
     # False-fail rate 1e-4, fixed seed.
     rng = np.random.default_rng(seed_of("faulty law" + sampler.name))
-    testing.transition_law_test(sampler.step_fn, sampler.target, sampler.transition_matrix, rng, NUM_SAMPLES).assert_passed()
+    result = testing.transition_law_test(sampler.step_fn, sampler.target, sampler.transition_matrix, rng, NUM_SAMPLES)
+    result.assert_passed()
 
 
 def test_systematic_scan_skipping_a_position_fails_the_long_run_test_and_the_correct_scan_passes():
@@ -300,7 +305,8 @@ def test_systematic_scan_skipping_a_position_fails_the_long_run_test_and_the_cor
     assert num_chains * 0.5 * np.abs(correct_law - pi).sum() < 1e-4
     rng = np.random.default_rng(seed_of("long run"))
     starts = np.repeat(start[None], num_chains, axis=0)
-    correct_finals = testing.run_independent_chains(testing.gibbs_step_fn(CHAIN.conditional_log_probs, "systematic"), starts, rng, num_sweeps)
+    correct_step = testing.gibbs_step_fn(CHAIN.conditional_log_probs, "systematic")
+    correct_finals = testing.run_independent_chains(correct_step, starts, rng, num_sweeps)
     testing.goodness_of_fit_test(correct_finals, CHAIN, FALSE_FAIL_RATE).assert_passed()
     wrong_finals = testing.run_independent_chains(sampler.step_fn, starts, rng, num_sweeps)
     result = testing.goodness_of_fit_test(wrong_finals, CHAIN, FALSE_FAIL_RATE, wrong_tv)

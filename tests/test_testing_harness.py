@@ -98,6 +98,8 @@ def test_a_sample_in_a_zero_probability_cell_fails_at_once():
     result = testing.goodness_of_fit_test(samples, target)
     assert not result.passed and result.p_value == 0.0 and result.zero_probability_hits == 1
     assert "probability zero" in str(result) and result.over_sampled[0] == (2, 1, 0.0)
+    # Even when there are too few samples for a chi-square, a sample where pi = 0 fails.
+    assert not testing.goodness_of_fit_test([0, 2], target).passed
 
 
 def test_a_kernel_that_moves_one_way_round_fails_reversibility_but_passes_invariance():
@@ -247,14 +249,21 @@ def test_transition_law_test_tells_a_step_function_from_a_wrong_matrix():
     assert not result.passed
 
 
+RNG = np.random.default_rng
+
+
 @pytest.mark.parametrize(
     "call, error, match",
     [
         (lambda: testing.one_step_invariance_test(lambda r, x: x, TARGET, 0, 10), TypeError, "rng"),
-        (lambda: testing.one_step_invariance_test(lambda r, x: x, TARGET, np.random.default_rng(0), 0), ValueError, "num_samples"),
-        (lambda: testing.one_step_invariance_test(lambda r, x: x, object(), np.random.default_rng(0), 10), TypeError, "target"),
-        (lambda: testing.one_step_invariance_test("step", TARGET, np.random.default_rng(0), 10), TypeError, "step_fn"),
-        (lambda: testing.one_step_invariance_test(lambda r, x: x[:1], TARGET, np.random.default_rng(0), 10, batched=True), ValueError, "step_fn"),
+        (lambda: testing.one_step_invariance_test(lambda r, x: x, TARGET, RNG(0), 0), ValueError, "num_samples"),
+        (lambda: testing.one_step_invariance_test(lambda r, x: x, object(), RNG(0), 10), TypeError, "target"),
+        (lambda: testing.one_step_invariance_test("step", TARGET, RNG(0), 10), TypeError, "step_fn"),
+        (
+            lambda: testing.one_step_invariance_test(lambda r, x: x[:1], TARGET, RNG(0), 10, batched=True),
+            ValueError,
+            "step_fn",
+        ),
         (lambda: testing.goodness_of_fit_test([0, 1], TARGET, false_fail_rate=0.0), ValueError, "false_fail_rate"),
         (lambda: testing.goodness_of_fit_test([0, 1], TARGET, tv_alternative=2.0), ValueError, "tv_alternative"),
         (lambda: testing.goodness_of_fit_test([0, 1, 2], TARGET), ValueError, "num_samples"),

@@ -39,7 +39,8 @@ them (up to the large-sample approximation, which our tests check by simulation)
 ``m`` the number of pairs with a count. Pairs seen fewer than ``min_pair_count`` times are pooled
 (a sum of Binomial(:math:`n_i`, 1/2) is Binomial(:math:`\sum n_i`, 1/2), so pooling keeps the null
 law exact). With the default ``min_pair_count = 10`` the test is conservative: measured false-fail
-rates were 0.4–0.94 times the nominal one at :math:`\alpha = 0.05, 10^{-3}, 10^{-4}`. With :math:`J_{ab}` the probability of a pair and :math:`\delta = \sum_{a<b} |J_{ab} -
+rates were 0.4–0.94 times the nominal one at :math:`\alpha = 0.05, 10^{-3}, 10^{-4}`.
+With :math:`J_{ab}` the probability of a pair and :math:`\delta = \sum_{a<b} |J_{ab} -
 J_{ba}| = \mathrm{TV}(J, J^\top)`, the noncentrality is
 :math:`N \sum_{a<b} (J_{ab} - J_{ba})^2 / (J_{ab} + J_{ba}) \ge N \delta^2 / \sum_{a<b}(J_{ab} + J_{ba})
 \ge N \delta^2` (Cauchy–Schwarz again, the denominator being the probability of a move, at most 1).
@@ -192,7 +193,8 @@ def required_samples_against(
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if alternative.shape != probabilities.shape or alternative.ndim != 1:
         raise ValueError(
-            f"alternative and probabilities must be 1-D of the same shape, got {alternative.shape} and {probabilities.shape}"
+            "alternative and probabilities must be 1-D of the same shape, "
+            f"got {alternative.shape} and {probabilities.shape}"
         )
     tv = 0.5 * float(np.abs(alternative - probabilities).sum())
     if tv <= 0:
@@ -331,8 +333,12 @@ def _extreme_residuals(labels, observed, expected):
     """The NUM_REPORTED_CELLS largest positive and negative Pearson residuals, as report rows."""
     residuals = (observed - expected) / np.sqrt(np.maximum(expected, 1e-300))
     order = np.argsort(residuals)
-    over = [(labels[i], int(observed[i]), float(expected[i])) for i in order[::-1][:NUM_REPORTED_CELLS] if residuals[i] > 0]
-    under = [(labels[i], int(observed[i]), float(expected[i])) for i in order[:NUM_REPORTED_CELLS] if residuals[i] < 0]
+
+    def row(i):
+        return labels[i], int(observed[i]), float(expected[i])
+
+    over = [row(i) for i in order[::-1][:NUM_REPORTED_CELLS] if residuals[i] > 0]
+    under = [row(i) for i in order[:NUM_REPORTED_CELLS] if residuals[i] < 0]
     return over, under
 
 
@@ -386,7 +392,8 @@ def chi_square_counts_test(
     counts = np.bincount(cells, minlength=probabilities.size)
     expected = num_samples * probabilities
     groups = pool_cells(expected, min_expected)
-    if len(groups) < 2:
+    zero_hits = int(counts[probabilities == 0].sum())
+    if len(groups) < 2 and not zero_hits:
         raise ValueError(
             f"num_samples = {num_samples} is too small: after pooling cells of expected count below "
             f"{min_expected} fewer than two cells remain; use more samples"
@@ -394,7 +401,6 @@ def chi_square_counts_test(
     observed_groups = np.array([counts[g].sum() for g in groups])
     expected_groups = np.array([expected[g].sum() for g in groups])
     degrees_of_freedom = len(groups) - 1
-    zero_hits = int(counts[probabilities == 0].sum())
     if zero_hits:
         # A sample where the target has no mass: no chi-square needed, the sampler is wrong.
         statistic, p_value = np.inf, 0.0
@@ -415,7 +421,7 @@ def chi_square_counts_test(
         passed=bool(p_value > alpha),
         num_samples=num_samples,
         tv_alternative=tv_alternative,
-        power=power_lower_bound(num_samples, tv_alternative, alpha, degrees_of_freedom, "goodness_of_fit"),
+        power=power_lower_bound(num_samples, tv_alternative, alpha, max(degrees_of_freedom, 1), "goodness_of_fit"),
         over_sampled=over,
         under_sampled=under,
         cell_groups=groups,
