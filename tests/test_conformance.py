@@ -16,7 +16,6 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from textsampling import testing
 from textsampling.reference import categorical, gibbs, importance, metropolis_hastings, rejection
@@ -33,7 +32,6 @@ from textsampling.reference.proposals import (
 from textsampling.targets import (
     BigramLM,
     Categorical,
-    FixedLengthBigram,
     GaussianMixture,
     KeywordTarget,
     PairwiseChain,
@@ -65,11 +63,8 @@ def seed_of(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
-class TemperedCategorical(Categorical):
-    """pi_T over CATEGORICAL's states: what an annealing kernel at fixed T must leave invariant."""
-
-
 def tempered_chain(chain: PairwiseChain, temperature: float) -> PairwiseChain:
+    """The chain of rho^(1/T): what an annealing kernel at fixed T must leave invariant."""
     return PairwiseChain(chain.unary / temperature, chain.coupling / temperature)
 
 

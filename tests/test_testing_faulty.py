@@ -10,7 +10,6 @@ from textsampling.reference import gibbs, metropolis_hastings, rejection
 from textsampling.reference.proposals import (
     IndependentCategorical,
     RingStepProposal,
-    SingleSiteProposal,
     UniformCategoricalProposal,
 )
 from textsampling.targets import Categorical, PairwiseChain
