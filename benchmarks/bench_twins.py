@@ -49,8 +49,8 @@ SEED = 2021
 SIZES = [10**3, 10**4, 10**5, 10**6, 10**7]
 NUM_CATEGORIES = 1000
 VOCAB_SIZE, LENGTH = 8, 8
-BYTES_PER_CHAIN = 400
-FUSED_MATCHES = {}  # (sampler, device, num_chains) -> fused step == eager twin step, bit for bit  # generous: states, uniforms and Philox temporaries (int64) of one step
+BYTES_PER_CHAIN = 400  # generous: states, uniforms and Philox temporaries (int64) of one step
+FUSED_MATCHES = {}  # (sampler, device, num_chains) -> fused step == eager twin step, bit for bit
 
 
 def cpu_name() -> str:
@@ -79,7 +79,9 @@ def machine_description() -> dict:
 def make_problems():
     rng = np.random.default_rng(0)
     categorical = targets.Categorical(rng.normal(size=NUM_CATEGORIES) * 2.0)
-    bigram = targets.FixedLengthBigram(rng.normal(size=VOCAB_SIZE), rng.normal(size=(VOCAB_SIZE, VOCAB_SIZE + 1)), LENGTH)
+    bigram = targets.FixedLengthBigram(
+        rng.normal(size=VOCAB_SIZE), rng.normal(size=(VOCAB_SIZE, VOCAB_SIZE + 1)), LENGTH
+    )
     return categorical, proposals.UniformCategoricalProposal(NUM_CATEGORIES), bigram
 
 
@@ -177,7 +179,7 @@ def torch_runner(sampler, mode, num_chains, problems, device, dtype=torch.float3
         fused_state = compiled(step_zero, state)
         eager_state = counter_step(step_zero, state)
         FUSED_MATCHES[(sampler, str(device), num_chains)] = all(
-            torch.equal(a, b) for a, b in zip(fused_state, eager_state)
+            torch.equal(a, b) for a, b in zip(fused_state, eager_state, strict=True)
         )
 
         def one_step():
@@ -216,13 +218,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-chains", type=float, default=1e7, help="largest batch on CUDA")
     parser.add_argument("--max-cpu-chains", type=float, default=1e5, help="largest batch for torch on the CPU")
-    parser.add_argument("--max-reference-chains", type=float, default=1e3, help="largest batch for the NumPy reference (a Python loop over chains)")
+    parser.add_argument(
+        "--max-reference-chains",
+        type=float,
+        default=1e3,
+        help="largest batch for the NumPy reference (a Python loop over chains)",
+    )
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds timed per cell (after one warm-up step)")
     parser.add_argument("--modes", default="twin,fast,fused", help="torch modes, comma-separated: twin, fast, fused")
-    parser.add_argument("--max-cpu-fused-chains", type=float, default=1e4, help="largest batch for the fused mode on the CPU (each size compiles anew)")
+    parser.add_argument(
+        "--max-cpu-fused-chains",
+        type=float,
+        default=1e4,
+        help="largest batch for the fused mode on the CPU (each size compiles anew)",
+    )
     parser.add_argument("--samplers", default="MH,Gibbs")
     parser.add_argument("--no-cuda", action="store_true")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice); 1 on a shared machine")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice); 1 on a shared machine"
+    )
     args = parser.parse_args(argv)
     if args.threads is not None:
         # On a machine shared with other jobs, OpenMP threads that wait for busy cores can be 50x slower.
@@ -243,7 +257,15 @@ def main(argv=None):
             if num_chains > args.max_reference_chains:
                 continue
             row[num_chains] = measure(reference_runner(sampler, num_chains, problems), num_chains, args.min_time)
-            results.append({"sampler": sampler, "implementation": "numpy reference", "device": "cpu", "num_chains": num_chains, "chain_steps_per_second": row[num_chains]})
+            results.append(
+                {
+                    "sampler": sampler,
+                    "implementation": "numpy reference",
+                    "device": "cpu",
+                    "num_chains": num_chains,
+                    "chain_steps_per_second": row[num_chains],
+                }
+            )
         rows.append((f"{sampler:5s} numpy reference   cpu", row))
         for device in devices:
             for mode in modes:
@@ -259,35 +281,55 @@ def main(argv=None):
                         row[num_chains] = measure(runner, num_chains, args.min_time, device)
                     except Exception as error:  # a failed compilation is reported, not hidden
                         row[num_chains] = f"failed ({type(error).__name__})"
-                        print(f"# {sampler} {mode} {device} {num_chains}: {type(error).__name__}: {str(error)[:300]}", file=sys.stderr)
+                        print(
+                            f"# {sampler} {mode} {device} {num_chains}: {type(error).__name__}: {str(error)[:300]}",
+                            file=sys.stderr,
+                        )
                         break
-                    results.append({"sampler": sampler, "implementation": f"torch {mode}", "device": str(device), "num_chains": num_chains, "chain_steps_per_second": row[num_chains]})
+                    results.append(
+                        {
+                            "sampler": sampler,
+                            "implementation": f"torch {mode}",
+                            "device": str(device),
+                            "num_chains": num_chains,
+                            "chain_steps_per_second": row[num_chains],
+                        }
+                    )
                 rows.append((f"{sampler:5s} torch {mode:11s} {device.type}", row))
 
     sizes = [n for n in SIZES if any(n in row for _, row in rows)]
-    print(f"# chain-steps per second (random numbers included); float32 torch; NumPy float64")
-    print(f"# machine: CPU {machine['cpu']} ({machine['cpu_count']} cores, torch threads {machine['torch_threads']}); "
-          f"GPU {machine['gpu'] or 'none'}; torch {machine['torch']}; numpy {machine['numpy']}")
-    print(f"# MH: {NUM_CATEGORIES}-state categorical, uniform proposal. Gibbs: random scan, fixed-length bigram V={VOCAB_SIZE}, L={LENGTH}")
+    print("# chain-steps per second (random numbers included); float32 torch; NumPy float64")
+    print(
+        f"# machine: CPU {machine['cpu']} ({machine['cpu_count']} cores, torch threads {machine['torch_threads']}); "
+        f"GPU {machine['gpu'] or 'none'}; torch {machine['torch']}; numpy {machine['numpy']}"
+    )
+    print(
+        f"# MH: {NUM_CATEGORIES}-state categorical, uniform proposal. "
+        f"Gibbs: random scan, fixed-length bigram V={VOCAB_SIZE}, L={LENGTH}"
+    )
     header = f"{'sampler / implementation / device':36s}" + "".join(f"{f'{n:.0e} chains':>16s}" for n in sizes)
     print(header)
     print("-" * len(header))
     for label, row in rows:
         print(f"{label:36s}" + "".join(f"{format_rate(row.get(n, '-')):>16s}" for n in sizes))
     if FUSED_MATCHES:
-        print(f"# fused step bit-identical to the eager twin (step 0): {all(FUSED_MATCHES.values())} "
-              f"({', '.join(f'{k[0]} {k[1]} {k[2]:.0e}: {v}' for k, v in FUSED_MATCHES.items())})")
+        print(
+            f"# fused step bit-identical to the eager twin (step 0): {all(FUSED_MATCHES.values())} "
+            f"({', '.join(f'{k[0]} {k[1]} {k[2]:.0e}: {v}' for k, v in FUSED_MATCHES.items())})"
+        )
     out = os.environ.get("OUT")
     if out:
         path = Path(out) / "bench_twins.json"
-        path.write_text(json.dumps(
-            {
-                "machine": machine,
-                "results": results,
-                "fused_matches_twin": {" ".join(map(str, key)): value for key, value in FUSED_MATCHES.items()},
-            },
-            indent=2,
-        ))
+        path.write_text(
+            json.dumps(
+                {
+                    "machine": machine,
+                    "results": results,
+                    "fused_matches_twin": {" ".join(map(str, key)): value for key, value in FUSED_MATCHES.items()},
+                },
+                indent=2,
+            )
+        )
         print(f"# written {path}")
 
 

@@ -62,7 +62,9 @@ def _bigram():
 
 
 CATEGORICAL = targets.Categorical([0.0, 1.5, -0.5, -np.inf, 2.2, 0.7])
-PAIRWISE = targets.PairwiseChain(np.random.default_rng(4).normal(size=(3, 3)), np.random.default_rng(5).normal(size=(3, 3)) * 1.5)
+PAIRWISE = targets.PairwiseChain(
+    np.random.default_rng(4).normal(size=(3, 3)), np.random.default_rng(5).normal(size=(3, 3)) * 1.5
+)
 KEYWORD = targets.KeywordTarget(_bigram(), [2], targets.TopicSimilarity([0], 1.0), gamma=0.8)
 MIXTURE = targets.GaussianMixture([0.3, 0.7], [[-1.5, 0.0], [1.0, 1.0]], [[0.5, 1.0], [1.0, 0.5]], num_bins=6)
 
@@ -75,7 +77,8 @@ CASES = {
     "mh-categorical-independence": (
         CATEGORICAL,
         lambda: mh_step_fn(
-            CATEGORICAL, proposals.IndependenceProposal(proposals.IndependentCategorical([1.0, 0.0, 0.0, 0.0, 0.5, -1.0]))
+            CATEGORICAL,
+            proposals.IndependenceProposal(proposals.IndependentCategorical([1.0, 0.0, 0.0, 0.0, 0.5, -1.0])),
         ),
     ),
     "mh-bigram-single-site": (
@@ -84,7 +87,10 @@ CASES = {
     ),
     "mh-keyword-single-site": (KEYWORD, lambda: mh_step_fn(KEYWORD, proposals.SingleSiteProposal(4, 3))),
     "mh-mixture-random-walk": (MIXTURE, lambda: mh_step_fn(MIXTURE, proposals.GaussianRandomWalkProposal(1.0, 2))),
-    "annealing-pairwise-fixed-temperature": (PAIRWISE, lambda: mh_step_fn(PAIRWISE, proposals.SingleSiteProposal(3, 3), 1.0)),
+    "annealing-pairwise-fixed-temperature": (
+        PAIRWISE,
+        lambda: mh_step_fn(PAIRWISE, proposals.SingleSiteProposal(3, 3), 1.0),
+    ),
     "gibbs-bigram-random": (BIGRAM, lambda: gibbs_step_fn(BIGRAM, "random")),
     "gibbs-bigram-systematic": (BIGRAM, lambda: gibbs_step_fn(BIGRAM, "systematic")),
     "gibbs-pairwise-random": (PAIRWISE, lambda: gibbs_step_fn(PAIRWISE, "random")),
@@ -136,7 +142,12 @@ def test_float32_rejection_twin_keeps_exact_samples():
     proposal = proposals.IndependentUniformSequences(4, 3)
     log_envelope = rejection.tightest_log_envelope(BIGRAM, proposal)
     result = rejection.sample(
-        torch.Generator().manual_seed(8), twin_of(BIGRAM).log_prob, twin_of(proposal), log_envelope, 20_000, num_chains=8
+        torch.Generator().manual_seed(8),
+        twin_of(BIGRAM).log_prob,
+        twin_of(proposal),
+        log_envelope,
+        20_000,
+        num_chains=8,
     )
     kept = result.states[result.accepted].numpy()
     assert kept.shape[0] > 2_000  # acceptance rate Z / M is about 2.5% here
@@ -151,9 +162,19 @@ def test_float32_importance_twin_estimates_the_normaliser_without_bias():
     from textsampling.torch.randomness import CounterGenerator
 
     proposal = proposals.IndependentUniformSequences(4, 3)
-    result = importance.sample(CounterGenerator(9, torch.arange(4_000)), twin_of(BIGRAM).log_prob, twin_of(proposal), 50)
+    result = importance.sample(
+        CounterGenerator(9, torch.arange(4_000)), twin_of(BIGRAM).log_prob, twin_of(proposal), 50
+    )
     z_hat = torch.exp(result.log_normalizer_estimate.double()).numpy()
     exact = np.exp(BIGRAM.log_normalizer())
     standard_error = z_hat.std(ddof=1) / np.sqrt(z_hat.size)
     assert abs(z_hat.mean() - exact) < 3.89 * standard_error
     assert np.all(result.effective_sample_size.numpy() <= 50 + 1e-3)
+
+
+def test_float32_categorical_twin_draws_exact_samples():
+    # 20,000 inverse-CDF draws (torch's generator) pass goodness of fit at false-fail rate 1e-4.
+    from textsampling.torch import categorical
+
+    draws = categorical.sample(torch.Generator().manual_seed(10), twin_of(CATEGORICAL).logits, 20_000)
+    testing.goodness_of_fit_test(draws.numpy(), CATEGORICAL).assert_passed()

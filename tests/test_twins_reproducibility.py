@@ -23,7 +23,9 @@ from textsampling.torch.twins import twin_of
 SEED = 8084
 BIG = 10_000
 CATEGORICAL = targets.Categorical(np.random.default_rng(0).normal(size=1000) * 2)
-BIGRAM = targets.FixedLengthBigram(np.random.default_rng(1).normal(size=5), np.random.default_rng(2).normal(size=(5, 6)), 4)
+BIGRAM = targets.FixedLengthBigram(
+    np.random.default_rng(1).normal(size=5), np.random.default_rng(2).normal(size=(5, 6)), 4
+)
 
 
 def _run(kind, chain_index, dtype, device="cpu"):
@@ -32,12 +34,18 @@ def _run(kind, chain_index, dtype, device="cpu"):
     if kind == "mh":
         x0 = (rng.chain_index * 37) % 1000
         trace = metropolis_hastings.sample(
-            rng, x0, twin_of(CATEGORICAL, dtype, device).log_prob, twin_of(proposals.UniformCategoricalProposal(1000), dtype, device), 30
+            rng,
+            x0,
+            twin_of(CATEGORICAL, dtype, device).log_prob,
+            twin_of(proposals.UniformCategoricalProposal(1000), dtype, device),
+            30,
         )
         return trace.states, trace.accepted
     if kind in ("gibbs-random", "gibbs-systematic"):
         x0 = torch.zeros((num_chains, 4), dtype=torch.int64, device=device)
-        trace = gibbs.sample(rng, x0, twin_of(BIGRAM, dtype, device).conditional_log_probs, 6, scan=kind[6:], dtype=dtype)
+        trace = gibbs.sample(
+            rng, x0, twin_of(BIGRAM, dtype, device).conditional_log_probs, 6, scan=kind[6:], dtype=dtype
+        )
         return trace.states, trace.positions
     if kind == "annealing":
         x0 = torch.zeros((num_chains, 4), dtype=torch.int64, device=device)
@@ -51,7 +59,10 @@ def _run(kind, chain_index, dtype, device="cpu"):
         return result.states, result.best_state
     if kind == "importance":
         result = importance.sample(
-            rng, twin_of(BIGRAM, dtype, device).log_prob, twin_of(proposals.IndependentUniformSequences(5, 4), dtype, device), 10
+            rng,
+            twin_of(BIGRAM, dtype, device).log_prob,
+            twin_of(proposals.IndependentUniformSequences(5, 4), dtype, device),
+            10,
         )
         return result.states, result.log_weights
     raise KeyError(kind)
@@ -67,11 +78,11 @@ def test_chains_0_to_9_alone_reproduce_chains_0_to_9_of_ten_thousand(kind, dtype
     alone = _run(kind, torch.arange(10), dtype)
     batch = _run(kind, torch.arange(BIG), dtype)
     assert batch[0].shape[0] == BIG
-    for small, big in zip(alone, batch):
+    for small, big in zip(alone, batch, strict=True):
         assert torch.equal(small, big[:10])
     # any subset, in any order
     subset = torch.tensor([BIG - 1, 5, 4321])
-    for small, big in zip(_run(kind, subset, dtype), batch):
+    for small, big in zip(_run(kind, subset, dtype), batch, strict=True):
         assert torch.equal(small, big[subset])
 
 
@@ -80,12 +91,16 @@ def test_same_seed_same_chain_in_numpy_and_torch_cpu():
     states, accepted = _run("mh", torch.tensor(chains), torch.float64)
     proposal = proposals.UniformCategoricalProposal(1000)
     for row, chain in enumerate(chains):
-        expected = reference_mh.sample(NumpyCounterGenerator(SEED, chain), (chain * 37) % 1000, CATEGORICAL.log_prob, proposal, 30)
+        expected = reference_mh.sample(
+            NumpyCounterGenerator(SEED, chain), (chain * 37) % 1000, CATEGORICAL.log_prob, proposal, 30
+        )
         np.testing.assert_array_equal(states[row].numpy(), expected.states)
         np.testing.assert_array_equal(accepted[row].numpy(), expected.accepted)
     gibbs_states, _ = _run("gibbs-random", torch.tensor(chains), torch.float64)
     for row, chain in enumerate(chains):
-        expected = reference_gibbs.sample(NumpyCounterGenerator(SEED, chain), np.zeros(4, dtype=int), BIGRAM.conditional_log_probs, 6)
+        expected = reference_gibbs.sample(
+            NumpyCounterGenerator(SEED, chain), np.zeros(4, dtype=int), BIGRAM.conditional_log_probs, 6
+        )
         np.testing.assert_array_equal(gibbs_states[row].numpy(), expected.states)
 
 
@@ -93,7 +108,9 @@ def test_same_seed_same_chain_in_numpy_and_torch_cpu():
 @pytest.mark.parametrize("kind", KINDS)
 def test_same_chain_on_cuda_and_cpu(kind):
     chains = torch.tensor([0, 1, 2, 9999, 123456])
-    for on_cpu, on_cuda in zip(_run(kind, chains, torch.float64), _run(kind, chains, torch.float64, "cuda")):
+    for on_cpu, on_cuda in zip(
+        _run(kind, chains, torch.float64), _run(kind, chains, torch.float64, "cuda"), strict=True
+    ):
         assert torch.equal(on_cpu, on_cuda.cpu())
 
 
@@ -109,7 +126,9 @@ def test_a_torch_generator_does_not_have_the_property():
 
         for step in range(5):
             uniforms = draw_uniforms(generator, step, 2, num_chains=num_chains)
-            state, _ = metropolis_hastings.step(uniforms, state, twin_of(CATEGORICAL).log_prob, twin_of(proposals.UniformCategoricalProposal(1000)))
+            state, _ = metropolis_hastings.step(
+                uniforms, state, twin_of(CATEGORICAL).log_prob, twin_of(proposals.UniformCategoricalProposal(1000))
+            )
         return state.x[:10]
 
     assert not torch.equal(first_rows(10), first_rows(BIG))

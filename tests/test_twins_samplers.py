@@ -38,7 +38,9 @@ def _rng(seed=0):
 
 
 def _bigram(length=3, vocab_size=4):
-    return targets.FixedLengthBigram(_rng(1).normal(size=vocab_size), _rng(2).normal(size=(vocab_size, vocab_size + 1)), length)
+    return targets.FixedLengthBigram(
+        _rng(1).normal(size=vocab_size), _rng(2).normal(size=(vocab_size, vocab_size + 1)), length
+    )
 
 
 def _keyword_target():
@@ -63,7 +65,11 @@ def _mh_cases():
             proposals.IndependenceProposal(proposals.IndependentCategorical([0.0, 1.0, 0.0, -0.5, 2.0, 0.1])),
             chains % 6,
         ),
-        "bigram-single-site": (_bigram(), proposals.SingleSiteProposal(4, 3, _rng(7).normal(size=(3, 4))), sequence_initial),
+        "bigram-single-site": (
+            _bigram(),
+            proposals.SingleSiteProposal(4, 3, _rng(7).normal(size=(3, 4))),
+            sequence_initial,
+        ),
         "bigram-independent-sequences": (
             _bigram(),
             proposals.IndependenceProposal(proposals.IndependentUniformSequences(4, 3)),
@@ -71,8 +77,16 @@ def _mh_cases():
         ),
         "pairwise-single-site": (pairwise, proposals.SingleSiteProposal(3, 4), _rng(8).integers(0, 3, (NUM_CHAINS, 4))),
         "keyword-single-site": (_keyword_target(), proposals.SingleSiteProposal(4, 4), keyword_initial),
-        "mixture-2d-random-walk": (mixture_2d, proposals.GaussianRandomWalkProposal(1.3, 2), _rng(9).normal(size=(NUM_CHAINS, 2))),
-        "mixture-1d-random-walk": (mixture_1d, proposals.GaussianRandomWalkProposal(2.0, 1), _rng(10).normal(size=NUM_CHAINS)),
+        "mixture-2d-random-walk": (
+            mixture_2d,
+            proposals.GaussianRandomWalkProposal(1.3, 2),
+            _rng(9).normal(size=(NUM_CHAINS, 2)),
+        ),
+        "mixture-1d-random-walk": (
+            mixture_1d,
+            proposals.GaussianRandomWalkProposal(2.0, 1),
+            _rng(10).normal(size=NUM_CHAINS),
+        ),
     }
 
 
@@ -101,11 +115,17 @@ def test_metropolis_hastings_twin_makes_the_reference_decisions(case, device):
     twin_target, twin_proposal = twin_of(target, F64, device), twin_of(proposal, F64, device)
     x0 = torch.tensor(initial, device=device)
     trace = metropolis_hastings.sample(
-        CounterGenerator(SEED, torch.arange(NUM_CHAINS, device=device)), x0, twin_target.log_prob, twin_proposal, NUM_STEPS
+        CounterGenerator(SEED, torch.arange(NUM_CHAINS, device=device)),
+        x0,
+        twin_target.log_prob,
+        twin_proposal,
+        NUM_STEPS,
     )
     assert trace.states.shape == (NUM_CHAINS, NUM_STEPS) + tuple(x0.shape[1:])
     for chain in range(NUM_CHAINS):
-        expected = reference_mh.sample(NumpyCounterGenerator(SEED, chain), initial[chain], target.log_prob, proposal, NUM_STEPS)
+        expected = reference_mh.sample(
+            NumpyCounterGenerator(SEED, chain), initial[chain], target.log_prob, proposal, NUM_STEPS
+        )
         np.testing.assert_array_equal(trace.accepted[chain].cpu().numpy(), expected.accepted)
         _assert_states(expected.states, trace.states[chain].cpu().numpy(), continuous)
         _assert_log_probs(expected.log_probs, trace.log_probs[chain].cpu().numpy())
@@ -126,9 +146,13 @@ def test_mh_step_takes_the_same_decision_given_the_same_uniforms(device):
     x = np.arange(500) % 6
     x = np.where(x == 2, 3, x)
     state = metropolis_hastings.init(torch.tensor(x, device=device), twin_target.log_prob)
-    new_state, info = metropolis_hastings.step(torch.tensor(uniforms, device=device), state, twin_target.log_prob, twin_proposal)
+    new_state, info = metropolis_hastings.step(
+        torch.tensor(uniforms, device=device), state, twin_target.log_prob, twin_proposal
+    )
     for b in range(500):
-        ref_state, ref_info = reference_mh.step(uniforms[b], reference_mh.init(x[b], target.log_prob), target.log_prob, proposal)
+        ref_state, ref_info = reference_mh.step(
+            uniforms[b], reference_mh.init(x[b], target.log_prob), target.log_prob, proposal
+        )
         assert bool(info.accepted[b]) == ref_info.accepted
         assert int(new_state.x[b]) == int(ref_state.x) and int(info.proposal[b]) == int(ref_info.proposal)
 
@@ -167,7 +191,10 @@ def test_gibbs_twin_writes_the_reference_tokens(name, scan, device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("schedule", ["geometric", "logarithmic"])
 def test_annealing_twin_follows_the_reference(schedule, device):
-    target, proposal = targets.PairwiseChain(_rng(14).normal(size=(4, 3)), _rng(15).normal(size=(3, 3))), proposals.SingleSiteProposal(3, 4)
+    target, proposal = (
+        targets.PairwiseChain(_rng(14).normal(size=(4, 3)), _rng(15).normal(size=(3, 3))),
+        proposals.SingleSiteProposal(3, 4),
+    )
     if schedule == "geometric":
         temperatures = reference_annealing.geometric_schedule(3.0, 0.05, NUM_STEPS)
         twin_temperatures = annealing.geometric_schedule(3.0, 0.05, NUM_STEPS, dtype=F64, device=device)
@@ -184,7 +211,9 @@ def test_annealing_twin_follows_the_reference(schedule, device):
         twin_temperatures,
     )
     for chain in range(NUM_CHAINS):
-        expected = reference_annealing.anneal(NumpyCounterGenerator(SEED, chain), initial[chain], target.log_prob, proposal, temperatures)
+        expected = reference_annealing.anneal(
+            NumpyCounterGenerator(SEED, chain), initial[chain], target.log_prob, proposal, temperatures
+        )
         np.testing.assert_array_equal(result.states[chain].cpu().numpy(), expected.states)
         np.testing.assert_array_equal(result.accepted[chain].cpu().numpy(), expected.accepted)
         np.testing.assert_array_equal(result.best_state[chain].cpu().numpy(), expected.best_state)
@@ -195,7 +224,10 @@ def _independent_cases():
     # 2-D: a 1-D IndependentGaussian gives states (N,), which the reference mixture reads as one state.
     mixture = targets.GaussianMixture([0.3, 0.7], [[-1.0, 0.0], [1.5, 1.0]], [[0.6, 1.0], [1.0, 0.5]])
     return {
-        "categorical": (targets.Categorical([0.0, 2.0, -1.0, -np.inf, 1.0]), proposals.IndependentCategorical([0.5, 0.0, 0.0, 0.0, 1.0])),
+        "categorical": (
+            targets.Categorical([0.0, 2.0, -1.0, -np.inf, 1.0]),
+            proposals.IndependentCategorical([0.5, 0.0, 0.0, 0.0, 1.0]),
+        ),
         "bigram": (_bigram(), proposals.IndependentUniformSequences(4, 3)),
         "mixture": (mixture, proposals.IndependentGaussian([0.0, 0.5], 2.0)),
     }
@@ -211,16 +243,27 @@ def test_importance_twin_gives_the_reference_weights_per_chain(case, device):
     continuous = case == "mixture"
     num_samples = 400
     result = importance.sample(
-        CounterGenerator(SEED, torch.arange(NUM_CHAINS, device=device)), twin_of(target, F64, device).log_prob, twin_of(proposal, F64, device), num_samples
+        CounterGenerator(SEED, torch.arange(NUM_CHAINS, device=device)),
+        twin_of(target, F64, device).log_prob,
+        twin_of(proposal, F64, device),
+        num_samples,
     )
     assert result.log_weights.shape == (NUM_CHAINS, num_samples)
     for chain in range(NUM_CHAINS):
-        expected = reference_importance.sample(NumpyCounterGenerator(SEED, chain), target.log_prob, proposal, num_samples)
+        expected = reference_importance.sample(
+            NumpyCounterGenerator(SEED, chain), target.log_prob, proposal, num_samples
+        )
         _assert_states(expected.states, result.states[chain].cpu().numpy(), continuous)
         _assert_log_probs(expected.log_weights, result.log_weights[chain].cpu().numpy())
-        np.testing.assert_allclose(result.normalized_weights[chain].cpu().numpy(), expected.normalized_weights, rtol=1e-11, atol=1e-300)
-        np.testing.assert_allclose(result.effective_sample_size[chain].item(), expected.effective_sample_size, rtol=1e-11)
-        np.testing.assert_allclose(result.log_normalizer_estimate[chain].item(), expected.log_normalizer_estimate, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            result.normalized_weights[chain].cpu().numpy(), expected.normalized_weights, rtol=1e-11, atol=1e-300
+        )
+        np.testing.assert_allclose(
+            result.effective_sample_size[chain].item(), expected.effective_sample_size, rtol=1e-11
+        )
+        np.testing.assert_allclose(
+            result.log_normalizer_estimate[chain].item(), expected.log_normalizer_estimate, rtol=1e-12, atol=1e-12
+        )
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -231,10 +274,16 @@ def test_rejection_twin_keeps_the_reference_samples(case, device):
     twin_target, twin_proposal = twin_of(target, F64, device), twin_of(proposal, F64, device)
     assert rejection.tightest_log_envelope(twin_target, twin_proposal) == log_envelope
     result = rejection.sample(
-        CounterGenerator(SEED, torch.arange(NUM_CHAINS, device=device)), twin_target.log_prob, twin_proposal, log_envelope, 300
+        CounterGenerator(SEED, torch.arange(NUM_CHAINS, device=device)),
+        twin_target.log_prob,
+        twin_proposal,
+        log_envelope,
+        300,
     )
     for chain in range(NUM_CHAINS):
-        expected = reference_rejection.sample(NumpyCounterGenerator(SEED, chain), target.log_prob, proposal, log_envelope, 300)
+        expected = reference_rejection.sample(
+            NumpyCounterGenerator(SEED, chain), target.log_prob, proposal, log_envelope, 300
+        )
         np.testing.assert_array_equal(result.samples(chain).cpu().numpy(), expected.samples)
         assert int(result.num_accepted[chain]) == expected.num_accepted
     assert 0 < int(result.num_accepted.sum()) < NUM_CHAINS * 300
@@ -248,14 +297,24 @@ def test_categorical_twin_picks_the_reference_index(device):
     logits[:, 6] = -np.inf
     uniforms = rng.uniform(size=2000)
     expected = reference_categorical.categorical_from_uniforms(uniforms, logits)
-    got = categorical.categorical_from_uniforms(torch.tensor(uniforms, device=device), torch.tensor(logits, device=device))
+    got = categorical.categorical_from_uniforms(
+        torch.tensor(uniforms, device=device), torch.tensor(logits, device=device)
+    )
     np.testing.assert_array_equal(got.cpu().numpy(), expected)
-    shared = categorical.categorical_from_uniforms(torch.tensor(uniforms, device=device), torch.tensor(logits[0], device=device))
-    np.testing.assert_array_equal(shared.cpu().numpy(), reference_categorical.categorical_from_uniforms(uniforms, logits[0]))
+    shared = categorical.categorical_from_uniforms(
+        torch.tensor(uniforms, device=device), torch.tensor(logits[0], device=device)
+    )
+    np.testing.assert_array_equal(
+        shared.cpu().numpy(), reference_categorical.categorical_from_uniforms(uniforms, logits[0])
+    )
     # uniforms at the top of (0, 1) never select a trailing zero-weight category
     top = torch.full((3,), 1 - 2**-53, dtype=F64, device=device)
     assert categorical.categorical_from_uniforms(top, torch.tensor(logits[:3], device=device)).tolist() == [5, 5, 5]
     # sample(): chain c draws with the uniform of (seed, c, 0), as the reference for CounterGenerator(seed, c)
-    drawn = categorical.sample(CounterGenerator(SEED, torch.arange(50, device=device)), torch.tensor(logits[0], device=device))
+    drawn = categorical.sample(
+        CounterGenerator(SEED, torch.arange(50, device=device)), torch.tensor(logits[0], device=device)
+    )
     for chain in range(50):
-        assert int(drawn[chain]) == int(reference_categorical.sample(NumpyCounterGenerator(SEED, chain), logits[0], 1)[0])
+        assert int(drawn[chain]) == int(
+            reference_categorical.sample(NumpyCounterGenerator(SEED, chain), logits[0], 1)[0]
+        )

@@ -82,7 +82,11 @@ def test_masked_conditionals_agree(case, device):
     positions = np.arange(states.shape[0]) % target.length
     with np.errstate(invalid="ignore"):  # the reference's brute force meets -inf - -inf on purpose
         expected = target.conditional_log_probs(states, positions)
-    got = twin.conditional_log_probs(torch.tensor(states, device=device), torch.tensor(positions, device=device)).cpu().numpy()
+    got = (
+        twin.conditional_log_probs(torch.tensor(states, device=device), torch.tensor(positions, device=device))
+        .cpu()
+        .numpy()
+    )
     np.testing.assert_array_equal(np.isfinite(got), np.isfinite(expected))
     finite = np.isfinite(expected)
     np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-13, atol=1e-13)
@@ -108,7 +112,9 @@ def test_bigram_lm_lengths_and_next_token_log_probs():
     np.testing.assert_array_equal(twin.lengths(torch.tensor(states)).numpy(), lm.lengths(states))
     np.testing.assert_array_equal(twin.sequence_log_probs(torch.tensor(states)).numpy(), lm.sequence_log_probs(states))
     prefixes = np.array([[PAD, PAD], [2, PAD], [0, 3], [1, 1]])
-    np.testing.assert_array_equal(twin.next_token_log_probs(torch.tensor(prefixes)).numpy(), lm.next_token_log_probs(prefixes))
+    np.testing.assert_array_equal(
+        twin.next_token_log_probs(torch.tensor(prefixes)).numpy(), lm.next_token_log_probs(prefixes)
+    )
     # Width 0 (no prefix at all): the initial law, END impossible. (The reference raises on width 0.)
     empty = twin.next_token_log_probs(torch.zeros((2, 0), dtype=torch.int64)).numpy()
     np.testing.assert_array_equal(empty, lm.next_token_log_probs(np.full((2, 1), PAD)))
@@ -117,7 +123,9 @@ def test_bigram_lm_lengths_and_next_token_log_probs():
 
 
 def test_gaussian_mixture_twin_and_its_1d_shapes():
-    mixture = targets.GaussianMixture([0.2, 0.5, 0.3], [[0.0, 1.0], [-2.0, 0.5], [3.0, -1.0]], [[1.0, 0.3], [0.5, 2.0], [1.5, 1.0]])
+    mixture = targets.GaussianMixture(
+        [0.2, 0.5, 0.3], [[0.0, 1.0], [-2.0, 0.5], [3.0, -1.0]], [[1.0, 0.3], [0.5, 2.0], [1.5, 1.0]]
+    )
     points = _rng(6).normal(size=(500, 2)) * 3
     got = twin_of(mixture, F64).log_prob(torch.tensor(points)).numpy()
     np.testing.assert_allclose(got, mixture.log_prob(points), rtol=1e-14, atol=1e-14)
@@ -126,7 +134,9 @@ def test_gaussian_mixture_twin_and_its_1d_shapes():
     twin_line = twin_of(line, F64)
     # (N,) and (N, 1) are the same batch for a 1-D mixture
     torch.testing.assert_close(twin_line.log_prob(torch.tensor(x)), twin_line.log_prob(torch.tensor(x[:, None])))
-    np.testing.assert_allclose(twin_line.log_prob(torch.tensor(x)).numpy(), line.log_prob(x[:, None]), rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(
+        twin_line.log_prob(torch.tensor(x)).numpy(), line.log_prob(x[:, None]), rtol=1e-14, atol=1e-14
+    )
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -148,5 +158,7 @@ def test_twins_delegate_exact_answers_to_the_reference():
     np.testing.assert_array_equal(twin.cell_probabilities(), target.cell_probabilities())
     np.testing.assert_array_equal(twin.cell_index(torch.tensor(target.states[:5])), np.arange(5))
     rebuilt = torch_targets.FixedLengthBigram(target.initial_logits, target.transition_logits, 4)
-    torch.testing.assert_close(rebuilt.log_prob(torch.tensor(target.states)), twin.log_prob(torch.tensor(target.states)))
+    torch.testing.assert_close(
+        rebuilt.log_prob(torch.tensor(target.states)), twin.log_prob(torch.tensor(target.states))
+    )
     assert twin.to(dtype=F64).dtype == F64

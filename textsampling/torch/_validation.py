@@ -85,7 +85,9 @@ def check_same_dtype(**tensors) -> torch.dtype:
     for name, tensor in items[1:]:
         if tensor.dtype != first.dtype:
             where = ", ".join(f"{n}: {t.dtype}" for n, t in items)
-            raise TypeError(f"floating tensors must share one dtype, got {where}; convert {name} with .to({first.dtype})")
+            raise TypeError(
+                f"floating tensors must share one dtype, got {where}; convert {name} with .to({first.dtype})"
+            )
     return first.dtype
 
 
@@ -105,6 +107,6 @@ def raise_if(conditions: list, messages: list) -> None:
     if not conditions:
         return
     flags = torch.stack([torch.as_tensor(c).reshape(()) for c in conditions]).cpu().tolist()
-    for flag, message in zip(flags, messages):
+    for flag, message in zip(flags, messages, strict=True):
         if flag:
             raise ValueError(message)

@@ -160,7 +160,9 @@ def anneal(rng, x0: torch.Tensor, log_prob_fn, proposal, temperatures, first_ste
     done = 0
     try:
         for t in range(num_steps):
-            uniforms = draw_uniforms(rng, first_step + t, num_uniforms(proposal), num_chains, temperatures.dtype, device)
+            uniforms = draw_uniforms(
+                rng, first_step + t, num_uniforms(proposal), num_chains, temperatures.dtype, device
+            )
             state, info = step(uniforms, state, log_prob_fn, proposal, temperature_list[t])
             states[:, t], log_probs[:, t], accepted[:, t] = state.x, state.log_prob, info.accepted
             # Strictly better only: the first state reaching the best value is kept.
@@ -170,6 +172,12 @@ def anneal(rng, x0: torch.Tensor, log_prob_fn, proposal, temperatures, first_ste
             done = t + 1
     except KeyboardInterrupt:
         return AnnealingResult(
-            best_state, best_log_prob, states[:, :done], log_probs[:, :done], temperatures[:done], accepted[:, :done], True
+            best_state,
+            best_log_prob,
+            states[:, :done],
+            log_probs[:, :done],
+            temperatures[:done],
+            accepted[:, :done],
+            True,
         )
     return AnnealingResult(best_state, best_log_prob, states, log_probs, temperatures, accepted, False)

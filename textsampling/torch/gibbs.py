@@ -75,13 +75,15 @@ def _check_sequences(x, name: str = "state.x") -> torch.Tensor:
 
 
 def conditional_rows(conditional_log_probs, x: torch.Tensor, positions: torch.Tensor, dtype, validate: bool = True):
-    """:math:`\\log\\pi(x_i = v \\mid x_{-i})` for every chain's position, ``(B, V)``, checked like the reference's row."""
+    """:math:`\\log\\pi(x_i = v \\mid x_{-i})` at every chain's position, ``(B, V)``, checked as in the reference."""
     if not callable(conditional_log_probs):
         raise TypeError(f"conditional_log_probs must be callable, got {type(conditional_log_probs).__name__}")
     rows = conditional_log_probs(x, positions)
     if not isinstance(rows, torch.Tensor) or rows.ndim != 2 or rows.shape[0] != x.shape[0]:
         shape = tuple(rows.shape) if isinstance(rows, torch.Tensor) else type(rows).__name__
-        raise ValueError(f"conditional_log_probs must return a tensor of shape (B, V) with B = {x.shape[0]}, got {shape}")
+        raise ValueError(
+            f"conditional_log_probs must return a tensor of shape (B, V) with B = {x.shape[0]}, got {shape}"
+        )
     if rows.dtype != dtype:
         raise TypeError(f"conditional_log_probs returned dtype {rows.dtype} but the uniforms are {dtype}")
     if validate:
@@ -92,7 +94,9 @@ def conditional_rows(conditional_log_probs, x: torch.Tensor, positions: torch.Te
     return rows
 
 
-def update_position(uniform: torch.Tensor, x: torch.Tensor, positions: torch.Tensor, conditional_log_probs, validate: bool = True):
+def update_position(
+    uniform: torch.Tensor, x: torch.Tensor, positions: torch.Tensor, conditional_log_probs, validate: bool = True
+):
     """Redraw ``x[b, positions[b]]`` for every chain from its conditional by inverse CDF of ``uniform[b]``."""
     rows = conditional_rows(conditional_log_probs, x, positions, uniform.dtype, validate)  # (B, V)
     tokens = categorical_from_uniforms(uniform, rows, validate=False)  # (B,), rows checked above
@@ -150,7 +154,9 @@ def sweep(uniforms: torch.Tensor, state: GibbsState, conditional_log_probs, vali
     return GibbsState(x), GibbsInfo(all_positions, x.clone())
 
 
-def sample(rng, x0: torch.Tensor, conditional_log_probs, num_steps: int, scan: str = "random", first_step: int = 0, dtype=None):
+def sample(
+    rng, x0: torch.Tensor, conditional_log_probs, num_steps: int, scan: str = "random", first_step: int = 0, dtype=None
+):
     """Run ``num_steps`` random-scan steps (or sweeps) for every chain of ``x0`` ``(B, L)``, keeping every state.
 
     Step ``t`` uses ``draw_uniforms(rng, first_step + t, num_uniforms(scan, L), B)``.

@@ -112,13 +112,15 @@ def estimate(function_values: torch.Tensor, log_weights: torch.Tensor) -> torch.
     values = check_tensor(function_values, "function_values", integer=False)
     check_same_device(function_values=values, log_weights=weights)
     if values.shape != weights.shape:
-        raise ValueError(f"function_values must have shape {tuple(weights.shape)} (one per sample), got {tuple(values.shape)}")
+        raise ValueError(
+            f"function_values must have shape {tuple(weights.shape)} (one per sample), got {tuple(values.shape)}"
+        )
     return torch.where(weights > 0, weights * values, 0.0).sum(dim=1)
 
 
 def _flat_log_prob(log_prob_fn, states: torch.Tensor, batch_shape) -> torch.Tensor:
     # (B, N) + state_shape -> (B N,) + state_shape -> log_prob -> (B, N)
-    flat = states.reshape((-1,) + tuple(states.shape[len(batch_shape):]))
+    flat = states.reshape((-1,) + tuple(states.shape[len(batch_shape) :]))
     values = log_prob_fn(flat)
     if not isinstance(values, torch.Tensor) or values.shape != (flat.shape[0],):
         raise ValueError(f"log_prob_fn must return a tensor of shape ({flat.shape[0]},) (one value per state)")
@@ -145,7 +147,9 @@ def step(uniforms: torch.Tensor, log_prob_fn, proposal):
     return states, values
 
 
-def sample(rng, log_prob_fn, proposal, num_samples: int, first_step: int = 0, num_chains: int | None = None) -> ImportanceResult:
+def sample(
+    rng, log_prob_fn, proposal, num_samples: int, first_step: int = 0, num_chains: int | None = None
+) -> ImportanceResult:
     """``num_samples`` proposals per chain, their weights, ESS and :math:`\\log\\hat Z`, per chain.
 
     Sample ``n`` uses the uniforms of step ``first_step + n`` (``num_chains`` is needed with a ``torch.Generator``).

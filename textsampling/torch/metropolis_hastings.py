@@ -58,11 +58,16 @@ def _evaluate(log_prob_fn, x: torch.Tensor, dtype, validate: bool, name: str) ->
     values = log_prob_fn(x)
     if not isinstance(values, torch.Tensor) or values.shape != (x.shape[0],):
         shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
-        raise ValueError(f"log_prob_fn must return a tensor with one value per chain, shape ({x.shape[0]},), got {shape}")
+        raise ValueError(
+            f"log_prob_fn must return a tensor with one value per chain, shape ({x.shape[0]},), got {shape}"
+        )
     if values.dtype != dtype:
         raise TypeError(f"log_prob_fn returned dtype {values.dtype} but the chains compute in {dtype}")
     if validate:
-        raise_if([(values == torch.inf).any()], [f"log_prob_fn returned +inf at {name}; log-densities must be finite, -inf or NaN"])
+        raise_if(
+            [(values == torch.inf).any()],
+            [f"log_prob_fn returned +inf at {name}; log-densities must be finite, -inf or NaN"],
+        )
     return values
 
 
@@ -101,7 +106,9 @@ def _check_step_inputs(uniforms, state: MHState, proposal) -> int:
         raise TypeError(f"state must be an MHState (from init), got {type(state).__name__}")
     check_same_device(uniforms=uniforms, **{"state.x": state.x, "state.log_prob": state.log_prob})
     if uniforms.dtype != state.log_prob.dtype:
-        raise TypeError(f"uniforms has dtype {uniforms.dtype} but state.log_prob has {state.log_prob.dtype}; use one dtype")
+        raise TypeError(
+            f"uniforms has dtype {uniforms.dtype} but state.log_prob has {state.log_prob.dtype}; use one dtype"
+        )
     if uniforms.shape[1] != num_uniforms(proposal):
         raise ValueError(f"uniforms must have shape (B, {num_uniforms(proposal)}), got {tuple(uniforms.shape)}")
     return check_batch(uniforms.shape[0], **{"state.x": state.x, "state.log_prob": state.log_prob})
@@ -174,5 +181,7 @@ def sample(rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, first_s
             done = t + 1
     except KeyboardInterrupt:
         # Keep what was drawn: the completed steps, flagged.
-        return MHTrace(states[:, :done], log_probs[:, :done], accepted[:, :done], log_accept_ratios[:, :done], state, True)
+        return MHTrace(
+            states[:, :done], log_probs[:, :done], accepted[:, :done], log_accept_ratios[:, :done], state, True
+        )
     return MHTrace(states, log_probs, accepted, log_accept_ratios, state, False)

@@ -95,7 +95,9 @@ class _Twin:
             raise TypeError(f"uniforms must have the proposal's dtype {self.dtype}, got {uniforms.dtype}")
         if uniforms.ndim == 0 or uniforms.shape[-1] != self.num_uniforms or (leading and uniforms.ndim != leading):
             expected = "(B, k)" if leading == 2 else "(..., k)"
-            raise ValueError(f"uniforms must have shape {expected} with k = {self.num_uniforms}, got {tuple(uniforms.shape)}")
+            raise ValueError(
+                f"uniforms must have shape {expected} with k = {self.num_uniforms}, got {tuple(uniforms.shape)}"
+            )
         return uniforms
 
     def _check_x(self, x, uniforms, state_ndim: int, integer: bool) -> torch.Tensor:
@@ -149,7 +151,9 @@ class RingStepProposal(_Twin):
         forward = uniforms[:, 0] < self.forward_probability  # (B,)
         y = torch.remainder(x + torch.where(forward, 1, -1), self.num_categories)
         # new_tensor keeps the dtype of the uniforms (a bare Python float would be made float32 first).
-        ratio = torch.where(forward, uniforms.new_tensor(self._forward_ratio), uniforms.new_tensor(self._backward_ratio))
+        ratio = torch.where(
+            forward, uniforms.new_tensor(self._forward_ratio), uniforms.new_tensor(self._backward_ratio)
+        )
         return y, ratio
 
 
@@ -178,7 +182,9 @@ class SingleSiteProposal(_Twin):
         rows = torch.arange(x.shape[0], device=x.device)
         position = integer_from_uniform(uniforms[:, 0], self.length)  # (B,)
         row_log_probs = self.token_log_probs[position]  # (B, V)
-        token = categorical_from_uniforms(uniforms[:, 1], row_log_probs, validate=False)  # rows checked by the reference
+        token = categorical_from_uniforms(
+            uniforms[:, 1], row_log_probs, validate=False
+        )  # rows checked by the reference
         y = x.clone()
         y[rows, position] = token
         current = x[rows, position]
@@ -194,7 +200,8 @@ class IndependenceProposal(_Twin):
     def __init__(self, independent):
         if not isinstance(independent, (IndependentCategorical, IndependentUniformSequences, IndependentGaussian)):
             raise TypeError(
-                f"independent must be a torch independent proposal (e.g. IndependentCategorical), got {type(independent).__name__}"
+                "independent must be a torch independent proposal (e.g. IndependentCategorical), "
+                f"got {type(independent).__name__}"
             )
         self.independent = independent
         self._setup(reference.IndependenceProposal(independent.reference), independent.dtype, independent.device)
@@ -202,7 +209,9 @@ class IndependenceProposal(_Twin):
     @classmethod
     def from_reference(cls, reference_proposal, dtype=None, device=None):
         if not isinstance(reference_proposal, reference.IndependenceProposal):
-            raise TypeError(f"reference_proposal must be an IndependenceProposal, got {type(reference_proposal).__name__}")
+            raise TypeError(
+                f"reference_proposal must be an IndependenceProposal, got {type(reference_proposal).__name__}"
+            )
         from textsampling.torch.twins import twin_of
 
         return cls(twin_of(reference_proposal.independent, dtype, device))
@@ -268,7 +277,7 @@ class IndependentCategorical(_Twin):
 
 
 class IndependentUniformSequences(_Twin):
-    """Uniform sequences of length ``L`` over ``V`` tokens: token ``i`` is ``floor(u_i V)``; :math:`\\log q = -L\\log V`."""
+    """Uniform token sequences: token ``i`` = ``floor(u_i V)``, so :math:`\\log q = -L \\log V`."""
 
     _reference_class = reference.IndependentUniformSequences
 

@@ -238,7 +238,7 @@ class CounterGenerator:
 
 
 def as_generator(rng):
-    """Check that ``rng`` is an explicit torch source of randomness: a :class:`CounterGenerator` or a ``torch.Generator``."""
+    """Check that ``rng`` is an explicit torch source of randomness: CounterGenerator or torch.Generator."""
     if isinstance(rng, (CounterGenerator, torch.Generator)):
         return rng
     raise TypeError(
@@ -289,7 +289,9 @@ def draw_uniforms(rng, step: int, num_uniforms: int, num_chains: int | None = No
     return _torch_uniforms(rng, (num_chains, num_uniforms), dtype)
 
 
-def draw_uniforms_for_steps(rng, first_step: int, num_steps: int, num_uniforms: int, num_chains=None, dtype=None, device=None):
+def draw_uniforms_for_steps(
+    rng, first_step: int, num_steps: int, num_uniforms: int, num_chains=None, dtype=None, device=None
+):
     """Uniforms of steps ``first_step .. first_step + num_steps - 1`` for every chain, ``(B, num_steps, k)``.
 
     With a counter generator, ``[c, t]`` equals ``draw_uniforms_for_steps`` of the NumPy reference for

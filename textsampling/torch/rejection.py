@@ -54,7 +54,9 @@ def num_uniforms(proposal) -> int:
     return int(proposal.num_uniforms) + 1
 
 
-def log_accept_probability(log_prob_values: torch.Tensor, proposal_log_probs: torch.Tensor, log_envelope) -> torch.Tensor:
+def log_accept_probability(
+    log_prob_values: torch.Tensor, proposal_log_probs: torch.Tensor, log_envelope
+) -> torch.Tensor:
     r""":math:`\log\rho - \log M - \log q` per proposal; raises where the envelope is violated."""
     log_envelope = check_log_envelope(log_envelope)
     log_rho = check_tensor(log_prob_values, "log_prob_values", integer=False)
@@ -62,7 +64,9 @@ def log_accept_probability(log_prob_values: torch.Tensor, proposal_log_probs: to
     check_same_device(log_prob_values=log_rho, proposal_log_probs=log_q)
     check_same_dtype(log_prob_values=log_rho, proposal_log_probs=log_q)
     if log_rho.shape != log_q.shape:
-        raise ValueError(f"log_prob_values and proposal_log_probs differ in shape: {tuple(log_rho.shape)} vs {tuple(log_q.shape)}")
+        raise ValueError(
+            f"log_prob_values and proposal_log_probs differ in shape: {tuple(log_rho.shape)} vs {tuple(log_q.shape)}"
+        )
     values = log_rho - log_envelope - log_q
     raise_if(
         [
@@ -99,7 +103,9 @@ def step(uniforms: torch.Tensor, log_prob_fn, proposal, log_envelope):
     return states, accepted, log_alpha
 
 
-def sample(rng, log_prob_fn, proposal, log_envelope, num_proposals: int, first_step: int = 0, num_chains=None) -> RejectionResult:
+def sample(
+    rng, log_prob_fn, proposal, log_envelope, num_proposals: int, first_step: int = 0, num_chains=None
+) -> RejectionResult:
     """``num_proposals`` proposals per chain; the count kept is Binomial(``num_proposals``, Z / M) per chain."""
     rng = as_generator(rng)
     log_envelope = check_log_envelope(log_envelope)
@@ -110,9 +116,13 @@ def sample(rng, log_prob_fn, proposal, log_envelope, num_proposals: int, first_s
     )
     states, accepted, _ = step(uniforms, log_prob_fn, proposal, log_envelope)
     num_accepted = accepted.sum(dim=1)
-    return RejectionResult(states, accepted, num_proposals, num_accepted, num_accepted.to(uniforms.dtype) / num_proposals)
+    return RejectionResult(
+        states, accepted, num_proposals, num_accepted, num_accepted.to(uniforms.dtype) / num_proposals
+    )
 
 
 def tightest_log_envelope(target, proposal) -> float:
     r"""The smallest valid :math:`\log M` over an enumerable target: the reference's, on the twins' references."""
-    return _reference_tightest_log_envelope(getattr(target, "reference", target), getattr(proposal, "reference", proposal))
+    return _reference_tightest_log_envelope(
+        getattr(target, "reference", target), getattr(proposal, "reference", proposal)
+    )

@@ -65,7 +65,10 @@ class KeywordTarget(SequenceTarget):
 
     def __init__(self, base, keywords, log_similarity=None, gamma: float = 1.0):
         if not isinstance(base, SequenceTarget):
-            raise TypeError(f"base must be a torch sequence twin (e.g. textsampling.torch.targets.BigramLM), got {type(base).__name__}")
+            raise TypeError(
+                "base must be a torch sequence twin (e.g. textsampling.torch.targets.BigramLM), "
+                f"got {type(base).__name__}"
+            )
         reference_similarity = getattr(log_similarity, "reference", log_similarity)
         reference = ReferenceKeywordTarget(base.reference, keywords, reference_similarity, gamma)
         self.base, self.log_similarity = base, log_similarity

@@ -93,7 +93,9 @@ class BigramLM(_BigramTables, SequenceTarget):
 
     _reference_class = ReferenceBigramLM
 
-    def __init__(self, initial_logits, transition_logits, max_length: int, min_length: int = 1, dtype=None, device=None):
+    def __init__(
+        self, initial_logits, transition_logits, max_length: int, min_length: int = 1, dtype=None, device=None
+    ):
         reference = ReferenceBigramLM(_numpy(initial_logits), _numpy(transition_logits), max_length, min_length)
         self._setup(reference, dtype, device)
 
@@ -162,7 +164,9 @@ class FixedLengthBigram(_BigramTables, SequenceTarget):
     _reference_class = ReferenceFixedLengthBigram
 
     def __init__(self, initial_logits, transition_logits, length: int, dtype=None, device=None):
-        self._setup(ReferenceFixedLengthBigram(_numpy(initial_logits), _numpy(transition_logits), length), dtype, device)
+        self._setup(
+            ReferenceFixedLengthBigram(_numpy(initial_logits), _numpy(transition_logits), length), dtype, device
+        )
 
     def _build(self) -> None:
         SequenceTarget._build(self)
