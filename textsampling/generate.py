@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=None, help="top-k truncation (gibbs; topk decoding, default 50)")
     parser.add_argument("--top-p", type=float, default=0.9, help="nucleus mass for topp decoding")
     parser.add_argument("--energy", default="pll", choices=("pll", "raw_logit"), help="MLM-MH energy")
-    parser.add_argument("--num-candidates", type=int, default=50, help="CGMH top-K candidate set size")
+    parser.add_argument("--num-candidates", type=int, default=20, help="CGMH top-K candidate set size (each costs one sentence score per step)")
     parser.add_argument("--gamma", type=float, default=1.0, help="CGMH exponent of p(x)")
     parser.add_argument("--final-temperature", type=float, default=0.01, help="last temperature of anneal")
     parser.add_argument("--num-beams", type=int, default=4, help="beam width for beam decoding")
@@ -403,12 +403,16 @@ def _run_decoding(args, model, records, output, num_chains, device) -> None:
 
 # ----------------------------------------------------------------------------- metrics
 def _report(args, folder: Path, model, causal_lm) -> dict:
-    """Metrics of each chain's final sentence: distinct-1/2, self-BLEU, perplexity (under ``causal_lm``)."""
+    """Metrics of each chain's final sentence (``anneal``: its best): distinct-1/2, self-BLEU, perplexity."""
     from textsampling import metrics
 
     records = _read_complete_lines(folder / "samples.jsonl")
     final = {}
     for record in records:
+        if args.sampler == "anneal":  # a search: report each chain's best sentence, not its last
+            best = final.get(record["chain"])
+            if best is not None and best["log_prob"] >= record["log_prob"]:
+                continue
         final[record["chain"]] = record
     texts = [final[c]["text"] for c in sorted(final)]
     token_rows = [final[c]["tokens"] for c in sorted(final)]
