@@ -133,28 +133,66 @@ def reference_runner(sampler, num_chains, problems):
     return run_steps
 
 
+_TRANSITIONS = {}
+_FUSED = {}
+
+
+def transitions(sampler, problems, device, dtype):
+    """(uniforms per step, transition(uniforms, state, validate), initial_state(chain_index)), cached per device.
+
+    Cached so that the compiled fused step sees the same objects for every batch size (no recompilation).
+    """
+    key = (sampler, str(device), dtype)
+    if key in _TRANSITIONS:
+        return _TRANSITIONS[key]
+    categorical, proposal, bigram = problems
+    if sampler == "MH":
+        target, twin_proposal = twin_of(categorical, dtype, device), twin_of(proposal, dtype, device)
+
+        def transition(uniforms, current, validate):
+            return metropolis_hastings.step(uniforms, current, target.log_prob, twin_proposal, validate=validate)[0]
+
+        def initial_state(chain_index):
+            return metropolis_hastings.init(chain_index % NUM_CATEGORIES, target.log_prob)
+
+        width = metropolis_hastings.num_uniforms(twin_proposal)
+    else:
+        target = twin_of(bigram, dtype, device)
+
+        def transition(uniforms, current, validate):
+            return gibbs.step(uniforms, current, target.conditional_log_probs, validate=validate)[0]
+
+        def initial_state(chain_index):
+            return gibbs.GibbsState(torch.zeros((chain_index.shape[0], LENGTH), dtype=torch.int64, device=device))
+
+        width = 2
+    _TRANSITIONS[key] = (width, transition, initial_state)
+    return _TRANSITIONS[key]
+
+
+def fused_step(sampler, problems, device, dtype):
+    """``torch.compile`` of counter uniforms + transition, one per (sampler, device): ``(compiled, eager)``."""
+    key = (sampler, str(device), dtype)
+    if key not in _FUSED:
+        width, transition, _ = transitions(sampler, problems, device, dtype)
+
+        def counter_step(step_tensor, chain_index, current):
+            uniforms = _uniforms(SEED, chain_index, step_tensor, width, dtype)
+            return transition(uniforms, current, False)
+
+        # dynamic=None: the second batch size triggers one recompilation with symbolic sizes, then no more.
+        _FUSED[key] = (torch.compile(counter_step), counter_step)
+    return _FUSED[key]
+
+
 # ----------------------------------------------------------------------------- torch
 def torch_runner(sampler, mode, num_chains, problems, device, dtype=torch.float32):
     categorical, proposal, bigram = problems
     chain_index = torch.arange(num_chains, device=device)
     rng = CounterGenerator(SEED, chain_index)
     generator = torch.Generator(device=device).manual_seed(SEED)
-    if sampler == "MH":
-        target, twin_proposal = twin_of(categorical, dtype, device), twin_of(proposal, dtype, device)
-        state = metropolis_hastings.init(chain_index % NUM_CATEGORIES, target.log_prob)
-        width = metropolis_hastings.num_uniforms(twin_proposal)
-
-        def transition(uniforms, current, validate):
-            return metropolis_hastings.step(uniforms, current, target.log_prob, twin_proposal, validate=validate)[0]
-
-    else:
-        target = twin_of(bigram, dtype, device)
-        state = gibbs.GibbsState(torch.zeros((num_chains, LENGTH), dtype=torch.int64, device=device))
-        width = 2
-
-        def transition(uniforms, current, validate):
-            return gibbs.step(uniforms, current, target.conditional_log_probs, validate=validate)[0]
-
+    width, transition, initial_state = transitions(sampler, problems, device, dtype)
+    state = initial_state(chain_index)
     holder = {"state": state, "step": 0}
     if mode == "twin":
 
@@ -168,23 +206,18 @@ def torch_runner(sampler, mode, num_chains, problems, device, dtype=torch.float3
             return transition(uniforms.clamp_(min=torch.finfo(dtype).tiny), holder["state"], False)
 
     elif mode == "fused":
-
-        def counter_step(step_tensor, current):
-            uniforms = _uniforms(SEED, chain_index, step_tensor, width, dtype)
-            return transition(uniforms, current, False)
-
-        compiled = torch.compile(counter_step, dynamic=False, fullgraph=False)
+        compiled, counter_step = fused_step(sampler, problems, device, dtype)
         # Check once that the fused step makes exactly the eager twin's decisions (this also compiles it).
         step_zero = torch.tensor(0, device=device)
-        fused_state = compiled(step_zero, state)
-        eager_state = counter_step(step_zero, state)
+        fused_state = compiled(step_zero, chain_index, state)
+        eager_state = counter_step(step_zero, chain_index, state)
         FUSED_MATCHES[(sampler, str(device), num_chains)] = all(
             torch.equal(a, b) for a, b in zip(fused_state, eager_state, strict=True)
         )
 
         def one_step():
             # The step number travels as a tensor so that one compiled graph serves every step.
-            return compiled(torch.tensor(holder["step"], device=device), holder["state"])
+            return compiled(torch.tensor(holder["step"], device=device), chain_index, holder["state"])
 
     else:
         raise ValueError(mode)
