@@ -124,6 +124,7 @@ class UniformCategoricalProposal(_Twin):
         self.num_categories = self.reference.num_categories
 
     def propose(self, uniforms: torch.Tensor, x: torch.Tensor):
+        """``(y, log_q_ratio)`` for uniforms ``(B, k)`` and states ``x`` ``(B,) + state_shape`` (see the class)."""
         uniforms = self._check_uniforms(uniforms, leading=2)
         self._check_x(x, uniforms, 0, integer=True)
         y = integer_from_uniform(uniforms[:, 0], self.num_categories)  # (B,)
@@ -146,6 +147,7 @@ class RingStepProposal(_Twin):
         self._backward_ratio = float(self.reference._log_forward - self.reference._log_backward)
 
     def propose(self, uniforms: torch.Tensor, x: torch.Tensor):
+        """``(y, log_q_ratio)`` for uniforms ``(B, k)`` and states ``x`` ``(B,) + state_shape`` (see the class)."""
         uniforms = self._check_uniforms(uniforms, leading=2)
         x = self._check_x(x, uniforms, 0, integer=True)
         forward = uniforms[:, 0] < self.forward_probability  # (B,)
@@ -175,6 +177,7 @@ class SingleSiteProposal(_Twin):
         self.token_log_probs = self._table(self.reference.token_log_probs)  # (L, V), normalised
 
     def propose(self, uniforms: torch.Tensor, x: torch.Tensor):
+        """``(y, log_q_ratio)`` for uniforms ``(B, k)`` and states ``x`` ``(B,) + state_shape`` (see the class)."""
         uniforms = self._check_uniforms(uniforms, leading=2)
         x = self._check_x(x, uniforms, 1, integer=True)
         if x.shape[1] != self.length:
@@ -208,6 +211,7 @@ class IndependenceProposal(_Twin):
 
     @classmethod
     def from_reference(cls, reference_proposal, dtype=None, device=None):
+        """The twin of an existing NumPy object (same tables, in ``dtype`` on ``device``)."""
         if not isinstance(reference_proposal, reference.IndependenceProposal):
             raise TypeError(
                 f"reference_proposal must be an IndependenceProposal, got {type(reference_proposal).__name__}"
@@ -217,6 +221,7 @@ class IndependenceProposal(_Twin):
         return cls(twin_of(reference_proposal.independent, dtype, device))
 
     def propose(self, uniforms: torch.Tensor, x: torch.Tensor):
+        """``(y, log_q_ratio)`` for uniforms ``(B, k)`` and states ``x`` ``(B,) + state_shape`` (see the class)."""
         uniforms = self._check_uniforms(uniforms, leading=2)
         y = self.independent.sample(uniforms)  # (B,) + state_shape
         x = self._check_x(x, uniforms, y.ndim - 1, integer=not y.dtype.is_floating_point)
@@ -238,6 +243,7 @@ class GaussianRandomWalkProposal(_Twin):
         self.scale, self.dimension = self.reference.scale, self.reference.dimension
 
     def propose(self, uniforms: torch.Tensor, x: torch.Tensor):
+        """``(y, log_q_ratio)`` for uniforms ``(B, k)`` and states ``x`` ``(B,) + state_shape`` (see the class)."""
         uniforms = self._check_uniforms(uniforms, leading=2)
         x = check_tensor(x, "x", integer=False)
         check_same_device(uniforms=uniforms, x=x)
@@ -267,10 +273,12 @@ class IndependentCategorical(_Twin):
         self.log_probs = self._table(self.reference.log_probs)  # (K,), normalised log q
 
     def sample(self, uniforms: torch.Tensor) -> torch.Tensor:
+        """States from uniforms ``(..., k)``: shape ``(...) + state_shape``."""
         uniforms = self._check_uniforms(uniforms)
         return categorical_from_uniforms(uniforms[..., 0], self.log_probs)  # (...)
 
     def log_prob(self, states: torch.Tensor) -> torch.Tensor:
+        """Normalised :math:`\\log q` of each state, shape ``(...)`` (``-inf`` outside the support)."""
         states = check_tensor(states, "states", integer=True)
         inside = (states >= 0) & (states < self.num_categories)
         return torch.where(inside, self.log_probs[states.clamp(0, self.num_categories - 1)], -torch.inf)
@@ -290,10 +298,12 @@ class IndependentUniformSequences(_Twin):
         self._log_q = float(-self.length * np.log(self.vocab_size))
 
     def sample(self, uniforms: torch.Tensor) -> torch.Tensor:
+        """States from uniforms ``(..., k)``: shape ``(...) + state_shape``."""
         uniforms = self._check_uniforms(uniforms)
         return integer_from_uniform(uniforms, self.vocab_size)  # (..., L)
 
     def log_prob(self, states: torch.Tensor) -> torch.Tensor:
+        """Normalised :math:`\\log q` of each state, shape ``(...)`` (``-inf`` outside the support)."""
         states = check_tensor(states, "states", integer=True)
         if states.ndim == 0 or states.shape[-1] != self.length:
             raise ValueError(f"states must have shape (..., {self.length}), got {tuple(states.shape)}")
@@ -316,12 +326,14 @@ class IndependentGaussian(_Twin):
         self._log_constant = float(self.dimension * (np.log(self.scale) + 0.5 * np.log(2 * np.pi)))
 
     def sample(self, uniforms: torch.Tensor) -> torch.Tensor:
+        """States from uniforms ``(..., k)``: shape ``(...) + state_shape``."""
         uniforms = self._check_uniforms(uniforms)
         z = normal_from_uniforms(uniforms[..., 0::2], uniforms[..., 1::2])  # (..., d)
         states = self.mean + self.scale * z
         return states[..., 0] if self.dimension == 1 else states
 
     def log_prob(self, states: torch.Tensor) -> torch.Tensor:
+        """Normalised :math:`\\log q` of each state, shape ``(...)`` (``-inf`` outside the support)."""
         states = check_tensor(states, "states", integer=False)
         if self.dimension == 1:
             states = states[..., None]

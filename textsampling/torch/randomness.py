@@ -216,10 +216,12 @@ class CounterGenerator:
 
     @property
     def device(self) -> torch.device:
+        """Where the uniforms are made: the device of ``chain_index``."""
         return self.chain_index.device
 
     @property
     def num_chains(self) -> int:
+        """Number of chains served, ``B``."""
         return int(self.chain_index.shape[0])
 
     def to(self, device) -> "CounterGenerator":

@@ -88,6 +88,7 @@ class TorchTarget:
         return self.reference.cell_index(states)
 
     def cell_probabilities(self) -> np.ndarray:
+        """Exact probability of each goodness-of-fit cell, from the reference."""
         return self.reference.cell_probabilities()
 
     def __getattr__(self, name):

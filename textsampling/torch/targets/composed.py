@@ -37,6 +37,7 @@ class TopicSimilarity:
 
     @classmethod
     def from_reference(cls, reference, dtype=None, device=None) -> "TopicSimilarity":
+        """The twin of an existing NumPy object (same tables, in ``dtype`` on ``device``)."""
         return cls(reference.topic_tokens, reference.weight, dtype, device)
 
     def __call__(self, states: torch.Tensor) -> torch.Tensor:
@@ -76,6 +77,7 @@ class KeywordTarget(SequenceTarget):
 
     @classmethod
     def from_reference(cls, reference, dtype=None, device=None) -> "KeywordTarget":
+        """The twin of an existing NumPy object (same tables, in ``dtype`` on ``device``)."""
         from textsampling.torch.twins import twin_of
 
         if not isinstance(reference, ReferenceKeywordTarget):
@@ -120,6 +122,7 @@ class KeywordTarget(SequenceTarget):
         return values.to(self.dtype)
 
     def log_prob(self, states: torch.Tensor) -> torch.Tensor:
+        """Unnormalised :math:`\\log\\rho` of states ``(N,) + state_shape``, shape ``(N,)``; ``-inf`` outside."""
         states = self._check_states(states)
         # gamma > 0: a sentence the LM forbids (-inf) stays forbidden.
         fluency = self.gamma * self.base.log_prob(states)

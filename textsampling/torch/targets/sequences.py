@@ -173,6 +173,7 @@ class FixedLengthBigram(_BigramTables, SequenceTarget):
         self._build_bigram()
 
     def log_prob(self, states: torch.Tensor) -> torch.Tensor:
+        """Unnormalised :math:`\\log\\rho` of states ``(N,) + state_shape``, shape ``(N,)``; ``-inf`` outside."""
         states = self._check_states(states)
         inside = ((states >= 0) & (states < self.vocab_size)).all(dim=1)  # (N,)
         tokens = states.clamp(0, self.vocab_size - 1)
@@ -224,6 +225,7 @@ class PairwiseChain(SequenceTarget):
         self.coupling = self._table(self.reference.coupling)  # (L-1, V, V)
 
     def log_prob(self, states: torch.Tensor) -> torch.Tensor:
+        """Unnormalised :math:`\\log\\rho` of states ``(N,) + state_shape``, shape ``(N,)``; ``-inf`` outside."""
         states = self._check_states(states)
         inside = ((states >= 0) & (states < self.vocab_size)).all(dim=1)  # (N,)
         tokens = states.clamp(0, self.vocab_size - 1)
