@@ -46,14 +46,17 @@ def test_every_sampler_writes_its_samples_and_metrics(tmp_path, oracle, sampler,
         assert [(r["step"], r["chain"]) for r in lines] == [(t, c) for t in range(NUM_STEPS) for c in range(NUM_CHAINS)]
     for record in lines:
         assert 0 <= len(record["tokens"]) <= 6 and all(0 <= t < oracle.vocab_size for t in record["tokens"])
-        assert record["text"] == oracle.decode(np.array(record["tokens"])) if record["tokens"] else True
+        if record["tokens"]:  # a decoder may end a sentence at once (END first): empty text
+            assert record["text"] == oracle.decode(np.array(record["tokens"]))
     if sampler in generate.KEYWORD_SAMPLERS:
         keywords = [int(w[1:]) for w in SAMPLER_OPTIONS[sampler][1].split(",")]
         for record in lines:  # keywords stay, in order, at the protected positions
             assert [t for t, p in zip(record["tokens"], record["protected"]) if p] == keywords
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["num_sentences"] == (1 if sampler == "beam" else NUM_CHAINS)
-    assert 0 < metrics["distinct_1"] <= 1 and metrics["perplexity"] is None or metrics["perplexity"] > 1
+    assert 0 < metrics["distinct_1"] <= 1
+    if sampler not in generate.DECODING_SAMPLERS:  # complete sentences: perplexity under the oracle
+        assert metrics["perplexity"] > 1
     assert "metrics:" in capsys.readouterr().out
 
 
