@@ -167,13 +167,14 @@ def test_mlm_gibbs_sample_is_reproducible_and_keeps_specials_out():
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"scan": "forward"}, "scan must be one of"), ({"temperature": 0.0}, "temperature"),
-     ({"top_k": 0}, "top_k"), ({"x0": [PAD, 1]}, "empty"), ({"x0": [0, 1, 1, 1, 2]}, "max_length")],
+     ({"top_k": 0}, "top_k"), ({"x0": [PAD, 1]}, "empty"), ({"x0": [0, 1, 1, 1, 2]}, "max_length"),
+     ({"model": "bert"}, "model must be a masked language model")],
 )
 def test_mlm_gibbs_bad_input_names_the_argument(kwargs, match):
-    oracle = BigramOracle(_bigram(max_length=3))
+    model = kwargs.pop("model", BigramOracle(_bigram(max_length=3)))
     kwargs.setdefault("x0", [0, 1, 2])
     with pytest.raises((ValueError, TypeError), match=match):
-        mlm_gibbs.sample(np.random.default_rng(0), oracle, 2, **kwargs)
+        mlm_gibbs.sample(np.random.default_rng(0), model, 2, **kwargs)
 
 
 # ----------------------------------------------------------------------------- MLM Metropolis–Hastings
@@ -212,3 +213,5 @@ def test_mlm_mh_step_matches_its_matrix_and_caches_the_energy():
     assert 0 < trace.accepted.mean() <= 1
     with pytest.raises(ValueError, match="energy must be one of"):
         mlm_mh.sample(np.random.default_rng(0), oracle, [0, 1], 1, "bogus")
+    with pytest.raises(TypeError, match="model must be a masked language model"):
+        mlm_mh.sample(np.random.default_rng(0), object(), [0, 1], 1)

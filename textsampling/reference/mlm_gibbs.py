@@ -97,6 +97,17 @@ def check_top_k(top_k):
     return None if top_k is None else check_int(top_k, "top_k", minimum=1)
 
 
+def check_masked_model(model):
+    """A masked LM (``masked_log_probs``, ``vocab_size``, ``special_token_ids``, ``max_length``), else TypeError."""
+    missing = [name for name in ("masked_log_probs", "vocab_size", "special_token_ids", "max_length") if not hasattr(model, name)]
+    if missing:
+        raise TypeError(
+            f"model must be a masked language model (textsampling.lm.base.MaskedLanguageModel, e.g. "
+            f"load_masked_lm('tiny-shakespeare')); {type(model).__name__} lacks {', '.join(missing)}"
+        )
+    return model
+
+
 def check_sequence(x, model, name: str = "x") -> np.ndarray:
     """A 1-D int sequence of tokens (or [MASK]) followed only by PAD, at most ``model.max_length`` long."""
     x = np.asarray(x)
@@ -267,6 +278,7 @@ def sample(
     MLMGibbsTrace
     """
     rng = as_generator(rng)
+    check_masked_model(model)
     num_steps = check_int(num_steps, "num_steps")
     first_step = check_int(first_step, "first_step")
     if x0 is None:
@@ -322,6 +334,7 @@ def transition_matrix(model, states, scan: str = "random", temperature: float = 
     systematic scan: one sweep :math:`K_0 K_1 \cdots`. Rows/columns follow ``states``.
     """
     check_scan(scan)
+    check_masked_model(model)
     states = np.asarray(states, dtype=np.int64)
     lengths = np.array([sequence_length(x) for x in states])
     sites = [site_matrix(model, states, i, temperature, check_top_k(top_k)) for i in range(states.shape[1])]

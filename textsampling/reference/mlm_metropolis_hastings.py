@@ -37,7 +37,7 @@ from textsampling._validation import check_int, check_uniforms
 from textsampling.randomness import as_generator
 from textsampling.reference.categorical import categorical_from_uniforms
 from textsampling.reference.metropolis_hastings import log_accept_ratio
-from textsampling.reference.mlm_gibbs import check_sequence, sampling_log_probs, sequence_length
+from textsampling.reference.mlm_gibbs import check_masked_model, check_sequence, sampling_log_probs, sequence_length
 from textsampling.reference.proposals import draw_uniforms_for_steps, integer_from_uniform
 
 __all__ = [
@@ -109,7 +109,8 @@ def energy(model, x, kind="pll") -> float:
 
 
 def init(x, model, kind="pll") -> MLMMHState:
-    x = check_sequence(x, model)
+    """The state at ``x`` with its energy."""
+    x = check_sequence(x, check_masked_model(model))
     return MLMMHState(x, energy(model, x, kind))
 
 
