@@ -58,6 +58,8 @@ class KeywordTarget(SequenceTarget):
     base : torch sequence twin (e.g. :class:`~textsampling.torch.targets.BigramLM`)
     keywords : sequence of int
     log_similarity : TopicSimilarity twin, torch callable ``(N, L) -> (N,)``, or None
+        The NumPy reference (used for exact answers: normaliser, cells, exact draws) receives the twin's
+        ``.reference`` when it has one, else the callable itself, which must then accept NumPy arrays too.
     gamma : float
     dtype, device : taken from ``base`` when not given (and must then agree with it)
     """
