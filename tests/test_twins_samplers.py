@@ -285,6 +285,12 @@ def test_rejection_twin_keeps_the_reference_samples(case, device):
             NumpyCounterGenerator(SEED, chain), target.log_prob, proposal, log_envelope, 300
         )
         np.testing.assert_array_equal(result.samples(chain).cpu().numpy(), expected.samples)
+        # decision by decision: the reference's step on the same uniforms
+        uniforms = proposals.draw_uniforms_for_steps(
+            NumpyCounterGenerator(SEED, chain), 0, 300, reference_rejection.num_uniforms(proposal)
+        )
+        _, expected_accepted, _ = reference_rejection.step(uniforms, target.log_prob, proposal, log_envelope)
+        np.testing.assert_array_equal(result.accepted[chain].cpu().numpy(), expected_accepted)
         assert int(result.num_accepted[chain]) == expected.num_accepted
     assert 0 < int(result.num_accepted.sum()) < NUM_CHAINS * 300
 
