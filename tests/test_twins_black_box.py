@@ -2,9 +2,10 @@
 
 The harness draws exact states from the target, applies one batched torch step (uniforms from the
 harness's NumPy generator, cast to float32) and chi-square-tests the result against the target
-(one-step invariance), or Bowker-tests the pairs (reversibility). Every check runs at the harness's
+(one-step invariance), Bowker-tests the pairs (reversibility), or tests the pairs against the
+reference's exact transition matrix (transition law). Every check runs at the harness's
 false-fail rate of 1e-4 with a fixed seed, so the file as a whole falsely fails with probability
-below 2e-3 for a given seed — and, the seeds being fixed, deterministically passes or fails. A twin
+below 3e-3 for a given seed (about 25 checks) — and, the seeds being fixed, deterministically passes or fails. A twin
 with its Hastings term dropped must fail (the test of the test).
 """
 
@@ -13,6 +14,9 @@ import pytest
 import torch
 
 from textsampling import targets, testing
+from textsampling.reference import annealing as reference_annealing
+from textsampling.reference import gibbs as reference_gibbs
+from textsampling.reference import metropolis_hastings as reference_mh
 from textsampling.reference import proposals
 from textsampling.torch import annealing, gibbs, metropolis_hastings
 from textsampling.torch import proposals as torch_proposals
@@ -155,7 +159,7 @@ def test_float32_rejection_twin_keeps_exact_samples():
 
 
 def test_float32_importance_twin_estimates_the_normaliser_without_bias():
-    # Z-hat is unbiased: over 4,000 independent chains (runs) its mean is within 3.89 standard errors
+    # Z-hat is unbiased: over 2,000 independent chains (runs) its mean is within 3.89 standard errors
     # of the exact Z (two-sided normal quantile of 1e-4; the CLT holds well, Z-hat being a mean of 50
     # bounded weights).
     from textsampling.torch import importance
@@ -163,7 +167,7 @@ def test_float32_importance_twin_estimates_the_normaliser_without_bias():
 
     proposal = proposals.IndependentUniformSequences(4, 3)
     result = importance.sample(
-        CounterGenerator(9, torch.arange(4_000)), twin_of(BIGRAM).log_prob, twin_of(proposal), 50
+        CounterGenerator(9, torch.arange(2_000)), twin_of(BIGRAM).log_prob, twin_of(proposal), 50
     )
     z_hat = torch.exp(result.log_normalizer_estimate.double()).numpy()
     exact = np.exp(BIGRAM.log_normalizer())
@@ -178,3 +182,37 @@ def test_float32_categorical_twin_draws_exact_samples():
 
     draws = categorical.sample(torch.Generator().manual_seed(10), twin_of(CATEGORICAL).logits, 20_000)
     testing.goodness_of_fit_test(draws.numpy(), CATEGORICAL).assert_passed()
+
+
+TRANSITION_CASES = {
+    # name -> (target, step function factory, exact kernel of the NumPy reference)
+    "mh-categorical-ring": (
+        CATEGORICAL,
+        lambda: mh_step_fn(CATEGORICAL, proposals.RingStepProposal(6, 0.8)),
+        lambda: reference_mh.transition_matrix(CATEGORICAL, proposals.RingStepProposal(6, 0.8)),
+    ),
+    "annealing-categorical-cold": (
+        CATEGORICAL,
+        lambda: mh_step_fn(CATEGORICAL, proposals.UniformCategoricalProposal(6), 0.5),
+        lambda: reference_annealing.transition_matrix(CATEGORICAL, proposals.UniformCategoricalProposal(6), 0.5),
+    ),
+    "gibbs-pairwise-random": (
+        PAIRWISE,
+        lambda: gibbs_step_fn(PAIRWISE, "random"),
+        lambda: reference_gibbs.transition_matrix(PAIRWISE, "random"),
+    ),
+    "gibbs-pairwise-systematic": (
+        PAIRWISE,
+        lambda: gibbs_step_fn(PAIRWISE, "systematic"),
+        lambda: reference_gibbs.transition_matrix(PAIRWISE, "systematic"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TRANSITION_CASES))
+def test_float32_twin_moves_as_the_reference_kernel_says(case):
+    # Pairs (x0, x1) against pi_a P_ab of the reference's exact matrix, false-fail rate 1e-4.
+    target, make_step_fn, make_matrix = TRANSITION_CASES[case]
+    rng = np.random.default_rng(200 + sorted(TRANSITION_CASES).index(case))
+    result = testing.transition_law_test(make_step_fn(), target, make_matrix(), rng, 40_000, batched=True)
+    result.assert_passed()
