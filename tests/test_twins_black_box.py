@@ -3,9 +3,9 @@
 The harness draws exact states from the target, applies one batched torch step (uniforms from the
 harness's NumPy generator, cast to float32) and chi-square-tests the result against the target
 (one-step invariance), Bowker-tests the pairs (reversibility), or tests the pairs against the
-reference's exact transition matrix (transition law). Every check runs at the harness's
-false-fail rate of 1e-4 with a fixed seed, so the file as a whole falsely fails with probability
-below 3e-3 for a given seed (about 25 checks) — and, the seeds being fixed, deterministically passes or fails. A twin
+reference's exact transition matrix (transition law). Every check runs at the harness's false-fail
+rate of 1e-4 with a fixed seed, so the file as a whole (about 25 checks) falsely fails with probability
+below 3e-3 for a given seed — and, the seeds being fixed, deterministically passes or fails. A twin
 with its Hastings term dropped must fail (the test of the test).
 """
 
