@@ -139,3 +139,17 @@ def test_command_line_runs_gibbs_and_cgmh_on_the_builtin_model(tmp_path, capsys)
     for record in _lines(tmp_path / "cgmh"):
         assert "king" in record["text"] and "crown" in record["text"]
     assert json.loads((tmp_path / "gibbs" / "metrics.json").read_text())["num_sentences"] == 2
+
+
+def test_resume_is_byte_identical_on_the_builtin_float32_model(tmp_path):
+    """The HF path keeps float32 scores: the resumed run restores them from the file, not by rescoring
+    (a rescoring in another batch could differ in the last bit and flip an accept decision)."""
+    from textsampling.lm.loading import load_causal_lm
+
+    causal_lm = load_causal_lm()
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    options = ["--num-steps", "5", "--max-length", "8", "--num-candidates", "4", "--keywords", "king,crown"]
+    assert generate.execute(_args(whole, "cgmh", *options), causal_lm=causal_lm) == 0
+    assert generate.execute(_args(cut, "cgmh", *options), causal_lm=causal_lm, interrupt_after_step=2) == 130
+    assert generate.execute(_args(cut, "cgmh", *options, "--resume"), causal_lm=causal_lm) == 0
+    assert (cut / "samples.jsonl").read_bytes() == (whole / "samples.jsonl").read_bytes()
