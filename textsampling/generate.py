@@ -152,6 +152,11 @@ def _encode_keywords(model, words) -> list:
         from textsampling.lm.loading import encode_keywords
 
         pieces = encode_keywords(model.tokenizer, words)
+    for word, ids in zip(words, pieces):
+        if len(ids) > 1:
+            # Each piece is protected, but CGMH's insert move treats the gaps between pieces as slots.
+            print(f"textsampling generate: note: keyword {word!r} is {len(ids)} sub-word tokens; each is kept, "
+                  "but a token may be inserted between them", file=sys.stderr)
     return [int(t) for piece in pieces for t in piece]
 
 
