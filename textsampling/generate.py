@@ -324,11 +324,11 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
                 x = mlm_gibbs.step(init_uniforms[:, 1:], mlm_gibbs.MLMGibbsState(x), model, "systematic")[0].x
         if args.sampler == "gibbs":
             state = mlm_gibbs.MLMGibbsState(x)
-        elif records:
-            energy = torch.tensor([last[c]["energy"] for c in range(num_chains)], dtype=torch.float64, device=device)
-            state = mlm_mh.MLMMHState(x, energy)
         else:
             state = mlm_mh.init(x, model, args.energy)
+            if records:  # the energies on disk, in the model's dtype: bit for bit those of the first run
+                saved = torch.tensor([last[c]["energy"] for c in range(num_chains)], dtype=torch.float64, device=device)
+                state = mlm_mh.MLMMHState(x, saved.to(state.energy.dtype))
     else:
         config = cgmh_reference.make_config(model, num_candidates=args.num_candidates, max_length=width, gamma=args.gamma)
         if records:
@@ -336,8 +336,10 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
             protected = torch.zeros((num_chains, width), dtype=torch.bool, device=device)
             for chain, record in last.items():
                 protected[chain, : len(record["protected"])] = torch.tensor(record["protected"], dtype=torch.bool)
-            log_prob = torch.tensor([last[c]["log_prob"] for c in range(num_chains)], dtype=torch.float64, device=device)
-            state = cgmh.CGMHState(x, protected, log_prob)
+            state = cgmh.init(x, protected, config)
+            # log rho on disk, in the model's dtype: bit for bit what the first run held (not a rescoring)
+            saved = torch.tensor([last[c]["log_prob"] for c in range(num_chains)], dtype=torch.float64, device=device)
+            state = cgmh.CGMHState(x, protected, saved.to(state.log_prob.dtype))
         else:
             x = torch.full((num_chains, width), -1, dtype=torch.int64, device=device)
             x[:, : len(keyword_ids)] = torch.tensor(keyword_ids, dtype=torch.int64, device=device)
