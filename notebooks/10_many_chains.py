@@ -180,7 +180,7 @@ ax.legend()
 fig.tight_layout()
 
 # %% [markdown]
-# On the CPU the twin overtakes the reference as soon as there are a few hundred chains: the Python
+# On the CPU the twin overtakes the reference from about a hundred chains on: the Python
 # loop of the reference costs the same per step whatever the step does, the twin pays it once per
 # batch. On a GPU the same call runs millions of chains; the figures depend on the machine this page
 # was built on, which is printed at the top of this chapter.
