@@ -14,6 +14,10 @@ variable-length sequences is an int array ``(N, L)`` padded on the right with ``
 Ids in :attr:`special_token_ids` (``[MASK]``, ``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]``, END...) are
 never sampled: their log-probabilities come back as ``-inf``.
 
+Optional attributes some samplers use when present: ``mask_token_id`` (the all-[MASK] start of MLM
+Gibbs) and ``masked_logits`` / ``masked_logits_torch`` (raw logits at the masked position, for the
+raw-logit energy of MLM Metropolis–Hastings). The HF adapters and the bigram oracle provide both.
+
 Each method exists twice: a NumPy one returning float64 arrays (used by the reference samplers) and a
 ``*_torch`` one on tensors (used by the batched twins, on the model's device).
 """

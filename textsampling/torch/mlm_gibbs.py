@@ -19,6 +19,7 @@ import torch
 from textsampling._validation import check_positive
 from textsampling.reference.mlm_gibbs import changes_target, check_scan, check_top_k
 from textsampling.targets.base import PAD
+from textsampling.torch.categorical import categorical_from_uniforms as _categorical_from_uniforms
 
 __all__ = [
     "MLMGibbsState",
@@ -47,20 +48,12 @@ class MLMGibbsInfo(NamedTuple):
 
 
 def categorical_from_uniforms(uniforms: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF rule of :func:`textsampling.reference.categorical.categorical_from_uniforms`, batched.
+    """Inverse-CDF rule of :func:`textsampling.torch.categorical.categorical_from_uniforms` for model rows.
 
-    ``uniforms`` ``(B,)`` in (0, 1), ``logits`` ``(B, K)`` with at least one finite entry per row;
-    returns ``(B,)`` long: the first index whose cumulative weight exceeds ``u`` times the total.
+    ``uniforms`` ``(B,)`` in (0, 1), ``logits`` ``(B, K)`` with at least one finite entry per row (the
+    samplers guarantee it, so values are not re-checked); uniforms are cast to the logits' dtype.
     """
-    weights = torch.exp(logits - logits.amax(dim=-1, keepdim=True))  # (B, K), max weight 1
-    cumulative = torch.cumsum(weights, dim=-1)  # (B, K)
-    threshold = uniforms.to(cumulative.dtype) * cumulative[:, -1]  # (B,)
-    indices = (cumulative <= threshold[:, None]).sum(dim=-1)  # (B,)
-    num_categories = logits.shape[-1]
-    indices = indices.clamp(max=num_categories - 1)
-    # As in the reference: never land on a trailing zero-weight category after rounding.
-    last_positive = num_categories - 1 - torch.argmax((weights > 0).flip(-1).to(torch.int64), dim=-1)
-    return torch.minimum(indices, last_positive)
+    return _categorical_from_uniforms(uniforms.to(logits.dtype), logits, validate=False)
 
 
 def integer_from_uniforms(uniforms: torch.Tensor, num_values: torch.Tensor) -> torch.Tensor:
