@@ -106,7 +106,7 @@ print("torch.Generator:   chains 0-9 alone == chains 0-9 of 2,000:", torch.equal
 # %% [markdown]
 # ## What many chains show: the law of $x_t$, step by step
 #
-# With one chain we see a trajectory; with a hundred thousand we see the *law* of the state at each
+# With one chain we see a trajectory; with tens of thousands we see the *law* of the state at each
 # step, and can put it next to the exact mixing curve of chapter 3 ($\mathrm{TV}(\delta_{x_0} P^t, \pi)$,
 # from the reference kernel). The grey band is the TV distance that many exact draws have anyway.
 
