@@ -51,3 +51,17 @@ def test_chapter_executes(path, monkeypatch):
         if output.get("output_type") == "stream" and output.get("name") == "stderr"
     ]
     assert not stderr, f"{path.name} wrote to stderr (the book build would fail):\n" + "\n".join(stderr)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[path.stem for path in CHAPTERS])
+def test_chapter_conventions(path):
+    # What every chapter promises its reader (issue 6): one SEED cell, sizes that shrink under CI,
+    # a "Try this" list, explicit generators only, and no plt.show() (a warning under Agg).
+    source = path.read_text(encoding="utf-8")
+    code_lines = [line for line in source.splitlines() if not line.startswith("#")]
+    assert sum(line.startswith("SEED = ") for line in code_lines) == 1, f"{path.name}: exactly one SEED cell"
+    assert 'os.environ.get("CI")' in source, f"{path.name}: sizes must shrink under CI"
+    assert "# ## Try this" in source, f"{path.name}: a 'Try this' exercise list"
+    for forbidden in ("np.random.seed(", "torch.manual_seed(", "plt.show("):
+        assert forbidden not in source, f"{path.name} uses {forbidden}"
+    assert source.startswith("# ---\n# jupyter:\n#   jupytext:"), f"{path.name}: jupytext py:percent header"
