@@ -198,6 +198,19 @@ for sampler in gallery:
     print(f"- {sampler.name}: {sampler.description}")
 
 # %% [markdown]
+# ## Your own sampler, from the command line
+#
+# The same checks run on any step function you write, without a notebook:
+#
+# ```bash
+# textsampling check mymodule:my_step --kind mh --target <name>
+# ```
+#
+# prints the verdict of one-step invariance, reversibility (for reversible kinds) and a long-run fit,
+# each with its p-value, the false-fail rate used (split between the tests) and its power; the
+# conformance page of this book explains how to read the report, and `textsampling check --help`
+# lists the kinds and built-in targets.
+#
 # ## Try this
 #
 # 1. Write your own MH step function with the acceptance computed from raw probabilities,
