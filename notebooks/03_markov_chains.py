@@ -132,7 +132,7 @@ except ValueError as error:
 # $$
 #
 # Chapter 4 derives the acceptance that makes this reversible (Metropolis–Hastings). Here we only
-# look at the resulting matrices for a 8-state target and two proposals: "jump anywhere" and "step to a
+# look at the resulting matrices for an 8-state target and two proposals: "jump anywhere" and "step to a
 # neighbour on a ring". Both leave $\pi$ exactly invariant, with detailed balance to rounding error.
 
 # %%
