@@ -55,7 +55,6 @@ import argparse
 import importlib
 import importlib.util
 import inspect
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -81,6 +80,8 @@ __all__ = [
     "CheckReport",
     "make_target",
     "stationary_target",
+    "start_state",
+    "long_run_cells",
     "bigram_oracle",
     "load_step_function",
     "check_signature",
@@ -187,7 +188,7 @@ def bigram_oracle(target: FixedLengthBigram):
 
 
 def stationary_target(kind: str, target: str | DiscreteTarget, temperature: float = 2.0) -> DiscreteTarget:
-    """The law a step of ``kind`` must leave invariant on ``target``: the target itself, or for
+    r"""The law a step of ``kind`` must leave invariant on ``target``: the target itself, or for
     ``anneal`` the tempered :math:`\pi_T \propto \rho^{1/T}`."""
     kind = _check_kind(kind)
     target = make_target(target) if isinstance(target, str) else target
@@ -224,7 +225,7 @@ class Kind:
     reversible: bool
     num_steps: int
     description: str
-    num_samples: int = 5_000
+    num_samples: int = 10_000
 
 
 KINDS: dict[str, Kind] = {
@@ -477,6 +478,48 @@ def start_state(target: DiscreteTarget) -> np.ndarray:
     return target.states[support[np.argmin(log_probs[support])]].copy()
 
 
+#: Smallest expected count of a cell of the long-run test (the harness pools below its own threshold).
+LONG_RUN_MIN_EXPECTED = 25.0
+
+
+def long_run_cells(probabilities, num_chains: int) -> np.ndarray:
+    """Group states into cells of expected count >= :data:`LONG_RUN_MIN_EXPECTED` for ``num_chains`` finals.
+
+    States are taken from the most probable down and a cell is closed once its expected count
+    reaches the threshold (the remainder joins the last cell); zero-probability states get a cell of
+    their own, so landing there still fails at once. A few hundred chains then give a valid chi-square
+    test on some cells instead of no test at all. Returns the cell of each state, shape ``(S,)``.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    cells = np.empty(probabilities.size, dtype=np.int64)
+    order = np.argsort(-probabilities, kind="stable")
+    cell, mass = 0, 0.0
+    positive = order[probabilities[order] > 0]
+    for position, state in enumerate(positive):
+        cells[state] = cell
+        mass += probabilities[state]
+        rest = probabilities[positive[position + 1 :]].sum()
+        if num_chains * mass >= LONG_RUN_MIN_EXPECTED and num_chains * rest >= LONG_RUN_MIN_EXPECTED:
+            cell, mass = cell + 1, 0.0
+    cells[probabilities == 0] = cell + 1
+    return cells
+
+
+class _Cells:
+    """A target seen through coarser cells (what the long-run goodness-of-fit test bins into)."""
+
+    def __init__(self, law: DiscreteTarget, cells: np.ndarray):
+        self.law = law
+        self.cells = cells
+        self.probabilities = np.bincount(cells, weights=law.cell_probabilities(), minlength=cells.max() + 1)
+
+    def cell_index(self, states):
+        return self.cells[self.law.cell_index(states)]
+
+    def cell_probabilities(self):
+        return self.probabilities
+
+
 @dataclass
 class TestOutcome:
     """One test of a check: the harness's result, how long it took, and what it needed."""
@@ -536,6 +579,13 @@ class CheckReport:
             return str(int(state))
         return " ".join("_" if int(t) == PAD else str(int(t)) for t in state)
 
+    def _pair_label(self, label) -> str:
+        """``"a->b"`` in cell indices as ``"[state a] -> [state b]"``."""
+        parts = str(label).split("->")
+        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+            return " -> ".join(f"[{self.state_label(int(p))}]" for p in parts)
+        return str(label)
+
     def misfit_rows(self, num_rows: int = 5):
         """The most over- and under-sampled states of the one-step test: (label, observed, expected, ratio)."""
         if self.observed is None:
@@ -591,7 +641,9 @@ class CheckReport:
             for outcome in self.outcomes:
                 result = outcome.result
                 if not result.passed and result.test == "reversibility":
-                    pairs = ", ".join(f"{label} {obs} vs {exp:.1f}" for label, obs, exp in result.over_sampled[:3])
+                    pairs = ", ".join(
+                        f"{self._pair_label(label)}: {obs} vs {exp:.1f}" for label, obs, exp in result.over_sampled[:3]
+                    )
                     lines.append(f"  reversibility: moves seen more often than their reverse: {pairs}")
         lines.append(f"verdict: {verdict}  ({self.seconds:.1f} s)")
         return "\n".join(lines)
@@ -678,7 +730,7 @@ def check_step(
     num_samples : int, optional
         Exact draws of the one-step tests before the budget (default: the kind's).
     num_chains : int
-        Chains of the long-run test before the budget.
+        Chains of the long-run test before the budget; 0 leaves the long-run test out.
     num_steps : int, optional
         Steps per chain of the long-run test (default: the kind's).
     reversible : bool, optional
@@ -712,7 +764,9 @@ def check_step(
     seed = check_int(seed, "seed")
     temperature = check_positive(temperature, "temperature")
     num_samples = kind.num_samples if num_samples is None else check_int(num_samples, "num_samples", minimum=100)
-    num_chains = check_int(num_chains, "num_chains", minimum=20)
+    num_chains = check_int(num_chains, "num_chains", minimum=0)
+    if 0 < num_chains < 20:
+        raise ValueError(f"num_chains must be 0 (no long-run test) or >= 20, got {num_chains}")
     num_steps = kind.num_steps if num_steps is None else check_int(num_steps, "num_steps", minimum=1)
     reversible = kind.reversible if reversible is None else bool(reversible)
     check_signature(step_fn, kind.name)
@@ -722,7 +776,7 @@ def check_step(
     law = stationary_target(kind.name, base, temperature)
     caller = _StepCaller(step_fn, kind, base, _context(kind, base, temperature))
     report = CheckReport(step_name, kind.name, target_name, law, false_fail_rate, tv_distance, budget=budget)
-    num_tests = 3 if reversible else 2
+    num_tests = 1 + int(reversible) + int(num_chains > 0)
     share = false_fail_rate / num_tests
     rng = np.random.default_rng(seed)
     try:
@@ -735,7 +789,7 @@ def check_step(
         if budget is not None and per_call * planned_calls > budget:
             report.scale = budget / (per_call * planned_calls)
             num_samples = max(100, int(num_samples * report.scale))
-            num_chains = max(20, int(num_chains * report.scale))
+            num_chains = max(20, int(num_chains * report.scale)) if num_chains else 0
 
         # One step from exact draws: invariance, and (same pairs) reversibility.
         tic = time.perf_counter()
@@ -752,18 +806,87 @@ def check_step(
             report.outcomes.append(TestOutcome(pairs, 0.0, "(same pairs as the one-step test)"))
 
         # Long run from one fixed start: convergence, not just invariance.
+        if num_chains == 0:
+            report.seconds = time.perf_counter() - started
+            return report
         tic = time.perf_counter()
         start = start_state(law)
         starts = np.repeat(start[None], num_chains, axis=0)
         final = run_independent_chains(caller, starts, rng, num_steps)
         _check_support(law, final, starts)
-        long_run = goodness_of_fit_test(final, law, share, tv_distance, name="long-run fit")
+        cells = _Cells(law, long_run_cells(law.cell_probabilities(), num_chains))
+        long_run = goodness_of_fit_test(final, cells, share, tv_distance, name="long-run fit")
         detail = (
-            f"{num_chains} chains x {num_steps} steps from {_describe(start)}; assumes a correct chain mixes "
-            "within that many steps (raise --num-steps if yours is slow)"
+            f"{num_chains} chains x {num_steps} steps from {_describe(start)}, finals in "
+            f"{cells.probabilities.size} cells; assumes a correct chain mixes within that many steps "
+            "(raise --num-steps if yours is slow)"
         )
         report.outcomes.append(TestOutcome(long_run, time.perf_counter() - tic, detail))
     except MalformedStepError as error:
         report.error = str(error)
     report.seconds = time.perf_counter() - started
     return report
+
+
+# ============================================================================ the command line
+def _kinds_help() -> str:
+    lines = ["step function signatures by --kind:"]
+    for kind in KINDS.values():
+        lines.append(f"  {kind.name:<10} {kind.signature}: {kind.description} (targets: {', '.join(kind.targets)})")
+    lines.append("targets:")
+    for name, (description, _) in TARGETS.items():
+        lines.append(f"  {name:<18} {description}")
+    lines.append("exit status: 0 passes, 1 fails (or the step raised / returned something malformed), 2 usage error")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``textsampling check`` (called by :mod:`textsampling.cli`)."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _kinds_help()
+    parser.add_argument("step", help="the step function: module:function or path/to/file.py:function")
+    parser.add_argument("--kind", required=True, choices=sorted(KINDS), help="what the step function is")
+    parser.add_argument("--target", default=None, help="built-in target (default: the kind's first)")
+    parser.add_argument("--false-fail-rate", type=float, default=DEFAULT_FALSE_FAIL_RATE,
+                        help="probability that a correct sampler fails the check (default %(default)g)")
+    parser.add_argument("--tv", type=float, default=DEFAULT_TV_DISTANCE, dest="tv_distance",
+                        help="TV distance the reported power refers to (default %(default)g)")
+    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET,
+                        help="seconds the step calls may take; sizes shrink to fit (default %(default)g)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generator passed to the step (default 0)")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+                        help="fixed temperature of an anneal check (default %(default)g)")
+    parser.add_argument("--num-samples", type=int, default=None, help="exact draws of the one-step tests")
+    parser.add_argument("--num-chains", type=int, default=DEFAULT_NUM_CHAINS, help="chains of the long-run test")
+    parser.add_argument("--num-steps", type=int, default=None, help="steps per chain of the long-run test")
+    parser.add_argument("--reversible", action=argparse.BooleanOptionalAction, default=None,
+                        help="run the reversibility test (default: for mh, anneal, cgmh)")
+    parser.add_argument("--plot", default=None, metavar="PATH", help="write observed vs expected frequencies here")
+
+
+def run(args) -> int:
+    """Run ``textsampling check``: print the report; 0 passes, 1 fails, 2 usage error."""
+    try:
+        step_fn = load_step_function(args.step)
+        report = check_step(
+            step_fn,
+            args.kind,
+            args.target,
+            false_fail_rate=args.false_fail_rate,
+            tv_distance=args.tv_distance,
+            budget=args.budget,
+            seed=args.seed,
+            temperature=args.temperature,
+            num_samples=args.num_samples,
+            num_chains=args.num_chains,
+            num_steps=args.num_steps,
+            reversible=args.reversible,
+            step_name=args.step,
+        )
+    except (ValueError, TypeError) as error:
+        print(f"textsampling check: error: {error}", file=sys.stderr)
+        return 2
+    print(report.format())
+    if args.plot:
+        print(f"plot written to {report.plot(args.plot)}")
+    return 0 if report.passed else 1

@@ -162,9 +162,10 @@ def exact_power(case: GalleryCase, false_fail_rate: float = 1e-4, num_samples=No
     .. math::
         \lambda_1 = N \sum_y \frac{((\pi P)_y - \pi_y)^2}{\pi_y},\quad
         \lambda_r = N \sum_{a<b} \frac{(J_{ab} - J_{ba})^2}{J_{ab} + J_{ba}},\quad
-        \lambda_\infty = M \sum_y \frac{(q_{K,y} - \pi_y)^2}{\pi_y},
+        \lambda_\infty = M \sum_c \frac{(q_{K,c} - \pi_c)^2}{\pi_c},
 
-    on :math:`S - 1`, (number of pairs with a move) and :math:`S - 1` degrees of freedom, each test
+    (the last over the cells :math:`c` of :func:`textsampling.check.long_run_cells`) on :math:`S - 1`,
+    (number of pairs with a move) and (number of cells - 1) degrees of freedom, each test
     at level ``false_fail_rate`` / (number of tests). The check fails if any test does, so its power
     is at least the largest of the three. Pooling of rare cells (the harness's) is ignored: it lowers
     the degrees of freedom, which raises the power, and it lowers lambda a little; with the default
@@ -177,7 +178,7 @@ def exact_power(case: GalleryCase, false_fail_rate: float = 1e-4, num_samples=No
     """
     from scipy import stats
 
-    from textsampling.check import DEFAULT_NUM_CHAINS, KINDS, make_target, start_state
+    from textsampling.check import DEFAULT_NUM_CHAINS, KINDS, long_run_cells, make_target, start_state
 
     kind = KINDS[case.kind]
     num_samples = kind.num_samples if num_samples is None else num_samples
@@ -187,7 +188,7 @@ def exact_power(case: GalleryCase, false_fail_rate: float = 1e-4, num_samples=No
     pi = law.probabilities()
     matrix = case.transition_matrix(make_target(case.target), **case.options)
     support = pi > 0
-    num_tests = 3 if kind.reversible else 2
+    num_tests = 1 + int(kind.reversible) + int(num_chains > 0)
     alpha = false_fail_rate / num_tests
 
     def power(noncentrality, degrees_of_freedom):
@@ -208,12 +209,24 @@ def exact_power(case: GalleryCase, false_fail_rate: float = 1e-4, num_samples=No
         moved = (forward + backward) > 0
         chi2_pairs = float(np.sum((forward - backward)[moved] ** 2 / (forward + backward)[moved]))
         result["reversibility"] = power(num_samples * chi2_pairs, max(int(moved.sum()), 1))
+    if num_chains == 0:  # the check was run without its long-run test
+        result["tv_long_run"] = result["long_run"] = None
+        result["check"] = max(v for k, v in result.items() if k in ("one_step", "reversibility") and v is not None)
+        return result
     final = np.zeros(pi.size)
     final[law.state_index(start_state(law)[None])[0]] = 1.0
     for _ in range(num_steps):
         final = final @ matrix
-    chi2_final = float(np.sum((final[support] - pi[support]) ** 2 / pi[support]))
     result["tv_long_run"] = float(0.5 * np.abs(final - pi).sum())
-    result["long_run"] = power(num_chains * chi2_final, int(support.sum()) - 1)
+    # The long-run test bins the finals into the cells of textsampling.check.long_run_cells.
+    cells = long_run_cells(pi, num_chains)
+    cell_pi = np.bincount(cells, weights=pi, minlength=cells.max() + 1)
+    cell_final = np.bincount(cells, weights=final, minlength=cells.max() + 1)
+    if np.any(cell_final[cell_pi == 0] > 0):  # landing where pi is 0 fails at once
+        result["long_run"] = 1.0 - (1.0 - cell_final[cell_pi == 0].sum()) ** num_chains
+    else:
+        inside = cell_pi > 0
+        chi2_final = float(np.sum((cell_final[inside] - cell_pi[inside]) ** 2 / cell_pi[inside]))
+        result["long_run"] = power(num_chains * chi2_final, max(int(inside.sum()) - 1, 1))
     result["check"] = max(v for k, v in result.items() if k in ("one_step", "reversibility", "long_run") and v is not None)
     return result
