@@ -1,0 +1,57 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Exercise 2 — a Gibbs sweep for a masked language model
+#
+# **Task.** Write one *systematic-scan* Gibbs sweep, `mlm_gibbs_sweep(rng, x, lm)`: for
+# `i = 0, 1, ..., L-1` in turn, redraw `x[i]` from the masked LM's conditional
+# $p(x_i = v \mid x_{-i})$, **given the tokens already rewritten earlier in this sweep**, and return
+# the new `(L,)` int array.
+#
+# `lm.masked_log_probs(token_ids, positions)` takes an `(N, L)` int array and an `(N,)` int array of
+# positions and returns `(N, lm.vocab_size)` normalised log-probabilities; the token at the position is
+# ignored (it is "masked"). Special ids (END, [MASK]) come back as `-inf`: they must never be written.
+# The `lm` here is the exact bigram oracle, so a correct sweep samples the bigram's joint exactly
+# (part 3 of the series, kexue.fm/archives/8119; Wang & Cho 2019, arXiv:1902.04094).
+#
+# Hint: draw a token from log-probabilities `row` by the inverse CDF of one uniform `u`:
+# the first `v` whose cumulative probability exceeds `u`.
+
+# %%
+import os
+
+import numpy as np
+
+from textsampling.check import check_step
+
+
+# %%
+def mlm_gibbs_sweep(rng, x, lm):
+    """One systematic Gibbs sweep over the positions of x, from lm's masked conditionals."""
+    # TODO: for each position, ask lm for its conditional given the current x, draw a token, write it.
+    return np.array(x)
+
+
+# %% [markdown]
+# ## Autograding
+#
+# A sweep is stationary but not reversible (its time reversal sweeps the other way), so the check runs
+# the one-step invariance and long-run tests only.
+
+# %%
+if __name__ == "__main__":
+    BUDGET = 20 if os.environ.get("CI") else 60
+    report = check_step(mlm_gibbs_sweep, kind="mlm-gibbs", target="bigram-small", budget=BUDGET)
+    print(report.format())
+    print("exercise 2:", "PASSED" if report.passed else "NOT YET")

@@ -1,0 +1,1 @@
+"""Solutions of the exercises in ``assignments/`` (kept apart from the starters)."""
