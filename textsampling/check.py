@@ -788,8 +788,9 @@ def check_step(
         planned_calls = num_samples + num_chains * num_steps
         if budget is not None and per_call * planned_calls > budget:
             report.scale = budget / (per_call * planned_calls)
-            num_samples = max(100, int(num_samples * report.scale))
-            num_chains = max(20, int(num_chains * report.scale)) if num_chains else 0
+            # Floors below which the chi-square tests have too few cells to say anything.
+            num_samples = max(500, int(num_samples * report.scale))
+            num_chains = max(100, int(num_chains * report.scale)) if num_chains else 0
 
         # One step from exact draws: invariance, and (same pairs) reversibility.
         tic = time.perf_counter()
