@@ -148,7 +148,7 @@ def from_faulty(name, kind, target, build, options=None) -> GalleryCase:
 
     options = dict(options or {})
     description = cached(make_target(target), *options.values()).description
-    step.__name__ = name.replace("-", "_")
+    step.__name__ = step.__qualname__ = name.replace("-", "_")
     return GalleryCase(name, kind, target, description, step, matrix, options)
 
 
