@@ -27,6 +27,11 @@ acceptance (:func:`paths`); :func:`cgmh_step` draws a path by inverse CDF and ac
 :func:`transition_matrix` sums the very same paths — the exact kernel. Each path has one reverse path,
 so path-wise detailed balance gives detailed balance of the kernel.
 
+A short candidate list costs irreducibility: on ``bigram-keywords`` with top-2 lists, the sentence
+``2 2 2 2`` (probability 4.5e-4) can never be built, since token 2 is never among the two likeliest
+next tokens after a 2. The kernel is still reversible with respect to :math:`\pi` (exactly, see the
+tests), and the mass it cannot reach is far below what the long-run test can see.
+
 The mistakes (SERIES.md part 4), as flags of :func:`paths`:
 
 ``omit_position_ratio``
