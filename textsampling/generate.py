@@ -53,12 +53,18 @@ RUN_SETTINGS = (
 
 
 # ----------------------------------------------------------------------------- command line
+#: Default number of steps of the edit-move samplers (each step scores a whole candidate list).
+EDIT_MOVE_NUM_STEPS = 100
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``generate`` options to ``parser`` (used by :mod:`textsampling.cli`)."""
     parser.add_argument("--sampler", required=True, choices=SAMPLERS, help="which sampler or decoder")
     parser.add_argument("--model", default="tiny-shakespeare", help="'tiny-shakespeare' (built in), a checkpoint folder, or a hub name")
     parser.add_argument("--num-chains", type=int, default=8, help="chains (or sentences, for decoding)")
-    parser.add_argument("--num-steps", type=int, default=500, help="MCMC steps per chain (sweeps for --scan systematic)")
+    parser.add_argument("--num-steps", type=int, default=None,
+                        help="MCMC steps per chain (sweeps for --scan systematic); default 500, or "
+                             f"{EDIT_MOVE_NUM_STEPS} for cgmh/anneal, whose steps each score --num-candidates sentences")
     parser.add_argument("--keywords", default="", help="comma-separated keywords for cgmh/anneal, e.g. king,crown")
     parser.add_argument("--seed", type=int, default=0, help="key of the counter-based generator")
     parser.add_argument("--output", default="generate-output", help="folder for run.json, samples.jsonl, metrics.json")
@@ -119,6 +125,8 @@ def load_models(args):
 
 # ----------------------------------------------------------------------------- checks before sampling
 def _check_settings(args) -> None:
+    if getattr(args, "num_steps", None) is None:
+        args.num_steps = EDIT_MOVE_NUM_STEPS if args.sampler in ("cgmh", "anneal") else 500
     for name, minimum in (("num_chains", 1), ("num_steps", 1), ("max_length", 1), ("min_length", 1),
                           ("num_candidates", 1), ("num_beams", 1), ("keep_every", 1), ("seed", 0)):
         value = getattr(args, name)
