@@ -419,3 +419,10 @@ def test_all_zero_conditional_rows_are_minus_inf_not_nan():
     log_weights = np.array([[0.0, -np.inf], [-np.inf, -np.inf]])
     out = sequences._normalise_rows(log_weights)
     np.testing.assert_array_equal(out, [[0.0, -np.inf], [-np.inf, -np.inf]])
+
+
+def test_next_token_log_probs_of_width_zero_prefixes_is_the_initial_law():
+    bigram = BigramLM.random(np.random.default_rng(5), vocab_size=3, max_length=3)
+    out = bigram.next_token_log_probs(np.zeros((2, 0), dtype=np.int64))
+    np.testing.assert_array_equal(out[:, :3], np.broadcast_to(bigram.log_initial, (2, 3)))
+    assert np.all(out[:, 3] == -np.inf)

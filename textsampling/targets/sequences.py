@@ -336,7 +336,9 @@ class BigramLM(_BigramParameters, SequenceTarget):
         prefixes = prefixes.astype(np.int64)
         num_rows, width = prefixes.shape
         is_pad = prefixes == PAD
-        lengths = np.where(is_pad.any(axis=1), np.argmax(is_pad, axis=1), width)
+        # np.argmax of a width-0 row is an error: an empty prefix has length 0.
+        first_pad = np.argmax(is_pad, axis=1) if width > 0 else np.zeros(num_rows, dtype=np.int64)
+        lengths = np.where(is_pad.any(axis=1), first_pad, width)
         before_end = np.arange(width)[None, :] < lengths[:, None]
         tokens_ok = (prefixes >= 0) & (prefixes < self.vocab_size)
         if not np.all(np.where(before_end, tokens_ok, is_pad)):
