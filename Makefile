@@ -47,4 +47,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_twins.py
 
 clean:
-	rm -rf $(VENV) demo-output book/_build .pytest_cache
+	rm -rf $(VENV) demo-output book/_build build .pytest_cache
