@@ -126,3 +126,36 @@ def test_sentence_annealing_twin_equals_reference():
         best = sentence_annealing_twin.update_best(best, twin)
         np.testing.assert_array_equal(twin.x.numpy(), np.array([r.x for r in references]))
     assert torch.all(best.log_prob >= twin.log_prob)
+
+
+def test_cgmh_with_only_impossible_candidates_rejects_in_both_twins():
+    # A zero bigram transition (0 -> 1) and K = 1: some moves' only candidate sentence has rho = 0.
+    # Such a move proposes nothing and is a rejection, in the reference and the twin alike, and the
+    # exact kernel stays in detailed balance.
+    rng = np.random.default_rng(1)
+    transition = rng.normal(size=(3, 4))
+    transition[0, 1] = -np.inf
+    oracle = BigramOracle(BigramLM(rng.normal(size=3), transition, 4))
+    config = cgmh.make_config(oracle, num_candidates=1, move_probabilities=(0.3, 0.45, 0.25))
+    states, protected = cgmh.enumerate_states(3, [1], 4)
+    grid = [[u0, u1, 0.5, 0.5] for u0 in (0.1, 0.5, 0.9) for u1 in np.linspace(0.05, 0.95, 7)]
+    uniforms = torch.as_tensor(grid, dtype=torch.float64)  # (B, 4)
+    for x, mask in zip(states, protected):
+        state = cgmh.init(x, mask, config)
+        if not np.isfinite(state.log_prob):
+            continue
+        batch = cgmh_twin.init(
+            torch.as_tensor(np.repeat(x[None], len(grid), axis=0)),
+            torch.as_tensor(np.repeat(mask[None], len(grid), axis=0)),
+            config,
+        )
+        twin_state, twin_info = cgmh_twin.step(uniforms, batch, config)
+        for row, u in enumerate(grid):
+            new_state, info = cgmh.step(u, state, config)
+            assert info.accepted == bool(twin_info.accepted[row])
+            np.testing.assert_array_equal(new_state.x, twin_state.x[row].numpy())
+    matrix = cgmh.transition_matrix(config, states, protected)
+    log_rho = np.array([cgmh.init(x, m, config).log_prob for x, m in zip(states, protected)])
+    pi = np.exp(log_rho - np.logaddexp.reduce(log_rho))
+    flow = pi[:, None] * matrix
+    assert np.max(np.abs(flow - flow.T)) < 1e-12

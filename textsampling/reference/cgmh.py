@@ -307,6 +307,8 @@ def move_outcomes(state: CGMHState, move: str, position_uniform: float, config: 
         new_protected = np.repeat(protected[None], tokens.size, axis=0)
         log_probs = log_target(config, states)
         log_normaliser = logsumexp(log_probs / temperature)
+        if log_normaliser == -np.inf:
+            return _empty(width)  # every candidate sentence is impossible: nothing to propose, a rejection
         log_token = log_probs / temperature - log_normaliser
         forward = log_replace - np.log(num_editable) + log_token
         # Reverse: same position, same prefix, so (for prefix sets) the same candidates and the same
@@ -326,7 +328,10 @@ def move_outcomes(state: CGMHState, move: str, position_uniform: float, config: 
         inserted_mask = _padded_mask(np.insert(protected[:length], position, False), width)
         new_protected = np.repeat(inserted_mask[None], tokens.size, axis=0)
         log_probs = log_target(config, states)
-        log_token = log_probs / temperature - logsumexp(log_probs / temperature)
+        log_normaliser = logsumexp(log_probs / temperature)
+        if log_normaliser == -np.inf:
+            return _empty(width)  # every candidate sentence is impossible: nothing to propose, a rejection
+        log_token = log_probs / temperature - log_normaliser
         slot_term = -np.log(length + 1) if config.position_ratio else 0.0
         delete_term = -np.log(num_editable + 1) if config.position_ratio else 0.0
         forward = log_insert + slot_term + log_token
@@ -347,7 +352,9 @@ def move_outcomes(state: CGMHState, move: str, position_uniform: float, config: 
             weighed = np.repeat(x[None], tokens.size, axis=0)
             weighed[:, position] = tokens
             log_normaliser = logsumexp(log_target(config, weighed) / temperature)
-            reverse_token = log_x - log_normaliser
+            # x is among the weighed sentences, so a -inf normaliser means rho(x) = 0 (a row of the exact
+            # matrix for an impossible state): the reverse insert cannot propose it.
+            reverse_token = log_x - log_normaliser if log_normaliser > -np.inf else -np.inf
         else:
             reverse_token = -np.inf
         slot_term = -np.log(length) if config.position_ratio else 0.0  # n(y) + 1 = n slots in y
@@ -453,6 +460,8 @@ def transition_matrix(config: CGMHConfig, states, protected) -> np.ndarray:
                 outcomes = move_outcomes(state, move, (k + 0.5) / num_positions, config)
                 for c in range(outcomes.states.shape[0]):
                     log_alpha = outcomes.log_accept_ratios[c]
+                    if np.isnan(outcomes.log_token_probs[c]):
+                        raise AssertionError("move_outcomes produced a NaN candidate probability")
                     if np.isnan(log_alpha):
                         continue
                     b = index[_key(outcomes.states[c], outcomes.protected[c])]
