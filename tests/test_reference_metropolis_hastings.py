@@ -244,3 +244,21 @@ def test_bad_input():
         mh.transition_matrix(target, pr.UniformCategoricalProposal(8))
     with pytest.raises(ValueError, match="single chain"):
         mh.sample(CounterGenerator(0, [0, 1]), 0, target.log_prob, proposal, 10)
+
+
+def test_a_nan_start_is_an_error_not_a_frozen_chain():
+    # A NaN current log-density would reject every move forever; the start is refused instead.
+    import torch
+
+    from textsampling.reference import annealing
+    from textsampling.torch import metropolis_hastings as mh_twin
+
+    def nan_at_zero(states):
+        return np.where(np.asarray(states) == 0, np.nan, 0.0)
+
+    with pytest.raises(ValueError, match="x0"):
+        mh.init(0, nan_at_zero)
+    with pytest.raises(ValueError, match="x0"):
+        annealing.anneal(np.random.default_rng(0), 0, nan_at_zero, pr.UniformCategoricalProposal(3), [1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        mh_twin.init(torch.tensor([0, 1]), lambda x: torch.where(x == 0, torch.nan, 0.0).double())

@@ -87,7 +87,12 @@ def init(x, log_prob_fn) -> MHState:
     if not callable(log_prob_fn):
         raise TypeError(f"log_prob_fn must be callable, got {type(log_prob_fn).__name__}")
     x = np.asarray(x)
-    return MHState(x, _log_prob_one(log_prob_fn, x))
+    log_prob = _log_prob_one(log_prob_fn, x)
+    if np.isnan(log_prob):
+        # A NaN proposal is a rejection, but a NaN *current* state would reject every move forever:
+        # the chain would silently never move.
+        raise ValueError("log_prob_fn(x0) is NaN: the start x0 needs a log-density that is finite or -inf")
+    return MHState(x, log_prob)
 
 
 def num_uniforms(proposal) -> int:

@@ -81,7 +81,11 @@ def init(x: torch.Tensor, log_prob_fn, dtype=None) -> MHState:
     values = log_prob_fn(x)
     if not isinstance(values, torch.Tensor):
         raise ValueError(f"log_prob_fn must return a tensor of shape ({x.shape[0]},)")
-    return MHState(x, _evaluate(log_prob_fn, x, dtype or values.dtype, True, "x"))
+    log_prob = _evaluate(log_prob_fn, x, dtype or values.dtype, True, "x")
+    if torch.isnan(log_prob).any():
+        # As in the reference: a NaN current state would reject every move forever, silently.
+        raise ValueError("log_prob_fn(x) is NaN for some chain: every start needs a log-density that is finite or -inf")
+    return MHState(x, log_prob)
 
 
 def num_uniforms(proposal) -> int:
