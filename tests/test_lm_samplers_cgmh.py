@@ -139,3 +139,16 @@ def test_annealing_reaches_the_exact_argmax():
     np.testing.assert_array_equal(result.best_state.x, states[best])
     np.testing.assert_array_equal(result.best_state.protected, protected[best])
     assert result.best_state.log_prob == pytest.approx(log_rho[best], abs=1e-12)
+
+
+def test_keyword_state_refuses_non_integer_or_negative_keywords():
+    from textsampling.lm.oracle import BigramOracle
+    from textsampling.targets import BigramLM
+
+    oracle = BigramOracle(BigramLM.random(np.random.default_rng(0), vocab_size=4, max_length=4))
+    config = cgmh.make_config(oracle, num_candidates=2)
+    with pytest.raises(TypeError, match="keywords"):
+        cgmh.keyword_state(config, [2.7])
+    with pytest.raises(ValueError, match="keywords"):
+        cgmh.keyword_state(config, [-1])
+    assert cgmh.keyword_state(config, [2]).x[0] == 2

@@ -159,3 +159,23 @@ def test_cgmh_with_only_impossible_candidates_rejects_in_both_twins():
     pi = np.exp(log_rho - np.logaddexp.reduce(log_rho))
     flow = pi[:, None] * matrix
     assert np.max(np.abs(flow - flow.T)) < 1e-12
+
+
+def test_cgmh_twin_refuses_malformed_input():
+    oracle = _oracle()
+    config = cgmh.make_config(oracle, num_candidates=2)
+    x = torch.tensor([[1, 2, PAD, PAD, PAD]] * 3)
+    protected = torch.zeros_like(x, dtype=torch.bool)
+    state = cgmh_twin.init(x, protected, config)
+    good = torch.full((3, 4), 0.5, dtype=torch.float64)
+    cgmh_twin.step(good, state, config)
+    with pytest.raises(ValueError, match="open interval"):
+        cgmh_twin.step(torch.full((3, 4), 1.5, dtype=torch.float64), state, config)
+    with pytest.raises(ValueError, match=r"\(B, 4\)"):
+        cgmh_twin.step(torch.full((3, 3), 0.5, dtype=torch.float64), state, config)
+    with pytest.raises(ValueError, match="leading chain dimension"):
+        cgmh_twin.step(torch.full((2, 4), 0.5, dtype=torch.float64), state, config)
+    with pytest.raises(ValueError, match="protected"):
+        cgmh_twin.init(x, protected[:, :3], config)
+    with pytest.raises(TypeError, match="protected"):
+        cgmh_twin.init(x, protected.to(torch.int64), config)

@@ -251,7 +251,12 @@ def candidate_tokens(config: CGMHConfig, prefix, current=None) -> np.ndarray:
 
 def keyword_state(config: CGMHConfig, keywords) -> CGMHState:
     """The starting sentence of CGMH: the keywords in order, all protected."""
-    keywords = np.asarray(keywords, dtype=np.int64).reshape(-1)
+    keywords = np.asarray(keywords).reshape(-1)
+    if keywords.size and keywords.dtype.kind not in "iu":
+        raise TypeError(f"keywords must be integer token ids, got dtype {keywords.dtype}")
+    keywords = keywords.astype(np.int64)
+    if np.any(keywords < 0):
+        raise ValueError(f"keywords must be token ids >= 0 (PAD = {PAD} is not a keyword), got {keywords.tolist()}")
     if keywords.size == 0:
         raise ValueError("keywords is empty: give at least one keyword token (or use init with a sentence)")
     if keywords.size > config.max_length:

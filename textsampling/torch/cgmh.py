@@ -22,6 +22,7 @@ import torch
 
 from textsampling.reference.cgmh import MOVES, NUM_UNIFORMS, CGMHConfig
 from textsampling.targets.base import PAD
+from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
 from textsampling.torch.mlm_gibbs import categorical_from_uniforms, integer_from_uniforms, sequence_lengths
 
 __all__ = ["MOVES", "NUM_UNIFORMS", "CGMHState", "CGMHInfo", "log_target", "init", "step"]
@@ -51,7 +52,19 @@ def log_target(config: CGMHConfig, states: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _check_state(x, protected) -> None:
+    check_tensor(x, "x", integer=True, ndim=2)
+    check_tensor(protected, "protected", ndim=2)
+    if protected.dtype != torch.bool:
+        raise TypeError(f"protected must be a torch.bool tensor (True at keyword positions), got dtype {protected.dtype}")
+    if protected.shape != x.shape:
+        raise ValueError(f"protected must have the shape of x, (B, L) = {tuple(x.shape)}, got {tuple(protected.shape)}")
+    check_same_device(x=x, protected=protected)
+
+
 def init(x: torch.Tensor, protected: torch.Tensor, config: CGMHConfig) -> CGMHState:
+    """The states ``x`` ``(B, L)`` (PAD-padded) with keyword mask ``protected`` ``(B, L)`` and their log rho."""
+    _check_state(x, protected)
     return CGMHState(x, protected, log_target(config, x))
 
 
@@ -79,6 +92,13 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     """One CGMH step for every chain; ``uniforms`` ``(B, 4)``. Returns ``(CGMHState, CGMHInfo)``."""
     model, temperature = config.model, config.temperature
     x, protected = state.x, state.protected
+    _check_state(x, protected)
+    check_tensor(uniforms, "uniforms", integer=False, ndim=2)
+    check_batch(x.shape[0], uniforms=uniforms)
+    if uniforms.shape[1] != 4:
+        raise ValueError(f"uniforms must have shape (B, 4) (move, position, candidate, accept), got {tuple(uniforms.shape)}")
+    check_same_device(uniforms=uniforms, x=x)
+    raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     num_chains, width = x.shape
     device, dtype = x.device, uniforms.dtype
     positions = torch.arange(width, device=device)[None, :]  # (1, L)
