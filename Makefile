@@ -19,8 +19,10 @@ install: $(BIN)/.installed
 demo: $(BIN)/.installed
 	$(BIN)/textsampling demo --output demo-output
 
-test: $(BIN)/.installed
-	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
+# The whole suite: tests/ (the chapters too, with a stderr check, in tests/test_notebooks.py) and the
+# chapters once more under nbmake, as notebooks, with the CI sizes.
+test: $(BIN)/.installed build/notebooks
+	CI=true $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider tests --nbmake build/notebooks
 
 # The book's tools (Jupyter Book 1.x, offline MathJax); the package itself comes from install.
 $(BIN)/.book-installed: $(BIN)/.installed
@@ -35,12 +37,15 @@ book: $(BIN)/.book-installed
 	env -u CI $(BIN)/jupyter-book build book --all --warningiserror --keep-going --builder html
 	@echo "book: open book/_build/html/index.html"
 
-# Converts the chapters to build/notebooks/*.ipynb and executes them under nbmake with the CI sizes.
-notebooks: $(BIN)/.installed
+# The chapters (jupytext sources, the only source of truth) converted to notebooks.
+build/notebooks: $(BIN)/.installed $(wildcard notebooks/[0-9][0-9]_*.py)
 	rm -rf build/notebooks && mkdir -p build/notebooks
 	for chapter in notebooks/[0-9][0-9]_*.py; do \
 		$(BIN)/jupytext --quiet --to ipynb --output build/notebooks/$$(basename $$chapter .py).ipynb $$chapter || exit 1; \
 	done
+
+# Executes the chapters under nbmake with the CI sizes.
+notebooks: build/notebooks
 	CI=true MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --nbmake build/notebooks
 
 bench: $(BIN)/.installed
