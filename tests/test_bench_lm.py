@@ -1,0 +1,66 @@
+"""The LM benchmark script keeps running: a tiny CPU run prints its one table and writes its JSON to $OUT.
+
+Not a timing test (no figure is asserted): it checks that every row is measured, positive and labelled.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+
+def _load_benchmark():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lm.py"
+    spec = importlib.util.spec_from_file_location("bench_lm", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OUT", str(tmp_path))
+    _load_benchmark().main(
+        ["--small", "--device", "cpu", "--batch-sizes", "2,4", "--score-batch-sizes", "3"]
+        + ["--num-steps", "1", "--length", "8"]
+    )
+    printed = capsys.readouterr().out
+    assert "machine: CPU" in printed and "torch " + torch.__version__ in printed
+    assert "GFLOP per chain-step" in printed and "GFLOP per sentence" in printed
+    table = [line for line in printed.splitlines() if line.startswith(("mlm_gibbs ", "causal_scoring "))]
+    assert len(table) == 2 * 2 + 2  # (ours, minimal) x (2 Gibbs batches + 1 scoring batch)
+    assert all(" - " in line for line in table)  # MFU is "-" on the CPU
+    assert "60,000" in printed and "30,000" in printed  # the issue's targets beside the numbers
+
+    results = json.loads((tmp_path / "bench_lm.json").read_text())
+    assert results["machine"]["torch"] == torch.__version__ and results["machine"]["gpu"] is None
+    assert results["config"]["small"] is True and results["config"]["dtype"] == "float32"
+    rows = results["results"]
+    assert [(r["workload"], r["implementation"], r["batch_size"]) for r in rows] == [
+        ("mlm_gibbs", "ours", 2),
+        ("mlm_gibbs", "minimal", 2),
+        ("mlm_gibbs", "ours", 4),
+        ("mlm_gibbs", "minimal", 4),
+        ("causal_scoring", "ours", 3),
+        ("causal_scoring", "minimal", 3),
+    ]
+    assert all("error" not in r and r["rate"] > 0 and r["flops_per_item"] > 0 and r["mfu"] is None for r in rows)
+    assert set(results["targets"]) == {"mlm_gibbs", "causal_scoring"}
+
+
+def test_flops_and_peak(monkeypatch):
+    bench = _load_benchmark()
+    assert bench.peak_flops(torch.device("cpu"), torch.float32) is None
+    assert bench.peak_flops(torch.device("cpu"), torch.float32, override_tflops=100) == 100e12
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    assert bench.peak_flops(torch.device("cuda"), torch.bfloat16) == 989e12
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    assert bench.peak_flops(torch.device("cuda"), torch.bfloat16) == 989e12
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 PCIe")
+    assert bench.peak_flops(torch.device("cuda"), torch.bfloat16) == 756e12
+    assert bench.peak_flops(torch.device("cuda"), torch.float32) is None
+    tokenizer = bench.make_tokenizer(50, 64)
+    assert len(tokenizer) == 50 and tokenizer.mask_token_id == 4 and tokenizer.eos_token_id == 3
