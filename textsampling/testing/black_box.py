@@ -148,6 +148,15 @@ def goodness_of_fit_test(
     )
 
 
+def _exact_pairs(step_fn, target, rng, num_samples, batched):
+    """Pairs ``(x0, x1)``: ``x0`` drawn exactly from the target, ``x1`` one step of ``step_fn`` from it."""
+    _check_target(target)
+    rng = _check_rng(rng)
+    num_samples = check_int(num_samples, "num_samples", minimum=1)
+    initial = target.sample_exact(rng, num_samples)
+    return initial, apply_step(step_fn, rng, initial, batched)
+
+
 def one_step_invariance_test(
     step_fn,
     target,
@@ -184,11 +193,7 @@ def one_step_invariance_test(
     -------
     StatisticalTestResult
     """
-    _check_target(target)
-    rng = _check_rng(rng)
-    num_samples = check_int(num_samples, "num_samples", minimum=1)
-    initial = target.sample_exact(rng, num_samples)
-    stepped = apply_step(step_fn, rng, initial, batched)
+    initial, stepped = _exact_pairs(step_fn, target, rng, num_samples, batched)
     return goodness_of_fit_test(
         stepped, target, false_fail_rate, tv_alternative, min_expected, name="one-step invariance"
     )
@@ -228,11 +233,7 @@ def reversibility_test(
     -------
     StatisticalTestResult
     """
-    _check_target(target)
-    rng = _check_rng(rng)
-    num_samples = check_int(num_samples, "num_samples", minimum=1)
-    initial = target.sample_exact(rng, num_samples)
-    stepped = apply_step(step_fn, rng, initial, batched)
+    initial, stepped = _exact_pairs(step_fn, target, rng, num_samples, batched)
     return symmetry_test(
         _cells(target, initial), _cells(target, stepped), false_fail_rate, tv_alternative, min_pair_count
     )
