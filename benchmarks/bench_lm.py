@@ -53,6 +53,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from textsampling.lm.hf_causal import HFCausalLM  # noqa: E402
 from textsampling.lm.hf_masked import HFMaskedLM  # noqa: E402
+from textsampling.lm.loading import bert_style_tokenizer  # noqa: E402
 from textsampling.torch import mlm_gibbs  # noqa: E402
 from textsampling.torch.randomness import CounterGenerator  # noqa: E402
 
@@ -109,23 +110,12 @@ def peak_flops(device: torch.device, dtype: torch.dtype, override_tflops=None):
 def make_tokenizer(vocab_size: int, max_length: int):
     """A word-level tokenizer with exactly ``vocab_size`` ids: the 5 BERT specials, then ``w5`` .. (offline)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
 
     vocab = {token: i for i, token in enumerate(SPECIALS)}
     vocab.update({f"w{i}": i for i in range(len(SPECIALS), vocab_size)})
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        bos_token="[CLS]",
-        eos_token="[SEP]",
-        model_max_length=max_length,
-    )
+    return bert_style_tokenizer(tokenizer, max_length)
 
 
 def build_masked(small: bool, device, dtype):

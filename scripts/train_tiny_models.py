@@ -128,19 +128,9 @@ def train_tokenizer(sentences, vocab_size: int):
 
 def wrap_tokenizer(tokenizer):
     """A ``transformers`` fast tokenizer over ``tokenizer``, with BOS = [CLS] and EOS (END) = [SEP]."""
-    from transformers import PreTrainedTokenizerFast
+    from textsampling.lm.loading import bert_style_tokenizer
 
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        bos_token="[CLS]",
-        eos_token="[SEP]",
-        model_max_length=MAX_POSITIONS,
-    )
+    return bert_style_tokenizer(tokenizer, MAX_POSITIONS)
 
 
 def encode_all(tokenizer, sentences):

@@ -20,12 +20,12 @@ from transformers import (  # noqa: E402
     DistilBertForMaskedLM,
     GPT2Config,
     GPT2LMHeadModel,
-    PreTrainedTokenizerFast,
 )
 
 from textsampling.lm.base import PAD, CausalLanguageModel, MaskedLanguageModel  # noqa: E402
 from textsampling.lm.hf_causal import HFCausalLM  # noqa: E402
 from textsampling.lm.hf_masked import HFMaskedLM  # noqa: E402
+from textsampling.lm.loading import bert_style_tokenizer  # noqa: E402
 
 WORDS = "the king crown queen sword of a and to my lord is was fair foul night day love death".split()
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -41,17 +41,7 @@ def make_tokenizer():
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        bos_token="[CLS]",
-        eos_token="[SEP]",
-        model_max_length=16,
-    )
+    return bert_style_tokenizer(tokenizer, 16)
 
 
 @pytest.fixture(scope="module")

@@ -252,3 +252,31 @@ def encode_keywords(tokenizer, words) -> list:
             )
         encoded.append(ids)
     return encoded
+
+
+def bert_style_tokenizer(tokenizer, max_length: int):
+    """A ``transformers`` fast tokenizer over a ``tokenizers.Tokenizer`` with the five BERT specials.
+
+    The convention of the built-in models: ``[CLS]`` is also the BOS and ``[SEP]`` the EOS (END), so a
+    causal LM reads a sentence as ``[CLS] x_1 .. x_n [SEP]`` and a masked LM as BERT does.
+
+    Parameters
+    ----------
+    tokenizer : tokenizers.Tokenizer
+        Its vocabulary must hold ``[PAD]``, ``[UNK]``, ``[CLS]``, ``[SEP]`` and ``[MASK]``.
+    max_length : int
+        ``model_max_length`` of the result, in tokens.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        bos_token="[CLS]",
+        eos_token="[SEP]",
+        model_max_length=max_length,
+    )
