@@ -30,6 +30,7 @@ __all__ = [
     "load_masked_lm",
     "load_causal_lm",
     "encode_keywords",
+    "bert_style_tokenizer",
 ]
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
