@@ -31,53 +31,46 @@ def _uniforms(rng, num_states, count):
     return torch.as_tensor(np.where(uniforms > 0, uniforms, np.finfo(np.float64).tiny))
 
 
-class PlacedSentences(DiscreteTarget):
-    """CGMH's state space as a DiscreteTarget: a state is [sentence, keyword mask] of width 2 L."""
+class Sentences(DiscreteTarget):
+    """CGMH's state space as a DiscreteTarget: every sentence that contains the keywords, rho chi / Z."""
 
-    def __init__(self, config, keywords):
-        self.config, self.keywords, width = config, keywords, config.max_length
-        self.state_shape = (2 * width,)
+    def __init__(self, config):
+        self.config = config
+        self.state_shape = (config.max_length,)
 
     def enumerate_states(self):
-        states, protected = cgmh.enumerate_states(self.config.model.num_tokens, self.keywords, self.config.max_length)
-        return np.concatenate([states, protected.astype(np.int64)], axis=1)
+        return cgmh.enumerate_sentences(self.config)
 
     def log_prob(self, states):
-        states = np.asarray(states)
-        return cgmh.log_target(self.config, states[:, : self.config.max_length]) / self.config.temperature
+        return cgmh.log_target(self.config, states) / self.config.temperature
 
 
 def _cgmh_step_fn(config):
-    width = config.max_length
-
     def step_fn(rng, states):
-        states = torch.as_tensor(states)
-        state = cgmh_twin.CGMHState(states[:, :width], states[:, width:].bool(), cgmh_twin.log_target(config, states[:, :width]))
+        state = cgmh_twin.init(torch.as_tensor(states), config)
         new_state, _ = cgmh_twin.step(_uniforms(rng, states.shape[0], cgmh.NUM_UNIFORMS), state, config)
-        return torch.cat([new_state.x, new_state.protected.long()], dim=1).numpy()
+        return new_state.x.numpy()
 
     return step_fn
 
 
 def _config(**kwargs):
-    return cgmh.make_config(_oracle(), num_candidates=2, gamma=0.8, move_probabilities=(0.3, 0.45, 0.25), **kwargs)
+    return cgmh.make_config(_oracle(), KEYWORDS, num_candidates=2, gamma=0.8, move_probabilities=(0.3, 0.45, 0.25), **kwargs)
 
 
 def test_cgmh_twin_passes_one_step_invariance():
     config = _config()
-    target = PlacedSentences(config, KEYWORDS)
-    result = one_step_invariance_test(_cgmh_step_fn(config), target, np.random.default_rng(0), 8000, batched=True)
+    result = one_step_invariance_test(_cgmh_step_fn(config), Sentences(config), np.random.default_rng(0), 8000, batched=True)
     assert result.passed, result
 
 
 @pytest.mark.parametrize("mistake", [{"position_ratio": False}, {"candidate_set": "biased"}])
 def test_published_cgmh_mistakes_fail_one_step_invariance(mistake):
     config = _config(**mistake)
-    target = PlacedSentences(config, KEYWORDS)
+    target = Sentences(config)
     # Size the test from the flawed kernel's exact one-step law: power >= 0.999 against it.
-    states, protected = cgmh.enumerate_states(3, KEYWORDS, config.max_length)
     pi = target.probabilities()
-    wrong_law = pi @ cgmh.transition_matrix(config, states, protected)
+    wrong_law = pi @ cgmh.transition_matrix(config, target.enumerate_states())
     num_samples = required_samples_against(wrong_law, pi, power=0.999)
     result = one_step_invariance_test(_cgmh_step_fn(config), target, np.random.default_rng(1), num_samples, batched=True)
     assert not result.passed, result

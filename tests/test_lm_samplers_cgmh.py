@@ -1,11 +1,14 @@
-"""CGMH and sentence annealing (part 4) on the bigram oracle: exact kernels over variable lengths.
+"""CGMH and sentence annealing (part 4) on the bigram oracle: exact kernels over sentences of 1..4 tokens.
 
-The state space is every (sentence, keyword placement) pair of length 1..4 over 3 tokens, listed by
-``cgmh.enumerate_states``; the target is recomputed from ``cgmh.log_target`` of those states and
-normalised here. ``cgmh.transition_matrix`` walks every move, position and candidate through the same
-``move_outcomes`` that ``step`` uses, so these exact checks test the sampler's own code. The two
-mistakes of published code are switched on to show that the same checks catch them.
+The state space is every sentence of length 1..4 over 3 tokens that contains the keywords
+(``cgmh.enumerate_sentences``); the target is ``cgmh.log_target`` of those sentences, normalised here,
+and must equal the independent definition rho * chi / Z computed from the oracle directly.
+``cgmh.transition_matrix`` walks every move, position and candidate through the same ``move_outcomes``
+that ``step`` uses, so these exact checks test the sampler's own code. The published mistakes (and the
+position-protecting rule this package used before) are switched on to show that the same checks catch them.
 """
+
+import itertools
 
 import numpy as np
 import pytest
@@ -18,6 +21,9 @@ from textsampling.reference import cgmh, sentence_annealing
 from textsampling.targets import PAD, BigramLM
 
 EXACT = 1e-12
+MOVE_PROBABILITIES = (0.3, 0.45, 0.25)
+#: 1, 2 and 3 keywords, a repeated one, and keywords of two pieces (which must stay contiguous).
+KEYWORD_SETS = [[2], [2, 0], [2, 2], [2, 0, 1], [[2, 0]], [[2, 0], 1], [[0, 0]]]
 
 
 def _oracle(seed=1, vocab_size=3, max_length=4):
@@ -30,53 +36,135 @@ def _log_similarity(states):
     return 0.3 * np.sum(states == 1, axis=1)
 
 
-def _config(oracle, **kwargs):
-    settings = dict(num_candidates=2, gamma=0.8, log_similarity_fn=_log_similarity, move_probabilities=(0.3, 0.45, 0.25))
+def _config(oracle, keywords=(), **kwargs):
+    settings = dict(num_candidates=2, gamma=0.8, log_similarity_fn=_log_similarity, move_probabilities=MOVE_PROBABILITIES)
     settings.update(kwargs)
-    return cgmh.make_config(oracle, **settings)
+    return cgmh.make_config(oracle, keywords, **settings)
 
 
-def _exact(config, keywords):
-    states, protected = cgmh.enumerate_states(config.model.num_tokens, keywords, config.max_length)
+def _contains(tokens, unit) -> int:
+    return sum(tuple(tokens[s : s + len(unit)]) == tuple(unit) for s in range(len(tokens) - len(unit) + 1))
+
+
+def _independent_law(oracle, keywords, gamma=0.8, temperature=1.0):
+    """rho chi / Z over sentences, written out from the definition (not from cgmh): {sentence tuple: probability}."""
+    units = [tuple(np.atleast_1d(k).tolist()) for k in keywords]
+    log_rho = {}
+    for length in range(1, oracle.max_length + 1):
+        for tokens in itertools.product(range(oracle.num_tokens), repeat=length):
+            if all(_contains(tokens, u) >= units.count(u) for u in units):
+                row = np.full((1, oracle.max_length), PAD)
+                row[0, :length] = tokens
+                log_rho[tokens] = (gamma * oracle.sequence_log_probs(row)[0] + 0.3 * tokens.count(1)) / temperature
+    values = np.array(list(log_rho.values()))
+    return dict(zip(log_rho, np.exp(values - logsumexp(values))))
+
+
+def _exact(config):
+    states = cgmh.enumerate_sentences(config)
     log_rho = cgmh.log_target(config, states) / config.temperature
-    return states, protected, np.exp(log_rho - logsumexp(log_rho))
+    return states, np.exp(log_rho - logsumexp(log_rho))
 
 
-@pytest.mark.parametrize("keywords", [[2], [2, 0], []])
-def test_cgmh_kernel_satisfies_detailed_balance_over_lengths_with_keywords(keywords):
-    config = _config(_oracle())
-    states, protected, pi = _exact(config, keywords)
-    matrix = cgmh.transition_matrix(config, states, protected)
+@pytest.mark.parametrize("keywords", KEYWORD_SETS, ids=str)
+def test_stationary_law_over_sentences_is_rho_chi_over_z(keywords):
+    """Full candidate sets (K = V): the kernel is irreducible and its unique stationary law is rho chi / Z."""
+    oracle = _oracle()
+    config = _config(oracle, keywords, num_candidates=oracle.num_tokens)
+    states, pi = _exact(config)
+    truth = _independent_law(oracle, keywords)
+    assert len(truth) == states.shape[0]
+    assert np.abs(pi - [truth[tuple(x[x != PAD].tolist())] for x in states]).max() < EXACT
+    matrix = cgmh.transition_matrix(config, states)
+    assert markov.is_irreducible(matrix)
+    stationary = markov.stationary_distribution(matrix)
+    assert markov.tv_distance(stationary, pi) < EXACT
+    assert markov.detailed_balance_residual(matrix, pi) < EXACT
+
+
+@pytest.mark.parametrize("keywords", KEYWORD_SETS + [[]], ids=str)
+def test_top_k_kernel_satisfies_detailed_balance_over_sentences(keywords):
+    """K = 2 < V: some sentences may not reach each other, but the kernel stays reversible w.r.t. rho chi / Z."""
+    config = _config(_oracle(), keywords)
+    states, pi = _exact(config)
+    matrix = cgmh.transition_matrix(config, states)
     assert markov.detailed_balance_residual(matrix, pi) < EXACT
     assert markov.stationarity_residual(matrix, pi) < EXACT
-    # Lengths really vary along the chain: mass moves between lengths 1 and 4.
+    # Lengths really vary along the chain: the two longest lengths exchange mass.
     lengths = np.sum(states != PAD, axis=1)
-    assert matrix[np.ix_(lengths == 2, lengths == 3)].sum() > 0.1
+    assert matrix[np.ix_(lengths == 3, lengths == 4)].sum() > 0.05
+
+
+def test_keyword_order_is_free_and_the_chain_changes_it():
+    """From "2 0" the chain reaches "0 2" (both keywords kept): order is not protected."""
+    config = _config(_oracle(), [2, 0], num_candidates=3)
+    states, _ = _exact(config)
+    matrix = cgmh.transition_matrix(config, states)
+    index = {tuple(x[x != PAD].tolist()): s for s, x in enumerate(states)}
+    reach = np.linalg.matrix_power(matrix, 6)
+    assert reach[index[(2, 0)], index[(0, 2)]] > 0
+
+
+def test_multi_piece_keyword_is_never_split():
+    """Keyword (2, 0) present once: no insert between its pieces, no replace or delete of a piece."""
+    config = _config(_oracle(), [[2, 0]], num_candidates=3)
+    state = cgmh.init(np.array([1, 2, 0, PAD]), config)
+    np.testing.assert_array_equal(state.protected, [False, True, True, False])
+    positions, slots = cgmh.edit_sites(config, state.x, state.protected)
+    assert positions.tolist() == [0] and slots.tolist() == [0, 1, 3]
+    next_states, _, _, log_alphas = cgmh.transition_paths(config, state)
+    moved = next_states[log_alphas > -np.inf]
+    assert moved.shape[0] > 0 and all(_contains(y[y != PAD].tolist(), (2, 0)) for y in moved)
+    # With a second copy, either copy may go (one occurrence is enough for chi).
+    spare = cgmh.init(np.array([2, 0, 2, 0]), config)
+    assert not spare.protected.any()
+
+
+def test_the_position_rule_is_exact_on_pairs_but_wrong_on_sentences():
+    """The rule this package used before: pi(x, P) ∝ rho(x) on pairs, so the sentence law is ∝ N(x) rho(x)."""
+    oracle = _oracle()
+    config = _config(oracle, [2], num_candidates=3, keyword_rule="position")
+    pairs, protected = cgmh.enumerate_placements(config)
+    log_rho = cgmh.log_target(config, pairs)
+    pi_pairs = np.exp(log_rho - logsumexp(log_rho))
+    matrix = cgmh.transition_matrix(config, pairs, protected)
+    assert markov.detailed_balance_residual(matrix, pi_pairs) < EXACT
+    truth = _independent_law(oracle, [2])
+    sentence_law = {}
+    for x, p in zip(pairs, pi_pairs):
+        key = tuple(x[x != PAD].tolist())
+        sentence_law[key] = sentence_law.get(key, 0.0) + p
+    tv = 0.5 * sum(abs(sentence_law.get(k, 0.0) - v) for k, v in truth.items())
+    assert tv > 0.1  # measured 0.185 on this toy
+    # It never changes keyword order either: from "2 0" with both protected, "0 2" is out of reach.
+    two = _config(oracle, [2, 0], num_candidates=3, keyword_rule="position")
+    pairs, protected = cgmh.enumerate_placements(two)
+    assert not any(x[p].tolist() == [0, 2] for x, p in zip(pairs, protected))
 
 
 @pytest.mark.parametrize("mistake", [{"position_ratio": False}, {"candidate_set": "biased"}])
 def test_published_cgmh_mistakes_break_detailed_balance(mistake):
     """Test of the test: each published deviation moves the stationary law away from the target."""
-    config = _config(_oracle(), **mistake)
-    states, protected, pi = _exact(config, [2])
-    matrix = cgmh.transition_matrix(config, states, protected)
+    config = _config(_oracle(), [2], **mistake)
+    states, pi = _exact(config)
+    matrix = cgmh.transition_matrix(config, states)
     assert markov.detailed_balance_residual(matrix, pi) > 1e-3
     assert markov.stationarity_residual(matrix, pi) > 1e-3
 
 
 def test_omitted_position_ratio_is_invisible_without_keywords():
     """Why the tests need keywords: with none, n + 1 slots and m + 1 = n + 1 tokens cancel exactly."""
-    config = _config(_oracle(), position_ratio=False)
-    states, protected, pi = _exact(config, [])
-    assert markov.detailed_balance_residual(cgmh.transition_matrix(config, states, protected), pi) < EXACT
+    config = _config(_oracle(), [], position_ratio=False)
+    states, pi = _exact(config)
+    assert markov.detailed_balance_residual(cgmh.transition_matrix(config, states), pi) < EXACT
 
 
 def test_reverse_move_outside_the_candidate_set_has_probability_zero():
     oracle = _oracle()
-    config = _config(oracle, num_candidates=1, log_similarity_fn=None)
+    config = _config(oracle, [2], num_candidates=1, log_similarity_fn=None)
     # Token after an empty prefix ranked last by p(x_1): replacing it at position 0 has no reverse move.
     worst_first = int(np.argmin(oracle.bigram.log_initial))
-    state = cgmh.init(np.array([worst_first, 2, PAD, PAD]), np.array([False, True, False, False]), config)
+    state = cgmh.init(np.array([worst_first, 2, PAD, PAD]), config)
     outcomes = cgmh.move_outcomes(state, "replace", 0.1, config)
     assert outcomes.position == 0 and worst_first not in outcomes.states[:, 0]
     assert np.all(outcomes.log_accept_ratios == -np.inf)
@@ -84,13 +172,15 @@ def test_reverse_move_outside_the_candidate_set_has_probability_zero():
     assert info.move == "replace" and not info.accepted and new_state is state
 
 
-def test_cgmh_chain_keeps_keywords_in_order_and_caches_log_rho():
+def test_cgmh_chain_keeps_every_keyword_and_caches_log_rho():
     oracle = _oracle(seed=4, vocab_size=5, max_length=6)
-    config = cgmh.make_config(oracle, num_candidates=3, gamma=0.7)
-    state = cgmh.keyword_state(config, [3, 1])
-    trace = cgmh.sample(CounterGenerator(11, 0), state, config, 200)
+    config = cgmh.make_config(oracle, [3, [1, 4]], num_candidates=3, gamma=0.7)
+    state = cgmh.keyword_state(config)
+    trace = cgmh.sample(CounterGenerator(11, 0), state, config, 300)
     for x, mask, log_prob in zip(trace.states, trace.protected, trace.log_probs):
-        assert x[mask].tolist() == [3, 1]
+        tokens = x[x != PAD].tolist()
+        assert _contains(tokens, (3,)) >= 1 and _contains(tokens, (1, 4)) >= 1
+        np.testing.assert_array_equal(mask, cgmh.locked_positions(config.keywords, x)[0])
         assert log_prob == pytest.approx(cgmh.log_target(config, x[None])[0], abs=1e-12)
     assert len({int(np.sum(x != PAD)) for x in trace.states}) >= 3  # insert and delete both act
     assert set(trace.moves) == set(cgmh.MOVES) and 0 < trace.accepted.mean() < 1
@@ -100,27 +190,36 @@ def test_cgmh_chain_keeps_keywords_in_order_and_caches_log_rho():
     "kwargs, match",
     [({"num_candidates": 0}, "num_candidates"), ({"gamma": -1.0}, "gamma"),
      ({"move_probabilities": (0.5, 0.5, 0.5)}, "move_probabilities"), ({"candidate_set": "x"}, "candidate_set"),
-     ({"max_length": 9}, "max_length")],
+     ({"max_length": 9}, "max_length"), ({"keyword_rule": "x"}, "keyword_rule"),
+     ({"keywords": [0, 1, 2, 0, 1]}, "do not fit"), ({"keywords": [[]]}, "non-empty")],
 )
 def test_cgmh_bad_settings_name_the_argument(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         cgmh.make_config(_oracle(), **kwargs)
-    with pytest.raises(ValueError, match="do not fit"):
-        cgmh.keyword_state(cgmh.make_config(_oracle()), [0, 1, 2, 0, 1])
+
+
+def test_init_refuses_a_sentence_without_its_keywords_and_keyword_state_needs_keywords():
+    config = _config(_oracle(), [2])
+    with pytest.raises(ValueError, match="does not contain every keyword"):
+        cgmh.init(np.array([0, 1, PAD, PAD]), config)
+    with pytest.raises(ValueError, match="protected is only read"):
+        cgmh.init(np.array([2, PAD, PAD, PAD]), config, np.array([True, False, False, False]))
+    with pytest.raises(ValueError, match="no keywords"):
+        cgmh.keyword_state(_config(_oracle(), []))
 
 
 # ----------------------------------------------------------------------------- annealing
 def _anneal_config():
     """Seed and gamma chosen so that the argmax is a 3-token sentence, not the keyword alone."""
-    return _config(_oracle(seed=3), num_candidates=3, gamma=0.3)
+    return _config(_oracle(seed=3), [2], num_candidates=3, gamma=0.3)
 
 
 def test_tempered_kernel_is_exact_and_concentrates_on_the_argmax():
     config = _anneal_config()
     for temperature in (2.0, 0.02):
         tempered = sentence_annealing.at_temperature(config, temperature)
-        states, protected, pi_t = _exact(tempered, [2])
-        matrix = sentence_annealing.transition_matrix(config, states, protected, temperature)
+        states, pi_t = _exact(tempered)
+        matrix = sentence_annealing.transition_matrix(config, states, temperature)
         assert markov.detailed_balance_residual(matrix, pi_t) < EXACT
     argmax = int(np.argmax(cgmh.log_target(config, states)))
     assert pi_t[argmax] > 0.9  # at T = 0.02 the tempered law sits on the argmax
@@ -129,26 +228,21 @@ def test_tempered_kernel_is_exact_and_concentrates_on_the_argmax():
 def test_annealing_reaches_the_exact_argmax():
     """Fixed seed; the argmax is read off the enumeration. A chain stuck at the start would fail."""
     config = _anneal_config()
-    states, protected, _ = _exact(config, [2])
+    states, _ = _exact(config)
     log_rho = cgmh.log_target(config, states)
     best = int(np.argmax(log_rho))
-    start = cgmh.keyword_state(config, [2])
+    start = cgmh.keyword_state(config)
     assert start.log_prob < log_rho[best] - 1e-6
     temperatures = sentence_annealing.geometric_schedule(3.0, 0.02, 400)
     result = sentence_annealing.anneal(CounterGenerator(5, 0), start, config, temperatures)
     np.testing.assert_array_equal(result.best_state.x, states[best])
-    np.testing.assert_array_equal(result.best_state.protected, protected[best])
     assert result.best_state.log_prob == pytest.approx(log_rho[best], abs=1e-12)
 
 
-def test_keyword_state_refuses_non_integer_or_negative_keywords():
-    from textsampling.lm.oracle import BigramOracle
-    from textsampling.targets import BigramLM
-
+def test_keywords_refuse_non_integer_or_negative_tokens():
     oracle = BigramOracle(BigramLM.random(np.random.default_rng(0), vocab_size=4, max_length=4))
-    config = cgmh.make_config(oracle, num_candidates=2)
     with pytest.raises(TypeError, match="keywords"):
-        cgmh.keyword_state(config, [2.7])
+        cgmh.make_config(oracle, [2.7], num_candidates=2)
     with pytest.raises(ValueError, match="keywords"):
-        cgmh.keyword_state(config, [-1])
-    assert cgmh.keyword_state(config, [2]).x[0] == 2
+        cgmh.make_config(oracle, [-1], num_candidates=2)
+    assert cgmh.keyword_state(cgmh.make_config(oracle, [2], num_candidates=2)).x[0] == 2

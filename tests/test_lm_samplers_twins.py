@@ -83,20 +83,40 @@ def _log_similarity(states):
     return 0.25 * (states == 1).sum(1)  # works on NumPy arrays and torch tensors alike
 
 
-@pytest.mark.parametrize("variant", [{}, {"position_ratio": False}, {"candidate_set": "biased"}, {"temperature": 0.3}])
-def test_cgmh_twin_equals_reference(variant):
+def _keyword_starts(config, seed=0):
+    """One start per chain, lengths 2..max, each containing the config's keywords (drawn by rejection)."""
+    rng = np.random.default_rng(seed)
+    width, starts = config.max_length, []
+    while len(starts) < NUM_CHAINS:
+        length = 2 + len(starts) % (width - 1)
+        x = np.full(width, PAD, dtype=np.int64)
+        x[:length] = rng.integers(0, config.model.num_tokens, size=length)
+        if cgmh.satisfies_keywords(config.keywords, x)[0] and np.isfinite(cgmh.log_target(config, x)[0]):
+            starts.append(x)
+    return np.array(starts)
+
+
+CGMH_VARIANTS = [{}, {"position_ratio": False}, {"candidate_set": "biased"}, {"temperature": 0.3}]
+CGMH_KEYWORDS = [[2], [0, 3], [[1, 4]], [1, 1], []]
+
+
+@pytest.mark.parametrize("keywords", CGMH_KEYWORDS, ids=str)
+@pytest.mark.parametrize("variant", CGMH_VARIANTS + [{"keyword_rule": "position"}], ids=str)
+def test_cgmh_twin_equals_reference(variant, keywords):
+    if variant.get("keyword_rule") == "position" and not keywords:
+        pytest.skip("the position rule needs a keyword placement")
     oracle = _oracle()
-    config = cgmh.make_config(oracle, num_candidates=3, gamma=0.8, log_similarity_fn=_log_similarity,
+    config = cgmh.make_config(oracle, keywords, num_candidates=3, gamma=0.8, log_similarity_fn=_log_similarity,
                               move_probabilities=(0.4, 0.35, 0.25), **variant)
-    keywords = [[2], [0, 3], [4], [], [1, 1], [3]]
-    references = []
-    for c, words in enumerate(keywords):
-        if words:
-            references.append(cgmh.keyword_state(config, words))
-        else:
-            references.append(cgmh.init(np.array([1, 0, PAD, PAD, PAD]), None, config))
-    twin = cgmh_twin.init(torch.as_tensor(np.array([r.x for r in references])),
-                          torch.as_tensor(np.array([r.protected for r in references])), config)
+    if config.keyword_rule == "position":
+        references = [cgmh.keyword_state(config)] * NUM_CHAINS
+        twin = cgmh_twin.init(torch.as_tensor(np.array([r.x for r in references])), config,
+                              torch.as_tensor(np.array([r.protected for r in references])))
+    else:
+        starts = _keyword_starts(config)
+        references = [cgmh.init(x, config) for x in starts]
+        twin = cgmh_twin.init(torch.as_tensor(starts), config)
+    np.testing.assert_array_equal(twin.protected.numpy(), np.array([r.protected for r in references]))
     moves = set()
     for t in range(4 * NUM_STEPS):
         uniforms = _uniforms(t, cgmh.NUM_UNIFORMS)
@@ -112,12 +132,32 @@ def test_cgmh_twin_equals_reference(variant):
     assert {(m, True) for m in cgmh.MOVES} <= moves  # every move type was accepted somewhere
 
 
+def test_cgmh_twin_decides_as_the_reference_from_every_sentence():
+    """Every enumerated sentence (two keywords, one of two pieces) x a grid of uniforms: same decision, same state."""
+    oracle = _oracle(vocab_size=3, max_length=4)
+    config = cgmh.make_config(oracle, [[2, 0], 1], num_candidates=2, log_similarity_fn=_log_similarity,
+                              move_probabilities=(0.3, 0.45, 0.25))
+    states = cgmh.enumerate_sentences(config)
+    grid = [[u0, u1, u2, u3] for u0 in (0.1, 0.5, 0.9) for u1 in np.linspace(0.05, 0.95, 5)
+            for u2 in (0.3, 0.8) for u3 in (0.2, 0.9)]
+    uniforms = torch.as_tensor(grid, dtype=torch.float64)  # (B, 4)
+    for x in states:
+        state = cgmh.init(x, config)
+        batch = cgmh_twin.init(torch.as_tensor(np.repeat(x[None], len(grid), axis=0)), config)
+        twin_state, twin_info = cgmh_twin.step(uniforms, batch, config)
+        for row, u in enumerate(grid):
+            new_state, info = cgmh.step(u, state, config)
+            assert info.accepted == bool(twin_info.accepted[row])
+            np.testing.assert_array_equal(new_state.x, twin_state.x[row].numpy())
+            np.testing.assert_array_equal(new_state.protected, twin_state.protected[row].numpy())
+
+
 def test_sentence_annealing_twin_equals_reference():
     oracle = _oracle()
-    config = cgmh.make_config(oracle, num_candidates=4, gamma=0.5)
-    references = [cgmh.keyword_state(config, [c % oracle.num_tokens]) for c in range(NUM_CHAINS)]
-    twin = cgmh_twin.init(torch.as_tensor(np.array([r.x for r in references])),
-                          torch.as_tensor(np.array([r.protected for r in references])), config)
+    config = cgmh.make_config(oracle, [2], num_candidates=4, gamma=0.5)
+    starts = _keyword_starts(config, seed=1)
+    references = [cgmh.init(x, config) for x in starts]
+    twin = cgmh_twin.init(torch.as_tensor(starts), config)
     best = twin
     for t, temperature in enumerate(sentence_annealing.geometric_schedule(2.0, 0.05, NUM_STEPS)):
         uniforms = _uniforms(t, cgmh.NUM_UNIFORMS)
@@ -136,26 +176,22 @@ def test_cgmh_with_only_impossible_candidates_rejects_in_both_twins():
     transition = rng.normal(size=(3, 4))
     transition[0, 1] = -np.inf
     oracle = BigramOracle(BigramLM(rng.normal(size=3), transition, 4))
-    config = cgmh.make_config(oracle, num_candidates=1, move_probabilities=(0.3, 0.45, 0.25))
-    states, protected = cgmh.enumerate_states(3, [1], 4)
+    config = cgmh.make_config(oracle, [1], num_candidates=1, move_probabilities=(0.3, 0.45, 0.25))
+    states = cgmh.enumerate_sentences(config)
     grid = [[u0, u1, 0.5, 0.5] for u0 in (0.1, 0.5, 0.9) for u1 in np.linspace(0.05, 0.95, 7)]
     uniforms = torch.as_tensor(grid, dtype=torch.float64)  # (B, 4)
-    for x, mask in zip(states, protected):
-        state = cgmh.init(x, mask, config)
+    for x in states:
+        state = cgmh.init(x, config)
         if not np.isfinite(state.log_prob):
             continue
-        batch = cgmh_twin.init(
-            torch.as_tensor(np.repeat(x[None], len(grid), axis=0)),
-            torch.as_tensor(np.repeat(mask[None], len(grid), axis=0)),
-            config,
-        )
+        batch = cgmh_twin.init(torch.as_tensor(np.repeat(x[None], len(grid), axis=0)), config)
         twin_state, twin_info = cgmh_twin.step(uniforms, batch, config)
         for row, u in enumerate(grid):
             new_state, info = cgmh.step(u, state, config)
             assert info.accepted == bool(twin_info.accepted[row])
             np.testing.assert_array_equal(new_state.x, twin_state.x[row].numpy())
-    matrix = cgmh.transition_matrix(config, states, protected)
-    log_rho = np.array([cgmh.init(x, m, config).log_prob for x, m in zip(states, protected)])
+    matrix = cgmh.transition_matrix(config, states)
+    log_rho = cgmh.log_target(config, states)
     pi = np.exp(log_rho - np.logaddexp.reduce(log_rho))
     flow = pi[:, None] * matrix
     assert np.max(np.abs(flow - flow.T)) < 1e-12
@@ -163,10 +199,9 @@ def test_cgmh_with_only_impossible_candidates_rejects_in_both_twins():
 
 def test_cgmh_twin_refuses_malformed_input():
     oracle = _oracle()
-    config = cgmh.make_config(oracle, num_candidates=2)
+    config = cgmh.make_config(oracle, [2], num_candidates=2)
     x = torch.tensor([[1, 2, PAD, PAD, PAD]] * 3)
-    protected = torch.zeros_like(x, dtype=torch.bool)
-    state = cgmh_twin.init(x, protected, config)
+    state = cgmh_twin.init(x, config)
     good = torch.full((3, 4), 0.5, dtype=torch.float64)
     cgmh_twin.step(good, state, config)
     with pytest.raises(ValueError, match="open interval"):
@@ -175,7 +210,13 @@ def test_cgmh_twin_refuses_malformed_input():
         cgmh_twin.step(torch.full((3, 3), 0.5, dtype=torch.float64), state, config)
     with pytest.raises(ValueError, match="leading chain dimension"):
         cgmh_twin.step(torch.full((2, 4), 0.5, dtype=torch.float64), state, config)
+    with pytest.raises(ValueError, match="does not contain every keyword"):
+        cgmh_twin.init(torch.tensor([[1, 0, PAD, PAD, PAD]]), config)
+    with pytest.raises(ValueError, match="protected is only read"):
+        cgmh_twin.init(x, config, torch.zeros_like(x, dtype=torch.bool))
+    position = config._replace(keyword_rule="position")
+    protected = torch.zeros_like(x, dtype=torch.bool)
     with pytest.raises(ValueError, match="protected"):
-        cgmh_twin.init(x, protected[:, :3], config)
+        cgmh_twin.init(x, position, protected[:, :3])
     with pytest.raises(TypeError, match="protected"):
-        cgmh_twin.init(x, protected.to(torch.int64), config)
+        cgmh_twin.init(x, position, protected.to(torch.int64))

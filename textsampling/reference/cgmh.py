@@ -6,57 +6,75 @@ Miao, Zhou, Mou, Yan & Li (AAAI 2019, arXiv:1811.10996); part 4 of the series
 .. math::
     \rho(x) = p(x)^{\gamma}\, \mathrm{sim}(x, c)\, \chi(x, c),
 
-with :math:`p` a causal LM (END included), :math:`\gamma \le 1` favouring longer sentences, an optional
-log-similarity, and :math:`\chi` the keyword constraint. The state is a sentence *and* the positions of
-its keywords (``protected``), which are never edited, so :math:`\chi = 1` along the chain. (A keyword
-token may also appear at an unprotected position; the chain's law is on (sentence, keyword placement)
-pairs, :math:`\pi(x, \text{placement}) \propto \rho(x)`.) With a temperature :math:`T`, the chain
-targets :math:`\rho^{1/T}` (:mod:`textsampling.reference.sentence_annealing` lowers it).
+with :math:`p` a causal LM (END included), :math:`\gamma > 0` (Su suggests :math:`\gamma` slightly below
+1 in part 4; bojone's code uses 0.8, the CGMH code has no :math:`\gamma`), an optional log-similarity,
+and :math:`\chi(x, c) = 1` when every keyword occurs in :math:`x`, in any order, else 0. A keyword is a
+*unit*: one token, or several word pieces that must occur contiguously (``usurp ##er``). A keyword listed
+:math:`r` times must occur at least :math:`r` times (occurrences counted at distinct start positions).
+The chain's stationary law over **sentences** is exactly :math:`\rho\chi/Z` (the exact tests enumerate
+it); with a temperature :math:`T` it is :math:`(\rho\chi)^{1/T}/Z_T`
+(:mod:`textsampling.reference.sentence_annealing` lowers :math:`T`).
 
-**Moves.** With fixed probabilities :math:`(p_r, p_i, p_d)`, on a sentence of length :math:`n` with
-:math:`m` editable (unprotected) tokens:
+**Where a move may act** is a function of the sentence alone, so that the reverse move's counts are
+those of the proposed sentence. An occurrence of a keyword is *locked* when the keyword occurs no more
+often than required (removing any of its pieces would lose it); ``state.protected`` marks the locked
+pieces. Then
 
-* replace — position :math:`i` uniform among the :math:`m` editable ones;
-* insert — slot :math:`j` uniform among the :math:`n + 1` slots (the new token is editable);
-* delete — position uniform among the :math:`m` editable ones.
+* replace and delete choose a position uniformly among the :math:`m(x)` unlocked tokens;
+* insert chooses a slot uniformly among the :math:`s(x)` slots (of :math:`n + 1`) not strictly inside a
+  locked occurrence, so a keyword of several pieces is never split.
+
+A token that is not the only remaining occurrence of its keyword is free to go, so keyword order is
+free and the chain moves between placements; where the candidate sets allow, it is irreducible.
 
 **Candidates.** The new token of a replace at :math:`i` or an insert at :math:`j` is drawn from a
 candidate set :math:`C` = the causal LM's top-:math:`K` next tokens after the prefix :math:`x_{<i}`
-(special ids and zero-probability tokens excluded), with probability proportional to the target of the
+(special ids and zero-probability tokens excluded; Su's forward-only simplification — CGMH's code
+pre-selects with a forward and a backward LM), with probability proportional to the target of the
 sentence it makes, :math:`q(v) = \rho_T(x^{(v)}) / \sum_{w \in C} \rho_T(x^{(w)})`. :math:`C` depends
 only on the prefix — *not* on the token being replaced — so the reverse of a replace draws from the
 same set and the same sentences: its probability is :math:`\rho_T(x) / \sum_{w \in C}\rho_T(x^{(w)})`
 if :math:`x_i \in C`, and **0** otherwise (the move is then rejected).
 
 **Hastings ratio** :math:`\log\alpha = \min(0, \log\rho_T(y) - \log\rho_T(x) + \log q(x \mid y) - \log q(y \mid x))`,
-each :math:`q` the product of move type, position and token probabilities:
+each :math:`q` the product of move type, position and token probabilities, every count taken on the
+sentence it belongs to:
 
 .. math::
-    \text{insert } (x \to y,\ |x| = n):\quad
-    q(y \mid x) = p_i \tfrac{1}{n + 1}\, q_C(y_j), \qquad q(x \mid y) = p_d \tfrac{1}{m + 1},
+    \text{replace at } i:\quad q(y \mid x) = p_r \tfrac{1}{m(x)}\, q_C(y_i), \qquad
+    q(x \mid y) = p_r \tfrac{[i \text{ unlocked in } y]}{m(y)}\, q_C(x_i),
 
-    \text{delete } (x \to y,\ |x| = n):\quad
-    q(y \mid x) = p_d \tfrac{1}{m}, \qquad q(x \mid y) = p_i \tfrac{1}{n}\, q_{C(y_{<i})}(x_i).
+    \text{insert at slot } j:\quad q(y \mid x) = p_i \tfrac{1}{s(x)}\, q_C(y_j), \qquad
+    q(x \mid y) = p_d \tfrac{[j \text{ unlocked in } y]}{m(y)},
 
-The position counts :math:`n + 1` (slots) and :math:`m + 1` (editable tokens of the longer sentence)
-differ as soon as there is a keyword, so they do not cancel.
+    \text{delete at } i:\quad q(y \mid x) = p_d \tfrac{1}{m(x)}, \qquad
+    q(x \mid y) = p_i \tfrac{[\text{slot } i \text{ open in } y]}{s(y)}\, q_{C(y_{<i})}(x_i).
 
-**Two mistakes of published code, as switches** (for the tests that must catch them):
+The counts :math:`s(x)` (slots) and :math:`m(y)` (unlocked tokens of the longer sentence) differ as soon
+as there is a keyword, so they do not cancel. A move to a sentence without its keywords has
+:math:`\rho = 0` and is rejected.
+
+**Three mistakes of published code, as switches** (the tests and the gallery must catch them):
 ``position_ratio=False`` drops the position-choice probabilities from insert/delete ratios;
 ``candidate_set="biased"`` adds the current token to a replace's candidate set (so its reverse always
 looks possible) and scores the reverse with the forward set — but the reverse set, built at :math:`y`,
-holds :math:`y_i`, not :math:`x_i`. Both break detailed balance (tests/test_lm_samplers_cgmh.py).
+holds :math:`y_i`, not :math:`x_i`; ``keyword_rule="position"`` (this module's own earlier rule, and Su's
+"never pick keyword positions") protects the keyword *positions* carried in the state: the chain is then
+exact on (sentence, placement) pairs, :math:`\pi(x, P) \propto \rho(x)`, so its law over sentences is
+:math:`\propto N(x)\rho(x)` (:math:`N` = number of placements) and keyword order never changes.
 
 Uniforms: ``uniforms[0]`` the move type (inverse CDF of :math:`(p_r, p_i, p_d)`), ``uniforms[1]`` the
-position (``floor(u m)`` into the editable positions in order, or ``floor(u (n+1))`` for a slot),
-``uniforms[2]`` the candidate (inverse CDF of :math:`q`, candidates in order of decreasing LM
-probability, lower id first on ties), ``uniforms[3]`` the accept decision. An impossible move (no
-editable token, insert at :math:`L_{\max}`, delete of the last token, empty candidate set) is a rejection.
+position (``floor(u m)`` into the unlocked positions in order, or ``floor(u s)`` into the open slots in
+order), ``uniforms[2]`` the candidate (inverse CDF of :math:`q`, candidates in order of decreasing LM
+probability, lower id first on ties), ``uniforms[3]`` the accept decision. An impossible move (nothing
+unlocked, insert at :math:`L_{\max}`, delete of the last token, no candidate of positive target) is a
+rejection.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -72,6 +90,7 @@ from textsampling.targets.base import PAD
 __all__ = [
     "MOVES",
     "CANDIDATE_SETS",
+    "KEYWORD_RULES",
     "NUM_UNIFORMS",
     "CGMHConfig",
     "CGMHState",
@@ -79,6 +98,10 @@ __all__ = [
     "CGMHTrace",
     "MoveOutcomes",
     "make_config",
+    "normalize_keywords",
+    "satisfies_keywords",
+    "locked_positions",
+    "edit_sites",
     "log_target",
     "candidate_tokens",
     "init",
@@ -86,12 +109,16 @@ __all__ = [
     "move_outcomes",
     "step",
     "sample",
-    "enumerate_states",
+    "enumerate_sentences",
+    "enumerate_placements",
+    "transition_paths",
     "transition_matrix",
 ]
 
 MOVES = ("replace", "insert", "delete")
 CANDIDATE_SETS = ("prefix", "biased")
+#: "occurrence": the exact rule over sentences; "position": the published mistake (placements carried).
+KEYWORD_RULES = ("occurrence", "position")
 #: move type, position, candidate, accept.
 NUM_UNIFORMS = 4
 
@@ -100,6 +127,7 @@ class CGMHConfig(NamedTuple):
     """Everything a step needs besides the state (build it with :func:`make_config`, which checks it)."""
 
     model: object
+    keywords: tuple  # of keyword units, each a tuple of token ids
     num_candidates: int
     max_length: int
     gamma: float
@@ -108,10 +136,15 @@ class CGMHConfig(NamedTuple):
     temperature: float
     candidate_set: str
     position_ratio: bool
+    keyword_rule: str
 
 
 class CGMHState(NamedTuple):
-    """Sentence ``x`` (``(max_length,)``, PAD-padded), keyword positions ``protected`` and :math:`\\log\\rho(x)`."""
+    """Sentence ``x`` (``(max_length,)``, PAD-padded), its locked keyword pieces ``protected`` and :math:`\\log\\rho(x)`.
+
+    Under ``keyword_rule="occurrence"`` ``protected`` is a function of ``x`` (:func:`locked_positions`),
+    kept for display; under ``"position"`` it is the carried placement.
+    """
 
     x: np.ndarray
     protected: np.ndarray
@@ -147,8 +180,33 @@ class MoveOutcomes(NamedTuple):
     position: int
 
 
+def normalize_keywords(keywords) -> tuple:
+    """Keywords as a tuple of units, each a non-empty tuple of token ids ``>= 0``.
+
+    ``keywords`` is a sequence whose items are token ids (a one-piece keyword) or sequences of token
+    ids (the word pieces of one keyword, in order). ``None`` or ``[]``: no keyword.
+    """
+    if keywords is None:
+        return ()
+    if isinstance(keywords, np.ndarray) and keywords.ndim == 1:
+        keywords = list(keywords)
+    units = []
+    for item in keywords:
+        pieces = np.asarray(item)
+        pieces = pieces.reshape(-1) if pieces.ndim <= 1 else pieces
+        if pieces.ndim != 1 or pieces.size == 0:
+            raise ValueError(f"each keyword must be a token id or a non-empty list of token ids, got {item!r}")
+        if pieces.dtype.kind not in "iu":
+            raise TypeError(f"keywords must be integer token ids, got {item!r} (dtype {pieces.dtype})")
+        if np.any(pieces < 0):
+            raise ValueError(f"keywords must be token ids >= 0 (PAD = {PAD} is not a keyword), got {item!r}")
+        units.append(tuple(int(t) for t in pieces))
+    return tuple(units)
+
+
 def make_config(
     model,
+    keywords=(),
     num_candidates: int = 50,
     max_length: int | None = None,
     gamma: float = 1.0,
@@ -157,12 +215,16 @@ def make_config(
     temperature: float = 1.0,
     candidate_set: str = "prefix",
     position_ratio: bool = True,
+    keyword_rule: str = "occurrence",
 ) -> CGMHConfig:
     """Check the settings and bundle them.
 
     Parameters
     ----------
     model : CausalLanguageModel (see :mod:`textsampling.lm.base`)
+    keywords : sequence
+        The keywords of :math:`\\chi`: each a token id or a list of word-piece ids (see
+        :func:`normalize_keywords`); repeat a keyword to require it more than once. May be empty.
     num_candidates : int
         :math:`K`, the size of the top-K candidate set.
     max_length : int, optional
@@ -178,15 +240,21 @@ def make_config(
     candidate_set : {"prefix", "biased"}
         ``"biased"`` reproduces a published mistake (see the module docstring); never use it for sampling.
     position_ratio : bool
-        ``False`` reproduces the other published mistake.
+        ``False`` reproduces another published mistake.
+    keyword_rule : {"occurrence", "position"}
+        ``"position"`` reproduces the position-protecting mistake (law over sentences :math:`\\propto N\\rho`).
     """
     for name in ("sequence_log_probs", "next_token_log_probs"):
         if not callable(getattr(model, name, None)):
             raise TypeError(f"model must be a causal language model with {name}(); got {type(model).__name__}")
+    keywords = normalize_keywords(keywords)
     num_candidates = check_int(num_candidates, "num_candidates", minimum=1)
     max_length = model.max_length if max_length is None else check_int(max_length, "max_length", minimum=1)
     if max_length > model.max_length:
         raise ValueError(f"max_length = {max_length} is over the model's max_length = {model.max_length}")
+    num_pieces = sum(len(unit) for unit in keywords)
+    if num_pieces > max_length:
+        raise ValueError(f"the keywords ({num_pieces} tokens in all) do not fit in max_length = {max_length}")
     gamma = check_positive(gamma, "gamma")
     if log_similarity_fn is not None and not callable(log_similarity_fn):
         raise TypeError("log_similarity_fn must be callable, states (N, L) -> (N,), or None")
@@ -199,13 +267,15 @@ def make_config(
     temperature = check_positive(temperature, "temperature")
     if candidate_set not in CANDIDATE_SETS:
         raise ValueError(f"candidate_set must be one of {CANDIDATE_SETS}, got {candidate_set!r}")
+    if keyword_rule not in KEYWORD_RULES:
+        raise ValueError(f"keyword_rule must be one of {KEYWORD_RULES}, got {keyword_rule!r}")
     return CGMHConfig(
-        model, num_candidates, max_length, gamma, log_similarity_fn, np.log(move_probabilities),
-        temperature, candidate_set, bool(position_ratio),
+        model, keywords, num_candidates, max_length, gamma, log_similarity_fn, np.log(move_probabilities),
+        temperature, candidate_set, bool(position_ratio), keyword_rule,
     )
 
 
-# ----------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------- keyword rules
 def _length(x) -> int:
     is_pad = np.asarray(x) == PAD
     return int(np.argmax(is_pad)) if is_pad.any() else int(is_pad.shape[-1])
@@ -223,12 +293,71 @@ def _padded_mask(mask, width: int) -> np.ndarray:
     return out
 
 
+def _occurrences(tokens, unit) -> list:
+    """Start positions where ``unit`` occurs contiguously in ``tokens`` (overlaps allowed)."""
+    size = len(unit)
+    return [s for s in range(len(tokens) - size + 1) if tuple(tokens[s : s + size]) == unit]
+
+
+def satisfies_keywords(keywords, states) -> np.ndarray:
+    """:math:`\\chi(x, c)`: each keyword unit occurs at least as often as it is listed, ``(N,)`` bool."""
+    keywords = normalize_keywords(keywords)
+    states = np.atleast_2d(np.asarray(states, dtype=np.int64))
+    required = Counter(keywords)
+    out = np.ones(states.shape[0], dtype=bool)
+    for n, x in enumerate(states):
+        tokens = [int(t) for t in x[: _length(x)]]
+        out[n] = all(len(_occurrences(tokens, unit)) >= count for unit, count in required.items())
+    return out
+
+
+def locked_positions(keywords, x) -> tuple:
+    """The occurrence rule on one sentence: ``(locked (L,) bool, blocked_slots (L + 1,) bool)``.
+
+    A keyword that occurs no more often than required has all its occurrences locked: their pieces may
+    be neither replaced nor deleted, and the slots strictly between two of their pieces take no insert.
+    """
+    x = np.asarray(x, dtype=np.int64)
+    tokens = [int(t) for t in x[: _length(x)]]
+    locked = np.zeros(x.shape[0], dtype=bool)
+    blocked = np.zeros(x.shape[0] + 1, dtype=bool)
+    for unit, count in Counter(normalize_keywords(keywords)).items():
+        starts = _occurrences(tokens, unit)
+        if len(starts) <= count:  # the keyword cannot spare any of its occurrences
+            for s in starts:
+                locked[s : s + len(unit)] = True
+                blocked[s + 1 : s + len(unit)] = True
+    return locked, blocked
+
+
+def edit_sites(config: CGMHConfig, x, protected) -> tuple:
+    """``(positions a replace/delete may choose, slots an insert may choose)``, both in increasing order.
+
+    ``protected`` is the carried placement, read only under ``keyword_rule="position"``.
+    """
+    length = _length(x)
+    if config.keyword_rule == "position":
+        locked, blocked = np.asarray(protected, dtype=bool), np.zeros(len(x) + 1, dtype=bool)
+    else:
+        locked, blocked = locked_positions(config.keywords, x)
+    positions = np.flatnonzero(~locked[:length])
+    slots = np.flatnonzero(~blocked[: length + 1])
+    return positions, slots
+
+
+def _protected_after(config: CGMHConfig, y, carried) -> np.ndarray:
+    """The ``protected`` field of a proposed sentence: recomputed, or carried along (position rule)."""
+    return carried if config.keyword_rule == "position" else locked_positions(config.keywords, y)[0]
+
+
 def log_target(config: CGMHConfig, states) -> np.ndarray:
-    """Untempered :math:`\\log\\rho = \\gamma \\log p(x) + \\log \\mathrm{sim}(x, c)` of each row, ``(N,)``."""
-    states = np.asarray(states, dtype=np.int64)
+    """Untempered :math:`\\log\\rho = \\gamma \\log p(x) + \\log \\mathrm{sim}(x, c) + \\log\\chi(x, c)`, ``(N,)``."""
+    states = np.atleast_2d(np.asarray(states, dtype=np.int64))
     out = config.gamma * np.asarray(config.model.sequence_log_probs(states), dtype=np.float64)
     if config.log_similarity_fn is not None:
         out = out + np.asarray(config.log_similarity_fn(states), dtype=np.float64)
+    if config.keywords:
+        out = np.where(satisfies_keywords(config.keywords, states), out, -np.inf)
     return out
 
 
@@ -249,37 +378,44 @@ def candidate_tokens(config: CGMHConfig, prefix, current=None) -> np.ndarray:
     return tokens.astype(np.int64)
 
 
-def keyword_state(config: CGMHConfig, keywords) -> CGMHState:
-    """The starting sentence of CGMH: the keywords in order, all protected."""
-    keywords = np.asarray(keywords).reshape(-1)
-    if keywords.size and keywords.dtype.kind not in "iu":
-        raise TypeError(f"keywords must be integer token ids, got dtype {keywords.dtype}")
-    keywords = keywords.astype(np.int64)
-    if np.any(keywords < 0):
-        raise ValueError(f"keywords must be token ids >= 0 (PAD = {PAD} is not a keyword), got {keywords.tolist()}")
-    if keywords.size == 0:
-        raise ValueError("keywords is empty: give at least one keyword token (or use init with a sentence)")
-    if keywords.size > config.max_length:
-        raise ValueError(f"{keywords.size} keywords do not fit in max_length = {config.max_length}")
-    x = _padded(keywords, config.max_length)
-    return init(x, np.arange(config.max_length) < keywords.size, config)
+# ----------------------------------------------------------------------------- states
+def init(x, config: CGMHConfig, protected=None) -> CGMHState:
+    """State at sentence ``x`` (``(max_length,)``, PAD-padded).
 
-
-def init(x, protected, config: CGMHConfig) -> CGMHState:
-    """State at sentence ``x`` with keyword mask ``protected`` (``None``: nothing protected)."""
+    ``protected`` is read only under ``keyword_rule="position"`` (the carried keyword placement;
+    ``None``: nothing protected). Under the occurrence rule ``x`` must contain every keyword.
+    """
     x = np.asarray(x)
     if x.dtype.kind not in "iu" or x.shape != (config.max_length,):
         raise ValueError(f"x must be an int array of shape (max_length,) = ({config.max_length},), got {x.shape}")
+    x = x.astype(np.int64)
     length = _length(x)
     if length == 0 or np.any(x[length:] != PAD):
         raise ValueError(f"x must hold at least one token, then only PAD = {PAD}; got {x.tolist()}")
-    protected = np.zeros(config.max_length, dtype=bool) if protected is None else np.asarray(protected, dtype=bool)
-    if protected.shape != x.shape or np.any(protected[length:]):
-        raise ValueError("protected must have x's shape and mark only positions inside the sentence")
-    log_prob = float(log_target(config, x[None].astype(np.int64))[0])
-    return CGMHState(x.astype(np.int64), protected, log_prob)
+    if config.keyword_rule == "position":
+        protected = np.zeros(config.max_length, dtype=bool) if protected is None else np.asarray(protected, dtype=bool)
+        if protected.shape != x.shape or np.any(protected[length:]):
+            raise ValueError("protected must have x's shape and mark only positions inside the sentence")
+    else:
+        if protected is not None:
+            raise ValueError('protected is only read under keyword_rule="position"; the occurrence rule derives it from x')
+        if not satisfies_keywords(config.keywords, x)[0]:
+            raise ValueError(f"x = {x[:length].tolist()} does not contain every keyword {list(config.keywords)}")
+        protected = locked_positions(config.keywords, x)[0]
+    log_prob = float(log_target(config, x[None])[0])
+    return CGMHState(x, protected, log_prob)
 
 
+def keyword_state(config: CGMHConfig) -> CGMHState:
+    """The starting sentence of CGMH: the keywords' pieces in the order given (placement protected under the position rule)."""
+    if not config.keywords:
+        raise ValueError("the config has no keywords: give at least one keyword (or use init with a sentence)")
+    tokens = [t for unit in config.keywords for t in unit]
+    x = _padded(tokens, config.max_length)
+    return init(x, config, np.arange(config.max_length) < len(tokens) if config.keyword_rule == "position" else None)
+
+
+# ----------------------------------------------------------------------------- one move
 def _empty(width: int) -> MoveOutcomes:
     return MoveOutcomes(
         np.empty((0, width), dtype=np.int64), np.empty((0, width), dtype=bool), np.empty(0), np.empty(0), np.empty(0), -1
@@ -290,86 +426,99 @@ def move_outcomes(state: CGMHState, move: str, position_uniform: float, config: 
     """All candidates of one move at the position ``position_uniform`` selects, with exact probabilities.
 
     Used by :func:`step` (which then draws one candidate and accepts or not) and by
-    :func:`transition_matrix` (which sums over all of them), so the exact checks test this code.
+    :func:`transition_paths` (which lists all of them), so the exact checks test this code.
     """
     x, protected, width = state.x, state.protected, config.max_length
     temperature = config.temperature
     length = _length(x)
-    editable = np.flatnonzero(~protected[:length])
-    num_editable = editable.size
+    positions, slots = edit_sites(config, x, protected)
     log_replace, log_insert, log_delete = config.log_move_probabilities
     log_x = state.log_prob / temperature  # tempered log rho_T(x)
+    # Position-choice terms of the ratio; the published mistake leaves them out.
+    use_positions = 1.0 if config.position_ratio else 0.0
 
     if move == "replace":
-        if num_editable == 0:
+        if positions.size == 0:
             return _empty(width)
-        position = int(editable[integer_from_uniform(position_uniform, num_editable)])
+        position = int(positions[integer_from_uniform(position_uniform, positions.size)])
         tokens = candidate_tokens(config, x[:position], current=int(x[position]))
         if tokens.size == 0:
             return _empty(width)
         states = np.repeat(x[None], tokens.size, axis=0)
         states[:, position] = tokens
-        new_protected = np.repeat(protected[None], tokens.size, axis=0)
+        new_protected = np.array([_protected_after(config, y, protected) for y in states])
         log_probs = log_target(config, states)
         log_normaliser = logsumexp(log_probs / temperature)
         if log_normaliser == -np.inf:
             return _empty(width)  # every candidate sentence is impossible: nothing to propose, a rejection
         log_token = log_probs / temperature - log_normaliser
-        forward = log_replace - np.log(num_editable) + log_token
+        forward = log_replace - np.log(positions.size) + log_token
         # Reverse: same position, same prefix, so (for prefix sets) the same candidates and the same
-        # candidate sentences; impossible when x_i is not a candidate.
-        in_set = int(x[position]) in tokens
-        reverse = log_replace - np.log(num_editable) + (log_x - log_normaliser if in_set else -np.inf)
-        reverse = np.full(tokens.size, reverse)
+        # candidate sentences; impossible when x_i is not a candidate or position i is locked in y.
+        reverse_token = log_x - log_normaliser if int(x[position]) in tokens else -np.inf
+        reverse = np.empty(tokens.size)
+        for c, (y, mask) in enumerate(zip(states, new_protected)):
+            reverse_positions, _ = edit_sites(config, y, mask)
+            reverse[c] = (
+                log_replace - np.log(reverse_positions.size) + reverse_token if position in reverse_positions else -np.inf
+            )
 
     elif move == "insert":
         if length >= width:
             return _empty(width)
-        position = int(integer_from_uniform(position_uniform, length + 1))  # a slot 0..n
+        position = int(slots[integer_from_uniform(position_uniform, slots.size)])  # a slot in 0..n
         tokens = candidate_tokens(config, x[:position])
         if tokens.size == 0:
             return _empty(width)
         states = np.array([_padded(np.insert(x[:length], position, v), width) for v in tokens])
-        inserted_mask = _padded_mask(np.insert(protected[:length], position, False), width)
-        new_protected = np.repeat(inserted_mask[None], tokens.size, axis=0)
+        carried = _padded_mask(np.insert(protected[:length], position, False), width)  # position rule only
+        new_protected = np.array([_protected_after(config, y, carried) for y in states])
         log_probs = log_target(config, states)
         log_normaliser = logsumexp(log_probs / temperature)
         if log_normaliser == -np.inf:
             return _empty(width)  # every candidate sentence is impossible: nothing to propose, a rejection
         log_token = log_probs / temperature - log_normaliser
-        slot_term = -np.log(length + 1) if config.position_ratio else 0.0
-        delete_term = -np.log(num_editable + 1) if config.position_ratio else 0.0
-        forward = log_insert + slot_term + log_token
-        reverse = np.full(tokens.size, log_delete + delete_term)  # delete the inserted (editable) token
+        forward = log_insert - use_positions * np.log(slots.size) + log_token
+        reverse = np.empty(tokens.size)
+        for c, (y, mask) in enumerate(zip(states, new_protected)):
+            # Reverse: delete the inserted token, if it is not locked in y.
+            reverse_positions, _ = edit_sites(config, y, mask)
+            reverse[c] = (
+                log_delete - use_positions * np.log(reverse_positions.size) if position in reverse_positions else -np.inf
+            )
 
     elif move == "delete":
-        if num_editable == 0 or length == 1:
+        if positions.size == 0 or length == 1:
             return _empty(width)
-        position = int(editable[integer_from_uniform(position_uniform, num_editable)])
-        states = _padded(np.delete(x[:length], position), width)[None]
-        new_protected = _padded_mask(np.delete(protected[:length], position), width)[None]
+        position = int(positions[integer_from_uniform(position_uniform, positions.size)])
+        y = _padded(np.delete(x[:length], position), width)
+        states = y[None]
+        carried = _padded_mask(np.delete(protected[:length], position), width)
+        new_protected = _protected_after(config, y, carried)[None]
         log_probs = log_target(config, states)
         log_token = np.zeros(1)
-        # Reverse insert at slot `position` of y: its candidates follow the prefix y_{<i} = x_{<i}, and the
+        # Reverse: insert x_i at slot i of y. Its candidates follow the prefix y_{<i} = x_{<i}, and the
         # sentences it weighs are y with v inserted there, i.e. x with x_i replaced by v.
+        _, reverse_slots = edit_sites(config, y, new_protected[0])
         tokens = candidate_tokens(config, x[:position])
-        if tokens.size and int(x[position]) in tokens:
+        if position in reverse_slots and tokens.size and int(x[position]) in tokens:
             weighed = np.repeat(x[None], tokens.size, axis=0)
             weighed[:, position] = tokens
             log_normaliser = logsumexp(log_target(config, weighed) / temperature)
             # x is among the weighed sentences, so a -inf normaliser means rho(x) = 0 (a row of the exact
             # matrix for an impossible state): the reverse insert cannot propose it.
             reverse_token = log_x - log_normaliser if log_normaliser > -np.inf else -np.inf
+            reverse = np.array([log_insert - use_positions * np.log(reverse_slots.size) + reverse_token])
         else:
-            reverse_token = -np.inf
-        slot_term = -np.log(length) if config.position_ratio else 0.0  # n(y) + 1 = n slots in y
-        delete_term = -np.log(num_editable) if config.position_ratio else 0.0
-        forward = np.array([log_delete + delete_term])
-        reverse = np.array([log_insert + slot_term + reverse_token])
+            reverse = np.array([-np.inf])
+        forward = np.array([log_delete - use_positions * np.log(positions.size)])
     else:
         raise ValueError(f"move must be one of {MOVES}, got {move!r}")
 
-    log_alpha = log_accept_ratio(log_x, log_probs / temperature, reverse - forward)
+    # A candidate of probability 0 has forward = reverse = -inf: its NaN ratio is a rejection (never drawn).
+    with np.errstate(invalid="ignore"):
+        log_q_ratio = reverse - forward
+    log_alpha = log_accept_ratio(log_x, log_probs / temperature, log_q_ratio)
     return MoveOutcomes(states, new_protected, log_probs, log_token, np.atleast_1d(log_alpha), position)
 
 
@@ -417,60 +566,109 @@ def sample(rng, state: CGMHState, config: CGMHConfig, num_steps: int, first_step
 
 
 # ----------------------------------------------------------------------------- exact kernel
-def enumerate_states(num_tokens: int, keywords, max_length: int):
-    """Every (sentence, keyword placement) pair: keywords in order at protected positions, other slots any token.
+def _ordinary_tokens(model) -> list:
+    special = {int(t) for t in getattr(model, "special_token_ids", ())}
+    return [v for v in range(int(model.num_tokens)) if v not in special]
+
+
+def enumerate_sentences(config: CGMHConfig) -> np.ndarray:
+    """Every sentence of length ``1..max_length`` over the model's ordinary tokens with :math:`\\chi = 1`, ``(S, L)``."""
+    tokens = _ordinary_tokens(config.model)
+    width = config.max_length
+    rows = [
+        _padded(filling, width)
+        for length in range(1, width + 1)
+        for filling in itertools.product(tokens, repeat=length)
+    ]
+    states = np.array(rows, dtype=np.int64)
+    return states[satisfies_keywords(config.keywords, states)]
+
+
+def enumerate_placements(config: CGMHConfig):
+    """Every (sentence, keyword placement) pair, the state space of ``keyword_rule="position"``.
+
+    Keyword pieces in the order given at protected positions, every other position any token.
 
     Returns
     -------
     (states (S, max_length) int64, protected (S, max_length) bool)
     """
-    keywords = [int(k) for k in np.asarray(keywords, dtype=np.int64).reshape(-1)]
+    keywords = [t for unit in config.keywords for t in unit]
+    tokens = _ordinary_tokens(config.model)
+    width = config.max_length
     states, protected = [], []
-    for length in range(max(1, len(keywords)), max_length + 1):
+    for length in range(max(1, len(keywords)), width + 1):
         for places in itertools.combinations(range(length), len(keywords)):
             free = [i for i in range(length) if i not in places]
-            for filling in itertools.product(range(num_tokens), repeat=len(free)):
-                x = np.full(max_length, PAD, dtype=np.int64)
+            for filling in itertools.product(tokens, repeat=len(free)):
+                x = np.full(width, PAD, dtype=np.int64)
                 x[list(places)] = keywords
                 x[free] = filling
-                mask = np.zeros(max_length, dtype=bool)
+                mask = np.zeros(width, dtype=bool)
                 mask[list(places)] = True
                 states.append(x)
                 protected.append(mask)
     return np.array(states), np.array(protected)
 
 
-def _key(x, protected) -> bytes:
-    return np.asarray(x, dtype=np.int64).tobytes() + np.asarray(protected, dtype=bool).tobytes()
+def transition_paths(config: CGMHConfig, state: CGMHState):
+    """Every way one step can leave ``state``: ``(next states, next protected, log path probability, log alpha)``.
+
+    A path is (move, position, candidate); its probability is move type x position x token. Every move
+    and position is visited through the uniform that selects it (the midpoint of its cell), so this lists
+    what :func:`step` can do, from the same :func:`move_outcomes`. The rest of the mass (impossible moves)
+    stays on ``state``.
+    """
+    positions, slots = edit_sites(config, state.x, state.protected)
+    move_probabilities = np.exp(config.log_move_probabilities)
+    next_states, next_protected, log_paths, log_alphas = [], [], [], []
+    for move, move_probability in zip(MOVES, move_probabilities):
+        num_choices = slots.size if move == "insert" else positions.size
+        for k in range(num_choices):
+            outcomes = move_outcomes(state, move, (k + 0.5) / num_choices, config)
+            if np.any(np.isnan(outcomes.log_token_probs)):
+                raise AssertionError("move_outcomes produced a NaN candidate probability")
+            next_states.extend(outcomes.states)
+            next_protected.extend(outcomes.protected)
+            log_paths.extend(np.log(move_probability / num_choices) + outcomes.log_token_probs)
+            log_alphas.extend(outcomes.log_accept_ratios)
+    width = config.max_length
+    if not next_states:
+        return np.empty((0, width), dtype=np.int64), np.empty((0, width), dtype=bool), np.empty(0), np.empty(0)
+    return np.array(next_states), np.array(next_protected), np.array(log_paths), np.array(log_alphas)
 
 
-def transition_matrix(config: CGMHConfig, states, protected) -> np.ndarray:
-    """Exact CGMH kernel on enumerated (sentence, placement) pairs, built from :func:`move_outcomes`.
+def _key(config: CGMHConfig, x, protected) -> bytes:
+    key = np.asarray(x, dtype=np.int64).tobytes()
+    return key + np.asarray(protected, dtype=bool).tobytes() if config.keyword_rule == "position" else key
 
-    Every move and position is visited through the uniform that selects it (the midpoint of its cell),
-    every candidate with its probability, so ``P[a, b]`` is the exact probability of ``a -> b``.
+
+def transition_matrix(config: CGMHConfig, states, protected=None) -> np.ndarray:
+    """Exact CGMH kernel on enumerated states, built from :func:`transition_paths`.
+
+    ``states`` are sentences (:func:`enumerate_sentences`) under the occurrence rule, and (sentence,
+    placement) pairs with their ``protected`` masks (:func:`enumerate_placements`) under the position
+    rule. ``P[a, b]`` is the exact probability of ``a -> b``. A NaN acceptance is a rejection.
     """
     states = np.asarray(states, dtype=np.int64)
-    protected = np.asarray(protected, dtype=bool)
-    index = {_key(x, p): s for s, (x, p) in enumerate(zip(states, protected))}
-    move_probabilities = np.exp(config.log_move_probabilities)
+    if config.keyword_rule == "position":
+        if protected is None:
+            raise ValueError('keyword_rule="position" needs the protected masks of the states (enumerate_placements)')
+        protected = np.asarray(protected, dtype=bool)
+    else:
+        protected = [None] * states.shape[0]
+    index = {_key(config, x, p): s for s, (x, p) in enumerate(zip(states, protected))}
     matrix = np.zeros((states.shape[0], states.shape[0]))
     for a, (x, mask) in enumerate(zip(states, protected)):
-        state = init(x, mask, config)
-        length = _length(x)
-        num_editable = int(np.sum(~mask[:length]))
-        for move, move_probability in zip(MOVES, move_probabilities):
-            num_positions = length + 1 if move == "insert" else num_editable
-            for k in range(num_positions):
-                outcomes = move_outcomes(state, move, (k + 0.5) / num_positions, config)
-                for c in range(outcomes.states.shape[0]):
-                    log_alpha = outcomes.log_accept_ratios[c]
-                    if np.isnan(outcomes.log_token_probs[c]):
-                        raise AssertionError("move_outcomes produced a NaN candidate probability")
-                    if np.isnan(log_alpha):
-                        continue
-                    b = index[_key(outcomes.states[c], outcomes.protected[c])]
-                    if b != a:
-                        matrix[a, b] += move_probability / num_positions * np.exp(outcomes.log_token_probs[c] + log_alpha)
+        state = init(x, config, mask)
+        next_states, next_protected, log_paths, log_alphas = transition_paths(config, state)
+        for y, y_mask, log_path, log_alpha in zip(next_states, next_protected, log_paths, log_alphas):
+            if np.isnan(log_alpha) or log_alpha == -np.inf:
+                continue
+            b = index.get(_key(config, y, y_mask))
+            if b is None:
+                raise ValueError(f"a step from {x.tolist()} reaches {y.tolist()}, which is not among the states")
+            if b != a:
+                matrix[a, b] += np.exp(log_path + log_alpha)
         matrix[a, a] = max(0.0, 1.0 - matrix[a].sum())
     return matrix

@@ -98,6 +98,6 @@ def anneal(rng, state: CGMHState, config: CGMHConfig, temperatures, first_step: 
     return SentenceAnnealingResult(best, states, log_probs, temperatures, accepted, False)
 
 
-def transition_matrix(config: CGMHConfig, states, protected, temperature: float) -> np.ndarray:
-    """Exact kernel at ``temperature`` on enumerated (sentence, placement) pairs (see :func:`cgmh.transition_matrix`)."""
+def transition_matrix(config: CGMHConfig, states, temperature: float, protected=None) -> np.ndarray:
+    """Exact kernel at ``temperature`` on enumerated sentences (see :func:`cgmh.transition_matrix`)."""
     return cgmh.transition_matrix(at_temperature(config, temperature), states, protected)

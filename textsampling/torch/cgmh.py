@@ -9,6 +9,9 @@ on the ``B`` deletions. A delete's reverse normaliser weighs :math:`y` with :mat
 :math:`i`, which is :math:`x` with :math:`x_i` replaced by :math:`v`: the replace candidates, so the
 same ``(B, K, L)`` tensor serves both moves.
 
+Where a move may act (the keyword rule) is recomputed from each proposed sentence, as in the reference:
+:func:`locked_positions` on the ``(B * K, L)`` candidates gives the reverse move's counts.
+
 The configuration is the reference's :class:`~textsampling.reference.cgmh.CGMHConfig`; the model must
 have the ``*_torch`` methods, and ``log_similarity_fn`` (if any) must accept a ``(N, L)`` tensor.
 Fed the same float64 uniforms, chain ``c`` takes the reference's decisions (tests/test_lm_samplers_twins.py).
@@ -20,19 +23,29 @@ from typing import NamedTuple
 
 import torch
 
-from textsampling.reference.cgmh import MOVES, NUM_UNIFORMS, CGMHConfig
+from textsampling.reference.cgmh import MOVES, NUM_UNIFORMS, CGMHConfig, normalize_keywords
 from textsampling.targets.base import PAD
 from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
 from textsampling.torch.mlm_gibbs import categorical_from_uniforms, integer_from_uniforms, sequence_lengths
 
-__all__ = ["MOVES", "NUM_UNIFORMS", "CGMHState", "CGMHInfo", "log_target", "init", "step"]
+__all__ = [
+    "MOVES",
+    "NUM_UNIFORMS",
+    "CGMHState",
+    "CGMHInfo",
+    "satisfies_keywords",
+    "locked_positions",
+    "log_target",
+    "init",
+    "step",
+]
 
 REPLACE, INSERT, DELETE = 0, 1, 2
 
 
 class CGMHState(NamedTuple):
     x: torch.Tensor  # (B, L) long, PAD-padded
-    protected: torch.Tensor  # (B, L) bool
+    protected: torch.Tensor  # (B, L) bool: locked keyword pieces (carried under keyword_rule="position")
     log_prob: torch.Tensor  # (B,) untempered log rho
 
 
@@ -44,11 +57,66 @@ class CGMHInfo(NamedTuple):
     accepted: torch.Tensor  # (B,) bool
 
 
+# ----------------------------------------------------------------------------- keyword rules
+def _unit_starts(x: torch.Tensor, unit: tuple) -> torch.Tensor:
+    """``(N, L)`` bool: ``unit`` occurs contiguously from position ``s`` (PAD never matches a token)."""
+    num_rows, width = x.shape
+    starts = torch.zeros((num_rows, width), dtype=torch.bool, device=x.device)
+    span = width - len(unit) + 1
+    if span > 0:
+        match = torch.ones((num_rows, span), dtype=torch.bool, device=x.device)
+        for k, token in enumerate(unit):
+            match &= x[:, k : k + span] == token  # (N, span)
+        starts[:, :span] = match
+    return starts
+
+
+def _shifted(starts: torch.Tensor, offset: int, width: int) -> torch.Tensor:
+    """``out[:, s + offset] = starts[:, s]``, cut or padded to ``width`` columns."""
+    out = torch.zeros((starts.shape[0], width), dtype=torch.bool, device=starts.device)
+    count = min(starts.shape[1], width - offset)
+    if count > 0:
+        out[:, offset : offset + count] = starts[:, :count]
+    return out
+
+
+def _required(keywords) -> dict:
+    counts = {}
+    for unit in normalize_keywords(keywords):
+        counts[unit] = counts.get(unit, 0) + 1
+    return counts
+
+
+def satisfies_keywords(keywords, x: torch.Tensor) -> torch.Tensor:
+    """Twin of :func:`textsampling.reference.cgmh.satisfies_keywords`: ``(N, L) -> (N,)`` bool."""
+    out = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+    for unit, count in _required(keywords).items():
+        out &= _unit_starts(x, unit).sum(dim=1) >= count
+    return out
+
+
+def locked_positions(keywords, x: torch.Tensor):
+    """Twin of :func:`textsampling.reference.cgmh.locked_positions`: ``(locked (N, L), blocked slots (N, L + 1))``."""
+    num_rows, width = x.shape
+    locked = torch.zeros((num_rows, width), dtype=torch.bool, device=x.device)
+    blocked = torch.zeros((num_rows, width + 1), dtype=torch.bool, device=x.device)
+    for unit, count in _required(keywords).items():
+        starts = _unit_starts(x, unit)  # (N, L)
+        lock = (starts.sum(dim=1) <= count)[:, None]  # (N, 1): the keyword cannot spare an occurrence
+        for k in range(len(unit)):
+            locked |= _shifted(starts, k, width) & lock
+            if k > 0:  # slot s + k lies strictly between two pieces
+                blocked |= _shifted(starts, k, width + 1) & lock
+    return locked, blocked
+
+
 def log_target(config: CGMHConfig, states: torch.Tensor) -> torch.Tensor:
-    """Untempered :math:`\\gamma \\log p(x) + \\log\\mathrm{sim}(x, c)` of each row ``(N, L) -> (N,)``."""
+    """Untempered :math:`\\gamma \\log p(x) + \\log\\mathrm{sim}(x, c) + \\log\\chi(x, c)` of each row ``(N, L) -> (N,)``."""
     out = config.gamma * config.model.sequence_log_probs_torch(states)
     if config.log_similarity_fn is not None:
         out = out + torch.as_tensor(config.log_similarity_fn(states), dtype=out.dtype, device=out.device)
+    if config.keywords:
+        out = torch.where(satisfies_keywords(config.keywords, states), out, -torch.inf)
     return out
 
 
@@ -62,8 +130,23 @@ def _check_state(x, protected) -> None:
     check_same_device(x=x, protected=protected)
 
 
-def init(x: torch.Tensor, protected: torch.Tensor, config: CGMHConfig) -> CGMHState:
-    """The states ``x`` ``(B, L)`` (PAD-padded) with keyword mask ``protected`` ``(B, L)`` and their log rho."""
+def init(x: torch.Tensor, config: CGMHConfig, protected: torch.Tensor | None = None) -> CGMHState:
+    """The states ``x`` ``(B, L)`` (PAD-padded) and their log rho.
+
+    ``protected`` ``(B, L)`` is read only under ``keyword_rule="position"`` (``None``: nothing
+    protected); under the occurrence rule every row must contain every keyword.
+    """
+    check_tensor(x, "x", integer=True, ndim=2)
+    if config.keyword_rule == "position":
+        protected = torch.zeros_like(x, dtype=torch.bool) if protected is None else protected
+    else:
+        if protected is not None:
+            raise ValueError('protected is only read under keyword_rule="position"; the occurrence rule derives it from x')
+        missing = ~satisfies_keywords(config.keywords, x)
+        if missing.any():
+            row = int(torch.nonzero(missing)[0, 0])
+            raise ValueError(f"x[{row}] does not contain every keyword {list(config.keywords)}")
+        protected = locked_positions(config.keywords, x)[0]
     _check_state(x, protected)
     return CGMHState(x, protected, log_target(config, x))
 
@@ -88,6 +171,30 @@ def _delete(x: torch.Tensor, positions_deleted: torch.Tensor, fill) -> torch.Ten
     return torch.where(source >= width, torch.full_like(out, fill), out)
 
 
+def _rank_select(allowed: torch.Tensor, rank: torch.Tensor) -> torch.Tensor:
+    """Index of the ``rank``-th True of each row of ``allowed`` ``(B, W)``: ``(B,)`` (0 where none)."""
+    ranks = torch.cumsum(allowed.to(torch.int64), dim=1) - 1  # (B, W)
+    return torch.argmax((allowed & (ranks == rank[:, None])).to(torch.int64), dim=1)
+
+
+def _sites(config: CGMHConfig, x: torch.Tensor, protected: torch.Tensor):
+    """``(editable (N, L), open slots (N, L + 1))``: where a replace/delete and an insert may act."""
+    width = x.shape[1]
+    lengths = sequence_lengths(x)  # (N,)
+    if config.keyword_rule == "position":
+        locked, blocked = protected, torch.zeros((x.shape[0], width + 1), dtype=torch.bool, device=x.device)
+    else:
+        locked, blocked = locked_positions(config.keywords, x)
+    editable = (torch.arange(width, device=x.device)[None, :] < lengths[:, None]) & ~locked  # (N, L)
+    open_slots = (torch.arange(width + 1, device=x.device)[None, :] <= lengths[:, None]) & ~blocked  # (N, L + 1)
+    return editable, open_slots
+
+
+def _protected_after(config: CGMHConfig, states: torch.Tensor, carried: torch.Tensor) -> torch.Tensor:
+    """``protected`` of proposed sentences ``(N, L)``: recomputed, or carried along (position rule)."""
+    return carried if config.keyword_rule == "position" else locked_positions(config.keywords, states)[0]
+
+
 def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     """One CGMH step for every chain; ``uniforms`` ``(B, 4)``. Returns ``(CGMHState, CGMHInfo)``."""
     model, temperature = config.model, config.temperature
@@ -103,16 +210,16 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     device, dtype = x.device, uniforms.dtype
     positions = torch.arange(width, device=device)[None, :]  # (1, L)
     lengths = sequence_lengths(x)  # (B,)
-    editable = (positions < lengths[:, None]) & ~protected  # (B, L)
+    editable, open_slots = _sites(config, x, protected)  # (B, L), (B, L + 1)
     num_editable = editable.sum(dim=1)  # (B,)
+    num_slots = open_slots.sum(dim=1)  # (B,) >= 1: slots 0 and n are never inside a keyword
     log_moves = torch.as_tensor(config.log_move_probabilities, dtype=dtype, device=device)  # (3,)
 
     # --- move type and position
     move = categorical_from_uniforms(uniforms[:, 0], log_moves.expand(num_chains, -1))  # (B,)
-    rank = integer_from_uniforms(uniforms[:, 1], torch.clamp(num_editable, min=1))  # k-th editable token
-    ranks = torch.cumsum(editable.to(torch.int64), dim=1) - 1  # (B, L)
-    edit_position = torch.argmax((editable & (ranks == rank[:, None])).to(torch.int64), dim=1)  # (B,)
-    slot = integer_from_uniforms(uniforms[:, 1], lengths + 1)  # (B,) in 0..n
+    edit_rank = integer_from_uniforms(uniforms[:, 1], torch.clamp(num_editable, min=1))  # k-th editable token
+    edit_position = _rank_select(editable, edit_rank)  # (B,)
+    slot = _rank_select(open_slots, integer_from_uniforms(uniforms[:, 1], num_slots))  # (B,) in 0..n
     position = torch.where(move == INSERT, slot, edit_position)
     possible = torch.where(
         move == INSERT, lengths < width, (num_editable > 0) & ((move == REPLACE) | (lengths > 1))
@@ -142,56 +249,75 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     candidates = torch.where(valid, candidates, fallback[:, None])  # (B, K)
 
     # --- candidate sentences: x[i <- v] (replace, and a delete's reverse) or x with v inserted at i
-    replaced = x[:, None, :].expand(-1, candidates.shape[1], -1).clone()  # (B, K, L)
+    num_candidates = candidates.shape[1]
+    replaced = x[:, None, :].expand(-1, num_candidates, -1).clone()  # (B, K, L)
     replaced = torch.where((positions == position[:, None])[:, None, :], candidates[:, :, None], replaced)
     inserted = _insert(x, position, candidates)  # (B, K, L)
     is_insert = (move == INSERT)[:, None, None]
     candidate_states = torch.where(is_insert, inserted, replaced)  # (B, K, L)
     inserted_protected = _insert(protected, position, torch.zeros_like(candidates, dtype=torch.bool))  # (B, K, L)
-    candidate_protected = torch.where(is_insert, inserted_protected, protected[:, None, :].expand_as(inserted_protected))
-    num_candidates = candidate_states.shape[1]
-    candidate_log_rho = log_target(config, candidate_states.reshape(-1, width)).reshape(num_chains, num_candidates)
+    carried = torch.where(is_insert, inserted_protected, protected[:, None, :].expand_as(inserted_protected))
+    flat_states = candidate_states.reshape(-1, width)  # (B*K, L)
+    candidate_protected = _protected_after(config, flat_states, carried.reshape(-1, width))  # (B*K, L)
+    # The reverse of a replace (replace at i) or an insert (delete at i): is i editable in y, among how many?
+    candidate_editable, _ = _sites(config, flat_states, candidate_protected)
+    candidate_editable = candidate_editable.reshape(num_chains, num_candidates, width)  # (B, K, L)
+    candidate_protected = candidate_protected.reshape(num_chains, num_candidates, width)  # (B, K, L)
+    reverse_num_editable = candidate_editable.sum(dim=2)  # (B, K)
+    at_position = position.clamp(max=width - 1)[:, None, None].expand(-1, num_candidates, 1)  # (B, K, 1)
+    reverse_position_open = candidate_editable.gather(2, at_position)[:, :, 0]  # (B, K)
+    candidate_log_rho = log_target(config, flat_states).reshape(num_chains, num_candidates)  # (B, K)
     tempered = torch.where(valid, candidate_log_rho / temperature, -torch.inf)  # (B, K)
     log_normaliser = torch.logsumexp(tempered, dim=1)  # (B,)
     log_token = tempered - log_normaliser[:, None]  # (B, K)
+    # Every candidate sentence impossible: nothing to propose, a rejection (as in the reference).
+    possible = possible & ((move == DELETE) | (log_normaliser > -torch.inf))
     # A delete's reverse insert uses the prefix set only (the bias concerns replaces).
     prefix_valid = valid[:, :num_top]
     reverse_normaliser = torch.logsumexp(torch.where(prefix_valid, candidate_log_rho[:, :num_top] / temperature, -torch.inf), dim=1)
 
     # --- the chosen proposal
     chosen = categorical_from_uniforms(uniforms[:, 2], torch.where(any_valid[:, None], log_token, 0.0))  # (B,)
-    deleted = _delete(x, position, PAD)  # (B, L)
-    deleted_protected = _delete(protected, position, False)
-    deleted_log_rho = log_target(config, torch.where(possible[:, None] & (move == DELETE)[:, None], deleted, x))
     is_delete = move == DELETE
+    deleted = _delete(x, position, PAD)  # (B, L)
+    deleted = torch.where(possible[:, None] & is_delete[:, None], deleted, x)
+    deleted_protected = _protected_after(config, deleted, _delete(protected, position, False))  # (B, L)
+    deleted_log_rho = log_target(config, deleted)
+    # The reverse of a delete (insert at slot i of y): is the slot open in y, among how many?
+    _, deleted_open_slots = _sites(config, deleted, deleted_protected)  # (B, L + 1)
+    reverse_num_slots = deleted_open_slots.sum(dim=1)  # (B,)
+    reverse_slot_open = deleted_open_slots.gather(1, position[:, None])[:, 0]  # (B,)
     pick = chosen[:, None, None].expand(-1, 1, width)
     proposal = torch.where(is_delete[:, None], deleted, candidate_states.gather(1, pick)[:, 0])
     proposal_protected = torch.where(is_delete[:, None], deleted_protected, candidate_protected.gather(1, pick)[:, 0])
     proposal_log_rho = torch.where(is_delete, deleted_log_rho, candidate_log_rho.gather(1, chosen[:, None])[:, 0])
     chosen_log_token = log_token.gather(1, chosen[:, None])[:, 0]
+    chosen_reverse_editable = reverse_num_editable.gather(1, chosen[:, None])[:, 0].to(dtype)  # (B,) m(y)
+    chosen_reverse_open = reverse_position_open.gather(1, chosen[:, None])[:, 0]  # (B,)
 
-    # --- log q(y | x) and log q(x | y): move type, position, token
+    # --- log q(y | x) and log q(x | y): move type, position, token (counts of the sentence they belong to)
     log_x = state.log_prob / temperature
-    lengths_f, editable_f = lengths.to(dtype), num_editable.to(dtype)
-    log_editable = torch.log(editable_f)  # -inf where nothing is editable (impossible rows)
-    slot_term = -torch.log(lengths_f + 1) if config.position_ratio else torch.zeros_like(lengths_f)
-    delete_term = -torch.log(editable_f + 1) if config.position_ratio else torch.zeros_like(lengths_f)
-    reverse_slot_term = -torch.log(lengths_f) if config.position_ratio else torch.zeros_like(lengths_f)
-    own_delete_term = -log_editable if config.position_ratio else torch.zeros_like(lengths_f)
+    use_positions = 1.0 if config.position_ratio else 0.0
+    log_editable = torch.log(num_editable.to(dtype))  # -inf where nothing is editable (impossible rows)
+    log_slots = torch.log(num_slots.to(dtype))
+    log_reverse_editable = torch.log(chosen_reverse_editable)
+    log_reverse_slots = torch.log(reverse_num_slots.to(dtype))
     log_replace, log_insert, log_delete = log_moves[0], log_moves[1], log_moves[2]
     minus_inf = torch.full_like(log_x, -torch.inf)
     forward = torch.where(
         move == REPLACE,
         log_replace - log_editable + chosen_log_token,
-        torch.where(move == INSERT, log_insert + slot_term + chosen_log_token, log_delete + own_delete_term),
+        torch.where(move == INSERT, log_insert - use_positions * log_slots + chosen_log_token,
+                    log_delete - use_positions * log_editable),
     )
     reverse = torch.where(
         move == REPLACE,
-        log_replace - log_editable + torch.where(in_set, log_x - log_normaliser, minus_inf),
+        torch.where(chosen_reverse_open & in_set, log_replace - log_reverse_editable + log_x - log_normaliser, minus_inf),
         torch.where(
             move == INSERT,
-            log_delete + delete_term,
-            log_insert + reverse_slot_term + torch.where(in_prefix_set, log_x - reverse_normaliser, minus_inf),
+            torch.where(chosen_reverse_open, log_delete - use_positions * log_reverse_editable, minus_inf),
+            torch.where(reverse_slot_open & in_prefix_set,
+                        log_insert - use_positions * log_reverse_slots + log_x - reverse_normaliser, minus_inf),
         ),
     )
     q_ratio = reverse - forward
