@@ -42,17 +42,22 @@ def _config(oracle, keywords=(), **kwargs):
     return cgmh.make_config(oracle, keywords, **settings)
 
 
-def _contains(tokens, unit) -> int:
-    return sum(tuple(tokens[s : s + len(unit)]) == tuple(unit) for s in range(len(tokens) - len(unit) + 1))
+def _contains(tokens, unit, continuation=()) -> int:
+    """Whole-word occurrences: the pieces in a row, not followed by a piece that continues the word."""
+    size = len(unit)
+    return sum(
+        tuple(tokens[s : s + size]) == tuple(unit) and (s + size == len(tokens) or tokens[s + size] not in continuation)
+        for s in range(len(tokens) - size + 1)
+    )
 
 
-def _independent_law(oracle, keywords, gamma=0.8, temperature=1.0):
+def _independent_law(oracle, keywords, gamma=0.8, temperature=1.0, continuation=()):
     """rho chi / Z over sentences, written out from the definition (not from cgmh): {sentence tuple: probability}."""
     units = [tuple(np.atleast_1d(k).tolist()) for k in keywords]
     log_rho = {}
     for length in range(1, oracle.max_length + 1):
         for tokens in itertools.product(range(oracle.num_tokens), repeat=length):
-            if all(_contains(tokens, u) >= units.count(u) for u in units):
+            if all(_contains(tokens, u, continuation) >= units.count(u) for u in units):
                 row = np.full((1, oracle.max_length), PAD)
                 row[0, :length] = tokens
                 log_rho[tokens] = (gamma * oracle.sequence_log_probs(row)[0] + 0.3 * tokens.count(1)) / temperature
@@ -66,13 +71,21 @@ def _exact(config):
     return states, np.exp(log_rho - logsumexp(log_rho))
 
 
-@pytest.mark.parametrize("keywords", KEYWORD_SETS, ids=str)
-def test_stationary_law_over_sentences_is_rho_chi_over_z(keywords):
-    """Full candidate sets (K = V): the kernel is irreducible and its unique stationary law is rho chi / Z."""
+@pytest.mark.parametrize(
+    "keywords, continuation",
+    [(k, ()) for k in KEYWORD_SETS] + [(k, (1,)) for k in KEYWORD_SETS if 1 not in np.hstack(k)],
+    ids=str,
+)
+def test_stationary_law_over_sentences_is_rho_chi_over_z(keywords, continuation):
+    """Full candidate sets (K = V): the kernel is irreducible and its unique stationary law is rho chi / Z.
+
+    With a continuation piece (token 1 plays ``##dom``; a keyword never starts with one), a keyword
+    followed by it is part of a longer word and does not count.
+    """
     oracle = _oracle()
-    config = _config(oracle, keywords, num_candidates=oracle.num_tokens)
+    config = _config(oracle, keywords, num_candidates=oracle.num_tokens, continuation_tokens=continuation)
     states, pi = _exact(config)
-    truth = _independent_law(oracle, keywords)
+    truth = _independent_law(oracle, keywords, continuation=continuation)
     assert len(truth) == states.shape[0]
     assert np.abs(pi - [truth[tuple(x[x != PAD].tolist())] for x in states]).max() < EXACT
     matrix = cgmh.transition_matrix(config, states)

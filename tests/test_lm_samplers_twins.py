@@ -91,12 +91,13 @@ def _keyword_starts(config, seed=0):
         length = 2 + len(starts) % (width - 1)
         x = np.full(width, PAD, dtype=np.int64)
         x[:length] = rng.integers(0, config.model.num_tokens, size=length)
-        if cgmh.satisfies_keywords(config.keywords, x)[0] and np.isfinite(cgmh.log_target(config, x)[0]):
+        if cgmh.satisfies_keywords(config.keywords, x, config.continuation_tokens)[0] and np.isfinite(cgmh.log_target(config, x)[0]):
             starts.append(x)
     return np.array(starts)
 
 
-CGMH_VARIANTS = [{}, {"position_ratio": False}, {"candidate_set": "biased"}, {"temperature": 0.3}]
+CGMH_VARIANTS = [{}, {"position_ratio": False}, {"candidate_set": "biased"}, {"temperature": 0.3},
+                 {"continuation_tokens": (0,)}]
 CGMH_KEYWORDS = [[2], [0, 3], [[1, 4]], [1, 1], []]
 
 
@@ -136,7 +137,7 @@ def test_cgmh_twin_decides_as_the_reference_from_every_sentence():
     """Every enumerated sentence (two keywords, one of two pieces) x a grid of uniforms: same decision, same state."""
     oracle = _oracle(vocab_size=3, max_length=4)
     config = cgmh.make_config(oracle, [[2, 0], 1], num_candidates=2, log_similarity_fn=_log_similarity,
-                              move_probabilities=(0.3, 0.45, 0.25))
+                              move_probabilities=(0.3, 0.45, 0.25), continuation_tokens=(1,))
     states = cgmh.enumerate_sentences(config)
     grid = [[u0, u1, u2, u3] for u0 in (0.1, 0.5, 0.9) for u1 in np.linspace(0.05, 0.95, 5)
             for u2 in (0.3, 0.8) for u3 in (0.2, 0.9)]

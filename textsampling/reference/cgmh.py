@@ -9,7 +9,8 @@ Miao, Zhou, Mou, Yan & Li (AAAI 2019, arXiv:1811.10996); part 4 of the series
 with :math:`p` a causal LM (END included), :math:`\gamma > 0` (Su suggests :math:`\gamma` slightly below
 1 in part 4; bojone's code uses 0.8, the CGMH code has no :math:`\gamma`), an optional log-similarity,
 and :math:`\chi(x, c) = 1` when every keyword occurs in :math:`x`, in any order, else 0. A keyword is a
-*unit*: one token, or several word pieces that must occur contiguously (``usurp ##er``). A keyword listed
+*unit*: one token, or several word pieces that must occur contiguously (``usurp ##er``), as a whole
+word (not followed by a piece that continues it, ``king ##dom``). A keyword listed
 :math:`r` times must occur at least :math:`r` times (occurrences counted at distinct start positions).
 The chain's stationary law over **sentences** is exactly :math:`\rho\chi/Z` (the exact tests enumerate
 it); with a temperature :math:`T` it is :math:`(\rho\chi)^{1/T}/Z_T`
@@ -137,6 +138,7 @@ class CGMHConfig(NamedTuple):
     candidate_set: str
     position_ratio: bool
     keyword_rule: str
+    continuation_tokens: frozenset  # ids of word pieces that glue onto the previous token (##er, BPE "er")
 
 
 class CGMHState(NamedTuple):
@@ -216,6 +218,7 @@ def make_config(
     candidate_set: str = "prefix",
     position_ratio: bool = True,
     keyword_rule: str = "occurrence",
+    continuation_tokens=(),
 ) -> CGMHConfig:
     """Check the settings and bundle them.
 
@@ -243,6 +246,10 @@ def make_config(
         ``False`` reproduces another published mistake.
     keyword_rule : {"occurrence", "position"}
         ``"position"`` reproduces the position-protecting mistake (law over sentences :math:`\\propto N\\rho`).
+    continuation_tokens : iterable of int
+        Word pieces that continue the previous word (WordPiece ``##er``; see
+        :func:`textsampling.lm.keywords.continuation_token_ids`): a keyword followed by one is part of a
+        longer word (``king ##dom``) and does not count as an occurrence.
     """
     for name in ("sequence_log_probs", "next_token_log_probs"):
         if not callable(getattr(model, name, None)):
@@ -269,9 +276,10 @@ def make_config(
         raise ValueError(f"candidate_set must be one of {CANDIDATE_SETS}, got {candidate_set!r}")
     if keyword_rule not in KEYWORD_RULES:
         raise ValueError(f"keyword_rule must be one of {KEYWORD_RULES}, got {keyword_rule!r}")
+    continuation_tokens = frozenset(int(t) for t in continuation_tokens)
     return CGMHConfig(
         model, keywords, num_candidates, max_length, gamma, log_similarity_fn, np.log(move_probabilities),
-        temperature, candidate_set, bool(position_ratio), keyword_rule,
+        temperature, candidate_set, bool(position_ratio), keyword_rule, continuation_tokens,
     )
 
 
@@ -293,13 +301,19 @@ def _padded_mask(mask, width: int) -> np.ndarray:
     return out
 
 
-def _occurrences(tokens, unit) -> list:
-    """Start positions where ``unit`` occurs contiguously in ``tokens`` (overlaps allowed)."""
-    size = len(unit)
-    return [s for s in range(len(tokens) - size + 1) if tuple(tokens[s : s + size]) == unit]
+def _occurrences(tokens, unit, continuation_tokens=frozenset()) -> list:
+    """Start positions where ``unit`` occurs as a whole word in ``tokens`` (overlaps allowed).
+
+    The pieces must be contiguous and the next token must not continue the word.
+    """
+    size, length = len(unit), len(tokens)
+    return [
+        s for s in range(length - size + 1)
+        if tuple(tokens[s : s + size]) == unit and (s + size == length or tokens[s + size] not in continuation_tokens)
+    ]
 
 
-def satisfies_keywords(keywords, states) -> np.ndarray:
+def satisfies_keywords(keywords, states, continuation_tokens=frozenset()) -> np.ndarray:
     """:math:`\\chi(x, c)`: each keyword unit occurs at least as often as it is listed, ``(N,)`` bool."""
     keywords = normalize_keywords(keywords)
     states = np.atleast_2d(np.asarray(states, dtype=np.int64))
@@ -307,11 +321,11 @@ def satisfies_keywords(keywords, states) -> np.ndarray:
     out = np.ones(states.shape[0], dtype=bool)
     for n, x in enumerate(states):
         tokens = [int(t) for t in x[: _length(x)]]
-        out[n] = all(len(_occurrences(tokens, unit)) >= count for unit, count in required.items())
+        out[n] = all(len(_occurrences(tokens, unit, continuation_tokens)) >= count for unit, count in required.items())
     return out
 
 
-def locked_positions(keywords, x) -> tuple:
+def locked_positions(keywords, x, continuation_tokens=frozenset()) -> tuple:
     """The occurrence rule on one sentence: ``(locked (L,) bool, blocked_slots (L + 1,) bool)``.
 
     A keyword that occurs no more often than required has all its occurrences locked: their pieces may
@@ -322,7 +336,7 @@ def locked_positions(keywords, x) -> tuple:
     locked = np.zeros(x.shape[0], dtype=bool)
     blocked = np.zeros(x.shape[0] + 1, dtype=bool)
     for unit, count in Counter(normalize_keywords(keywords)).items():
-        starts = _occurrences(tokens, unit)
+        starts = _occurrences(tokens, unit, continuation_tokens)
         if len(starts) <= count:  # the keyword cannot spare any of its occurrences
             for s in starts:
                 locked[s : s + len(unit)] = True
@@ -339,7 +353,7 @@ def edit_sites(config: CGMHConfig, x, protected) -> tuple:
     if config.keyword_rule == "position":
         locked, blocked = np.asarray(protected, dtype=bool), np.zeros(len(x) + 1, dtype=bool)
     else:
-        locked, blocked = locked_positions(config.keywords, x)
+        locked, blocked = locked_positions(config.keywords, x, config.continuation_tokens)
     positions = np.flatnonzero(~locked[:length])
     slots = np.flatnonzero(~blocked[: length + 1])
     return positions, slots
@@ -347,7 +361,7 @@ def edit_sites(config: CGMHConfig, x, protected) -> tuple:
 
 def _protected_after(config: CGMHConfig, y, carried) -> np.ndarray:
     """The ``protected`` field of a proposed sentence: recomputed, or carried along (position rule)."""
-    return carried if config.keyword_rule == "position" else locked_positions(config.keywords, y)[0]
+    return carried if config.keyword_rule == "position" else locked_positions(config.keywords, y, config.continuation_tokens)[0]
 
 
 def log_target(config: CGMHConfig, states) -> np.ndarray:
@@ -357,7 +371,7 @@ def log_target(config: CGMHConfig, states) -> np.ndarray:
     if config.log_similarity_fn is not None:
         out = out + np.asarray(config.log_similarity_fn(states), dtype=np.float64)
     if config.keywords:
-        out = np.where(satisfies_keywords(config.keywords, states), out, -np.inf)
+        out = np.where(satisfies_keywords(config.keywords, states, config.continuation_tokens), out, -np.inf)
     return out
 
 
@@ -399,9 +413,9 @@ def init(x, config: CGMHConfig, protected=None) -> CGMHState:
     else:
         if protected is not None:
             raise ValueError('protected is only read under keyword_rule="position"; the occurrence rule derives it from x')
-        if not satisfies_keywords(config.keywords, x)[0]:
+        if not satisfies_keywords(config.keywords, x, config.continuation_tokens)[0]:
             raise ValueError(f"x = {x[:length].tolist()} does not contain every keyword {list(config.keywords)}")
-        protected = locked_positions(config.keywords, x)[0]
+        protected = locked_positions(config.keywords, x, config.continuation_tokens)[0]
     log_prob = float(log_target(config, x[None])[0])
     return CGMHState(x, protected, log_prob)
 
@@ -581,7 +595,7 @@ def enumerate_sentences(config: CGMHConfig) -> np.ndarray:
         for filling in itertools.product(tokens, repeat=length)
     ]
     states = np.array(rows, dtype=np.int64)
-    return states[satisfies_keywords(config.keywords, states)]
+    return states[satisfies_keywords(config.keywords, states, config.continuation_tokens)]
 
 
 def enumerate_placements(config: CGMHConfig):

@@ -58,17 +58,30 @@ class CGMHInfo(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- keyword rules
-def _unit_starts(x: torch.Tensor, unit: tuple) -> torch.Tensor:
-    """``(N, L)`` bool: ``unit`` occurs contiguously from position ``s`` (PAD never matches a token)."""
+def _unit_starts(x: torch.Tensor, unit: tuple, continuation: torch.Tensor) -> torch.Tensor:
+    """``(N, L)`` bool: ``unit`` occurs as a whole word from position ``s`` (PAD never matches a token).
+
+    ``continuation`` ``(C,)``: ids of pieces that glue onto the previous token; one right after the unit
+    makes it part of a longer word.
+    """
     num_rows, width = x.shape
     starts = torch.zeros((num_rows, width), dtype=torch.bool, device=x.device)
-    span = width - len(unit) + 1
+    size = len(unit)
+    span = width - size + 1
     if span > 0:
         match = torch.ones((num_rows, span), dtype=torch.bool, device=x.device)
         for k, token in enumerate(unit):
             match &= x[:, k : k + span] == token  # (N, span)
+        following = torch.full((num_rows, span), PAD, dtype=x.dtype, device=x.device)  # token after the unit
+        following[:, : span - 1] = x[:, size:]  # (N, span - 1)
+        match &= ~torch.isin(following, continuation)
         starts[:, :span] = match
     return starts
+
+
+def _continuation(config_or_tokens, device) -> torch.Tensor:
+    tokens = getattr(config_or_tokens, "continuation_tokens", config_or_tokens)
+    return torch.as_tensor(sorted(tokens), dtype=torch.int64, device=device)
 
 
 def _shifted(starts: torch.Tensor, offset: int, width: int) -> torch.Tensor:
@@ -87,21 +100,23 @@ def _required(keywords) -> dict:
     return counts
 
 
-def satisfies_keywords(keywords, x: torch.Tensor) -> torch.Tensor:
+def satisfies_keywords(keywords, x: torch.Tensor, continuation_tokens=()) -> torch.Tensor:
     """Twin of :func:`textsampling.reference.cgmh.satisfies_keywords`: ``(N, L) -> (N,)`` bool."""
+    continuation = _continuation(continuation_tokens, x.device)
     out = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
     for unit, count in _required(keywords).items():
-        out &= _unit_starts(x, unit).sum(dim=1) >= count
+        out &= _unit_starts(x, unit, continuation).sum(dim=1) >= count
     return out
 
 
-def locked_positions(keywords, x: torch.Tensor):
+def locked_positions(keywords, x: torch.Tensor, continuation_tokens=()):
     """Twin of :func:`textsampling.reference.cgmh.locked_positions`: ``(locked (N, L), blocked slots (N, L + 1))``."""
     num_rows, width = x.shape
+    continuation = _continuation(continuation_tokens, x.device)
     locked = torch.zeros((num_rows, width), dtype=torch.bool, device=x.device)
     blocked = torch.zeros((num_rows, width + 1), dtype=torch.bool, device=x.device)
     for unit, count in _required(keywords).items():
-        starts = _unit_starts(x, unit)  # (N, L)
+        starts = _unit_starts(x, unit, continuation)  # (N, L)
         lock = (starts.sum(dim=1) <= count)[:, None]  # (N, 1): the keyword cannot spare an occurrence
         for k in range(len(unit)):
             locked |= _shifted(starts, k, width) & lock
@@ -116,7 +131,7 @@ def log_target(config: CGMHConfig, states: torch.Tensor) -> torch.Tensor:
     if config.log_similarity_fn is not None:
         out = out + torch.as_tensor(config.log_similarity_fn(states), dtype=out.dtype, device=out.device)
     if config.keywords:
-        out = torch.where(satisfies_keywords(config.keywords, states), out, -torch.inf)
+        out = torch.where(satisfies_keywords(config.keywords, states, config.continuation_tokens), out, -torch.inf)
     return out
 
 
@@ -142,11 +157,11 @@ def init(x: torch.Tensor, config: CGMHConfig, protected: torch.Tensor | None = N
     else:
         if protected is not None:
             raise ValueError('protected is only read under keyword_rule="position"; the occurrence rule derives it from x')
-        missing = ~satisfies_keywords(config.keywords, x)
+        missing = ~satisfies_keywords(config.keywords, x, config.continuation_tokens)
         if missing.any():
             row = int(torch.nonzero(missing)[0, 0])
             raise ValueError(f"x[{row}] does not contain every keyword {list(config.keywords)}")
-        protected = locked_positions(config.keywords, x)[0]
+        protected = locked_positions(config.keywords, x, config.continuation_tokens)[0]
     _check_state(x, protected)
     return CGMHState(x, protected, log_target(config, x))
 
@@ -184,7 +199,7 @@ def _sites(config: CGMHConfig, x: torch.Tensor, protected: torch.Tensor):
     if config.keyword_rule == "position":
         locked, blocked = protected, torch.zeros((x.shape[0], width + 1), dtype=torch.bool, device=x.device)
     else:
-        locked, blocked = locked_positions(config.keywords, x)
+        locked, blocked = locked_positions(config.keywords, x, config.continuation_tokens)
     editable = (torch.arange(width, device=x.device)[None, :] < lengths[:, None]) & ~locked  # (N, L)
     open_slots = (torch.arange(width + 1, device=x.device)[None, :] <= lengths[:, None]) & ~blocked  # (N, L + 1)
     return editable, open_slots
@@ -192,7 +207,7 @@ def _sites(config: CGMHConfig, x: torch.Tensor, protected: torch.Tensor):
 
 def _protected_after(config: CGMHConfig, states: torch.Tensor, carried: torch.Tensor) -> torch.Tensor:
     """``protected`` of proposed sentences ``(N, L)``: recomputed, or carried along (position rule)."""
-    return carried if config.keyword_rule == "position" else locked_positions(config.keywords, states)[0]
+    return carried if config.keyword_rule == "position" else locked_positions(config.keywords, states, config.continuation_tokens)[0]
 
 
 def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
