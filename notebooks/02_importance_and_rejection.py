@@ -128,6 +128,70 @@ print(f"acceptance rate {result.acceptance_rate:.4f}  (exact Z/M = {exact_rate:.
 print(f"TV(histogram, π) = {tv_distance(frequencies, target.probabilities()):.4f}")
 
 # %% [markdown]
+# ## Rejection with any acceptance probability $\alpha(x)$
+#
+# Part 1 also states rejection sampling in general: draw $x \sim q$ and keep it with a probability
+# $\alpha(x) \in [0, 1]$ of our choice. A proposal is $x$ *and* is kept with probability $q(x)\alpha(x)$,
+# so a proposal survives with probability $Z_\alpha = \sum_x q(x)\alpha(x)$ and the survivors follow
+#
+# $$
+# \pi_\alpha(x) = \frac{q(x)\,\alpha(x)}{Z_\alpha} .
+# $$
+#
+# The envelope rule above is the special case $\alpha = \rho / (M q)$: then $q\alpha = \rho / M$, the
+# survivors follow $\rho / Z$ and $Z_\alpha = Z / M$. Conversely, any $\alpha$ is the envelope rule for
+# $\rho_\alpha = q \cdot \alpha$ with $M = 1$ (the envelope holds because $\alpha \le 1$), so
+# `rejection.sample` runs it unchanged. Two choices of $\alpha$ with $q = \pi$ from above as the
+# "language model": a hard filter $\alpha = \chi$ (keep the states $k \ge 6$: generate and filter,
+# chapter 1) and a soft one, a logistic "classifier" $\alpha(k) = 1 / (1 + e^{-(k - 5.5)})$. The exact
+# law of the survivors is computed from `rejection.log_accept_probability`, the function `step` decides
+# with, at every state.
+
+# %%
+language_model = IndependentCategorical(logits)  # q = π of the sections above
+all_states = np.arange(num_categories)
+acceptances = {
+    "hard filter α = χ(k ≥ 6)": lambda states: np.where(states >= 6, 0.0, -np.inf),
+    "soft α(k) = σ(k - 5.5)": lambda states: -np.logaddexp(0.0, -(states - 5.5)),
+    "α = ρ / (M q), q uniform": None,  # part 1's envelope rule, for comparison
+}
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.4), sharey=True)
+for ax, (name, log_alpha) in zip(axes, acceptances.items()):
+    if log_alpha is None:
+        proposal, log_rho, log_envelope = uniform, target.log_prob, rejection.tightest_log_envelope(target, uniform)
+    else:
+        proposal, log_envelope = language_model, 0.0
+
+        def log_rho(states, log_alpha=log_alpha):
+            return language_model.log_prob(states) + log_alpha(states)  # ρ_α = q · α, envelope M = 1
+
+    log_q = proposal.log_prob(all_states)
+    # P(propose k and keep it) = q(k) α(k), with α from the function step uses.
+    keep = np.exp(log_q + rejection.log_accept_probability(log_rho(all_states), log_q, log_envelope))
+    survivor_law = keep / keep.sum()
+    result = rejection.sample(rng, log_rho, proposal, log_envelope, NUM_PROPOSALS)
+    histogram = np.bincount(result.samples, minlength=num_categories) / result.num_accepted
+    ax.bar(all_states - 0.2, survivor_law, width=0.4, label="exact q α / Z_α")
+    ax.bar(all_states + 0.2, histogram, width=0.4, label=f"{result.num_accepted} survivors")
+    ax.set_title(name, fontsize=10)
+    ax.set_xlabel("state k")
+    print(
+        f"{name:>26}: acceptance rate {result.acceptance_rate:.4f} (exact Z_α = {keep.sum():.4f}), "
+        f"TV(histogram, q α / Z_α) = {tv_distance(histogram, survivor_law):.4f}, "
+        f"max |q α / Z_α - π| = {np.max(np.abs(survivor_law - target.probabilities())):.1e}"
+    )
+axes[0].set_ylabel("probability")
+axes[0].legend(fontsize=8)
+fig.tight_layout()
+
+# %% [markdown]
+# With $\alpha = \rho / (Mq)$ the survivors' law *is* $\pi$ (the last column printed is rounding error);
+# with any other $\alpha$ it is $q\alpha / Z_\alpha$, a different law — the hard filter keeps $\pi$
+# restricted to $k \ge 6$, the soft one tilts $\pi$ towards large $k$. Choosing $\alpha$ *is* choosing
+# the target: generate-and-filter samples $p \cdot \chi$ exactly, at the price of a rate
+# $P_p(\chi = 1)$.
+
+# %% [markdown]
 # ## The curse of dimension
 #
 # Now the state is a whole sequence: an Ising chain of $L$ spins,
@@ -171,3 +235,5 @@ for length, rate in zip(lengths[::4], exact_rates[::4]):
 #    why?
 # 4. The estimate of $\log Z$ from importance sampling is biased even though $\hat Z$ is not. Run it
 #    many times with `NUM_SAMPLES = 20` and compare the mean of $\log \hat Z$ with $\log Z$.
+# 5. Keep the soft acceptance $\alpha(k) = \sigma(k - 5.5)$ but propose from the uniform `uniform`. Which
+#    law do the survivors follow now? Which $\alpha$ would make them follow $\pi$ with this $q$?
