@@ -130,8 +130,8 @@ for name, target in targets.items():
 
 # %% [markdown]
 # The normaliser of the constrained target is the probability mass that $p$ gives to sentences that
-# satisfy the constraint: $Z(c) / Z = P_p(\chi = 1)$, the fraction of the language model's sentences (of
-# at most four tokens) that contain both keywords — the acceptance rate of a naive "generate and filter"
+# satisfy the constraint: $Z(c) / Z_p = P_p(\chi = 1)$, with $Z_p$ the language model's own normaliser —
+# the fraction of the language model's sentences (of at most four tokens) that contain both keywords — the acceptance rate of a naive "generate and filter"
 # sampler (chapter 2).
 
 # %%
