@@ -112,3 +112,34 @@ def test_bad_input():
         rejection.log_accept_probability([np.nan], [0.0], 5.0)
     with pytest.raises(ValueError, match="no envelope exists"):
         rejection.tightest_log_envelope(Categorical([0.0, 0.0]), pr.IndependentCategorical([0.0, -np.inf]))
+
+
+@pytest.mark.parametrize(
+    "log_alpha",
+    [lambda states: np.where(states % 2 == 0, 0.0, -np.inf), lambda states: -np.logaddexp(0.0, -(states - 3.5))],
+    ids=["hard-filter", "soft"],
+)
+def test_a_general_acceptance_alpha_keeps_q_alpha_over_z_alpha(log_alpha):
+    # Part 1's general rule: keep x ~ q with probability alpha(x) in [0, 1]; the survivors follow
+    # q alpha / Z_alpha and Z_alpha = sum q alpha of the proposals survive. It is the envelope rule for
+    # rho = q alpha with M = 1 (the envelope holds since alpha <= 1), which is how the chapter runs it.
+    _, proposal = categorical_case()
+    states = np.arange(proposal.num_categories)
+
+    def log_rho(x):
+        return proposal.log_prob(x) + log_alpha(x)
+
+    law = Categorical(log_rho(states))  # q alpha / Z_alpha, enumerated
+    result = rejection.sample(np.random.default_rng(31), log_rho, proposal, 0.0, 20_000)
+    rate = np.exp(law.log_normalizer())  # Z_alpha = sum_x q(x) alpha(x), exact (q is normalised)
+    # The accept probability step uses is alpha itself.
+    np.testing.assert_allclose(
+        np.exp(rejection.log_accept_probability(log_rho(states), proposal.log_prob(states), 0.0)),
+        np.exp(log_alpha(states)), rtol=1e-13, atol=0.0,
+    )
+    # Exact two-sided binomial test of the number kept; false-fail rate 1e-4.
+    assert stats.binomtest(result.num_accepted, 20_000, rate).pvalue > FALSE_FAIL
+    # Pearson chi-square of the survivors against q alpha / Z_alpha; false-fail rate 1e-4.
+    assert goodness_of_fit_pvalue(law, result.samples) > FALSE_FAIL
+    # ... and against q itself, the law they would follow if alpha were ignored: rejected.
+    assert goodness_of_fit_pvalue(Categorical(proposal.log_probs), result.samples) < FALSE_FAIL

@@ -1,23 +1,36 @@
-r"""The composed target of part 1: fluency x relevance x hard constraint.
+r"""The composed targets of parts 1 and 4: fluency x relevance x hard constraint.
 
 Part 1 of the series turns "write a sentence containing these keywords" into a distribution to sample
 from, written down rather than learned:
 
 .. math::
-    \log \rho(x, c) = \gamma \log p(x) + \log \mathrm{sim}(x, c) + \log \chi(x, c),
+    \rho(x, c) = p(x)\, \chi(x, c),
     \qquad
     \chi(x, c) = \begin{cases} 1 & \text{every keyword of } c \text{ occurs in } x \\
                                 0 & \text{otherwise,} \end{cases}
 
-so :math:`\log \chi \in \{0, -\infty\}`. Here :math:`p` is a language model (any
-:class:`~textsampling.targets.sequences.SequenceTarget`, e.g. a
-:class:`~textsampling.targets.sequences.BigramLM`), :math:`\gamma > 0` its exponent (CGMH uses
-:math:`\gamma < 1` to favour longer sentences) and :math:`\mathrm{sim}` a pluggable soft relevance
-score. The normalised target is :math:`p(x \mid c) = \rho(x, c) / Z(c)`; on a toy space every
-quantity is exact, so keyword samplers (rejection, MH, CGMH) can be checked against it.
+with :math:`p` a language model. :class:`KeywordTarget` generalises it to
+
+.. math::
+    \log \rho(x, c) = \gamma \log p(x) + \log \mathrm{sim}(x, c) + \log \chi(x, c),
+
+so :math:`\log \chi \in \{0, -\infty\}`, and part 1's keyword target is :math:`\gamma = 1`,
+:math:`\mathrm{sim} \equiv 1`. The two extra factors come from elsewhere in the series: part 1 writes
+:math:`p \cdot \mathrm{sim} \cdot \chi` only for summarisation, with :math:`\mathrm{sim}` the
+similarity of the summary to the text and :math:`\chi` a *length* constraint (pass both through
+``log_similarity``, whose values may be ``-inf``, or give the base model a ``max_length``); and part 4
+suggests :math:`p^{\gamma}` with :math:`\gamma` slightly below 1 against the language model's taste for
+short sentences (bojone's code uses 0.8; the CGMH code has no :math:`\gamma`). That is a heuristic about
+:math:`p` alone: with a keyword constraint :math:`\gamma < 1` can *shorten* the sentences, as chapter 1
+computes exactly on its toy (the mean length of :math:`p^{0.8}\chi` is below that of :math:`p\chi`).
+
+Here :math:`p` is any :class:`~textsampling.targets.sequences.SequenceTarget` (e.g. a
+:class:`~textsampling.targets.sequences.BigramLM`), :math:`\gamma > 0` and :math:`\mathrm{sim}` a
+pluggable soft relevance score. The normalised target is :math:`p(x \mid c) = \rho(x, c) / Z(c)`; on a
+toy space every quantity is exact, so keyword samplers (rejection, MH, CGMH) can be checked against it.
 
 :class:`TopicSimilarity` is a toy relevance score: ``weight`` times the fraction of tokens that belong
-to a topic set. It stands in for the cosine between sentence embeddings used in practice.
+to a topic set. It stands in for a semantic similarity such as a cosine between sentence embeddings.
 
 References: Su Jianlin, 【搜出来的文本】 part 1 (spaces.ac.cn/archives/8062) and part 4
 (spaces.ac.cn/archives/8194); Miao, Zhou, Mou, Yan & Li (2019), "CGMH: Constrained Sentence Generation

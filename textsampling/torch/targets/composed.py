@@ -3,8 +3,10 @@ r"""Torch twin of :mod:`textsampling.targets.composed`: :math:`\gamma \log p + \
 .. math::
     \log \rho(x, c) = \gamma \log p(x) + \log \mathrm{sim}(x, c) + \log \chi(x, c)
 
-(part 1 of the series, spaces.ac.cn/archives/8062; CGMH, arXiv:1811.10996), batched over states
-``(N, L)``, added in the reference's order. The base language model must be a torch sequence twin; the
+batched over states ``(N, L)``, added in the reference's order. Part 1 of the series
+(spaces.ac.cn/archives/8062) writes the keyword target :math:`p \cdot \chi`; :math:`\mathrm{sim}` (part 1's
+summarisation example) and :math:`\gamma` (Su's suggestion in part 4, spaces.ac.cn/archives/8194) are the
+reference module's generalisation, explained there. The base language model must be a torch sequence twin; the
 similarity a :class:`TopicSimilarity` twin, ``None``, or any torch callable ``(N, L) -> (N,)``.
 """
 
