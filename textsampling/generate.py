@@ -152,22 +152,6 @@ def _keyword_list(args) -> list:
     return [word.strip() for word in (args.keywords or "").split(",") if word.strip()]
 
 
-def _encode_keywords(model, words) -> list:
-    """Token ids of the keywords, in order (sub-word pieces of a keyword are consecutive, each protected)."""
-    if hasattr(model, "encode_keywords"):
-        pieces = model.encode_keywords(words)
-    else:
-        from textsampling.lm.loading import encode_keywords
-
-        pieces = encode_keywords(model.tokenizer, words)
-    for word, ids in zip(words, pieces):
-        if len(ids) > 1:
-            # Each piece is protected, but CGMH's insert move treats the gaps between pieces as slots.
-            print(f"textsampling generate: note: keyword {word!r} is {len(ids)} sub-word tokens; each is kept, "
-                  "but a token may be inserted between them", file=sys.stderr)
-    return [int(t) for piece in pieces for t in piece]
-
-
 def _check_model(args, masked_lm, causal_lm) -> list:
     """Model-dependent checks (lengths, keywords); returns the keyword token ids."""
     model = masked_lm if args.sampler in MASKED_SAMPLERS else causal_lm
@@ -177,10 +161,14 @@ def _check_model(args, masked_lm, causal_lm) -> list:
         raise ValueError(f"--max-length {args.max_length} is over the model's maximum of {model.max_length} tokens")
     if args.sampler in MASKED_SAMPLERS and getattr(model, "mask_token_id", None) is None:
         raise ValueError(f"--sampler {args.sampler} needs a masked LM with a [MASK] token")
-    keyword_ids = _encode_keywords(model, _keyword_list(args)) if args.sampler in KEYWORD_SAMPLERS else []
-    if len(keyword_ids) > args.max_length:
+    from textsampling.lm.keywords import keyword_units
+
+    # Each keyword is one unit of word pieces (CGMH never splits it).
+    keyword_ids = keyword_units(model, _keyword_list(args)) if args.sampler in KEYWORD_SAMPLERS else []
+    num_tokens = sum(len(unit) for unit in keyword_ids)
+    if num_tokens > args.max_length:
         raise ValueError(
-            f"the keywords take {len(keyword_ids)} tokens, more than --max-length {args.max_length} allows"
+            f"the keywords take {num_tokens} tokens, more than --max-length {args.max_length} allows"
         )
     return keyword_ids
 
@@ -264,12 +252,24 @@ def execute(args, masked_lm=None, causal_lm=None, interrupt_after_step=None) -> 
     return 0
 
 
-def _write_step(output, step, states, model, extra) -> None:
-    """One line per chain for ``step``, then flush (a step is on disk before the next starts)."""
+def _write_step(output, step, states, model, extra, keywords=()) -> None:
+    """One line per chain for ``step``, then flush (a step is on disk before the next starts).
+
+    With ``keywords``, every decoded sentence must hold each of them as a whole word: one that does not
+    is a sampler bug, and stops the run before it is written.
+    """
+    from textsampling.lm.keywords import missing_keywords
+
     tokens = states.detach().cpu().numpy()
     for chain in range(tokens.shape[0]):
         row = [int(t) for t in tokens[chain] if t != -1]
         record = {"chain": chain, "step": step, "tokens": row, "text": _text(model, row)}
+        missing = missing_keywords(record["text"], keywords)
+        if missing:
+            raise RuntimeError(
+                f"bug: chain {chain} at step {step} holds the sentence {record['text']!r}, without the keyword(s) "
+                f"{missing} (please report it)"
+            )
         for name, values in extra.items():
             value = values[chain]
             record[name] = value.tolist() if hasattr(value, "tolist") else value
@@ -338,20 +338,23 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
                 saved = torch.tensor([last[c]["energy"] for c in range(num_chains)], dtype=torch.float64, device=device)
                 state = mlm_mh.MLMMHState(x, saved.to(state.energy.dtype))
     else:
-        config = cgmh_reference.make_config(model, num_candidates=args.num_candidates, max_length=width, gamma=args.gamma)
+        from textsampling.lm.keywords import continuation_token_ids
+
+        config = cgmh_reference.make_config(
+            model, keyword_ids, num_candidates=args.num_candidates, max_length=width, gamma=args.gamma,
+            continuation_tokens=continuation_token_ids(model),
+        )
         if records:
             x = restored_tokens()
-            protected = torch.zeros((num_chains, width), dtype=torch.bool, device=device)
-            for chain, record in last.items():
-                protected[chain, : len(record["protected"])] = torch.tensor(record["protected"], dtype=torch.bool)
-            state = cgmh.init(x, protected, config)
+            state = cgmh.init(x, config)
             # log rho on disk, in the model's dtype: bit for bit what the first run held (not a rescoring)
             saved = torch.tensor([last[c]["log_prob"] for c in range(num_chains)], dtype=torch.float64, device=device)
-            state = cgmh.CGMHState(x, protected, saved.to(state.log_prob.dtype))
+            state = cgmh.CGMHState(x, state.protected, saved.to(state.log_prob.dtype))
         else:
+            start = [t for unit in keyword_ids for t in unit]  # the keywords, in the order given
             x = torch.full((num_chains, width), -1, dtype=torch.int64, device=device)
-            x[:, : len(keyword_ids)] = torch.tensor(keyword_ids, dtype=torch.int64, device=device)
-            state = cgmh.init(x, x != -1, config)
+            x[:, : len(start)] = torch.tensor(start, dtype=torch.int64, device=device)
+            state = cgmh.init(x, config)
         temperatures = geometric_schedule(1.0, args.final_temperature, args.num_steps) if args.sampler == "anneal" else None
 
     # --- the chains
@@ -376,7 +379,7 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
                 if temperatures is not None:
                     extra["temperature"] = [float(temperatures[step])] * num_chains
             if (step + 1) % args.keep_every == 0 or step == args.num_steps - 1:
-                _write_step(output, step, state.x, model, extra)
+                _write_step(output, step, state.x, model, extra, _keyword_list(args) if args.sampler in KEYWORD_SAMPLERS else ())
             bar.update(1)
             if interrupt_after_step is not None and step == interrupt_after_step:
                 raise KeyboardInterrupt

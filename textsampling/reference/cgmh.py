@@ -7,7 +7,9 @@ Miao, Zhou, Mou, Yan & Li (AAAI 2019, arXiv:1811.10996); part 4 of the series
     \rho(x) = p(x)^{\gamma}\, \mathrm{sim}(x, c)\, \chi(x, c),
 
 with :math:`p` a causal LM (END included), :math:`\gamma > 0` (Su suggests :math:`\gamma` slightly below
-1 in part 4; bojone's code uses 0.8, the CGMH code has no :math:`\gamma`), an optional log-similarity,
+1 in part 4, against the LM's taste for short sentences — a rule of thumb about :math:`p` alone: with
+keywords it can make sentences shorter, as chapter 1 computes; bojone's code uses 0.8, the CGMH code has
+no :math:`\gamma`), an optional log-similarity,
 and :math:`\chi(x, c) = 1` when every keyword occurs in :math:`x`, in any order, else 0. A keyword is a
 *unit*: one token, or several word pieces that must occur contiguously (``usurp ##er``), as a whole
 word (not followed by a piece that continues it, ``king ##dom``). A keyword listed
