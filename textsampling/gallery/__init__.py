@@ -17,7 +17,7 @@ The bugs are those of published code and of SERIES.md's pitfalls: MH without the
 it inverted, acceptance on raw probabilities that underflow, annealing at the wrong sign, Gibbs from
 stale or causal conditionals, a scan that skips a position, top-k or temperature presented as exact,
 and the CGMH mistakes (position-choice ratio omitted, candidate list biased toward the current token,
-moves accepted by a threshold). :data:`CORRECT` holds the correct samplers of every kind (thin
+moves accepted by a threshold, keyword *positions* protected instead of keyword occurrences). :data:`CORRECT` holds the correct samplers of every kind (thin
 adapters over :mod:`textsampling.reference`), which must pass.
 
 Use::
