@@ -88,7 +88,8 @@ fig.tight_layout()
 # %% [markdown]
 # ## Acceptance rate against step size
 #
-# Sweep $\sigma$ over three decades. The acceptance rate falls monotonically; the quality of the
+# Sweep $\sigma$ over three decades. The acceptance rate falls as $\sigma$ grows (up to Monte Carlo
+# noise, which makes the measured curve wiggle); the quality of the
 # sample — here the effective sample size of $x$ per step, and the TV distance between the histogram
 # over ten equal-probability cells and their exact probabilities — is best in between. (The classic
 # rule of thumb, an acceptance rate of a few tens of percent, is an asymptotic result for
@@ -158,9 +159,11 @@ print("split R-hat of this one chain (its two halves compared), per coordinate:"
 # The chain's mean is off, and nothing in the chain itself is broken: it is a correct MH chain that
 # has not been run long enough. Each mode holds it for a long stretch, so the number of *crossings*
 # between modes, not the number of steps, sets how well the weights are estimated; a chain that
-# crossed a handful of times has weighted the modes by chance. A single trace cannot show this
-# reliably, but several chains started far apart can: if they disagree, the run is too short.
-# The split $\hat R$ of `diagnostics.split_rhat` compares the halves of every chain with each other
+# crossed a handful of times has weighted the modes by chance, as the time spent left of $x_1 = 0$
+# shows. The split $\hat R$ of the one chain (its two halves compared) may or may not raise the alarm —
+# a chain that never left its first mode would look perfectly settled — but several chains started far
+# apart cannot all hide it: if they disagree, the run is too short.
+# `diagnostics.split_rhat` compares the halves of every chain with each other
 # (above 1.01 is the usual alarm), and the effective sample size turns the spread into a Monte Carlo
 # standard error of the mean, $\mathrm{sd} / \sqrt{\mathrm{ESS}}$.
 #
