@@ -350,6 +350,10 @@ kernels = {
     "rows renormalised": moves / moves.sum(axis=1, keepdims=True),
     "MH: α scaled up": mh.transition_matrix(su_target, correct),
 }
+row_sums = moves.sum(axis=1)  # c(x): what renormalising divides row x by
+predicted = p * row_sums / np.sum(p * row_sums)
+print("renormalised rows: stationary law = p·c / Σ p·c up to",
+      f"{np.abs(markov.stationary_distribution(kernels['rows renormalised']) - predicted).max():.1e}")
 for name, kernel in kernels.items():
     stationary = markov.stationary_distribution(kernel)
     print(

@@ -22,14 +22,17 @@
 # $$
 #
 # Like MH it needs only ratios of $\rho$ (the normaliser of the conditional is a sum over one position,
-# not over all texts). It is the algorithm behind "BERT speaks" (chapter 7): a masked language model
-# outputs exactly such a conditional. Two orders of positions are common {cite:p}`su2021part2`:
+# not over all texts). It is the algorithm behind "BERT speaks" (chapter 7) {cite:p}`su2021part3`: a
+# masked language model outputs a conditional of this *form* — though BERT's conditionals need not be
+# the conditionals of any joint law, so there the chain's stationary law is not known (chapter 7).
+# Two orders of positions are standard (textbook material; Su's posts do not discuss them):
 #
 # * **random scan** — $i$ uniform at each step: $P = \frac1L \sum_i K_i$;
 # * **systematic scan** — sweep $i = 1, \dots, L$ in turn: $P = K_1 K_2 \cdots K_L$.
 #
 # Each site kernel $K_i$ satisfies detailed balance with $\pi$, so both scans leave $\pi$ invariant; but
-# only the random scan is itself reversible. This chapter checks all of it exactly.
+# only the random scan is reversible in general (a sweep $K_1 \cdots K_L$ is reversible only if it
+# equals its reverse $K_L \cdots K_1$, which it does not here). This chapter checks all of it exactly.
 
 # %%
 import os
