@@ -101,7 +101,8 @@ worst = max(
     np.abs(target.conditional_log_probs(target.states, i) - target.brute_force_conditional_log_probs(target.states, i)).max()
     for i in range(target.length)
 )
-print(f"closed form vs brute force, all {target.num_states} sentences × {target.length} positions: max |Δ log π| = {worst:.1e}")
+print(f"closed form vs brute force, all {target.num_states} sentences × {target.length} positions: "
+      f"max |Δ log π| = {worst:.1e}")
 # Without the boundary factors: p(x_2 | v) alone at the start, p(v | x_{L-1}) alone at the end
 # (target.log_transition[a, b] = log p(b | a), column V = END), for every sentence at once.
 vocab, states = target.vocab_size, target.states

@@ -250,7 +250,8 @@ climbs = [
 climb_kernel = hill_climbing.transition_matrix(target, proposal)
 one_climb = (np.full(num_states, 1 / num_states) @ np.linalg.matrix_power(climb_kernel, STEPS_PER_CLIMB))[best]
 print(f"evaluations of log ρ: annealing {NUM_STEPS + 1}, hill climbing "
-      f"{hill_climbing.num_evaluations(STEPS_PER_CLIMB, NUM_RESTARTS)} ({NUM_RESTARTS} restarts of {STEPS_PER_CLIMB} steps)")
+      f"{hill_climbing.num_evaluations(STEPS_PER_CLIMB, NUM_RESTARTS)} "
+      f"({NUM_RESTARTS} restarts of {STEPS_PER_CLIMB} steps)")
 print(f"one climb ends on the argmax with exact probability {one_climb:.3f}; "
       f"all {NUM_RESTARTS} restarts miss it with exact probability {(1 - one_climb) ** NUM_RESTARTS:.1e}")
 print(f"hill climbing with restarts found the argmax in {np.mean([int(c.best_state) == best for c in climbs]):.0%} "

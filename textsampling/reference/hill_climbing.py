@@ -219,7 +219,7 @@ def sample(
     num_steps = check_int(num_steps, "num_steps")
     num_restarts = check_int(num_restarts, "num_restarts", minimum=1)
     first_step = check_int(first_step, "first_step")
-    num_uniforms(proposal)
+    num_uniforms(proposal)  # refuse a proposal without num_uniforms/propose before any work
     starts, final_states, final_log_probs = [], [], []
     best_state, best_log_prob, best_restart = None, -np.inf, 0
     interrupted = False

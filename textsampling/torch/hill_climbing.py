@@ -54,7 +54,10 @@ class HillClimbTrace(NamedTuple):
 
 
 class RestartResult(NamedTuple):
-    """Per chain: best state ``(B,) + state_shape``, its log-density and restart ``(B,)``; per restart ``(B, R, ...)``."""
+    """Per chain: best state ``(B,) + state_shape``, its log-density and restart ``(B,)``.
+
+    Per restart: ``starts`` and ``final_states`` ``(B, R) + state_shape``, ``final_log_probs`` ``(B, R)``.
+    """
 
     best_state: torch.Tensor
     best_log_prob: torch.Tensor
@@ -188,7 +191,7 @@ def sample(
     num_steps = check_int(num_steps, "num_steps")
     num_restarts = check_int(num_restarts, "num_restarts", minimum=1)
     first_step = check_int(first_step, "first_step")
-    num_uniforms(proposal)
+    num_uniforms(proposal)  # refuse a proposal without num_uniforms/propose before any work
     dtype, device = start_distribution.dtype, start_distribution.device
     starts, final_states, final_log_probs = [], [], []
     best_state = best_log_prob = best_restart = None
