@@ -31,16 +31,20 @@
 # Check detailed balance for $y \ne x$: $\pi(x) q(y \mid x) \alpha(y \leftarrow x) =
 # \min\bigl(\pi(x) q(y \mid x),\, \pi(y) q(x \mid y)\bigr)$, which is symmetric in $x$ and $y$.
 #
-# This chapter runs the package's `metropolis_hastings` module on a continuous target, on sentences,
-# and — to see why the Hastings term is there — without it.
+# This chapter runs the package's `metropolis_hastings` module on a continuous target (with several
+# chains and $\hat R$ when one chain is not enough), on sentences, and — to see why the Hastings term is
+# there — without it; then it rebuilds MH the way Su does, and shows what the rejection-sampling habit
+# "draw again" does to a chain.
 
 # %%
 import os
 
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy import stats
 
 from textsampling import diagnostics, markov
+from textsampling.testing import faulty
 from textsampling.randomness import CounterGenerator
 from textsampling.reference import metropolis_hastings as mh
 from textsampling.reference.proposals import GaussianRandomWalkProposal, RingStepProposal, SingleSiteProposal
@@ -49,6 +53,7 @@ from textsampling.targets import Categorical, FixedLengthBigram, GaussianMixture
 SEED = 1953
 NUM_STEPS = 400 if os.environ.get("CI") else 10_000
 NUM_SWEEP_STEPS = NUM_STEPS // 2  # per step size in the sweep
+NUM_RING_STEPS = 4_000 if os.environ.get("CI") else 40_000  # eight states: cheap steps, so long chains
 rng = np.random.default_rng(SEED)
 
 # %% [markdown]
@@ -83,7 +88,8 @@ fig.tight_layout()
 # %% [markdown]
 # ## Acceptance rate against step size
 #
-# Sweep $\sigma$ over three decades. The acceptance rate falls monotonically; the quality of the
+# Sweep $\sigma$ over three decades. The acceptance rate falls as $\sigma$ grows (up to Monte Carlo
+# noise, which makes the measured curve wiggle); the quality of the
 # sample — here the effective sample size of $x$ per step, and the TV distance between the histogram
 # over ten equal-probability cells and their exact probabilities — is best in between. (The classic
 # rule of thumb, an acceptance rate of a few tens of percent, is an asymptotic result for
@@ -98,15 +104,17 @@ for scale in scales:
     ess_per_step.append(diagnostics.effective_sample_size(trace.states[:, 0], method="mean") / NUM_SWEEP_STEPS)
     tvs.append(diagnostics.empirical_tv_distance(mixture.cell_index(trace.states), mixture.cell_probabilities()))
 
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
+# One panel per row, sharing the σ axis, so each stays legible at the width of a book page.
+fig, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
 axes[0].semilogx(scales, rates, marker="o")
 axes[0].set_ylabel("acceptance rate")
 axes[1].loglog(scales, ess_per_step, marker="o")
 axes[1].set_ylabel("ESS of x per step")
 axes[2].loglog(scales, tvs, marker="o")
-axes[2].set_ylabel("TV(histogram, exact) over 10 cells")
+axes[2].set_ylabel("TV(histogram, exact)\nover 10 cells")
+axes[2].set_xlabel("step size σ")
 for ax in axes:
-    ax.set_xlabel("step size σ")
+    ax.grid(True, which="major", alpha=0.3)
 fig.tight_layout()
 best = int(np.argmax(ess_per_step))
 print(f"best step size here: σ ≈ {scales[best]:.2f} (acceptance rate {rates[best]:.2f}, ESS/step {ess_per_step[best]:.3f})")
@@ -115,8 +123,9 @@ print(f"best step size here: σ ≈ {scales[best]:.2f} (acceptance rate {rates[b
 # ## A walk in two dimensions
 #
 # The same sampler on a 2-D mixture of three components: the first few hundred states of a chain on
-# top of the exact density. The chain spends time in each mode in proportion to its weight, but it has
-# to *cross* the low-density gap between modes to find out — the reason mixing can be slow.
+# top of the exact density. In the long run the chain spends time in each mode in proportion to its
+# weight, but it has to *cross* the low-density gap between modes to find out — the reason mixing can
+# be slow. The printout compares the chain's mean with the exact mean of the mixture.
 
 # %%
 mixture_2d = GaussianMixture(
@@ -139,6 +148,64 @@ for ax in axes:
     ax.set_aspect("equal")
 fig.tight_layout()
 print("exact mean:", mixture_2d.mean().round(3), " chain mean:", trace_2d.states.mean(axis=0).round(3))
+# Where the error comes from: the time spent left of x₁ = 0 (the heaviest mode sits at x₁ = -2), against
+# its exact probability, one normal CDF per component.
+exact_left = float(np.sum(mixture_2d.weights * stats.norm.cdf(0.0, mixture_2d.means[:, 0], mixture_2d.scales[:, 0])))
+print(f"fraction of steps with x₁ < 0: chain {np.mean(trace_2d.states[:, 0] < 0):.3f}, exact {exact_left:.3f}")
+print("split R-hat of this one chain (its two halves compared), per coordinate:",
+      [round(diagnostics.split_rhat(trace_2d.states[:, d]), 3) for d in range(2)])
+
+# %% [markdown]
+# The chain's mean is off, and nothing in the chain itself is broken: it is a correct MH chain that
+# has not been run long enough. Each mode holds it for a long stretch, so the number of *crossings*
+# between modes, not the number of steps, sets how well the weights are estimated; a chain that
+# crossed a handful of times has weighted the modes by chance, as the time spent left of $x_1 = 0$
+# shows. The split $\hat R$ of the one chain (its two halves compared) may or may not raise the alarm —
+# a chain that never left its first mode would look perfectly settled — but several chains started far
+# apart cannot all hide it: if they disagree, the run is too short.
+# `diagnostics.split_rhat` compares the halves of every chain with each other
+# (above 1.01 is the usual alarm), and the effective sample size turns the spread into a Monte Carlo
+# standard error of the mean, $\mathrm{sd} / \sqrt{\mathrm{ESS}}$.
+#
+# The fix: `NUM_CHAINS` chains from the four corners of the plot, each as long as the single chain
+# above, pooled only if $\hat R$ says they agree.
+
+# %%
+NUM_CHAINS = 4
+corners = np.array([[-4.0, -4.0], [4.0, 4.0], [4.0, -4.0], [-4.0, 4.0]])  # over-dispersed starts
+chains_2d = np.stack([
+    mh.sample(CounterGenerator(SEED, chain), corners[chain], mixture_2d.log_prob,
+              GaussianRandomWalkProposal(1.0, dimension=2), NUM_STEPS).states
+    for chain in range(NUM_CHAINS)
+])  # (chain, step, coordinate)
+exact_mean = mixture_2d.mean()
+for d in range(2):
+    draws = chains_2d[:, :, d]
+    rhat = diagnostics.split_rhat(draws)
+    ess = diagnostics.effective_sample_size(draws, method="mean")
+    standard_error = draws.std() / np.sqrt(ess)
+    verdict = "chains agree" if rhat < 1.01 else "chains DISAGREE: run longer"
+    print(
+        f"x{d + 1}: exact {exact_mean[d]:+.3f} | chain means {np.round(draws.mean(axis=1), 2).tolist()} | "
+        f"pooled {draws.mean():+.3f} ± {standard_error:.3f} (MC s.e., ESS {ess:.0f} of {draws.size}) | "
+        f"split R-hat {rhat:.3f}: {verdict} | error / s.e. = {abs(draws.mean() - exact_mean[d]) / standard_error:.1f}"
+    )
+
+fig, axes = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True)
+for d, ax in enumerate(axes):
+    for chain in range(NUM_CHAINS):
+        ax.plot(chains_2d[chain, :, d], lw=0.4, color=f"C{chain}")
+    ax.axhline(exact_mean[d], color="black", ls="--", lw=1)
+    ax.set_ylabel(f"x{d + 1}")
+axes[0].set_title(f"{NUM_CHAINS} chains from the four corners (dashed: exact mean)", fontsize=10)
+axes[-1].set_xlabel("step")
+fig.tight_layout()
+
+# %% [markdown]
+# With enough steps the chains agree ($\hat R$ below 1.01) and the pooled mean is within a couple of
+# Monte Carlo standard errors of the exact one; with few steps (the shortened run of the book's CI
+# build) $\hat R$ is far above 1.01 and says so before anyone trusts the mean. A larger step size
+# crosses between modes more often (try it); the exact answer is what tells which run to believe.
 
 # %% [markdown]
 # ## MH on sentences
@@ -175,12 +242,12 @@ exact_tv = [
 ]
 matrix = mh.transition_matrix(sentences, proposal)
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
 axes[0].loglog(checkpoints, running_tv, "o-", label="MH chain: histogram of the first n states")
 axes[0].loglog(checkpoints, exact_tv, "s--", label="n independent exact draws")
 axes[0].set_xlabel("n")
 axes[0].set_ylabel("TV to the exact law")
-axes[0].legend(fontsize=8)
+axes[0].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18))  # below the axes, off the data
 axes[1].semilogy(markov.mixing_curve(matrix, int(sentences.state_index(x0)[0]), 60, sentences.probabilities()))
 axes[1].set_xlabel("step t")
 axes[1].set_ylabel("TV(law of x_t, π), exact")
@@ -228,7 +295,7 @@ for name, ring_proposal in (("with Hastings term", correct), ("without", wrong))
     laws[name] = (stationary, np.bincount(chain.states, minlength=8) / NUM_STEPS)
     print(f"{name:>18}: TV(stationary law, π) = {markov.tv_distance(stationary, ring_target.probabilities()):.4f}")
 
-fig, ax = plt.subplots(figsize=(9, 3.8))
+fig, ax = plt.subplots(figsize=(9, 4.6))
 positions = np.arange(8)
 ax.bar(positions - 0.3, ring_target.probabilities(), width=0.2, color="black", label="target π")
 for k, (name, (stationary, histogram)) in enumerate(laws.items()):
@@ -236,7 +303,7 @@ for k, (name, (stationary, histogram)) in enumerate(laws.items()):
     ax.plot(positions - 0.1 + 0.2 * k, histogram, "o", color=f"C{k}", mec="black", label=f"{name}: chain histogram")
 ax.set_xlabel("state on the ring")
 ax.set_ylabel("probability")
-ax.legend(fontsize=8, ncol=2)
+ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.15))  # below the axes, off the bars
 fig.tight_layout()
 
 # %% [markdown]
@@ -244,6 +311,101 @@ fig.tight_layout()
 # law — just not $\pi$: the forward drift pushes mass "downstream" of each peak. Nothing in the
 # acceptance rate or the trace plot warns you; only a comparison with an exact answer does (chapter 9
 # turns this into a test).
+#
+# ## Where the acceptance comes from: Su's construction
+#
+# Su builds MH {cite:p}`su2021part2` without guessing the answer. Start from *any* proposal
+# $q(y \leftarrow x)$ and look for an acceptance $\alpha(y \leftarrow x) \in [0, 1]$ such that the
+# moves $q(y \leftarrow x)\,\alpha(y \leftarrow x)$, $y \ne x$, satisfy detailed balance,
+# $p(x)\, q(y \leftarrow x)\, \alpha(y \leftarrow x) = p(y)\, q(x \leftarrow y)\, \alpha(x \leftarrow y)$.
+# The simplest choice makes both sides the same product:
+#
+# $$
+# \alpha(y \leftarrow x) = p(y)\, q(x \leftarrow y)
+# \quad\Longrightarrow\quad
+# p(x)\, q(y \leftarrow x)\, p(y)\, q(x \leftarrow y) \ \text{on both sides.}
+# $$
+#
+# It is a probability (a product of two numbers in $[0, 1]$), but the moves out of $x$ now sum to less
+# than 1. Su puts the missing mass **on the diagonal**: with the remaining probability the chain stays
+# at $x$. The diagonal does not enter detailed balance, so $p$ stays stationary. The tempting
+# alternative — divide each row by its sum so that it adds up to 1 — multiplies row $x$ by its own
+# constant $1/c(x)$, and detailed balance then holds for $p(x)\,c(x)$ instead of $p(x)$: a different law,
+# unless $c$ happens to be constant. Both kernels below are built from the ring proposal of the previous
+# section (asymmetric) on an eight-state target, and their stationary laws are computed exactly.
+# Finally, multiplying $\alpha(y \leftarrow x)$ and $\alpha(x \leftarrow y)$ by the same factor keeps
+# detailed balance; the largest factor that keeps both $\le 1$ gives
+# $\min\bigl(1, \frac{p(y) q(x \leftarrow y)}{p(x) q(y \leftarrow x)}\bigr)$ — Metropolis–Hastings, which
+# moves far more often.
+
+# %%
+su_target = Categorical([0.0, 1.5, 3.0, 0.5, -1.0, 2.0, 0.0, 1.0])
+p = su_target.probabilities()
+# q[x, y] = q(y <- x), from the package's proposal.
+q = np.exp([[correct.log_prob(np.int64(y), np.int64(x)) for y in range(8)] for x in range(8)])
+moves = q * (p[None, :] * q.T)  # moves[x, y] = q(y <- x) alpha(y <- x), alpha(y <- x) = p(y) q(x <- y)
+np.fill_diagonal(moves, 0.0)  # the ring proposal never proposes x itself
+kernels = {
+    "Su: rest on the diagonal": moves + np.diag(1.0 - moves.sum(axis=1)),
+    "rows renormalised": moves / moves.sum(axis=1, keepdims=True),
+    "MH: α scaled up": mh.transition_matrix(su_target, correct),
+}
+row_sums = moves.sum(axis=1)  # c(x): what renormalising divides row x by
+predicted = p * row_sums / np.sum(p * row_sums)
+print("renormalised rows: stationary law = p·c / Σ p·c up to",
+      f"{np.abs(markov.stationary_distribution(kernels['rows renormalised']) - predicted).max():.1e}")
+for name, kernel in kernels.items():
+    stationary = markov.stationary_distribution(kernel)
+    print(
+        f"{name:>25}: TV(stationary law, p) = {markov.tv_distance(stationary, p):.2e}, "
+        f"detailed-balance residual {markov.detailed_balance_residual(kernel, p):.1e}, "
+        f"P(move) at stationarity {p @ (1.0 - np.diag(kernel)):.3f}"
+    )
+
+# %% [markdown]
+# Renormalising the rows gives a chain that always moves — and samples the wrong law. Su's kernel is
+# exact but lazy: it stays put most of the time. MH is exact too and moves far more often (last column).
+#
+# ## Stay put, don't draw again
+#
+# A rejection in MCMC means *the chain stays where it is, and that repeated state is a sample*. The habit
+# from rejection sampling (chapter 2) is the opposite: a rejected draw is thrown away and one draws
+# again until something is accepted. Grafted onto MH — on a rejection, propose again from $x$ until a
+# move is accepted, record only moves — it is the row renormalisation above in disguise: from $x$ it
+# goes to $y$ with probability $P(x, y) / (1 - P(x, x))$, so its stationary law is
+# $\propto p(x)\,(1 - P(x, x))$. States that MH would rather stay in are under-weighted. The package
+# keeps this mistake as `testing.faulty.mh_that_retries_rejections`; below, a chain of each on the same
+# target with a symmetric ring proposal, against the exact law.
+
+# %%
+symmetric_ring = RingStepProposal(8, forward_probability=0.5)
+draw_again = faulty.mh_that_retries_rejections(su_target, symmetric_ring)
+stay_put_chain = mh.sample(rng, 0, su_target.log_prob, symmetric_ring, NUM_RING_STEPS).states
+state, draw_again_chain = np.int64(0), np.empty(NUM_RING_STEPS, dtype=np.int64)
+for t in range(NUM_RING_STEPS):
+    state = draw_again_chain[t] = draw_again.step_fn(rng, state)
+histograms = {
+    "stay put (MH)": np.bincount(stay_put_chain, minlength=8) / NUM_RING_STEPS,
+    "draw again": np.bincount(draw_again_chain, minlength=8) / NUM_RING_STEPS,
+}
+draw_again_law = markov.stationary_distribution(draw_again.transition_matrix)
+print(f"exact stationary law of 'draw again': TV to p = {markov.tv_distance(draw_again_law, p):.3f}")
+for name, histogram in histograms.items():
+    print(f"{name:>14}: TV(histogram of {NUM_RING_STEPS} steps, p) = {markov.tv_distance(histogram, p):.3f}")
+
+fig, ax = plt.subplots(figsize=(9, 4.6))
+ax.bar(positions - 0.2, p, width=0.2, color="black", label="exact p")
+for k, (name, histogram) in enumerate(histograms.items()):
+    ax.bar(positions + 0.2 * k, histogram, width=0.2, color=f"C{k}", label=f"{name}: chain histogram")
+ax.plot(positions + 0.2, draw_again_law, "D", color="C1", mec="black", label="'draw again': exact stationary law")
+ax.set_xlabel("state")
+ax.set_ylabel("probability")
+ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+fig.tight_layout()
+
+# %% [markdown]
+# The "draw again" chain is biased toward states that are easy to leave and away from the peak (state
+# 2), where MH rejects most often: repeated states are not waste, they are how MH weights the peak.
 #
 # ## Try this
 #
@@ -254,3 +416,7 @@ fig.tight_layout()
 #    up or down? And the mixing curve?
 # 4. Make the mixture's modes farther apart (means −6 and 6). Which step size is best now, and what
 #    does its acceptance rate look like?
+# 5. Run the four 2-D chains with step size 2.5 instead of 1.0. How do $\hat R$ and the Monte Carlo
+#    standard error change for the same number of steps?
+# 6. Build Su's kernels with `UniformCategoricalProposal(8)` instead of the ring. Renormalising the rows
+#    is now harmless: compute the row sums $c(x)$ and say why.

@@ -22,14 +22,17 @@
 # $$
 #
 # Like MH it needs only ratios of $\rho$ (the normaliser of the conditional is a sum over one position,
-# not over all texts). It is the algorithm behind "BERT speaks" (chapter 7): a masked language model
-# outputs exactly such a conditional. Two orders of positions are common {cite:p}`su2021part2`:
+# not over all texts). It is the algorithm behind "BERT speaks" (chapter 7) {cite:p}`su2021part3`: a
+# masked language model outputs a conditional of this *form* — though BERT's conditionals need not be
+# the conditionals of any joint law, so there the chain's stationary law is not known (chapter 7).
+# Two orders of positions are standard (textbook material; Su's posts do not discuss them):
 #
 # * **random scan** — $i$ uniform at each step: $P = \frac1L \sum_i K_i$;
 # * **systematic scan** — sweep $i = 1, \dots, L$ in turn: $P = K_1 K_2 \cdots K_L$.
 #
 # Each site kernel $K_i$ satisfies detailed balance with $\pi$, so both scans leave $\pi$ invariant; but
-# only the random scan is itself reversible. This chapter checks all of it exactly.
+# only the random scan is reversible in general (a sweep $K_1 \cdots K_L$ is reversible only if it
+# equals its reverse $K_L \cdots K_1$, which it does not here). This chapter checks all of it exactly.
 
 # %%
 import os
@@ -50,9 +53,24 @@ rng = np.random.default_rng(SEED)
 # %% [markdown]
 # ## The target: four-token sentences, with the exact conditionals
 #
-# A bigram model conditioned on length 4 over four words, $4^4 = 256$ sentences. Its masked conditional
-# has a closed form, $\pi(x_i = v \mid x_{-i}) \propto p(v \mid x_{i-1})\, p(x_{i+1} \mid v)$ — the
-# "oracle masked LM" that stands in for BERT in the exact tests.
+# A bigram model conditioned on length 4 over four words, $4^4 = 256$ sentences,
+# $\rho(x) = p(x_1) \prod_{t=2}^{L} p(x_t \mid x_{t-1})\; p(\mathrm{END} \mid x_L)$. Its masked conditional
+# has a closed form — only the factors that contain $x_i$ survive the normalisation over $v$:
+#
+# $$
+# \pi(x_i = v \mid x_{-i}) \propto
+# \begin{cases}
+# p(x_1 = v)\, p(x_2 \mid v) & i = 1, \\
+# p(v \mid x_{i-1})\, p(x_{i+1} \mid v) & 1 < i < L, \\
+# p(v \mid x_{L-1})\, p(\mathrm{END} \mid v) & i = L,
+# \end{cases}
+# $$
+#
+# the "oracle masked LM" that stands in for BERT in the exact tests. The boundary factors matter: the
+# start law $p(x_1 = v)$ and the end probability $p(\mathrm{END} \mid v)$ are part of $\rho$, and a
+# conditional that dropped them would be the conditional of another law. Below, the closed form that
+# `conditional_log_probs` computes is checked against the brute-force ratio of $\rho$ at every position
+# of every sentence, and against the same formula with the boundary factors left out.
 
 # %%
 WORDS = ["dogs", "bark", "cats", "purr"]
@@ -77,6 +95,26 @@ print("sentence:", sentence(x))
 for position in range(4):
     conditional = np.exp(target.conditional_log_probs(x[None], position)[0])
     print(f"  π(x_{position + 1} = · | rest) =", {word: round(float(p), 3) for word, p in zip(WORDS, conditional)})
+
+# The closed form against the brute-force ratio ρ(x with x_i = v) / Σ_v' ρ(...), everywhere.
+worst = max(
+    np.abs(target.conditional_log_probs(target.states, i) - target.brute_force_conditional_log_probs(target.states, i)).max()
+    for i in range(target.length)
+)
+print(f"closed form vs brute force, all {target.num_states} sentences × {target.length} positions: "
+      f"max |Δ log π| = {worst:.1e}")
+# Without the boundary factors: p(x_2 | v) alone at the start, p(v | x_{L-1}) alone at the end
+# (target.log_transition[a, b] = log p(b | a), column V = END), for every sentence at once.
+vocab, states = target.vocab_size, target.states
+for position, name, unnormalised in (
+    (0, "p(x_1 = v)", target.log_transition[:vocab, states[:, 1]].T),  # (N, V): log p(x_2 | v)
+    (target.length - 1, "p(END | v)", target.log_transition[states[:, -2], :vocab]),  # (N, V): log p(v | x_{L-1})
+):
+    without = np.exp(unnormalised - np.logaddexp.reduce(unnormalised, axis=1, keepdims=True))
+    exact = np.exp(target.conditional_log_probs(states, position))
+    tv = 0.5 * np.abs(without - exact).sum(axis=1)
+    print(f"  position {position + 1} without {name}: TV to the exact conditional, largest over the sentences "
+          f"= {tv.max():.3f}")
 
 # %% [markdown]
 # ## Random scan and systematic scan, exactly
@@ -128,7 +166,7 @@ for k, (scan, trace) in enumerate(traces.items()):
     axes[0].bar(np.arange(15) + 0.27 * k, frequencies[top], width=0.27, label=f"{scan} scan")
 axes[0].set_xticks(np.arange(15), [sentence(target.states[i]) for i in top], rotation=60, ha="right", fontsize=8)
 axes[0].set_ylabel("probability")
-axes[0].legend()
+axes[0].legend(loc="upper right")  # the bars fall off to the right: that corner is empty
 checkpoints = np.unique(np.geomspace(10, NUM_STEPS, 25).astype(int))
 for scan, trace in traces.items():
     indices = target.state_index(trace.states)
@@ -137,7 +175,7 @@ exact_draws = target.state_index(target.sample_exact(rng, NUM_STEPS))
 axes[1].loglog(checkpoints, [diagnostics.empirical_tv_distance(exact_draws[:n], pi) for n in checkpoints], "k--", label="exact draws")
 axes[1].set_xlabel("n (steps, or sweeps for the systematic scan)")
 axes[1].set_ylabel("TV(histogram of the first n, π)")
-axes[1].legend()
+axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, off the curves
 fig.tight_layout()
 
 # %% [markdown]
@@ -179,7 +217,7 @@ print(f"MH with a uniform new token: acceptance rate {diagnostics.acceptance_rat
 # the magnetisation $\frac1L\sum_i s_i$ switches sign rarely, and its autocorrelation decays slowly.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.6), gridspec_kw={"width_ratios": [2, 1]})
+fig, axes = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [2, 1]})
 for coupling in (0.3, 2.0):
     ising = PairwiseChain.ising(10, coupling=coupling)
     trace = gibbs.sample(rng, np.zeros(10, dtype=np.int64), ising.conditional_log_probs, NUM_STEPS, scan="random")
@@ -192,10 +230,11 @@ for coupling in (0.3, 2.0):
     print(f"J = {coupling}: ESS of the magnetisation {shown} of {NUM_STEPS} steps")
 axes[0].set_xlabel("step")
 axes[0].set_ylabel("magnetisation")
-axes[0].legend()
+axes[0].set_ylim(-1.1, 1.6)  # room above the trace for the legend
+axes[0].legend(loc="upper center", ncol=2)
 axes[1].set_xlabel("lag")
 axes[1].set_ylabel("autocorrelation")
-axes[1].legend()
+axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
 fig.tight_layout()
 
 # %% [markdown]

@@ -1,0 +1,234 @@
+r"""Torch twin of :mod:`textsampling.reference.hill_climbing`: hill climbing with restarts for a batch of chains.
+
+For every chain :math:`b` at once: propose :math:`y_b \sim q(\cdot \mid x_b)` and move iff
+:math:`f(y_b) \ge f(x_b)` (:math:`f = \log\rho`; a NaN rejects, ``-inf >= -inf`` accepts), as the
+reference does — Su's plain hill climbing, part 2 of the series (spaces.ac.cn/archives/8084). Uniforms
+of a step, ``(B, k)``, all drive the proposal. :func:`sample` restarts every chain ``num_restarts`` times
+from :math:`x_0 \sim \mu`; restart ``r`` draws its start from step ``first_step + r (num_steps + 1)`` and
+climbs on the following step indices, so with a
+:class:`~textsampling.torch.randomness.CounterGenerator` chain ``c`` is the reference run with
+``CounterGenerator(seed, c)``: same starts, same states, same decisions (in float64).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from textsampling._validation import check_int
+from textsampling.torch import metropolis_hastings
+from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
+from textsampling.torch.metropolis_hastings import MHState
+from textsampling.torch.randomness import as_generator, draw_uniforms
+
+__all__ = [
+    "HillClimbInfo",
+    "HillClimbTrace",
+    "RestartResult",
+    "init",
+    "num_uniforms",
+    "is_uphill_or_equal",
+    "step",
+    "hill_climb",
+    "sample",
+]
+
+
+class HillClimbInfo(NamedTuple):
+    """Per chain: the decision ``(B,)``, the proposed state ``(B,) + state_shape`` and its log-density ``(B,)``."""
+
+    accepted: torch.Tensor
+    proposal: torch.Tensor
+    log_prob_proposal: torch.Tensor
+
+
+class HillClimbTrace(NamedTuple):
+    """A climb: ``states`` ``(B, num_steps) + state_shape`` (column ``t`` = after step ``t``), and the rest per step."""
+
+    states: torch.Tensor
+    log_probs: torch.Tensor
+    accepted: torch.Tensor
+    final_state: MHState
+    interrupted: bool
+
+
+class RestartResult(NamedTuple):
+    """Per chain: best state ``(B,) + state_shape``, its log-density and restart ``(B,)``.
+
+    Per restart: ``starts`` and ``final_states`` ``(B, R) + state_shape``, ``final_log_probs`` ``(B, R)``.
+    """
+
+    best_state: torch.Tensor
+    best_log_prob: torch.Tensor
+    best_restart: torch.Tensor
+    starts: torch.Tensor
+    final_states: torch.Tensor
+    final_log_probs: torch.Tensor
+    interrupted: bool
+
+
+def init(x: torch.Tensor, log_prob_fn, dtype=None) -> MHState:
+    """The states ``x`` ``(B,) + state_shape`` and ``log_prob_fn(x)`` ``(B,)``; NaN refused."""
+    return metropolis_hastings.init(x, log_prob_fn, dtype)
+
+
+def num_uniforms(proposal) -> int:
+    """Uniforms per step: the proposal's only (the decision is deterministic)."""
+    for attribute in ("num_uniforms", "propose"):
+        if not hasattr(proposal, attribute):
+            raise TypeError(
+                f"proposal must have num_uniforms and propose(uniforms, x) (e.g. RingStepProposal); "
+                f"{type(proposal).__name__} lacks {attribute}"
+            )
+    return check_int(proposal.num_uniforms, "proposal.num_uniforms", minimum=1)
+
+
+def is_uphill_or_equal(log_prob_current: torch.Tensor, log_prob_proposal: torch.Tensor) -> torch.Tensor:
+    r""":math:`f(y) \ge f(x)` per chain; a NaN on either side is False (a rejection)."""
+    return log_prob_proposal >= log_prob_current
+
+
+def _check_step_inputs(uniforms, state: MHState, proposal) -> int:
+    uniforms = check_tensor(uniforms, "uniforms", integer=False, ndim=2)
+    if not isinstance(state, MHState):
+        raise TypeError(f"state must be an MHState (from init), got {type(state).__name__}")
+    check_same_device(uniforms=uniforms, **{"state.x": state.x, "state.log_prob": state.log_prob})
+    if uniforms.dtype != state.log_prob.dtype:
+        raise TypeError(
+            f"uniforms has dtype {uniforms.dtype} but state.log_prob has {state.log_prob.dtype}; use one dtype"
+        )
+    if uniforms.shape[1] != num_uniforms(proposal):
+        raise ValueError(f"uniforms must have shape (B, {num_uniforms(proposal)}), got {tuple(uniforms.shape)}")
+    return check_batch(uniforms.shape[0], **{"state.x": state.x, "state.log_prob": state.log_prob})
+
+
+def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, validate: bool = True):
+    """One hill-climbing step for every chain, deterministic given ``uniforms`` ``(B, k)``.
+
+    Returns
+    -------
+    (MHState, HillClimbInfo)
+    """
+    _check_step_inputs(uniforms, state, proposal)
+    if validate:
+        raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
+    y, _ = proposal.propose(uniforms, state.x)  # the Hastings term has no role: nothing is sampled
+    log_prob_y = metropolis_hastings._evaluate(log_prob_fn, y, state.log_prob.dtype, validate, "a proposed state")
+    accepted = is_uphill_or_equal(state.log_prob, log_prob_y)  # (B,)
+    keep = accepted.reshape((-1,) + (1,) * (y.ndim - 1))  # (B, 1, ...) to select whole states
+    new_state = MHState(torch.where(keep, y, state.x), torch.where(accepted, log_prob_y, state.log_prob))
+    return new_state, HillClimbInfo(accepted, y, log_prob_y)
+
+
+def hill_climb(rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, first_step: int = 0, dtype=None):
+    """Climb ``num_steps`` steps for every chain from ``x0`` ``(B,) + state_shape``.
+
+    Step ``t`` uses ``draw_uniforms(rng, first_step + t, k, B)``. Returns a :class:`HillClimbTrace`.
+    """
+    rng = as_generator(rng)
+    num_steps = check_int(num_steps, "num_steps")
+    first_step = check_int(first_step, "first_step")
+    k = num_uniforms(proposal)
+    state = init(x0, log_prob_fn, dtype)
+    num_chains, dtype, device = state.x.shape[0], state.log_prob.dtype, state.x.device
+    states = torch.empty((num_chains, num_steps) + tuple(state.x.shape[1:]), dtype=state.x.dtype, device=device)
+    log_probs = torch.empty((num_chains, num_steps), dtype=dtype, device=device)
+    accepted = torch.zeros((num_chains, num_steps), dtype=torch.bool, device=device)
+    done = 0
+    try:
+        for t in range(num_steps):
+            uniforms = draw_uniforms(rng, first_step + t, k, num_chains, dtype, device)  # (B, k)
+            state, info = step(uniforms, state, log_prob_fn, proposal)
+            states[:, t], log_probs[:, t], accepted[:, t] = state.x, state.log_prob, info.accepted
+            done = t + 1
+    except KeyboardInterrupt:
+        return HillClimbTrace(states[:, :done], log_probs[:, :done], accepted[:, :done], state, True)
+    return HillClimbTrace(states, log_probs, accepted, state, False)
+
+
+def _check_start_distribution(start_distribution) -> int:
+    for attribute in ("num_uniforms", "sample", "dtype", "device"):
+        if not hasattr(start_distribution, attribute):
+            raise TypeError(
+                "start_distribution must be a torch independent proposal (num_uniforms, sample, dtype, device), "
+                f"e.g. IndependentCategorical; {type(start_distribution).__name__} lacks {attribute}"
+            )
+    return check_int(start_distribution.num_uniforms, "start_distribution.num_uniforms", minimum=1)
+
+
+def sample(
+    rng,
+    start_distribution,
+    log_prob_fn,
+    proposal,
+    num_steps: int,
+    num_restarts: int,
+    first_step: int = 0,
+    num_chains: int | None = None,
+) -> RestartResult:
+    r"""Hill climbing with ``num_restarts`` restarts from :math:`x_0 \sim \mu`, for every chain; keep each chain's best.
+
+    Parameters
+    ----------
+    rng : CounterGenerator or torch.Generator
+    start_distribution : torch independent proposal (e.g. ``IndependentCategorical``), :math:`\mu`
+        Its ``dtype`` is the dtype of the uniforms and log-densities.
+    log_prob_fn : callable, ``(B,) + state_shape -> (B,)``
+    proposal : torch proposal (its neighbourhood)
+    num_steps : int, steps per restart
+    num_restarts : int, >= 1
+    first_step : int
+    num_chains : int, required with a ``torch.Generator``
+
+    Returns
+    -------
+    RestartResult
+        Strictly better only: each chain keeps the first restart that reached its best value.
+    """
+    rng = as_generator(rng)
+    start_uniforms = _check_start_distribution(start_distribution)
+    num_steps = check_int(num_steps, "num_steps")
+    num_restarts = check_int(num_restarts, "num_restarts", minimum=1)
+    first_step = check_int(first_step, "first_step")
+    num_uniforms(proposal)  # refuse a proposal without num_uniforms/propose before any work
+    dtype, device = start_distribution.dtype, start_distribution.device
+    starts, final_states, final_log_probs = [], [], []
+    best_state = best_log_prob = best_restart = None
+    interrupted = False
+    for restart in range(num_restarts):
+        start_step = first_step + restart * (num_steps + 1)
+        try:
+            uniforms = draw_uniforms(rng, start_step, start_uniforms, num_chains, dtype, device)  # (B, k0)
+            x0 = start_distribution.sample(uniforms)  # (B,) + state_shape
+        except KeyboardInterrupt:
+            if restart == 0:
+                raise  # nothing done yet: nothing to return
+            interrupted = True
+            break
+        trace = hill_climb(rng, x0, log_prob_fn, proposal, num_steps, start_step + 1, dtype)
+        final = trace.final_state
+        starts.append(x0)
+        final_states.append(final.x)
+        final_log_probs.append(final.log_prob)
+        if best_state is None:
+            best_state, best_log_prob = final.x.clone(), final.log_prob.clone()
+            best_restart = torch.zeros_like(final.log_prob, dtype=torch.int64)
+        else:
+            # Strictly better only, as the reference.
+            better = final.log_prob > best_log_prob  # (B,)
+            best_state = torch.where(better.reshape((-1,) + (1,) * (final.x.ndim - 1)), final.x, best_state)
+            best_log_prob = torch.where(better, final.log_prob, best_log_prob)
+            best_restart = torch.where(better, restart, best_restart)
+        if trace.interrupted:
+            interrupted = True
+            break
+    return RestartResult(
+        best_state,
+        best_log_prob,
+        best_restart,
+        torch.stack(starts, dim=1),  # (B, R) + state_shape
+        torch.stack(final_states, dim=1),  # (B, R) + state_shape
+        torch.stack(final_log_probs, dim=1),  # (B, R)
+        interrupted,
+    )
