@@ -174,7 +174,8 @@ def main(argv=None) -> int:
     for student, path in unknown:
         rows.append({"student": student, "exercise": None, "file": str(path.relative_to(folder)), "passed": False,
                      "verdict": "NOT YET", "seconds": 0.0, "stages": [],
-                     "feedback": "cannot tell the exercise: name the file 01_..., 02_... or 03_... as the starter"})
+                     "feedback": "not graded: cannot tell which exercise (a helper? an answer is named 01_..., "
+                                 "02_... or 03_... as its starter, or defines the exercise's function)"})
 
     with open(output / "grades.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
