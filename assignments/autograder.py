@@ -211,7 +211,7 @@ class _StateProblem(Exception):
     pass
 
 
-def _validate(result, x, target, variable_length: bool) -> np.ndarray:
+def _validate(result, x, target, variable_length: bool, from_lm: bool = False) -> np.ndarray:
     """The returned state as an int array, or ``_StateProblem`` saying what is wrong with it."""
     where = f"from x = {_label(x)}"
     if result is None:
@@ -241,9 +241,10 @@ def _validate(result, x, target, variable_length: bool) -> np.ndarray:
         tokens = state[:length]
     outside = tokens[(tokens < 0) | (tokens >= target.vocab_size)]
     if outside.size:
+        special = " (a special id: END or [MASK], whose log-probability is -inf, must never be written)"
         raise _StateProblem(
             f"your step returned {state.tolist()} {where}: token {int(outside[0])} is outside the vocabulary "
-            f"0..{target.vocab_size - 1}"
+            f"0..{target.vocab_size - 1}" + (special if from_lm and outside[0] >= target.vocab_size else "")
         )
     missing = [k for k in getattr(target, "keywords", ()) if k not in tokens.tolist()]
     if missing:
@@ -664,7 +665,7 @@ def _grade(result, spec, function, seed, num_calls, budget, conformance, conform
         for n, a in enumerate(starts):
             x = exact.states[a]
             calls_before = recorder.calls if recorder else 0
-            y = _validate(_call(function, rng, x, context), x, target, variable_length)
+            y = _validate(_call(function, rng, x, context), x, target, variable_length, recorder is not None)
             structure = _structure_problem(spec.number, x, y)
             asked = recorder is None or recorder.calls > calls_before
             if structure is None and not asked and not np.array_equal(x, y):

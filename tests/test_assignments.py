@@ -254,6 +254,11 @@ def test_malformed_returns_are_explained(step, fragment):
     assert not result.passed and fragment in result.headline, result.format()
 
 
+def test_a_sweep_that_writes_a_special_id_is_told_so():
+    result = autograder.grade(2, lambda rng, x, lm: np.full(3, lm.mask_token_id), conformance=False)
+    assert not result.passed and "must never be written" in result.headline, result.format()
+
+
 def test_wrong_signature_and_unloadable_files(tmp_path):
     result = autograder.grade(1, lambda rng, x: x)
     assert not result.passed and "cannot be called as" in result.headline
@@ -414,3 +419,12 @@ def test_notebooks_are_jupytext_percent_with_task_starter_and_autograder(exercis
     assert "**Task.**" in text and "# TODO" in text
     assert "## Autograding" in text and f"finish(grade({exercise}, {function}))" in text
     assert 'if __name__ == "__main__":' in text
+
+
+def test_finish_exits_with_1_as_a_script_and_only_prints_in_jupyter(monkeypatch, capsys):
+    result = autograder.grade(1, lambda rng, x, target: None, conformance=False)
+    with pytest.raises(SystemExit) as stopped:
+        autograder.finish(result)
+    assert stopped.value.code == 1 and "exercise 1: NOT YET" in capsys.readouterr().out
+    monkeypatch.setattr("builtins.__IPYTHON__", True, raising=False)
+    assert autograder.finish(result) is result  # a notebook cell prints the verdict, no SystemExit traceback
