@@ -331,6 +331,7 @@ axes[0].set_ylabel("probability")
 axes[0].legend(fontsize=8)
 for ax, (name, indices) in zip(axes[1:], visited.items()):
     ax.plot(np.log(p)[indices].T, lw=0.5)
+    ax.axvline(burn_in, color="black", ls=":", lw=1)  # the discarded first tenth ends here
     ax.set_title(f"{name}: trace of log p(x)", fontsize=10)
     ax.set_xlabel("step")
 fig.tight_layout()

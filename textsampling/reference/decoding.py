@@ -217,16 +217,12 @@ class SequenceLaw(NamedTuple):
     r"""The exact law of a decoder's outcome, over its support (every outcome of positive probability).
 
     Row ``s`` is the outcome (``tokens[s]``, ``ended[s]``) with probability ``exp(log_probs[s])``; rows are
-    sorted shortest first, then by token ids, cut (not ended) outcomes last among those of full length.
+    sorted by length, then by token ids (an ended sentence is always shorter than ``max_new_tokens``).
 
-    Attributes
-    ----------
-    tokens : numpy.ndarray of int64, shape (S, max_new_tokens)
-        The sentence, PAD-padded, END excluded (as :class:`DecodeResult`).
-    ended : numpy.ndarray of bool, shape (S,)
-        Whether END was drawn; ``False`` means the sentence was cut at ``max_new_tokens`` tokens.
-    log_probs : numpy.ndarray of float64, shape (S,)
-        :math:`\log q` of each outcome; they sum (in probability) to 1.
+    Fields: ``tokens`` ``(S, max_new_tokens)`` int64, the
+    sentence PAD-padded with END excluded (as in :class:`DecodeResult`); ``ended`` ``(S,)`` bool, whether END
+    was drawn (``False``: the sentence was cut at ``max_new_tokens`` tokens); ``log_probs`` ``(S,)``
+    float64, :math:`\log q` of each outcome (they sum to 1 in probability).
     """
 
     tokens: np.ndarray
@@ -331,7 +327,7 @@ def exact_sequence_law(
                     extended.append((longer, log_q + row[token]))
         frontier = extended
     outcomes.extend((prefix, False, log_q) for prefix, log_q in frontier)  # never reached END: cut
-    # Canonical order: length, then token ids, ended before cut.
+    # Canonical order: length, then token ids (ended and cut outcomes never share a length).
     outcomes.sort(key=lambda o: (int(np.sum(o[0] != PAD)), tuple(int(v) for v in o[0]), not o[1]))
     return SequenceLaw(
         np.array([o[0] for o in outcomes], dtype=np.int64).reshape(len(outcomes), max_new_tokens),
