@@ -167,13 +167,20 @@ for name, law in laws.items():
 # prefixes (`decoding.beam_search`, the rules of transformers' `generate`). Neither samples: each
 # returns the same sentence every time, a point mass, at TV $1 - p(\text{that sentence})$ from $p$. Both
 # *search* for a probable sentence; whether they find the most probable one is checked exactly here.
+# Beam search does not even aim at the argmax of $p$ by default: transformers ranks finished sentences
+# by $\log p / (\text{length})^{\text{length\_penalty}}$ with `length_penalty = 1`, an average
+# log-probability per token that favours long sentences; `length_penalty = 0` ranks by $\log p$.
 
 # %%
 mode = int(np.argmax(p))
 print(f"most probable outcome under p: {text(ancestral.tokens[mode], ancestral.ended[mode])}  p = {p[mode]:.4f}")
 for name in ("greedy", "beam search, 2 beams", "beam search, 4 beams"):
     law = laws[name]
-    print(f"{name:>22}: {text(law.tokens[0], law.ended[0])}  p = {ancestral.probabilities_of(law.tokens, law.ended)[0]:.4f}")
+    print(f"{name:>40}: {text(law.tokens[0], law.ended[0])}  p = {ancestral.probabilities_of(law.tokens, law.ended)[0]:.4f}")
+for num_beams in (2, 4):
+    law = decoding.exact_sequence_law(oracle, MAX_NEW_TOKENS, num_beams=num_beams, length_penalty=0.0)
+    name = f"beam search, {num_beams} beams, length_penalty 0"
+    print(f"{name:>40}: {text(law.tokens[0], law.ended[0])}  p = {ancestral.probabilities_of(law.tokens, law.ended)[0]:.4f}")
 
 # %%
 order = np.argsort(p)[::-1][:20]
@@ -243,7 +250,8 @@ fig.tight_layout()
 #   Temperature is not the tempered joint $p^{1/\tau}/Z$ either (their TV distance is printed above),
 #   and moves the length of the sentences in its own direction.
 # * Greedy and beam search return a single sentence; as the comparison with the most probable outcome
-#   shows, a search that looks only a few steps ahead need not find the argmax. To *maximise* a score
+#   shows, a search that looks only a few steps ahead need not find the argmax, and transformers'
+#   default length penalty makes beam search rank by another score than $p$. To *maximise* a score
 #   over whole sentences, chapter 6's annealing searches the sentence space itself.
 # * The MCMC samplers of chapters 7–8 exist for targets these decoders cannot express. The same caveat
 #   applies to them: a top-$k$ proposal inside Gibbs also changes the target (chapter 7, exercise 2).
@@ -253,7 +261,8 @@ fig.tight_layout()
 # 1. Lower the temperature to 0.05. Which law does the per-step tempered decoder approach — the
 #    greedy sentence or the argmax of $p$? And $p^{1/\tau}/Z$?
 # 2. Set `top_p=1.0` and `top_k=4` (the whole vocabulary, END excluded). Is the law still $p$? Why not?
-# 3. Increase `num_beams` until beam search returns the most probable outcome. Does it ever fail to,
-#    with 5 beams (every token and END)?
+# 3. With `length_penalty=0`, how many beams does beam search need to return the most probable outcome
+#    here? With 5 beams, as many as there are next outcomes (4 tokens and END), is the search exhaustive?
+#    (Count the prefixes that keep running after two steps.)
 # 4. Raise `MAX_NEW_TOKENS` to 6 (5,460 outcomes). How do the TV distances of the filters change as the
 #    sentences get longer?
