@@ -250,19 +250,19 @@ print(f"MLM-MH (oracle, PLL): max |π P - π| = {markov.stationarity_residual(or
 # $\pi_{\mathrm{WC}}(x) \propto \prod_t \phi_t(x) = e^{-E_{\text{raw logit}}(x)}$, and reads BERT's
 # softmax $q_t$ as this MRF's conditional at $t$, so that Gibbs with $q_t$ would sample the MRF. The
 # step is wrong for the reason of the previous section: $x_t$ is also an input of every other
-# potential $\phi_{t'}$, $t' \ne t$. Kyunghyun Cho retracted the claim himself shortly after publication,
-# in a note crediting Chandel, Joseph and Ranganath with finding the error — "BERT has a Mouth and must
-# Speak, but it is not an MRF" (K. Cho, blog post, 2019,
+# potential $\phi_{t'}$, $t' \ne t$. Kyunghyun Cho retracted the claim himself, in a note crediting
+# Chandel, Joseph and Ranganath with finding the error — "BERT has a Mouth and must Speak, but it is
+# not an MRF" (K. Cho, blog post, 2019,
 # [kyunghyuncho.me](http://www.kyunghyuncho.me/home/blog/amistakeinwangchoberthasamouthanditmustspeakbertasamarkovrandomfieldlanguagemodel)):
-# the $q_t$ are conditionals over the $t$-th token given the others, "although there may not be a
-# joint distribution from which these conditionals can be (easily) derived". Su relays the retraction
-# as the caveat of part 3 {cite:p}`su2021part3`, and Goyal et al. {cite:p}`goyal2022exposing` turn
-# the MRF into a target that MH can actually reach (the raw-logit energy of `mlm_mh`).
+# the $q_t$ remain conditionals of each token given the others, but there may be no joint
+# distribution from which they can be derived. Su's part 3 makes the same caveat
+# {cite:p}`su2021part3`, and Goyal et al. {cite:p}`goyal2022exposing` turn the MRF into a target that
+# MH can actually reach (the raw-logit energy of `mlm_mh`).
 #
 # The oracle makes the mistake exact. Its raw logits are $\log p(v \mid x_{i-1}) + \log p(x_{i+1} \mid v)$,
-# so every bigram factor is counted twice in $\sum_t \mathrm{logit}_t$ and the MRF is
-# $\pi_{\mathrm{WC}} \propto p(x)^2 / \bigl(p(x_1)\, p(\mathrm{END} \mid x_n)\bigr)$ — not $p$, although
-# the conditionals are those of $p$.
+# so $\sum_t \mathrm{logit}_t$ counts every transition factor twice (the two boundary factors once),
+# and the MRF is $\pi_{\mathrm{WC}} \propto p(x)^2 / \bigl(p(x_1)\, p(\mathrm{END} \mid x_n)\bigr)$ — not
+# $p$, although the conditionals are those of $p$.
 
 # %%
 raw_energies = np.array([mlm_mh.energy(oracle, x, "raw_logit") for x in states])
