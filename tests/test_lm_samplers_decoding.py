@@ -168,3 +168,152 @@ def test_greedy_and_beam_search_equal_transformers_generate(tiny_gpt2, num_beams
         twin = decoding_twin.beam_search(lm, num_beams, max_new_tokens, length_penalty).tokens
         np.testing.assert_array_equal(twin, ours)
     assert [int(t) for t in ours if t != PAD] == hf_content
+
+
+# ----------------------------------------------------------------------------- exact sequence laws
+EXACT_SETTINGS = [(1.0, None, None), (0.6, None, None), (1.7, None, None), (1.0, 2, None), (1.0, None, 0.7), (1.4, 3, 0.8)]
+
+
+def _law_as_dict(law):
+    """{sentence tuple, with "cut" appended when END was not drawn: probability}, the form of _exact_sentence_law."""
+    out = {}
+    for tokens, ended, log_prob in zip(law.tokens, law.ended, law.log_probs):
+        sentence = tuple(int(t) for t in tokens if t != PAD)
+        out[sentence if ended else sentence + ("cut",)] = float(np.exp(log_prob))
+    return out
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", EXACT_SETTINGS)
+def test_exact_sequence_law_sums_to_one_and_matches_the_written_out_law(temperature, top_k, top_p):
+    oracle = _oracle()
+    law = decoding.exact_sequence_law(oracle, oracle.max_length, temperature, top_k, top_p)
+    assert abs(np.exp(logsumexp(law.log_probs)) - 1.0) < 1e-12
+    written_out = {key: value for key, value in _exact_sentence_law(oracle, oracle.max_length, temperature, top_k, top_p).items() if value > 0}
+    ours = _law_as_dict(law)
+    assert set(ours) == set(written_out)  # same support: truncation removes the same sentences
+    for key, value in written_out.items():
+        assert abs(ours[key] - value) < 1e-12, key
+
+
+def test_ancestral_law_is_the_model_sentence_law():
+    """Ended outcomes: p(x, END) = exp(sequence_log_probs); cut ones: p(x_1..x_L) from the bigram's parameters."""
+    oracle = _oracle(seed=11, vocab_size=3, max_length=4)
+    law = decoding.exact_sequence_law(oracle, 4)
+    assert len(law.log_probs) == sum(3**n for n in range(1, 5))  # every sentence has positive probability here
+    ended_rows = law.tokens[law.ended]
+    np.testing.assert_allclose(np.exp(law.log_probs[law.ended]), np.exp(oracle.sequence_log_probs(ended_rows)), rtol=0, atol=1e-12)
+    bigram = oracle.bigram
+    for tokens, log_prob in zip(law.tokens[~law.ended], law.log_probs[~law.ended]):
+        prefix = bigram.log_initial[tokens[0]] + sum(bigram.log_transition[a, b] for a, b in zip(tokens[:-1], tokens[1:]))
+        assert abs(np.exp(log_prob) - np.exp(prefix)) < 1e-12
+
+
+def test_temperature_law_is_not_the_tempered_joint():
+    """The per-step tempered law differs from p^(1/T)/Z over the same outcomes (and equals it at T = 1)."""
+    oracle = _oracle()
+    ancestral = decoding.exact_sequence_law(oracle, oracle.max_length)
+    for temperature in (0.6, 1.7):
+        per_step = decoding.exact_sequence_law(oracle, oracle.max_length, temperature=temperature)
+        assert np.array_equal(per_step.tokens, ancestral.tokens) and np.array_equal(per_step.ended, ancestral.ended)
+        joint = ancestral.log_probs / temperature
+        joint = joint - logsumexp(joint)
+        assert np.max(np.abs(per_step.log_probs - joint)) > 0.05
+
+
+def test_greedy_and_beam_laws_are_point_masses_at_what_decode_and_beam_search_return():
+    oracle = _oracle(vocab_size=6, max_length=5)
+    greedy = decoding.exact_sequence_law(oracle, 5, greedy=True)
+    assert greedy.log_probs.tolist() == [0.0]
+    np.testing.assert_array_equal(greedy.tokens[0], decoding.decode(np.full(5, 0.5), oracle, 5, greedy=True).tokens)
+    beam = decoding.exact_sequence_law(oracle, 5, num_beams=3)
+    assert beam.log_probs.tolist() == [0.0]
+    np.testing.assert_array_equal(beam.tokens[0], decoding.beam_search(oracle, 3, 5).tokens)
+    with pytest.raises(ValueError, match="greedy and num_beams"):
+        decoding.exact_sequence_law(oracle, 5, greedy=True, num_beams=3)
+
+
+def test_sequence_law_tv_distance_over_the_union_of_supports():
+    oracle = _oracle()
+    ancestral = decoding.exact_sequence_law(oracle, 3)
+    top_1 = decoding.exact_sequence_law(oracle, 3, top_k=1)  # the greedy sentence, as a (degenerate) sampler
+    greedy = decoding.exact_sequence_law(oracle, 3, greedy=True)
+    assert ancestral.tv_distance(ancestral) == 0.0
+    assert top_1.tv_distance(greedy) < 1e-12
+    expected = 1.0 - ancestral.probabilities_of(greedy.tokens, greedy.ended)[0]  # TV to a point mass
+    assert abs(ancestral.tv_distance(greedy) - expected) < 1e-12
+    assert abs(greedy.tv_distance(ancestral) - expected) < 1e-12
+
+
+def _chi_square_pvalue(law, tokens, ended):
+    """Chi-square of decoded outcomes against ``law`` (cells with expected count < 5 pooled); every
+    outcome outside the support makes the p-value 0."""
+    rows = law.index(tokens, ended)
+    if np.any(rows < 0):
+        return 0.0
+    counts = np.bincount(rows, minlength=len(law.log_probs)).astype(float)
+    expected = len(rows) * law.probabilities()
+    small = expected < 5
+    observed = np.append(counts[~small], counts[small].sum())
+    expected = np.append(expected[~small], expected[small].sum())
+    if expected[-1] == 0:
+        observed, expected = observed[:-1], expected[:-1]
+    return stats.chisquare(observed, expected).pvalue
+
+
+def _twin_outcomes(oracle, num_sentences, seed, **kwargs):
+    """``num_sentences`` outcomes of the torch twin's decode (equal to the reference's decision by decision,
+    test_decoding_twin_equals_reference), one batched model call per position."""
+    uniforms = torch.as_tensor(counter_uniforms(seed, np.arange(num_sentences), 0, oracle.max_length))
+    result = decoding_twin.decode(uniforms, oracle, **kwargs)
+    return result.tokens.numpy(), result.ended.numpy()
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", EXACT_SETTINGS)
+def test_decode_follows_exact_sequence_law(temperature, top_k, top_p):
+    """Decoded sentences against `exact_sequence_law`: chi-square, false-fail rate 1e-4 per setting, fixed seed."""
+    oracle = _oracle()
+    tokens, ended = _twin_outcomes(oracle, NUM_SENTENCES, 29, temperature=temperature, top_k=top_k, top_p=top_p)
+    law = decoding.exact_sequence_law(oracle, oracle.max_length, temperature, top_k, top_p)
+    assert _chi_square_pvalue(law, tokens, ended) > FALSE_FAIL_RATE
+
+
+#: The reference decode is ~1000x slower than the batched twin: fewer sentences (power stated below).
+NUM_REFERENCE_SENTENCES = 2_000
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, None, None), (0.6, 3, 0.8)])
+def test_reference_decode_follows_exact_sequence_law(temperature, top_k, top_p):
+    """`decoding.sample` (the reference `decode`) against `exact_sequence_law`: chi-square, false-fail rate 1e-4."""
+    oracle = _oracle()
+    rng = np.random.default_rng(23)
+    tokens, ended = decoding.sample(rng, oracle, NUM_REFERENCE_SENTENCES, oracle.max_length, temperature, top_k, top_p)
+    law = decoding.exact_sequence_law(oracle, oracle.max_length, temperature, top_k, top_p)
+    assert _chi_square_pvalue(law, tokens, ended) > FALSE_FAIL_RATE
+
+
+def test_the_exact_law_test_rejects_a_wrong_law():
+    """Test of the test: the same chi-square rejects (p < 1e-4) per-step tempered sentences scored against the
+    tempered *joint* p^(1/T)/Z (TV 0.14 apart here; non-centrality 2000 at 20,000 sentences, about 200 at the
+    reference's 2,000: power above 1 - 1e-7 either way), ancestral sentences against the tempered law, and
+    ancestral sentences against top-2's law (they leave its support)."""
+    oracle = _oracle()
+    length = oracle.max_length
+    ancestral = decoding.exact_sequence_law(oracle, length)
+    tempered = decoding.exact_sequence_law(oracle, length, temperature=0.6)
+    tempered_joint = ancestral._replace(log_probs=ancestral.log_probs / 0.6 - logsumexp(ancestral.log_probs / 0.6))
+    assert tempered.tv_distance(tempered_joint) > 0.1
+    tokens, ended = _twin_outcomes(oracle, NUM_SENTENCES, 29, temperature=0.6)
+    assert _chi_square_pvalue(tempered, tokens, ended) > FALSE_FAIL_RATE  # the right law passes on these samples
+    assert _chi_square_pvalue(tempered_joint, tokens, ended) < FALSE_FAIL_RATE
+    tokens, ended = decoding.sample(np.random.default_rng(23), oracle, NUM_REFERENCE_SENTENCES, length, temperature=0.6)
+    assert _chi_square_pvalue(tempered_joint, tokens, ended) < FALSE_FAIL_RATE
+    tokens, ended = _twin_outcomes(oracle, NUM_SENTENCES, 29)
+    assert _chi_square_pvalue(tempered, tokens, ended) < FALSE_FAIL_RATE
+    assert _chi_square_pvalue(decoding.exact_sequence_law(oracle, length, top_k=2), tokens, ended) == 0.0
+
+
+@pytest.mark.parametrize("kwargs, match", [({"max_new_tokens": 0}, "max_new_tokens"), ({"top_p": 0.0}, "top_p"), ({"temperature": -1}, "temperature")])
+def test_exact_sequence_law_bad_settings_name_the_argument(kwargs, match):
+    arguments = {"max_new_tokens": 2} | kwargs
+    with pytest.raises((ValueError, TypeError), match=match):
+        decoding.exact_sequence_law(_oracle(), **arguments)

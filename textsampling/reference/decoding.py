@@ -4,7 +4,9 @@ The left-to-right samplers the MCMC samplers of parts 3–4 are compared with. A
 by token from :math:`p(x_{t+1} \mid x_{\le t})` until END (or ``max_new_tokens``):
 
 * ancestral — draw from :math:`p` itself: sentences follow the LM's law exactly;
-* temperature — from :math:`p^{1/\tau}` (renormalised);
+* temperature — from :math:`p(\cdot \mid x_{\le t})^{1/\tau}`, renormalised *at each step*; the sentence
+  law is the product of these tempered conditionals, which is **not** :math:`p(x)^{1/\tau} / Z` (the
+  per-step normalisers depend on the prefix);
 * top-k — from :math:`p` restricted to its :math:`k` most probable tokens (Fan et al. 2018);
 * top-p (nucleus) — restricted to the smallest set of most probable tokens whose mass reaches
   :math:`p` (Holtzman et al. 2020, arXiv:1904.09751), written as transformers writes it: sort
@@ -19,6 +21,17 @@ than the LM's, which is why these are *baselines*, not samplers of :math:`p`.
 
 Uniforms: ``uniforms[t]`` draws token ``t`` (inverse CDF); a sentence uses ``max_new_tokens`` uniforms,
 those after END unused.
+
+Exact laws: :func:`exact_sequence_law` enumerates every outcome of :func:`decode` (a sentence ended by
+END, or its first ``max_new_tokens`` tokens when END was not drawn by then) with its exact probability,
+
+.. math::
+    q(x_1..x_n, \mathrm{END}) = \prod_{t=1}^{n} q_t(x_t \mid x_{<t})\; q_{n+1}(\mathrm{END} \mid x_{\le n}),
+    \qquad q(x_1..x_L\ \text{cut}) = \prod_{t=1}^{L} q_t(x_t \mid x_{<t}),
+
+with :math:`q_t` the filtered conditional of :func:`next_token_row` (the very code :func:`decode` samples
+from). Ancestral sampling gives :math:`q = p`; temperature, top-k and top-p give another law; greedy and
+beam search give a point mass. Feasible for small models and short ``max_new_tokens`` only.
 """
 
 from __future__ import annotations
@@ -44,6 +57,8 @@ __all__ = [
     "decode",
     "sample",
     "beam_search",
+    "SequenceLaw",
+    "exact_sequence_law",
 ]
 
 MODES = ("ancestral", "temperature", "top_k", "top_p", "greedy")
@@ -195,3 +210,127 @@ def beam_search(model, num_beams: int, max_new_tokens: int, length_penalty: floa
     out = np.full(max_new_tokens, PAD, dtype=np.int64)
     out[: len(content)] = content
     return BeamResult(out, float(score), bool(ended))
+
+
+# ----------------------------------------------------------------------------- exact laws
+class SequenceLaw(NamedTuple):
+    r"""The exact law of a decoder's outcome, over its support (every outcome of positive probability).
+
+    Row ``s`` is the outcome (``tokens[s]``, ``ended[s]``) with probability ``exp(log_probs[s])``; rows are
+    sorted by length, then by token ids (an ended sentence is always shorter than ``max_new_tokens``).
+
+    Fields: ``tokens`` ``(S, max_new_tokens)`` int64, the
+    sentence PAD-padded with END excluded (as in :class:`DecodeResult`); ``ended`` ``(S,)`` bool, whether END
+    was drawn (``False``: the sentence was cut at ``max_new_tokens`` tokens); ``log_probs`` ``(S,)``
+    float64, :math:`\log q` of each outcome (they sum to 1 in probability).
+    """
+
+    tokens: np.ndarray
+    ended: np.ndarray
+    log_probs: np.ndarray
+
+    def probabilities(self) -> np.ndarray:
+        """``exp(log_probs)``, shape ``(S,)``."""
+        return np.exp(self.log_probs)
+
+    def index(self, tokens, ended) -> np.ndarray:
+        """Row of each outcome ``(tokens (N, max_new_tokens), ended (N,))`` in this law; ``-1`` if outside its support."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        ended = np.asarray(ended, dtype=bool)
+        if tokens.ndim != 2 or tokens.shape[1] != self.tokens.shape[1] or ended.shape != (tokens.shape[0],):
+            raise ValueError(
+                f"tokens must have shape (N, {self.tokens.shape[1]}) and ended shape (N,), "
+                f"got {tokens.shape} and {ended.shape}"
+            )
+        rows = {(row.tobytes(), bool(e)): s for s, (row, e) in enumerate(zip(self.tokens, self.ended))}
+        return np.array([rows.get((row.tobytes(), bool(e)), -1) for row, e in zip(tokens, ended)], dtype=np.int64)
+
+    def probabilities_of(self, tokens, ended) -> np.ndarray:
+        """Probability of each outcome ``(tokens (N, max_new_tokens), ended (N,))``: 0 outside the support."""
+        rows = self.index(tokens, ended)
+        return np.where(rows >= 0, np.exp(self.log_probs[np.maximum(rows, 0)]), 0.0)
+
+    def tv_distance(self, other: "SequenceLaw") -> float:
+        r"""Total variation :math:`\frac12 \sum_x |q(x) - q'(x)|` over the union of both supports."""
+        if not isinstance(other, SequenceLaw) or other.tokens.shape[1] != self.tokens.shape[1]:
+            raise ValueError("other must be a SequenceLaw over the same max_new_tokens")
+        mine = self.probabilities()
+        theirs_here = other.probabilities_of(self.tokens, self.ended)  # 0 where other puts no mass
+        outside = self.index(other.tokens, other.ended) < 0  # other's outcomes outside this support
+        return float(0.5 * (np.abs(mine - theirs_here).sum() + other.probabilities()[outside].sum()))
+
+
+def _point_mass(tokens: np.ndarray, ended: bool) -> SequenceLaw:
+    return SequenceLaw(tokens[None].astype(np.int64), np.array([bool(ended)]), np.zeros(1))
+
+
+def exact_sequence_law(
+    model,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k=None,
+    top_p=None,
+    greedy: bool = False,
+    num_beams=None,
+    length_penalty: float = 1.0,
+) -> SequenceLaw:
+    r"""The exact law of :func:`decode`'s outcome, by enumerating every prefix of positive probability.
+
+    Each prefix :math:`x_{\le t}` is expanded with the same filtered row :func:`decode` samples from
+    (:func:`next_token_row`): END closes an outcome, any other token extends the prefix, and a prefix of
+    ``max_new_tokens`` tokens is a cut outcome. Log-probabilities add along the path, so
+
+    * ancestral (defaults): :math:`q(x) = p(x)`, the model's own sentence probabilities;
+    * ``temperature`` :math:`\tau`: :math:`q(x) = \prod_t p(x_t \mid x_{<t})^{1/\tau} / Z_t(x_{<t})` — one
+      normaliser per prefix, hence not :math:`p(x)^{1/\tau}/Z`;
+    * ``top_k`` / ``top_p``: the product of the truncated, renormalised conditionals;
+    * ``greedy`` or ``num_beams``: the point mass at the single sentence :func:`decode` (greedy) or
+      :func:`beam_search` returns — a search, not a sampler.
+
+    Parameters
+    ----------
+    model : CausalLanguageModel
+        ``next_token_log_probs``, ``end_token_id``, ``special_token_ids``.
+    max_new_tokens : int
+        As in :func:`decode`; the number of outcomes grows like :math:`V^{\text{max\_new\_tokens}}`.
+    temperature, top_k, top_p : as in :func:`decode`
+    greedy : bool, default False
+    num_beams : int, optional
+        The law of :func:`beam_search` with ``num_beams`` beams and ``length_penalty``.
+
+    Returns
+    -------
+    SequenceLaw
+    """
+    max_new_tokens = check_int(max_new_tokens, "max_new_tokens", minimum=1)
+    temperature, top_k, top_p = check_decoding(temperature, top_k, top_p)
+    if num_beams is not None:
+        if greedy:
+            raise ValueError("greedy and num_beams exclude each other: pass one of them")
+        result = beam_search(model, num_beams, max_new_tokens, length_penalty)
+        return _point_mass(result.tokens, result.ended)
+    if greedy:
+        result = decode(np.full(max_new_tokens, 0.5), model, max_new_tokens, temperature, top_k, top_p, greedy=True)
+        return _point_mass(result.tokens, result.ended)
+    outcomes: list[tuple[np.ndarray, bool, float]] = []
+    frontier = [(np.full(max_new_tokens, PAD, dtype=np.int64), 0.0)]  # prefixes of length t, with log q
+    for t in range(max_new_tokens):
+        extended = []
+        for prefix, log_q in frontier:
+            row = next_token_row(model, prefix, temperature, top_k, top_p)
+            for token in np.flatnonzero(row > -np.inf):  # only outcomes of positive probability
+                if token == model.end_token_id:
+                    outcomes.append((prefix, True, log_q + row[token]))
+                else:
+                    longer = prefix.copy()
+                    longer[t] = token
+                    extended.append((longer, log_q + row[token]))
+        frontier = extended
+    outcomes.extend((prefix, False, log_q) for prefix, log_q in frontier)  # never reached END: cut
+    # Canonical order: length, then token ids (ended and cut outcomes never share a length).
+    outcomes.sort(key=lambda o: (int(np.sum(o[0] != PAD)), tuple(int(v) for v in o[0]), not o[1]))
+    return SequenceLaw(
+        np.array([o[0] for o in outcomes], dtype=np.int64).reshape(len(outcomes), max_new_tokens),
+        np.array([o[1] for o in outcomes], dtype=bool),
+        np.array([o[2] for o in outcomes], dtype=np.float64),
+    )
