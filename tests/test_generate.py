@@ -20,8 +20,18 @@ def oracle():
 
 
 def _args(output, sampler, *extra):
-    argv = ["--sampler", sampler, "--num-chains", str(NUM_CHAINS), "--num-steps", str(NUM_STEPS), "--max-length", "6",
-            "--min-length", "2", "--num-candidates", "4", "--output", str(output), "--no-progress", *extra]
+    """Small settings: only the options ``sampler`` uses (any other is refused)."""
+    argv = ["--sampler", sampler, "--max-length", "6", "--no-progress", *extra]
+    if output is not None:
+        argv += ["--output", str(output)]
+    if sampler not in generate.SINGLE_SENTENCE_SAMPLERS:
+        argv += ["--num-chains", str(NUM_CHAINS)]
+    if sampler in generate.MCMC_SAMPLERS:
+        argv += ["--num-steps", str(NUM_STEPS)]
+    if sampler in generate.MASKED_SAMPLERS:
+        argv += ["--min-length", "2"]
+    if sampler in generate.KEYWORD_SAMPLERS:
+        argv += ["--num-candidates", "4"]
     return generate.build_parser().parse_args(argv)
 
 
@@ -31,7 +41,7 @@ def _lines(folder):
 
 SAMPLER_OPTIONS = {
     "gibbs": ["--scan", "systematic"], "mh": ["--energy", "raw_logit"], "cgmh": ["--keywords", "t2,t4"],
-    "anneal": ["--keywords", "t1"], "ancestral": [], "topk": ["--top-k", "3"], "topp": [], "beam": [],
+    "anneal": ["--keywords", "t1"], "ancestral": [], "topk": ["--top-k", "3"], "topp": [], "greedy": [], "beam": [],
 }
 
 
@@ -41,7 +51,7 @@ def test_every_sampler_writes_its_samples_and_metrics(tmp_path, oracle, sampler,
     assert generate.execute(args, masked_lm=oracle, causal_lm=oracle) == 0
     lines = _lines(tmp_path)
     if sampler in generate.DECODING_SAMPLERS:
-        assert len(lines) == (1 if sampler == "beam" else NUM_CHAINS)
+        assert len(lines) == (1 if sampler in generate.SINGLE_SENTENCE_SAMPLERS else NUM_CHAINS)
     else:
         assert [(r["step"], r["chain"]) for r in lines] == [(t, c) for t in range(NUM_STEPS) for c in range(NUM_CHAINS)]
     for record in lines:
@@ -53,7 +63,7 @@ def test_every_sampler_writes_its_samples_and_metrics(tmp_path, oracle, sampler,
         for record in lines:  # keywords stay, in order, at the protected positions
             assert [t for t, p in zip(record["tokens"], record["protected"]) if p] == keywords
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["num_sentences"] == (1 if sampler == "beam" else NUM_CHAINS)
+    assert metrics["num_sentences"] == (1 if sampler in generate.SINGLE_SENTENCE_SAMPLERS else NUM_CHAINS)
     assert 0 < metrics["distinct_1"] <= 1
     if sampler not in generate.DECODING_SAMPLERS:  # complete sentences: perplexity under the oracle
         assert metrics["perplexity"] > 1
@@ -69,8 +79,13 @@ def test_interrupted_run_resumed_equals_an_uninterrupted_one(tmp_path, oracle, s
     assert status == 130 and not (cut / "metrics.json").exists()
     partial = (cut / "samples.jsonl").read_text()
     assert 0 < len(partial) < len((whole / "samples.jsonl").read_text())
-    # The interruption may also land in the middle of a step and of a line: simulate both.
-    (cut / "samples.jsonl").write_text(partial + '{"chain": 0, "step": 7, "tokens": [1, 2], "text": "t1 t2"}\n{"chain": 1, "st')
+    # The interruption may also land in the middle of a step and of a line: simulate both (the next record
+    # of the step after, with a changed sentence that the resumed run must redo, and half a line).
+    following = (whole / "samples.jsonl").read_text().splitlines(keepends=True)[partial.count("\n"):]
+    started = json.loads(following[0])
+    assert started["chain"] == 0
+    started["tokens"], started["text"] = [1, 2], "t1 t2"
+    (cut / "samples.jsonl").write_text(partial + json.dumps(started) + "\n" + following[1][:12])
     assert generate.execute(_args(cut, sampler, *options, "--resume"), masked_lm=oracle, causal_lm=oracle) == 0
     assert (cut / "samples.jsonl").read_bytes() == (whole / "samples.jsonl").read_bytes()
     assert json.loads((cut / "metrics.json").read_text()) == json.loads((whole / "metrics.json").read_text())
