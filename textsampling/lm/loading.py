@@ -148,7 +148,16 @@ def _load_config(source: str, local: bool):
     from transformers import AutoConfig
 
     if local:
-        return AutoConfig.from_pretrained(source, local_files_only=True, **_NO_REMOTE_CODE)
+        try:
+            return AutoConfig.from_pretrained(source, local_files_only=True, **_NO_REMOTE_CODE)
+        except ValueError as error:
+            if "auto_map" in (Path(source) / "config.json").read_text():
+                raise ValueError(
+                    f"name_or_path {source!r} needs Python code shipped in the folder (auto_map in config.json) "
+                    "to build its model; textsampling never runs code from a model folder (trust_remote_code=False). "
+                    "Use a checkpoint of an architecture that transformers itself provides."
+                ) from None
+            raise
     try:  # already in the Hugging Face cache: works offline
         return AutoConfig.from_pretrained(source, local_files_only=True, **_NO_REMOTE_CODE)
     except (OSError, ValueError):
