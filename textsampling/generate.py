@@ -11,8 +11,11 @@ Samplers (``--sampler``):
     Replace/insert/delete MH around ``--keywords`` (Miao et al. 2019), target :math:`p(x)^\gamma`.
 ``anneal``
     The CGMH kernel on :math:`\rho^{1/T}`, :math:`T` from 1 down to ``--final-temperature`` (geometric).
-``ancestral``, ``topk``, ``topp``, ``beam``
-    Left-to-right decoding baselines (``--temperature`` applies to the first three).
+``ancestral``, ``topk``, ``topp``
+    Left-to-right decoding baselines, one sentence per chain (``--temperature`` applies).
+``greedy``, ``beam``
+    Deterministic decoders: each returns **one** sentence (the argmax at every position; the best of
+    ``--num-beams`` beams), so ``--num-chains`` must be 1 or left out.
 
 Every chain runs on the batched torch twins, on ``--device``; chain ``c`` at step ``t`` uses the
 counter-based uniforms ``Philox(seed, c, t)``, so a step is reproducible from the state before it.
@@ -555,7 +558,7 @@ def execute(args, masked_lm=None, causal_lm=None, interrupt_after_step=None) -> 
     except KeyboardInterrupt:
         summary = statistics.summary()
         print(f"\ninterrupted{'; ' + summary if summary else ''}; the samples so far are in {samples_path}. "
-              f"Continue with: textsampling generate ... --resume --output {folder}", file=sys.stderr)
+              f"Continue it: the same command with --resume --output {folder}", file=sys.stderr)
         return 130
     _report(args, folder, model, causal_lm, statistics)
     return 0

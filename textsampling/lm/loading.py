@@ -317,8 +317,9 @@ def _load(name_or_path, kind: str, device, dtype, allow_pickle: bool = False):
         except ValueError as error:  # the config names no model of this kind
             raise ValueError(f"name_or_path {name!r} cannot be loaded as a {kind} LM: {error}") from None
         except OSError as error:
-            if not info.local and info.use_safetensors:  # a hub checkpoint without safetensors weights
-                raise _pickle_refusal(name, f"no model.safetensors: {error}") from None
+            # a hub checkpoint without safetensors weights (transformers names the file it did not find)
+            if not info.local and info.use_safetensors and "safetensors" in str(error):
+                raise _pickle_refusal(name, f"no model.safetensors on the hub: {error}") from None
             raise
     missing = list(loading_info.get("missing_keys") or [])
     if missing:
