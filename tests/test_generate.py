@@ -21,8 +21,18 @@ def oracle():
 
 
 def _args(output, sampler, *extra):
-    argv = ["--sampler", sampler, "--num-chains", str(NUM_CHAINS), "--num-steps", str(NUM_STEPS), "--max-length", "6",
-            "--min-length", "2", "--num-candidates", "4", "--output", str(output), "--no-progress", *extra]
+    """Small settings: only the options ``sampler`` uses (any other is refused)."""
+    argv = ["--sampler", sampler, "--max-length", "6", "--no-progress", *extra]
+    if output is not None:
+        argv += ["--output", str(output)]
+    if sampler not in generate.SINGLE_SENTENCE_SAMPLERS:
+        argv += ["--num-chains", str(NUM_CHAINS)]
+    if sampler in generate.MCMC_SAMPLERS:
+        argv += ["--num-steps", str(NUM_STEPS)]
+    if sampler in generate.MASKED_SAMPLERS:
+        argv += ["--min-length", "2"]
+    if sampler in generate.KEYWORD_SAMPLERS:
+        argv += ["--num-candidates", "4"]
     return generate.build_parser().parse_args(argv)
 
 
@@ -32,7 +42,7 @@ def _lines(folder):
 
 SAMPLER_OPTIONS = {
     "gibbs": ["--scan", "systematic"], "mh": ["--energy", "raw_logit"], "cgmh": ["--keywords", "t2,t4"],
-    "anneal": ["--keywords", "t1"], "ancestral": [], "topk": ["--top-k", "3"], "topp": [], "beam": [],
+    "anneal": ["--keywords", "t1"], "ancestral": [], "topk": ["--top-k", "3"], "topp": [], "greedy": [], "beam": [],
 }
 
 
@@ -42,7 +52,7 @@ def test_every_sampler_writes_its_samples_and_metrics(tmp_path, oracle, sampler,
     assert generate.execute(args, masked_lm=oracle, causal_lm=oracle) == 0
     lines = _lines(tmp_path)
     if sampler in generate.DECODING_SAMPLERS:
-        assert len(lines) == (1 if sampler == "beam" else NUM_CHAINS)
+        assert len(lines) == (1 if sampler in generate.SINGLE_SENTENCE_SAMPLERS else NUM_CHAINS)
     else:
         assert [(r["step"], r["chain"]) for r in lines] == [(t, c) for t in range(NUM_STEPS) for c in range(NUM_CHAINS)]
     for record in lines:
@@ -55,7 +65,7 @@ def test_every_sampler_writes_its_samples_and_metrics(tmp_path, oracle, sampler,
             assert all(k in record["tokens"] for k in keywords)
             assert all(t in keywords for t, p in zip(record["tokens"], record["protected"]) if p)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["num_sentences"] == (1 if sampler == "beam" else NUM_CHAINS)
+    assert metrics["num_sentences"] == (1 if sampler in generate.SINGLE_SENTENCE_SAMPLERS else NUM_CHAINS)
     assert 0 < metrics["distinct_1"] <= 1
     if sampler not in generate.DECODING_SAMPLERS:  # complete sentences: perplexity under the oracle
         assert metrics["perplexity"] > 1
@@ -71,8 +81,13 @@ def test_interrupted_run_resumed_equals_an_uninterrupted_one(tmp_path, oracle, s
     assert status == 130 and not (cut / "metrics.json").exists()
     partial = (cut / "samples.jsonl").read_text()
     assert 0 < len(partial) < len((whole / "samples.jsonl").read_text())
-    # The interruption may also land in the middle of a step and of a line: simulate both.
-    (cut / "samples.jsonl").write_text(partial + '{"chain": 0, "step": 7, "tokens": [1, 2], "text": "t1 t2"}\n{"chain": 1, "st')
+    # The interruption may also land in the middle of a step and of a line: simulate both (the next record
+    # of the step after, with a changed sentence that the resumed run must redo, and half a line).
+    following = (whole / "samples.jsonl").read_text().splitlines(keepends=True)[partial.count("\n"):]
+    started = json.loads(following[0])
+    assert started["chain"] == 0
+    started["tokens"], started["text"] = [1, 2], "t1 t2"
+    (cut / "samples.jsonl").write_text(partial + json.dumps(started) + "\n" + following[1][:12])
     assert generate.execute(_args(cut, sampler, *options, "--resume"), masked_lm=oracle, causal_lm=oracle) == 0
     assert (cut / "samples.jsonl").read_bytes() == (whole / "samples.jsonl").read_bytes()
     assert json.loads((cut / "metrics.json").read_text()) == json.loads((whole / "metrics.json").read_text())
@@ -187,3 +202,222 @@ def test_a_sentence_without_its_keyword_is_never_written(tmp_path, oracle):
     with pytest.raises(RuntimeError, match="without the keyword"):
         generate._write_step(output, 1, torch.tensor([[2, 3, -1]]), oracle, {}, ["t2", "t4"])
     assert output.getvalue().count("\n") == 1
+
+
+# ----------------------------------------------------------------------------- a fresh folder per run
+def test_default_folder_is_named_by_sampler_and_time():
+    when = generate.datetime(2026, 1, 2, 3, 4, 5)
+    assert generate.default_output("gibbs", now=when) == generate.Path("runs") / "gibbs-20260102-030405"
+
+
+def test_runs_without_output_never_collide(tmp_path, oracle, monkeypatch, capsys):
+    """The same command twice in the same second: two complete runs, the second in name-2 (no clock read)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(generate, "default_output", lambda sampler: generate.Path("runs") / f"{sampler}-same-second")
+    for _ in range(2):
+        assert generate.execute(_args(None, "cgmh", "--keywords", "t2"), causal_lm=oracle) == 0
+    first, second = tmp_path / "runs" / "cgmh-same-second", tmp_path / "runs" / "cgmh-same-second-2"
+    out = capsys.readouterr().out
+    assert out.startswith("textsampling generate: writing to runs/cgmh-same-second\n")
+    assert "writing to runs/cgmh-same-second-2\n" in out
+    assert (first / "samples.jsonl").read_bytes() == (second / "samples.jsonl").read_bytes()  # same seed
+    assert (first / "metrics.json").is_file() and (second / "metrics.json").is_file()
+
+
+def test_resume_needs_output():
+    with pytest.raises(ValueError, match="--resume continues the run in --output"):
+        generate._check_settings(_args(None, "gibbs", "--resume"))
+
+
+# ----------------------------------------------------------------------------- options checked before loading
+@pytest.mark.parametrize(
+    "sampler, extra, match",
+    [
+        ("gibbs", ["--top-p", "0.5"], "--top-p is used by --sampler topp only"),
+        ("topp", ["--num-steps", "5"], "--num-steps is used by"),
+        ("cgmh", ["--keywords", "t1", "--energy", "raw_logit"], "--energy is used by --sampler mh only"),
+        ("beam", ["--num-chains", "4"], "returns one sentence.*--num-chains must be 1"),
+        ("greedy", ["--num-chains", "2"], "returns one sentence"),
+        ("ancestral", ["--temperature", "0"], "--temperature must be a finite number > 0"),
+        ("topk", ["--top-k", "0"], "--top-k must be an integer >= 1"),
+        ("gibbs", ["--device", "tpu"], "--device 'tpu' is not a device"),
+        ("gibbs", ["--device", "cuda:7"], "--device cuda:7"),
+    ],
+)
+def test_bad_options_are_refused_before_any_model_loads(sampler, extra, match, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as on a CPU-only torch, even on a GPU box
+    with pytest.raises(ValueError, match=match):
+        generate._check_settings(_args(tmp_path / "out", sampler, *extra))
+    assert not (tmp_path / "out").exists()
+
+
+def test_command_line_refuses_before_loading_and_in_one_line(tmp_path, monkeypatch, capsys):
+    """Device, options, keywords, lengths: exit status 2, one line, no traceback, no model weights loaded."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(generate, "load_models", lambda args: pytest.fail("loaded a model before refusing"))
+    monkeypatch.chdir(tmp_path)
+    cases = [
+        (["--sampler", "gibbs", "--device", "cuda"], "cannot use CUDA here"),
+        (["--sampler", "gibbs", "--device", "tpu"], "is not a device"),
+        (["--sampler", "beam", "--num-chains", "4"], "returns one sentence"),
+        (["--sampler", "cgmh", "--keywords", "king,\u2603"], "cannot be represented"),
+        (["--sampler", "cgmh", "--keywords", "king", "--max-length", "100000"], "over the model's maximum"),
+        (["--sampler", "gibbs", "--resume"], "--resume continues the run in --output"),
+    ]
+    for argv, match in cases:
+        assert cli.main(["generate", *argv, "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert match in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # no folder claimed for a refused run
+
+
+def test_ctrl_c_while_loading_ends_quietly_and_leaves_no_empty_run(tmp_path, monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(generate, "load_models", interrupted)
+    assert cli.main(["generate", "--sampler", "gibbs", "--no-progress"]) == 130
+    captured = capsys.readouterr()
+    assert "interrupted" in captured.err and "Traceback" not in captured.err
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_ctrl_c_while_importing_ends_quietly(monkeypatch, capsys):
+    def interrupted(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.importlib, "import_module", interrupted)
+    assert cli.main(["generate", "--sampler", "gibbs"]) == 130
+    assert capsys.readouterr().err.strip() == "textsampling generate: interrupted"
+
+
+def test_ctrl_c_while_sampling_keeps_the_samples_through_the_command_line(tmp_path, oracle, monkeypatch, capsys):
+    real_execute = generate.execute
+    monkeypatch.setattr(generate, "load_models", lambda args: (oracle, oracle))
+    monkeypatch.setattr(generate, "_check_model_before_loading", lambda args: None)  # the oracle has no checkpoint
+    monkeypatch.setattr(generate, "execute", lambda args, **models: real_execute(args, interrupt_after_step=3, **models))
+    argv = ["generate", "--sampler", "gibbs", "--num-chains", "3", "--num-steps", "9", "--max-length", "6",
+            "--output", str(tmp_path / "run"), "--no-progress"]
+    assert cli.main(argv) == 130
+    assert "Traceback" not in capsys.readouterr().err
+    assert [json.loads(line)["step"] for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()] == [
+        step for step in range(4) for _ in range(3)]
+
+
+# ----------------------------------------------------------------------------- what a run says
+def test_greedy_and_beam_say_they_return_one_sentence(tmp_path, oracle, capsys):
+    for sampler in ("greedy", "beam"):
+        assert generate.execute(_args(tmp_path / sampler, sampler), causal_lm=oracle) == 0
+        assert "returns one sentence" in capsys.readouterr().out
+        assert len(_lines(tmp_path / sampler)) == 1
+
+
+def test_greedy_takes_the_most_probable_token_each_time(tmp_path, oracle):
+    generate.execute(_args(tmp_path, "greedy"), causal_lm=oracle)
+    (record,) = _lines(tmp_path)
+    prefix = np.full((1, 6), -1)
+    for position, token in enumerate(record["tokens"] + ([] if record["truncated"] else [oracle.end_token_id])):
+        row = oracle.next_token_log_probs(prefix)[0]
+        row[[t for t in oracle.special_token_ids if t != oracle.end_token_id]] = -np.inf
+        assert token == int(np.argmax(row))
+        if position < 6 and token != oracle.end_token_id:
+            prefix[0, position] = token
+
+
+def test_truncated_sentences_are_marked_in_the_record_and_the_printout(tmp_path, oracle, capsys):
+    # --max-length 2 cuts some sentences of this bigram and not others (seed 0; the first assert below checks
+    # that the test sees both kinds)
+    args = generate.build_parser().parse_args(["--sampler", "ancestral", "--num-chains", "8", "--max-length", "2",
+                                               "--output", str(tmp_path), "--no-progress"])
+    assert generate.execute(args, causal_lm=oracle) == 0
+    out = capsys.readouterr().out
+    records = _lines(tmp_path)
+    assert {r["truncated"] for r in records} == {True, False}
+    for record in records:
+        assert record["truncated"] == (not record["ended"])
+        assert record["truncated"] == (len(record["tokens"]) == 2 and not record["ended"])
+        marker = f"[{record['chain']}] {record['text']} [truncated]"
+        assert (marker in out) == record["truncated"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["num_truncated"] == sum(r["truncated"] for r in records)
+
+
+@pytest.mark.parametrize("sampler, score", [("mh", "energy"), ("cgmh", "log_prob")])
+def test_the_summary_prints_the_acceptance_rate_and_score_of_the_file(tmp_path, oracle, sampler, score, capsys):
+    generate.execute(_args(tmp_path, sampler, *SAMPLER_OPTIONS[sampler]), masked_lm=oracle, causal_lm=oracle)
+    records = _lines(tmp_path)
+    rate = np.mean([r["accepted"] for r in records])
+    last = [r[score] for r in records if r["step"] == NUM_STEPS - 1]
+    name = "energy" if sampler == "mh" else "log rho"
+    out = capsys.readouterr().out
+    assert f"acceptance rate {rate:.3f} over the {NUM_STEPS * NUM_CHAINS} chain-steps run now" in out
+    assert f"mean {name} of the chains' last sentences {np.mean(last):.3f}" in out
+
+
+def test_progress_postfix_shows_acceptance_and_score():
+    import torch
+
+    statistics = generate._RunningStatistics("cgmh")
+    statistics.update(torch.tensor([True, False, False, True]), torch.tensor([-3.0, -5.0, -4.0, -4.0]))
+    statistics.update(torch.tensor([True, True, False, True]), torch.tensor([-1.0, -2.0, -3.0, -2.0]))
+    assert statistics.postfix() == "accept=0.625 log rho=-2.00"
+
+
+# ----------------------------------------------------------------------------- --resume refuses damage
+def _damaged_run(tmp_path, oracle, damage):
+    """A cgmh run cut after step 5, its samples file then damaged by ``damage(lines) -> lines``."""
+    folder = tmp_path / "run"
+    generate.execute(_args(folder, "cgmh", "--keywords", "t2"), causal_lm=oracle, interrupt_after_step=5)
+    lines = (folder / "samples.jsonl").read_text().splitlines(keepends=True)
+    assert len(lines) == 6 * NUM_CHAINS
+    (folder / "samples.jsonl").write_text("".join(damage(lines)))
+    return folder
+
+
+def _without_tokens(line):
+    record = json.loads(line)
+    del record["tokens"]
+    return json.dumps(record) + "\n"
+
+
+DAMAGE = {
+    "deleted": (lambda lines: lines[:7] + lines[8:], 8, "expected step 2 chain 1, found step 2 chain 2"),
+    "duplicated": (lambda lines: lines[:8] + lines[7:], 9, "expected step 2 chain 2, found step 2 chain 1 \\(a duplicate"),
+    "swapped": (lambda lines: lines[:3] + [lines[4], lines[3]] + lines[5:], 4, "expected step 1 chain 0, found step 1 chain 1"),
+    "no tokens": (lambda lines: lines[:10] + [_without_tokens(lines[10])] + lines[11:], 11, "has no 'tokens'"),
+    "not JSON": (lambda lines: lines[:5] + ['{"chain": 2, "st\n'] + lines[6:], 6, "is not valid JSON"),
+    "past the end": (lambda lines: lines + [lines[-1]] * 0 + [json.dumps({**json.loads(lines[0]), "step": 99}) + "\n"],
+                     19, "expected step 6 chain 0, found step 99 chain 0"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_resume_refuses_a_damaged_samples_file_naming_the_first_bad_line(tmp_path, oracle, kind, capsys, monkeypatch):
+    damage, line, match = DAMAGE[kind]
+    folder = _damaged_run(tmp_path, oracle, damage)
+    before = (folder / "samples.jsonl").read_bytes()
+    with pytest.raises(generate.DamagedSamplesError, match=f"samples.jsonl line {line}\\b.*{match}"):
+        generate.execute(_args(folder, "cgmh", "--keywords", "t2", "--resume"), causal_lm=oracle)
+    assert (folder / "samples.jsonl").read_bytes() == before  # refused: nothing rewritten
+    # through the command line: one line, exit status 2, before any model loads
+    capsys.readouterr()
+    monkeypatch.setattr(generate, "load_models", lambda args: pytest.fail("loaded a model before refusing"))
+    argv = ["generate", "--sampler", "cgmh", "--keywords", "t2", "--max-length", "6", "--num-chains", str(NUM_CHAINS),
+            "--num-steps", str(NUM_STEPS), "--num-candidates", "4", "--output", str(folder), "--resume", "--no-progress"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"line {line}:" in err or f"line {line} is" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert (folder / "samples.jsonl").read_bytes() == before
+
+
+def test_resume_keeps_a_complete_file_and_repairs_only_a_cut_last_line(tmp_path, oracle):
+    whole = tmp_path / "whole"
+    generate.execute(_args(whole, "cgmh", "--keywords", "t2"), causal_lm=oracle)
+    folder = _damaged_run(tmp_path, oracle, lambda lines: lines + [lines[0][:7]])  # cut mid-line, no newline
+    assert generate.execute(_args(folder, "cgmh", "--keywords", "t2", "--resume"), causal_lm=oracle) == 0
+    assert (folder / "samples.jsonl").read_bytes() == (whole / "samples.jsonl").read_bytes()

@@ -213,3 +213,104 @@ def test_sentence_similarity_when_installed(shakespeare_causal):
     with np.errstate(divide="ignore"):  # a cosine <= 0 gives -inf on purpose
         want = 2.0 * np.log(np.maximum(embedder.cosine(shakespeare_causal.decode(ids), "the king's crown"), 0))
     np.testing.assert_allclose(log_sim(ids), want, atol=1e-6)  # batch padding changes float32 rounding
+
+
+# ----------------------------------------------------------------------------- loading runs no code from a folder
+class _WritesAMarkerWhenUnpickled:
+    """Unpickling this calls ``open(marker, "w")``: the file appearing proves the pickle was executed."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _pickle_only_folder(source, folder, payload):
+    """A copy of checkpoint ``source`` whose weights are only ``pytorch_model.bin`` holding ``payload``."""
+    import pickle
+    import shutil
+
+    shutil.copytree(source, folder)
+    for path in folder.glob("*.safetensors"):
+        path.unlink()
+    if callable(payload):
+        payload(folder / "pytorch_model.bin")
+    else:
+        (folder / "pytorch_model.bin").write_bytes(pickle.dumps(payload))
+    return folder
+
+
+def test_a_crafted_pickle_is_refused_and_never_executed(checkpoints, tmp_path):
+    marker = tmp_path / "pickle-was-executed"
+    folder = _pickle_only_folder(checkpoints["gpt2"], tmp_path / "evil", {"weights": _WritesAMarkerWhenUnpickled(marker)})
+    import pickle
+
+    assert isinstance(pickle.loads(pickle.dumps(_WritesAMarkerWhenUnpickled(tmp_path / "control"))), object)
+    assert (tmp_path / "control").exists()  # the payload works: unpickling it does create its file
+    with pytest.raises(loading.PickleWeightsError, match="only pickle files \\(pytorch_model.bin\\).*--allow-pickle"):
+        load_causal_lm(folder)
+    with pytest.raises(loading.PickleWeightsError, match="allow_pickle=True"):
+        loading.inspect_model(folder, "causal")
+    assert not marker.exists()
+
+
+def test_pickle_weights_load_only_with_the_explicit_opt_in(checkpoints, tmp_path):
+    folder = _pickle_only_folder(checkpoints["gpt2"], tmp_path / "pickled",
+                                 lambda path: torch.save(checkpoints["gpt2_model"].state_dict(), path))
+    with pytest.raises(loading.PickleWeightsError):
+        load_causal_lm(folder)
+    causal = load_causal_lm(folder, allow_pickle=True)
+    reference = load_causal_lm(checkpoints["gpt2"])
+    ids = reference.encode(["the king is dead"])
+    np.testing.assert_array_equal(causal.sequence_log_probs(ids), reference.sequence_log_probs(ids))
+
+
+def test_code_shipped_in_a_model_folder_is_never_imported(checkpoints, tmp_path):
+    import json
+    import shutil
+
+    marker = tmp_path / "remote-code-was-run"
+    folder = tmp_path / "remote"
+    shutil.copytree(checkpoints["gpt2"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="textsampling-evil", architectures=["EvilForCausalLM"],
+                  auto_map={"AutoConfig": "evil.EvilConfig", "AutoModelForCausalLM": "evil.EvilForCausalLM"})
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    with pytest.raises(ValueError, match="never runs code from a model folder"):
+        load_causal_lm(folder)
+    assert not marker.exists()
+
+
+def test_every_from_pretrained_refuses_remote_code_and_reads_safetensors(checkpoints, monkeypatch):
+    """Spy on the three ``from_pretrained`` calls: trust_remote_code=False each time, use_safetensors=True."""
+    import transformers
+
+    calls = []
+    for name in ("AutoConfig", "AutoTokenizer", "AutoModelForCausalLM"):
+        cls = getattr(transformers, name)
+        original = cls.from_pretrained.__func__
+
+        def spy(klass, *args, _original=original, _name=name, **kwargs):
+            calls.append((_name, kwargs))
+            return _original(klass, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
+    load_causal_lm(checkpoints["gpt2"])
+    assert {name for name, _ in calls} == {"AutoConfig", "AutoTokenizer", "AutoModelForCausalLM"}
+    assert all(kwargs.get("trust_remote_code") is False for _, kwargs in calls)
+    assert [kwargs.get("use_safetensors") for name, kwargs in calls if name == "AutoModelForCausalLM"] == [True]
+
+
+def test_loading_prints_no_progress_bar_or_warning(capfd):
+    load_masked_lm("tiny-shakespeare")
+    load_causal_lm("tiny-shakespeare")
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_inspect_model_reads_the_lengths_the_adapters_use(shakespeare_masked, shakespeare_causal):
+    for kind, model in [("masked", shakespeare_masked), ("causal", shakespeare_causal)]:
+        info = loading.inspect_model("tiny-shakespeare", kind)
+        assert info.max_length == model.max_length and info.use_safetensors is True

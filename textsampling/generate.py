@@ -11,39 +11,58 @@ Samplers (``--sampler``):
     Replace/insert/delete MH around ``--keywords`` (Miao et al. 2019), target :math:`p(x)^\gamma`.
 ``anneal``
     The CGMH kernel on :math:`\rho^{1/T}`, :math:`T` from 1 down to ``--final-temperature`` (geometric).
-``ancestral``, ``topk``, ``topp``, ``beam``
-    Left-to-right decoding baselines (``--temperature`` applies to the first three).
+``ancestral``, ``topk``, ``topp``
+    Left-to-right decoding baselines, one sentence per chain (``--temperature`` applies).
+``greedy``, ``beam``
+    Deterministic decoders: each returns **one** sentence (the argmax at every position; the best of
+    ``--num-beams`` beams), so ``--num-chains`` must be 1 or left out.
 
 Every chain runs on the batched torch twins, on ``--device``; chain ``c`` at step ``t`` uses the
 counter-based uniforms ``Philox(seed, c, t)``, so a step is reproducible from the state before it.
-Samples are written as they are drawn to ``OUTPUT/samples.jsonl`` — one JSON line per chain per kept
-step (``--keep-every``), flushed after every step — next to ``OUTPUT/run.json`` (the settings). After an
-interruption, ``--resume`` reads the last step written for every chain, drops an incomplete step, and
+Each run writes to a fresh folder, ``runs/<sampler>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``... when that
+exists), printed at the start, unless ``--output`` names one. Samples are written as they are drawn to
+``OUTPUT/samples.jsonl`` — one JSON line per chain per kept step (``--keep-every``), flushed after every
+step — next to ``OUTPUT/run.json`` (the settings). After an interruption, ``--resume --output OUTPUT``
+checks that every (step, chain) record is there exactly once and in order (a damaged file is refused,
+naming its first bad line), repairs a last line cut by the interruption, drops an incomplete step, and
 continues: the finished file is byte for byte the one an uninterrupted run writes. At the end
 ``OUTPUT/metrics.json`` holds distinct-n, self-BLEU and perplexity under the causal LM of the final
-sentences, also printed.
+sentences, also printed. A decoded sentence that reached ``--max-length`` without END is marked
+``"truncated": true`` and printed with ``[truncated]``.
 
-Bad input is refused before any sampling: an empty model path, a causal model where a masked one is
-needed (or the reverse), keywords the tokenizer cannot represent, more keyword tokens than
+Bad input is refused before any model loads: an option the sampler does not use, an unavailable
+``--device``, an empty model path, a causal model where a masked one is needed (or the reverse), pickle
+weights without ``--allow-pickle``, keywords the tokenizer cannot represent, more keyword tokens than
 ``--max-length`` allows, ``--max-length`` over the model's maximum, an output folder holding another run.
+Ctrl-C ends the run without a traceback (exit status 130), keeping the samples already written.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SAMPLERS", "add_arguments", "build_parser", "run", "main", "execute", "load_models"]
+__all__ = [
+    "SAMPLERS", "add_arguments", "build_parser", "run", "main", "execute", "load_models", "default_output",
+    "DamagedSamplesError",
+]
 
-SAMPLERS = ("gibbs", "mh", "cgmh", "anneal", "ancestral", "topk", "topp", "beam")
+SAMPLERS = ("gibbs", "mh", "cgmh", "anneal", "ancestral", "topk", "topp", "greedy", "beam")
 MASKED_SAMPLERS = ("gibbs", "mh")
 KEYWORD_SAMPLERS = ("cgmh", "anneal")
-DECODING_SAMPLERS = ("ancestral", "topk", "topp", "beam")
+DECODING_SAMPLERS = ("ancestral", "topk", "topp", "greedy", "beam")
+MCMC_SAMPLERS = MASKED_SAMPLERS + KEYWORD_SAMPLERS
+#: Decoders that return one sentence whatever --num-chains says (deterministic given the model).
+SINGLE_SENTENCE_SAMPLERS = ("greedy", "beam")
+#: Where a run writes when --output is not given: runs/<sampler>-<YYYYmmdd-HHMMSS>.
+DEFAULT_OUTPUT_ROOT = "runs"
 #: Settings that define a run: a resumed run must use the same ones.
 RUN_SETTINGS = (
     "sampler", "model", "num_chains", "num_steps", "keywords", "seed", "max_length", "min_length", "length",
@@ -55,97 +74,248 @@ RUN_SETTINGS = (
 # ----------------------------------------------------------------------------- command line
 #: Default number of steps of the edit-move samplers (each step scores a whole candidate list).
 EDIT_MOVE_NUM_STEPS = 100
+#: option -> (default, samplers that use it). An option given to a sampler that does not use it is refused.
+SAMPLER_OPTIONS = {
+    "num_steps": (None, MCMC_SAMPLERS),  # 500, or EDIT_MOVE_NUM_STEPS for cgmh/anneal
+    "keep_every": (1, MCMC_SAMPLERS),
+    "min_length": (4, MASKED_SAMPLERS),
+    "length": (None, MASKED_SAMPLERS),
+    "scan": ("random", ("gibbs",)),
+    "temperature": (1.0, ("gibbs", "ancestral", "topk", "topp")),
+    "top_k": (None, ("gibbs", "topk")),  # topk decoding: 50
+    "top_p": (0.9, ("topp",)),
+    "energy": ("pll", ("mh",)),
+    "num_candidates": (20, KEYWORD_SAMPLERS),
+    "gamma": (1.0, KEYWORD_SAMPLERS),
+    "final_temperature": (0.01, ("anneal",)),
+    "num_beams": (4, ("beam",)),
+}
+
+#: The --help text: plain, no markup (the module docstring above is the API documentation).
+HELP_DESCRIPTION = f"""\
+Sentences from a language model by MCMC (parts 3-4 of the series) or a decoding baseline.
+
+samplers (--sampler):
+  gibbs      MLM Gibbs (Wang & Cho 2019): all-[MASK] start of a drawn length, random or systematic scan
+  mh         MLM Metropolis-Hastings (Goyal et al. 2022), PLL or raw-logit energy
+  cgmh       replace/insert/delete MH around --keywords (Miao et al. 2019), target p(x)^gamma
+  anneal     the CGMH kernel on rho^(1/T), T from 1 down to --final-temperature (geometric)
+  ancestral  left-to-right sampling (--temperature)
+  topk       top-k sampling (--top-k, default 50; --temperature)
+  topp       nucleus sampling (--top-p; --temperature)
+  greedy     the most probable next token each time: ONE sentence (--num-chains 1)
+  beam       beam search: ONE sentence, the best of --num-beams beams (--num-chains 1)
+
+output: each run writes to a fresh folder {DEFAULT_OUTPUT_ROOT}/<sampler>-<YYYYmmdd-HHMMSS> (suffix -2, -3...
+if taken), printed at the start, unless --output names one: run.json (settings), samples.jsonl (one
+line per chain per kept step, written as drawn), metrics.json. --resume --output FOLDER continues an
+interrupted run and refuses a damaged samples.jsonl, naming its first bad line. Ctrl-C stops cleanly
+(exit status 130) and keeps what was written. A decoded sentence that reached --max-length without
+END is marked "truncated": true and printed with [truncated].
+
+Every option is checked before any model loads; an option the chosen sampler does not use is
+refused. Weights are read from safetensors files only; pickle weights (pytorch_model.bin) need
+--allow-pickle, and code shipped with a checkpoint is never run. Exit status: 0 done, 2 bad input,
+130 interrupted.
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``generate`` options to ``parser`` (used by :mod:`textsampling.cli`)."""
+    """Add the ``generate`` options to ``parser`` (used by :mod:`textsampling.cli`).
+
+    Sampler-specific options default to None here and are resolved by the sampler (see
+    :data:`SAMPLER_OPTIONS`), so that one given to a sampler that ignores it can be refused.
+    """
     parser.add_argument("--sampler", required=True, choices=SAMPLERS, help="which sampler or decoder")
-    parser.add_argument("--model", default="tiny-shakespeare", help="'tiny-shakespeare' (built in), a checkpoint folder, or a hub name")
-    parser.add_argument("--num-chains", type=int, default=8, help="chains (or sentences, for decoding)")
+    parser.add_argument("--model", default="tiny-shakespeare",
+                        help="'tiny-shakespeare' (built in), a checkpoint folder, or a hub name (default: tiny-shakespeare)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="load pickle weights (pytorch_model.bin) of a checkpoint without safetensors; "
+                             "unpickling can run code: only for a folder you trust (default: refused)")
+    parser.add_argument("--num-chains", type=int, default=None,
+                        help="chains, or sentences for decoding (default: 8; greedy and beam return 1)")
     parser.add_argument("--num-steps", type=int, default=None,
-                        help="MCMC steps per chain (sweeps for --scan systematic); default 500, or "
-                             f"{EDIT_MOVE_NUM_STEPS} for cgmh/anneal, whose steps each score --num-candidates sentences")
-    parser.add_argument("--keywords", default="", help="comma-separated keywords for cgmh/anneal, e.g. king,crown")
-    parser.add_argument("--seed", type=int, default=0, help="key of the counter-based generator")
-    parser.add_argument("--output", default="generate-output", help="folder for run.json, samples.jsonl, metrics.json")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --output after an interruption")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--max-length", type=int, default=16, help="longest sentence, in tokens")
-    parser.add_argument("--min-length", type=int, default=4, help="shortest drawn length (gibbs, mh)")
-    parser.add_argument("--length", type=int, default=None, help="fixed sentence length for gibbs/mh (default: drawn)")
-    parser.add_argument("--scan", default="random", choices=("random", "systematic"), help="Gibbs site order")
-    parser.add_argument("--temperature", type=float, default=1.0, help="gibbs/decoding temperature (!= 1 changes the target)")
-    parser.add_argument("--top-k", type=int, default=None, help="top-k truncation (gibbs; topk decoding, default 50)")
-    parser.add_argument("--top-p", type=float, default=0.9, help="nucleus mass for topp decoding")
-    parser.add_argument("--energy", default="pll", choices=("pll", "raw_logit"), help="MLM-MH energy")
-    parser.add_argument("--num-candidates", type=int, default=20, help="CGMH top-K candidate set size (each costs one sentence score per step)")
-    parser.add_argument("--gamma", type=float, default=1.0, help="CGMH exponent of p(x)")
-    parser.add_argument("--final-temperature", type=float, default=0.01, help="last temperature of anneal")
-    parser.add_argument("--num-beams", type=int, default=4, help="beam width for beam decoding")
-    parser.add_argument("--keep-every", type=int, default=1, help="write every k-th step (thinning)")
+                        help="MCMC steps per chain, sweeps for --scan systematic (default: 500 for gibbs/mh, "
+                             f"{EDIT_MOVE_NUM_STEPS} for cgmh/anneal, whose steps each score --num-candidates sentences)")
+    parser.add_argument("--keywords", default="", help="comma-separated keywords for cgmh/anneal, e.g. king,crown (required there)")
+    parser.add_argument("--seed", type=int, default=0, help="key of the counter-based generator (default: 0)")
+    parser.add_argument("--output", default=None,
+                        help=f"folder for run.json, samples.jsonl, metrics.json (default: a fresh "
+                             f"{DEFAULT_OUTPUT_ROOT}/<sampler>-<YYYYmmdd-HHMMSS>)")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --output (required with it)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
+    parser.add_argument("--max-length", type=int, default=16, help="longest sentence, in tokens (default: 16)")
+    parser.add_argument("--min-length", type=int, default=None, help="shortest drawn length, gibbs/mh (default: 4)")
+    parser.add_argument("--length", type=int, default=None, help="fixed sentence length, gibbs/mh (default: drawn uniformly "
+                                                                   "from --min-length..--max-length)")
+    parser.add_argument("--scan", default=None, choices=("random", "systematic"), help="Gibbs site order (default: random)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="gibbs/ancestral/topk/topp temperature; != 1 changes the target (default: 1)")
+    parser.add_argument("--top-k", type=int, default=None, help="top-k truncation, gibbs and topk (default: none for gibbs, 50 for topk)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus mass, topp (default: 0.9)")
+    parser.add_argument("--energy", default=None, choices=("pll", "raw_logit"), help="MLM-MH energy, mh (default: pll)")
+    parser.add_argument("--num-candidates", type=int, default=None,
+                        help="CGMH top-K candidate set size, each costs one sentence score per step (default: 20)")
+    parser.add_argument("--gamma", type=float, default=None, help="CGMH exponent of p(x), cgmh/anneal (default: 1)")
+    parser.add_argument("--final-temperature", type=float, default=None, help="last temperature, anneal (default: 0.01)")
+    parser.add_argument("--num-beams", type=int, default=None, help="beam width, beam (default: 4)")
+    parser.add_argument("--keep-every", type=int, default=None, help="write every k-th step, MCMC samplers (default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="textsampling generate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="textsampling generate", description=HELP_DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return parser
 
 
 def main(argv=None) -> int:
-    """Entry point: parse ``argv`` and :func:`run`; bad input is one line on stderr and exit status 2."""
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, TypeError, OSError) as error:
-        print(f"textsampling generate: error: {error}", file=sys.stderr)
-        return 2
+    """Entry point, as ``textsampling generate``: bad input is one line on stderr and exit status 2."""
+    from textsampling import cli
+
+    return cli.main(["generate", *(sys.argv[1:] if argv is None else argv)])
 
 
 def run(args) -> int:
-    """Load the models named by ``args`` and :func:`execute` the run."""
+    """Check every argument, load the models named by ``args`` and :func:`execute` the run."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _check_settings(args)
-    masked_lm, causal_lm = load_models(args)
-    return execute(args, masked_lm=masked_lm, causal_lm=causal_lm)
+    _check_output(args)
+    _check_model_before_loading(args)
+    folder = _claim_output(args)
+    sampling_started = False
+    try:
+        masked_lm, causal_lm = load_models(args)
+        sampling_started = True
+        return execute(args, masked_lm=masked_lm, causal_lm=causal_lm)
+    finally:
+        if not sampling_started:  # stopped while loading: leave no empty run behind
+            _release_output(folder)
 
 
 def load_models(args):
     """(masked LM or None, causal LM or None) for ``args.sampler``; the causal LM also scores perplexity."""
     from textsampling.lm.loading import load_causal_lm, load_masked_lm
 
+    allow_pickle = bool(getattr(args, "allow_pickle", False))
     if args.sampler in MASKED_SAMPLERS:
-        masked_lm = load_masked_lm(args.model, device=args.device)
+        masked_lm = load_masked_lm(args.model, device=args.device, allow_pickle=allow_pickle)
         causal_lm = None
         if args.model == "tiny-shakespeare":  # its causal twin shares the tokenizer: perplexity
             causal_lm = load_causal_lm("tiny-shakespeare", device=args.device)
         return masked_lm, causal_lm
-    return None, load_causal_lm(args.model, device=args.device)
+    return None, load_causal_lm(args.model, device=args.device, allow_pickle=allow_pickle)
 
 
 # ----------------------------------------------------------------------------- checks before sampling
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _resolve_options(args) -> None:
+    """Refuse options the sampler does not use; fill in the defaults of those it does (idempotent)."""
+    sampler = args.sampler
+    if sampler not in SAMPLERS:
+        raise ValueError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    for name, (default, users) in SAMPLER_OPTIONS.items():
+        value = getattr(args, name, None)
+        if sampler not in users:
+            if value is not None and value != default:
+                raise ValueError(f"{_flag(name)} is used by --sampler {'/'.join(users)} only, not by --sampler {sampler}")
+        if value is None:
+            value = default
+            if name == "num_steps" and sampler in MCMC_SAMPLERS:
+                value = EDIT_MOVE_NUM_STEPS if sampler in KEYWORD_SAMPLERS else 500
+            if name == "top_k" and sampler == "topk":
+                value = 50
+        setattr(args, name, value)
+    if sampler in SINGLE_SENTENCE_SAMPLERS:
+        if args.num_chains not in (None, 1):
+            what = "the best of --num-beams beams" if sampler == "beam" else "the most probable token at each position"
+            raise ValueError(f"--sampler {sampler} returns one sentence ({what}, the same every time): "
+                             f"--num-chains must be 1 or left out, got {args.num_chains}")
+        args.num_chains = 1
+    elif args.num_chains is None:
+        args.num_chains = 8
+
+
+def _check_device(text) -> None:
+    """Refuse a device this torch cannot use, as one line (not a traceback after the model loads)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"--device {text!r} is not a device: use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cpu":
+        return
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {text}: this torch ({torch.__version__}) cannot use CUDA here "
+                             "(no CUDA build or no GPU); use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {text}: there are {torch.cuda.device_count()} CUDA devices (cuda:0.."
+                             f"cuda:{torch.cuda.device_count() - 1})")
+        return
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"--device {text}: MPS is not available here; use --device cpu")
+        return
+    raise ValueError(f"--device {text}: only cpu, cuda (cuda:N) and mps are supported")
+
+
 def _check_settings(args) -> None:
-    if getattr(args, "num_steps", None) is None:
-        args.num_steps = EDIT_MOVE_NUM_STEPS if args.sampler in ("cgmh", "anneal") else 500
-    for name, minimum in (("num_chains", 1), ("num_steps", 1), ("max_length", 1), ("min_length", 1),
-                          ("num_candidates", 1), ("num_beams", 1), ("keep_every", 1), ("seed", 0)):
+    """Every check that needs neither a model nor the disk: options, numbers, keywords' presence, device."""
+    _resolve_options(args)
+    integers = [("num_chains", 1), ("max_length", 1), ("seed", 0)]
+    if args.sampler in MCMC_SAMPLERS:
+        integers += [("num_steps", 1), ("keep_every", 1)]
+    integers += {"gibbs": [("min_length", 1)], "mh": [("min_length", 1)], "cgmh": [("num_candidates", 1)],
+                 "anneal": [("num_candidates", 1)], "beam": [("num_beams", 1)], "topk": [("top_k", 1)]}.get(args.sampler, [])
+    if args.sampler == "gibbs" and args.top_k is not None:
+        integers.append(("top_k", 1))
+    for name, minimum in integers:
         value = getattr(args, name)
-        if not isinstance(value, int) or value < minimum:
-            raise ValueError(f"--{name.replace('_', '-')} must be an integer >= {minimum}, got {value!r}")
-    if args.min_length > args.max_length:
-        raise ValueError(f"--min-length ({args.min_length}) must not exceed --max-length ({args.max_length})")
-    if args.length is not None and not 1 <= args.length <= args.max_length:
-        raise ValueError(f"--length must lie in 1..--max-length ({args.max_length}), got {args.length}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ValueError(f"{_flag(name)} must be an integer >= {minimum}, got {value!r}")
+    if args.sampler in MASKED_SAMPLERS:
+        if args.min_length > args.max_length:
+            raise ValueError(f"--min-length ({args.min_length}) must not exceed --max-length ({args.max_length})")
+        if args.length is not None and not 1 <= args.length <= args.max_length:
+            raise ValueError(f"--length must lie in 1..--max-length ({args.max_length}), got {args.length}")
     for name in ("temperature", "gamma", "final_temperature"):
-        if not getattr(args, name) > 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {getattr(args, name)}")
+        value = getattr(args, name)
+        if not (isinstance(value, (int, float)) and 0 < value < float("inf")):
+            raise ValueError(f"{_flag(name)} must be a finite number > 0, got {value!r}")
     if not 0 < args.top_p <= 1:
         raise ValueError(f"--top-p must lie in (0, 1], got {args.top_p}")
     keywords = _keyword_list(args)
     if keywords and args.sampler not in KEYWORD_SAMPLERS:
-        raise ValueError(f"--keywords is used by {KEYWORD_SAMPLERS} only, not by --sampler {args.sampler}")
+        raise ValueError(f"--keywords is used by {'/'.join(KEYWORD_SAMPLERS)} only, not by --sampler {args.sampler}")
     if not keywords and args.sampler in KEYWORD_SAMPLERS:
         raise ValueError(f"--sampler {args.sampler} builds sentences around --keywords: give at least one, e.g. king,crown")
+    if getattr(args, "resume", False) and not getattr(args, "output", None):
+        raise ValueError("--resume continues the run in --output FOLDER: name the folder, e.g. --output runs/gibbs-20260101-120000")
+    _check_device(args.device)
+
+
+def _check_model_before_loading(args) -> None:
+    """Model checks from the checkpoint's config and tokenizer only (no weights): kind, lengths, keywords."""
+    from textsampling.lm.loading import inspect_model
+
+    kind = "masked" if args.sampler in MASKED_SAMPLERS else "causal"
+    info = inspect_model(args.model, kind, allow_pickle=bool(getattr(args, "allow_pickle", False)))
+    if args.max_length > info.max_length:
+        raise ValueError(f"--max-length {args.max_length} is over the model's maximum of {info.max_length} tokens")
+    if kind == "masked" and info.tokenizer.mask_token_id is None:
+        raise ValueError(f"--sampler {args.sampler} needs a masked LM with a [MASK] token")
+    if args.sampler in KEYWORD_SAMPLERS:
+        from textsampling.lm.loading import encode_keywords
+
+        keyword_ids = [t for piece in encode_keywords(info.tokenizer, _keyword_list(args)) for t in piece]
+        if len(keyword_ids) > args.max_length:
+            raise ValueError(f"the keywords take {len(keyword_ids)} tokens, more than --max-length {args.max_length} allows")
 
 
 def _keyword_list(args) -> list:
@@ -174,82 +344,254 @@ def _check_model(args, masked_lm, causal_lm) -> list:
 
 
 # ----------------------------------------------------------------------------- output files
+class DamagedSamplesError(ValueError):
+    """A samples file that ``--resume`` cannot continue without losing or duplicating a sample."""
+
+
 def _settings(args) -> dict:
     return {name: getattr(args, name) for name in RUN_SETTINGS}
 
 
-def _prepare_output(args):
-    """Create the folder or check it for --resume; returns (folder, lines already written)."""
+def default_output(sampler: str, now: datetime | None = None, root=DEFAULT_OUTPUT_ROOT) -> Path:
+    """``root/<sampler>-<YYYYmmdd-HHMMSS>`` for the time ``now`` (default: the local time now)."""
+    stamp = (now if now is not None else datetime.now()).strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{sampler}-{stamp}"
+
+
+def _claim_fresh_folder(base: Path) -> Path:
+    """Create ``base``, or ``base-2``, ``base-3``... the first that does not exist (atomic: ``mkdir``)."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        folder = base if number == 1 else base.with_name(f"{base.name}-{number}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+
+
+def _claim_output(args):
+    """Make ``args.output`` a folder this run may write to and say where; returns it if created here.
+
+    Without ``--output``: a fresh folder (created now, so two runs started in the same second get two
+    folders). The folder is printed before anything slow happens.
+    """
+    created = None
+    if not getattr(args, "output", None):
+        created = _claim_fresh_folder(default_output(args.sampler))
+        args.output = str(created)
+    print(f"textsampling generate: {'resuming' if args.resume else 'writing to'} {args.output}", flush=True)
+    return created
+
+
+def _release_output(folder) -> None:
+    """Remove a folder :func:`_claim_output` created, if the run stopped before writing anything."""
+    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _check_output(args) -> list:
+    """Refuse an output folder holding another run, or (``--resume``) different settings or a damaged
+    samples file; returns the records a resumed run keeps. Reads only: nothing is written here."""
+    if not getattr(args, "output", None):
+        return []
     folder = Path(args.output)
     samples, settings_file = folder / "samples.jsonl", folder / "run.json"
     if args.resume:
         if not settings_file.is_file():
             raise FileNotFoundError(f"--resume: {settings_file} not found: nothing to resume in --output {folder}")
-        saved = json.loads(settings_file.read_text())
+        try:
+            saved = json.loads(settings_file.read_text())
+        except ValueError:
+            raise DamagedSamplesError(f"--resume: {settings_file} is not valid JSON: the run cannot be identified") from None
         differences = {k: (saved.get(k), v) for k, v in _settings(args).items() if saved.get(k) != v}
         if differences:
             listed = ", ".join(f"{k}: {old!r} then, {new!r} now" for k, (old, new) in differences.items())
             raise ValueError(f"--resume: the settings differ from the run in {folder} ({listed})")
-        return folder, _read_complete_lines(samples)
+        return _validated_records(samples, args)
     if samples.exists() or settings_file.exists():
         raise FileExistsError(f"--output {folder} already holds a run: pass --resume to continue it, or choose another folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    settings_file.write_text(json.dumps(_settings(args), indent=2) + "\n")
-    return folder, []
+    return []
 
 
-def _read_complete_lines(path: Path) -> list:
-    """Records of every complete line (a last line cut by the interruption is dropped)."""
+def _prepare_output(args):
+    """Check the folder (:func:`_check_output`), create it and its run.json; returns (folder, records kept)."""
+    records = _check_output(args)
+    folder = Path(args.output)
+    if not args.resume:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "run.json").write_text(json.dumps(_settings(args), indent=2) + "\n")
+    return folder, records
+
+
+def _kept_steps(args) -> list:
+    """The steps whose records are written: every ``--keep-every``-th and the last (decoders: step 0)."""
+    if args.sampler in DECODING_SAMPLERS:
+        return [0]
+    return [step for step in range(args.num_steps) if (step + 1) % args.keep_every == 0 or step == args.num_steps - 1]
+
+
+#: fields a record of each sampler needs to be resumed from (beyond chain, step, tokens, text)
+_RESUME_FIELDS = {"mh": ("energy",), "cgmh": ("protected", "log_prob"), "anneal": ("protected", "log_prob")}
+
+
+def _check_record(record, args, where: str) -> None:
+    if not isinstance(record, dict):
+        raise DamagedSamplesError(f"{where}: not a JSON object")
+    for name in ("chain", "step"):
+        if not isinstance(record.get(name), int) or isinstance(record.get(name), bool):
+            raise DamagedSamplesError(f"{where}: the record has no integer {name!r}")
+    tokens = record.get("tokens")
+    if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in tokens):
+        raise DamagedSamplesError(f"{where}: the record has no 'tokens' (a list of token ids), got {tokens!r}")
+    if len(tokens) > args.max_length:
+        raise DamagedSamplesError(f"{where}: {len(tokens)} tokens, more than --max-length {args.max_length}")
+    for name in ("text",) + _RESUME_FIELDS.get(args.sampler, ()):
+        if name not in record:
+            raise DamagedSamplesError(f"{where}: the record has no {name!r}")
+
+
+def _validated_records(path: Path, args) -> list:
+    """The records ``--resume`` continues from, after checking the whole file.
+
+    Every complete line must be the next expected (step, chain): the kept steps in order, chains
+    ``0..num_chains-1`` within each, each exactly once. A last line without its newline (cut by the
+    interruption) is dropped, and so are the records of a step not every chain finished (MCMC; a
+    decoder's sentences are independent, so each finished one is kept). Anything else — a record
+    deleted, duplicated or out of order, a line that is not JSON, a record without its tokens — raises
+    :class:`DamagedSamplesError` naming the first bad line.
+    """
     if not path.exists():
         return []
+    expected = [(step, chain) for step in _kept_steps(args) for chain in range(args.num_chains)]
+    lines = path.read_text().splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines = lines[:-1]  # written half when the run stopped: regenerated identically
     records = []
-    for line in path.read_text().splitlines(keepends=True):
-        if not line.endswith("\n"):
-            break  # written half when the run stopped
-        records.append(json.loads(line))
+    hint = (f"--resume will not guess; move {path} away (or start a new run) to sample again")
+    for number, line in enumerate(lines, start=1):
+        where = f"{path} line {number}"
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise DamagedSamplesError(f"{where} is not valid JSON: {line[:60].rstrip()!r}; {hint}") from None
+        try:
+            _check_record(record, args, where)
+        except DamagedSamplesError as error:
+            raise DamagedSamplesError(f"{error}; {hint}") from None
+        found = (record["step"], record["chain"])
+        if number > len(expected):
+            raise DamagedSamplesError(f"{where}: step {found[0]} chain {found[1]} comes after the last record of the run "
+                                      f"(step {expected[-1][0]} chain {expected[-1][1]}); {hint}")
+        want = expected[number - 1]
+        if found != want:
+            if found in expected[: number - 1]:
+                problem = "a duplicate of an earlier record"
+            elif found in expected:
+                problem = "out of order: a record before it is missing"
+            else:
+                problem = "not a (step, chain) of this run"
+            raise DamagedSamplesError(
+                f"{where}: expected step {want[0]} chain {want[1]}, found step {found[0]} chain {found[1]} "
+                f"({problem}); {hint}"
+            )
+        records.append(record)
+    if args.sampler not in DECODING_SAMPLERS:
+        records = records[: len(records) - len(records) % args.num_chains]  # an incomplete step is redone
     return records
 
 
-def _keep_complete_steps(path: Path, records: list, num_chains: int) -> list:
-    """Keep the records of steps every chain finished; rewrite the file with exactly those lines."""
-    chains_per_step: dict = {}
-    for record in records:
-        chains_per_step.setdefault(record["step"], set()).add(record["chain"])
-    complete = {step for step, chains in chains_per_step.items() if len(chains) == num_chains}
-    kept = [r for r in records if r["step"] in complete]
+def _rewrite_samples(path: Path, records: list) -> None:
+    """Rewrite the samples file with exactly ``records`` (drops a cut line or an incomplete step)."""
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    if path.exists() and path.read_text() == text:
+        return
     temporary = path.with_suffix(".jsonl.tmp")
-    temporary.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    temporary.replace(path)  # the incomplete step is regenerated, identically, by the resumed run
-    return kept
+    temporary.write_text(text)
+    temporary.replace(path)  # the dropped records are regenerated, identically, by the resumed run
 
 
 # ----------------------------------------------------------------------------- the run
 def execute(args, masked_lm=None, causal_lm=None, interrupt_after_step=None) -> int:
     """Run the sampler of ``args`` with the given models (the Python API behind the command).
 
+    Without ``args.output`` the run gets a fresh folder (:func:`default_output`), printed.
     ``interrupt_after_step`` (tests) raises ``KeyboardInterrupt`` once that step is written.
+    Returns 0 when done, 130 when interrupted (the samples written so far are kept).
     """
     import torch
 
     _check_settings(args)
+    _check_output(args)
     keyword_ids = _check_model(args, masked_lm, causal_lm)
+    if not getattr(args, "output", None):
+        _claim_output(args)
     folder, records = _prepare_output(args)
     samples_path = folder / "samples.jsonl"
-    num_chains = 1 if args.sampler == "beam" else args.num_chains
-    records = _keep_complete_steps(samples_path, records, num_chains) if records else records
-    device = torch.device(args.device)
     model = masked_lm if args.sampler in MASKED_SAMPLERS else causal_lm
+    for number, record in enumerate(records, start=1):
+        if any(token >= model.vocab_size for token in record["tokens"]):
+            raise DamagedSamplesError(f"{samples_path} line {number}: a token id is not below the model's vocabulary "
+                                      f"size {model.vocab_size}: written by another model?")
+    if records or samples_path.exists():
+        _rewrite_samples(samples_path, records)
+    device = torch.device(args.device)
+    statistics = _RunningStatistics(args.sampler)
     try:
         with samples_path.open("a") as output:
             if args.sampler in DECODING_SAMPLERS:
-                _run_decoding(args, model, records, output, num_chains, device)
+                _run_decoding(args, model, records, output, args.num_chains, device)
             else:
-                _run_chains(args, model, keyword_ids, records, output, device, interrupt_after_step)
+                _run_chains(args, model, keyword_ids, records, output, device, interrupt_after_step, statistics)
     except KeyboardInterrupt:
-        print(f"\ninterrupted; samples so far are in {samples_path}. Continue with --resume.", file=sys.stderr)
+        summary = statistics.summary()
+        print(f"\ninterrupted{'; ' + summary if summary else ''}; the samples so far are in {samples_path}. "
+              f"Continue it: the same command with --resume --output {folder}", file=sys.stderr)
         return 130
-    _report(args, folder, model, causal_lm)
+    _report(args, folder, model, causal_lm, statistics)
     return 0
+
+
+class _RunningStatistics:
+    """Acceptance rate (MH-type samplers), moves (Gibbs) and the mean log rho / energy, as the chains run."""
+
+    def __init__(self, sampler: str):
+        self.sampler = sampler
+        self.chain_steps = 0
+        self.accepted = 0
+        self.mean_score = None  # mean over chains of log rho (cgmh, anneal) or the energy (mh), now
+
+    @property
+    def score_name(self) -> str:
+        return "energy" if self.sampler == "mh" else "log rho"
+
+    def update(self, accepted, score=None) -> None:
+        """``accepted``: ``(B,)`` bools (for Gibbs: did the sentence change); ``score``: ``(B,)`` or None."""
+        self.chain_steps += int(accepted.numel())
+        self.accepted += int(accepted.sum())
+        if score is not None:
+            self.mean_score = float(score.double().mean())
+
+    def postfix(self) -> str:
+        if not self.chain_steps:
+            return ""
+        rate = "moved" if self.sampler == "gibbs" else "accept"
+        text = f"{rate}={self.accepted / self.chain_steps:.3f}"
+        if self.mean_score is not None:
+            text += f" {self.score_name}={self.mean_score:.2f}"
+        return text
+
+    def summary(self) -> str:
+        if not self.chain_steps:
+            return ""
+        rate = self.accepted / self.chain_steps
+        if self.sampler == "gibbs":
+            text = f"sentences changed in {rate:.1%} of the {self.chain_steps} chain-steps run now"
+        else:
+            text = f"acceptance rate {rate:.3f} over the {self.chain_steps} chain-steps run now"
+        if self.mean_score is not None:
+            text += f"; mean {self.score_name} of the chains' last sentences {self.mean_score:.3f}"
+        return text
 
 
 def _write_step(output, step, states, model, extra, keywords=()) -> None:
@@ -289,7 +631,7 @@ def _progress(args, initial: int, total: int):
     return tqdm(total=total, initial=initial, disable=args.no_progress, desc=f"generate --sampler {args.sampler}", unit="step")
 
 
-def _run_chains(args, model, keyword_ids, records, output, device, interrupt_after_step) -> None:
+def _run_chains(args, model, keyword_ids, records, output, device, interrupt_after_step, statistics=None) -> None:
     import torch
 
     from textsampling.reference import cgmh as cgmh_reference
@@ -358,15 +700,19 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
         temperatures = geometric_schedule(1.0, args.final_temperature, args.num_steps) if args.sampler == "anneal" else None
 
     # --- the chains
+    statistics = statistics if statistics is not None else _RunningStatistics(args.sampler)
     flag_changes_target = gibbs_reference.changes_target(args.temperature, args.top_k)
     with _progress(args, first_step, args.num_steps) as bar:
         for step in range(first_step, args.num_steps):
             if args.sampler == "gibbs":
                 count = gibbs_reference.num_uniforms(args.scan, width)
+                before = state.x
                 state, _ = mlm_gibbs.step(uniforms(step, count), state, model, args.scan, args.temperature, args.top_k)
+                statistics.update((state.x != before).any(dim=1).cpu())  # Gibbs always accepts: did it move?
                 extra = {"changes_target": [flag_changes_target] * num_chains}
             elif args.sampler == "mh":
                 state, info = mlm_mh.step(uniforms(step, mlm_mh.NUM_UNIFORMS), state, model, args.energy)
+                statistics.update(info.accepted.cpu(), state.energy.cpu())
                 extra = {"energy": state.energy.double().cpu().numpy(), "accepted": info.accepted.cpu().numpy()}
             else:
                 step_uniforms = uniforms(step, cgmh.NUM_UNIFORMS)
@@ -374,12 +720,14 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
                     state, info = sentence_annealing.step(step_uniforms, state, config, float(temperatures[step]))
                 else:
                     state, info = cgmh.step(step_uniforms, state, config)
+                statistics.update(info.accepted.cpu(), state.log_prob.cpu())
                 extra = {"protected": state.protected.cpu().numpy(), "log_prob": state.log_prob.double().cpu().numpy(),
                          "accepted": info.accepted.cpu().numpy()}
                 if temperatures is not None:
                     extra["temperature"] = [float(temperatures[step])] * num_chains
             if (step + 1) % args.keep_every == 0 or step == args.num_steps - 1:
                 _write_step(output, step, state.x, model, extra, _keyword_list(args) if args.sampler in KEYWORD_SAMPLERS else ())
+            bar.set_postfix_str(statistics.postfix(), refresh=False)
             bar.update(1)
             if interrupt_after_step is not None and step == interrupt_after_step:
                 raise KeyboardInterrupt
@@ -392,13 +740,22 @@ def _run_decoding(args, model, records, output, num_chains, device) -> None:
     from textsampling.torch.randomness import counter_uniforms
 
     done = {r["chain"] for r in records}
-    if args.sampler == "beam":
+    if args.sampler in SINGLE_SENTENCE_SAMPLERS:
         if not done:
-            result = decoding.beam_search(model, args.num_beams, args.max_length)
-            _write_step(output, 0, torch.as_tensor(result.tokens)[None], model,
-                        {"score": [result.score], "ended": [result.ended]})
+            if args.sampler == "beam":
+                result = decoding.beam_search(model, args.num_beams, args.max_length)
+                tokens, ended, extra = torch.as_tensor(result.tokens), bool(result.ended), {"score": result.score}
+            else:  # greedy: the uniforms only give the length; every choice is an argmax
+                shape_only = torch.full((1, args.max_length), 0.5, dtype=torch.float64, device=device)
+                result = decoding.decode(shape_only, model, greedy=True)
+                tokens, ended, extra = result.tokens[0], bool(result.ended[0]), {}
+            content = [int(t) for t in tokens.cpu().numpy() if t != -1]
+            record = {"chain": 0, "step": 0, "tokens": content, "text": _text(model, content), **extra,
+                      "ended": ended, "truncated": not ended}
+            output.write(json.dumps(record) + "\n")
+            output.flush()
         return
-    top_k = (args.top_k or 50) if args.sampler == "topk" else None
+    top_k = args.top_k if args.sampler == "topk" else None
     top_p = args.top_p if args.sampler == "topp" else None
     batch = 64  # sentences written batch by batch, so a resumed run skips the finished ones
     with _progress(args, len(done), num_chains) as bar:
@@ -412,19 +769,24 @@ def _run_decoding(args, model, records, output, num_chains, device) -> None:
             tokens = result.tokens.cpu().numpy()
             for row, chain in enumerate(chains):
                 content = [int(t) for t in tokens[row] if t != -1]
+                ended = bool(result.ended[row])
                 record = {"chain": chain, "step": 0, "tokens": content, "text": _text(model, content),
-                          "ended": bool(result.ended[row])}
+                          "ended": ended, "truncated": not ended}
                 output.write(json.dumps(record) + "\n")
             output.flush()
             bar.update(len(chains))
 
 
 # ----------------------------------------------------------------------------- metrics
-def _report(args, folder: Path, model, causal_lm) -> dict:
-    """Metrics of each chain's final sentence (``anneal``: its best): distinct-1/2, self-BLEU, perplexity."""
+def _report(args, folder: Path, model, causal_lm, statistics=None) -> dict:
+    """Metrics of each chain's final sentence (``anneal``: its best): distinct-1/2, self-BLEU, perplexity.
+
+    Prints the sentences (a decoded one that reached ``--max-length`` without END ends in
+    ``[truncated]``), the metrics, and the acceptance rate and mean log rho / energy of this run.
+    """
     from textsampling import metrics
 
-    records = _read_complete_lines(folder / "samples.jsonl")
+    records = _validated_records(folder / "samples.jsonl", args)
     final = {}
     for record in records:
         if args.sampler == "anneal":  # a search: report each chain's best sentence, not its last
@@ -434,10 +796,12 @@ def _report(args, folder: Path, model, causal_lm) -> dict:
         final[record["chain"]] = record
     texts = [final[c]["text"] for c in sorted(final)]
     token_rows = [final[c]["tokens"] for c in sorted(final)]
+    truncated = [bool(final[c].get("truncated", False)) for c in sorted(final)]
     nonempty = [text for text in texts if text.strip()]
     report = {
         "sampler": args.sampler,
         "num_sentences": len(texts),
+        "num_truncated": sum(truncated),
         "distinct_1": metrics.distinct_n(nonempty, 1),
         "distinct_2": metrics.distinct_n(nonempty, 2),
         "self_bleu": metrics.self_bleu(nonempty) if len(nonempty) > 1 else None,
@@ -453,8 +817,19 @@ def _report(args, folder: Path, model, causal_lm) -> dict:
             ids[i, : len(row)] = row
         report["perplexity"] = metrics.perplexity(causal_lm, ids)
     (folder / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
-    print("\n".join(f"[{c}] {text}" for c, text in enumerate(texts)))
+    if args.sampler == "beam":
+        print(f"beam search returns one sentence: the highest-scoring of --num-beams {args.num_beams} beams")
+    elif args.sampler == "greedy":
+        print("greedy decoding returns one sentence: the most probable token at each position")
+    print("\n".join(f"[{c}] {text}" + (" [truncated]" if cut else "") for c, (text, cut) in enumerate(zip(texts, truncated))))
+    if any(truncated):
+        print(f"[truncated]: {sum(truncated)} of {len(texts)} sentences reached --max-length {args.max_length} "
+              "without END (a longer --max-length lets them finish)")
     print("metrics: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in report.items()))
+    summary = statistics.summary() if statistics is not None else ""
+    if summary:
+        print(summary)
+    print(f"written to {folder}")
     return report
 
 

@@ -11,7 +11,10 @@ from textsampling.targets.base import PAD
 
 _PLACEHOLDER = re.compile(r"^(\[unused\d+\]|<unused\d+>)$")
 
-__all__ = ["special_token_ids", "as_token_tensor", "row_lengths", "encode_texts", "decode_rows"]
+__all__ = ["special_token_ids", "content_max_length", "as_token_tensor", "row_lengths", "encode_texts", "decode_rows"]
+
+#: models that offset position ids by ``padding_idx + 1``, so two positions are never usable
+_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer"}
 
 
 def special_token_ids(tokenizer, vocab_size: int) -> frozenset:
@@ -29,6 +32,28 @@ def special_token_ids(tokenizer, vocab_size: int) -> frozenset:
             ids.add(int(token_id))
     ids.update(range(len(tokenizer), vocab_size))
     return frozenset(i for i in ids if 0 <= i < vocab_size)
+
+
+def content_max_length(config, tokenizer, kind: str) -> int:
+    """Longest content sequence (no [CLS]/[SEP]/BOS) a model of ``kind`` takes, from config and tokenizer.
+
+    The model's positions (``n_positions`` or ``max_position_embeddings``; RoBERTa-like models lose two to
+    their offset), capped by the tokenizer's ``model_max_length``, minus the frame: 2 tokens ([CLS], [SEP])
+    for ``kind="masked"``, 1 (the BOS) for ``kind="causal"``. Needs no weights, so bad lengths can be
+    refused before a model loads.
+    """
+    if kind == "masked":
+        positions = getattr(config, "max_position_embeddings", None) or 512
+        if getattr(config, "model_type", "") in _OFFSET_POSITIONS:
+            positions -= 2
+    elif kind == "causal":
+        positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 1024
+    else:
+        raise ValueError(f"kind must be 'masked' or 'causal', got {kind!r}")
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if tokenizer_limit and tokenizer_limit < 1_000_000:
+        positions = min(positions, int(tokenizer_limit))
+    return int(positions) - (2 if kind == "masked" else 1)
 
 
 def as_token_tensor(token_ids, vocab_size: int, name: str = "token_ids") -> torch.Tensor:

@@ -22,7 +22,14 @@ from __future__ import annotations
 
 import torch
 
-from textsampling.lm._hf_common import as_token_tensor, decode_rows, encode_texts, row_lengths, special_token_ids
+from textsampling.lm._hf_common import (
+    as_token_tensor,
+    content_max_length,
+    decode_rows,
+    encode_texts,
+    row_lengths,
+    special_token_ids,
+)
 from textsampling.targets.base import PAD
 
 __all__ = ["HFCausalLM"]
@@ -62,11 +69,7 @@ class HFCausalLM:
         start = next((i for i in (tokenizer.bos_token_id, tokenizer.cls_token_id, end) if i is not None))
         self.end_token_id, self.bos_token_id = int(end), int(start)
         config = model.config
-        positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 1024
-        tokenizer_limit = getattr(tokenizer, "model_max_length", None)
-        if tokenizer_limit and tokenizer_limit < 1_000_000:
-            positions = min(positions, int(tokenizer_limit))
-        self.max_length = int(positions) - 1
+        self.max_length = content_max_length(config, tokenizer, "causal")
         allowed = torch.ones(self.vocab_size, dtype=torch.bool)
         allowed[sorted(self.special_token_ids - {self.end_token_id})] = False
         self._allowed = allowed

@@ -21,7 +21,14 @@ from __future__ import annotations
 
 import torch
 
-from textsampling.lm._hf_common import as_token_tensor, decode_rows, encode_texts, row_lengths, special_token_ids
+from textsampling.lm._hf_common import (
+    as_token_tensor,
+    content_max_length,
+    decode_rows,
+    encode_texts,
+    row_lengths,
+    special_token_ids,
+)
 from textsampling.targets.base import PAD
 
 __all__ = ["HFMaskedLM", "masked_lm_head"]
@@ -80,13 +87,7 @@ class HFMaskedLM:
         if self.cls_token_id is None or self.sep_token_id is None:
             raise ValueError("tokenizer needs [CLS]/[SEP] (or BOS/EOS) tokens to frame a sequence for a masked LM")
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.sep_token_id
-        positions = getattr(model.config, "max_position_embeddings", None) or 512
-        if getattr(model.config, "model_type", "") in {"roberta", "xlm-roberta", "camembert", "longformer"}:
-            positions -= 2  # these models offset position ids by padding_idx + 1
-        tokenizer_limit = getattr(tokenizer, "model_max_length", None)
-        if tokenizer_limit and tokenizer_limit < 1_000_000:
-            positions = min(positions, int(tokenizer_limit))
-        self.max_length = int(positions) - 2
+        self.max_length = content_max_length(model.config, tokenizer, "masked")
         self._head = masked_lm_head(model)
         special = torch.zeros(self.vocab_size, dtype=torch.bool)
         special[sorted(self.special_token_ids)] = True

@@ -10,7 +10,17 @@ Everything that can be wrong with a model choice is reported here, before any sa
   comes at once — we never wait for the HTTP client's retries and timeouts.
 
 Sequences longer than the model's maximum and keywords the tokenizer cannot represent are refused by
-the adapters (``max_length``) and :func:`encode_keywords`.
+the adapters (``max_length``) and :func:`encode_keywords`; :func:`inspect_model` reads a checkpoint's
+config and tokenizer without its weights, so those can be refused before a model loads.
+
+Loading runs no code from a model folder:
+
+* weights are read from safetensors files only (``use_safetensors=True``): a folder that holds only
+  pickle weights (``pytorch_model.bin``, ``*.pt``, ``*.ckpt``...) is refused with
+  :class:`PickleWeightsError`, because unpickling can execute arbitrary code, unless the caller opts in
+  with ``allow_pickle=True`` (``textsampling generate --allow-pickle``);
+* ``trust_remote_code=False`` is passed to every ``from_pretrained``: Python files shipped with a
+  checkpoint (``auto_map`` in its config) are never imported.
 """
 
 from __future__ import annotations
@@ -19,12 +29,17 @@ import os
 import re
 import socket
 import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlparse
 
 __all__ = [
     "BUILTIN_MODELS",
     "ModelNotAvailableError",
+    "PickleWeightsError",
+    "ModelInfo",
+    "inspect_model",
     "builtin_model_path",
     "hub_is_offline",
     "load_masked_lm",
@@ -40,8 +55,18 @@ _KIND_FOLDER = {"masked": "mlm", "causal": "clm"}
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
+#: weight files that are Python pickles (loading one may execute code written into it)
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+#: options every ``from_pretrained`` call gets: never import code shipped with a checkpoint
+_NO_REMOTE_CODE = {"trust_remote_code": False}
+
+
 class ModelNotAvailableError(OSError):
     """The model named cannot be loaded here (hub offline or unreachable, built-in weights missing)."""
+
+
+class PickleWeightsError(ValueError):
+    """A checkpoint whose weights exist only as pickle files, refused unless ``allow_pickle=True``."""
 
 
 def builtin_model_path(name: str, kind: str) -> Path:
@@ -123,9 +148,18 @@ def _load_config(source: str, local: bool):
     from transformers import AutoConfig
 
     if local:
-        return AutoConfig.from_pretrained(source, local_files_only=True)
+        try:
+            return AutoConfig.from_pretrained(source, local_files_only=True, **_NO_REMOTE_CODE)
+        except ValueError as error:
+            if "auto_map" in (Path(source) / "config.json").read_text():
+                raise ValueError(
+                    f"name_or_path {source!r} needs Python code shipped in the folder (auto_map in config.json) "
+                    "to build its model; textsampling never runs code from a model folder (trust_remote_code=False). "
+                    "Use a checkpoint of an architecture that transformers itself provides."
+                ) from None
+            raise
     try:  # already in the Hugging Face cache: works offline
-        return AutoConfig.from_pretrained(source, local_files_only=True)
+        return AutoConfig.from_pretrained(source, local_files_only=True, **_NO_REMOTE_CODE)
     except (OSError, ValueError):
         pass
     if hub_is_offline():
@@ -139,7 +173,7 @@ def _load_config(source: str, local: bool):
             f"cannot load {source!r}: it is not a local folder nor in the Hugging Face cache, and the hub "
             "(huggingface.co) cannot be reached from here. Use the built-in 'tiny-shakespeare' or a local folder."
         )
-    return AutoConfig.from_pretrained(source)
+    return AutoConfig.from_pretrained(source, **_NO_REMOTE_CODE)
 
 
 def _torch_dtype(dtype):
@@ -155,33 +189,153 @@ def _torch_dtype(dtype):
     return names[dtype]
 
 
-def _load(name_or_path, kind: str, device, dtype):
+def _pickle_refusal(name: str, found: str) -> PickleWeightsError:
+    return PickleWeightsError(
+        f"name_or_path {name!r} has no safetensors weights, only pickle files ({found}); unpickling a file can "
+        "run any code written into it, so it is refused. Convert the checkpoint to safetensors where you trust it "
+        "(load it and call model.save_pretrained(folder)), or, if you trust this folder, opt in with "
+        "--allow-pickle (allow_pickle=True in Python)."
+    )
+
+
+def _use_safetensors(name: str, source: str, local: bool, allow_pickle: bool):
+    """The ``use_safetensors`` value to load with; refuses a local folder holding only pickle weights.
+
+    A local folder is judged by its files: safetensors present -> True; only pickle files -> refused
+    (or False with ``allow_pickle``); neither -> :class:`FileNotFoundError`. A hub checkpoint: True, or
+    None with ``allow_pickle`` (transformers then prefers safetensors and falls back to the pickle).
+    """
+    if not local:
+        return None if allow_pickle else True
+    folder = Path(source)
+    names = sorted(path.name for path in folder.iterdir() if path.is_file())
+    if any(name_.endswith(".safetensors") or name_.endswith(".safetensors.index.json") for name_ in names):
+        return True
+    pickles = [name_ for name_ in names if name_.endswith(PICKLE_SUFFIXES) or name_.endswith(".bin.index.json")]
+    if pickles:
+        if not allow_pickle:
+            raise _pickle_refusal(name, ", ".join(pickles))
+        return False
+    raise FileNotFoundError(f"name_or_path {name!r} holds no weights: expected model.safetensors in {folder}")
+
+
+class ModelInfo(NamedTuple):
+    """What :func:`inspect_model` reads without loading weights."""
+
+    source: str  #: folder or hub name to load from
+    local: bool  #: a local folder (or a built-in model)
+    kind: str  #: "masked" or "causal"
+    config: object  #: the ``transformers`` config
+    tokenizer: object  #: the ``transformers`` tokenizer
+    max_length: int  #: longest content sequence, as the adapter's ``max_length``
+    use_safetensors: object  #: True, or False / None where pickle weights were allowed
+
+
+def _display_name(name_or_path) -> str:
+    return os.fspath(name_or_path) if isinstance(name_or_path, (str, os.PathLike)) else repr(name_or_path)
+
+
+def inspect_model(name_or_path, kind: str, allow_pickle: bool = False) -> ModelInfo:
+    """Config, tokenizer and content length of a checkpoint, and its weight format, without its weights.
+
+    Every refusal of :func:`load_masked_lm` / :func:`load_causal_lm` that does not need the weights
+    happens here: bad names, missing folders, a checkpoint of the other kind, pickle-only weights.
+
+    Parameters
+    ----------
+    name_or_path : str or os.PathLike
+        As in :func:`load_masked_lm`.
+    kind : {"masked", "causal"}
+    allow_pickle : bool
+        Accept a checkpoint whose weights exist only as pickle files (default False: refused).
+    """
+    from textsampling.lm._hf_common import content_max_length
+
+    if kind not in _KIND_FOLDER:
+        raise ValueError(f"kind must be 'masked' or 'causal', got {kind!r}")
     source, local = _resolve(name_or_path, kind)
-    config = _load_config(source, local)
-    found = _checkpoint_kind(config)
-    other = {"masked": "causal", "causal": "masked"}[kind]
-    if found == other:
-        example = {"masked": "bert-base-uncased", "causal": "gpt2"}[kind]
-        raise ValueError(
-            f"name_or_path {os.fspath(name_or_path)!r} is a {other} LM ({', '.join(config.architectures or [])}), "
-            f"but a {kind} LM is needed here (e.g. 'tiny-shakespeare' or {example!r}); "
-            f"use load_{other}_lm for this model"
-        )
-    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    name = _display_name(name_or_path)
+    with quiet_transformers():
+        config = _load_config(source, local)
+        found = _checkpoint_kind(config)
+        other = {"masked": "causal", "causal": "masked"}[kind]
+        if found == other:
+            example = {"masked": "bert-base-uncased", "causal": "gpt2"}[kind]
+            raise ValueError(
+                f"name_or_path {name!r} is a {other} LM ({', '.join(config.architectures or [])}), "
+                f"but a {kind} LM is needed here (e.g. 'tiny-shakespeare' or {example!r}); "
+                f"use load_{other}_lm for this model"
+            )
+        use_safetensors = _use_safetensors(name, source, local, allow_pickle)
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(source, **_local_options(local), **_NO_REMOTE_CODE)
+    return ModelInfo(source, local, kind, config, tokenizer, content_max_length(config, tokenizer, kind), use_safetensors)
+
+
+def _local_options(local: bool) -> dict:
+    return {"local_files_only": True} if local or hub_is_offline() else {}
+
+
+@contextmanager
+def quiet_transformers():
+    """Silence ``transformers``' progress bars ("Loading weights") and its info/warning logs meanwhile.
+
+    What matters of its warnings is reported by the loader itself (weights the checkpoint lacks).
+    """
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:  # the 'lm' extra is missing: the import error comes where transformers is used
+        yield
+        return
+    verbosity = transformers_logging.get_verbosity()
+    bars_were_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars_were_enabled:
+            transformers_logging.enable_progress_bar()
+
+
+def _load(name_or_path, kind: str, device, dtype, allow_pickle: bool = False):
+    info = inspect_model(name_or_path, kind, allow_pickle)
+    name = _display_name(name_or_path)
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
     auto = AutoModelForMaskedLM if kind == "masked" else AutoModelForCausalLM
-    options = {"local_files_only": True} if local or hub_is_offline() else {}
-    try:
-        model = auto.from_pretrained(source, dtype=_torch_dtype(dtype), **options)
-    except ValueError as error:  # the config names no model of this kind
-        raise ValueError(f"name_or_path {os.fspath(name_or_path)!r} cannot be loaded as a {kind} LM: {error}") from None
-    tokenizer = AutoTokenizer.from_pretrained(source, **options)
+    options = dict(_local_options(info.local), **_NO_REMOTE_CODE)
+    if info.use_safetensors is not None:
+        options["use_safetensors"] = info.use_safetensors
+    with quiet_transformers():
+        try:
+            model, loading_info = auto.from_pretrained(
+                info.source, config=info.config, dtype=_torch_dtype(dtype), output_loading_info=True, **options
+            )
+        except ValueError as error:  # the config names no model of this kind
+            raise ValueError(f"name_or_path {name!r} cannot be loaded as a {kind} LM: {error}") from None
+        except OSError as error:
+            # a hub checkpoint without safetensors weights (transformers names the file it did not find)
+            if not info.local and info.use_safetensors and "safetensors" in str(error):
+                raise _pickle_refusal(name, f"no model.safetensors on the hub: {error}") from None
+            raise
+    missing = list(loading_info.get("missing_keys") or [])
+    if missing:
+        import warnings
+
+        warnings.warn(
+            f"{name!r}: the checkpoint lacks {len(missing)} weight tensors of the {kind} LM (e.g. {missing[0]}); "
+            "they are randomly initialised, so its outputs are noise there",
+            stacklevel=3,
+        )
     if device is not None:
         model = model.to(device)
-    return model, tokenizer
+    return model, info.tokenizer
 
 
-def load_masked_lm(name_or_path="tiny-shakespeare", device=None, dtype=None):
+def load_masked_lm(name_or_path="tiny-shakespeare", device=None, dtype=None, allow_pickle=False):
     """A :class:`~textsampling.lm.hf_masked.HFMaskedLM` for MLM Gibbs / MLM-MH.
 
     Parameters
@@ -193,20 +347,24 @@ def load_masked_lm(name_or_path="tiny-shakespeare", device=None, dtype=None):
         Where to put the model (default: CPU).
     dtype : torch.dtype or str, optional
         Weights' dtype (default float32); log-softmaxes are float32 in any case.
+    allow_pickle : bool, optional
+        Load pickle weights (``pytorch_model.bin``) when a checkpoint has no safetensors. Default False:
+        such a checkpoint is refused with :class:`PickleWeightsError`, because unpickling can run code.
+        Code shipped with a checkpoint (``trust_remote_code``) is never run, whatever this says.
     """
     from textsampling.lm.hf_masked import HFMaskedLM
 
-    return HFMaskedLM(*_load(name_or_path, "masked", device, dtype))
+    return HFMaskedLM(*_load(name_or_path, "masked", device, dtype, allow_pickle))
 
 
-def load_causal_lm(name_or_path="tiny-shakespeare", device=None, dtype=None):
+def load_causal_lm(name_or_path="tiny-shakespeare", device=None, dtype=None, allow_pickle=False):
     """A :class:`~textsampling.lm.hf_causal.HFCausalLM` for CGMH, annealing and decoding.
 
     Parameters are those of :func:`load_masked_lm`.
     """
     from textsampling.lm.hf_causal import HFCausalLM
 
-    return HFCausalLM(*_load(name_or_path, "causal", device, dtype))
+    return HFCausalLM(*_load(name_or_path, "causal", device, dtype, allow_pickle))
 
 
 def encode_keywords(tokenizer, words) -> list:
