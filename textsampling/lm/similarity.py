@@ -137,8 +137,8 @@ def load_sentence_embedder(device=None, batch_size: int = 64) -> SentenceEmbedde
     folder = embeddings_model_path()
     from transformers import AutoModel, AutoTokenizer
 
-    model = AutoModel.from_pretrained(str(folder), local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    model = AutoModel.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     if device is not None:
         model = model.to(device)
     return SentenceEmbedder(model, tokenizer, batch_size=batch_size)
