@@ -53,8 +53,9 @@
 # and the reverse for a delete. The slot count $s(x)$ and the unlocked count $m(y)$ of the longer
 # sentence differ as soon as a keyword is locked, so they do **not** cancel; and the candidate set must
 # not depend on the token being replaced, or the forward and reverse sets differ. Published code got
-# both wrong, and it — like this package before — protected keyword *positions*; the `cgmh` module has
-# switches that reproduce each of the three mistakes, and this chapter shows what they do.
+# both wrong; and Su's rule "never pick a keyword position" — this package's own rule before — protects
+# keyword *positions* rather than keyword occurrences. The `cgmh` module has switches that reproduce
+# each of the three mistakes, and this chapter shows what they do.
 
 # %%
 import os
@@ -138,7 +139,7 @@ kernel_top2 = cgmh.transition_matrix(config, sentences)
 print(
     f"K = 2: irreducible {markov.is_irreducible(kernel_top2)}, "
     f"detailed balance residual {markov.detailed_balance_residual(kernel_top2, target):.1e}, "
-    f"stationarity residual |πP - π| {markov.stationarity_residual(kernel_top2, target):.1e}"
+    f"stationarity residual max |πP - π| {markov.stationarity_residual(kernel_top2, target):.1e}"
 )
 
 # %% [markdown]
@@ -264,10 +265,10 @@ fig.tight_layout()
 # %% [markdown]
 # The correct kernel's stationary law is $\rho\chi/Z$ to rounding error, and with $K = 2$ it is still
 # reversible. The three mistakes move the law, each its own way. Omitting the position-choice
-# probabilities favours **shorter** sentences: an insert of a token next to the locked keyword has
-# $s(x) = n + 1$ slots to choose from, its reverse delete only $m(y) = n$ unlocked tokens, so the
-# forgotten factor $s(x)/m(y) > 1$ would have *raised* the insert's acceptance. The printout below
-# says by how much. The biased candidate set keeps the current token available and over-weights
+# probabilities favours **shorter** sentences: an insert into an $n$-token sentence chooses among
+# $s(x) = n + 1$ slots, and when the longer sentence $y$ still holds a single `b` its reverse delete
+# chooses among only $m(y) = n$ unlocked tokens, so the forgotten factor $s(x)/m(y) > 1$ would have
+# *raised* the insert's acceptance. The printout below says by how much. The biased candidate set keeps the current token available and over-weights
 # staying put in a way the reverse move never pays for. Protecting keyword positions weighs each
 # sentence by its number of placements $N(x)$, so sentences with several `b`s — which are longer —
 # gain mass; and with two keywords their order never changes.
@@ -328,18 +329,20 @@ for name, variant in [("correct", full), ("position ratio omitted", no_ratio)]:
 visited, log_probs, accepted = chain_runs["correct"]
 kept = visited[:, burn_in:]
 frequencies = np.bincount(kept.ravel(), minlength=sentences.shape[0]) / kept.size
+ess = diagnostics.effective_sample_size(log_probs[:, burn_in:])
 exact_draws = rng.choice(sentences.shape[0], size=kept.size, p=target)
 print(f"{NUM_CHAINS} chains x {NUM_CHAIN_STEPS} steps, acceptance rate {diagnostics.acceptance_rate(accepted):.3f}")
 print(
     f"TV(histogram of {kept.size} chain states, ρχ/Z) = {diagnostics.empirical_tv_distance(kept.ravel(), target):.4f}; "
-    f"of {kept.size} exact draws: {diagnostics.empirical_tv_distance(exact_draws, target):.4f}"
+    f"of {kept.size} exact draws: {diagnostics.empirical_tv_distance(exact_draws, target):.4f}; "
+    f"of {ess:.0f} exact draws (the bulk ESS of log ρ): {diagnostics.empirical_tv_distance(exact_draws[: int(ess)], target):.4f}"
 )
 chain_lengths = lengths[kept]
 rhats = {"log ρ": diagnostics.split_rhat(log_probs[:, burn_in:]), "length": diagnostics.split_rhat(chain_lengths)}
 print(
     "split R-hat (rank): " + ", ".join(f"{name} {value:.3f}" for name, value in rhats.items())
     + (" — below the 1.01 alarm threshold" if max(rhats.values()) < 1.01 else " — above the 1.01 alarm threshold: run longer")
-    + f"; bulk ESS of log ρ {diagnostics.effective_sample_size(log_probs[:, burn_in:]):.0f} of {kept.size} states"
+    + f"; bulk ESS of log ρ {ess:.0f} of {kept.size} states"
 )
 for name, (run_visited, _, _) in chain_runs.items():
     print(
@@ -356,7 +359,7 @@ axes[0].set_xticks(np.arange(top.size), [text(sentences[s]) for s in top], rotat
 axes[0].set_ylabel("probability")
 axes[0].set_title(f"The {top.size} most probable of the {sentences.shape[0]} sentences")
 axes[0].legend(loc="upper right")
-shown = min(NUM_CHAIN_STEPS, 600)
+shown = min(NUM_CHAIN_STEPS, 200)
 for c in range(min(NUM_CHAINS, 4)):
     axes[1].plot(np.arange(1, shown + 1), log_probs[c, :shown], lw=0.8, label=f"chain {c}")
 axes[1].axvline(burn_in, color="grey", ls=":", label="end of burn-in")
@@ -367,8 +370,9 @@ axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
 fig.tight_layout()
 
 # %% [markdown]
-# The chains' histogram error is of the size of that of exact draws of the same number (somewhat
-# larger: correlated states carry less information, as the ESS says), the traces, started far apart,
+# The chains' histogram error is larger than that of as many exact draws — correlated states carry
+# less information — and of the order of that of as many exact draws as the effective sample size (of
+# $\log\rho$: only a rough guide for a histogram of 90 cells), the traces, started far apart,
 # overlap after a few steps, and the split $\hat R$ over the chains (printed with its verdict; under
 # the CI sizes the chains are short and $\hat R$ may sit just above 1.01) says whether they agree. The
 # chains with the position ratio omitted settle near their own kernel's shorter mean length, not near
@@ -450,9 +454,12 @@ for name, result in runs.items():
         else "equal to the chain's best: the search found nothing better" if gain == 0
         else f"WORSE than the chain's best by {-gain:.2f}"
     )
+    distinct = len({x.tobytes() for x in result.states})
     print(
         f"annealing {name}: start log ρ {anneal_starts[name].log_prob:.2f}, best {result.best_state.log_prob:.2f}, "
-        f"{verdict}: {model.decode(result.best_state.x[None])[0]!r}"
+        f"{verdict}: {model.decode(result.best_state.x[None])[0]!r}\n"
+        f"    ({result.accepted.sum()} of {NUM_STEPS} moves accepted, {distinct} distinct sentences visited, "
+        f"final log ρ {result.log_probs[-1]:.2f})"
     )
 
 fig, ax = plt.subplots(figsize=(11, 5))
