@@ -85,10 +85,10 @@ rng = np.random.default_rng(SEED)
 #
 # First on the exact bigram oracle: three tokens `a`, `b`, `c`, sentences of at most four tokens, the
 # keyword `b`, and candidate sets of $K = 2$ tokens (so a replaced token may fall outside the set its
-# reverse move would draw from). In the sentence `a b c` the `b` is the only one, so it is locked
-# (`state.protected`). `move_outcomes` lists every outcome of each move at one position, with the
-# probability of drawing it and its acceptance probability — the same function `step` samples from and
-# `transition_matrix` sums over.
+# reverse move would draw from). In the sentence `a b c` the `b` is the only `b`, so it is locked
+# (`state.protected`): no replace or delete may choose it. `move_outcomes` lists every outcome of
+# each move at one position, with the probability of drawing it and its acceptance probability — the
+# same function `step` samples from and `transition_matrix` sums over.
 
 # %%
 bigram = BigramLM.random(np.random.default_rng(SEED), vocab_size=3, max_length=4, concentration=1.0)
@@ -475,8 +475,12 @@ fig.tight_layout()
 # %% [markdown]
 # Read the verdicts above, not the word "best": a search reports the best of *what it visited*, and a
 # run started from the chain's last state may never come back to the good sentences the chain passed
-# through. Started from the chain's best, annealing can only match or improve it; when it only matches,
-# the search found nothing, and the printout says so. The maximum of $\rho$ need not be a good sentence
+# through — its "best" can then be worse than a sentence the sampler had already printed. Started from
+# the chain's best, annealing can only match or improve it; when it only matches, the search found
+# nothing, and the printout says so. Count what the search did, too: an accepted move is not a new
+# sentence (replacing a token by itself is accepted), and with `NUM_STEPS` steps of $K = 10$
+# candidates each a run visits only the handful of distinct sentences printed above — a local search
+# around its start, not a survey of the sentences with the keywords. The maximum of $\rho$ need not be a good sentence
 # either: every extra token costs probability under $p$, so for a small model the argmax is often
 # little more than the keywords themselves. A search is only as good as what we wrote down
 # (chapter 1): a smaller $\gamma$, a relevance term, or a minimum length change the answer — the
