@@ -362,7 +362,8 @@ axes[0].legend(loc="upper right")
 shown = min(NUM_CHAIN_STEPS, 200)
 for c in range(min(NUM_CHAINS, 4)):
     axes[1].plot(np.arange(1, shown + 1), log_probs[c, :shown], lw=0.8, label=f"chain {c}")
-axes[1].axvline(burn_in, color="grey", ls=":", label="end of burn-in")
+if burn_in <= shown:
+    axes[1].axvline(burn_in, color="grey", ls=":", label="end of burn-in (discarded before)")
 axes[1].set_xlabel("step")
 axes[1].set_ylabel("log ρ of the current sentence")
 axes[1].set_title(f"Trace of log ρ, first {shown} steps of 4 chains")
