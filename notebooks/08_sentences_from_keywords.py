@@ -277,7 +277,7 @@ fig.tight_layout()
 all_laws = {"ρχ/Z (exact)": target, **laws}
 mean_length = {name: float((law * lengths).sum()) for name, law in all_laws.items()}
 for name, law in all_laws.items():
-    print(f"{name:>30}: mean length {mean_length[name]:.3f}, P(length 1) = {law[lengths == 1].sum():.3f}")
+    print(f"{name:>46}: mean length {mean_length[name]:.3f}, P(length 1) = {law[lengths == 1].sum():.3f}")
 omitted = mean_length["position ratio omitted"] - mean_length["ρχ/Z (exact)"]
 print(f"position ratio omitted: the mean length changes by {omitted:+.3f} tokens ({100 * omitted / mean_length['ρχ/Z (exact)']:+.1f}%)")
 
