@@ -13,7 +13,7 @@ EXTRAS ?= dev,lm
 LOCK := requirements.lock
 PIP_VERSION := 26.3
 PIP_TOOLS_VERSION := 7.6.2
-LATEST_VENV ?= .venv-latest
+LATEST_VENV ?= build/venv-latest
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
