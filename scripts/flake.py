@@ -113,11 +113,18 @@ def main(argv=None) -> int:
     parser.add_argument("--max-seconds", type=float, default=20.0,
                         help="leave out tests slower than this in the discovery run (default 20)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--discovery", type=Path, default=None,
+                        help="reuse the discovery run in this folder (a previous run's work folder)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="flake-"))
+    print(f"flake: work folder {work}", flush=True)
     started = time.time()
-    log = work / "seeded.txt"
-    discovery = run_pytest(args.paths, 0, args.workers, work / "offset-0.xml", log=str(log))
+    if args.discovery is not None:
+        log = args.discovery / "seeded.txt"
+        discovery = parse_junit(args.discovery / "offset-0.xml")
+    else:
+        log = work / "seeded.txt"
+        discovery = run_pytest(args.paths, 0, args.workers, work / "offset-0.xml", log=str(log))
     seeded = set(filter(None, log.read_text().splitlines())) if log.exists() else set()
     # JUnit names parametrised tests like pytest's node ids; match on the node id pytest logged.
     timing = {node: discovery.get(node, (True, 0.0)) for node in seeded}
@@ -129,7 +136,7 @@ def main(argv=None) -> int:
     print(f"flake: {len(discovery)} tests in the discovery run ({time.time() - started:.0f} s), "
           f"{len(seeded)} draw from an integer-seeded NumPy generator, {len(statistical)} of them "
           f"statistical (a p-value, a check, a stated false-fail rate); {len(slow)} slower than "
-          f"{args.max_seconds:g} s left out; rerunning {len(chosen)} under {args.num_seeds} rotated seeds")
+          f"{args.max_seconds:g} s left out; rerunning {len(chosen)} under {args.num_seeds} rotated seeds", flush=True)
     if failing_at_zero:
         print("flake: failing with the stated seeds (offset 0): " + ", ".join(failing_at_zero))
     failures = {node: 0 for node in chosen}
