@@ -80,8 +80,9 @@ $(BIN)/.book-installed: $(BIN)/.installed
 # failing cell fails the build, and tests/test_book_html.py then fails it on raw reStructuredText
 # (`.. py:`, `:math:`) or a path of the build machine in a page. Executed chapters are cached in
 # book/_build/.jupyter_cache (keyed by each chapter's code): a chapter runs again only when its code
-# changed. Measured on the 2-core CPU machine, shared with other jobs: a full build (empty cache)
-# takes about 30 minutes; a rebuild with a warm cache and no chapter edited about 2 minutes.
+# changed. Measured on the 2-core CPU machine, shared with other jobs (load average 5 to 17): a full
+# build (empty cache) took 31 minutes (1,840 s); a rebuild with a warm cache and no chapter edited
+# 5 minutes (286 s); after editing one chapter, add that chapter's run (1 to 5 minutes).
 # `make book-clean` empties the cache.
 book: $(BIN)/.book-installed
 	rm -rf book/_build/html book/_build/jupyter_execute book/_build/.doctrees
