@@ -98,7 +98,7 @@ book-clean:
 jupyter: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -c $(LOCK) -c constraints.txt -e ".[$(EXTRAS),jupyter]"
 	$(BIN)/python scripts/check_lock.py $(LOCK)
-	@echo "jupyter: run  .venv/bin/jupyter lab notebooks/  and open a chapter with Open With > Notebook"
+	@echo "jupyter: run  .venv/bin/jupyter lab notebooks/  (as root add --allow-root) and open a chapter with Open With > Notebook"
 
 # The chapters (jupytext sources, the only source of truth) converted to notebooks.
 build/notebooks: $(BIN)/.installed $(wildcard notebooks/[0-9][0-9]_*.py)
