@@ -4,6 +4,7 @@ Statistical verdicts on correct and wrong samplers are in test_gallery.py; here 
 are deterministic or their verdict does not matter, except where stated.
 """
 
+import argparse
 import textwrap
 
 import numpy as np
@@ -93,6 +94,44 @@ def test_the_budget_scales_sizes_down_and_says_so():
     assert report.scale < 1.0
     assert report.outcomes[0].result.num_samples < check.KINDS["mh"].num_samples
     assert "budget 0.5 s: sample sizes scaled by" in report.format()
+
+
+def _slow_clock(monkeypatch, seconds_per_call):
+    """A machine so loaded that every reading of the clock is ``seconds_per_call`` later."""
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(check.time, "perf_counter", lambda: seconds_per_call * next(ticks))
+
+
+def test_the_default_verdict_does_not_depend_on_the_clock(monkeypatch):
+    # No budget by default: the same seed gives the same sizes, p-values and verdict on an idle
+    # machine and on one where every clock reading jumps 1,000 s.
+    case = CORRECT["mh-reference"]
+    sizes = dict(num_samples=500, num_chains=100, num_steps=5)
+    idle = check.check_step(case.step, "mh", "bigram-small", seed=4, **sizes)
+    _slow_clock(monkeypatch, 1000.0)
+    loaded = check.check_step(case.step, "mh", "bigram-small", seed=4, **sizes)
+    assert idle.budget is None and loaded.scale == 1.0
+    assert [o.result.num_samples for o in loaded.outcomes] == [o.result.num_samples for o in idle.outcomes]
+    assert loaded.p_values == idle.p_values
+    assert loaded.passed == idle.passed
+    assert "budget" not in loaded.format()
+
+
+def test_an_opt_in_budget_that_is_not_binding_says_so_and_changes_nothing():
+    case = CORRECT["mh-reference"]
+    sizes = dict(num_samples=500, num_chains=100, num_steps=5, seed=4)
+    fixed = check.check_step(case.step, "mh", "bigram-small", **sizes)
+    roomy = check.check_step(case.step, "mh", "bigram-small", budget=1e6, **sizes)
+    assert roomy.scale == 1.0 and roomy.p_values == fixed.p_values
+    assert "budget 1e+06 s: not binding" in roomy.format()
+
+
+def test_the_cli_budget_is_opt_in():
+    parser = argparse.ArgumentParser()
+    check.add_arguments(parser)
+    assert parser.parse_args(["m:f", "--kind", "mh"]).budget is None
+    assert parser.parse_args(["m:f", "--kind", "mh", "--budget", "30"]).budget == 30.0
+    assert "opt-in" in parser.format_help()
 
 
 def test_failing_report_lists_misfit_states_and_writes_a_plot(tmp_path):

@@ -9,7 +9,11 @@ probabilities :math:`p_k`; with counts :math:`O_k` and expected counts :math:`E_
     X^2 = \sum_k \frac{(O_k - E_k)^2}{E_k} \ \xrightarrow{H_0}\ \chi^2_{K-1}.
 
 Cells of small expected count are pooled first; a sample in a cell of probability 0 fails the
-test outright (p-value 0). The pooling threshold matters at small levels: with the textbook
+test outright (p-value 0). Cells of probability exactly 0 are left out of the statistic, and every
+group it is computed on has expected count at least ``min_expected`` (:func:`pool_cells`), so no term
+is ever 0/0 or x/0: a cell of tiny probability (1e-300, say) is pooled like any other small cell,
+and a sample in it counts in its group. This does not depend on the order of any float summation:
+the zero cells are found by ``p == 0``, never as a difference of sums. The pooling threshold matters at small levels: with the textbook
 :math:`E_k \ge 5`, the chi-square tail under-states the real false-fail rate at
 :math:`\alpha = 10^{-4}` by up to a factor 2 (skewed :math:`p`, 400,000 simulated multinomials);
 with the default :math:`E_k \ge 20` the measured rates were 0.9–1.2 times :math:`\alpha` at
@@ -213,12 +217,23 @@ def required_samples_against(
     raise ValueError("no sample size up to the search limit reaches the power: the pooled distance vanishes")
 
 
+def _check_min_expected(min_expected) -> float:
+    try:
+        value = float(min_expected)
+    except (TypeError, ValueError):
+        raise TypeError(f"min_expected must be a positive number, got {min_expected!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"min_expected must be a finite number > 0 (an expected count), got {value}")
+    return value
+
+
 def pool_cells(expected, min_expected: float = 20.0) -> list:
     """Group cells so that every group has expected count ``>= min_expected``.
 
     Cells of expected count 0 are left out (they are handled as outright failures). Cells below
     ``min_expected`` are pooled into one group, smallest first; if that group is still below the
-    threshold, the smallest remaining cells join it until it is not.
+    threshold, the smallest remaining cells join it until it is not. So when two or more groups come
+    back, every one has expected count ``>= min_expected > 0``; a single group means too few samples.
 
     Parameters
     ----------
@@ -232,6 +247,9 @@ def pool_cells(expected, min_expected: float = 20.0) -> list:
         Cell indices of each group; the pooled group (if any) comes last.
     """
     expected = np.asarray(expected, dtype=np.float64)
+    if expected.ndim != 1 or not np.all(np.isfinite(expected)) or np.any(expected < 0):
+        raise ValueError("expected must be a 1-D array of finite non-negative expected counts")
+    min_expected = _check_min_expected(min_expected)
     positive = np.flatnonzero(expected > 0)
     order = positive[np.argsort(expected[positive], kind="stable")]  # ascending expected count
     small = [int(k) for k in order if expected[k] < min_expected]
@@ -363,16 +381,20 @@ def chi_square_counts_test(
     tv_alternative : float
         TV distance the reported power refers to.
     min_expected : float
-        Cells of smaller expected count are pooled (see :func:`pool_cells`).
+        Cells of smaller expected count are pooled (see :func:`pool_cells`); finite, > 0.
 
     Returns
     -------
     StatisticalTestResult
+        A sample in a cell of probability exactly 0 gives ``statistic = inf``, ``p_value = 0``
+        (failed) and is listed among the over-sampled cells. The statistic is never NaN.
 
     Raises
     ------
     ValueError
-        If after pooling fewer than two cells remain (too few samples to test anything).
+        If after pooling fewer than two cells remain and no sample fell in a zero-probability cell
+        (too few samples to test anything), or for probabilities that are negative, not finite or
+        do not sum to 1.
     """
     alpha = check_false_fail_rate(false_fail_rate)
     tv_alternative = _check_tv(tv_alternative)

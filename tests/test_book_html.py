@@ -1,0 +1,68 @@
+"""The built book (`make book`, book/_build/html) shows no raw markup and no path of the build machine.
+
+`make book` runs this file after the build; in the ordinary suite it is skipped when no book has
+been built. ``TEXTSAMPLING_BOOK_HTML`` points it at another build folder.
+
+- Raw reStructuredText: autodoc output parsed as Markdown shows up as literal ``.. py:function::``
+  lines and ``:math:`` roles instead of rendered signatures and formulas (the API reference did,
+  before its pages wrapped autodoc in ``{eval-rst}``).
+- Paths: a printed file name, a warning or a traceback that names the machine's folders.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = Path(os.environ.get("TEXTSAMPLING_BOOK_HTML", ROOT / "book" / "_build" / "html"))
+RAW_MARKUP = re.compile(r"\.\. py:|\.\. auto(?:module|class|function)::|:math:`|:func:`|:class:`|:mod:`")
+# Folders of a build machine: this checkout, and the usual homes of users, temporary files and
+# installed packages.
+MACHINE_PATHS = re.compile(
+    "|".join([re.escape(str(ROOT))] + [r"/work/", r"/root/", r"/home/\w", r"/tmp/\w", r"site-packages", r"/opt/"])
+)
+
+pages = sorted(HTML.rglob("*.html")) if HTML.is_dir() else []
+# Highlighted module source (viewcode) is the package's own code, not a rendered page.
+rendered = [page for page in pages if "_modules" not in page.relative_to(HTML).parts]
+needs_book = pytest.mark.skipif(not pages, reason=f"no built book in {HTML} (run `make book`)")
+
+
+def _visible_text(page: Path) -> str:
+    """The page without <script>/<style> blocks and tags: what a reader sees."""
+    text = page.read_text(encoding="utf-8", errors="replace")
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", text, flags=re.S | re.I)
+    return re.sub(r"<[^>]+>", "", text)
+
+
+def _hits(pattern, pages_to_scan):
+    hits = []
+    for page in pages_to_scan:
+        for line in _visible_text(page).splitlines():
+            match = pattern.search(line)
+            if match:
+                hits.append(f"{page.relative_to(HTML)}: {line.strip()[:160]}")
+    return hits
+
+
+@needs_book
+def test_the_api_reference_was_built():
+    api = [page for page in rendered if page.relative_to(HTML).parts[0] == "api"]
+    assert api, f"no API pages in {HTML}/api"
+    # Rendered autodoc: signatures as <dl class="py ..."> and formulas as MathJax spans.
+    checks = (HTML / "api" / "checks.html").read_text(encoding="utf-8")
+    assert '<dl class="py function">' in checks and 'class="math' in checks
+
+
+@needs_book
+def test_no_page_shows_raw_restructured_text():
+    hits = _hits(RAW_MARKUP, rendered)
+    assert not hits, f"{len(hits)} lines of raw markup, e.g.:\n" + "\n".join(hits[:20])
+
+
+@needs_book
+def test_no_page_prints_a_path_of_the_build_machine():
+    hits = _hits(MACHINE_PATHS, pages)
+    assert not hits, f"{len(hits)} lines name the build machine's folders, e.g.:\n" + "\n".join(hits[:20])
