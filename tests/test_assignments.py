@@ -301,9 +301,15 @@ def test_the_transition_test_catches_every_listed_mistake(exercise):
         assert autograder.detection_power(kernel, exact.correct, calls) >= 0.999, name
 
 
-def test_exercise_3_targets_the_sentence_law_with_the_keyword_rule_of_the_gallery():
-    from textsampling.gallery.cgmh import _editable
+def _editable(tokens, keywords) -> list:
+    """The reference CGMH's rule: the positions that are not the only remaining occurrence of a keyword."""
+    from textsampling.reference.cgmh import locked_positions
 
+    locked, _ = locked_positions([[k] for k in keywords], np.array(tokens))
+    return [i for i in range(len(tokens)) if not locked[i]]
+
+
+def test_exercise_3_targets_the_sentence_law_with_the_keyword_rule_of_the_gallery():
     text = (ASSIGNMENTS / "03_cgmh_insert_delete.py").read_text()
     assert "every keyword" in text and "in any order" in text and "protected" not in text
     assert "only remaining occurrence of a keyword" in text

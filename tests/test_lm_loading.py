@@ -314,3 +314,11 @@ def test_inspect_model_reads_the_lengths_the_adapters_use(shakespeare_masked, sh
     for kind, model in [("masked", shakespeare_masked), ("causal", shakespeare_causal)]:
         info = loading.inspect_model("tiny-shakespeare", kind)
         assert info.max_length == model.max_length and info.use_safetensors is True
+
+
+def test_builtin_models_print_their_name_not_a_path_of_this_machine():
+    """A chapter that prints the model must not show where the package was installed."""
+    from textsampling.lm.loading import load_causal_lm, load_masked_lm
+
+    assert repr(load_masked_lm("tiny-shakespeare")).startswith("HFMaskedLM('tiny-shakespeare/mlm'")
+    assert repr(load_causal_lm("tiny-shakespeare")).startswith("HFCausalLM('tiny-shakespeare/clm'")

@@ -14,6 +14,7 @@ from textsampling.randomness import counter_uniforms
 from textsampling.reference import decoding
 from textsampling.targets import PAD, BigramLM
 from textsampling.torch import decoding as decoding_twin
+from textsampling.testing.statistics import chi_square_counts_test
 
 FALSE_FAIL_RATE = 1e-4  # per statistical test
 NUM_SENTENCES = 20_000
@@ -65,7 +66,7 @@ def _exact_sentence_law(oracle, length, temperature=1.0, top_k=None, top_p=None)
     "temperature, top_k, top_p", [(1.0, None, None), (0.6, None, None), (1.0, 2, None), (1.0, None, 0.7), (1.4, 3, 0.8)]
 )
 def test_sampling_modes_follow_their_exact_sentence_laws(temperature, top_k, top_p):
-    """Chi-square over sentences (cells with expected count < 5 pooled); false-fail rate 1e-4 each."""
+    """Chi-square over sentences (small cells pooled by the kit); false-fail rate 1e-4 each."""
     oracle = _oracle()
     length = oracle.max_length
     uniforms = torch.as_tensor(counter_uniforms(17, np.arange(NUM_SENTENCES), 0, length))
@@ -77,21 +78,16 @@ def test_sampling_modes_follow_their_exact_sentence_laws(temperature, top_k, top
     for tokens, ended in zip(result.tokens.numpy(), result.ended.numpy()):
         sentence = tuple(int(t) for t in tokens if t != PAD)
         counts[index[sentence if ended else sentence + ("cut",)]] += 1
-    expected = NUM_SENTENCES * np.array([law[k] for k in keys])
-    assert np.all(counts[expected == 0] == 0)  # truncation never produces an excluded sentence
-    small = expected < 5
-    observed = np.append(counts[~small], counts[small].sum())
-    expected = np.append(expected[~small], expected[small].sum())
-    if expected[-1] == 0:
-        observed, expected = observed[:-1], expected[:-1]
-    assert stats.chisquare(observed, expected).pvalue > FALSE_FAIL_RATE
+    cells = np.repeat(np.arange(len(keys)), counts.astype(np.int64))  # the cell of each sentence
+    probabilities = np.array([law[k] for k in keys])
+    # The kit's test: a sentence the law excludes fails it at once; small cells pooled by probability.
+    result = chi_square_counts_test(cells, probabilities, false_fail_rate=FALSE_FAIL_RATE)
+    assert result.passed, result
     if (temperature, top_k, top_p) == (1.0, None, None):
         # Test of the test: the same samples against the tempered law are rejected.
         wrong = _exact_sentence_law(oracle, length, temperature=0.6)
-        wrong_expected = NUM_SENTENCES * np.array([wrong[k] for k in keys])
-        keep = wrong_expected >= 5
-        pooled = np.append(wrong_expected[keep], wrong_expected[~keep].sum())
-        assert stats.chisquare(np.append(counts[keep], counts[~keep].sum()), pooled).pvalue < FALSE_FAIL_RATE
+        wrong_result = chi_square_counts_test(cells, np.array([wrong[k] for k in keys]), false_fail_rate=FALSE_FAIL_RATE)
+        assert not wrong_result.passed, wrong_result
 
 
 @pytest.mark.parametrize("kwargs", [{}, {"temperature": 0.5, "top_k": 3}, {"top_p": 0.6}, {"greedy": True}])

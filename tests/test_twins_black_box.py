@@ -21,6 +21,7 @@ from textsampling.reference import proposals
 from textsampling.torch import annealing, gibbs, metropolis_hastings
 from textsampling.torch import proposals as torch_proposals
 from textsampling.torch.twins import twin_of
+from textsampling.torch.randomness import largest_below_one
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -39,7 +40,9 @@ F32 = torch.float32
 
 def _uniforms(rng, num_chains, num_uniforms):
     # The harness's NumPy generator; Generator.random may return 0, which (0, 1) refuses.
-    return torch.tensor(np.maximum(rng.random((num_chains, num_uniforms)), 1e-300), dtype=F32)
+    # Clipped into (0, 1) *as float32*: 1e-300 rounds to 0.0 and u > 1 - 2**-25 to 1.0 in float32.
+    uniforms = np.clip(rng.random((num_chains, num_uniforms)), np.finfo(np.float32).tiny, largest_below_one(F32))
+    return torch.tensor(uniforms, dtype=F32)
 
 
 def mh_step_fn(target, proposal, temperature=None):

@@ -17,6 +17,19 @@ __all__ = ["special_token_ids", "content_max_length", "as_token_tensor", "row_le
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer"}
 
 
+def display_name(model) -> str:
+    """The checkpoint's name for ``repr``: a built-in model as ``tiny-shakespeare/mlm`` (no path of the
+    machine it was installed on), any other as it was given to the loader."""
+    from pathlib import Path
+
+    name = getattr(model.config, "_name_or_path", "") or type(model).__name__
+    models = Path(__file__).resolve().parent.parent / "models"
+    try:
+        return Path(name).resolve().relative_to(models).as_posix()
+    except (ValueError, OSError):
+        return name
+
+
 def special_token_ids(tokenizer, vocab_size: int) -> frozenset:
     """Every id a sampler must never produce.
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from textsampling.lm._hf_common import (
+    display_name,
     as_token_tensor,
     content_max_length,
     decode_rows,
@@ -174,5 +175,5 @@ class HFMaskedLM:
         return self.masked_log_probs_torch(token_ids, positions).double().cpu().numpy()
 
     def __repr__(self) -> str:
-        name = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
+        name = display_name(self.model)
         return f"HFMaskedLM({name!r}, vocab_size={self.vocab_size}, max_length={self.max_length})"
