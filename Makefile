@@ -17,7 +17,7 @@ LATEST_VENV ?= build/venv-latest
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-fast test-latest flake notebooks book book-clean jupyter bench clean install lock
+.PHONY: demo test test-fast test-latest flake notebooks book book-clean jupyter bench clean install lock student-bundle grade
 
 # `-c $(LOCK)`: the lock covers every extra, so whatever subset is installed, each package gets its
 # locked version; scripts/check_lock.py then fails the install if anything differs from the lock.
@@ -114,5 +114,14 @@ notebooks: build/notebooks
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_twins.py
 
+# What students get: starters, instructions, autograder; never assignments/solutions (checked before writing).
+student-bundle: $(BIN)/.installed
+	$(BIN)/python scripts/student_bundle.py --output dist/student-bundle
+
+# Grades a folder of submissions into grades/grades.csv, grades.json and reports/: make grade SUBMISSIONS=folder
+grade: $(BIN)/.installed
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=folder"; exit 2; }
+	$(BIN)/python scripts/grade_submissions.py "$(SUBMISSIONS)" --output grades
+
 clean:
-	rm -rf $(VENV) $(LATEST_VENV) demo-output book/_build build .pytest_cache
+	rm -rf $(VENV) $(LATEST_VENV) demo-output book/_build build .pytest_cache dist grades

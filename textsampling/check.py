@@ -2,7 +2,9 @@ r"""Does a step function really sample its target? The conformance kit behind ``
 
 A user writes one step of a sampler as a plain Python function and asks whether it leaves the target
 distribution :math:`\pi` invariant (and reaches it). On small enumerable targets the answer is a
-statistical test with a stated false-fail rate, built on :mod:`textsampling.testing`:
+statistical test with a stated false-fail rate, built on :mod:`textsampling.testing`.
+``textsampling check`` imports the module you name and runs its code, as ``python`` would: its top level
+once, then your step function thousands of times — check only code you trust.
 
 ``one-step invariance``
     draw :math:`x_0 \sim \pi` exactly, apply one step, test :math:`x_1 \sim \pi` (a kernel that moves
