@@ -114,7 +114,7 @@ def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, temperat
     (MHState, MHInfo), ``info.log_accept_ratio`` tempered.
     """
     temperature = _check_temperature(temperature, state)
-    metropolis_hastings._check_step_inputs(uniforms, state, proposal)
+    metropolis_hastings.check_step_inputs(uniforms, state, num_uniforms(proposal))
     if validate:
         raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     y, log_q_ratio = proposal.propose(uniforms[:, :-1], state.x)

@@ -18,7 +18,7 @@ import torch
 
 from textsampling._validation import check_int
 from textsampling.torch import metropolis_hastings
-from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
+from textsampling.torch._validation import raise_if
 from textsampling.torch.metropolis_hastings import MHState
 from textsampling.torch.randomness import as_generator, draw_uniforms
 
@@ -89,20 +89,6 @@ def is_uphill_or_equal(log_prob_current: torch.Tensor, log_prob_proposal: torch.
     return log_prob_proposal >= log_prob_current
 
 
-def _check_step_inputs(uniforms, state: MHState, proposal) -> int:
-    uniforms = check_tensor(uniforms, "uniforms", integer=False, ndim=2)
-    if not isinstance(state, MHState):
-        raise TypeError(f"state must be an MHState (from init), got {type(state).__name__}")
-    check_same_device(uniforms=uniforms, **{"state.x": state.x, "state.log_prob": state.log_prob})
-    if uniforms.dtype != state.log_prob.dtype:
-        raise TypeError(
-            f"uniforms has dtype {uniforms.dtype} but state.log_prob has {state.log_prob.dtype}; use one dtype"
-        )
-    if uniforms.shape[1] != num_uniforms(proposal):
-        raise ValueError(f"uniforms must have shape (B, {num_uniforms(proposal)}), got {tuple(uniforms.shape)}")
-    return check_batch(uniforms.shape[0], **{"state.x": state.x, "state.log_prob": state.log_prob})
-
-
 def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, validate: bool = True):
     """One hill-climbing step for every chain, deterministic given ``uniforms`` ``(B, k)``.
 
@@ -110,7 +96,7 @@ def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, validate
     -------
     (MHState, HillClimbInfo)
     """
-    _check_step_inputs(uniforms, state, proposal)
+    metropolis_hastings.check_step_inputs(uniforms, state, num_uniforms(proposal))
     if validate:
         raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     y, _ = proposal.propose(uniforms, state.x)  # the Hastings term has no role: nothing is sampled

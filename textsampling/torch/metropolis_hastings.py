@@ -104,7 +104,11 @@ def log_accept_ratio(log_prob_current, log_prob_proposal, log_q_ratio) -> torch.
     return torch.where((log_prob_current == -torch.inf) & torch.isfinite(log_prob_proposal), 0.0, ratio)
 
 
-def _check_step_inputs(uniforms, state: MHState, proposal) -> int:
+def check_step_inputs(uniforms, state: MHState, expected_num_uniforms: int) -> int:
+    """Validate a step's ``uniforms`` ``(B, expected_num_uniforms)`` against ``state``; returns ``B``.
+
+    Shared by the MH-type twins (MH, annealing, hill climbing), whose states are :class:`MHState`.
+    """
     uniforms = check_tensor(uniforms, "uniforms", integer=False, ndim=2)
     if not isinstance(state, MHState):
         raise TypeError(f"state must be an MHState (from init), got {type(state).__name__}")
@@ -113,8 +117,8 @@ def _check_step_inputs(uniforms, state: MHState, proposal) -> int:
         raise TypeError(
             f"uniforms has dtype {uniforms.dtype} but state.log_prob has {state.log_prob.dtype}; use one dtype"
         )
-    if uniforms.shape[1] != num_uniforms(proposal):
-        raise ValueError(f"uniforms must have shape (B, {num_uniforms(proposal)}), got {tuple(uniforms.shape)}")
+    if uniforms.shape[1] != expected_num_uniforms:
+        raise ValueError(f"uniforms must have shape (B, {expected_num_uniforms}), got {tuple(uniforms.shape)}")
     return check_batch(uniforms.shape[0], **{"state.x": state.x, "state.log_prob": state.log_prob})
 
 
@@ -135,7 +139,7 @@ def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, validate
     -------
     (MHState, MHInfo)
     """
-    _check_step_inputs(uniforms, state, proposal)
+    check_step_inputs(uniforms, state, num_uniforms(proposal))
     if validate:
         raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     y, log_q_ratio = proposal.propose(uniforms[:, :-1], state.x)
