@@ -20,8 +20,10 @@ HTML = Path(os.environ.get("TEXTSAMPLING_BOOK_HTML", ROOT / "book" / "_build" / 
 RAW_MARKUP = re.compile(r"\.\. py:|\.\. auto(?:module|class|function)::|:math:`|:func:`|:class:`|:mod:`")
 # Folders of a build machine: this checkout, and the usual homes of users, temporary files and
 # installed packages.
+# A folder of this machine starts a path (after a quote, a space, "file://" or the line's start), not
+# the path part of a web address such as http://host/home/blog.
 MACHINE_PATHS = re.compile(
-    "|".join([re.escape(str(ROOT))] + [r"/work/", r"/root/", r"/home/\w", r"/tmp/\w", r"site-packages", r"/opt/"])
+    re.escape(str(ROOT)) + "|" + r"(?<![\w.\-])(?:/work/|/root/|/home/\w|/tmp/\w|/opt/)|site-packages"
 )
 
 pages = sorted(HTML.rglob("*.html")) if HTML.is_dir() else []
@@ -66,3 +68,10 @@ def test_no_page_shows_raw_restructured_text():
 def test_no_page_prints_a_path_of_the_build_machine():
     hits = _hits(MACHINE_PATHS, pages)
     assert not hits, f"{len(hits)} lines name the build machine's folders, e.g.:\n" + "\n".join(hits[:20])
+
+
+def test_the_path_pattern_flags_machine_folders_and_not_web_addresses():
+    # Runs without a built book: the test of the test above.
+    assert MACHINE_PATHS.search("HFMaskedLM('/work/wt/x/textsampling/models/tiny-shakespeare/mlm')")
+    assert MACHINE_PATHS.search("file:///tmp/build/index.html")
+    assert not MACHINE_PATHS.search("Blog post, http://www.kyunghyuncho.me/home/blog/a-mistake")
