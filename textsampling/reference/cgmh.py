@@ -95,6 +95,7 @@ __all__ = [
     "CANDIDATE_SETS",
     "KEYWORD_RULES",
     "NUM_UNIFORMS",
+    "num_uniforms",
     "CGMHConfig",
     "CGMHState",
     "CGMHInfo",
@@ -124,6 +125,11 @@ CANDIDATE_SETS = ("prefix", "biased")
 KEYWORD_RULES = ("occurrence", "position")
 #: move type, position, candidate, accept.
 NUM_UNIFORMS = 4
+
+
+def num_uniforms() -> int:
+    """Uniforms per step: move type, position, candidate, accept (:data:`NUM_UNIFORMS`)."""
+    return NUM_UNIFORMS
 
 
 class CGMHConfig(NamedTuple):

@@ -43,6 +43,7 @@ from textsampling.reference.proposals import draw_uniforms_for_steps, integer_fr
 __all__ = [
     "ENERGIES",
     "NUM_UNIFORMS",
+    "num_uniforms",
     "MLMMHState",
     "MLMMHInfo",
     "MLMMHTrace",
@@ -57,6 +58,11 @@ __all__ = [
 ENERGIES = ("pll", "raw_logit")
 #: position, token, accept.
 NUM_UNIFORMS = 3
+
+
+def num_uniforms() -> int:
+    """Uniforms per step: position, token, accept (:data:`NUM_UNIFORMS`)."""
+    return NUM_UNIFORMS
 
 
 class MLMMHState(NamedTuple):

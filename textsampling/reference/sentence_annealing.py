@@ -30,11 +30,12 @@ from textsampling.reference.annealing import (
     linear_schedule,
     logarithmic_schedule,
 )
-from textsampling.reference.cgmh import NUM_UNIFORMS, CGMHConfig, CGMHState
+from textsampling.reference.cgmh import NUM_UNIFORMS, CGMHConfig, CGMHState, num_uniforms
 from textsampling.reference.proposals import draw_uniforms_for_steps
 
 __all__ = [
     "NUM_UNIFORMS",
+    "num_uniforms",
     "SentenceAnnealingResult",
     "geometric_schedule",
     "linear_schedule",
