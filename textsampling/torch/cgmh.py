@@ -23,21 +23,32 @@ from typing import NamedTuple
 
 import torch
 
-from textsampling.reference.cgmh import MOVES, NUM_UNIFORMS, CGMHConfig, normalize_keywords
+from textsampling._validation import check_int
+from textsampling.reference.cgmh import MOVES, NUM_UNIFORMS, CGMHConfig, normalize_keywords, num_uniforms
 from textsampling.targets.base import PAD
 from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
-from textsampling.torch.mlm_gibbs import categorical_from_uniforms, integer_from_uniforms, sequence_lengths
+from textsampling.torch.mlm_gibbs import (
+    categorical_from_uniforms,
+    check_num_chains,
+    integer_from_uniforms,
+    sequence_lengths,
+)
+from textsampling.torch.randomness import as_generator, draw_uniforms
 
 __all__ = [
     "MOVES",
     "NUM_UNIFORMS",
+    "num_uniforms",
     "CGMHState",
     "CGMHInfo",
+    "CGMHTrace",
     "satisfies_keywords",
     "locked_positions",
     "log_target",
     "init",
     "step",
+    "check_state",
+    "sample",
 ]
 
 REPLACE, INSERT, DELETE = 0, 1, 2
@@ -55,6 +66,21 @@ class CGMHInfo(NamedTuple):
     proposal: torch.Tensor  # (B, L)
     log_accept_ratio: torch.Tensor  # (B,)
     accepted: torch.Tensor  # (B,) bool
+
+
+class CGMHTrace(NamedTuple):
+    """A run, chains first (column ``t`` = after step ``t``); the reference's fields with a leading ``B``.
+
+    ``moves`` holds move indices into :data:`MOVES` (the reference stores the names).
+    """
+
+    states: torch.Tensor  # (B, T, L) long
+    protected: torch.Tensor  # (B, T, L) bool
+    log_probs: torch.Tensor  # (B, T) untempered log rho
+    accepted: torch.Tensor  # (B, T) bool
+    moves: torch.Tensor  # (B, T) long, index into MOVES
+    final_state: CGMHState
+    interrupted: bool
 
 
 # ----------------------------------------------------------------------------- keyword rules
@@ -349,3 +375,62 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     )
     info = CGMHInfo(move, torch.where(possible, position, -1), torch.where(possible[:, None], proposal, x), log_alpha, accepted)
     return new_state, info
+
+
+def check_state(state, name: str = "state") -> CGMHState:
+    """A batched :class:`CGMHState` (from :func:`init`).
+
+    ``x`` ``(B, L)`` int, ``protected`` ``(B, L)`` bool, ``log_prob`` ``(B,)`` floating.
+    """
+    if not isinstance(state, CGMHState):
+        raise TypeError(
+            f"{name} must be a torch CGMHState (from textsampling.torch.cgmh.init), got {type(state).__name__}"
+        )
+    _check_state(state.x, state.protected)
+    check_tensor(state.log_prob, f"{name}.log_prob", integer=False, ndim=1)
+    check_batch(state.x.shape[0], **{f"{name}.log_prob": state.log_prob})
+    return state
+
+
+def sample(rng, state: CGMHState, config: CGMHConfig, num_steps: int, first_step: int = 0) -> CGMHTrace:
+    """Run ``num_steps`` steps for every chain from ``state`` (see :func:`init`); twin of the reference ``sample``.
+
+    Step ``t`` uses ``draw_uniforms(rng, first_step + t, 4, B)`` in float64; with a
+    :class:`~textsampling.torch.randomness.CounterGenerator`, chain ``b`` is the reference chain run with
+    ``CounterGenerator(seed, rng.chain_index[b])``. A KeyboardInterrupt keeps the completed steps
+    (``interrupted=True``).
+
+    Returns
+    -------
+    CGMHTrace
+    """
+    rng = as_generator(rng)
+    if not isinstance(config, CGMHConfig):
+        raise TypeError(
+            f"config must be a CGMHConfig (from textsampling.reference.cgmh.make_config), got {type(config).__name__}"
+        )
+    num_steps = check_int(num_steps, "num_steps")
+    first_step = check_int(first_step, "first_step")
+    check_state(state)
+    num_chains, width = state.x.shape
+    check_num_chains(rng, num_chains, "state.x")
+    device = state.x.device
+    states = torch.empty((num_chains, num_steps, width), dtype=state.x.dtype, device=device)
+    protected = torch.zeros((num_chains, num_steps, width), dtype=torch.bool, device=device)
+    log_probs = torch.empty((num_chains, num_steps), dtype=state.log_prob.dtype, device=device)
+    accepted = torch.zeros((num_chains, num_steps), dtype=torch.bool, device=device)
+    moves = torch.empty((num_chains, num_steps), dtype=torch.int64, device=device)
+    done = 0
+    try:
+        for t in range(num_steps):
+            uniforms = draw_uniforms(rng, first_step + t, NUM_UNIFORMS, num_chains, dtype=torch.float64, device=device)
+            state, info = step(uniforms, state, config)
+            states[:, t], protected[:, t], log_probs[:, t] = state.x, state.protected, state.log_prob
+            accepted[:, t], moves[:, t] = info.accepted, info.move
+            done = t + 1
+    except KeyboardInterrupt:
+        # Keep what was drawn: the completed steps, flagged.
+        return CGMHTrace(
+            states[:, :done], protected[:, :done], log_probs[:, :done], accepted[:, :done], moves[:, :done], state, True
+        )
+    return CGMHTrace(states, protected, log_probs, accepted, moves, state, False)

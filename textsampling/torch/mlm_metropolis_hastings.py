@@ -12,15 +12,30 @@ from typing import NamedTuple
 
 import torch
 
-from textsampling.reference.mlm_metropolis_hastings import NUM_UNIFORMS, check_energy
+from textsampling._validation import check_int
+from textsampling.reference.mlm_gibbs import check_masked_model
+from textsampling.reference.mlm_metropolis_hastings import NUM_UNIFORMS, check_energy, num_uniforms
 from textsampling.torch.mlm_gibbs import (
     categorical_from_uniforms,
+    check_num_chains,
+    check_sequences,
     integer_from_uniforms,
     sampling_log_probs,
     sequence_lengths,
 )
+from textsampling.torch.randomness import as_generator, draw_uniforms
 
-__all__ = ["NUM_UNIFORMS", "MLMMHState", "MLMMHInfo", "energy", "init", "step"]
+__all__ = [
+    "NUM_UNIFORMS",
+    "num_uniforms",
+    "MLMMHState",
+    "MLMMHInfo",
+    "MLMMHTrace",
+    "energy",
+    "init",
+    "step",
+    "sample",
+]
 
 
 class MLMMHState(NamedTuple):
@@ -33,6 +48,16 @@ class MLMMHInfo(NamedTuple):
     proposal: torch.Tensor  # (B, L)
     log_accept_ratio: torch.Tensor  # (B,)
     accepted: torch.Tensor  # (B,) bool
+
+
+class MLMMHTrace(NamedTuple):
+    """A run, chains first (column ``t`` = after step ``t``); the reference's fields with a leading ``B``."""
+
+    states: torch.Tensor  # (B, T, L)
+    energies: torch.Tensor  # (B, T)
+    accepted: torch.Tensor  # (B, T) bool
+    final_state: MLMMHState
+    interrupted: bool
 
 
 def energy(model, x: torch.Tensor, kind="pll") -> torch.Tensor:
@@ -82,3 +107,41 @@ def step(uniforms: torch.Tensor, state: MLMMHState, model, energy_kind="pll"):
     new_x = torch.where(accepted[:, None], y, x)
     new_energy = torch.where(accepted, proposal_energy, state.energy)
     return MLMMHState(new_x, new_energy), MLMMHInfo(positions, y, ratio, accepted)
+
+
+def sample(rng, model, x0: torch.Tensor, num_steps: int, energy_kind="pll", first_step: int = 0) -> MLMMHTrace:
+    """Run ``num_steps`` steps for every chain from ``x0`` ``(B, L)``; twin of the reference ``sample``.
+
+    Step ``t`` uses ``draw_uniforms(rng, first_step + t, 3, B)`` in float64; with a
+    :class:`~textsampling.torch.randomness.CounterGenerator`, chain ``b`` is the reference chain run with
+    ``CounterGenerator(seed, rng.chain_index[b])``. A KeyboardInterrupt keeps the completed steps
+    (``interrupted=True``).
+
+    Returns
+    -------
+    MLMMHTrace
+    """
+    rng = as_generator(rng)
+    check_masked_model(model)
+    num_steps = check_int(num_steps, "num_steps")
+    first_step = check_int(first_step, "first_step")
+    check_energy(energy_kind)
+    x0 = check_sequences(x0, model, "x0")
+    num_chains, width = x0.shape
+    check_num_chains(rng, num_chains, "x0")
+    state = init(x0, model, energy_kind)
+    device = x0.device
+    states = torch.empty((num_chains, num_steps, width), dtype=torch.int64, device=device)
+    energies = torch.empty((num_chains, num_steps), dtype=state.energy.dtype, device=device)
+    accepted = torch.zeros((num_chains, num_steps), dtype=torch.bool, device=device)
+    done = 0
+    try:
+        for t in range(num_steps):
+            uniforms = draw_uniforms(rng, first_step + t, NUM_UNIFORMS, num_chains, dtype=torch.float64, device=device)
+            state, info = step(uniforms, state, model, energy_kind)
+            states[:, t], energies[:, t], accepted[:, t] = state.x, state.energy, info.accepted
+            done = t + 1
+    except KeyboardInterrupt:
+        # Keep what was drawn: the completed steps, flagged.
+        return MLMMHTrace(states[:, :done], energies[:, :done], accepted[:, :done], state, True)
+    return MLMMHTrace(states, energies, accepted, state, False)

@@ -1,0 +1,320 @@
+"""The language-model twins' ``sample`` / ``anneal`` == the references', chain by chain.
+
+Twin chain ``c`` runs with ``CounterGenerator(seed, chain_index=arange(B))``; the reference chain with
+``CounterGenerator(seed, c)``: step ``t`` of chain ``c`` receives ``counter_uniforms(seed, c, first_step + t, k)``
+in both, so every state and accept decision must agree exactly and log-probabilities/energies to 1e-12
+(float64). The target is the bigram oracle, on which everything is enumerable. Also: a KeyboardInterrupt keeps
+the completed steps, and bad input raises an error naming the argument.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from textsampling.lm.oracle import BigramOracle
+from textsampling.randomness import CounterGenerator
+from textsampling.reference import cgmh, mlm_gibbs, sentence_annealing
+from textsampling.reference import mlm_metropolis_hastings as mlm_mh
+from textsampling.targets import PAD, BigramLM
+from textsampling.torch import cgmh as cgmh_twin
+from textsampling.torch import mlm_gibbs as mlm_gibbs_twin
+from textsampling.torch import mlm_metropolis_hastings as mlm_mh_twin
+from textsampling.torch import sentence_annealing as sentence_annealing_twin
+from textsampling.torch.randomness import CounterGenerator as TorchCounterGenerator
+
+SEED = 7
+NUM_CHAINS, NUM_STEPS, FIRST_STEP = 5, 30, 4
+
+
+def _oracle(seed=2, vocab_size=5, max_length=5):
+    rng = np.random.default_rng(seed)
+    transition = rng.normal(size=(vocab_size, vocab_size + 1))
+    transition[1, 3] = -np.inf  # a zero-probability transition on purpose
+    return BigramOracle(BigramLM(rng.normal(size=vocab_size), transition, max_length))
+
+
+def _twin_rng(num_chains=NUM_CHAINS):
+    return TorchCounterGenerator(SEED, torch.arange(num_chains))
+
+
+def _reference_rng(chain):
+    return CounterGenerator(SEED, chain)
+
+
+def _starts(oracle, seed=0):
+    """PAD-padded starts of lengths 2..max, ``(B, L)``."""
+    rng = np.random.default_rng(seed)
+    starts = np.full((NUM_CHAINS, oracle.max_length), PAD, dtype=np.int64)
+    for c in range(NUM_CHAINS):
+        length = 2 + c % (oracle.max_length - 1)
+        starts[c, :length] = rng.integers(0, oracle.num_tokens, size=length)
+    return starts
+
+
+def _keyword_starts(config, seed=0):
+    """One start per chain, lengths 2..max, each containing the keywords and of positive target."""
+    rng = np.random.default_rng(seed)
+    width, starts = config.max_length, []
+    while len(starts) < NUM_CHAINS:
+        length = 2 + len(starts) % (width - 1)
+        x = np.full(width, PAD, dtype=np.int64)
+        x[:length] = rng.integers(0, config.model.num_tokens, size=length)
+        if cgmh.satisfies_keywords(config.keywords, x, config.continuation_tokens)[0] and np.isfinite(
+            cgmh.log_target(config, x)[0]
+        ):
+            starts.append(x)
+    return np.array(starts)
+
+
+class _InterruptAfter:
+    """``model`` whose ``method`` raises KeyboardInterrupt on call ``num_calls + 1`` (as a user's Ctrl-C)."""
+
+    def __init__(self, model, method, num_calls):
+        self._model, self._method, self._calls_left = model, method, num_calls
+
+    def __getattr__(self, name):
+        value = getattr(self._model, name)
+        if name != self._method:
+            return value
+
+        def counted(*args, **kwargs):
+            if self._calls_left == 0:
+                raise KeyboardInterrupt
+            self._calls_left -= 1
+            return value(*args, **kwargs)
+
+        return counted
+
+
+def test_num_uniforms_is_a_function_on_both_sides():
+    assert mlm_mh.num_uniforms() == mlm_mh_twin.num_uniforms() == mlm_mh.NUM_UNIFORMS == 3
+    assert cgmh.num_uniforms() == cgmh_twin.num_uniforms() == cgmh.NUM_UNIFORMS == 4
+    assert sentence_annealing.num_uniforms() == sentence_annealing_twin.num_uniforms() == 4
+    for scan, width in [("random", 5), ("systematic", 5), ("systematic", 3)]:
+        assert mlm_gibbs_twin.num_uniforms(scan, width) == mlm_gibbs.num_uniforms(scan, width)
+
+
+# ----------------------------------------------------------------------------- MLM Gibbs
+@pytest.mark.parametrize("start", ["all_mask", "given"])
+@pytest.mark.parametrize(
+    "scan, temperature, top_k", [("random", 1.0, None), ("systematic", 1.0, None), ("random", 0.7, 3)]
+)
+def test_mlm_gibbs_sample_twin_equals_reference(scan, temperature, top_k, start):
+    oracle = _oracle()
+    starts = _starts(oracle) if start == "given" else [None] * NUM_CHAINS
+    twin = mlm_gibbs_twin.sample(
+        _twin_rng(), oracle, NUM_STEPS, None if start == "all_mask" else torch.as_tensor(starts),
+        scan, temperature, top_k, first_step=FIRST_STEP,
+    )
+    assert twin.states.shape == (NUM_CHAINS, NUM_STEPS, oracle.max_length) and not twin.interrupted
+    assert twin.changes_target == (temperature != 1.0 or top_k is not None)
+    for c in range(NUM_CHAINS):
+        reference = mlm_gibbs.sample(_reference_rng(c), oracle, NUM_STEPS, starts[c], scan, temperature, top_k,
+                                     first_step=FIRST_STEP)
+        np.testing.assert_array_equal(twin.states[c].numpy(), reference.states)
+        np.testing.assert_array_equal(twin.positions[c].numpy(), reference.positions)
+        np.testing.assert_array_equal(twin.final_state.x[c].numpy(), reference.final_state.x)
+    # The chains moved: the comparison is not between two frozen starts.
+    assert (twin.states[:, -1] != twin.states[:, 0]).any()
+
+
+def test_mlm_gibbs_sample_keeps_the_completed_steps_on_keyboard_interrupt():
+    oracle = _oracle()
+    full = mlm_gibbs_twin.sample(_twin_rng(), oracle, NUM_STEPS)
+    # A random-scan step asks the model once: the call of step 7 (0-based) is interrupted.
+    cut = mlm_gibbs_twin.sample(_twin_rng(), _InterruptAfter(oracle, "masked_log_probs_torch", 7), NUM_STEPS)
+    assert cut.interrupted and not full.interrupted
+    assert cut.states.shape == (NUM_CHAINS, 7, oracle.max_length) and cut.positions.shape == (NUM_CHAINS, 7)
+    np.testing.assert_array_equal(cut.states.numpy(), full.states[:, :7].numpy())
+    np.testing.assert_array_equal(cut.positions.numpy(), full.positions[:, :7].numpy())
+    np.testing.assert_array_equal(cut.final_state.x.numpy(), full.states[:, 6].numpy())
+
+
+def test_mlm_gibbs_sample_refuses_bad_input():
+    oracle = _oracle()
+    x0 = torch.as_tensor(_starts(oracle))
+    with pytest.raises(ValueError, match="num_steps"):
+        mlm_gibbs_twin.sample(_twin_rng(), oracle, -1, x0)
+    with pytest.raises(ValueError, match="first_step"):
+        mlm_gibbs_twin.sample(_twin_rng(), oracle, 3, x0, first_step=-2)
+    with pytest.raises(TypeError, match="rng must be"):
+        mlm_gibbs_twin.sample(np.random.default_rng(0), oracle, 3, x0)
+    with pytest.raises(ValueError, match="rng serves 3 chains"):
+        mlm_gibbs_twin.sample(_twin_rng(3), oracle, 3, x0)
+    with pytest.raises(ValueError, match="num_chains is required"):
+        mlm_gibbs_twin.sample(torch.Generator().manual_seed(0), oracle, 3)
+    with pytest.raises(ValueError, match="scan"):
+        mlm_gibbs_twin.sample(_twin_rng(), oracle, 3, x0, scan="diagonal")
+    gap = x0.clone()
+    gap[1, :3] = torch.tensor([1, PAD, 2])
+    with pytest.raises(ValueError, match=r"x0\[1\] must hold tokens followed only by PAD"):
+        mlm_gibbs_twin.sample(_twin_rng(), oracle, 3, gap)
+    with pytest.raises(TypeError, match="x0 must hold integers"):
+        mlm_gibbs_twin.sample(_twin_rng(), oracle, 3, x0.to(torch.float64))
+    with pytest.raises(TypeError, match="masked language model"):
+        mlm_gibbs_twin.sample(_twin_rng(), object(), 3, x0)
+
+
+# ----------------------------------------------------------------------------- MLM-MH
+@pytest.mark.parametrize("kind", ["pll", "raw_logit"])
+def test_mlm_mh_sample_twin_equals_reference(kind):
+    oracle = _oracle()
+    starts = _starts(oracle)
+    twin = mlm_mh_twin.sample(_twin_rng(), oracle, torch.as_tensor(starts), NUM_STEPS, kind, first_step=FIRST_STEP)
+    assert twin.states.shape == (NUM_CHAINS, NUM_STEPS, oracle.max_length) and not twin.interrupted
+    for c in range(NUM_CHAINS):
+        reference = mlm_mh.sample(_reference_rng(c), oracle, starts[c], NUM_STEPS, kind, first_step=FIRST_STEP)
+        np.testing.assert_array_equal(twin.states[c].numpy(), reference.states)
+        np.testing.assert_array_equal(twin.accepted[c].numpy(), reference.accepted)
+        np.testing.assert_allclose(twin.energies[c].numpy(), reference.energies, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(twin.final_state.x[c].numpy(), reference.final_state.x)
+        assert abs(float(twin.final_state.energy[c]) - reference.final_state.energy) <= 1e-12
+    assert 0 < twin.accepted.double().mean() < 1  # both decisions were compared
+
+
+def test_mlm_mh_sample_keeps_the_completed_steps_on_keyboard_interrupt():
+    oracle = _oracle()
+    x0 = torch.as_tensor(_starts(oracle))
+    full = mlm_mh_twin.sample(_twin_rng(), oracle, x0, NUM_STEPS)
+    # init asks the model once (the energy), each step twice (proposal, energy): step 5 is interrupted.
+    model = _InterruptAfter(oracle, "masked_log_probs_torch", 1 + 2 * 5)
+    cut = mlm_mh_twin.sample(_twin_rng(), model, x0, NUM_STEPS)
+    assert cut.interrupted and cut.states.shape == (NUM_CHAINS, 5, oracle.max_length)
+    np.testing.assert_array_equal(cut.states.numpy(), full.states[:, :5].numpy())
+    np.testing.assert_array_equal(cut.accepted.numpy(), full.accepted[:, :5].numpy())
+    np.testing.assert_array_equal(cut.energies.numpy(), full.energies[:, :5].numpy())
+    np.testing.assert_array_equal(cut.final_state.x.numpy(), full.states[:, 4].numpy())
+
+
+def test_mlm_mh_sample_refuses_bad_input():
+    oracle = _oracle()
+    x0 = torch.as_tensor(_starts(oracle))
+    with pytest.raises(ValueError, match="num_steps"):
+        mlm_mh_twin.sample(_twin_rng(), oracle, x0, -3)
+    with pytest.raises(TypeError, match="rng must be"):
+        mlm_mh_twin.sample(CounterGenerator(SEED, 0), oracle, x0, 3)  # the NumPy generator, not the twin's
+    with pytest.raises(ValueError, match="rng serves 2 chains"):
+        mlm_mh_twin.sample(_twin_rng(2), oracle, x0, 3)
+    with pytest.raises(ValueError, match="energy must be one of"):
+        mlm_mh_twin.sample(_twin_rng(), oracle, x0, 3, energy_kind="entropy")
+    with pytest.raises(ValueError, match="x0 must have 2 dimension"):
+        mlm_mh_twin.sample(_twin_rng(), oracle, x0[0], 3)
+
+
+# ----------------------------------------------------------------------------- CGMH
+def _config(model, **variant):
+    return cgmh.make_config(model, variant.pop("keywords", [2]), num_candidates=3, gamma=0.8,
+                            move_probabilities=(0.4, 0.35, 0.25), **variant)
+
+
+@pytest.mark.parametrize("variant", [{}, {"keywords": [[1, 4]], "temperature": 0.5}, {"keyword_rule": "position"}],
+                         ids=str)
+def test_cgmh_sample_twin_equals_reference(variant):
+    config = _config(_oracle(), **variant)
+    if config.keyword_rule == "position":
+        references = [cgmh.keyword_state(config)] * NUM_CHAINS
+        twin_start = cgmh_twin.init(torch.as_tensor(np.array([r.x for r in references])), config,
+                                    torch.as_tensor(np.array([r.protected for r in references])))
+    else:
+        starts = _keyword_starts(config)
+        references = [cgmh.init(x, config) for x in starts]
+        twin_start = cgmh_twin.init(torch.as_tensor(starts), config)
+    num_steps = 3 * NUM_STEPS
+    twin = cgmh_twin.sample(_twin_rng(), twin_start, config, num_steps, first_step=FIRST_STEP)
+    assert twin.states.shape == (NUM_CHAINS, num_steps, config.max_length) and not twin.interrupted
+    for c in range(NUM_CHAINS):
+        reference = cgmh.sample(_reference_rng(c), references[c], config, num_steps, first_step=FIRST_STEP)
+        np.testing.assert_array_equal(twin.states[c].numpy(), reference.states)
+        np.testing.assert_array_equal(twin.protected[c].numpy(), reference.protected)
+        np.testing.assert_array_equal(twin.accepted[c].numpy(), reference.accepted)
+        assert [cgmh.MOVES[int(m)] for m in twin.moves[c]] == list(reference.moves)
+        np.testing.assert_allclose(twin.log_probs[c].numpy(), reference.log_probs, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(twin.final_state.x[c].numpy(), reference.final_state.x)
+        assert abs(float(twin.final_state.log_prob[c]) - reference.final_state.log_prob) <= 1e-12
+    assert 0 < twin.accepted.double().mean() < 1  # both decisions were compared
+
+
+def test_cgmh_sample_keeps_the_completed_steps_on_keyboard_interrupt():
+    oracle = _oracle()
+    config = _config(oracle)
+    start = cgmh_twin.init(torch.as_tensor(_keyword_starts(config)), config)
+    full = cgmh_twin.sample(_twin_rng(), start, config, NUM_STEPS)
+    # A step asks for the next-token row once (init never does): step 6 is interrupted.
+    cut_config = config._replace(model=_InterruptAfter(oracle, "next_token_log_probs_torch", 6))
+    cut = cgmh_twin.sample(_twin_rng(), start, cut_config, NUM_STEPS)
+    assert cut.interrupted and cut.states.shape == (NUM_CHAINS, 6, config.max_length)
+    for name in ("states", "protected", "log_probs", "accepted", "moves"):
+        np.testing.assert_array_equal(getattr(cut, name).numpy(), getattr(full, name)[:, :6].numpy())
+    np.testing.assert_array_equal(cut.final_state.x.numpy(), full.states[:, 5].numpy())
+
+
+def test_cgmh_sample_refuses_bad_input():
+    config = _config(_oracle())
+    starts = _keyword_starts(config)
+    start = cgmh_twin.init(torch.as_tensor(starts), config)
+    with pytest.raises(ValueError, match="num_steps"):
+        cgmh_twin.sample(_twin_rng(), start, config, -1)
+    with pytest.raises(TypeError, match="rng must be"):
+        cgmh_twin.sample(np.random.default_rng(0), start, config, 3)
+    with pytest.raises(ValueError, match="rng serves 4 chains"):
+        cgmh_twin.sample(_twin_rng(4), start, config, 3)
+    with pytest.raises(TypeError, match="state must be a torch CGMHState"):
+        cgmh_twin.sample(_twin_rng(), cgmh.init(starts[0], config), config, 3)
+    with pytest.raises(TypeError, match="config must be a CGMHConfig"):
+        cgmh_twin.sample(_twin_rng(), start, {"max_length": 5}, 3)
+
+
+# ----------------------------------------------------------------------------- sentence annealing
+def test_sentence_annealing_anneal_twin_equals_reference():
+    config = cgmh.make_config(_oracle(), [2], num_candidates=4, gamma=0.5)
+    starts = _keyword_starts(config, seed=1)
+    temperatures = sentence_annealing.geometric_schedule(2.0, 0.05, 2 * NUM_STEPS)
+    twin = sentence_annealing_twin.anneal(_twin_rng(), cgmh_twin.init(torch.as_tensor(starts), config), config,
+                                          temperatures, first_step=FIRST_STEP)
+    assert twin.states.shape == (NUM_CHAINS, 2 * NUM_STEPS, config.max_length) and not twin.interrupted
+    np.testing.assert_array_equal(twin.temperatures.numpy(), temperatures)
+    for c in range(NUM_CHAINS):
+        reference = sentence_annealing.anneal(_reference_rng(c), cgmh.init(starts[c], config), config, temperatures,
+                                              first_step=FIRST_STEP)
+        np.testing.assert_array_equal(twin.states[c].numpy(), reference.states)
+        np.testing.assert_array_equal(twin.accepted[c].numpy(), reference.accepted)
+        np.testing.assert_allclose(twin.log_probs[c].numpy(), reference.log_probs, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(twin.best_state.x[c].numpy(), reference.best_state.x)
+        np.testing.assert_array_equal(twin.best_state.protected[c].numpy(), reference.best_state.protected)
+        assert abs(float(twin.best_state.log_prob[c]) - reference.best_state.log_prob) <= 1e-12
+    # The best state is the running maximum of the start and the visited states.
+    visited = torch.cat([cgmh_twin.init(torch.as_tensor(starts), config).log_prob[:, None], twin.log_probs], dim=1)
+    np.testing.assert_array_equal(twin.best_state.log_prob.numpy(), visited.max(dim=1).values.numpy())
+    assert 0 < twin.accepted.double().mean() < 1
+
+
+def test_sentence_annealing_anneal_keeps_the_completed_steps_on_keyboard_interrupt():
+    oracle = _oracle()
+    config = cgmh.make_config(oracle, [2], num_candidates=4, gamma=0.5)
+    start = cgmh_twin.init(torch.as_tensor(_keyword_starts(config, seed=1)), config)
+    temperatures = sentence_annealing.geometric_schedule(2.0, 0.05, NUM_STEPS)
+    full = sentence_annealing_twin.anneal(_twin_rng(), start, config, temperatures)
+    cut_config = config._replace(model=_InterruptAfter(oracle, "next_token_log_probs_torch", 9))
+    cut = sentence_annealing_twin.anneal(_twin_rng(), start, cut_config, temperatures)
+    assert cut.interrupted and cut.states.shape == (NUM_CHAINS, 9, config.max_length)
+    for name in ("states", "log_probs", "accepted"):
+        np.testing.assert_array_equal(getattr(cut, name).numpy(), getattr(full, name)[:, :9].numpy())
+    np.testing.assert_array_equal(cut.temperatures.numpy(), temperatures[:9])
+    # Best of the first nine steps (and the start), per chain.
+    visited = torch.cat([start.log_prob[:, None], full.log_probs[:, :9]], dim=1)
+    np.testing.assert_array_equal(cut.best_state.log_prob.numpy(), visited.max(dim=1).values.numpy())
+
+
+def test_sentence_annealing_anneal_refuses_bad_input():
+    config = cgmh.make_config(_oracle(), [2], num_candidates=4)
+    start = cgmh_twin.init(torch.as_tensor(_keyword_starts(config)), config)
+    with pytest.raises(ValueError, match="temperatures must be finite and > 0"):
+        sentence_annealing_twin.anneal(_twin_rng(), start, config, [1.0, -0.5])
+    with pytest.raises(ValueError, match="temperatures must be a non-empty"):
+        sentence_annealing_twin.anneal(_twin_rng(), start, config, [])
+    with pytest.raises(ValueError, match="first_step"):
+        sentence_annealing_twin.anneal(_twin_rng(), start, config, [1.0], first_step=-1)
+    with pytest.raises(TypeError, match="rng must be"):
+        sentence_annealing_twin.anneal(0, start, config, [1.0])
+    with pytest.raises(ValueError, match="rng serves 2 chains"):
+        sentence_annealing_twin.anneal(_twin_rng(2), start, config, [1.0])
