@@ -257,6 +257,8 @@ def sample(
         state = init_all_mask(uniforms, model, max_length, length_log_probs)
     else:
         x0 = check_sequences(x0, model, "x0")
+        if num_chains is not None and num_chains != x0.shape[0]:
+            raise ValueError(f"num_chains = {num_chains!r} but x0 has {x0.shape[0]} rows; leave num_chains out with x0")
         check_num_chains(rng, x0.shape[0], "x0")
         state = MLMGibbsState(x0)
     num_chains, width = state.x.shape
