@@ -134,6 +134,24 @@ def test_the_cli_budget_is_opt_in():
     assert "opt-in" in parser.format_help()
 
 
+def test_one_false_fail_rate_and_one_tv_alternative_shared_with_the_tests():
+    from textsampling.testing import statistics
+
+    assert check.DEFAULT_FALSE_FAIL_RATE is statistics.DEFAULT_FALSE_FAIL_RATE
+    assert check.DEFAULT_TV_ALTERNATIVE is statistics.DEFAULT_TV_ALTERNATIVE
+    parser = argparse.ArgumentParser()
+    check.add_arguments(parser)
+    assert parser.parse_args(["m:f", "--kind", "mh"]).tv_alternative == statistics.DEFAULT_TV_ALTERNATIVE
+    assert parser.parse_args(["m:f", "--kind", "mh", "--tv", "0.1"]).tv_alternative == 0.1  # the flag stays --tv
+    report = check.check_step(identity, "mh", "bigram-small", tv_alternative=0.1, num_samples=200, num_chains=0,
+                              num_steps=1, budget=None)
+    assert report.tv_alternative == 0.1 and "at TV 0.1" in report.format()
+    with pytest.warns(DeprecationWarning, match="tv_alternative"):
+        assert report.tv_distance == 0.1
+    with pytest.raises(ValueError, match="tv_alternative"):
+        check.check_step(identity, "mh", tv_alternative=1.5)
+
+
 def test_failing_report_lists_misfit_states_and_writes_a_plot(tmp_path):
     # Exact power of this bug at these sizes is > 1 - 1e-6 (tv 0.39 in one step): it fails.
     case = CASES["anneal-wrong-sign"]

@@ -59,6 +59,7 @@ import importlib.util
 import inspect
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -68,12 +69,14 @@ import numpy as np
 from textsampling._validation import check_int, check_positive
 from textsampling.targets import PAD, BigramLM, Categorical, DiscreteTarget, FixedLengthBigram, KeywordTarget
 from textsampling.targets import PairwiseChain, TopicSimilarity
+# Defined once, with the tests they parametrise; re-exported here for the check's callers.
+from textsampling.testing.statistics import DEFAULT_FALSE_FAIL_RATE, DEFAULT_TV_ALTERNATIVE
 
 __all__ = [
     "KINDS",
     "TARGETS",
     "DEFAULT_FALSE_FAIL_RATE",
-    "DEFAULT_TV_DISTANCE",
+    "DEFAULT_TV_ALTERNATIVE",
     "DEFAULT_BUDGET",
     "Kind",
     "MalformedStepError",
@@ -92,10 +95,6 @@ __all__ = [
     "run",
 ]
 
-#: Probability that a correct sampler fails the whole check (split evenly between its tests).
-DEFAULT_FALSE_FAIL_RATE = 1e-4
-#: The TV distance against which power is reported.
-DEFAULT_TV_DISTANCE = 0.05
 #: No time budget by default: the check runs the kind's fixed sample sizes from its seed, so its
 #: verdict depends on the seed alone, never on the machine's speed or load. ``budget=SECONDS``
 #: (``--budget``) opts in to shrinking the sizes to fit, and the report then says by how much.
@@ -552,7 +551,7 @@ class CheckReport:
     step_name, kind, target_name : str
     target : DiscreteTarget
         The law the step must keep (tempered for ``anneal``).
-    false_fail_rate, tv_distance : float
+    false_fail_rate, tv_alternative : float
         Probability that a correct sampler fails the whole check; the TV distance the powers refer to.
     outcomes : list of TestOutcome
     error : str or None
@@ -572,7 +571,7 @@ class CheckReport:
     target_name: str
     target: DiscreteTarget
     false_fail_rate: float
-    tv_distance: float
+    tv_alternative: float
     outcomes: list = field(default_factory=list)
     error: str | None = None
     observed: np.ndarray | None = None
@@ -580,6 +579,15 @@ class CheckReport:
     budget: float | None = None
     scale: float = 1.0
     seconds: float = 0.0
+
+    @property
+    def tv_distance(self) -> float:
+        """Deprecated old name of :attr:`tv_alternative` (one name for the TV alternative, as in
+        :mod:`textsampling.testing`)."""
+        warnings.warn(
+            "CheckReport.tv_distance is deprecated; use CheckReport.tv_alternative", DeprecationWarning, stacklevel=2
+        )
+        return self.tv_alternative
 
     @property
     def passed(self) -> bool:
@@ -634,7 +642,7 @@ class CheckReport:
             lines.append(
                 f"  {result.name:<20} {'passed' if result.passed else 'FAILED':<7} p-value {result.p_value:<10.3g}"
                 f"(fails below {share:.2g})  N = {result.num_samples:<6} power {result.power:.3f} at TV "
-                f"{self.tv_distance:g}  [{outcome.seconds:.1f} s]"
+                f"{self.tv_alternative:g}  [{outcome.seconds:.1f} s]"
             )
             if outcome.detail:
                 lines.append(f"  {'':<20} {outcome.detail}")
@@ -715,7 +723,7 @@ def check_step(
     target: str | None = None,
     *,
     false_fail_rate: float = DEFAULT_FALSE_FAIL_RATE,
-    tv_distance: float = DEFAULT_TV_DISTANCE,
+    tv_alternative: float = DEFAULT_TV_ALTERNATIVE,
     budget: float | None = DEFAULT_BUDGET,
     seed: int = 0,
     temperature: float = DEFAULT_TEMPERATURE,
@@ -737,7 +745,7 @@ def check_step(
         One of :data:`TARGETS` allowed for ``kind`` (default: the kind's first).
     false_fail_rate : float
         Probability that a correct sampler fails the check, split evenly between its tests.
-    tv_distance : float
+    tv_alternative : float
         The TV distance the reported powers refer to.
     budget : float or None
         Opt-in: seconds the step calls may take; the sample sizes shrink to fit (timed on this
@@ -777,9 +785,9 @@ def check_step(
     if target_name not in kind.targets:
         raise ValueError(f"target for kind {kind.name!r} must be one of {list(kind.targets)}, got {target_name!r}")
     false_fail_rate = check_false_fail_rate(false_fail_rate)
-    tv_distance = check_positive(tv_distance, "tv_distance")
-    if tv_distance > 1:
-        raise ValueError(f"tv_distance must lie in (0, 1], got {tv_distance}")
+    tv_alternative = check_positive(tv_alternative, "tv_alternative")
+    if tv_alternative > 1:
+        raise ValueError(f"tv_alternative must lie in (0, 1], got {tv_alternative}")
     if budget is not None:
         budget = check_positive(budget, "budget")
     seed = check_int(seed, "seed")
@@ -796,7 +804,7 @@ def check_step(
     base = make_target(target_name)
     law = stationary_target(kind.name, base, temperature)
     caller = _StepCaller(step_fn, kind, base, _context(kind, base, temperature))
-    report = CheckReport(step_name, kind.name, target_name, law, false_fail_rate, tv_distance, budget=budget)
+    report = CheckReport(step_name, kind.name, target_name, law, false_fail_rate, tv_alternative, budget=budget)
     num_tests = 1 + int(reversible) + int(num_chains > 0)
     share = false_fail_rate / num_tests
     rng = np.random.default_rng(seed)
@@ -822,12 +830,12 @@ def check_step(
         stepped = apply_step(caller, rng, initial)
         _check_support(law, stepped, initial)
         seconds = time.perf_counter() - tic
-        invariance = goodness_of_fit_test(stepped, law, share, tv_distance, name="one-step invariance")
+        invariance = goodness_of_fit_test(stepped, law, share, tv_alternative, name="one-step invariance")
         report.outcomes.append(TestOutcome(invariance, seconds, ""))
         report.observed = np.bincount(law.cell_index(stepped), minlength=law.num_states).astype(np.float64)
         report.expected = num_samples * law.cell_probabilities()
         if reversible:
-            pairs = symmetry_test(law.cell_index(initial), law.cell_index(stepped), share, tv_distance)
+            pairs = symmetry_test(law.cell_index(initial), law.cell_index(stepped), share, tv_alternative)
             report.outcomes.append(TestOutcome(pairs, 0.0, "(same pairs as the one-step test)"))
 
         # Long run from one fixed start: convergence, not just invariance.
@@ -840,7 +848,7 @@ def check_step(
         final = run_independent_chains(caller, starts, rng, num_steps)
         _check_support(law, final, starts)
         cells = _Cells(law, long_run_cells(law.cell_probabilities(), num_chains))
-        long_run = goodness_of_fit_test(final, cells, share, tv_distance, name="long-run fit")
+        long_run = goodness_of_fit_test(final, cells, share, tv_alternative, name="long-run fit")
         detail = (
             f"{num_chains} chains x {num_steps} steps from {_describe(start)}, finals in "
             f"{cells.probabilities.size} cells; assumes a correct chain mixes within that many steps "
@@ -874,7 +882,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default=None, help="built-in target (default: the kind's first)")
     parser.add_argument("--false-fail-rate", type=float, default=DEFAULT_FALSE_FAIL_RATE,
                         help="probability that a correct sampler fails the check (default %(default)g)")
-    parser.add_argument("--tv", type=float, default=DEFAULT_TV_DISTANCE, dest="tv_distance",
+    parser.add_argument("--tv", type=float, default=DEFAULT_TV_ALTERNATIVE, dest="tv_alternative",
                         help="TV distance the reported power refers to (default %(default)g)")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
                         help="opt-in: seconds the step calls may take; the sample sizes shrink to fit and "
@@ -900,7 +908,7 @@ def run(args) -> int:
             args.kind,
             args.target,
             false_fail_rate=args.false_fail_rate,
-            tv_distance=args.tv_distance,
+            tv_alternative=args.tv_alternative,
             budget=args.budget,
             seed=args.seed,
             temperature=args.temperature,

@@ -11,6 +11,11 @@ Geman 1984; part 3 for the masked-LM version, Wang & Cho 2019). The cases:
   invariant, but the last token never changes (caught by the long-run test only);
 * **causal conditional** — :math:`p(v \mid x_{i-1})` from a left-to-right LM used as if it were the
   masked conditional :math:`p(v \mid x_{i-1}, x_{i+1})`;
+* **forgot the mask** — the conditional at :math:`i` asked for with :math:`x_i` still in view, instead
+  of ``[MASK]`` there: a real masked LM then leans toward the token it can see. Only a model that
+  looks at :math:`x_i` reveals it (:class:`~textsampling.lm.oracle.MaskSensitiveOracle`; the plain
+  :class:`~textsampling.lm.oracle.BigramOracle` ignores :math:`x_i`, so the bug keeps :math:`\pi`
+  there) — hence :data:`FORGOT_MASK`, kept out of :data:`CASES` until the check hands steps that model;
 * **top-k / temperature presented as exact** — MLM Gibbs from
   :math:`\mathrm{top}_k(p(\cdot \mid x_{-i})^{1/\tau})`, which samples another law (SERIES.md part 3).
 """
@@ -19,12 +24,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from textsampling.gallery._case import GalleryCase, from_faulty
+from textsampling.gallery._case import GalleryCase, from_faulty, law_matrix
 from textsampling.randomness import draw_uniforms
 from textsampling.reference import gibbs, mlm_gibbs
+from textsampling.reference.categorical import categorical_from_uniforms
+from textsampling.reference.proposals import integer_from_uniform
 from textsampling.testing import faulty
 
-__all__ = ["CASES", "causal_conditional_log_probs"]
+__all__ = ["CASES", "FORGOT_MASK", "causal_conditional_log_probs", "mask_sensitive_oracle"]
 
 #: Truncation and temperature of the MLM cases.
 TOP_K = 2
@@ -74,6 +81,70 @@ def mlm_temperature_step(rng, x, lm):
     uniforms = draw_uniforms(rng, 0, 2)
     state = mlm_gibbs.MLMGibbsState(np.asarray(x))
     return mlm_gibbs.step(uniforms, state, lm, "random", temperature=TEMPERATURE)[0].x
+
+
+def mask_sensitive_oracle(target):
+    """The :class:`~textsampling.lm.oracle.MaskSensitiveOracle` whose exact conditionals are ``target``'s."""
+    from textsampling.lm.oracle import MaskSensitiveOracle
+
+    return MaskSensitiveOracle(_oracle(target).bigram)
+
+
+def site_log_probs(x, position, lm, mask: bool) -> np.ndarray:
+    """Sampling row at ``position``: ``[MASK]`` put there first when ``mask`` (correct), else not (the bug)."""
+    query = np.array(x, dtype=np.int64)
+    if mask:
+        query[position] = lm.mask_token_id
+    row = np.asarray(lm.masked_log_probs(query[None], np.array([position])), dtype=np.float64)[0]
+    return mlm_gibbs.sampling_log_probs(row, lm.special_token_ids)
+
+
+def _site_step(rng, x, lm, mask: bool):
+    uniforms = draw_uniforms(rng, 0, 2)
+    x = np.array(x, dtype=np.int64)
+    position = int(integer_from_uniform(uniforms[0], mlm_gibbs.sequence_length(x)))
+    x[position] = categorical_from_uniforms(uniforms[1:], site_log_probs(x, position, lm, mask))[0]
+    return x
+
+
+def mlm_forgot_mask_step(rng, x, lm):
+    """BUG: random-scan MLM Gibbs that asks for the conditional at i without putting [MASK] at i."""
+    return _site_step(rng, x, lm, mask=False)
+
+
+def mlm_mask_first_step(rng, x, lm):
+    """Random-scan MLM Gibbs that puts [MASK] at i, then draws x_i from the model's conditional."""
+    return _site_step(rng, x, lm, mask=True)
+
+
+def site_scan_matrix(lm, target, mask: bool) -> np.ndarray:
+    """Exact kernel of :func:`mlm_forgot_mask_step` (``mask=False``) or :func:`mlm_mask_first_step`, same code."""
+
+    def law(x):
+        length = mlm_gibbs.sequence_length(x)
+        next_states, probabilities = [], []
+        for position in range(length):
+            row = site_log_probs(x, position, lm, mask)
+            token_probabilities = np.exp(row - np.max(row))
+            token_probabilities /= token_probabilities.sum()
+            for token in np.flatnonzero(token_probabilities > 0):
+                y = np.array(x, dtype=np.int64)
+                y[position] = token
+                next_states.append(y)
+                probabilities.append(token_probabilities[token] / length)
+        return np.array(next_states), np.array(probabilities)
+
+    return law_matrix(target, law)
+
+
+#: Forgetting the [MASK]; its exact kernel uses the model that can see the bug. Not in :data:`CASES`:
+#: ``check --kind mlm-gibbs`` still hands steps the plain oracle, under which this step is exact.
+FORGOT_MASK = GalleryCase(
+    "mlm-gibbs-forgot-mask", "mlm-gibbs", "bigram-small",
+    "MLM Gibbs that asks for the conditional at i with x_i in view instead of [MASK] there",
+    mlm_forgot_mask_step,
+    lambda target: site_scan_matrix(mask_sensitive_oracle(target), target, mask=False),
+)
 
 
 CASES = (

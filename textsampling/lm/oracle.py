@@ -46,7 +46,7 @@ from scipy.special import logsumexp
 from textsampling.targets.base import PAD
 from textsampling.targets.sequences import BigramLM
 
-__all__ = ["BigramOracle"]
+__all__ = ["BigramOracle", "MaskSensitiveOracle"]
 
 
 def _log_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -254,3 +254,66 @@ class BigramOracle:
     def decode(self, token_ids) -> str:
         """Readable text of one row: tokens as ``t0 t1 ...``, stopping at PAD."""
         return " ".join(f"t{int(t)}" for t in np.asarray(token_ids).reshape(-1) if t != PAD)
+
+
+class MaskSensitiveOracle(BigramOracle):
+    r"""The bigram oracle, except that it *looks at* the token it is asked about, as a real BERT does.
+
+    A real masked LM predicts position :math:`i` from whatever sits there: with ``[MASK]`` it gives the
+    conditional :math:`p(x_i = v \mid x_{-i})`; shown the token itself it raises that token's logit
+    (it can see the answer). Code that resamples :math:`x_i` must therefore put ``[MASK]`` at :math:`i`
+    first — forgetting to is the commonest MLM-Gibbs bug, and :class:`BigramOracle` cannot reveal it
+    because its answer ignores :math:`x_i`. This model's :meth:`masked_log_probs` is
+
+    .. math::
+        q(v \mid x) = \begin{cases}
+            p(v \mid x_{-i}) & x_i = \texttt{[MASK]} \quad\text{(exact, as } \texttt{BigramOracle}\text{)}\\
+            p(v \mid x_{-i})\, e^{\beta [v = x_i]} / Z(x_i) & \text{otherwise,}
+        \end{cases}
+        \qquad Z(w) = 1 + p(w \mid x_{-i})(e^\beta - 1),
+
+    with ``visible_token_bonus`` :math:`\beta`. A step that masks first sees the exact conditional; one
+    that forgets draws :math:`v \ne w` with probability :math:`p(v \mid x_{-i})/Z(w)`, and since
+    :math:`Z` depends on the current token this kernel is neither reversible nor :math:`\pi`-invariant.
+    (A *mixture* :math:`(1-c)p + c\,\delta_{x_i}` would not do: it is a lazy Gibbs kernel, which keeps
+    :math:`\pi`.) Everything else — :meth:`masked_logits` (the raw logits, which still ignore
+    :math:`x_i`), the causal LM, the torch twins (which call the NumPy methods) — is the oracle's.
+
+    Parameters
+    ----------
+    bigram : BigramLM
+    visible_token_bonus : float > 0, default 4.0
+        :math:`\beta`, added to the log-probability of the visible token when position :math:`i` is
+        not masked.
+
+    Notes
+    -----
+    This model departs from :class:`~textsampling.lm.base.MaskedLanguageModel`'s "the token at
+    ``positions[n]`` is ignored": it is exact only for callers that put ``[MASK]`` there themselves.
+    """
+
+    def __init__(self, bigram: BigramLM, visible_token_bonus: float = 4.0):
+        super().__init__(bigram)
+        visible_token_bonus = float(visible_token_bonus)
+        if not (np.isfinite(visible_token_bonus) and visible_token_bonus > 0):
+            raise ValueError(f"visible_token_bonus must be a finite number > 0, got {visible_token_bonus}")
+        self.visible_token_bonus = visible_token_bonus
+
+    def __repr__(self) -> str:
+        return f"MaskSensitiveOracle({self.bigram!r}, visible_token_bonus={self.visible_token_bonus!r})"
+
+    def masked_log_probs(self, token_ids, positions) -> np.ndarray:
+        """Exact conditional where ``token_ids[n, positions[n]]`` is ``[MASK]``; else the visible token boosted.
+
+        ``(N, V + 2)``; a row whose context has probability zero is ``-inf`` everywhere, masked or not.
+        """
+        exact = super().masked_log_probs(token_ids, positions)  # validates both arguments
+        token_ids = np.asarray(token_ids).astype(np.int64)
+        rows = np.arange(token_ids.shape[0])
+        visible = token_ids[rows, np.asarray(positions).astype(np.int64)]
+        peeks = (visible != self.mask_token_id) & np.isfinite(exact).any(axis=1)
+        out = exact.copy()
+        for n in np.flatnonzero(peeks):
+            out[n, visible[n]] += self.visible_token_bonus
+            out[n] -= logsumexp(out[n])
+        return out
