@@ -783,11 +783,11 @@ def _conformance(result, spec, function, seed, budget, sizes):
         }.get(test.name, test.name)
         power = test.power
         if power >= 0.5:
-            power_text = (f"it catches a law off by {report.tv_distance:g} in total variation with probability "
+            power_text = (f"it catches a law off by {report.tv_alternative:g} in total variation with probability "
                           f">= {power:.2f}")
         else:
             power_text = (f"with {test.num_samples} samples it catches large errors, not on its own one as small "
-                          f"as {report.tv_distance:g} in total variation (the transition test above is the sharp one)")
+                          f"as {report.tv_alternative:g} in total variation (the transition test above is the sharp one)")
         details.append(f"{test.name} {'passed' if test.passed else 'FAILED'} (p-value {test.p_value:.3g}): "
                        f"{meaning}; {power_text}")
     failed = [o.result.name for o in report.outcomes if not o.result.passed]

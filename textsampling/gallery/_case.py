@@ -8,6 +8,8 @@ from typing import Callable
 
 import numpy as np
 
+from textsampling.testing.statistics import DEFAULT_FALSE_FAIL_RATE
+
 __all__ = [
     "GalleryCase",
     "stationary_target",
@@ -152,7 +154,8 @@ def from_faulty(name, kind, target, build, options=None) -> GalleryCase:
     return GalleryCase(name, kind, target, description, step, matrix, options)
 
 
-def exact_power(case: GalleryCase, false_fail_rate: float = 1e-4, num_samples=None, num_chains=None, num_steps=None):
+def exact_power(case: GalleryCase, false_fail_rate: float = DEFAULT_FALSE_FAIL_RATE, num_samples=None, num_chains=None,
+                num_steps=None):
     r"""Power of :func:`textsampling.check.check_step` against ``case``, from its exact kernel.
 
     Under the kernel :math:`P`, the one-step cells follow :math:`\pi P`, the pairs :math:`J_{ab} =
