@@ -5,6 +5,7 @@ Uniforms come from the counter-based generator: step ``t`` of chain ``c`` gets
 decisions) must agree exactly; log acceptance ratios to float64 rounding.
 """
 
+import lm_chains
 import numpy as np
 import pytest
 import torch
@@ -23,24 +24,19 @@ NUM_CHAINS, NUM_STEPS = 6, 25
 
 
 def _oracle(seed=2, vocab_size=5, max_length=5):
-    rng = np.random.default_rng(seed)
-    transition = rng.normal(size=(vocab_size, vocab_size + 1))
-    transition[1, 3] = -np.inf  # a zero-probability transition on purpose
-    return BigramOracle(BigramLM(rng.normal(size=vocab_size), transition, max_length))
+    return lm_chains.oracle(seed, vocab_size, max_length)
+
+
+def _starts(oracle, seed=0):
+    return lm_chains.starts(oracle, NUM_CHAINS, seed)
+
+
+def _keyword_starts(config, seed=0):
+    return lm_chains.keyword_starts(config, NUM_CHAINS, seed)
 
 
 def _uniforms(step, num_uniforms, seed=3):
     return counter_uniforms(seed, np.arange(NUM_CHAINS), step, num_uniforms)  # (B, k)
-
-
-def _starts(oracle, seed=0):
-    """Chains of different lengths (2..max) in one batch."""
-    rng = np.random.default_rng(seed)
-    starts = np.full((NUM_CHAINS, oracle.max_length), PAD, dtype=np.int64)
-    for c in range(NUM_CHAINS):
-        length = 2 + c % (oracle.max_length - 1)
-        starts[c, :length] = rng.integers(0, oracle.num_tokens, size=length)
-    return starts
 
 
 @pytest.mark.parametrize("scan, temperature, top_k", [("random", 1.0, None), ("systematic", 1.0, None), ("random", 0.7, 3)])
@@ -81,19 +77,6 @@ def test_mlm_mh_twin_equals_reference(kind):
 
 def _log_similarity(states):
     return 0.25 * (states == 1).sum(1)  # works on NumPy arrays and torch tensors alike
-
-
-def _keyword_starts(config, seed=0):
-    """One start per chain, lengths 2..max, each containing the config's keywords (drawn by rejection)."""
-    rng = np.random.default_rng(seed)
-    width, starts = config.max_length, []
-    while len(starts) < NUM_CHAINS:
-        length = 2 + len(starts) % (width - 1)
-        x = np.full(width, PAD, dtype=np.int64)
-        x[:length] = rng.integers(0, config.model.num_tokens, size=length)
-        if cgmh.satisfies_keywords(config.keywords, x, config.continuation_tokens)[0] and np.isfinite(cgmh.log_target(config, x)[0]):
-            starts.append(x)
-    return np.array(starts)
 
 
 CGMH_VARIANTS = [{}, {"position_ratio": False}, {"candidate_set": "biased"}, {"temperature": 0.3},

@@ -7,15 +7,15 @@ in both, so every state and accept decision must agree exactly and log-probabili
 the completed steps, and bad input raises an error naming the argument.
 """
 
+import lm_chains
 import numpy as np
 import pytest
 import torch
 
-from textsampling.lm.oracle import BigramOracle
 from textsampling.randomness import CounterGenerator
 from textsampling.reference import cgmh, mlm_gibbs, sentence_annealing
 from textsampling.reference import mlm_metropolis_hastings as mlm_mh
-from textsampling.targets import PAD, BigramLM
+from textsampling.targets import PAD
 from textsampling.torch import cgmh as cgmh_twin
 from textsampling.torch import mlm_gibbs as mlm_gibbs_twin
 from textsampling.torch import mlm_metropolis_hastings as mlm_mh_twin
@@ -27,10 +27,15 @@ NUM_CHAINS, NUM_STEPS, FIRST_STEP = 5, 30, 4
 
 
 def _oracle(seed=2, vocab_size=5, max_length=5):
-    rng = np.random.default_rng(seed)
-    transition = rng.normal(size=(vocab_size, vocab_size + 1))
-    transition[1, 3] = -np.inf  # a zero-probability transition on purpose
-    return BigramOracle(BigramLM(rng.normal(size=vocab_size), transition, max_length))
+    return lm_chains.oracle(seed, vocab_size, max_length)
+
+
+def _starts(oracle, seed=0):
+    return lm_chains.starts(oracle, NUM_CHAINS, seed)
+
+
+def _keyword_starts(config, seed=0):
+    return lm_chains.keyword_starts(config, NUM_CHAINS, seed)
 
 
 def _twin_rng(num_chains=NUM_CHAINS):
@@ -39,31 +44,6 @@ def _twin_rng(num_chains=NUM_CHAINS):
 
 def _reference_rng(chain):
     return CounterGenerator(SEED, chain)
-
-
-def _starts(oracle, seed=0):
-    """PAD-padded starts of lengths 2..max, ``(B, L)``."""
-    rng = np.random.default_rng(seed)
-    starts = np.full((NUM_CHAINS, oracle.max_length), PAD, dtype=np.int64)
-    for c in range(NUM_CHAINS):
-        length = 2 + c % (oracle.max_length - 1)
-        starts[c, :length] = rng.integers(0, oracle.num_tokens, size=length)
-    return starts
-
-
-def _keyword_starts(config, seed=0):
-    """One start per chain, lengths 2..max, each containing the keywords and of positive target."""
-    rng = np.random.default_rng(seed)
-    width, starts = config.max_length, []
-    while len(starts) < NUM_CHAINS:
-        length = 2 + len(starts) % (width - 1)
-        x = np.full(width, PAD, dtype=np.int64)
-        x[:length] = rng.integers(0, config.model.num_tokens, size=length)
-        if cgmh.satisfies_keywords(config.keywords, x, config.continuation_tokens)[0] and np.isfinite(
-            cgmh.log_target(config, x)[0]
-        ):
-            starts.append(x)
-    return np.array(starts)
 
 
 class _InterruptAfter:
