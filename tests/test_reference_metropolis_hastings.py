@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from textsampling import markov
+from textsampling import randomness
 from textsampling.randomness import CounterGenerator
 from textsampling.reference import metropolis_hastings as mh
 from textsampling.reference import proposals as pr
@@ -175,7 +176,7 @@ def test_gaussian_random_walk_on_a_continuous_target_is_deterministic_given_unif
     proposal = pr.GaussianRandomWalkProposal(1.0)
     state = mh.init(0.5, log_prob)
     new_state, info = mh.step([0.2, 0.3, 0.9], state, log_prob, proposal)
-    y = 0.5 + pr.normal_from_uniforms(0.2, 0.3)
+    y = 0.5 + randomness.normal_from_uniforms(0.2, 0.3)
     assert info.proposal == pytest.approx(y)
     assert info.log_accept_ratio == pytest.approx(min(0.0, -0.5 * y**2 + 0.5 * 0.25))
     assert info.accepted == (np.log(0.9) < info.log_accept_ratio)

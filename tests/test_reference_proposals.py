@@ -13,6 +13,7 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from textsampling.randomness import CounterGenerator, draw_uniforms
+from textsampling import randomness
 from textsampling.reference import proposals as pr
 
 GRID = 2000
@@ -27,27 +28,27 @@ def grid_frequencies(function, num_outcomes):
 
 
 def test_integer_from_uniform_is_floor_u_n_and_never_n():
-    np.testing.assert_array_equal(pr.integer_from_uniform([1e-300, 0.2499, 0.25, 1 - 2**-53], 4), [0, 0, 1, 3])
+    np.testing.assert_array_equal(randomness.integer_from_uniform([1e-300, 0.2499, 0.25, 1 - 2**-53], 4), [0, 0, 1, 3])
 
 
 def test_box_muller_is_standard_normal():
     # Kolmogorov–Smirnov on 20,000 normals from a fixed seed; false-fail rate 1e-4.
     rng = np.random.default_rng(5)
-    z = pr.normal_from_uniforms(rng.random(20_000), rng.random(20_000))
+    z = randomness.normal_from_uniforms(rng.random(20_000), rng.random(20_000))
     assert stats.kstest(z, "norm").pvalue > 1e-4
     # The documented map: u2 = 1/2 gives cos(pi) = -1.
-    np.testing.assert_allclose(pr.normal_from_uniforms(np.exp(-2.0), 0.5), -2.0, atol=1e-15)
+    np.testing.assert_allclose(randomness.normal_from_uniforms(np.exp(-2.0), 0.5), -2.0, atol=1e-15)
 
 
 @pytest.mark.parametrize("rng", [np.random.default_rng(7), CounterGenerator(7, 3)], ids=["numpy", "counter"])
 def test_draw_uniforms_for_steps_equals_one_draw_per_step(rng):
     import copy
 
-    together = pr.draw_uniforms_for_steps(copy.deepcopy(rng), 4, 5, 3)
+    together = randomness.draw_uniforms_for_steps(copy.deepcopy(rng), 4, 5, 3)
     one_by_one = np.stack([draw_uniforms(rng, 4 + t, 3) for t in range(5)])
     np.testing.assert_array_equal(together, one_by_one)
     # Block-wise iteration across block boundaries gives the same rows.
-    iterated = np.stack(list(pr.iterate_step_uniforms(copy.deepcopy(rng), 9, 7, 3, block_size=3)))
+    iterated = np.stack(list(randomness.iterate_step_uniforms(copy.deepcopy(rng), 9, 7, 3, block_size=3)))
     np.testing.assert_array_equal(iterated, np.stack([draw_uniforms(rng, 9 + t, 3) for t in range(7)]))
 
 
@@ -119,7 +120,7 @@ def test_gaussian_random_walk_uses_box_muller_per_dimension():
     proposal = pr.GaussianRandomWalkProposal(0.5, dimension=2)
     uniforms = np.array([0.3, 0.1, 0.7, 0.6])
     y, log_q_ratio = proposal.propose(uniforms, np.array([1.0, -1.0]))
-    expected = np.array([1.0, -1.0]) + 0.5 * pr.normal_from_uniforms([0.3, 0.7], [0.1, 0.6])
+    expected = np.array([1.0, -1.0]) + 0.5 * randomness.normal_from_uniforms([0.3, 0.7], [0.1, 0.6])
     np.testing.assert_array_equal(y, expected)
     assert log_q_ratio == 0.0 and proposal.num_uniforms == 4
 
@@ -186,4 +187,4 @@ def test_bad_propose_arguments():
     with pytest.raises(ValueError, match=r"uniforms must have shape \(N, 1\)"):
         pr.IndependentCategorical([0.0, 0.0]).sample([0.5])
     with pytest.raises(TypeError, match="rng"):
-        pr.draw_uniforms_for_steps(0, 0, 3, 1)
+        randomness.draw_uniforms_for_steps(0, 0, 3, 1)

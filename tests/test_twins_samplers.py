@@ -20,6 +20,7 @@ from textsampling.reference import categorical as reference_categorical
 from textsampling.reference import gibbs as reference_gibbs
 from textsampling.reference import importance as reference_importance
 from textsampling.reference import metropolis_hastings as reference_mh
+from textsampling import randomness as numpy_randomness
 from textsampling.reference import proposals
 from textsampling.reference import rejection as reference_rejection
 from textsampling.torch import annealing, categorical, gibbs, importance, metropolis_hastings, rejection
@@ -297,7 +298,7 @@ def test_rejection_twin_keeps_the_reference_samples(case, device):
         )
         np.testing.assert_array_equal(result.samples(chain).cpu().numpy(), expected.samples)
         # decision by decision: the reference's step on the same uniforms
-        uniforms = proposals.draw_uniforms_for_steps(
+        uniforms = numpy_randomness.draw_uniforms_for_steps(
             NumpyCounterGenerator(SEED, chain), 0, 300, reference_rejection.num_uniforms(proposal)
         )
         _, expected_accepted, _ = reference_rejection.step(uniforms, target.log_prob, proposal, log_envelope)

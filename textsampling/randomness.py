@@ -36,8 +36,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from textsampling._validation import check_logits
+
 __all__ = [
     "CounterGenerator",
+    "integer_from_uniform",
+    "normal_from_uniforms",
+    "categorical_from_uniforms",
+    "draw_uniforms_for_steps",
+    "iterate_step_uniforms",
     "philox4x32",
     "counter_uniforms",
     "draw_uniforms",
@@ -224,3 +231,97 @@ def draw_uniforms(rng, step: int, num_uniforms: int) -> np.ndarray:
     # Generator.random lies in [0, 1); an exact 0 would make log(u) = -inf. Map it to the
     # smallest positive float so that every sampler may take log(u) without a special case.
     return np.where(uniforms > 0.0, uniforms, np.finfo(np.float64).tiny)
+
+
+# ----------------------------------------------------------------------------- uniforms -> variates
+# The rules every sampler, reference and twin, uses to turn uniforms into integers, normals and
+# categories (ARCHITECTURE.md, "uniform roles"); the torch twin has the same rules on tensors.
+def integer_from_uniform(uniforms, num_values: int) -> np.ndarray:
+    """``floor(u * n)`` clamped to ``n - 1``: a uniform integer in ``0..n-1`` from ``u`` in (0, 1)."""
+    uniforms = np.asarray(uniforms, dtype=np.float64)
+    # The clamp guards u * n rounding up to n when u is the largest double below 1.
+    return np.minimum(np.floor(uniforms * num_values), num_values - 1).astype(np.int64)
+
+
+def normal_from_uniforms(first, second) -> np.ndarray:
+    r"""Box–Muller: :math:`z = \sqrt{-2 \log u_1}\, \cos(2 \pi u_2)` is standard normal.
+
+    Only the cosine branch is used, so each normal costs exactly two uniforms; ``u_1 > 0`` keeps the
+    logarithm finite.
+    """
+    first = np.asarray(first, dtype=np.float64)
+    second = np.asarray(second, dtype=np.float64)
+    return np.sqrt(-2.0 * np.log(first)) * np.cos(2.0 * np.pi * second)
+
+
+def draw_uniforms_for_steps(rng, first_step: int, num_steps: int, num_uniforms: int) -> np.ndarray:
+    """The uniforms of steps ``first_step .. first_step + num_steps - 1`` at once, shape (num_steps, k).
+
+    Row ``t`` equals ``draw_uniforms(rng, first_step + t, k)``: a NumPy generator's stream is read in
+    order (one call of ``random(n * k)`` gives the same numbers as ``n`` calls of ``random(k)``), and a
+    :class:`~textsampling.randomness.CounterGenerator` (one chain) is a pure function of the step.
+    """
+    rng = as_generator(rng)
+    if isinstance(rng, CounterGenerator):
+        if np.ndim(rng.chain_index) != 0:
+            raise ValueError("rng must serve a single chain (a scalar chain_index) in the reference samplers")
+        steps = np.arange(first_step, first_step + num_steps, dtype=np.int64)
+        return counter_uniforms(rng.seed, rng.chain_index, steps, num_uniforms).reshape(num_steps, num_uniforms)
+    uniforms = rng.random(num_steps * num_uniforms).reshape(num_steps, num_uniforms)
+    # Same guard as draw_uniforms: Generator.random may return exactly 0.
+    return np.where(uniforms > 0.0, uniforms, np.finfo(np.float64).tiny)
+
+
+def iterate_step_uniforms(rng, first_step: int, num_steps: int, num_uniforms: int, block_size: int = 4096):
+    """Yield the uniforms of steps ``first_step, first_step + 1, ...`` one row at a time.
+
+    Draws them ``block_size`` steps at a time with :func:`draw_uniforms_for_steps`, so a long chain
+    neither holds all its uniforms in memory nor pays one generator call per step.
+    """
+    for block_start in range(0, num_steps, block_size):
+        block = draw_uniforms_for_steps(
+            rng, first_step + block_start, min(block_size, num_steps - block_start), num_uniforms
+        )
+        yield from block
+
+
+def categorical_from_uniforms(uniforms, logits) -> np.ndarray:
+    """Deterministic inverse-CDF map from uniforms to category indices.
+
+    Parameters
+    ----------
+    uniforms : array_like of float, shape (N,)
+        Uniforms in (0, 1), one per draw.
+    logits : array_like of float, shape (K,) or (N, K)
+        Unnormalised log-probabilities (``-inf`` allowed); one row per draw when 2-D.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (N,)
+    """
+    logits = check_logits(logits)
+    uniforms = np.atleast_1d(np.asarray(uniforms, dtype=np.float64))
+    if uniforms.ndim != 1:
+        raise ValueError(f"uniforms must be 1-D, got shape {uniforms.shape}")
+    if np.any(~(uniforms > 0)) or np.any(~(uniforms < 1)):
+        raise ValueError("uniforms must lie in the open interval (0, 1)")
+    if logits.ndim == 2 and logits.shape[0] != uniforms.shape[0]:
+        raise ValueError(
+            f"logits has {logits.shape[0]} rows but uniforms has {uniforms.shape[0]} entries; "
+            "give one row of logits per uniform, or a single 1-D row"
+        )
+    # Shift each row by its max so the largest weight is exactly 1: no overflow, no total underflow.
+    weights = np.exp(logits - np.max(logits, axis=-1, keepdims=True))  # (K,) or (N, K)
+    cumulative = np.cumsum(weights, axis=-1)
+    if cumulative.ndim == 1:
+        # One distribution for every draw: first k with C_k > u * C_{K-1}.
+        indices = np.searchsorted(cumulative, uniforms * cumulative[-1], side="right")
+    else:
+        threshold = uniforms * cumulative[:, -1]  # (N,)
+        indices = np.sum(cumulative <= threshold[:, None], axis=-1)
+    indices = np.minimum(indices, logits.shape[-1] - 1).astype(np.int64)
+    # Rounding can only push u * C_{K-1} up to C_{K-1} itself; if the clamped last state has zero
+    # weight, step back to the last state of positive weight.
+    last_positive = weights.shape[-1] - 1 - np.argmax(weights[..., ::-1] > 0, axis=-1)
+    indices = np.minimum(indices, last_positive)
+    return indices

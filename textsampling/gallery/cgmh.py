@@ -41,7 +41,7 @@ import numpy as np
 from textsampling.gallery._case import GalleryCase, law_matrix, per_target
 from textsampling.randomness import draw_uniforms
 from textsampling.reference import cgmh
-from textsampling.reference.categorical import categorical_from_uniforms
+from textsampling.randomness import categorical_from_uniforms
 
 __all__ = ["NUM_CANDIDATES", "VARIANTS", "config_for", "paths", "cgmh_step", "transition_matrix", "CASES", "CORRECT"]
 

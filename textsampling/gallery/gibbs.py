@@ -27,8 +27,8 @@ import numpy as np
 from textsampling.gallery._case import GalleryCase, from_faulty, law_matrix
 from textsampling.randomness import draw_uniforms
 from textsampling.reference import gibbs, mlm_gibbs
-from textsampling.reference.categorical import categorical_from_uniforms
-from textsampling.reference.proposals import integer_from_uniform
+from textsampling.randomness import categorical_from_uniforms
+from textsampling.randomness import integer_from_uniform
 from textsampling.testing import faulty
 
 __all__ = ["CASES", "FORGOT_MASK", "causal_conditional_log_probs", "mask_sensitive_oracle"]

@@ -31,7 +31,7 @@ from textsampling._validation import check_int, check_positive, check_uniforms
 from textsampling.randomness import as_generator
 from textsampling.reference import metropolis_hastings
 from textsampling.reference.metropolis_hastings import MHInfo, MHState
-from textsampling.reference.proposals import iterate_step_uniforms
+from textsampling.randomness import iterate_step_uniforms
 
 __all__ = [
     "AnnealingResult",

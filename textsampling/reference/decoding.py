@@ -43,8 +43,8 @@ from scipy.special import logsumexp
 
 from textsampling._validation import check_int, check_positive, check_uniforms
 from textsampling.randomness import as_generator
-from textsampling.reference.categorical import categorical_from_uniforms
-from textsampling.reference.proposals import draw_uniforms_for_steps
+from textsampling.randomness import categorical_from_uniforms
+from textsampling.randomness import draw_uniforms_for_steps
 from textsampling.targets.base import PAD
 
 __all__ = [

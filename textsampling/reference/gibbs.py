@@ -31,8 +31,8 @@ import numpy as np
 
 from textsampling._validation import check_int, check_uniforms
 from textsampling.randomness import as_generator
-from textsampling.reference.categorical import categorical_from_uniforms
-from textsampling.reference.proposals import iterate_step_uniforms, integer_from_uniform
+from textsampling.randomness import categorical_from_uniforms
+from textsampling.randomness import iterate_step_uniforms, integer_from_uniform
 
 __all__ = [
     "GibbsState",

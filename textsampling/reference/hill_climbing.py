@@ -33,7 +33,7 @@ from textsampling._validation import check_int, check_uniforms
 from textsampling.randomness import as_generator, draw_uniforms
 from textsampling.reference import metropolis_hastings
 from textsampling.reference.metropolis_hastings import MHState
-from textsampling.reference.proposals import iterate_step_uniforms
+from textsampling.randomness import iterate_step_uniforms
 
 __all__ = [
     "HillClimbInfo",

@@ -26,7 +26,7 @@ from scipy.special import logsumexp
 
 from textsampling._validation import check_int
 from textsampling.randomness import as_generator
-from textsampling.reference.proposals import draw_uniforms_for_steps
+from textsampling.randomness import draw_uniforms_for_steps
 
 __all__ = [
     "ImportanceResult",

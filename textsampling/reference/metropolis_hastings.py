@@ -26,7 +26,7 @@ import numpy as np
 
 from textsampling._validation import check_int, check_uniforms
 from textsampling.randomness import as_generator
-from textsampling.reference.proposals import iterate_step_uniforms
+from textsampling.randomness import iterate_step_uniforms
 
 __all__ = [
     "MHState",

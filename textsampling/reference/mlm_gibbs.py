@@ -36,8 +36,8 @@ import numpy as np
 
 from textsampling._validation import check_int, check_positive, check_uniforms
 from textsampling.randomness import as_generator, draw_uniforms
-from textsampling.reference.categorical import categorical_from_uniforms
-from textsampling.reference.proposals import draw_uniforms_for_steps, integer_from_uniform
+from textsampling.randomness import categorical_from_uniforms
+from textsampling.randomness import draw_uniforms_for_steps, integer_from_uniform
 from textsampling.targets.base import PAD
 
 __all__ = [

@@ -35,10 +35,10 @@ from scipy.special import logsumexp
 
 from textsampling._validation import check_int, check_uniforms
 from textsampling.randomness import as_generator
-from textsampling.reference.categorical import categorical_from_uniforms
+from textsampling.randomness import categorical_from_uniforms
 from textsampling.reference.metropolis_hastings import log_accept_ratio
 from textsampling.reference.mlm_gibbs import check_masked_model, check_sequence, sampling_log_probs, sequence_length
-from textsampling.reference.proposals import draw_uniforms_for_steps, integer_from_uniform
+from textsampling.randomness import draw_uniforms_for_steps, integer_from_uniform
 
 __all__ = [
     "ENERGIES",

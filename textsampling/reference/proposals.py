@@ -27,14 +27,9 @@ import numpy as np
 from scipy.special import logsumexp
 
 from textsampling._validation import check_int, check_logits, check_positive, check_uniforms
-from textsampling.randomness import as_generator, counter_uniforms, CounterGenerator
-from textsampling.reference.categorical import categorical_from_uniforms
+from textsampling.randomness import categorical_from_uniforms, integer_from_uniform, normal_from_uniforms
 
 __all__ = [
-    "integer_from_uniform",
-    "normal_from_uniforms",
-    "draw_uniforms_for_steps",
-    "iterate_step_uniforms",
     "DiscreteProposal",
     "UniformCategoricalProposal",
     "RingStepProposal",
@@ -45,56 +40,6 @@ __all__ = [
     "IndependentUniformSequences",
     "IndependentGaussian",
 ]
-
-
-# ----------------------------------------------------------------------------- uniform -> variate
-def integer_from_uniform(uniforms, num_values: int) -> np.ndarray:
-    """``floor(u * n)`` clamped to ``n - 1``: a uniform integer in ``0..n-1`` from ``u`` in (0, 1)."""
-    uniforms = np.asarray(uniforms, dtype=np.float64)
-    # The clamp guards u * n rounding up to n when u is the largest double below 1.
-    return np.minimum(np.floor(uniforms * num_values), num_values - 1).astype(np.int64)
-
-
-def normal_from_uniforms(first, second) -> np.ndarray:
-    r"""Box–Muller: :math:`z = \sqrt{-2 \log u_1}\, \cos(2 \pi u_2)` is standard normal.
-
-    Only the cosine branch is used, so each normal costs exactly two uniforms; ``u_1 > 0`` keeps the
-    logarithm finite.
-    """
-    first = np.asarray(first, dtype=np.float64)
-    second = np.asarray(second, dtype=np.float64)
-    return np.sqrt(-2.0 * np.log(first)) * np.cos(2.0 * np.pi * second)
-
-
-def draw_uniforms_for_steps(rng, first_step: int, num_steps: int, num_uniforms: int) -> np.ndarray:
-    """The uniforms of steps ``first_step .. first_step + num_steps - 1`` at once, shape (num_steps, k).
-
-    Row ``t`` equals ``draw_uniforms(rng, first_step + t, k)``: a NumPy generator's stream is read in
-    order (one call of ``random(n * k)`` gives the same numbers as ``n`` calls of ``random(k)``), and a
-    :class:`~textsampling.randomness.CounterGenerator` (one chain) is a pure function of the step.
-    """
-    rng = as_generator(rng)
-    if isinstance(rng, CounterGenerator):
-        if np.ndim(rng.chain_index) != 0:
-            raise ValueError("rng must serve a single chain (a scalar chain_index) in the reference samplers")
-        steps = np.arange(first_step, first_step + num_steps, dtype=np.int64)
-        return counter_uniforms(rng.seed, rng.chain_index, steps, num_uniforms).reshape(num_steps, num_uniforms)
-    uniforms = rng.random(num_steps * num_uniforms).reshape(num_steps, num_uniforms)
-    # Same guard as draw_uniforms: Generator.random may return exactly 0.
-    return np.where(uniforms > 0.0, uniforms, np.finfo(np.float64).tiny)
-
-
-def iterate_step_uniforms(rng, first_step: int, num_steps: int, num_uniforms: int, block_size: int = 4096):
-    """Yield the uniforms of steps ``first_step, first_step + 1, ...`` one row at a time.
-
-    Draws them ``block_size`` steps at a time with :func:`draw_uniforms_for_steps`, so a long chain
-    neither holds all its uniforms in memory nor pays one generator call per step.
-    """
-    for block_start in range(0, num_steps, block_size):
-        block = draw_uniforms_for_steps(
-            rng, first_step + block_start, min(block_size, num_steps - block_start), num_uniforms
-        )
-        yield from block
 
 
 def _check_state_int(x, name: str, upper: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from textsampling.reference.annealing import (
     logarithmic_schedule,
 )
 from textsampling.reference.cgmh import NUM_UNIFORMS, CGMHConfig, CGMHState, num_uniforms
-from textsampling.reference.proposals import draw_uniforms_for_steps
+from textsampling.randomness import draw_uniforms_for_steps
 
 __all__ = [
     "NUM_UNIFORMS",

@@ -142,7 +142,7 @@ class GaussianMixture:
         -------
         numpy.ndarray of float64, shape ``(num_samples, D)``
         """
-        from textsampling.reference.categorical import categorical_from_uniforms
+        from textsampling.randomness import categorical_from_uniforms
 
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")

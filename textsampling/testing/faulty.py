@@ -32,7 +32,7 @@ import numpy as np
 from textsampling._validation import check_positive
 from textsampling.randomness import draw_uniforms
 from textsampling.reference import gibbs, metropolis_hastings
-from textsampling.reference.categorical import categorical_from_uniforms
+from textsampling.randomness import categorical_from_uniforms
 from textsampling.testing.adapters import gibbs_step_fn, metropolis_hastings_step_fn
 
 __all__ = [

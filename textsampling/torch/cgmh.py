@@ -30,10 +30,9 @@ from textsampling.torch._validation import check_batch, check_same_device, check
 from textsampling.torch.mlm_gibbs import (
     categorical_from_uniforms,
     check_num_chains,
-    integer_from_uniforms,
     sequence_lengths,
 )
-from textsampling.torch.randomness import as_generator, draw_uniforms
+from textsampling.torch.randomness import as_generator, draw_uniforms, integer_from_uniform
 
 __all__ = [
     "MOVES",
@@ -258,9 +257,9 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
 
     # --- move type and position
     move = categorical_from_uniforms(uniforms[:, 0], log_moves.expand(num_chains, -1))  # (B,)
-    edit_rank = integer_from_uniforms(uniforms[:, 1], torch.clamp(num_editable, min=1))  # k-th editable token
+    edit_rank = integer_from_uniform(uniforms[:, 1], torch.clamp(num_editable, min=1))  # k-th editable token
     edit_position = _rank_select(editable, edit_rank)  # (B,)
-    slot = _rank_select(open_slots, integer_from_uniforms(uniforms[:, 1], num_slots))  # (B,) in 0..n
+    slot = _rank_select(open_slots, integer_from_uniform(uniforms[:, 1], num_slots))  # (B,) in 0..n
     position = torch.where(move == INSERT, slot, edit_position)
     possible = torch.where(
         move == INSERT, lengths < width, (num_editable > 0) & ((move == REPLACE) | (lengths > 1))

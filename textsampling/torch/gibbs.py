@@ -20,9 +20,7 @@ import torch
 from textsampling._validation import check_int
 from textsampling.reference.gibbs import SCANS, _check_scan
 from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
-from textsampling.torch.categorical import categorical_from_uniforms
-from textsampling.torch.proposals import integer_from_uniform
-from textsampling.torch.randomness import as_generator, draw_uniforms
+from textsampling.torch.randomness import as_generator, categorical_from_uniforms, draw_uniforms, integer_from_uniform
 
 __all__ = [
     "GibbsState",

@@ -27,7 +27,8 @@ from textsampling.reference.mlm_gibbs import (
 )
 from textsampling.targets.base import PAD
 from textsampling.torch._validation import check_tensor
-from textsampling.torch.categorical import categorical_from_uniforms as _categorical_from_uniforms
+from textsampling.torch.randomness import categorical_from_uniforms as _categorical_from_uniforms
+from textsampling.torch.randomness import integer_from_uniform
 from textsampling.torch.randomness import CounterGenerator, as_generator, draw_uniforms
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
     "num_uniforms",
     "check_sequences",
     "categorical_from_uniforms",
-    "integer_from_uniforms",
     "sequence_lengths",
     "sampling_log_probs",
     "init_all_mask",
@@ -81,13 +81,6 @@ def categorical_from_uniforms(uniforms: torch.Tensor, logits: torch.Tensor) -> t
     samplers guarantee it, so values are not re-checked); uniforms are cast to the logits' dtype.
     """
     return _categorical_from_uniforms(uniforms.to(logits.dtype), logits, validate=False)
-
-
-def integer_from_uniforms(uniforms: torch.Tensor, num_values: torch.Tensor) -> torch.Tensor:
-    """``floor(u n)`` clamped to ``n - 1`` per row (``n >= 1``), as the reference's ``integer_from_uniform``."""
-    num_values = num_values.to(torch.int64)
-    values = torch.floor(uniforms * num_values.to(uniforms.dtype)).to(torch.int64)
-    return torch.minimum(values, num_values - 1)
 
 
 def sequence_lengths(x: torch.Tensor) -> torch.Tensor:
@@ -152,7 +145,7 @@ def step(uniforms: torch.Tensor, state: MLMGibbsState, model, scan: str = "rando
     lengths = sequence_lengths(x)  # (B,)
     flag = changes_target(temperature, top_k)
     if scan == "random":
-        positions = integer_from_uniforms(uniforms[:, 0], lengths)  # (B,)
+        positions = integer_from_uniform(uniforms[:, 0], lengths)  # (B,)
         active = torch.ones_like(positions, dtype=torch.bool)
         x, tokens = _update(uniforms[:, 1], x, positions, model, temperature, top_k, active)
         return MLMGibbsState(x), MLMGibbsInfo(positions, tokens, flag)

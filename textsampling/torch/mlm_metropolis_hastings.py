@@ -19,11 +19,10 @@ from textsampling.torch.mlm_gibbs import (
     categorical_from_uniforms,
     check_num_chains,
     check_sequences,
-    integer_from_uniforms,
     sampling_log_probs,
     sequence_lengths,
 )
-from textsampling.torch.randomness import as_generator, draw_uniforms
+from textsampling.torch.randomness import as_generator, draw_uniforms, integer_from_uniform
 
 __all__ = [
     "NUM_UNIFORMS",
@@ -90,7 +89,7 @@ def step(uniforms: torch.Tensor, state: MLMMHState, model, energy_kind="pll"):
     """One MH step for every chain; ``uniforms`` ``(B, 3)``. Returns ``(MLMMHState, MLMMHInfo)``."""
     x = state.x
     lengths = sequence_lengths(x)
-    positions = integer_from_uniforms(uniforms[:, 0], lengths)  # (B,)
+    positions = integer_from_uniform(uniforms[:, 0], lengths)  # (B,)
     raw = model.masked_log_probs_torch(x, positions)  # (B, V)
     row = sampling_log_probs(raw, model.special_token_ids)
     log_q = row - torch.logsumexp(row, dim=-1, keepdim=True)  # (B, V)

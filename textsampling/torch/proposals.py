@@ -30,8 +30,7 @@ from textsampling.torch._validation import (
     resolve_device,
     same_device,
 )
-from textsampling.torch.categorical import categorical_from_uniforms
-from textsampling.torch.randomness import draw_uniforms_for_steps
+from textsampling.torch.randomness import categorical_from_uniforms, draw_uniforms_for_steps, integer_from_uniform, normal_from_uniforms
 
 __all__ = [
     "integer_from_uniform",
@@ -46,16 +45,6 @@ __all__ = [
     "IndependentUniformSequences",
     "IndependentGaussian",
 ]
-
-
-def integer_from_uniform(uniforms: torch.Tensor, num_values: int) -> torch.Tensor:
-    """``floor(u * n)`` clamped to ``n - 1``, int64 (the clamp guards ``u n`` rounding up to ``n``)."""
-    return torch.floor(uniforms * num_values).to(torch.int64).clamp_(max=num_values - 1)
-
-
-def normal_from_uniforms(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    r"""Box–Muller, cosine branch: :math:`\sqrt{-2 \log u_1} \cos(2 \pi u_2)`."""
-    return torch.sqrt(-2.0 * torch.log(first)) * torch.cos(2.0 * math.pi * second)
 
 
 class _Twin:

@@ -1,0 +1,130 @@
+"""The one chain runner of the NumPy reference: draw the uniforms of step t, step, record, repeat.
+
+Every Markov-chain sampler's ``sample`` is this loop around its own ``step``::
+
+    state = init(x0, <target>, **params)
+    for t in range(num_steps):
+        uniforms = draw_uniforms(rng, first_step + t, num_uniforms(**params))
+        state, info = step(uniforms, state, <target>, **params)
+        record state and info as row t
+
+Step ``first_step + t`` always reads the same uniforms (a
+:class:`~textsampling.randomness.CounterGenerator` makes them a pure function of the step index; a
+NumPy ``Generator`` reads its stream in order), so a chain continued with ``first_step`` equals the
+chain run in one go, and the torch twin (:mod:`textsampling.torch.chain`) reproduces it chain by chain.
+
+A :class:`Trace` has one layout for every sampler: ``states`` is the sampler's state NamedTuple with
+each field stacked over steps (row ``t`` is the state *after* step ``first_step + t``), ``infos`` its
+info NamedTuple stacked the same way, ``final_state`` the last state, and ``interrupted`` says whether a
+``KeyboardInterrupt`` stopped the run. Nothing drawn is lost: an interrupted run returns the completed
+steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from textsampling._validation import check_int
+from textsampling.randomness import as_generator, iterate_step_uniforms
+
+__all__ = ["Trace", "run", "stack_rows"]
+
+
+class Trace(NamedTuple):
+    """A run of completed steps, the same layout for every sampler (the twin adds a leading chain axis).
+
+    Attributes
+    ----------
+    states : NamedTuple
+        The sampler's state type, each field an array with a leading step axis: ``states.x[t]`` is
+        the state after step ``first_step + t``.
+    infos : NamedTuple or None
+        The sampler's info type, each field stacked the same way (``infos.accepted[t]`` …); ``None``
+        when no step was completed.
+    final_state : NamedTuple
+        The state after the last completed step (the start when none was).
+    interrupted : bool
+        True when a ``KeyboardInterrupt`` stopped the run; the arrays then hold the completed steps.
+    """
+
+    states: Any
+    infos: Any
+    final_state: Any
+    interrupted: bool
+
+
+def _column(values: list):
+    """Stack one field's per-step values; strings stay Python objects so none is truncated."""
+    if values and isinstance(values[0], str):
+        return np.array(values, dtype=object)
+    return np.stack([np.asarray(value) for value in values]) if values else np.empty((0,))
+
+
+def stack_rows(rows: list, row_type, template=None):
+    """A NamedTuple of ``row_type`` whose fields are the per-step values of ``rows`` stacked.
+
+    With no rows, each field is an empty array shaped like ``template``'s field (when given), so an
+    empty trace still has the right trailing shapes.
+    """
+    if rows:
+        return row_type(*(_column([row[i] for row in rows]) for i in range(len(row_type._fields))))
+    if template is None:
+        return None
+    return row_type(*(np.empty((0,) + np.shape(value), dtype=np.asarray(value).dtype) for value in template))
+
+
+def run(
+    rng,
+    state,
+    step_fn: Callable,
+    num_uniforms: int,
+    num_steps: int,
+    *,
+    first_step: int = 0,
+    record: Callable | None = None,
+) -> Trace:
+    """Run ``num_steps`` steps of ``step_fn`` from ``state`` and keep every state and info.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator or CounterGenerator (one chain)
+    state : NamedTuple
+        The state to start from (``init``'s result).
+    step_fn : callable
+        ``step_fn(uniforms, state, t) -> (state, info)``, where ``t`` counts the steps of this run from
+        0 (an annealing schedule reads its temperature at ``t``); usually a closure over the sampler's
+        ``step`` and its target.
+    num_uniforms : int
+        Uniforms per step.
+    num_steps : int
+    first_step : int
+        Step index of the first step: uniforms of step ``first_step + t`` are used at ``t``.
+    record : callable, optional
+        ``record(state, info) -> (state_row, info_row)``: what to keep of a step, when the state itself
+        cannot be stacked (a sentence of varying length is padded to a fixed width, say).
+
+    Returns
+    -------
+    Trace
+    """
+    rng = as_generator(rng)
+    num_steps = check_int(num_steps, "num_steps")
+    first_step = check_int(first_step, "first_step")
+    num_uniforms = check_int(num_uniforms, "num_uniforms")
+    rows = []  # (state_row, info_row) of each completed step
+    interrupted = False
+    try:
+        for t, uniforms in enumerate(iterate_step_uniforms(rng, first_step, num_steps, num_uniforms)):
+            new_state, info = step_fn(uniforms, state, t)
+            # One append per step, so an interrupt never leaves states and infos out of step.
+            rows.append(record(new_state, info) if record is not None else (new_state, info))
+            state = new_state
+    except KeyboardInterrupt:
+        # Keep what was drawn: the completed steps, flagged.
+        interrupted = True
+    template = record(state, None)[0] if record is not None else state
+    states = stack_rows([row[0] for row in rows], type(template), template)
+    infos = stack_rows([row[1] for row in rows], type(rows[0][1])) if rows else None
+    return Trace(states, infos, state, interrupted)

@@ -1,0 +1,111 @@
+"""The one chain runner of the torch twins: :mod:`textsampling.reference.chain`, batched over chains.
+
+Same loop, same :class:`Trace` layout, with a leading chain dimension: ``states.x`` has shape
+``(B, num_steps) + state_shape`` and row ``[b, t]`` is chain ``b`` after step ``first_step + t``. The
+uniforms of step ``t`` are ``draw_uniforms(rng, first_step + t, num_uniforms, B)``, so with a
+:class:`~textsampling.torch.randomness.CounterGenerator` chain ``b`` is the reference chain run with
+``CounterGenerator(seed, chain_index[b])``, decision by decision.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from textsampling._validation import check_int
+from textsampling.reference.chain import Trace
+from textsampling.torch.randomness import as_generator, draw_uniforms
+
+__all__ = ["Trace", "run", "stack_rows"]
+
+
+def _as_column_value(value, num_chains: int, device) -> torch.Tensor:
+    """One step's value of a field as a ``(B, ...)`` tensor (a value shared by all chains is repeated)."""
+    value = torch.as_tensor(value, device=device)
+    if value.ndim == 0:
+        value = value.expand(num_chains)  # (B,)
+    return value
+
+
+def stack_rows(rows: list, row_type, template=None, num_chains: int | None = None):
+    """A NamedTuple of ``row_type`` whose fields stack the per-step ``(B, ...)`` values on dim 1.
+
+    With no rows, each field is an empty ``(B, 0, ...)`` tensor shaped like ``template``'s field.
+    """
+    if rows:
+        device = torch.as_tensor(rows[0][0]).device if torch.is_tensor(rows[0][0]) else None
+        columns = []
+        for i in range(len(row_type._fields)):
+            values = [_as_column_value(row[i], num_chains, device) for row in rows]
+            columns.append(torch.stack(values, dim=1))  # (B, T, ...)
+        return row_type(*columns)
+    if template is None:
+        return None
+    columns = []
+    for value in template:
+        value = _as_column_value(value, num_chains, None)
+        columns.append(value.new_empty((value.shape[0], 0) + tuple(value.shape[1:])))  # (B, 0, ...)
+    return row_type(*columns)
+
+
+def run(
+    rng,
+    state,
+    step_fn: Callable,
+    num_uniforms: int,
+    num_steps: int,
+    *,
+    first_step: int = 0,
+    num_chains: int,
+    dtype: torch.dtype | None = None,
+    device=None,
+    record: Callable | None = None,
+) -> Trace:
+    """Run ``num_steps`` steps of ``step_fn`` for every chain from ``state``; keep every state and info.
+
+    Parameters
+    ----------
+    rng : CounterGenerator or torch.Generator, on the chains' device
+    state : NamedTuple of ``(B, ...)`` tensors
+        The state to start from (``init``'s result).
+    step_fn : callable
+        ``step_fn(uniforms (B, num_uniforms), state, t) -> (state, info)``; ``t`` counts this run's
+        steps from 0.
+    num_uniforms, num_steps : int
+    first_step : int
+        Step index of the first step.
+    num_chains : int
+        ``B``; checked against a counter generator's chains.
+    dtype : torch.float32 or torch.float64
+        The uniforms' dtype (float32 by default, as :func:`~textsampling.torch.randomness.draw_uniforms`).
+    device : optional
+        The chains' device; the generator must live there.
+    record : callable, optional
+        ``record(state, info) -> (state_row, info_row)``, as in the reference runner.
+
+    Returns
+    -------
+    Trace
+        Fields of ``states`` and ``infos`` have shape ``(B, T, ...)``.
+    """
+    rng = as_generator(rng)
+    num_steps = check_int(num_steps, "num_steps")
+    first_step = check_int(first_step, "first_step")
+    num_uniforms = check_int(num_uniforms, "num_uniforms")
+    rows = []  # (state_row, info_row) of each completed step
+    interrupted = False
+    try:
+        for t in range(num_steps):
+            uniforms = draw_uniforms(rng, first_step + t, num_uniforms, num_chains, dtype, device)  # (B, k)
+            new_state, info = step_fn(uniforms, state, t)
+            # One append per step, so an interrupt never leaves states and infos out of step.
+            rows.append(record(new_state, info) if record is not None else (new_state, info))
+            state = new_state
+    except KeyboardInterrupt:
+        # Keep what was drawn: the completed steps, flagged.
+        interrupted = True
+    template = record(state, None)[0] if record is not None else state
+    states = stack_rows([row[0] for row in rows], type(template), template, num_chains)
+    infos = stack_rows([row[1] for row in rows], type(rows[0][1]), None, num_chains) if rows else None
+    return Trace(states, infos, state, interrupted)
