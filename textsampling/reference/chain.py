@@ -29,7 +29,7 @@ import numpy as np
 from textsampling._validation import check_int
 from textsampling.randomness import as_generator, iterate_step_uniforms
 
-__all__ = ["Trace", "run", "stack_rows"]
+__all__ = ["Trace", "run", "run_steps", "stack_rows"]
 
 
 class Trace(NamedTuple):
@@ -75,6 +75,24 @@ def stack_rows(rows: list, row_type, template=None):
     return row_type(*(np.empty((0,) + np.shape(value), dtype=np.asarray(value).dtype) for value in template))
 
 
+def run_steps(step_uniforms, state, step_fn: Callable, record: Callable | None = None):
+    """The loop itself, shared by both runners: step on each row of ``step_uniforms``, keep the rows.
+
+    Returns ``(rows, final_state, interrupted)`` with ``rows`` the ``(state_row, info_row)`` of each
+    completed step; a ``KeyboardInterrupt`` ends the loop and keeps what was drawn.
+    """
+    rows = []
+    try:
+        for t, uniforms in enumerate(step_uniforms):
+            new_state, info = step_fn(uniforms, state, t)
+            # One append per step, so an interrupt never leaves states and infos out of step.
+            rows.append(record(new_state, info) if record is not None else (new_state, info))
+            state = new_state
+    except KeyboardInterrupt:
+        return rows, state, True
+    return rows, state, False
+
+
 def run(
     rng,
     state,
@@ -113,17 +131,8 @@ def run(
     num_steps = check_int(num_steps, "num_steps")
     first_step = check_int(first_step, "first_step")
     num_uniforms = check_int(num_uniforms, "num_uniforms")
-    rows = []  # (state_row, info_row) of each completed step
-    interrupted = False
-    try:
-        for t, uniforms in enumerate(iterate_step_uniforms(rng, first_step, num_steps, num_uniforms)):
-            new_state, info = step_fn(uniforms, state, t)
-            # One append per step, so an interrupt never leaves states and infos out of step.
-            rows.append(record(new_state, info) if record is not None else (new_state, info))
-            state = new_state
-    except KeyboardInterrupt:
-        # Keep what was drawn: the completed steps, flagged.
-        interrupted = True
+    step_uniforms = iterate_step_uniforms(rng, first_step, num_steps, num_uniforms)
+    rows, state, interrupted = run_steps(step_uniforms, state, step_fn, record)
     template = record(state, None)[0] if record is not None else state
     states = stack_rows([row[0] for row in rows], type(template), template)
     infos = stack_rows([row[1] for row in rows], type(rows[0][1])) if rows else None

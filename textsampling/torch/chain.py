@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from textsampling._validation import check_int
-from textsampling.reference.chain import Trace
+from textsampling.reference.chain import Trace, run_steps
 from textsampling.torch.randomness import as_generator, draw_uniforms
 
 __all__ = ["Trace", "run", "stack_rows"]
@@ -93,18 +93,10 @@ def run(
     num_steps = check_int(num_steps, "num_steps")
     first_step = check_int(first_step, "first_step")
     num_uniforms = check_int(num_uniforms, "num_uniforms")
-    rows = []  # (state_row, info_row) of each completed step
-    interrupted = False
-    try:
-        for t in range(num_steps):
-            uniforms = draw_uniforms(rng, first_step + t, num_uniforms, num_chains, dtype, device)  # (B, k)
-            new_state, info = step_fn(uniforms, state, t)
-            # One append per step, so an interrupt never leaves states and infos out of step.
-            rows.append(record(new_state, info) if record is not None else (new_state, info))
-            state = new_state
-    except KeyboardInterrupt:
-        # Keep what was drawn: the completed steps, flagged.
-        interrupted = True
+    step_uniforms = (
+        draw_uniforms(rng, first_step + t, num_uniforms, num_chains, dtype, device) for t in range(num_steps)
+    )  # each (B, k), drawn when the loop reaches step t
+    rows, state, interrupted = run_steps(step_uniforms, state, step_fn, record)
     template = record(state, None)[0] if record is not None else state
     states = stack_rows([row[0] for row in rows], type(template), template, num_chains)
     infos = stack_rows([row[1] for row in rows], type(rows[0][1]), None, num_chains) if rows else None
