@@ -427,11 +427,15 @@ def init(x0, config: CGMHConfig, *, protected=None) -> CGMHState:
     if config.keyword_rule == "position":
         protected = np.zeros(len(x), dtype=bool) if protected is None else np.asarray(protected, dtype=bool)
         if protected.ndim != 1 or protected.shape[0] > len(x) or np.any(protected[length:]):
-            raise ValueError("protected must be 1-D, as long as x0 at most, and mark only positions inside the sentence")
+            raise ValueError(
+                "protected must be 1-D, as long as x0 at most, and mark only positions inside the sentence"
+            )
         protected = _padded_mask(protected, len(x))
     else:
         if protected is not None:
-            raise ValueError('protected is only read under keyword_rule="position"; the occurrence rule derives it from x0')
+            raise ValueError(
+                'protected is only read under keyword_rule="position"; the occurrence rule derives it from x0'
+            )
         if not satisfies_keywords(config.keywords, x, config.continuation_tokens)[0]:
             raise ValueError(f"x0 = {x[:length].tolist()} does not contain every keyword {list(config.keywords)}")
         protected = locked_positions(config.keywords, x, config.continuation_tokens)[0]

@@ -103,7 +103,9 @@ def sample(rng, x0, config: CGMHConfig, num_steps: int, *, first_step: int = 0, 
     """
     temperatures = check_temperatures(temperatures)
     if temperatures.shape[0] != num_steps:
-        raise ValueError(f"temperatures must have num_steps = {num_steps} entries, one per step, got {temperatures.shape[0]}")
+        raise ValueError(
+            f"temperatures must have num_steps = {num_steps} entries, one per step, got {temperatures.shape[0]}"
+        )
     state = init(x0, config, protected=protected)
     return chain.run(
         rng, state, lambda uniforms, current, t: step(uniforms, current, config, temperature=temperatures[t]),

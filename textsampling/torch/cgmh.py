@@ -158,12 +158,13 @@ def locked_positions(keywords, x: torch.Tensor, continuation_tokens=()):
 
 
 def log_target(config: CGMHConfig, states: torch.Tensor) -> torch.Tensor:
-    """Untempered :math:`\\gamma \\log p(x) + \\log\\mathrm{sim}(x, c) + \\log\\chi(x, c)` of each row ``(N, L) -> (N,)``."""
+    """Untempered :math:`\\gamma \\log p(x) + \\log\\mathrm{sim}(x, c) + \\log\\chi(x, c)`, ``(N, L) -> (N,)``."""
     out = config.gamma * config.model.sequence_log_probs_torch(states)
     if config.log_similarity_fn is not None:
         out = out + torch.as_tensor(config.log_similarity_fn(states), dtype=out.dtype, device=out.device)
     if config.keywords:
-        out = torch.where(satisfies_keywords(config.keywords, states, config.continuation_tokens), out, -torch.inf)  # (N,)
+        has_keywords = satisfies_keywords(config.keywords, states, config.continuation_tokens)  # (N,)
+        out = torch.where(has_keywords, out, -torch.inf)  # (N,)
     return out
 
 
@@ -171,7 +172,7 @@ def _check_state(x, protected) -> None:
     check_tensor(x, "x", integer=True, ndim=2)
     check_tensor(protected, "protected", ndim=2)
     if protected.dtype != torch.bool:
-        raise TypeError(f"protected must be a torch.bool tensor (True at keyword positions), got dtype {protected.dtype}")
+        raise TypeError(f"protected must be a torch.bool tensor (True at keyword positions), got {protected.dtype}")
     if protected.shape != x.shape:
         raise ValueError(f"protected must have the shape of x, (B, L) = {tuple(x.shape)}, got {tuple(protected.shape)}")
     check_same_device(x=x, protected=protected)
@@ -206,7 +207,9 @@ def init(x0: torch.Tensor, config: CGMHConfig, *, protected: torch.Tensor | None
             protected = torch.nn.functional.pad(protected, (0, padding), value=False)  # (B, max_length)
     else:
         if protected is not None:
-            raise ValueError('protected is only read under keyword_rule="position"; the occurrence rule derives it from x0')
+            raise ValueError(
+                'protected is only read under keyword_rule="position"; the occurrence rule derives it from x0'
+            )
         missing = ~satisfies_keywords(config.keywords, x, config.continuation_tokens)  # (B,)
         if missing.any():
             row = int(torch.nonzero(missing)[0, 0])  # first offending chain
@@ -257,7 +260,9 @@ def _sites(config: CGMHConfig, x: torch.Tensor, protected: torch.Tensor):
 
 def _protected_after(config: CGMHConfig, states: torch.Tensor, carried: torch.Tensor) -> torch.Tensor:
     """``protected`` of proposed sentences ``(N, L)``: recomputed, or carried along (position rule)."""
-    return carried if config.keyword_rule == "position" else locked_positions(config.keywords, states, config.continuation_tokens)[0]
+    if config.keyword_rule == "position":
+        return carried
+    return locked_positions(config.keywords, states, config.continuation_tokens)[0]
 
 
 def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
@@ -272,7 +277,9 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     check_tensor(uniforms, "uniforms", integer=False, ndim=2)
     check_batch(x.shape[0], uniforms=uniforms)
     if uniforms.shape[1] != 4:
-        raise ValueError(f"uniforms must have shape (B, 4) (move, position, candidate, accept), got {tuple(uniforms.shape)}")
+        raise ValueError(
+            f"uniforms must have shape (B, 4) (move, position, candidate, accept), got {tuple(uniforms.shape)}"
+        )
     check_same_device(uniforms=uniforms, x=x)
     raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     num_chains, width = x.shape
@@ -325,7 +332,8 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     is_insert = (move == INSERT)[:, None, None]  # (B, 1, 1)
     candidate_states = torch.where(is_insert, inserted, replaced)  # (B, K, L)
     inserted_protected = _insert(protected, position, torch.zeros_like(candidates, dtype=torch.bool))  # (B, K, L)
-    carried = torch.where(is_insert, inserted_protected, protected[:, None, :].expand_as(inserted_protected))  # (B, K, L)
+    kept_protected = protected[:, None, :].expand_as(inserted_protected)  # (B, K, L)
+    carried = torch.where(is_insert, inserted_protected, kept_protected)  # (B, K, L)
     flat_states = candidate_states.reshape(-1, width)  # (B*K, L)
     candidate_protected = _protected_after(config, flat_states, carried.reshape(-1, width))  # (B*K, L)
     # The reverse of a replace (replace at i) or an insert (delete at i): is i editable in y, among how many?
@@ -360,8 +368,10 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     reverse_slot_open = deleted_open_slots.gather(1, position[:, None])[:, 0]  # (B,)
     pick = chosen[:, None, None].expand(-1, 1, width)  # (B, 1, L)
     proposal = torch.where(is_delete[:, None], deleted, candidate_states.gather(1, pick)[:, 0])  # (B, L)
-    proposal_protected = torch.where(is_delete[:, None], deleted_protected, candidate_protected.gather(1, pick)[:, 0])  # (B, L)
-    proposal_log_rho = torch.where(is_delete, deleted_log_rho, candidate_log_rho.gather(1, chosen[:, None])[:, 0])  # (B,)
+    chosen_protected = candidate_protected.gather(1, pick)[:, 0]  # (B, L)
+    proposal_protected = torch.where(is_delete[:, None], deleted_protected, chosen_protected)  # (B, L)
+    chosen_log_rho = candidate_log_rho.gather(1, chosen[:, None])[:, 0]  # (B,)
+    proposal_log_rho = torch.where(is_delete, deleted_log_rho, chosen_log_rho)  # (B,)
     chosen_log_token = log_token.gather(1, chosen[:, None])[:, 0]  # (B,)
     chosen_reverse_editable = reverse_num_editable.gather(1, chosen[:, None])[:, 0].to(dtype)  # (B,) m(y)
     chosen_reverse_open = reverse_position_open.gather(1, chosen[:, None])[:, 0]  # (B,)
@@ -383,7 +393,8 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     )  # (B,)
     reverse = torch.where(
         move == REPLACE,
-        torch.where(chosen_reverse_open & in_set, log_replace - log_reverse_editable + log_x - log_normaliser, minus_inf),
+        torch.where(chosen_reverse_open & in_set,
+                    log_replace - log_reverse_editable + log_x - log_normaliser, minus_inf),
         torch.where(
             move == INSERT,
             torch.where(chosen_reverse_open, log_delete - use_positions * log_reverse_editable, minus_inf),

@@ -85,7 +85,9 @@ def sample(
     cgmh.check_config(config)
     temperatures = check_temperatures(temperatures)  # (T,) NumPy float64
     if temperatures.shape[0] != num_steps:
-        raise ValueError(f"temperatures must have num_steps = {num_steps} entries, one per step, got {temperatures.shape[0]}")
+        raise ValueError(
+            f"temperatures must have num_steps = {num_steps} entries, one per step, got {temperatures.shape[0]}"
+        )
     state = init(x0, config, protected=protected)
     check_num_chains(rng, state.x.shape[0], "x0")
     return chain.run(
@@ -104,7 +106,7 @@ def best(trace: Trace, initial_state: CGMHState | None = None) -> CGMHState:
     states = trace.states
     if initial_state is not None:
         # The start as step -1: each field (B, 1 + T, ...).
-        states = CGMHState(*(torch.cat([start[:, None], visited], dim=1) for start, visited in zip(initial_state, states)))
+        states = CGMHState(*(torch.cat([first[:, None], rest], dim=1) for first, rest in zip(initial_state, states)))
     if states.log_prob.shape[1] == 0:
         raise ValueError("the trace has no step: give initial_state (the start) to have a best state")
     index = torch.argmax(states.log_prob, dim=1)  # (B,) the first maximum of each chain
