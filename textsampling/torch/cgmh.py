@@ -54,7 +54,7 @@ __all__ = [
     "log_target",
     "init",
     "step",
-    "check_state",
+    "check_config",
     "sample",
 ]
 
@@ -158,7 +158,7 @@ def locked_positions(keywords, x: torch.Tensor, continuation_tokens=()):
 
 
 def log_target(config: CGMHConfig, states: torch.Tensor) -> torch.Tensor:
-    """Untempered :math:`\\gamma \\log p(x) + \\log\\mathrm{sim}(x, c) + \\log\\chi(x, c)`, ``(N, L) -> (N,)``."""
+    """Twin of :func:`textsampling.reference.cgmh.log_target`: the untempered log rho of each row, ``(N, L) -> (N,)``."""
     out = config.gamma * config.model.sequence_log_probs_torch(states)
     if config.log_similarity_fn is not None:
         out = out + torch.as_tensor(config.log_similarity_fn(states), dtype=out.dtype, device=out.device)
@@ -419,21 +419,6 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     shown_position = torch.where(possible, position, -1)  # (B,)
     shown_proposal = torch.where(possible[:, None], proposal, x)  # (B, L)
     return new_state, CGMHInfo(move, shown_position, shown_proposal, log_alpha, accepted)
-
-
-def check_state(state, name: str = "state") -> CGMHState:
-    """A batched :class:`CGMHState` (from :func:`init`).
-
-    ``x`` ``(B, L)`` int, ``log_prob`` ``(B,)`` floating, ``protected`` ``(B, L)`` bool.
-    """
-    if not isinstance(state, CGMHState):
-        raise TypeError(
-            f"{name} must be a torch CGMHState (from textsampling.torch.cgmh.init), got {type(state).__name__}"
-        )
-    _check_state(state.x, state.protected)
-    check_tensor(state.log_prob, f"{name}.log_prob", integer=False, ndim=1)
-    check_batch(state.x.shape[0], **{f"{name}.log_prob": state.log_prob})
-    return state
 
 
 def check_config(config) -> CGMHConfig:
