@@ -107,7 +107,7 @@ print(f"current: {text(state.x)!r}  (log ρ = {state.log_prob:.3f}), locked posi
 for move in cgmh.MOVES:
     outcomes = cgmh.move_outcomes(state, move, 0.9, config)  # position uniform 0.9: the last position/slot
     print(f"\n{move} at position {outcomes.position}:")
-    for sentence, log_token, log_alpha in zip(outcomes.states, outcomes.log_token_probs, outcomes.log_accept_ratios):
+    for sentence, log_token, log_alpha in zip(outcomes.states, outcomes.log_token_probs, outcomes.log_accept_probs):
         print(f"   -> {text(sentence)!r:14} drawn with prob {np.exp(log_token):.3f}, accepted with prob {np.exp(log_alpha):.3f}")
 
 # %% [markdown]
@@ -315,16 +315,11 @@ starts = torch.as_tensor(sentences[rng.choice(sentences.shape[0], size=NUM_CHAIN
 burn_in = NUM_CHAIN_STEPS // 10
 chain_runs = {}
 for name, variant in [("correct", full), ("position ratio omitted", no_ratio)]:
-    chain_state = cgmh_twin.init(starts, variant)
-    visited = np.empty((NUM_CHAINS, NUM_CHAIN_STEPS), dtype=np.int64)  # sentence index of each chain at each step
-    log_probs = np.empty((NUM_CHAINS, NUM_CHAIN_STEPS))
-    accepted = np.empty((NUM_CHAINS, NUM_CHAIN_STEPS), dtype=bool)
-    for t in range(NUM_CHAIN_STEPS):
-        chain_state, info = cgmh_twin.step(generator.uniforms(t, cgmh.NUM_UNIFORMS, dtype=torch.float64), chain_state, variant)
-        visited[:, t] = [index_of[x.tobytes()] for x in chain_state.x.numpy()]
-        log_probs[:, t] = chain_state.log_prob.numpy()
-        accepted[:, t] = info.accepted.numpy()
-    chain_runs[name] = (visited, log_probs, accepted)
+    chain_trace = cgmh_twin.sample(generator, starts, variant, NUM_CHAIN_STEPS)
+    sentences_visited = chain_trace.states.x.numpy()  # (NUM_CHAINS, NUM_CHAIN_STEPS, L)
+    # Sentence index of each chain at each step.
+    visited = np.array([[index_of[x.tobytes()] for x in row] for row in sentences_visited])
+    chain_runs[name] = (visited, chain_trace.states.log_prob.numpy(), chain_trace.infos.accepted.numpy())
 
 visited, log_probs, accepted = chain_runs["correct"]
 kept = visited[:, burn_in:]
@@ -406,32 +401,33 @@ lm_config = cgmh.make_config(
     continuation_tokens=continuation_token_ids(model),
 )
 start = cgmh.keyword_state(lm_config)
-trace = cgmh.sample(rng, start, lm_config, NUM_STEPS)
-decoded = model.decode(trace.states)
-print(f"start: {model.decode(start.x[None])[0]!r} (log ρ = {start.log_prob:.2f}), acceptance rate {trace.accepted.mean():.2f}")
+trace = cgmh.sample(rng, start.x, lm_config, NUM_STEPS)
+decoded = model.decode(trace.states.x)
+print(f"start: {model.decode(start.x[None])[0]!r} (log ρ = {start.log_prob:.2f}), acceptance rate {trace.infos.accepted.mean():.2f}")
 print(f"sentences missing a keyword as text: {sum(bool(missing_keywords(s, WORDS)) for s in decoded)} of {NUM_STEPS}")
-print(f"mean length (tokens) over the chain: {np.sum(trace.states != PAD, axis=1).mean():.2f}")
+print(f"mean length (tokens) over the chain: {np.sum(trace.states.x != PAD, axis=1).mean():.2f}")
 for t in np.linspace(0, NUM_STEPS - 1, min(NUM_STEPS, 8)).astype(int):
-    print(f"  step {t + 1:4d} [{trace.moves[t]:>7}]  log ρ = {trace.log_probs[t]:8.2f}   {decoded[t]}")
+    print(f"  step {t + 1:4d} [{trace.infos.move[t]:>7}]  log ρ = {trace.states.log_prob[t]:8.2f}   {decoded[t]}")
 
 # %% [markdown]
 # ## Annealing for the best sentence
 #
 # Sampling gives typical sentences; lowering the temperature (chapter 6) turns the same moves into a
-# search for the most probable sentence with the keywords. `sentence_annealing.anneal` runs CGMH on
-# $\rho^{1/T}$ with a geometric schedule and returns the best state seen **from its own start** — so
-# it must start where the search should start. First the exact check on the toy: the argmax of
+# search for the most probable sentence with the keywords. `sentence_annealing.sample` runs CGMH on
+# $\rho^{1/T}$ with a geometric schedule, and `sentence_annealing.best` picks the best state seen **from
+# the run's own start** — so it must start where the search should start. First the exact check on the toy: the argmax of
 # $\rho\chi$ is known from the enumeration, and annealing starts from the least probable sentence.
 
 # %%
 toy_temperatures = sentence_annealing.geometric_schedule(2.0, 0.02, 40 if SMALL else 400)
 worst = cgmh.init(sentences[np.argmin(log_rho)], full)
-toy_result = sentence_annealing.anneal(rng, worst, full, toy_temperatures)
+toy_trace = sentence_annealing.sample(rng, worst.x, full, toy_temperatures.size, temperatures=toy_temperatures)
+toy_best = sentence_annealing.best(toy_trace, worst)
 argmax = int(np.argmax(log_rho))
 print(
     f"exact argmax {text(sentences[argmax])!r} (log ρ = {log_rho[argmax]:.3f}); annealing from {text(worst.x)!r} "
-    f"(log ρ = {worst.log_prob:.3f}) in {toy_temperatures.size} steps found {text(toy_result.best_state.x)!r} "
-    f"(log ρ = {toy_result.best_state.log_prob:.3f})"
+    f"(log ρ = {worst.log_prob:.3f}) in {toy_temperatures.size} steps found {text(toy_best.x)!r} "
+    f"(log ρ = {toy_best.log_prob:.3f})"
 )
 
 # %% [markdown]
@@ -443,30 +439,34 @@ print(
 
 # %%
 temperatures = sentence_annealing.geometric_schedule(1.0, 0.05, NUM_STEPS)
-best_step = int(np.argmax(trace.log_probs))
-chain_best = cgmh.init(trace.states[best_step], lm_config)
+best_step = int(np.argmax(trace.states.log_prob))
+chain_best = cgmh.init(trace.states.x[best_step], lm_config)
 anneal_starts = {"from the chain's last state": trace.final_state, "from the chain's best state": chain_best}
-runs = {name: sentence_annealing.anneal(rng, begin, lm_config, temperatures) for name, begin in anneal_starts.items()}
+runs = {
+    name: sentence_annealing.sample(rng, begin.x, lm_config, NUM_STEPS, temperatures=temperatures)
+    for name, begin in anneal_starts.items()
+}
 print(f"sampling chain: best log ρ visited {chain_best.log_prob:.2f} at step {best_step + 1}: {model.decode(chain_best.x[None])[0]!r}")
 for name, result in runs.items():
-    gain = result.best_state.log_prob - chain_best.log_prob
+    best_state = sentence_annealing.best(result, anneal_starts[name])
+    gain = best_state.log_prob - chain_best.log_prob
     verdict = (
         f"better than the chain's best by {gain:.2f}" if gain > 0
         else "equal to the chain's best: the search found nothing better" if gain == 0
         else f"WORSE than the chain's best by {-gain:.2f}"
     )
-    distinct = len({x.tobytes() for x in result.states})
+    distinct = len({x.tobytes() for x in result.states.x})
     print(
-        f"annealing {name}: start log ρ {anneal_starts[name].log_prob:.2f}, best {result.best_state.log_prob:.2f}, "
-        f"{verdict}: {model.decode(result.best_state.x[None])[0]!r}\n"
-        f"    ({result.accepted.sum()} of {NUM_STEPS} moves accepted, {distinct} distinct sentences visited, "
-        f"final log ρ {result.log_probs[-1]:.2f})"
+        f"annealing {name}: start log ρ {anneal_starts[name].log_prob:.2f}, best {best_state.log_prob:.2f}, "
+        f"{verdict}: {model.decode(best_state.x[None])[0]!r}\n"
+        f"    ({result.infos.accepted.sum()} of {NUM_STEPS} moves accepted, {distinct} distinct sentences visited, "
+        f"final log ρ {result.states.log_prob[-1]:.2f})"
     )
 
 fig, ax = plt.subplots(figsize=(11, 5))
-ax.plot(np.arange(1, NUM_STEPS + 1), trace.log_probs, color="tab:blue", label="CGMH at T = 1")
+ax.plot(np.arange(1, NUM_STEPS + 1), trace.states.log_prob, color="tab:blue", label="CGMH at T = 1")
 for (name, result), color in zip(runs.items(), ["tab:orange", "tab:green"]):
-    ax.plot(np.arange(NUM_STEPS + 1, 2 * NUM_STEPS + 1), result.log_probs, color=color, label=f"annealing {name}, T: 1 → 0.05")
+    ax.plot(np.arange(NUM_STEPS + 1, 2 * NUM_STEPS + 1), result.states.log_prob, color=color, label=f"annealing {name}, T: 1 → 0.05")
 ax.axhline(chain_best.log_prob, color="grey", ls=":", label="best log ρ the chain visited")
 ax.set_xlabel("step")
 ax.set_ylabel("log ρ of the current sentence")

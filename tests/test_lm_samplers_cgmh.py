@@ -18,6 +18,7 @@ from textsampling import markov
 from textsampling.lm.oracle import BigramOracle
 from textsampling.randomness import CounterGenerator
 from textsampling.reference import cgmh, sentence_annealing
+from textsampling.reference.chain import Trace
 from textsampling.targets import PAD, BigramLM
 
 EXACT = 1e-12
@@ -180,7 +181,7 @@ def test_reverse_move_outside_the_candidate_set_has_probability_zero():
     state = cgmh.init(np.array([worst_first, 2, PAD, PAD]), config)
     outcomes = cgmh.move_outcomes(state, "replace", 0.1, config)
     assert outcomes.position == 0 and worst_first not in outcomes.states[:, 0]
-    assert np.all(outcomes.log_accept_ratios == -np.inf)
+    assert np.all(outcomes.log_accept_probs == -np.inf)
     new_state, info = cgmh.step([0.1, 0.1, 0.5, 1e-300], state, config)
     assert info.move == "replace" and not info.accepted and new_state is state
 
@@ -189,14 +190,15 @@ def test_cgmh_chain_keeps_every_keyword_and_caches_log_rho():
     oracle = _oracle(seed=4, vocab_size=5, max_length=6)
     config = cgmh.make_config(oracle, [3, [1, 4]], num_candidates=3, gamma=0.7)
     state = cgmh.keyword_state(config)
-    trace = cgmh.sample(CounterGenerator(11, 0), state, config, 300)
-    for x, mask, log_prob in zip(trace.states, trace.protected, trace.log_probs):
+    trace = cgmh.sample(CounterGenerator(11, 0), state.x, config, 300)
+    assert trace.states.x.shape == (300, config.max_length) and not trace.interrupted
+    for x, mask, log_prob in zip(trace.states.x, trace.states.protected, trace.states.log_prob):
         tokens = x[x != PAD].tolist()
         assert _contains(tokens, (3,)) >= 1 and _contains(tokens, (1, 4)) >= 1
         np.testing.assert_array_equal(mask, cgmh.locked_positions(config.keywords, x)[0])
         assert log_prob == pytest.approx(cgmh.log_target(config, x[None])[0], abs=1e-12)
-    assert len({int(np.sum(x != PAD)) for x in trace.states}) >= 3  # insert and delete both act
-    assert set(trace.moves) == set(cgmh.MOVES) and 0 < trace.accepted.mean() < 1
+    assert len({int(np.sum(x != PAD)) for x in trace.states.x}) >= 3  # insert and delete both act
+    assert set(trace.infos.move) == set(cgmh.MOVES) and 0 < trace.infos.accepted.mean() < 1
 
 
 @pytest.mark.parametrize(
@@ -216,7 +218,9 @@ def test_init_refuses_a_sentence_without_its_keywords_and_keyword_state_needs_ke
     with pytest.raises(ValueError, match="does not contain every keyword"):
         cgmh.init(np.array([0, 1, PAD, PAD]), config)
     with pytest.raises(ValueError, match="protected is only read"):
-        cgmh.init(np.array([2, PAD, PAD, PAD]), config, np.array([True, False, False, False]))
+        cgmh.init(np.array([2, PAD, PAD, PAD]), config, protected=np.array([True, False, False, False]))
+    with pytest.raises(TypeError, match="not a CGMHState"):
+        cgmh.sample(CounterGenerator(0, 0), cgmh.init(np.array([2, PAD, PAD, PAD]), config), config, 3)
     with pytest.raises(ValueError, match="no keywords"):
         cgmh.keyword_state(_config(_oracle(), []))
 
@@ -247,9 +251,11 @@ def test_annealing_reaches_the_exact_argmax():
     start = cgmh.keyword_state(config)
     assert start.log_prob < log_rho[best] - 1e-6
     temperatures = sentence_annealing.geometric_schedule(3.0, 0.02, 400)
-    result = sentence_annealing.anneal(CounterGenerator(5, 0), start, config, temperatures)
-    np.testing.assert_array_equal(result.best_state.x, states[best])
-    assert result.best_state.log_prob == pytest.approx(log_rho[best], abs=1e-12)
+    trace = sentence_annealing.sample(CounterGenerator(5, 0), start.x, config, 400, temperatures=temperatures)
+    np.testing.assert_array_equal(trace.infos.temperature, temperatures)
+    best_state = sentence_annealing.best(trace, start)
+    np.testing.assert_array_equal(best_state.x, states[best])
+    assert best_state.log_prob == pytest.approx(log_rho[best], abs=1e-12)
 
 
 def test_keywords_refuse_non_integer_or_negative_tokens():
@@ -259,3 +265,27 @@ def test_keywords_refuse_non_integer_or_negative_tokens():
     with pytest.raises(ValueError, match="keywords"):
         cgmh.make_config(oracle, [-1], num_candidates=2)
     assert cgmh.keyword_state(cgmh.make_config(oracle, [2], num_candidates=2)).x[0] == 2
+
+
+def test_best_is_the_first_highest_state_visited_and_the_start_counts():
+    """``best`` on a hand-made trace: ties go to the earlier state, and a start as good as the best wins."""
+    log_probs = np.array([-3.0, -1.0, -1.0, -2.0])
+    x = np.array([[0, PAD], [1, PAD], [2, PAD], [3, PAD]])
+    states = cgmh.CGMHState(x, log_probs, np.zeros_like(x, dtype=bool))
+    trace = Trace(states, None, None, False)
+    assert sentence_annealing.best(trace).x.tolist() == [1, PAD]
+    worse_start = cgmh.CGMHState(np.array([4, PAD]), -5.0, np.zeros(2, dtype=bool))
+    assert sentence_annealing.best(trace, worse_start).x.tolist() == [1, PAD]
+    tied_start = worse_start._replace(log_prob=-1.0)
+    assert sentence_annealing.best(trace, tied_start) is tied_start
+    empty = Trace(cgmh.CGMHState(x[:0], log_probs[:0], states.protected[:0]), None, None, False)
+    assert sentence_annealing.best(empty, tied_start) is tied_start
+    with pytest.raises(ValueError, match="no step"):
+        sentence_annealing.best(empty)
+
+
+def test_sentence_annealing_sample_wants_one_temperature_per_step():
+    config = _anneal_config()
+    start = cgmh.keyword_state(config)
+    with pytest.raises(ValueError, match="num_steps = 3"):
+        sentence_annealing.sample(CounterGenerator(0, 0), start.x, config, 3, temperatures=[1.0, 0.5])

@@ -95,7 +95,7 @@ def test_cgmh_twin_equals_reference(variant, keywords):
     if config.keyword_rule == "position":
         references = [cgmh.keyword_state(config)] * NUM_CHAINS
         twin = cgmh_twin.init(torch.as_tensor(np.array([r.x for r in references])), config,
-                              torch.as_tensor(np.array([r.protected for r in references])))
+                              protected=torch.as_tensor(np.array([r.protected for r in references])))
     else:
         starts = _keyword_starts(config)
         references = [cgmh.init(x, config) for x in starts]
@@ -103,7 +103,7 @@ def test_cgmh_twin_equals_reference(variant, keywords):
     np.testing.assert_array_equal(twin.protected.numpy(), np.array([r.protected for r in references]))
     moves = set()
     for t in range(4 * NUM_STEPS):
-        uniforms = _uniforms(t, cgmh.NUM_UNIFORMS)
+        uniforms = _uniforms(t, cgmh.num_uniforms())
         steps = [cgmh.step(u, r, config) for u, r in zip(uniforms, references)]
         references = [s[0] for s in steps]
         twin, info = cgmh_twin.step(torch.as_tensor(uniforms), twin, config)
@@ -111,7 +111,7 @@ def test_cgmh_twin_equals_reference(variant, keywords):
         np.testing.assert_array_equal(twin.x.numpy(), np.array([r.x for r in references]))
         np.testing.assert_array_equal(twin.protected.numpy(), np.array([r.protected for r in references]))
         np.testing.assert_allclose(twin.log_prob.numpy(), [r.log_prob for r in references], atol=1e-12)
-        np.testing.assert_allclose(info.log_accept_ratio.numpy(), [s[1].log_accept_ratio for s in steps], atol=1e-10)
+        np.testing.assert_allclose(info.log_accept_prob.numpy(), [s[1].log_accept_prob for s in steps], atol=1e-10)
         moves.update((s[1].move, s[1].accepted) for s in steps)
     assert {(m, True) for m in cgmh.MOVES} <= moves  # every move type was accepted somewhere
 
@@ -142,14 +142,19 @@ def test_sentence_annealing_twin_equals_reference():
     starts = _keyword_starts(config, seed=1)
     references = [cgmh.init(x, config) for x in starts]
     twin = cgmh_twin.init(torch.as_tensor(starts), config)
-    best = twin
+    decisions = []
     for t, temperature in enumerate(sentence_annealing.geometric_schedule(2.0, 0.05, NUM_STEPS)):
-        uniforms = _uniforms(t, cgmh.NUM_UNIFORMS)
-        references = [sentence_annealing.step(u, r, config, temperature)[0] for u, r in zip(uniforms, references)]
-        twin, _ = sentence_annealing_twin.step(torch.as_tensor(uniforms), twin, config, temperature)
-        best = sentence_annealing_twin.update_best(best, twin)
+        uniforms = _uniforms(t, sentence_annealing.num_uniforms())
+        steps = [sentence_annealing.step(u, r, config, temperature=temperature) for u, r in zip(uniforms, references)]
+        references = [s[0] for s in steps]
+        twin, info = sentence_annealing_twin.step(torch.as_tensor(uniforms), twin, config, temperature=temperature)
         np.testing.assert_array_equal(twin.x.numpy(), np.array([r.x for r in references]))
-    assert torch.all(best.log_prob >= twin.log_prob)
+        np.testing.assert_array_equal(info.accepted.numpy(), [s[1].accepted for s in steps])
+        np.testing.assert_allclose(info.log_accept_prob.numpy(), [s[1].log_accept_prob for s in steps], atol=1e-10)
+        np.testing.assert_array_equal(info.temperature.numpy(), [s[1].temperature for s in steps])
+        assert all(s[1].temperature == temperature for s in steps)
+        decisions.extend(info.accepted.tolist())
+    assert 0 < np.mean(decisions) < 1  # both outcomes were compared
 
 
 def test_cgmh_with_only_impossible_candidates_rejects_in_both_twins():
@@ -196,11 +201,17 @@ def test_cgmh_twin_refuses_malformed_input():
         cgmh_twin.step(torch.full((2, 4), 0.5, dtype=torch.float64), state, config)
     with pytest.raises(ValueError, match="does not contain every keyword"):
         cgmh_twin.init(torch.tensor([[1, 0, PAD, PAD, PAD]]), config)
+    with pytest.raises(ValueError, match="max_length = 5"):
+        cgmh_twin.init(torch.full((3, 6), 2), config)
+    with pytest.raises(ValueError, match="only PAD"):
+        cgmh_twin.init(torch.tensor([[2, PAD, 1, PAD, PAD]]), config)
+    with pytest.raises(TypeError, match="not a state"):
+        cgmh_twin.init(state, config)
     with pytest.raises(ValueError, match="protected is only read"):
-        cgmh_twin.init(x, config, torch.zeros_like(x, dtype=torch.bool))
+        cgmh_twin.init(x, config, protected=torch.zeros_like(x, dtype=torch.bool))
     position = config._replace(keyword_rule="position")
     protected = torch.zeros_like(x, dtype=torch.bool)
     with pytest.raises(ValueError, match="protected"):
-        cgmh_twin.init(x, position, protected[:, :3])
+        cgmh_twin.init(x, position, protected=protected[:, :3])
     with pytest.raises(TypeError, match="protected"):
-        cgmh_twin.init(x, position, protected.to(torch.int64))
+        cgmh_twin.init(x, position, protected=protected.to(torch.int64))

@@ -1,4 +1,4 @@
-"""The language-model twins' ``sample`` / ``anneal`` == the references', chain by chain.
+"""The language-model twins' ``sample`` == the references', chain by chain.
 
 Twin chain ``c`` runs with ``CounterGenerator(seed, chain_index=arange(B))``; the reference chain with
 ``CounterGenerator(seed, c)``: step ``t`` of chain ``c`` receives ``counter_uniforms(seed, c, first_step + t, k)``
@@ -68,7 +68,7 @@ class _InterruptAfter:
 
 def test_num_uniforms_is_a_function_on_both_sides():
     assert mlm_mh.num_uniforms() == mlm_mh_twin.num_uniforms() == mlm_mh.NUM_UNIFORMS == 3
-    assert cgmh.num_uniforms() == cgmh_twin.num_uniforms() == cgmh.NUM_UNIFORMS == 4
+    assert cgmh.num_uniforms() == cgmh_twin.num_uniforms() == 4
     assert sentence_annealing.num_uniforms() == sentence_annealing_twin.num_uniforms() == 4
     for scan, width in [("random", 5), ("systematic", 5), ("systematic", 3)]:
         assert mlm_gibbs_twin.num_uniforms(scan, width) == mlm_gibbs.num_uniforms(scan, width)
@@ -206,109 +206,138 @@ def _config(model, **variant):
 def test_cgmh_sample_twin_equals_reference(variant):
     config = _config(_oracle(), **variant)
     if config.keyword_rule == "position":
-        references = [cgmh.keyword_state(config)] * NUM_CHAINS
-        twin_start = cgmh_twin.init(torch.as_tensor(np.array([r.x for r in references])), config,
-                                    torch.as_tensor(np.array([r.protected for r in references])))
+        start = cgmh.keyword_state(config)
+        starts = np.repeat(start.x[None], NUM_CHAINS, axis=0)
+        placements = [start.protected] * NUM_CHAINS
+        twin_placements = torch.as_tensor(np.array(placements))
     else:
         starts = _keyword_starts(config)
-        references = [cgmh.init(x, config) for x in starts]
-        twin_start = cgmh_twin.init(torch.as_tensor(starts), config)
+        placements, twin_placements = [None] * NUM_CHAINS, None
     num_steps = 3 * NUM_STEPS
-    twin = cgmh_twin.sample(_twin_rng(), twin_start, config, num_steps, first_step=FIRST_STEP)
-    assert twin.states.shape == (NUM_CHAINS, num_steps, config.max_length) and not twin.interrupted
+    twin = cgmh_twin.sample(_twin_rng(), torch.as_tensor(starts), config, num_steps, first_step=FIRST_STEP,
+                            protected=twin_placements)
+    assert twin.states.x.shape == (NUM_CHAINS, num_steps, config.max_length) and not twin.interrupted
     for c in range(NUM_CHAINS):
-        reference = cgmh.sample(_reference_rng(c), references[c], config, num_steps, first_step=FIRST_STEP)
-        np.testing.assert_array_equal(twin.states[c].numpy(), reference.states)
-        np.testing.assert_array_equal(twin.protected[c].numpy(), reference.protected)
-        np.testing.assert_array_equal(twin.accepted[c].numpy(), reference.accepted)
-        assert [cgmh.MOVES[int(m)] for m in twin.moves[c]] == list(reference.moves)
-        np.testing.assert_allclose(twin.log_probs[c].numpy(), reference.log_probs, rtol=0, atol=1e-12)
+        reference = cgmh.sample(_reference_rng(c), starts[c], config, num_steps, first_step=FIRST_STEP,
+                                protected=placements[c])
+        np.testing.assert_array_equal(twin.states.x[c].numpy(), reference.states.x)
+        np.testing.assert_array_equal(twin.states.protected[c].numpy(), reference.states.protected)
+        np.testing.assert_array_equal(twin.infos.accepted[c].numpy(), reference.infos.accepted)
+        assert [cgmh.MOVES[int(m)] for m in twin.infos.move[c]] == list(reference.infos.move)
+        np.testing.assert_allclose(twin.states.log_prob[c].numpy(), reference.states.log_prob, rtol=0, atol=1e-12)
         np.testing.assert_array_equal(twin.final_state.x[c].numpy(), reference.final_state.x)
         assert abs(float(twin.final_state.log_prob[c]) - reference.final_state.log_prob) <= 1e-12
-    assert 0 < twin.accepted.double().mean() < 1  # both decisions were compared
+    assert 0 < twin.infos.accepted.double().mean() < 1  # both decisions were compared
 
 
 def test_cgmh_sample_keeps_the_completed_steps_on_keyboard_interrupt():
     oracle = _oracle()
     config = _config(oracle)
-    start = cgmh_twin.init(torch.as_tensor(_keyword_starts(config)), config)
-    full = cgmh_twin.sample(_twin_rng(), start, config, NUM_STEPS)
+    starts = torch.as_tensor(_keyword_starts(config))
+    full = cgmh_twin.sample(_twin_rng(), starts, config, NUM_STEPS)
     # A step asks for the next-token row once (init never does): step 6 is interrupted.
     cut_config = config._replace(model=_InterruptAfter(oracle, "next_token_log_probs_torch", 6))
-    cut = cgmh_twin.sample(_twin_rng(), start, cut_config, NUM_STEPS)
-    assert cut.interrupted and cut.states.shape == (NUM_CHAINS, 6, config.max_length)
-    for name in ("states", "protected", "log_probs", "accepted", "moves"):
-        np.testing.assert_array_equal(getattr(cut, name).numpy(), getattr(full, name)[:, :6].numpy())
-    np.testing.assert_array_equal(cut.final_state.x.numpy(), full.states[:, 5].numpy())
+    cut = cgmh_twin.sample(_twin_rng(), starts, cut_config, NUM_STEPS)
+    assert cut.interrupted and cut.states.x.shape == (NUM_CHAINS, 6, config.max_length)
+    for name in ("x", "protected", "log_prob"):
+        np.testing.assert_array_equal(getattr(cut.states, name).numpy(), getattr(full.states, name)[:, :6].numpy())
+    for name in ("accepted", "move"):
+        np.testing.assert_array_equal(getattr(cut.infos, name).numpy(), getattr(full.infos, name)[:, :6].numpy())
+    np.testing.assert_array_equal(cut.final_state.x.numpy(), full.states.x[:, 5].numpy())
 
 
 def test_cgmh_sample_refuses_bad_input():
     config = _config(_oracle())
     starts = _keyword_starts(config)
-    start = cgmh_twin.init(torch.as_tensor(starts), config)
+    x0 = torch.as_tensor(starts)
     with pytest.raises(ValueError, match="num_steps"):
-        cgmh_twin.sample(_twin_rng(), start, config, -1)
+        cgmh_twin.sample(_twin_rng(), x0, config, -1)
     with pytest.raises(TypeError, match="rng must be"):
-        cgmh_twin.sample(np.random.default_rng(0), start, config, 3)
+        cgmh_twin.sample(np.random.default_rng(0), x0, config, 3)
     with pytest.raises(ValueError, match="rng serves 4 chains"):
-        cgmh_twin.sample(_twin_rng(4), start, config, 3)
-    with pytest.raises(TypeError, match="state must be a torch CGMHState"):
-        cgmh_twin.sample(_twin_rng(), cgmh.init(starts[0], config), config, 3)
+        cgmh_twin.sample(_twin_rng(4), x0, config, 3)
+    with pytest.raises(TypeError, match="not a state"):
+        cgmh_twin.sample(_twin_rng(), cgmh_twin.init(x0, config), config, 3)
+    with pytest.raises(TypeError, match="x0 must be a torch.Tensor"):
+        cgmh_twin.sample(_twin_rng(), starts, config, 3)
     with pytest.raises(TypeError, match="config must be a CGMHConfig"):
-        cgmh_twin.sample(_twin_rng(), start, {"max_length": 5}, 3)
+        cgmh_twin.sample(_twin_rng(), x0, {"max_length": 5}, 3)
 
 
 # ----------------------------------------------------------------------------- sentence annealing
-def test_sentence_annealing_anneal_twin_equals_reference():
+def test_sentence_annealing_sample_twin_equals_reference():
     config = cgmh.make_config(_oracle(), [2], num_candidates=4, gamma=0.5)
     starts = _keyword_starts(config, seed=1)
-    temperatures = sentence_annealing.geometric_schedule(2.0, 0.05, 2 * NUM_STEPS)
-    twin = sentence_annealing_twin.anneal(_twin_rng(), cgmh_twin.init(torch.as_tensor(starts), config), config,
-                                          temperatures, first_step=FIRST_STEP)
-    assert twin.states.shape == (NUM_CHAINS, 2 * NUM_STEPS, config.max_length) and not twin.interrupted
-    np.testing.assert_array_equal(twin.temperatures.numpy(), temperatures)
+    num_steps = 2 * NUM_STEPS
+    temperatures = sentence_annealing.geometric_schedule(2.0, 0.05, num_steps)
+    twin = sentence_annealing_twin.sample(_twin_rng(), torch.as_tensor(starts), config, num_steps,
+                                          first_step=FIRST_STEP, temperatures=temperatures)
+    assert twin.states.x.shape == (NUM_CHAINS, num_steps, config.max_length) and not twin.interrupted
+    np.testing.assert_array_equal(twin.infos.temperature.numpy(), np.repeat(temperatures[None], NUM_CHAINS, axis=0))
+    twin_start = cgmh_twin.init(torch.as_tensor(starts), config)
+    twin_best = sentence_annealing_twin.best(twin, twin_start)
     for c in range(NUM_CHAINS):
-        reference = sentence_annealing.anneal(_reference_rng(c), cgmh.init(starts[c], config), config, temperatures,
-                                              first_step=FIRST_STEP)
-        np.testing.assert_array_equal(twin.states[c].numpy(), reference.states)
-        np.testing.assert_array_equal(twin.accepted[c].numpy(), reference.accepted)
-        np.testing.assert_allclose(twin.log_probs[c].numpy(), reference.log_probs, rtol=0, atol=1e-12)
-        np.testing.assert_array_equal(twin.best_state.x[c].numpy(), reference.best_state.x)
-        np.testing.assert_array_equal(twin.best_state.protected[c].numpy(), reference.best_state.protected)
-        assert abs(float(twin.best_state.log_prob[c]) - reference.best_state.log_prob) <= 1e-12
-    # The best state is the running maximum of the start and the visited states.
-    visited = torch.cat([cgmh_twin.init(torch.as_tensor(starts), config).log_prob[:, None], twin.log_probs], dim=1)
-    np.testing.assert_array_equal(twin.best_state.log_prob.numpy(), visited.max(dim=1).values.numpy())
-    assert 0 < twin.accepted.double().mean() < 1
+        reference = sentence_annealing.sample(_reference_rng(c), starts[c], config, num_steps,
+                                              first_step=FIRST_STEP, temperatures=temperatures)
+        reference_best = sentence_annealing.best(reference, cgmh.init(starts[c], config))
+        np.testing.assert_array_equal(twin.states.x[c].numpy(), reference.states.x)
+        np.testing.assert_array_equal(twin.infos.accepted[c].numpy(), reference.infos.accepted)
+        np.testing.assert_allclose(twin.states.log_prob[c].numpy(), reference.states.log_prob, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(twin_best.x[c].numpy(), reference_best.x)
+        np.testing.assert_array_equal(twin_best.protected[c].numpy(), reference_best.protected)
+        assert abs(float(twin_best.log_prob[c]) - reference_best.log_prob) <= 1e-12
+    # The best state is the maximum over the start and the visited states.
+    visited = torch.cat([twin_start.log_prob[:, None], twin.states.log_prob], dim=1)
+    np.testing.assert_array_equal(twin_best.log_prob.numpy(), visited.max(dim=1).values.numpy())
+    assert 0 < twin.infos.accepted.double().mean() < 1
 
 
-def test_sentence_annealing_anneal_keeps_the_completed_steps_on_keyboard_interrupt():
+def test_sentence_annealing_best_takes_the_first_of_tied_states_per_chain():
+    """Twin ``best`` on a hand-made trace: ties go to the earlier state, the start first."""
+    log_prob = torch.tensor([[-3.0, -1.0, -1.0], [-2.0, -2.0, -4.0]], dtype=torch.float64)  # (B, T)
+    x = torch.arange(6).reshape(2, 3)[:, :, None].expand(-1, -1, 2).clone()  # (B, T, 2): step s of chain b holds 3b + s
+    trace = sentence_annealing_twin.SentenceAnnealingTrace(
+        cgmh_twin.CGMHState(x, log_prob, torch.zeros_like(x, dtype=torch.bool)), None, None, False
+    )
+    assert sentence_annealing_twin.best(trace).x[:, 0].tolist() == [1, 3]
+    start = cgmh_twin.CGMHState(torch.full((2, 2), 9), torch.tensor([-1.0, -5.0], dtype=torch.float64),
+                                torch.zeros((2, 2), dtype=torch.bool))
+    assert sentence_annealing_twin.best(trace, start).x[:, 0].tolist() == [9, 3]
+
+
+def test_sentence_annealing_sample_keeps_the_completed_steps_on_keyboard_interrupt():
     oracle = _oracle()
     config = cgmh.make_config(oracle, [2], num_candidates=4, gamma=0.5)
-    start = cgmh_twin.init(torch.as_tensor(_keyword_starts(config, seed=1)), config)
+    starts = torch.as_tensor(_keyword_starts(config, seed=1))
     temperatures = sentence_annealing.geometric_schedule(2.0, 0.05, NUM_STEPS)
-    full = sentence_annealing_twin.anneal(_twin_rng(), start, config, temperatures)
+    full = sentence_annealing_twin.sample(_twin_rng(), starts, config, NUM_STEPS, temperatures=temperatures)
     cut_config = config._replace(model=_InterruptAfter(oracle, "next_token_log_probs_torch", 9))
-    cut = sentence_annealing_twin.anneal(_twin_rng(), start, cut_config, temperatures)
-    assert cut.interrupted and cut.states.shape == (NUM_CHAINS, 9, config.max_length)
-    for name in ("states", "log_probs", "accepted"):
-        np.testing.assert_array_equal(getattr(cut, name).numpy(), getattr(full, name)[:, :9].numpy())
-    np.testing.assert_array_equal(cut.temperatures.numpy(), temperatures[:9])
+    cut = sentence_annealing_twin.sample(_twin_rng(), starts, cut_config, NUM_STEPS, temperatures=temperatures)
+    assert cut.interrupted and cut.states.x.shape == (NUM_CHAINS, 9, config.max_length)
+    for name in ("x", "log_prob"):
+        np.testing.assert_array_equal(getattr(cut.states, name).numpy(), getattr(full.states, name)[:, :9].numpy())
+    for name in ("accepted", "temperature"):
+        np.testing.assert_array_equal(getattr(cut.infos, name).numpy(), getattr(full.infos, name)[:, :9].numpy())
+    np.testing.assert_array_equal(cut.infos.temperature[0].numpy(), temperatures[:9])
     # Best of the first nine steps (and the start), per chain.
-    visited = torch.cat([start.log_prob[:, None], full.log_probs[:, :9]], dim=1)
-    np.testing.assert_array_equal(cut.best_state.log_prob.numpy(), visited.max(dim=1).values.numpy())
+    start = cgmh_twin.init(starts, config)
+    visited = torch.cat([start.log_prob[:, None], full.states.log_prob[:, :9]], dim=1)
+    best = sentence_annealing_twin.best(cut, start)
+    np.testing.assert_array_equal(best.log_prob.numpy(), visited.max(dim=1).values.numpy())
 
 
-def test_sentence_annealing_anneal_refuses_bad_input():
+def test_sentence_annealing_sample_refuses_bad_input():
     config = cgmh.make_config(_oracle(), [2], num_candidates=4)
-    start = cgmh_twin.init(torch.as_tensor(_keyword_starts(config)), config)
+    x0 = torch.as_tensor(_keyword_starts(config))
     with pytest.raises(ValueError, match="temperatures must be finite and > 0"):
-        sentence_annealing_twin.anneal(_twin_rng(), start, config, [1.0, -0.5])
+        sentence_annealing_twin.sample(_twin_rng(), x0, config, 2, temperatures=[1.0, -0.5])
     with pytest.raises(ValueError, match="temperatures must be a non-empty"):
-        sentence_annealing_twin.anneal(_twin_rng(), start, config, [])
+        sentence_annealing_twin.sample(_twin_rng(), x0, config, 0, temperatures=[])
+    with pytest.raises(ValueError, match="num_steps = 2"):
+        sentence_annealing_twin.sample(_twin_rng(), x0, config, 2, temperatures=[1.0])
     with pytest.raises(ValueError, match="first_step"):
-        sentence_annealing_twin.anneal(_twin_rng(), start, config, [1.0], first_step=-1)
+        sentence_annealing_twin.sample(_twin_rng(), x0, config, 1, first_step=-1, temperatures=[1.0])
     with pytest.raises(TypeError, match="rng must be"):
-        sentence_annealing_twin.anneal(0, start, config, [1.0])
+        sentence_annealing_twin.sample(0, x0, config, 1, temperatures=[1.0])
     with pytest.raises(ValueError, match="rng serves 2 chains"):
-        sentence_annealing_twin.anneal(_twin_rng(2), start, config, [1.0])
+        sentence_annealing_twin.sample(_twin_rng(2), x0, config, 1, temperatures=[1.0])

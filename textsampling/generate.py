@@ -691,7 +691,7 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
             state = cgmh.init(x, config)
             # log rho on disk, in the model's dtype: bit for bit what the first run held (not a rescoring)
             saved = torch.tensor([last[c]["log_prob"] for c in range(num_chains)], dtype=torch.float64, device=device)
-            state = cgmh.CGMHState(x, state.protected, saved.to(state.log_prob.dtype))
+            state = state._replace(log_prob=saved.to(state.log_prob.dtype))
         else:
             start = [t for unit in keyword_ids for t in unit]  # the keywords, in the order given
             x = torch.full((num_chains, width), -1, dtype=torch.int64, device=device)
@@ -715,9 +715,9 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
                 statistics.update(info.accepted.cpu(), state.energy.cpu())
                 extra = {"energy": state.energy.double().cpu().numpy(), "accepted": info.accepted.cpu().numpy()}
             else:
-                step_uniforms = uniforms(step, cgmh.NUM_UNIFORMS)
+                step_uniforms = uniforms(step, cgmh.num_uniforms())
                 if args.sampler == "anneal":
-                    state, info = sentence_annealing.step(step_uniforms, state, config, float(temperatures[step]))
+                    state, info = sentence_annealing.step(step_uniforms, state, config, temperature=float(temperatures[step]))
                 else:
                     state, info = cgmh.step(step_uniforms, state, config)
                 statistics.update(info.accepted.cpu(), state.log_prob.cpu())

@@ -96,7 +96,7 @@ def _paths(target, key: bytes, variant: str):
         return np.empty((0, x.size), dtype=np.int64), np.empty(0), np.empty(0)
     if config.keyword_rule == "position":
         masks = _placements(config.keywords, x)
-        pieces = [cgmh.transition_paths(config, cgmh.init(x, config, mask)) for mask in masks]
+        pieces = [cgmh.transition_paths(config, cgmh.init(x, config, protected=mask)) for mask in masks]
         next_states = np.concatenate([p[0] for p in pieces])
         log_q = np.concatenate([p[2] for p in pieces]) - np.log(len(masks))  # placement drawn uniformly
         log_alpha = np.concatenate([p[3] for p in pieces])

@@ -84,10 +84,10 @@ import numpy as np
 from scipy.special import logsumexp
 
 from textsampling._validation import check_int, check_positive, check_uniforms
-from textsampling.randomness import as_generator
-from textsampling.randomness import categorical_from_uniforms
+from textsampling.randomness import categorical_from_uniforms, integer_from_uniform
+from textsampling.reference import chain
+from textsampling.reference.chain import Trace
 from textsampling.reference.metropolis_hastings import log_accept_ratio
-from textsampling.randomness import draw_uniforms_for_steps, integer_from_uniform
 from textsampling.targets.base import PAD
 
 __all__ = [
@@ -150,33 +150,31 @@ class CGMHConfig(NamedTuple):
 
 
 class CGMHState(NamedTuple):
-    """Sentence ``x`` (``(max_length,)``, PAD-padded), its locked keyword pieces ``protected`` and :math:`\\log\\rho(x)`.
+    """Sentence ``x`` (``(max_length,)``, PAD-padded), its untempered :math:`\\log\\rho(x)`, its locked keyword pieces.
 
     Under ``keyword_rule="occurrence"`` ``protected`` is a function of ``x`` (:func:`locked_positions`),
     kept for display; under ``"position"`` it is the carried placement.
     """
 
     x: np.ndarray
-    protected: np.ndarray
     log_prob: float
+    protected: np.ndarray
 
 
 class CGMHInfo(NamedTuple):
+    """One step: the move type (a name of :data:`MOVES`), its position or slot (-1 for an impossible
+    move), the proposed sentence (``x`` itself when nothing was proposed), :math:`\\log\\alpha` and the decision."""
+
     move: str
     position: int
     proposal: np.ndarray
-    log_accept_ratio: float
+    log_accept_prob: float
     accepted: bool
 
 
-class CGMHTrace(NamedTuple):
-    states: np.ndarray
-    protected: np.ndarray
-    log_probs: np.ndarray
-    accepted: np.ndarray
-    moves: np.ndarray
-    final_state: CGMHState
-    interrupted: bool
+#: A CGMH run: :class:`~textsampling.reference.chain.Trace` of :class:`CGMHState` and :class:`CGMHInfo`
+#: (``trace.states.x`` ``(T, max_length)``, ``trace.infos.move`` ``(T,)`` names …).
+CGMHTrace = Trace
 
 
 class MoveOutcomes(NamedTuple):
@@ -186,7 +184,7 @@ class MoveOutcomes(NamedTuple):
     protected: np.ndarray  # (C, L)
     log_probs: np.ndarray  # (C,) untempered log rho
     log_token_probs: np.ndarray  # (C,) probability of drawing each candidate (sums to 1)
-    log_accept_ratios: np.ndarray  # (C,)
+    log_accept_probs: np.ndarray  # (C,) log alpha = min(0, log Hastings ratio)
     position: int
 
 
@@ -401,40 +399,61 @@ def candidate_tokens(config: CGMHConfig, prefix, current=None) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- states
-def init(x, config: CGMHConfig, protected=None) -> CGMHState:
-    """State at sentence ``x`` (``(max_length,)``, PAD-padded).
+def init(x0, config: CGMHConfig, *, protected=None) -> CGMHState:
+    """The state at sentence ``x0``: its tokens PAD-padded to ``(max_length,)``, :math:`\\log\\rho`, locks.
 
-    ``protected`` is read only under ``keyword_rule="position"`` (the carried keyword placement;
-    ``None``: nothing protected). Under the occurrence rule ``x`` must contain every keyword.
+    Parameters
+    ----------
+    x0 : sequence of int
+        A sentence of 1..``max_length`` token ids, optionally PAD-padded (``-1``) to ``max_length``.
+        Under the occurrence rule it must contain every keyword.
+    config : CGMHConfig
+    protected : sequence of bool, optional
+        The carried keyword placement, read only under ``keyword_rule="position"`` (``None``: nothing
+        protected); the occurrence rule derives it from ``x0``.
     """
-    x = np.asarray(x)
-    if x.dtype.kind not in "iu" or x.shape != (config.max_length,):
-        raise ValueError(f"x must be an int array of shape (max_length,) = ({config.max_length},), got {x.shape}")
-    x = x.astype(np.int64)
+    if isinstance(x0, CGMHState):
+        raise TypeError("x0 must be a token sequence, not a CGMHState: give state.x (and protected=state.protected)")
+    x = np.asarray(x0)
+    if x.dtype.kind not in "iu" or x.ndim != 1 or not 1 <= x.shape[0] <= config.max_length:
+        raise ValueError(
+            f"x0 must be a 1-D int sequence of 1..max_length = {config.max_length} tokens, "
+            f"got shape {x.shape} and dtype {x.dtype}"
+        )
+    x = _padded(x.astype(np.int64), config.max_length)
     length = _length(x)
     if length == 0 or np.any(x[length:] != PAD):
-        raise ValueError(f"x must hold at least one token, then only PAD = {PAD}; got {x.tolist()}")
+        raise ValueError(f"x0 must hold at least one token, then only PAD = {PAD}; got {x.tolist()}")
     if config.keyword_rule == "position":
-        protected = np.zeros(config.max_length, dtype=bool) if protected is None else np.asarray(protected, dtype=bool)
-        if protected.shape != x.shape or np.any(protected[length:]):
-            raise ValueError("protected must have x's shape and mark only positions inside the sentence")
+        protected = np.zeros(len(x), dtype=bool) if protected is None else np.asarray(protected, dtype=bool)
+        if protected.ndim != 1 or protected.shape[0] > len(x) or np.any(protected[length:]):
+            raise ValueError(
+                "protected must be 1-D, as long as x0 at most, and mark only positions inside the sentence"
+            )
+        protected = _padded_mask(protected, len(x))
     else:
         if protected is not None:
-            raise ValueError('protected is only read under keyword_rule="position"; the occurrence rule derives it from x')
+            raise ValueError(
+                'protected is only read under keyword_rule="position"; the occurrence rule derives it from x0'
+            )
         if not satisfies_keywords(config.keywords, x, config.continuation_tokens)[0]:
-            raise ValueError(f"x = {x[:length].tolist()} does not contain every keyword {list(config.keywords)}")
+            raise ValueError(f"x0 = {x[:length].tolist()} does not contain every keyword {list(config.keywords)}")
         protected = locked_positions(config.keywords, x, config.continuation_tokens)[0]
     log_prob = float(log_target(config, x[None])[0])
-    return CGMHState(x, protected, log_prob)
+    return CGMHState(x, log_prob, protected)
 
 
 def keyword_state(config: CGMHConfig) -> CGMHState:
-    """The starting sentence of CGMH: the keywords' pieces in the order given (placement protected under the position rule)."""
+    """The state CGMH starts from: the keywords' pieces in the order given.
+
+    A state, not just the sentence, because under ``keyword_rule="position"`` the keyword placement
+    (``protected``) is part of it: ``sample(rng, start.x, config, n, protected=start.protected)``.
+    """
     if not config.keywords:
         raise ValueError("the config has no keywords: give at least one keyword (or use init with a sentence)")
     tokens = [t for unit in config.keywords for t in unit]
-    x = _padded(tokens, config.max_length)
-    return init(x, config, np.arange(config.max_length) < len(tokens) if config.keyword_rule == "position" else None)
+    placement = np.ones(len(tokens), dtype=bool) if config.keyword_rule == "position" else None
+    return init(np.array(tokens, dtype=np.int64), config, protected=placement)
 
 
 # ----------------------------------------------------------------------------- one move
@@ -552,39 +571,31 @@ def step(uniforms, state: CGMHState, config: CGMHConfig):
     if outcomes.states.shape[0] == 0:
         return state, CGMHInfo(move, -1, state.x, -np.inf, False)
     chosen = int(categorical_from_uniforms(uniforms[2:3], outcomes.log_token_probs)[0])
-    log_alpha = float(outcomes.log_accept_ratios[chosen])
+    log_alpha = float(outcomes.log_accept_probs[chosen])
     accepted = bool(np.log(uniforms[3]) < log_alpha)  # NaN rejects
     proposal = outcomes.states[chosen]
     if accepted:
-        state = CGMHState(proposal, outcomes.protected[chosen], float(outcomes.log_probs[chosen]))
+        state = CGMHState(proposal, float(outcomes.log_probs[chosen]), outcomes.protected[chosen])
     return state, CGMHInfo(move, outcomes.position, proposal, log_alpha, accepted)
 
 
-def sample(rng, state: CGMHState, config: CGMHConfig, num_steps: int, first_step: int = 0) -> CGMHTrace:
-    """Run ``num_steps`` steps from ``state`` (see :func:`keyword_state`), keeping every state.
+def sample(rng, x0, config: CGMHConfig, num_steps: int, *, first_step: int = 0, protected=None) -> Trace:
+    """Run ``num_steps`` CGMH steps from the sentence ``x0`` (see :func:`init`; :func:`keyword_state`).
 
-    Step ``t`` uses ``draw_uniforms(rng, first_step + t, 4)``.
+    Step ``t`` uses ``draw_uniforms(rng, first_step + t, 4)``; the loop is
+    :func:`textsampling.reference.chain.run`.
+
+    Returns
+    -------
+    CGMHTrace
+        ``states.x`` ``(T, max_length)``, ``states.log_prob`` ``(T,)``, ``states.protected``
+        ``(T, max_length)``; ``infos.move`` ``(T,)`` names, ``infos.accepted`` ``(T,)`` …
     """
-    rng = as_generator(rng)
-    num_steps = check_int(num_steps, "num_steps")
-    first_step = check_int(first_step, "first_step")
-    all_uniforms = draw_uniforms_for_steps(rng, first_step, num_steps, NUM_UNIFORMS)
-    width = config.max_length
-    states = np.empty((num_steps, width), dtype=np.int64)
-    protected = np.empty((num_steps, width), dtype=bool)
-    log_probs = np.empty(num_steps)
-    accepted = np.zeros(num_steps, dtype=bool)
-    moves = np.empty(num_steps, dtype=object)
-    done = 0
-    try:
-        for t in range(num_steps):
-            state, info = step(all_uniforms[t], state, config)
-            states[t], protected[t], log_probs[t] = state.x, state.protected, state.log_prob
-            accepted[t], moves[t] = info.accepted, info.move
-            done = t + 1
-    except KeyboardInterrupt:
-        return CGMHTrace(states[:done], protected[:done], log_probs[:done], accepted[:done], moves[:done], state, True)
-    return CGMHTrace(states, protected, log_probs, accepted, moves, state, False)
+    state = init(x0, config, protected=protected)
+    return chain.run(
+        rng, state, lambda uniforms, current, t: step(uniforms, current, config), num_uniforms(), num_steps,
+        first_step=first_step,
+    )
 
 
 # ----------------------------------------------------------------------------- exact kernel
@@ -653,7 +664,7 @@ def transition_paths(config: CGMHConfig, state: CGMHState):
             next_states.extend(outcomes.states)
             next_protected.extend(outcomes.protected)
             log_paths.extend(np.log(move_probability / num_choices) + outcomes.log_token_probs)
-            log_alphas.extend(outcomes.log_accept_ratios)
+            log_alphas.extend(outcomes.log_accept_probs)
     width = config.max_length
     if not next_states:
         return np.empty((0, width), dtype=np.int64), np.empty((0, width), dtype=bool), np.empty(0), np.empty(0)
@@ -682,7 +693,7 @@ def transition_matrix(config: CGMHConfig, states, protected=None) -> np.ndarray:
     index = {_key(config, x, p): s for s, (x, p) in enumerate(zip(states, protected))}
     matrix = np.zeros((states.shape[0], states.shape[0]))
     for a, (x, mask) in enumerate(zip(states, protected)):
-        state = init(x, config, mask)
+        state = init(x, config, protected=mask)
         next_states, next_protected, log_paths, log_alphas = transition_paths(config, state)
         for y, y_mask, log_path, log_alpha in zip(next_states, next_protected, log_paths, log_alphas):
             if np.isnan(log_alpha) or log_alpha == -np.inf:

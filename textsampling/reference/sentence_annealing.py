@@ -9,8 +9,9 @@ Part 2 of the series (spaces.ac.cn/archives/8084) applied to part 4 (spaces.ac.c
 run the exact CGMH kernel of :mod:`textsampling.reference.cgmh` at temperature :math:`T_t`, whose
 stationary law is :math:`\pi_T \propto \rho^{1/T}` (proposal weights and acceptance both tempered), along
 a decreasing schedule (:func:`~textsampling.reference.annealing.geometric_schedule` and friends); as
-:math:`T \to 0`, :math:`\pi_T` concentrates on the argmax. :func:`anneal` returns the best state seen.
-Kirkpatrick, Gelatt & Vecchi (1983), Science 220:671; Miao et al. (2019), arXiv:1811.10996.
+:math:`T \to 0`, :math:`\pi_T` concentrates on the argmax. :func:`sample` runs the schedule and
+:func:`best` picks the best state visited. Kirkpatrick, Gelatt & Vecchi (1983), Science 220:671; Miao et
+al. (2019), arXiv:1811.10996.
 
 Uniforms: as in CGMH (move, position, candidate, accept), step ``t`` at temperature ``temperatures[t]``.
 """
@@ -21,41 +22,47 @@ from typing import NamedTuple
 
 import numpy as np
 
-from textsampling._validation import check_int, check_positive
-from textsampling.randomness import as_generator
-from textsampling.reference import cgmh
+from textsampling._validation import check_positive
+from textsampling.reference import chain, cgmh
 from textsampling.reference.annealing import (
     check_temperatures,
     geometric_schedule,
     linear_schedule,
     logarithmic_schedule,
 )
-from textsampling.reference.cgmh import NUM_UNIFORMS, CGMHConfig, CGMHState, num_uniforms
-from textsampling.randomness import draw_uniforms_for_steps
+from textsampling.reference.cgmh import CGMHConfig, CGMHState
+from textsampling.reference.chain import Trace
 
 __all__ = [
-    "NUM_UNIFORMS",
-    "num_uniforms",
-    "SentenceAnnealingResult",
+    "SentenceAnnealingInfo",
+    "SentenceAnnealingTrace",
     "geometric_schedule",
     "linear_schedule",
     "logarithmic_schedule",
     "at_temperature",
+    "init",
+    "num_uniforms",
     "step",
-    "anneal",
+    "sample",
+    "best",
     "transition_matrix",
 ]
 
 
-class SentenceAnnealingResult(NamedTuple):
-    """Best state seen (a :class:`~textsampling.reference.cgmh.CGMHState`) and the trace, row ``t`` after step ``t``."""
+class SentenceAnnealingInfo(NamedTuple):
+    """:class:`~textsampling.reference.cgmh.CGMHInfo`'s fields, then the step's ``temperature``."""
 
-    best_state: CGMHState
-    states: np.ndarray
-    log_probs: np.ndarray
-    temperatures: np.ndarray
-    accepted: np.ndarray
-    interrupted: bool
+    move: str
+    position: int
+    proposal: np.ndarray
+    log_accept_prob: float
+    accepted: bool
+    temperature: float
+
+
+#: An annealing run: :class:`~textsampling.reference.chain.Trace` of
+#: :class:`~textsampling.reference.cgmh.CGMHState` and :class:`SentenceAnnealingInfo`.
+SentenceAnnealingTrace = Trace
 
 
 def at_temperature(config: CGMHConfig, temperature: float) -> CGMHConfig:
@@ -63,40 +70,63 @@ def at_temperature(config: CGMHConfig, temperature: float) -> CGMHConfig:
     return config._replace(temperature=check_positive(temperature, "temperature"))
 
 
-def step(uniforms, state: CGMHState, config: CGMHConfig, temperature: float):
-    """One CGMH step at ``temperature`` (``state.log_prob`` stays the untempered :math:`\\log\\rho`)."""
-    return cgmh.step(uniforms, state, at_temperature(config, temperature))
+def init(x0, config: CGMHConfig, *, protected=None) -> CGMHState:
+    """CGMH's :func:`~textsampling.reference.cgmh.init`: the state at sentence ``x0``."""
+    return cgmh.init(x0, config, protected=protected)
 
 
-def anneal(rng, state: CGMHState, config: CGMHConfig, temperatures, first_step: int = 0) -> SentenceAnnealingResult:
-    """One CGMH step per temperature; step ``t`` uses ``draw_uniforms(rng, first_step + t, 4)``.
+def num_uniforms() -> int:
+    """Uniforms per step, CGMH's: move type, position, candidate, accept."""
+    return cgmh.num_uniforms()
+
+
+def step(uniforms, state: CGMHState, config: CGMHConfig, *, temperature: float):
+    """One CGMH step at ``temperature`` (``state.log_prob`` stays the untempered :math:`\\log\\rho`).
+
+    Returns ``(CGMHState, SentenceAnnealingInfo)``.
+    """
+    state, info = cgmh.step(uniforms, state, at_temperature(config, temperature))
+    return state, SentenceAnnealingInfo(*info, float(temperature))
+
+
+def sample(rng, x0, config: CGMHConfig, num_steps: int, *, first_step: int = 0, temperatures, protected=None) -> Trace:
+    """One CGMH step per temperature from the sentence ``x0``; step ``t`` at ``temperatures[t]``.
+
+    Step ``t`` uses ``draw_uniforms(rng, first_step + t, 4)``; the loop is
+    :func:`textsampling.reference.chain.run`. ``temperatures`` has ``num_steps`` entries, finite and
+    ``> 0`` (a schedule such as :func:`geometric_schedule`). :func:`best` gives the best state visited.
 
     Returns
     -------
-    SentenceAnnealingResult
-        ``best_state`` maximises :math:`\\log\\rho` over the start and every state visited (the first
-        one on ties).
+    SentenceAnnealingTrace
+        As :func:`textsampling.reference.cgmh.sample`'s, with ``infos.temperature`` ``(T,)``.
     """
-    rng = as_generator(rng)
     temperatures = check_temperatures(temperatures)
-    first_step = check_int(first_step, "first_step")
-    num_steps = temperatures.shape[0]
-    all_uniforms = draw_uniforms_for_steps(rng, first_step, num_steps, NUM_UNIFORMS)
-    states = np.empty((num_steps, config.max_length), dtype=np.int64)
-    log_probs = np.empty(num_steps)
-    accepted = np.zeros(num_steps, dtype=bool)
-    best = state
-    done = 0
-    try:
-        for t in range(num_steps):
-            state, info = step(all_uniforms[t], state, config, temperatures[t])
-            states[t], log_probs[t], accepted[t] = state.x, state.log_prob, info.accepted
-            if state.log_prob > best.log_prob:
-                best = state
-            done = t + 1
-    except KeyboardInterrupt:
-        return SentenceAnnealingResult(best, states[:done], log_probs[:done], temperatures[:done], accepted[:done], True)
-    return SentenceAnnealingResult(best, states, log_probs, temperatures, accepted, False)
+    if temperatures.shape[0] != num_steps:
+        raise ValueError(
+            f"temperatures must have num_steps = {num_steps} entries, one per step, got {temperatures.shape[0]}"
+        )
+    state = init(x0, config, protected=protected)
+    return chain.run(
+        rng, state, lambda uniforms, current, t: step(uniforms, current, config, temperature=temperatures[t]),
+        num_uniforms(), num_steps, first_step=first_step,
+    )
+
+
+def best(trace: Trace, initial_state: CGMHState | None = None) -> CGMHState:
+    """The state of highest :math:`\\log\\rho` visited by ``trace`` (the first one on ties).
+
+    ``initial_state`` (the start of the run), when given, counts too and comes first.
+    """
+    log_probs = np.asarray(trace.states.log_prob, dtype=np.float64)  # (T,)
+    if log_probs.shape[0] == 0:
+        if initial_state is None:
+            raise ValueError("the trace has no step: give initial_state (the start) to have a best state")
+        return initial_state
+    index = int(np.argmax(log_probs))  # the first maximum
+    if initial_state is not None and not log_probs[index] > initial_state.log_prob:
+        return initial_state
+    return CGMHState(*(np.asarray(field)[index] for field in trace.states))._replace(log_prob=float(log_probs[index]))
 
 
 def transition_matrix(config: CGMHConfig, states, temperature: float, protected=None) -> np.ndarray:

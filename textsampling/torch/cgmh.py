@@ -1,16 +1,28 @@
 r"""Torch twin of :mod:`textsampling.reference.cgmh`: CGMH for a batch of chains, no loop over chains.
 
-Same moves, candidate sets, Hastings ratio and uniform roles as the reference (Miao et al. 2019,
-arXiv:1811.10996; part 4 of the series); the derivation is in the reference's docstring. Per step
-and for all ``B`` chains at once: one next-token call on the ``B`` prefixes :math:`x_{<i}` (the prefix
-is the same for the three moves: a replace at :math:`i`, an insert at slot :math:`i`, and the reverse
-insert of a delete at :math:`i`), one sequence-score call on the ``B * K`` candidate sentences, one
-on the ``B`` deletions. A delete's reverse normaliser weighs :math:`y` with :math:`v` inserted at
-:math:`i`, which is :math:`x` with :math:`x_i` replaced by :math:`v`: the replace candidates, so the
-same ``(B, K, L)`` tensor serves both moves.
+The math — target, keyword rule, candidate sets, Hastings ratio, uniform roles — is the reference's
+(Miao et al. 2019, arXiv:1811.10996; part 4 of the series); this module only batches it.
 
-Where a move may act (the keyword rule) is recomputed from each proposed sentence, as in the reference:
-:func:`locked_positions` on the ``(B * K, L)`` candidates gives the reverse move's counts.
+**Batch, shape and dtype contract.** ``B`` chains of sentences of at most ``L = config.max_length``
+tokens:
+
+* :class:`CGMHState`: ``x`` ``(B, L)`` int64, PAD-padded (``-1``); ``log_prob`` ``(B,)`` the untempered
+  :math:`\log\rho` in the model's floating dtype; ``protected`` ``(B, L)`` bool.
+* :func:`step` reads ``uniforms`` ``(B, 4)`` floating in (0, 1) (float64 to reproduce the reference
+  decision by decision); every tensor lives on ``x``'s device.
+* :class:`CGMHInfo`: ``move`` ``(B,)`` int64 indices into :data:`MOVES` (the reference stores the
+  names), ``position`` ``(B,)`` int64 (-1 for an impossible move), ``proposal`` ``(B, L)``,
+  ``log_accept_prob`` ``(B,)``, ``accepted`` ``(B,)`` bool.
+* :func:`sample` returns a :class:`~textsampling.reference.chain.Trace` whose fields are ``(B, T, ...)``.
+
+Per step, for all ``B`` chains at once: one next-token call on the ``B`` prefixes :math:`x_{<i}` (the
+prefix is the same for the three moves: a replace at :math:`i`, an insert at slot :math:`i`, and the
+reverse insert of a delete at :math:`i`), one sequence-score call on the ``B * K`` candidate sentences,
+one on the ``B`` deletions. A delete's reverse normaliser weighs :math:`y` with :math:`v` inserted at
+:math:`i`, which is :math:`x` with :math:`x_i` replaced by :math:`v`: the replace candidates, so the
+same ``(B, K, L)`` tensor serves both moves. Where a move may act is recomputed from each proposed
+sentence, as in the reference: :func:`locked_positions` on the ``(B * K, L)`` candidates gives the
+reverse move's counts.
 
 The configuration is the reference's :class:`~textsampling.reference.cgmh.CGMHConfig`; the model must
 have the ``*_torch`` methods, and ``log_similarity_fn`` (if any) must accept a ``(N, L)`` tensor.
@@ -23,20 +35,16 @@ from typing import NamedTuple
 
 import torch
 
-from textsampling._validation import check_int
-from textsampling.reference.cgmh import MOVES, NUM_UNIFORMS, CGMHConfig, normalize_keywords, num_uniforms
+from textsampling.reference.cgmh import MOVES, CGMHConfig, normalize_keywords
+from textsampling.reference.chain import Trace
 from textsampling.targets.base import PAD
+from textsampling.torch import chain
 from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
-from textsampling.torch.mlm_gibbs import (
-    categorical_from_uniforms,
-    check_num_chains,
-    sequence_lengths,
-)
-from textsampling.torch.randomness import as_generator, draw_uniforms, integer_from_uniform
+from textsampling.torch.mlm_gibbs import check_num_chains, sequence_lengths
+from textsampling.torch.randomness import categorical_from_uniforms, integer_from_uniform
 
 __all__ = [
     "MOVES",
-    "NUM_UNIFORMS",
     "num_uniforms",
     "CGMHState",
     "CGMHInfo",
@@ -46,40 +54,39 @@ __all__ = [
     "log_target",
     "init",
     "step",
-    "check_state",
+    "check_config",
     "sample",
 ]
 
 REPLACE, INSERT, DELETE = 0, 1, 2
 
 
+def num_uniforms() -> int:
+    """Uniforms per step and chain: move type, position, candidate, accept (the reference's roles)."""
+    return 4
+
+
 class CGMHState(NamedTuple):
-    x: torch.Tensor  # (B, L) long, PAD-padded
-    protected: torch.Tensor  # (B, L) bool: locked keyword pieces (carried under keyword_rule="position")
+    """The reference's :class:`~textsampling.reference.cgmh.CGMHState`, one row per chain."""
+
+    x: torch.Tensor  # (B, L) int64, PAD-padded
     log_prob: torch.Tensor  # (B,) untempered log rho
+    protected: torch.Tensor  # (B, L) bool: locked keyword pieces (carried under keyword_rule="position")
 
 
 class CGMHInfo(NamedTuple):
-    move: torch.Tensor  # (B,) index into MOVES
-    position: torch.Tensor  # (B,), -1 for an impossible move
+    """The reference's :class:`~textsampling.reference.cgmh.CGMHInfo`, one row per chain."""
+
+    move: torch.Tensor  # (B,) int64 index into MOVES
+    position: torch.Tensor  # (B,) int64, -1 for an impossible move
     proposal: torch.Tensor  # (B, L)
-    log_accept_ratio: torch.Tensor  # (B,)
+    log_accept_prob: torch.Tensor  # (B,)
     accepted: torch.Tensor  # (B,) bool
 
 
-class CGMHTrace(NamedTuple):
-    """A run, chains first (column ``t`` = after step ``t``); the reference's fields with a leading ``B``.
-
-    ``moves`` holds move indices into :data:`MOVES` (the reference stores the names).
-    """
-
-    states: torch.Tensor  # (B, T, L) long
-    protected: torch.Tensor  # (B, T, L) bool
-    log_probs: torch.Tensor  # (B, T) untempered log rho
-    accepted: torch.Tensor  # (B, T) bool
-    moves: torch.Tensor  # (B, T) long, index into MOVES
-    final_state: CGMHState
-    interrupted: bool
+#: A run: :class:`~textsampling.reference.chain.Trace` of :class:`CGMHState` and :class:`CGMHInfo`,
+#: fields ``(B, T, ...)`` (``trace.states.x`` ``(B, T, L)``, ``trace.infos.move`` ``(B, T)``).
+CGMHTrace = Trace
 
 
 # ----------------------------------------------------------------------------- keyword rules
@@ -100,7 +107,7 @@ def _unit_starts(x: torch.Tensor, unit: tuple, continuation: torch.Tensor) -> to
         following = torch.full((num_rows, span), PAD, dtype=x.dtype, device=x.device)  # token after the unit
         following[:, : span - 1] = x[:, size:]  # (N, span - 1)
         match &= ~torch.isin(following, continuation)
-        starts[:, :span] = match
+        starts[:, :span] = match  # (N, span) of (N, L)
     return starts
 
 
@@ -114,7 +121,7 @@ def _shifted(starts: torch.Tensor, offset: int, width: int) -> torch.Tensor:
     out = torch.zeros((starts.shape[0], width), dtype=torch.bool, device=starts.device)
     count = min(starts.shape[1], width - offset)
     if count > 0:
-        out[:, offset : offset + count] = starts[:, :count]
+        out[:, offset : offset + count] = starts[:, :count]  # (N, count) of (N, width)
     return out
 
 
@@ -151,12 +158,13 @@ def locked_positions(keywords, x: torch.Tensor, continuation_tokens=()):
 
 
 def log_target(config: CGMHConfig, states: torch.Tensor) -> torch.Tensor:
-    """Untempered :math:`\\gamma \\log p(x) + \\log\\mathrm{sim}(x, c) + \\log\\chi(x, c)` of each row ``(N, L) -> (N,)``."""
+    """Twin of :func:`textsampling.reference.cgmh.log_target`: the untempered log rho of each row, ``(N, L) -> (N,)``."""
     out = config.gamma * config.model.sequence_log_probs_torch(states)
     if config.log_similarity_fn is not None:
         out = out + torch.as_tensor(config.log_similarity_fn(states), dtype=out.dtype, device=out.device)
     if config.keywords:
-        out = torch.where(satisfies_keywords(config.keywords, states, config.continuation_tokens), out, -torch.inf)
+        has_keywords = satisfies_keywords(config.keywords, states, config.continuation_tokens)  # (N,)
+        out = torch.where(has_keywords, out, -torch.inf)  # (N,)
     return out
 
 
@@ -164,31 +172,51 @@ def _check_state(x, protected) -> None:
     check_tensor(x, "x", integer=True, ndim=2)
     check_tensor(protected, "protected", ndim=2)
     if protected.dtype != torch.bool:
-        raise TypeError(f"protected must be a torch.bool tensor (True at keyword positions), got dtype {protected.dtype}")
+        raise TypeError(f"protected must be a torch.bool tensor (True at keyword positions), got {protected.dtype}")
     if protected.shape != x.shape:
         raise ValueError(f"protected must have the shape of x, (B, L) = {tuple(x.shape)}, got {tuple(protected.shape)}")
     check_same_device(x=x, protected=protected)
 
 
-def init(x: torch.Tensor, config: CGMHConfig, protected: torch.Tensor | None = None) -> CGMHState:
-    """The states ``x`` ``(B, L)`` (PAD-padded) and their log rho.
+def init(x0: torch.Tensor, config: CGMHConfig, *, protected: torch.Tensor | None = None) -> CGMHState:
+    """The states at sentences ``x0`` ``(B, L')``, ``L' <= max_length``, PAD-padded to ``(B, max_length)``.
 
-    ``protected`` ``(B, L)`` is read only under ``keyword_rule="position"`` (``None``: nothing
-    protected); under the occurrence rule every row must contain every keyword.
+    Twin of :func:`textsampling.reference.cgmh.init`, row by row. ``protected`` ``(B, L')`` bool is read
+    only under ``keyword_rule="position"`` (``None``: nothing protected); under the occurrence rule every
+    row must contain every keyword.
     """
-    check_tensor(x, "x", integer=True, ndim=2)
+    if isinstance(x0, tuple):  # a CGMHState (of either side) is a tuple
+        raise TypeError("x0 must be a (B, L) token tensor, not a state: give state.x (and protected=state.protected)")
+    check_tensor(x0, "x0", integer=True, ndim=2)
+    num_chains, width = x0.shape
+    if not 1 <= width <= config.max_length:
+        raise ValueError(f"x0 must have 1..max_length = {config.max_length} columns, got shape {tuple(x0.shape)}")
+    padding = config.max_length - width
+    x = torch.nn.functional.pad(x0.to(torch.int64), (0, padding), value=PAD)  # (B, max_length)
+    lengths = sequence_lengths(x)  # (B,)
+    is_pad = torch.arange(config.max_length, device=x.device)[None, :] >= lengths[:, None]  # (B, L)
+    raise_if(
+        [(lengths == 0).any(), ((x != PAD) & is_pad).any()],
+        ["x0 must hold at least one token in every row", f"x0 must hold only PAD = {PAD} after its first PAD"],
+    )
     if config.keyword_rule == "position":
-        protected = torch.zeros_like(x, dtype=torch.bool) if protected is None else protected
+        if protected is None:
+            protected = torch.zeros_like(x, dtype=torch.bool)  # (B, L)
+        else:
+            _check_state(x0, protected)
+            protected = torch.nn.functional.pad(protected, (0, padding), value=False)  # (B, max_length)
     else:
         if protected is not None:
-            raise ValueError('protected is only read under keyword_rule="position"; the occurrence rule derives it from x')
-        missing = ~satisfies_keywords(config.keywords, x, config.continuation_tokens)
+            raise ValueError(
+                'protected is only read under keyword_rule="position"; the occurrence rule derives it from x0'
+            )
+        missing = ~satisfies_keywords(config.keywords, x, config.continuation_tokens)  # (B,)
         if missing.any():
-            row = int(torch.nonzero(missing)[0, 0])
-            raise ValueError(f"x[{row}] does not contain every keyword {list(config.keywords)}")
-        protected = locked_positions(config.keywords, x, config.continuation_tokens)[0]
+            row = int(torch.nonzero(missing)[0, 0])  # first offending chain
+            raise ValueError(f"x0[{row}] does not contain every keyword {list(config.keywords)}")
+        protected = locked_positions(config.keywords, x, config.continuation_tokens)[0]  # (B, L)
     _check_state(x, protected)
-    return CGMHState(x, protected, log_target(config, x))
+    return CGMHState(x, log_target(config, x), protected)
 
 
 def _insert(x: torch.Tensor, slots: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -199,7 +227,7 @@ def _insert(x: torch.Tensor, slots: torch.Tensor, values: torch.Tensor) -> torch
     shifted = x.gather(1, source)  # (B, L): x[t] before the slot, x[t-1] after it
     out = shifted[:, None, :].expand(-1, values.shape[1], -1)  # (B, K, L)
     at_slot = (positions == slots[:, None])[:, None, :]  # (B, 1, L)
-    return torch.where(at_slot, values[:, :, None].to(x.dtype), out)
+    return torch.where(at_slot, values[:, :, None].to(x.dtype), out)  # (B, K, L)
 
 
 def _delete(x: torch.Tensor, positions_deleted: torch.Tensor, fill) -> torch.Tensor:
@@ -207,14 +235,14 @@ def _delete(x: torch.Tensor, positions_deleted: torch.Tensor, fill) -> torch.Ten
     width = x.shape[1]
     positions = torch.arange(width, device=x.device)[None, :]
     source = positions + (positions >= positions_deleted[:, None]).to(torch.int64)  # (B, L)
-    out = x.gather(1, torch.clamp(source, max=width - 1))
-    return torch.where(source >= width, torch.full_like(out, fill), out)
+    out = x.gather(1, torch.clamp(source, max=width - 1))  # (B, L): x[t] before the position, x[t+1] from it
+    return torch.where(source >= width, torch.full_like(out, fill), out)  # (B, L)
 
 
 def _rank_select(allowed: torch.Tensor, rank: torch.Tensor) -> torch.Tensor:
     """Index of the ``rank``-th True of each row of ``allowed`` ``(B, W)``: ``(B,)`` (0 where none)."""
     ranks = torch.cumsum(allowed.to(torch.int64), dim=1) - 1  # (B, W)
-    return torch.argmax((allowed & (ranks == rank[:, None])).to(torch.int64), dim=1)
+    return torch.argmax((allowed & (ranks == rank[:, None])).to(torch.int64), dim=1)  # (B,)
 
 
 def _sites(config: CGMHConfig, x: torch.Tensor, protected: torch.Tensor):
@@ -232,18 +260,26 @@ def _sites(config: CGMHConfig, x: torch.Tensor, protected: torch.Tensor):
 
 def _protected_after(config: CGMHConfig, states: torch.Tensor, carried: torch.Tensor) -> torch.Tensor:
     """``protected`` of proposed sentences ``(N, L)``: recomputed, or carried along (position rule)."""
-    return carried if config.keyword_rule == "position" else locked_positions(config.keywords, states, config.continuation_tokens)[0]
+    if config.keyword_rule == "position":
+        return carried
+    return locked_positions(config.keywords, states, config.continuation_tokens)[0]
 
 
 def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
-    """One CGMH step for every chain; ``uniforms`` ``(B, 4)``. Returns ``(CGMHState, CGMHInfo)``."""
+    """One CGMH step for every chain, deterministic given ``uniforms`` ``(B, 4)``.
+
+    Twin of :func:`textsampling.reference.cgmh.step` (the moves and the Hastings ratio are derived there).
+    Returns ``(CGMHState, CGMHInfo)``.
+    """
     model, temperature = config.model, config.temperature
     x, protected = state.x, state.protected
     _check_state(x, protected)
     check_tensor(uniforms, "uniforms", integer=False, ndim=2)
     check_batch(x.shape[0], uniforms=uniforms)
     if uniforms.shape[1] != 4:
-        raise ValueError(f"uniforms must have shape (B, 4) (move, position, candidate, accept), got {tuple(uniforms.shape)}")
+        raise ValueError(
+            f"uniforms must have shape (B, 4) (move, position, candidate, accept), got {tuple(uniforms.shape)}"
+        )
     check_same_device(uniforms=uniforms, x=x)
     raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     num_chains, width = x.shape
@@ -256,21 +292,21 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     log_moves = torch.as_tensor(config.log_move_probabilities, dtype=dtype, device=device)  # (3,)
 
     # --- move type and position
-    move = categorical_from_uniforms(uniforms[:, 0], log_moves.expand(num_chains, -1))  # (B,)
-    edit_rank = integer_from_uniform(uniforms[:, 1], torch.clamp(num_editable, min=1))  # k-th editable token
+    move = categorical_from_uniforms(uniforms[:, 0], log_moves.expand(num_chains, -1), validate=False)  # (B,)
+    edit_rank = integer_from_uniform(uniforms[:, 1], torch.clamp(num_editable, min=1))  # (B,) k-th editable token
     edit_position = _rank_select(editable, edit_rank)  # (B,)
     slot = _rank_select(open_slots, integer_from_uniform(uniforms[:, 1], num_slots))  # (B,) in 0..n
-    position = torch.where(move == INSERT, slot, edit_position)
+    position = torch.where(move == INSERT, slot, edit_position)  # (B,)
     possible = torch.where(
         move == INSERT, lengths < width, (num_editable > 0) & ((move == REPLACE) | (lengths > 1))
-    )
+    )  # (B,)
 
     # --- candidate set: top-K after the prefix x_{<i} (specials and zero-probability tokens excluded)
     prefix = torch.where(positions < position[:, None], x, PAD)  # (B, L)
     next_log_probs = model.next_token_log_probs_torch(prefix).to(dtype)  # (B, V)
     special = [int(t) for t in model.special_token_ids if 0 <= int(t) < next_log_probs.shape[1]]
     if special:
-        next_log_probs[:, special] = -torch.inf
+        next_log_probs[:, special] = -torch.inf  # (B, V), special columns
     num_top = min(config.num_candidates, next_log_probs.shape[1])
     ranked = torch.sort(next_log_probs, dim=1, descending=True, stable=True)  # lower id first on ties
     candidates = ranked.indices[:, :num_top]  # (B, K)
@@ -281,26 +317,27 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
         # The published bias: a replace always keeps the current token among its candidates.
         appended = (move == REPLACE) & ~in_prefix_set
         candidates = torch.cat([candidates, current[:, None]], dim=1)  # (B, K+1)
-        valid = torch.cat([valid, appended[:, None]], dim=1)
+        valid = torch.cat([valid, appended[:, None]], dim=1)  # (B, K+1)
     in_set = ((candidates == current[:, None]) & valid).any(dim=1)  # (B,)
-    any_valid = valid.any(dim=1)
+    any_valid = valid.any(dim=1)  # (B,)
     possible = possible & (any_valid | (move == DELETE))
-    fallback = torch.where(any_valid, candidates[:, 0], x[:, 0])  # a real token for the unused slots
+    fallback = torch.where(any_valid, candidates[:, 0], x[:, 0])  # (B,) a real token for the unused slots
     candidates = torch.where(valid, candidates, fallback[:, None])  # (B, K)
 
     # --- candidate sentences: x[i <- v] (replace, and a delete's reverse) or x with v inserted at i
     num_candidates = candidates.shape[1]
     replaced = x[:, None, :].expand(-1, num_candidates, -1).clone()  # (B, K, L)
-    replaced = torch.where((positions == position[:, None])[:, None, :], candidates[:, :, None], replaced)
+    replaced = torch.where((positions == position[:, None])[:, None, :], candidates[:, :, None], replaced)  # (B, K, L)
     inserted = _insert(x, position, candidates)  # (B, K, L)
-    is_insert = (move == INSERT)[:, None, None]
+    is_insert = (move == INSERT)[:, None, None]  # (B, 1, 1)
     candidate_states = torch.where(is_insert, inserted, replaced)  # (B, K, L)
     inserted_protected = _insert(protected, position, torch.zeros_like(candidates, dtype=torch.bool))  # (B, K, L)
-    carried = torch.where(is_insert, inserted_protected, protected[:, None, :].expand_as(inserted_protected))
+    kept_protected = protected[:, None, :].expand_as(inserted_protected)  # (B, K, L)
+    carried = torch.where(is_insert, inserted_protected, kept_protected)  # (B, K, L)
     flat_states = candidate_states.reshape(-1, width)  # (B*K, L)
     candidate_protected = _protected_after(config, flat_states, carried.reshape(-1, width))  # (B*K, L)
     # The reverse of a replace (replace at i) or an insert (delete at i): is i editable in y, among how many?
-    candidate_editable, _ = _sites(config, flat_states, candidate_protected)
+    candidate_editable, _ = _sites(config, flat_states, candidate_protected)  # (B*K, L)
     candidate_editable = candidate_editable.reshape(num_chains, num_candidates, width)  # (B, K, L)
     candidate_protected = candidate_protected.reshape(num_chains, num_candidates, width)  # (B, K, L)
     reverse_num_editable = candidate_editable.sum(dim=2)  # (B, K)
@@ -313,30 +350,34 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     # Every candidate sentence impossible: nothing to propose, a rejection (as in the reference).
     possible = possible & ((move == DELETE) | (log_normaliser > -torch.inf))
     # A delete's reverse insert uses the prefix set only (the bias concerns replaces).
-    prefix_valid = valid[:, :num_top]
-    reverse_normaliser = torch.logsumexp(torch.where(prefix_valid, candidate_log_rho[:, :num_top] / temperature, -torch.inf), dim=1)
+    prefix_valid = valid[:, :num_top]  # (B, K) without the biased extra column
+    prefix_tempered = torch.where(prefix_valid, candidate_log_rho[:, :num_top] / temperature, -torch.inf)  # (B, K)
+    reverse_normaliser = torch.logsumexp(prefix_tempered, dim=1)  # (B,)
 
     # --- the chosen proposal
-    chosen = categorical_from_uniforms(uniforms[:, 2], torch.where(any_valid[:, None], log_token, 0.0))  # (B,)
-    is_delete = move == DELETE
+    token_logits = torch.where(any_valid[:, None], log_token, 0.0)  # (B, K)
+    chosen = categorical_from_uniforms(uniforms[:, 2].to(token_logits.dtype), token_logits, validate=False)  # (B,)
+    is_delete = move == DELETE  # (B,)
     deleted = _delete(x, position, PAD)  # (B, L)
-    deleted = torch.where(possible[:, None] & is_delete[:, None], deleted, x)
+    deleted = torch.where(possible[:, None] & is_delete[:, None], deleted, x)  # (B, L)
     deleted_protected = _protected_after(config, deleted, _delete(protected, position, False))  # (B, L)
-    deleted_log_rho = log_target(config, deleted)
+    deleted_log_rho = log_target(config, deleted)  # (B,)
     # The reverse of a delete (insert at slot i of y): is the slot open in y, among how many?
     _, deleted_open_slots = _sites(config, deleted, deleted_protected)  # (B, L + 1)
     reverse_num_slots = deleted_open_slots.sum(dim=1)  # (B,)
     reverse_slot_open = deleted_open_slots.gather(1, position[:, None])[:, 0]  # (B,)
-    pick = chosen[:, None, None].expand(-1, 1, width)
-    proposal = torch.where(is_delete[:, None], deleted, candidate_states.gather(1, pick)[:, 0])
-    proposal_protected = torch.where(is_delete[:, None], deleted_protected, candidate_protected.gather(1, pick)[:, 0])
-    proposal_log_rho = torch.where(is_delete, deleted_log_rho, candidate_log_rho.gather(1, chosen[:, None])[:, 0])
-    chosen_log_token = log_token.gather(1, chosen[:, None])[:, 0]
+    pick = chosen[:, None, None].expand(-1, 1, width)  # (B, 1, L)
+    proposal = torch.where(is_delete[:, None], deleted, candidate_states.gather(1, pick)[:, 0])  # (B, L)
+    chosen_protected = candidate_protected.gather(1, pick)[:, 0]  # (B, L)
+    proposal_protected = torch.where(is_delete[:, None], deleted_protected, chosen_protected)  # (B, L)
+    chosen_log_rho = candidate_log_rho.gather(1, chosen[:, None])[:, 0]  # (B,)
+    proposal_log_rho = torch.where(is_delete, deleted_log_rho, chosen_log_rho)  # (B,)
+    chosen_log_token = log_token.gather(1, chosen[:, None])[:, 0]  # (B,)
     chosen_reverse_editable = reverse_num_editable.gather(1, chosen[:, None])[:, 0].to(dtype)  # (B,) m(y)
     chosen_reverse_open = reverse_position_open.gather(1, chosen[:, None])[:, 0]  # (B,)
 
     # --- log q(y | x) and log q(x | y): move type, position, token (counts of the sentence they belong to)
-    log_x = state.log_prob / temperature
+    log_x = state.log_prob / temperature  # (B,)
     use_positions = 1.0 if config.position_ratio else 0.0
     log_editable = torch.log(num_editable.to(dtype))  # -inf where nothing is editable (impossible rows)
     log_slots = torch.log(num_slots.to(dtype))
@@ -349,87 +390,62 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
         log_replace - log_editable + chosen_log_token,
         torch.where(move == INSERT, log_insert - use_positions * log_slots + chosen_log_token,
                     log_delete - use_positions * log_editable),
-    )
+    )  # (B,)
     reverse = torch.where(
         move == REPLACE,
-        torch.where(chosen_reverse_open & in_set, log_replace - log_reverse_editable + log_x - log_normaliser, minus_inf),
+        torch.where(chosen_reverse_open & in_set,
+                    log_replace - log_reverse_editable + log_x - log_normaliser, minus_inf),
         torch.where(
             move == INSERT,
             torch.where(chosen_reverse_open, log_delete - use_positions * log_reverse_editable, minus_inf),
             torch.where(reverse_slot_open & in_prefix_set,
                         log_insert - use_positions * log_reverse_slots + log_x - reverse_normaliser, minus_inf),
         ),
-    )
+    )  # (B,)
     q_ratio = reverse - forward
-    proposal_tempered = proposal_log_rho / temperature
-    log_alpha = torch.clamp(proposal_tempered - log_x + q_ratio, max=0.0)  # NaN stays NaN: a rejection
-    log_alpha = torch.where((log_x == -torch.inf) & torch.isfinite(proposal_tempered), torch.zeros_like(log_alpha), log_alpha)
-    log_alpha = torch.where(possible, log_alpha, minus_inf)
-    accepted = (torch.log(uniforms[:, 3]) < log_alpha) & possible
+    proposal_tempered = proposal_log_rho / temperature  # (B,)
+    # log alpha as the reference's metropolis_hastings.log_accept_ratio: NaN stays NaN (a rejection).
+    log_alpha = torch.clamp(proposal_tempered - log_x + q_ratio, max=0.0)  # (B,)
+    leaves_impossible = (log_x == -torch.inf) & torch.isfinite(proposal_tempered)  # (B,)
+    log_alpha = torch.where(leaves_impossible, torch.zeros_like(log_alpha), log_alpha)  # (B,)
+    log_alpha = torch.where(possible, log_alpha, minus_inf)  # (B,)
+    accepted = (torch.log(uniforms[:, 3]) < log_alpha) & possible  # (B,)
 
     new_state = CGMHState(
-        torch.where(accepted[:, None], proposal, x),
-        torch.where(accepted[:, None], proposal_protected, protected),
-        torch.where(accepted, proposal_log_rho, state.log_prob),
+        torch.where(accepted[:, None], proposal, x),  # (B, L)
+        torch.where(accepted, proposal_log_rho, state.log_prob),  # (B,)
+        torch.where(accepted[:, None], proposal_protected, protected),  # (B, L)
     )
-    info = CGMHInfo(move, torch.where(possible, position, -1), torch.where(possible[:, None], proposal, x), log_alpha, accepted)
-    return new_state, info
+    shown_position = torch.where(possible, position, -1)  # (B,)
+    shown_proposal = torch.where(possible[:, None], proposal, x)  # (B, L)
+    return new_state, CGMHInfo(move, shown_position, shown_proposal, log_alpha, accepted)
 
 
-def check_state(state, name: str = "state") -> CGMHState:
-    """A batched :class:`CGMHState` (from :func:`init`).
-
-    ``x`` ``(B, L)`` int, ``protected`` ``(B, L)`` bool, ``log_prob`` ``(B,)`` floating.
-    """
-    if not isinstance(state, CGMHState):
-        raise TypeError(
-            f"{name} must be a torch CGMHState (from textsampling.torch.cgmh.init), got {type(state).__name__}"
-        )
-    _check_state(state.x, state.protected)
-    check_tensor(state.log_prob, f"{name}.log_prob", integer=False, ndim=1)
-    check_batch(state.x.shape[0], **{f"{name}.log_prob": state.log_prob})
-    return state
-
-
-def sample(rng, state: CGMHState, config: CGMHConfig, num_steps: int, first_step: int = 0) -> CGMHTrace:
-    """Run ``num_steps`` steps for every chain from ``state`` (see :func:`init`); twin of the reference ``sample``.
-
-    Step ``t`` uses ``draw_uniforms(rng, first_step + t, 4, B)`` in float64; with a
-    :class:`~textsampling.torch.randomness.CounterGenerator`, chain ``b`` is the reference chain run with
-    ``CounterGenerator(seed, rng.chain_index[b])``. A KeyboardInterrupt keeps the completed steps
-    (``interrupted=True``).
-
-    Returns
-    -------
-    CGMHTrace
-    """
-    rng = as_generator(rng)
+def check_config(config) -> CGMHConfig:
+    """``config`` must be the reference's :class:`~textsampling.reference.cgmh.CGMHConfig`."""
     if not isinstance(config, CGMHConfig):
         raise TypeError(
             f"config must be a CGMHConfig (from textsampling.reference.cgmh.make_config), got {type(config).__name__}"
         )
-    num_steps = check_int(num_steps, "num_steps")
-    first_step = check_int(first_step, "first_step")
-    check_state(state)
-    num_chains, width = state.x.shape
-    check_num_chains(rng, num_chains, "state.x")
-    device = state.x.device
-    states = torch.empty((num_chains, num_steps, width), dtype=state.x.dtype, device=device)
-    protected = torch.zeros((num_chains, num_steps, width), dtype=torch.bool, device=device)
-    log_probs = torch.empty((num_chains, num_steps), dtype=state.log_prob.dtype, device=device)
-    accepted = torch.zeros((num_chains, num_steps), dtype=torch.bool, device=device)
-    moves = torch.empty((num_chains, num_steps), dtype=torch.int64, device=device)
-    done = 0
-    try:
-        for t in range(num_steps):
-            uniforms = draw_uniforms(rng, first_step + t, NUM_UNIFORMS, num_chains, dtype=torch.float64, device=device)
-            state, info = step(uniforms, state, config)
-            states[:, t], protected[:, t], log_probs[:, t] = state.x, state.protected, state.log_prob
-            accepted[:, t], moves[:, t] = info.accepted, info.move
-            done = t + 1
-    except KeyboardInterrupt:
-        # Keep what was drawn: the completed steps, flagged.
-        return CGMHTrace(
-            states[:, :done], protected[:, :done], log_probs[:, :done], accepted[:, :done], moves[:, :done], state, True
-        )
-    return CGMHTrace(states, protected, log_probs, accepted, moves, state, False)
+    return config
+
+
+def sample(rng, x0: torch.Tensor, config: CGMHConfig, num_steps: int, *, first_step: int = 0, protected=None) -> Trace:
+    """Run ``num_steps`` steps for every chain from the sentences ``x0`` ``(B, L')``; twin of the reference ``sample``.
+
+    Step ``t`` uses ``draw_uniforms(rng, first_step + t, 4, B)`` in float64; the loop is
+    :func:`textsampling.torch.chain.run`. With a :class:`~textsampling.torch.randomness.CounterGenerator`,
+    chain ``b`` is the reference chain run with ``CounterGenerator(seed, rng.chain_index[b])``.
+
+    Returns
+    -------
+    CGMHTrace
+        ``states.x`` ``(B, T, L)``, ``states.log_prob`` ``(B, T)``, ``infos.move`` ``(B, T)`` …
+    """
+    check_config(config)
+    state = init(x0, config, protected=protected)
+    check_num_chains(rng, state.x.shape[0], "x0")
+    return chain.run(
+        rng, state, lambda uniforms, current, t: step(uniforms, current, config), num_uniforms(), num_steps,
+        first_step=first_step, num_chains=state.x.shape[0], dtype=torch.float64, device=state.x.device,
+    )

@@ -1,8 +1,10 @@
 r"""Torch twin of :mod:`textsampling.reference.sentence_annealing`: batched CGMH steps on :math:`\rho^{1/T}`.
 
-Each step is :func:`textsampling.torch.cgmh.step` at the step's temperature (Kirkpatrick et al. 1983;
-parts 2 and 4 of the series); :func:`update_best` keeps, per chain, the best state seen so far;
-:func:`anneal` runs a schedule (twin of the reference :func:`~textsampling.reference.sentence_annealing.anneal`).
+The math (the tempered CGMH kernel, the schedules) is the reference's (Kirkpatrick et al. 1983; parts 2
+and 4 of the series). Each step is :func:`textsampling.torch.cgmh.step` at the step's temperature, for
+``B`` chains at once, with :mod:`textsampling.torch.cgmh`'s batch, shape and dtype contract; the info
+adds ``temperature`` ``(B,)`` float64. :func:`sample` runs a schedule, :func:`best` picks per chain the
+best state visited.
 """
 
 from __future__ import annotations
@@ -11,93 +13,102 @@ from typing import NamedTuple
 
 import torch
 
-from textsampling._validation import check_int
 from textsampling.reference.annealing import check_temperatures
 from textsampling.reference.cgmh import CGMHConfig
+from textsampling.reference.chain import Trace
 from textsampling.reference.sentence_annealing import at_temperature
-from textsampling.torch import cgmh
-from textsampling.torch.cgmh import NUM_UNIFORMS, CGMHState, num_uniforms
+from textsampling.torch import cgmh, chain
+from textsampling.torch.cgmh import CGMHState
 from textsampling.torch.mlm_gibbs import check_num_chains
-from textsampling.torch.randomness import as_generator, draw_uniforms
 
 __all__ = [
-    "NUM_UNIFORMS",
-    "num_uniforms",
-    "SentenceAnnealingResult",
+    "SentenceAnnealingInfo",
+    "SentenceAnnealingTrace",
     "at_temperature",
+    "init",
+    "num_uniforms",
     "step",
-    "update_best",
-    "anneal",
+    "sample",
+    "best",
 ]
 
 
-class SentenceAnnealingResult(NamedTuple):
-    """Best state per chain and the trace, chains first (column ``t`` after step ``t``); the reference's fields."""
+class SentenceAnnealingInfo(NamedTuple):
+    """The reference's :class:`~textsampling.reference.sentence_annealing.SentenceAnnealingInfo`, one row per chain."""
 
-    best_state: CGMHState  # x (B, L), protected (B, L), log_prob (B,)
-    states: torch.Tensor  # (B, T, L)
-    log_probs: torch.Tensor  # (B, T) untempered log rho
-    temperatures: torch.Tensor  # (T,) float64, the schedule's steps that ran
-    accepted: torch.Tensor  # (B, T) bool
-    interrupted: bool
-
-
-def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig, temperature: float):
-    """One CGMH step for every chain at ``temperature``; ``state.log_prob`` stays untempered."""
-    return cgmh.step(uniforms, state, at_temperature(config, temperature))
+    move: torch.Tensor  # (B,) int64 index into MOVES
+    position: torch.Tensor  # (B,) int64, -1 for an impossible move
+    proposal: torch.Tensor  # (B, L)
+    log_accept_prob: torch.Tensor  # (B,)
+    accepted: torch.Tensor  # (B,) bool
+    temperature: torch.Tensor  # (B,) float64
 
 
-def update_best(best: CGMHState, state: CGMHState) -> CGMHState:
-    """Per chain, ``state`` where its :math:`\\log\\rho` is strictly higher than ``best``'s, else ``best``."""
-    better = state.log_prob > best.log_prob  # (B,)
-    return CGMHState(
-        torch.where(better[:, None], state.x, best.x),
-        torch.where(better[:, None], state.protected, best.protected),
-        torch.where(better, state.log_prob, best.log_prob),
-    )
+#: An annealing run: :class:`~textsampling.reference.chain.Trace` of
+#: :class:`~textsampling.torch.cgmh.CGMHState` and :class:`SentenceAnnealingInfo`, fields ``(B, T, ...)``.
+SentenceAnnealingTrace = Trace
 
 
-def anneal(rng, state: CGMHState, config: CGMHConfig, temperatures, first_step: int = 0) -> SentenceAnnealingResult:
-    """One CGMH step per temperature for every chain; step ``t`` uses ``draw_uniforms(rng, first_step + t, 4, B)``.
+def init(x0: torch.Tensor, config: CGMHConfig, *, protected: torch.Tensor | None = None) -> CGMHState:
+    """CGMH's :func:`~textsampling.torch.cgmh.init`: the states at sentences ``x0`` ``(B, L')``."""
+    return cgmh.init(x0, config, protected=protected)
 
-    Twin of :func:`textsampling.reference.sentence_annealing.anneal` (float64 uniforms; with a
-    :class:`~textsampling.torch.randomness.CounterGenerator`, chain ``b`` is the reference chain run with
-    ``CounterGenerator(seed, rng.chain_index[b])``). A KeyboardInterrupt keeps the completed steps.
+
+def num_uniforms() -> int:
+    """Uniforms per step and chain, CGMH's: move type, position, candidate, accept."""
+    return cgmh.num_uniforms()
+
+
+def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig, *, temperature: float):
+    """One CGMH step for every chain at ``temperature``; ``state.log_prob`` stays untempered.
+
+    Returns ``(CGMHState, SentenceAnnealingInfo)``.
+    """
+    state, info = cgmh.step(uniforms, state, at_temperature(config, temperature))
+    temperatures = torch.full_like(info.log_accept_prob, float(temperature), dtype=torch.float64)  # (B,)
+    return state, SentenceAnnealingInfo(*info, temperatures)
+
+
+def sample(
+    rng, x0: torch.Tensor, config: CGMHConfig, num_steps: int, *, first_step: int = 0, temperatures, protected=None
+) -> Trace:
+    """One CGMH step per temperature for every chain from ``x0`` ``(B, L')``; step ``t`` at ``temperatures[t]``.
+
+    Twin of :func:`textsampling.reference.sentence_annealing.sample`: step ``t`` uses
+    ``draw_uniforms(rng, first_step + t, 4, B)`` in float64, the loop is :func:`textsampling.torch.chain.run`.
 
     Returns
     -------
-    SentenceAnnealingResult
-        ``best_state`` maximises :math:`\\log\\rho` per chain over the start and every state visited
-        (the first one on ties).
+    SentenceAnnealingTrace
+        As :func:`textsampling.torch.cgmh.sample`'s, with ``infos.temperature`` ``(B, T)``.
     """
-    rng = as_generator(rng)
-    if not isinstance(config, CGMHConfig):
-        raise TypeError(
-            f"config must be a CGMHConfig (from textsampling.reference.cgmh.make_config), got {type(config).__name__}"
-        )
+    cgmh.check_config(config)
     temperatures = check_temperatures(temperatures)  # (T,) NumPy float64
-    first_step = check_int(first_step, "first_step")
-    cgmh.check_state(state)
-    num_chains, width = state.x.shape
-    check_num_chains(rng, num_chains, "state.x")
-    num_steps = temperatures.shape[0]
-    device = state.x.device
-    states = torch.empty((num_chains, num_steps, width), dtype=state.x.dtype, device=device)
-    log_probs = torch.empty((num_chains, num_steps), dtype=state.log_prob.dtype, device=device)
-    accepted = torch.zeros((num_chains, num_steps), dtype=torch.bool, device=device)
-    schedule = torch.as_tensor(temperatures, dtype=torch.float64, device=device)  # (T,)
-    best = state
-    done = 0
-    try:
-        for t in range(num_steps):
-            uniforms = draw_uniforms(rng, first_step + t, NUM_UNIFORMS, num_chains, dtype=torch.float64, device=device)
-            state, info = step(uniforms, state, config, float(temperatures[t]))
-            states[:, t], log_probs[:, t], accepted[:, t] = state.x, state.log_prob, info.accepted
-            best = update_best(best, state)
-            done = t + 1
-    except KeyboardInterrupt:
-        # Keep what was drawn: the completed steps, flagged.
-        return SentenceAnnealingResult(
-            best, states[:, :done], log_probs[:, :done], schedule[:done], accepted[:, :done], True
+    if temperatures.shape[0] != num_steps:
+        raise ValueError(
+            f"temperatures must have num_steps = {num_steps} entries, one per step, got {temperatures.shape[0]}"
         )
-    return SentenceAnnealingResult(best, states, log_probs, schedule, accepted, False)
+    state = init(x0, config, protected=protected)
+    check_num_chains(rng, state.x.shape[0], "x0")
+    return chain.run(
+        rng, state, lambda uniforms, current, t: step(uniforms, current, config, temperature=float(temperatures[t])),
+        num_uniforms(), num_steps, first_step=first_step, num_chains=state.x.shape[0], dtype=torch.float64,
+        device=state.x.device,
+    )
+
+
+def best(trace: Trace, initial_state: CGMHState | None = None) -> CGMHState:
+    """Per chain, the state of highest :math:`\\log\\rho` visited by ``trace`` (the first one on ties).
+
+    Twin of :func:`textsampling.reference.sentence_annealing.best`; ``initial_state`` (the start of the
+    run), when given, counts too and comes first.
+    """
+    states = trace.states
+    if initial_state is not None:
+        # The start as step -1: each field (B, 1 + T, ...).
+        states = CGMHState(*(torch.cat([first[:, None], rest], dim=1) for first, rest in zip(initial_state, states)))
+    if states.log_prob.shape[1] == 0:
+        raise ValueError("the trace has no step: give initial_state (the start) to have a best state")
+    index = torch.argmax(states.log_prob, dim=1)  # (B,) the first maximum of each chain
+    chains = torch.arange(index.shape[0], device=index.device)  # (B,)
+    return CGMHState(*(field[chains, index] for field in states))  # each (B, ...)
