@@ -22,7 +22,6 @@ from typing import NamedTuple
 import torch
 
 from textsampling.lm.tokens import sequence_lengths_torch, with_mask_at_torch
-from textsampling.reference.mlm_gibbs import check_masked_model
 from textsampling.reference.mlm_metropolis_hastings import NUM_UNIFORMS, check_energy
 from textsampling.torch import chain, mlm_gibbs
 from textsampling.torch.mlm_gibbs import categorical_from_uniforms, check_num_chains, conditional_log_probs
