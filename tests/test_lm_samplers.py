@@ -243,3 +243,49 @@ def test_mlm_mh_step_matches_its_matrix_and_caches_the_energy():
         mlm_mh.sample(np.random.default_rng(0), [0, 1], oracle, 1, energy_kind="bogus")
     with pytest.raises(TypeError, match="model must be a masked language model"):
         mlm_mh.sample(np.random.default_rng(0), [0, 1], object(), 1)
+
+
+# ----------------------------------------------------------------------------- the token rules (lm.tokens)
+def test_the_numpy_and_torch_token_rules_agree():
+    """One rule each, two array libraries: lengths, special-token masking, [MASK] placement, checks."""
+    import torch
+
+    from textsampling.lm import tokens
+
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 6, size=(40, 5))
+    lengths = rng.integers(0, 6, size=40)
+    rows[np.arange(5)[None, :] >= lengths[:, None]] = PAD
+    np.testing.assert_array_equal(tokens.sequence_lengths(rows), lengths)
+    np.testing.assert_array_equal(tokens.sequence_lengths_torch(torch.as_tensor(rows)).numpy(), lengths)
+    assert [tokens.sequence_length(row) for row in rows] == lengths.tolist()
+
+    log_probs = rng.normal(size=(40, 6))
+    masked = tokens.mask_special_tokens(log_probs, {1, 4, 99}, keep=(4,))
+    assert np.all(masked[:, 1] == -np.inf) and np.all(masked[:, [0, 2, 3, 4, 5]] == log_probs[:, [0, 2, 3, 4, 5]])
+    np.testing.assert_array_equal(
+        tokens.mask_special_tokens_torch(torch.as_tensor(log_probs), {1, 4, 99}, keep=(4,)).numpy(), masked
+    )
+    np.testing.assert_array_equal(tokens.special_token_mask({1, 4, 99}, 6, keep=(4,)), masked[0] == -np.inf)
+
+    positions = np.maximum(lengths - 1, 0)
+    query = tokens.with_mask_at(rows, positions, 9)
+    assert np.all(query[np.arange(40), positions] == 9) and np.sum(query != rows) <= 40
+    np.testing.assert_array_equal(
+        tokens.with_mask_at_torch(torch.as_tensor(rows), torch.as_tensor(positions), 9).numpy(), query
+    )
+    np.testing.assert_array_equal(tokens.with_mask_at(rows[3], positions[3], 9), query[3])
+
+    good = rows[lengths > 0]
+    np.testing.assert_array_equal(tokens.check_sequences_torch(torch.as_tensor(good), max_length=5).numpy(), good)
+    for row in good:
+        tokens.check_sequence(row, max_length=5)
+    empty = int(np.flatnonzero(lengths == 0)[0])
+    with pytest.raises(ValueError, match="x is empty"):
+        tokens.check_sequence(rows[empty])
+    with pytest.raises(ValueError, match=rf"x\[{empty}\] is empty"):
+        tokens.check_sequences_torch(torch.as_tensor(rows))
+    with pytest.raises(ValueError, match="over the model's max_length = 2"):
+        tokens.check_sequence([0, 1, 2], max_length=2)
+    with pytest.raises(ValueError, match="followed only by PAD"):
+        tokens.check_sequence([0, PAD, 2])
