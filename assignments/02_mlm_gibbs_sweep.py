@@ -20,8 +20,10 @@
 # the new `(L,)` int array.
 #
 # `lm.masked_log_probs(token_ids, positions)` takes an `(N, L)` int array and an `(N,)` int array of
-# positions and returns `(N, lm.vocab_size)` normalised log-probabilities; the token at the position is
-# ignored (it is "masked"). Special ids (END, [MASK]) come back as `-inf`: they must never be written.
+# positions and returns `(N, lm.vocab_size)` normalised log-probabilities of the token at each position.
+# **Put `lm.mask_token_id` at that position of the row you pass first**: the model reads the slot, and
+# shown the current token it leans toward it (as BERT does). Special ids (END, [MASK]) come back as
+# `-inf`: they must never be written.
 # The `lm` here is the exact bigram oracle, so a correct sweep samples the bigram's joint exactly
 # (part 3 of the series, kexue.fm/archives/8119; Wang & Cho 2019, arXiv:1902.04094).
 #
@@ -35,7 +37,8 @@ import numpy as np
 # %%
 def mlm_gibbs_sweep(rng, x, lm):
     """One systematic Gibbs sweep over the positions of x, from lm's masked conditionals."""
-    # TODO: for each position, ask lm for its conditional given the current x, draw a token, write it.
+    # TODO: for each position, ask lm for its conditional given the current x (with [MASK] at that
+    # position), draw a token, write it.
     return np.array(x)
 
 

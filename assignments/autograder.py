@@ -47,7 +47,7 @@ import numpy as np
 from scipy import stats
 from scipy.special import logsumexp
 
-from textsampling.check import bigram_oracle, check_step, make_target
+from textsampling.check import check_step, make_target
 from textsampling.targets import PAD
 from textsampling.testing.statistics import chi_square_counts_test, pool_cells
 
@@ -419,17 +419,32 @@ class _Model:
 
     # ---------------------------------------------------------------- exercise 2
     def _exercise_2(self):
+        from textsampling.lm.oracle import MaskSensitiveOracle
+        from textsampling.lm.tokens import with_mask_at
         from textsampling.reference.mlm_gibbs import site_matrix, transition_matrix
 
-        lm = bigram_oracle(self.target)
+        # The exact oracle, except that it peeks at x_i unless [MASK] is there (as BERT does): a sweep
+        # that forgets to mask position i gets another kernel, which stage 4 names.
+        lm = MaskSensitiveOracle.for_fixed_length(self.target)
         self.lm = lm
         sites = [site_matrix(lm, self.states, i) for i in range(self.target.length)]
         self.sites = sites
         sweep = np.linalg.multi_dot(sites)
         stale = np.zeros_like(sweep)
         greedy = np.eye(len(self.states))
+        vocab = self.target.vocab_size
+        unmasked_sites = []
+        for i in range(self.target.length):  # a site update that asks with x_i in view
+            site = np.zeros_like(sweep)
+            for a, x in enumerate(self.states):
+                probabilities = np.exp(lm.masked_log_probs(x[None], np.array([i]))[0, :vocab])
+                for token in range(vocab):
+                    y = x.copy()
+                    y[i] = token
+                    site[a, self.target.state_index(y[None])[0]] += probabilities[token]
+            unmasked_sites.append(site)
         for a, x in enumerate(self.states):
-            rows = [lm.masked_log_probs(x[None], np.array([i]))[0, : self.target.vocab_size]
+            rows = [lm.masked_log_probs(with_mask_at(x, i, lm.mask_token_id)[None], np.array([i]))[0, :vocab]
                     for i in range(self.target.length)]
             for b, y in enumerate(self.states):
                 stale[a, b] = np.exp(sum(rows[i][y[i]] for i in range(self.target.length)))
@@ -454,6 +469,10 @@ class _Model:
              "not a Gibbs sweep that redraws each position given the others."),
             ("greedy", greedy,
              "Your sweep writes the MOST LIKELY token instead of drawing one from the conditional."),
+            ("forgot-mask", np.linalg.multi_dot(unmasked_sites),
+             "Your sweep fits one that asks for the conditional at i with x[i] still in view: put "
+             "lm.mask_token_id at position i of the row you pass to lm.masked_log_probs (a masked LM shown "
+             "the current token leans toward it)."),
         ]
         return sweep, mistakes
 
@@ -462,7 +481,8 @@ class _Model:
         current = x.copy()
         factors = []
         for i in range(self.target.length):
-            row = self.lm.masked_log_probs(current[None], np.array([i]))[0]
+            query = np.where(np.arange(len(current)) == i, self.lm.mask_token_id, current)  # [MASK] at i
+            row = self.lm.masked_log_probs(query[None], np.array([i]))[0]
             factors.append(f"p(x{i}={y[i]} | {_label(np.where(np.arange(len(current)) == i, -1, current))})"
                            f"={np.exp(row[y[i]]):.3f}")
             current[i] = y[i]

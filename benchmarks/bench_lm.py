@@ -192,7 +192,7 @@ def mlm_gibbs_ours(lm, batch, length, device, num_steps):
 
     def one_step(step):
         uniforms = generator.uniforms(step, 2, dtype=torch.float64)  # (B, 2): position, token
-        state[0], _ = mlm_gibbs.step(uniforms, state[0], lm, "random")
+        state[0], _ = mlm_gibbs.step(uniforms, state[0], lm, scan="random")
 
     seconds = timed(device, one_step, num_steps)
     x = state[0].x

@@ -117,6 +117,7 @@ class LeftContextOnly:
         self.vocab_size = oracle.vocab_size  # tokens, END, [MASK]
         self.special_token_ids = oracle.special_token_ids
         self.max_length = oracle.max_length
+        self.mask_token_id = oracle.mask_token_id  # callers put it at the position they ask about
         num_tokens = oracle.num_tokens
         step = oracle.bigram.log_transition[:, :num_tokens]  # (V, V): END column dropped
         self._initial = oracle.bigram.log_initial
@@ -300,11 +301,13 @@ print(f"MLM-MH with the raw-logit energy targets π_WC: exact mean acceptance "
 starts = states[np.argsort(p)[:NUM_CHAINS]]
 burn_in = NUM_ORACLE_STEPS // 10
 chains = {
-    "MLM Gibbs": [mlm_gibbs.sample(randomness.CounterGenerator(SEED, c), oracle, NUM_ORACLE_STEPS, x0=starts[c]) for c in range(NUM_CHAINS)],
-    "MLM-MH, E = PLL": [mlm_mh.sample(randomness.CounterGenerator(SEED + 1, c), oracle, starts[c], NUM_ORACLE_STEPS, "pll") for c in range(NUM_CHAINS)],
+    "MLM Gibbs": [mlm_gibbs.sample(randomness.CounterGenerator(SEED, c), starts[c], oracle, NUM_ORACLE_STEPS)
+                  for c in range(NUM_CHAINS)],
+    "MLM-MH, E = PLL": [mlm_mh.sample(randomness.CounterGenerator(SEED + 1, c), starts[c], oracle, NUM_ORACLE_STEPS,
+                                      energy_kind="pll") for c in range(NUM_CHAINS)],
 }
 targets = {"MLM Gibbs": p, "MLM-MH, E = PLL": oracle_pll_law}
-visited = {name: np.array([exact.state_index(trace.states) for trace in traces]) for name, traces in chains.items()}  # (C, N)
+visited = {name: np.array([exact.state_index(trace.states.x) for trace in traces]) for name, traces in chains.items()}  # (C, N)
 for name, indices in visited.items():
     kept = indices[:, burn_in:].reshape(-1)
     exact_draws = rng.choice(64, size=kept.size, p=targets[name])
@@ -312,7 +315,7 @@ for name, indices in visited.items():
           f"TV(histogram, e^-PLL) = {diagnostics.empirical_tv_distance(kept, oracle_pll_law):.3f}, "
           f"{kept.size} exact draws of its own law: {diagnostics.empirical_tv_distance(exact_draws, targets[name]):.3f}; "
           f"split R-hat of log p(x) = {diagnostics.split_rhat(np.log(p)[indices[:, burn_in:]]):.3f}")
-observed = diagnostics.acceptance_rate(np.array([trace.accepted for trace in chains["MLM-MH, E = PLL"]]))
+observed = diagnostics.acceptance_rate(np.array([trace.infos.accepted for trace in chains["MLM-MH, E = PLL"]]))
 print(f"MLM-MH, E = PLL: observed acceptance {observed:.3f}, exact {acceptance['oracle proposal, E = PLL of the oracle'][0]:.3f}")
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 4), gridspec_kw={"width_ratios": [2, 1, 1]})
@@ -355,22 +358,25 @@ warnings.filterwarnings("ignore", category=TqdmWarning)
 from transformers.utils import logging as transformers_logging  # noqa: E402
 
 from textsampling.lm import load_masked_lm  # noqa: E402
+from textsampling.lm.tokens import with_mask_at  # noqa: E402
 from textsampling.torch import mlm_gibbs as mlm_gibbs_twin  # noqa: E402
 from textsampling.torch import mlm_metropolis_hastings as mlm_mh_twin  # noqa: E402
-from textsampling.torch.randomness import CounterGenerator, draw_uniforms  # noqa: E402
+from textsampling.torch.randomness import CounterGenerator  # noqa: E402
 
 transformers_logging.disable_progress_bar()  # no loading bars on stderr
 model = load_masked_lm("tiny-shakespeare")
 print(model)
 LENGTH = 12
 generator = CounterGenerator(SEED, torch.arange(NUM_CHAINS))
-state = mlm_gibbs_twin.MLMGibbsState(torch.full((NUM_CHAINS, LENGTH), model.mask_token_id, dtype=torch.long))
+all_mask = torch.full((NUM_CHAINS, LENGTH), model.mask_token_id, dtype=torch.long)
+gibbs_trace = mlm_gibbs_twin.sample(generator, all_mask, model, NUM_GIBBS_STEPS, scan="random")  # states.x (B, T, L)
 energies, checkpoints = [], []
-for step in range(NUM_GIBBS_STEPS):
-    state, _ = mlm_gibbs_twin.step(draw_uniforms(generator, step, 2), state, model, scan="random")
-    if (step + 1) % max(1, NUM_GIBBS_STEPS // 30) == 0 and not (state.x == model.mask_token_id).any():
-        energies.append(mlm_mh_twin.energy(model, state.x).numpy())
-        checkpoints.append(step + 1)
+for step in range(max(1, NUM_GIBBS_STEPS // 30), NUM_GIBBS_STEPS + 1, max(1, NUM_GIBBS_STEPS // 30)):
+    x = gibbs_trace.states.x[:, step - 1]  # (B, L): the chains after `step` steps
+    if not (x == model.mask_token_id).any():  # the PLL energy of a sentence, once every [MASK] is filled
+        energies.append(mlm_mh_twin.energy(model, x).numpy())
+        checkpoints.append(step)
+state = gibbs_trace.final_state
 for text in model.decode(state.x.numpy()):
     print("  ", text)
 
@@ -394,18 +400,18 @@ fig.tight_layout()
 # the rest of the sentence.
 
 # %%
-mh_state = mlm_mh_twin.init(state.x, model)
-accepted = []
-for step in range(NUM_MH_STEPS):
-    mh_state, info = mlm_mh_twin.step(draw_uniforms(generator, NUM_GIBBS_STEPS + step, 3), mh_state, model)
-    accepted.append(info.accepted.float().mean().item())
+# The same streams, continued: MH's step t reads the uniforms of step NUM_GIBBS_STEPS + t.
+mh_trace = mlm_mh_twin.sample(generator, state.x, model, NUM_MH_STEPS, first_step=NUM_GIBBS_STEPS, energy_kind="pll")
+mh_state = mh_trace.final_state
+accepted = mh_trace.infos.accepted.double().mean(dim=0).numpy()  # (T,): the fraction of chains accepting at t
 print(f"MLM-MH acceptance rate over {NUM_MH_STEPS} steps x {NUM_CHAINS} chains: {np.mean(accepted):.3f} "
       f"(the oracle's exact rate under the PLL energy: {acceptance['oracle proposal, E = PLL of the oracle'][0]:.3f})")
 for text in model.decode(mh_state.x.numpy()):
     print("  ", text)
 
-contexts = mh_state.x.numpy()
-rows = model.masked_log_probs(contexts, np.full(NUM_CHAINS, LENGTH // 2))  # (B, V): one position, B contexts
+position = np.full(NUM_CHAINS, LENGTH // 2)
+contexts = with_mask_at(mh_state.x.numpy(), position, model.mask_token_id)  # (B, L): [MASK] at the position asked
+rows = model.masked_log_probs(contexts, position)  # (B, V): one position, B contexts
 finite = np.isfinite(rows).all(axis=0)
 spread = np.max(rows[:, finite], axis=0) - np.min(rows[:, finite], axis=0)
 print(f"largest change of log q_i(v | x_-i) across the {NUM_CHAINS} contexts: {spread.max():.3f} nats")

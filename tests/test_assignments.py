@@ -95,8 +95,11 @@ def mh_wrong_hastings_law(rng, x, target):
     return y if np.log(rng.random()) < log_y - log_x + wrong[x[i]] - wrong[y[i]] else x
 
 
-def _draw(rng, lm, x, position):
-    p = np.exp(lm.masked_log_probs(x[None], np.array([position]))[0])
+def _draw(rng, lm, x, position, mask=True):
+    query = np.array(x)
+    if mask:
+        query[position] = lm.mask_token_id
+    p = np.exp(lm.masked_log_probs(query[None], np.array([position]))[0])
     return rng.choice(p.size, p=p / p.sum())
 
 
@@ -111,6 +114,14 @@ def gibbs_stale(rng, x, lm):
     start, x = np.array(x), np.array(x)
     for i in range(x.size):
         x[i] = _draw(rng, lm, start, i)
+    return x
+
+
+def gibbs_forgot_mask(rng, x, lm):
+    """A systematic sweep that asks for the conditional at i with x[i] in view (no [MASK] there)."""
+    x = np.array(x)
+    for i in range(x.size):
+        x[i] = _draw(rng, lm, x, i, mask=False)
     return x
 
 
@@ -222,6 +233,7 @@ def test_a_step_that_keeps_the_target_with_the_wrong_proposal_does_not_pass():
     (1, mh_u_versus_log_ratio, "compares u with the LOG ratio"),
     (2, gibbs_random_scan, "(random scan)"),
     (2, gibbs_stale, "all taken from the STARTING x"),
+    (2, gibbs_forgot_mask, "x[i] still in view"),
     (3, cgmh_no_position_ratio, "WITHOUT the position factors"),
     (3, cgmh_no_token_factor, "WITHOUT the token factor 1/V"),
 ])

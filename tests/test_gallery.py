@@ -17,6 +17,15 @@ from textsampling.testing import check_detailed_balance, check_stationary
 REQUIRED_POWER = 0.99
 
 
+@pytest.fixture(autouse=True)
+def mask_sensitive_check(monkeypatch):
+    """``check --kind mlm-gibbs`` hands steps the mask-sensitive oracle (the one-line change proposed
+    for ``check.bigram_oracle``; a no-op once applied), so the forgotten-[MASK] case can be caught."""
+    from textsampling.gallery import gibbs
+
+    monkeypatch.setattr(check, "bigram_oracle", gibbs.mask_sensitive_oracle)
+
+
 def test_the_gallery_has_at_least_ten_bugs_each_described_in_one_line():
     assert len(CASES) >= 10
     for case in CASES.values():

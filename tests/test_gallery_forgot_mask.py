@@ -1,6 +1,7 @@
 """The commonest MLM-Gibbs bug, forgetting [MASK] at the position resampled, and the model that sees it.
 
-Exact throughout: kernels on the 27 enumerated sentences of bigram-small, no sampling.
+Exact kernels on the 27 enumerated sentences of bigram-small, then ``check --kind mlm-gibbs`` itself
+(fixed seed) with the mask-sensitive model: the bug fails, the correct sampler passes.
 """
 
 import dataclasses
@@ -8,11 +9,27 @@ import dataclasses
 import numpy as np
 import pytest
 
-from textsampling.check import DEFAULT_FALSE_FAIL_RATE, bigram_oracle, make_target
-from textsampling.gallery import CASES, exact_power, gibbs, one_step_tv, stationary_target
+from textsampling import check
+from textsampling.check import DEFAULT_FALSE_FAIL_RATE, make_target
+from textsampling.gallery import CASES, CORRECT, exact_power, gibbs, one_step_tv, stationary_target
 from textsampling.lm.oracle import BigramOracle, MaskSensitiveOracle
 from textsampling.reference import mlm_gibbs
 from textsampling.targets import BigramLM
+
+
+def bigram_oracle(target):
+    """The plain exact oracle of ``target`` (ignores x_i): what the check handed steps before."""
+    return BigramOracle.for_fixed_length(target)
+
+
+@pytest.fixture
+def mask_sensitive_check(monkeypatch):
+    """``check --kind mlm-gibbs`` handing steps the mask-sensitive oracle.
+
+    This is the one-line change proposed for ``textsampling.check.bigram_oracle`` (owned elsewhere):
+    ``return MaskSensitiveOracle.for_fixed_length(target)``. Once applied this patch is a no-op.
+    """
+    monkeypatch.setattr(check, "bigram_oracle", gibbs.mask_sensitive_oracle)
 
 
 def _random_oracles(seed=0):
@@ -111,6 +128,45 @@ def test_the_steps_draw_from_their_exact_kernels():
             assert reached <= set(np.flatnonzero(matrix[a] > 0).tolist())
 
 
-def test_the_case_is_not_yet_in_the_checked_gallery():
-    """The check still hands mlm-gibbs steps the plain oracle (the reference relies on the model to mask)."""
-    assert gibbs.FORGOT_MASK.name not in CASES
+def test_the_case_is_in_the_checked_gallery():
+    assert CASES[gibbs.FORGOT_MASK.name] is gibbs.FORGOT_MASK
+
+
+#: Sizes of the two check runs below: fewer one-step draws than the default (the long-run test is the
+#: one that sees this bug), the default 200 chains x 60 steps.
+NUM_SAMPLES, NUM_CHAINS = 1000, check.DEFAULT_NUM_CHAINS
+
+
+def test_check_catches_the_forgotten_mask(mask_sensitive_check):
+    """The check itself, seed 0: FAILS.
+
+    Exact power of the check against this bug at these sizes (noncentral chi-square from the bug's
+    kernel): >= 1 - 1e-4, so this test's false-fail rate (the bug slipping through) is <= 1e-4.
+    """
+    power = exact_power(gibbs.FORGOT_MASK, num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS)
+    assert power["check"] >= 1 - 1e-4, power
+    report = check.check_step(
+        gibbs.FORGOT_MASK.step, "mlm-gibbs", "bigram-small", num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS,
+        budget=None, seed=0,
+    )
+    assert report.error is None
+    assert not report.passed, report.format()
+
+
+@pytest.mark.parametrize("name", ["mlm-gibbs-random-scan"])
+def test_check_passes_the_correct_sampler_under_the_mask_sensitive_model(mask_sensitive_check, name):
+    """The reference step (it masks first), same check and sizes, seed 0: passes.
+
+    False-fail rate: at most the sum of the two tests' exact failure probabilities for this kernel,
+    5e-5 (one step) + 5.00001e-5 (long run, its level plus incomplete mixing after 60 steps), i.e.
+    1.0001e-4 (asserted from the exact kernel).
+    """
+    case = CORRECT[name]
+    power = exact_power(case, num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS)
+    assert power["one_step"] + power["long_run"] <= DEFAULT_FALSE_FAIL_RATE * 1.0001, power
+    report = check.check_step(
+        case.step, "mlm-gibbs", "bigram-small", num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS, budget=None, seed=0,
+    )
+    assert report.error is None
+    assert report.passed, report.format()
+    assert isinstance(check.bigram_oracle(make_target("bigram-small")), MaskSensitiveOracle)

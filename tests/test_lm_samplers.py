@@ -14,7 +14,7 @@ from scipy.special import logsumexp
 
 from textsampling import markov
 from textsampling.lm.base import CausalLanguageModel, MaskedLanguageModel
-from textsampling.lm.oracle import BigramOracle
+from textsampling.lm.oracle import BigramOracle, MaskSensitiveOracle
 from textsampling.randomness import CounterGenerator
 from textsampling.reference import mlm_gibbs
 from textsampling.reference import mlm_metropolis_hastings as mlm_mh
@@ -111,6 +111,26 @@ def test_mlm_gibbs_leaves_the_exact_joint_invariant(scan):
     assert markov.stationarity_residual(matrix, bigram.probabilities()) < EXACT
 
 
+@pytest.mark.parametrize("scan", ["random", "systematic"])
+def test_mlm_gibbs_puts_mask_at_the_resampled_position(scan):
+    """Under a model that peeks at x_i the kernel is still exact: the sampler masks i before asking.
+
+    Test of the test: the same model asked with x_i in view gives another conditional (so a sampler
+    that forgot the mask would get another kernel, see tests/test_gallery_forgot_mask.py).
+    """
+    bigram = _bigram(with_zero=False)
+    sensitive = MaskSensitiveOracle(bigram)
+    fixed = bigram.fixed_length(3)
+    matrix = mlm_gibbs.transition_matrix(sensitive, fixed.states, scan)
+    np.testing.assert_allclose(matrix, mlm_gibbs.transition_matrix(BigramOracle(bigram), fixed.states, scan),
+                               atol=EXACT)
+    assert markov.stationarity_residual(matrix, fixed.probabilities()) < EXACT
+    x = fixed.states[5]
+    peeking = sensitive.masked_log_probs(x[None], np.array([1]))[0]
+    masked = mlm_gibbs.conditional_log_probs(sensitive, x, 1)
+    assert np.abs(np.exp(peeking) - np.exp(masked)).max() > 1e-2
+
+
 @pytest.mark.parametrize("temperature, top_k", [(0.5, None), (1.0, 2)])
 def test_mlm_gibbs_temperature_and_top_k_change_the_target_and_say_so(temperature, top_k):
     """Test of the test: the same check fails once the conditional is tempered or truncated."""
@@ -119,7 +139,8 @@ def test_mlm_gibbs_temperature_and_top_k_change_the_target_and_say_so(temperatur
     fixed = bigram.fixed_length(3)
     matrix = mlm_gibbs.transition_matrix(oracle, fixed.states, "random", temperature, top_k)
     assert markov.stationarity_residual(matrix, fixed.probabilities()) > 1e-3
-    state, info = mlm_gibbs.step([0.3, 0.6], mlm_gibbs.MLMGibbsState(fixed.states[5]), oracle, "random", temperature, top_k)
+    state, info = mlm_gibbs.step([0.3, 0.6], mlm_gibbs.init(fixed.states[5], oracle), oracle, scan="random",
+                                 temperature=temperature, top_k=top_k)
     assert info.changes_target
     assert not mlm_gibbs.step([0.3, 0.6], state, oracle)[1].changes_target
 
@@ -155,13 +176,17 @@ def test_mlm_gibbs_sweep_from_all_mask_with_drawn_length_is_an_exact_sample():
 
 def test_mlm_gibbs_sample_is_reproducible_and_keeps_specials_out():
     oracle = BigramOracle(_bigram(max_length=4))
-    run = [mlm_gibbs.sample(CounterGenerator(7, 2), oracle, 30, scan=scan) for scan in ("random", "systematic")]
-    again = mlm_gibbs.sample(CounterGenerator(7, 2), oracle, 30, scan="random")
-    np.testing.assert_array_equal(run[0].states, again.states)
+
+    def run(scan):
+        x0 = mlm_gibbs.draw_all_mask_start(CounterGenerator(7, 2), oracle)
+        return mlm_gibbs.sample(CounterGenerator(7, 2), x0, oracle, 30, scan=scan).states.x
+
+    random_scan, sweeps = run("random"), run("systematic")
+    np.testing.assert_array_equal(random_scan, run("random"))
     # Random scan may leave a [MASK] not yet visited; neither scan ever writes END or [MASK].
-    inside = run[0].states[run[0].states != PAD]
+    inside = random_scan[random_scan != PAD]
     assert np.all((inside < oracle.num_tokens) | (inside == oracle.mask_token_id))
-    assert np.all(run[1].states[run[1].states != PAD] < oracle.num_tokens)  # a sweep fills every [MASK]
+    assert np.all(sweeps[sweeps != PAD] < oracle.num_tokens)  # a sweep fills every [MASK]
 
 
 @pytest.mark.parametrize(
@@ -172,9 +197,9 @@ def test_mlm_gibbs_sample_is_reproducible_and_keeps_specials_out():
 )
 def test_mlm_gibbs_bad_input_names_the_argument(kwargs, match):
     model = kwargs.pop("model", BigramOracle(_bigram(max_length=3)))
-    kwargs.setdefault("x0", [0, 1, 2])
+    x0 = kwargs.pop("x0", [0, 1, 2])
     with pytest.raises((ValueError, TypeError), match=match):
-        mlm_gibbs.sample(np.random.default_rng(0), model, 2, **kwargs)
+        mlm_gibbs.sample(np.random.default_rng(0), x0, model, 2, **kwargs)
 
 
 # ----------------------------------------------------------------------------- MLM Metropolis–Hastings
@@ -201,17 +226,66 @@ def test_mlm_mh_is_reversible_for_exp_minus_energy(kind):
     matrix = mlm_mh.transition_matrix(oracle, fixed.states, kind)
     target = _energy_law(oracle, fixed.states, kind)
     assert markov.detailed_balance_residual(matrix, target) < EXACT
+    # The proposal and the PLL ask with [MASK] put in place: a model that peeks at x_i changes nothing.
+    sensitive = MaskSensitiveOracle(bigram)
+    np.testing.assert_allclose(mlm_mh.transition_matrix(sensitive, fixed.states, kind), matrix, atol=EXACT)
     # The energy is not the joint: the same check against the joint fails (test of the test).
     assert markov.detailed_balance_residual(matrix, fixed.probabilities()) > 1e-4
 
 
 def test_mlm_mh_step_matches_its_matrix_and_caches_the_energy():
     oracle = BigramOracle(_bigram(max_length=4))
-    trace = mlm_mh.sample(CounterGenerator(3, 0), oracle, [0, 2, 1, PAD], 40, "pll")
-    for x, cached in zip(trace.states, trace.energies):
-        assert cached == pytest.approx(mlm_mh.energy(oracle, x, "pll"), abs=1e-12)
-    assert 0 < trace.accepted.mean() <= 1
-    with pytest.raises(ValueError, match="energy must be one of"):
-        mlm_mh.sample(np.random.default_rng(0), oracle, [0, 1], 1, "bogus")
+    trace = mlm_mh.sample(CounterGenerator(3, 0), [0, 2, 1, PAD], oracle, 40, energy_kind="pll")
+    for x, cached in zip(trace.states.x, trace.states.log_prob):
+        assert cached == pytest.approx(-mlm_mh.energy(oracle, x, "pll"), abs=1e-12)  # log_prob = -E
+    assert 0 < trace.infos.accepted.mean() <= 1
+    with pytest.raises(ValueError, match="energy_kind must be one of"):
+        mlm_mh.sample(np.random.default_rng(0), [0, 1], oracle, 1, energy_kind="bogus")
     with pytest.raises(TypeError, match="model must be a masked language model"):
-        mlm_mh.sample(np.random.default_rng(0), object(), [0, 1], 1)
+        mlm_mh.sample(np.random.default_rng(0), [0, 1], object(), 1)
+
+
+# ----------------------------------------------------------------------------- the token rules (lm.tokens)
+def test_the_numpy_and_torch_token_rules_agree():
+    """One rule each, two array libraries: lengths, special-token masking, [MASK] placement, checks."""
+    import torch
+
+    from textsampling.lm import tokens
+
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 6, size=(40, 5))
+    lengths = rng.integers(0, 6, size=40)
+    rows[np.arange(5)[None, :] >= lengths[:, None]] = PAD
+    np.testing.assert_array_equal(tokens.sequence_lengths(rows), lengths)
+    np.testing.assert_array_equal(tokens.sequence_lengths_torch(torch.as_tensor(rows)).numpy(), lengths)
+    assert [tokens.sequence_length(row) for row in rows] == lengths.tolist()
+
+    log_probs = rng.normal(size=(40, 6))
+    masked = tokens.mask_special_tokens(log_probs, {1, 4, 99}, keep=(4,))
+    assert np.all(masked[:, 1] == -np.inf) and np.all(masked[:, [0, 2, 3, 4, 5]] == log_probs[:, [0, 2, 3, 4, 5]])
+    np.testing.assert_array_equal(
+        tokens.mask_special_tokens_torch(torch.as_tensor(log_probs), {1, 4, 99}, keep=(4,)).numpy(), masked
+    )
+    np.testing.assert_array_equal(tokens.special_token_mask({1, 4, 99}, 6, keep=(4,)), masked[0] == -np.inf)
+
+    positions = np.maximum(lengths - 1, 0)
+    query = tokens.with_mask_at(rows, positions, 9)
+    assert np.all(query[np.arange(40), positions] == 9) and np.sum(query != rows) <= 40
+    np.testing.assert_array_equal(
+        tokens.with_mask_at_torch(torch.as_tensor(rows), torch.as_tensor(positions), 9).numpy(), query
+    )
+    np.testing.assert_array_equal(tokens.with_mask_at(rows[3], positions[3], 9), query[3])
+
+    good = rows[lengths > 0]
+    np.testing.assert_array_equal(tokens.check_sequences_torch(torch.as_tensor(good), max_length=5).numpy(), good)
+    for row in good:
+        tokens.check_sequence(row, max_length=5)
+    empty = int(np.flatnonzero(lengths == 0)[0])
+    with pytest.raises(ValueError, match="x is empty"):
+        tokens.check_sequence(rows[empty])
+    with pytest.raises(ValueError, match=rf"x\[{empty}\] is empty"):
+        tokens.check_sequences_torch(torch.as_tensor(rows))
+    with pytest.raises(ValueError, match="over the model's max_length = 2"):
+        tokens.check_sequence([0, 1, 2], max_length=2)
+    with pytest.raises(ValueError, match="followed only by PAD"):
+        tokens.check_sequence([0, PAD, 2])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from textsampling.lm.oracle import BigramOracle
+from textsampling.lm.oracle import BigramOracle, MaskSensitiveOracle
 from textsampling.reference import cgmh
 from textsampling.targets import BigramLM
 from textsampling.targets.base import DiscreteTarget
@@ -78,13 +78,17 @@ def test_published_cgmh_mistakes_fail_one_step_invariance(mistake):
 
 @pytest.mark.parametrize("temperature, should_pass", [(1.0, True), (0.5, False)])
 def test_mlm_gibbs_twin_one_step_invariance_and_tempered_failure(temperature, should_pass):
-    """Variable-length bigram joint (lengths 1..4); a tempered conditional changes the target and fails."""
-    oracle = _oracle()
+    """Variable-length bigram joint (lengths 1..4); a tempered conditional changes the target and fails.
+
+    The model peeks at x_i unless it is [MASK] (MaskSensitiveOracle): passing also says the twin masks.
+    """
+    oracle = MaskSensitiveOracle(_oracle().bigram)
     target = oracle.bigram
 
     def step_fn(rng, states):
         state = mlm_gibbs_twin.MLMGibbsState(torch.as_tensor(states))
-        new_state, _ = mlm_gibbs_twin.step(_uniforms(rng, states.shape[0], 2), state, oracle, "random", temperature)
+        uniforms = _uniforms(rng, states.shape[0], 2)
+        new_state, _ = mlm_gibbs_twin.step(uniforms, state, oracle, scan="random", temperature=temperature)
         return new_state.x.numpy()
 
     num_samples = 6000

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from textsampling.lm.oracle import BigramOracle
+from textsampling.lm.oracle import BigramOracle, MaskSensitiveOracle
 from textsampling.randomness import counter_uniforms
 from textsampling.reference import cgmh, mlm_gibbs, sentence_annealing
 from textsampling.reference import mlm_metropolis_hastings as mlm_mh
@@ -39,9 +39,18 @@ def _uniforms(step, num_uniforms, seed=3):
     return counter_uniforms(seed, np.arange(NUM_CHAINS), step, num_uniforms)  # (B, k)
 
 
-@pytest.mark.parametrize("scan, temperature, top_k", [("random", 1.0, None), ("systematic", 1.0, None), ("random", 0.7, 3)])
-def test_mlm_gibbs_twin_equals_reference(scan, temperature, top_k):
-    oracle = _oracle()
+def _mask_sensitive_oracle():
+    """The oracle that looks at x_i: twin == reference under it means both put [MASK] at i."""
+    return MaskSensitiveOracle(_oracle().bigram)
+
+
+@pytest.mark.parametrize(
+    "scan, temperature, top_k, sensitive",
+    [("random", 1.0, None, False), ("systematic", 1.0, None, False), ("random", 0.7, 3, False),
+     ("random", 1.0, None, True), ("systematic", 1.0, None, True)],
+)
+def test_mlm_gibbs_twin_equals_reference(scan, temperature, top_k, sensitive):
+    oracle = _mask_sensitive_oracle() if sensitive else _oracle()
     width = oracle.max_length
     k = mlm_gibbs.num_uniforms(scan, width)
     references = [mlm_gibbs.init_all_mask(u, oracle, width) for u in _uniforms(mlm_gibbs.INIT_STEP, 1)[:, 0]]
@@ -49,27 +58,32 @@ def test_mlm_gibbs_twin_equals_reference(scan, temperature, top_k):
     np.testing.assert_array_equal(twin.x.numpy(), np.array([r.x for r in references]))
     for t in range(NUM_STEPS):
         uniforms = _uniforms(t, k)
-        references = [mlm_gibbs.step(u, r, oracle, scan, temperature, top_k)[0] for u, r in zip(uniforms, references)]
-        twin, info = mlm_gibbs_twin.step(torch.as_tensor(uniforms), twin, oracle, scan, temperature, top_k)
+        steps = [mlm_gibbs.step(u, r, oracle, scan=scan, temperature=temperature, top_k=top_k)
+                 for u, r in zip(uniforms, references)]
+        references = [s[0] for s in steps]
+        twin, info = mlm_gibbs_twin.step(torch.as_tensor(uniforms), twin, oracle, scan=scan, temperature=temperature,
+                                         top_k=top_k)
         np.testing.assert_array_equal(twin.x.numpy(), np.array([r.x for r in references]))
+        np.testing.assert_array_equal(info.position.numpy(), np.array([s[1].position for s in steps]))
+        np.testing.assert_array_equal(info.token.numpy(), np.array([s[1].token for s in steps]))
     assert info.changes_target == (temperature != 1.0 or top_k is not None)
 
 
-@pytest.mark.parametrize("kind", ["pll", "raw_logit"])
-def test_mlm_mh_twin_equals_reference(kind):
-    oracle = _oracle()
+@pytest.mark.parametrize("kind, sensitive", [("pll", False), ("raw_logit", False), ("pll", True)])
+def test_mlm_mh_twin_equals_reference(kind, sensitive):
+    oracle = _mask_sensitive_oracle() if sensitive else _oracle()
     starts = _starts(oracle)
-    references = [mlm_mh.init(x, oracle, kind) for x in starts]
-    twin = mlm_mh_twin.init(torch.as_tensor(starts), oracle, kind)
-    np.testing.assert_allclose(twin.energy.numpy(), [r.energy for r in references], atol=1e-12)
+    references = [mlm_mh.init(x, oracle, energy_kind=kind) for x in starts]
+    twin = mlm_mh_twin.init(torch.as_tensor(starts), oracle, energy_kind=kind)
+    np.testing.assert_allclose(twin.log_prob.numpy(), [r.log_prob for r in references], atol=1e-12)
     decisions = []
     for t in range(NUM_STEPS):
-        uniforms = _uniforms(t, mlm_mh.NUM_UNIFORMS)
-        steps = [mlm_mh.step(u, r, oracle, kind) for u, r in zip(uniforms, references)]
+        uniforms = _uniforms(t, mlm_mh.num_uniforms())
+        steps = [mlm_mh.step(u, r, oracle, energy_kind=kind) for u, r in zip(uniforms, references)]
         references = [s[0] for s in steps]
-        twin, info = mlm_mh_twin.step(torch.as_tensor(uniforms), twin, oracle, kind)
+        twin, info = mlm_mh_twin.step(torch.as_tensor(uniforms), twin, oracle, energy_kind=kind)
         np.testing.assert_array_equal(info.accepted.numpy(), [s[1].accepted for s in steps])
-        np.testing.assert_allclose(info.log_accept_ratio.numpy(), [s[1].log_accept_ratio for s in steps], atol=1e-12)
+        np.testing.assert_allclose(info.log_accept_prob.numpy(), [s[1].log_accept_prob for s in steps], atol=1e-12)
         np.testing.assert_array_equal(twin.x.numpy(), np.array([r.x for r in references]))
         decisions.extend(info.accepted.tolist())
     assert 0 < np.mean(decisions) < 1  # both outcomes were compared

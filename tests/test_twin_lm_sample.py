@@ -75,78 +75,90 @@ def test_num_uniforms_is_a_function_on_both_sides():
 
 
 # ----------------------------------------------------------------------------- MLM Gibbs
+def _all_mask_starts(oracle):
+    """All-[MASK] starts, chain c's length drawn as the reference draws it for CounterGenerator(SEED, c)."""
+    twin = mlm_gibbs_twin.draw_all_mask_starts(_twin_rng(), oracle)
+    reference = np.array([mlm_gibbs.draw_all_mask_start(_reference_rng(c), oracle) for c in range(NUM_CHAINS)])
+    np.testing.assert_array_equal(twin.numpy(), reference)
+    return reference
+
+
 @pytest.mark.parametrize("start", ["all_mask", "given"])
 @pytest.mark.parametrize(
     "scan, temperature, top_k", [("random", 1.0, None), ("systematic", 1.0, None), ("random", 0.7, 3)]
 )
 def test_mlm_gibbs_sample_twin_equals_reference(scan, temperature, top_k, start):
     oracle = _oracle()
-    starts = _starts(oracle) if start == "given" else [None] * NUM_CHAINS
+    starts = _starts(oracle) if start == "given" else _all_mask_starts(oracle)
     twin = mlm_gibbs_twin.sample(
-        _twin_rng(), oracle, NUM_STEPS, None if start == "all_mask" else torch.as_tensor(starts),
-        scan, temperature, top_k, first_step=FIRST_STEP,
+        _twin_rng(), torch.as_tensor(starts), oracle, NUM_STEPS,
+        first_step=FIRST_STEP, scan=scan, temperature=temperature, top_k=top_k,
     )
-    assert twin.states.shape == (NUM_CHAINS, NUM_STEPS, oracle.max_length) and not twin.interrupted
-    assert twin.changes_target == (temperature != 1.0 or top_k is not None)
+    assert twin.states.x.shape == (NUM_CHAINS, NUM_STEPS, oracle.max_length) and not twin.interrupted
+    assert bool(twin.infos.changes_target.all()) == (temperature != 1.0 or top_k is not None)
     for c in range(NUM_CHAINS):
-        reference = mlm_gibbs.sample(_reference_rng(c), oracle, NUM_STEPS, starts[c], scan, temperature, top_k,
-                                     first_step=FIRST_STEP)
-        np.testing.assert_array_equal(twin.states[c].numpy(), reference.states)
-        np.testing.assert_array_equal(twin.positions[c].numpy(), reference.positions)
+        reference = mlm_gibbs.sample(_reference_rng(c), starts[c], oracle, NUM_STEPS,
+                                     first_step=FIRST_STEP, scan=scan, temperature=temperature, top_k=top_k)
+        np.testing.assert_array_equal(twin.states.x[c].numpy(), reference.states.x)
+        np.testing.assert_array_equal(twin.infos.position[c].numpy(), reference.infos.position)
+        np.testing.assert_array_equal(twin.infos.token[c].numpy(), reference.infos.token)
         np.testing.assert_array_equal(twin.final_state.x[c].numpy(), reference.final_state.x)
     # The chains moved: the comparison is not between two frozen starts.
-    assert (twin.states[:, -1] != twin.states[:, 0]).any()
+    assert (twin.states.x[:, -1] != twin.states.x[:, 0]).any()
 
 
 def test_mlm_gibbs_sample_keeps_the_completed_steps_on_keyboard_interrupt():
     oracle = _oracle()
-    full = mlm_gibbs_twin.sample(_twin_rng(), oracle, NUM_STEPS)
+    x0 = torch.as_tensor(_all_mask_starts(oracle))
+    full = mlm_gibbs_twin.sample(_twin_rng(), x0, oracle, NUM_STEPS)
     # A random-scan step asks the model once: the call of step 7 (0-based) is interrupted.
-    cut = mlm_gibbs_twin.sample(_twin_rng(), _InterruptAfter(oracle, "masked_log_probs_torch", 7), NUM_STEPS)
+    cut = mlm_gibbs_twin.sample(_twin_rng(), x0, _InterruptAfter(oracle, "masked_log_probs_torch", 7), NUM_STEPS)
     assert cut.interrupted and not full.interrupted
-    assert cut.states.shape == (NUM_CHAINS, 7, oracle.max_length) and cut.positions.shape == (NUM_CHAINS, 7)
-    np.testing.assert_array_equal(cut.states.numpy(), full.states[:, :7].numpy())
-    np.testing.assert_array_equal(cut.positions.numpy(), full.positions[:, :7].numpy())
-    np.testing.assert_array_equal(cut.final_state.x.numpy(), full.states[:, 6].numpy())
+    assert cut.states.x.shape == (NUM_CHAINS, 7, oracle.max_length) and cut.infos.position.shape == (NUM_CHAINS, 7)
+    np.testing.assert_array_equal(cut.states.x.numpy(), full.states.x[:, :7].numpy())
+    np.testing.assert_array_equal(cut.infos.position.numpy(), full.infos.position[:, :7].numpy())
+    np.testing.assert_array_equal(cut.final_state.x.numpy(), full.states.x[:, 6].numpy())
 
 
 def test_mlm_gibbs_sample_with_a_torch_generator_is_reproducible():
     """A torch.Generator (batch-dependent stream) serves the same runner: same seed, same trace."""
     oracle = _oracle()
-    first, second = (
-        mlm_gibbs_twin.sample(torch.Generator().manual_seed(5), oracle, NUM_STEPS, scan="systematic", num_chains=3)
-        for _ in range(2)
-    )
-    assert first.states.shape == (3, NUM_STEPS, oracle.max_length)
-    np.testing.assert_array_equal(first.states.numpy(), second.states.numpy())
-    assert (first.states != oracle.mask_token_id).all()  # a sweep fills every masked position
+    traces = []
+    for _ in range(2):
+        rng = torch.Generator().manual_seed(5)
+        x0 = mlm_gibbs_twin.draw_all_mask_starts(rng, oracle, num_chains=3)
+        traces.append(mlm_gibbs_twin.sample(rng, x0, oracle, NUM_STEPS, scan="systematic"))
+    first, second = traces
+    assert first.states.x.shape == (3, NUM_STEPS, oracle.max_length)
+    np.testing.assert_array_equal(first.states.x.numpy(), second.states.x.numpy())
+    assert (first.states.x != oracle.mask_token_id).all()  # a sweep fills every masked position
 
 
 def test_mlm_gibbs_sample_refuses_bad_input():
     oracle = _oracle()
     x0 = torch.as_tensor(_starts(oracle))
     with pytest.raises(ValueError, match="num_steps"):
-        mlm_gibbs_twin.sample(_twin_rng(), oracle, -1, x0)
+        mlm_gibbs_twin.sample(_twin_rng(), x0, oracle, -1)
     with pytest.raises(ValueError, match="first_step"):
-        mlm_gibbs_twin.sample(_twin_rng(), oracle, 3, x0, first_step=-2)
+        mlm_gibbs_twin.sample(_twin_rng(), x0, oracle, 3, first_step=-2)
     with pytest.raises(TypeError, match="rng must be"):
-        mlm_gibbs_twin.sample(np.random.default_rng(0), oracle, 3, x0)
+        mlm_gibbs_twin.sample(np.random.default_rng(0), x0, oracle, 3)
     with pytest.raises(ValueError, match="rng serves 3 chains"):
-        mlm_gibbs_twin.sample(_twin_rng(3), oracle, 3, x0)
+        mlm_gibbs_twin.sample(_twin_rng(3), x0, oracle, 3)
     with pytest.raises(ValueError, match="num_chains is required"):
-        mlm_gibbs_twin.sample(torch.Generator().manual_seed(0), oracle, 3)
-    with pytest.raises(ValueError, match="num_chains = 2 but x0 has 5 rows"):
-        mlm_gibbs_twin.sample(_twin_rng(), oracle, 3, x0, num_chains=2)
+        mlm_gibbs_twin.draw_all_mask_starts(torch.Generator().manual_seed(0), oracle)
+    with pytest.raises(ValueError, match="rng serves 5 chains .* num_chains has 2 rows"):
+        mlm_gibbs_twin.draw_all_mask_starts(_twin_rng(), oracle, num_chains=2)
     with pytest.raises(ValueError, match="scan"):
-        mlm_gibbs_twin.sample(_twin_rng(), oracle, 3, x0, scan="diagonal")
+        mlm_gibbs_twin.sample(_twin_rng(), x0, oracle, 3, scan="diagonal")
     gap = x0.clone()
     gap[1, :3] = torch.tensor([1, PAD, 2])
     with pytest.raises(ValueError, match=r"x0\[1\] must hold tokens followed only by PAD"):
-        mlm_gibbs_twin.sample(_twin_rng(), oracle, 3, gap)
+        mlm_gibbs_twin.sample(_twin_rng(), gap, oracle, 3)
     with pytest.raises(TypeError, match="x0 must hold integers"):
-        mlm_gibbs_twin.sample(_twin_rng(), oracle, 3, x0.to(torch.float64))
+        mlm_gibbs_twin.sample(_twin_rng(), x0.to(torch.float64), oracle, 3)
     with pytest.raises(TypeError, match="masked language model"):
-        mlm_gibbs_twin.sample(_twin_rng(), object(), 3, x0)
+        mlm_gibbs_twin.sample(_twin_rng(), x0, object(), 3)
 
 
 # ----------------------------------------------------------------------------- MLM-MH
@@ -154,45 +166,51 @@ def test_mlm_gibbs_sample_refuses_bad_input():
 def test_mlm_mh_sample_twin_equals_reference(kind):
     oracle = _oracle()
     starts = _starts(oracle)
-    twin = mlm_mh_twin.sample(_twin_rng(), oracle, torch.as_tensor(starts), NUM_STEPS, kind, first_step=FIRST_STEP)
-    assert twin.states.shape == (NUM_CHAINS, NUM_STEPS, oracle.max_length) and not twin.interrupted
+    twin = mlm_mh_twin.sample(_twin_rng(), torch.as_tensor(starts), oracle, NUM_STEPS, first_step=FIRST_STEP,
+                              energy_kind=kind)
+    assert twin.states.x.shape == (NUM_CHAINS, NUM_STEPS, oracle.max_length) and not twin.interrupted
     for c in range(NUM_CHAINS):
-        reference = mlm_mh.sample(_reference_rng(c), oracle, starts[c], NUM_STEPS, kind, first_step=FIRST_STEP)
-        np.testing.assert_array_equal(twin.states[c].numpy(), reference.states)
-        np.testing.assert_array_equal(twin.accepted[c].numpy(), reference.accepted)
-        np.testing.assert_allclose(twin.energies[c].numpy(), reference.energies, rtol=0, atol=1e-12)
+        reference = mlm_mh.sample(_reference_rng(c), starts[c], oracle, NUM_STEPS, first_step=FIRST_STEP,
+                                  energy_kind=kind)
+        np.testing.assert_array_equal(twin.states.x[c].numpy(), reference.states.x)
+        np.testing.assert_array_equal(twin.infos.accepted[c].numpy(), reference.infos.accepted)
+        np.testing.assert_array_equal(twin.infos.position[c].numpy(), reference.infos.position)
+        np.testing.assert_array_equal(twin.infos.proposal[c].numpy(), reference.infos.proposal)
+        np.testing.assert_allclose(twin.states.log_prob[c].numpy(), reference.states.log_prob, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(twin.infos.log_accept_prob[c].numpy(), reference.infos.log_accept_prob,
+                                   rtol=0, atol=1e-12)
         np.testing.assert_array_equal(twin.final_state.x[c].numpy(), reference.final_state.x)
-        assert abs(float(twin.final_state.energy[c]) - reference.final_state.energy) <= 1e-12
-    assert 0 < twin.accepted.double().mean() < 1  # both decisions were compared
+        assert abs(float(twin.final_state.log_prob[c]) - reference.final_state.log_prob) <= 1e-12
+    assert 0 < twin.infos.accepted.double().mean() < 1  # both decisions were compared
 
 
 def test_mlm_mh_sample_keeps_the_completed_steps_on_keyboard_interrupt():
     oracle = _oracle()
     x0 = torch.as_tensor(_starts(oracle))
-    full = mlm_mh_twin.sample(_twin_rng(), oracle, x0, NUM_STEPS)
+    full = mlm_mh_twin.sample(_twin_rng(), x0, oracle, NUM_STEPS)
     # init asks the model once (the energy), each step twice (proposal, energy): step 5 is interrupted.
     model = _InterruptAfter(oracle, "masked_log_probs_torch", 1 + 2 * 5)
-    cut = mlm_mh_twin.sample(_twin_rng(), model, x0, NUM_STEPS)
-    assert cut.interrupted and cut.states.shape == (NUM_CHAINS, 5, oracle.max_length)
-    np.testing.assert_array_equal(cut.states.numpy(), full.states[:, :5].numpy())
-    np.testing.assert_array_equal(cut.accepted.numpy(), full.accepted[:, :5].numpy())
-    np.testing.assert_array_equal(cut.energies.numpy(), full.energies[:, :5].numpy())
-    np.testing.assert_array_equal(cut.final_state.x.numpy(), full.states[:, 4].numpy())
+    cut = mlm_mh_twin.sample(_twin_rng(), x0, model, NUM_STEPS)
+    assert cut.interrupted and cut.states.x.shape == (NUM_CHAINS, 5, oracle.max_length)
+    np.testing.assert_array_equal(cut.states.x.numpy(), full.states.x[:, :5].numpy())
+    np.testing.assert_array_equal(cut.infos.accepted.numpy(), full.infos.accepted[:, :5].numpy())
+    np.testing.assert_array_equal(cut.states.log_prob.numpy(), full.states.log_prob[:, :5].numpy())
+    np.testing.assert_array_equal(cut.final_state.x.numpy(), full.states.x[:, 4].numpy())
 
 
 def test_mlm_mh_sample_refuses_bad_input():
     oracle = _oracle()
     x0 = torch.as_tensor(_starts(oracle))
     with pytest.raises(ValueError, match="num_steps"):
-        mlm_mh_twin.sample(_twin_rng(), oracle, x0, -3)
+        mlm_mh_twin.sample(_twin_rng(), x0, oracle, -3)
     with pytest.raises(TypeError, match="rng must be"):
-        mlm_mh_twin.sample(CounterGenerator(SEED, 0), oracle, x0, 3)  # the NumPy generator, not the twin's
+        mlm_mh_twin.sample(CounterGenerator(SEED, 0), x0, oracle, 3)  # the NumPy generator, not the twin's
     with pytest.raises(ValueError, match="rng serves 2 chains"):
-        mlm_mh_twin.sample(_twin_rng(2), oracle, x0, 3)
-    with pytest.raises(ValueError, match="energy must be one of"):
-        mlm_mh_twin.sample(_twin_rng(), oracle, x0, 3, energy_kind="entropy")
+        mlm_mh_twin.sample(_twin_rng(2), x0, oracle, 3)
+    with pytest.raises(ValueError, match="energy_kind must be one of"):
+        mlm_mh_twin.sample(_twin_rng(), x0, oracle, 3, energy_kind="entropy")
     with pytest.raises(ValueError, match="x0 must have 2 dimension"):
-        mlm_mh_twin.sample(_twin_rng(), oracle, x0[0], 3)
+        mlm_mh_twin.sample(_twin_rng(), x0[0], oracle, 3)
 
 
 # ----------------------------------------------------------------------------- CGMH

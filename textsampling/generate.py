@@ -671,14 +671,14 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
             init_uniforms = uniforms(gibbs_reference.INIT_STEP, 1 + width)
             x = mlm_gibbs.init_all_mask(init_uniforms[:, :1], model, width, length_log_probs).x
             if args.sampler == "mh":  # a sentence to start from: one Gibbs sweep over the [MASK]s
-                x = mlm_gibbs.step(init_uniforms[:, 1:], mlm_gibbs.MLMGibbsState(x), model, "systematic")[0].x
+                x = mlm_gibbs.step(init_uniforms[:, 1:], mlm_gibbs.MLMGibbsState(x), model, scan="systematic")[0].x
         if args.sampler == "gibbs":
             state = mlm_gibbs.MLMGibbsState(x)
         else:
-            state = mlm_mh.init(x, model, args.energy)
+            state = mlm_mh.init(x, model, energy_kind=args.energy)
             if records:  # the energies on disk, in the model's dtype: bit for bit those of the first run
                 saved = torch.tensor([last[c]["energy"] for c in range(num_chains)], dtype=torch.float64, device=device)
-                state = mlm_mh.MLMMHState(x, saved.to(state.energy.dtype))
+                state = mlm_mh.MLMMHState(x, -saved.to(state.log_prob.dtype))  # log_prob = -energy
     else:
         from textsampling.lm.keywords import continuation_token_ids
 
@@ -707,13 +707,14 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
             if args.sampler == "gibbs":
                 count = gibbs_reference.num_uniforms(args.scan, width)
                 before = state.x
-                state, _ = mlm_gibbs.step(uniforms(step, count), state, model, args.scan, args.temperature, args.top_k)
+                state, _ = mlm_gibbs.step(uniforms(step, count), state, model, scan=args.scan,
+                                          temperature=args.temperature, top_k=args.top_k)
                 statistics.update((state.x != before).any(dim=1).cpu())  # Gibbs always accepts: did it move?
                 extra = {"changes_target": [flag_changes_target] * num_chains}
             elif args.sampler == "mh":
-                state, info = mlm_mh.step(uniforms(step, mlm_mh.NUM_UNIFORMS), state, model, args.energy)
-                statistics.update(info.accepted.cpu(), state.energy.cpu())
-                extra = {"energy": state.energy.double().cpu().numpy(), "accepted": info.accepted.cpu().numpy()}
+                state, info = mlm_mh.step(uniforms(step, mlm_mh.num_uniforms()), state, model, energy_kind=args.energy)
+                statistics.update(info.accepted.cpu(), -state.log_prob.cpu())  # the energy -log_prob
+                extra = {"energy": (-state.log_prob).double().cpu().numpy(), "accepted": info.accepted.cpu().numpy()}
             else:
                 step_uniforms = uniforms(step, cgmh.num_uniforms())
                 if args.sampler == "anneal":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from textsampling.gallery._case import GalleryCase, per_target
+from textsampling.gallery.gibbs import mask_sensitive_oracle
 from textsampling.randomness import draw_uniforms
 from textsampling.reference import annealing, gibbs, metropolis_hastings, mlm_gibbs
 from textsampling.reference.proposals import RingStepProposal, SingleSiteProposal
@@ -74,22 +75,16 @@ def gibbs_systematic_sweep(rng, x, target):
 
 
 def mlm_gibbs_random_scan_step(rng, x, lm):
-    """One random-scan MLM Gibbs update (:func:`textsampling.reference.mlm_gibbs.step`)."""
+    """One random-scan MLM Gibbs update (:func:`textsampling.reference.mlm_gibbs.step`, [MASK] put at i)."""
     uniforms = draw_uniforms(rng, 0, mlm_gibbs.num_uniforms("random"))
-    return mlm_gibbs.step(uniforms, mlm_gibbs.MLMGibbsState(np.asarray(x)), lm, "random")[0].x
+    return mlm_gibbs.step(uniforms, mlm_gibbs.init(x, lm), lm, scan="random")[0].x
 
 
 def mlm_gibbs_systematic_sweep(rng, x, lm):
     """One systematic MLM Gibbs sweep."""
-    x = np.asarray(x)
-    uniforms = draw_uniforms(rng, 0, mlm_gibbs.num_uniforms("systematic", x.shape[0]))
-    return mlm_gibbs.step(uniforms, mlm_gibbs.MLMGibbsState(x), lm, "systematic")[0].x
-
-
-def _oracle(target):
-    from textsampling.check import bigram_oracle
-
-    return bigram_oracle(target)
+    state = mlm_gibbs.init(x, lm)
+    uniforms = draw_uniforms(rng, 0, mlm_gibbs.num_uniforms("systematic", state.x.shape[0]))
+    return mlm_gibbs.step(uniforms, state, lm, scan="systematic")[0].x
 
 
 CORRECT = (
@@ -124,12 +119,12 @@ CORRECT = (
         "mlm-gibbs-random-scan", "mlm-gibbs", "bigram-small",
         "random-scan MLM Gibbs from the bigram oracle's masked conditionals",
         mlm_gibbs_random_scan_step,
-        lambda target: mlm_gibbs.transition_matrix(_oracle(target), target.states, "random"),
+        lambda target: mlm_gibbs.transition_matrix(mask_sensitive_oracle(target), target.states, "random"),
     ),
     GalleryCase(
         "mlm-gibbs-systematic-scan", "mlm-gibbs", "bigram-small",
         "systematic MLM Gibbs sweep from the bigram oracle",
         mlm_gibbs_systematic_sweep,
-        lambda target: mlm_gibbs.transition_matrix(_oracle(target), target.states, "systematic"),
+        lambda target: mlm_gibbs.transition_matrix(mask_sensitive_oracle(target), target.states, "systematic"),
     ),
 )

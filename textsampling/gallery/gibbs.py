@@ -15,7 +15,8 @@ Geman 1984; part 3 for the masked-LM version, Wang & Cho 2019). The cases:
   of ``[MASK]`` there: a real masked LM then leans toward the token it can see. Only a model that
   looks at :math:`x_i` reveals it (:class:`~textsampling.lm.oracle.MaskSensitiveOracle`; the plain
   :class:`~textsampling.lm.oracle.BigramOracle` ignores :math:`x_i`, so the bug keeps :math:`\pi`
-  there) — hence :data:`FORGOT_MASK`, kept out of :data:`CASES` until the check hands steps that model;
+  there) — hence the MLM cases' kernels use :func:`mask_sensitive_oracle`, the model
+  ``check --kind mlm-gibbs`` hands a step (:data:`FORGOT_MASK`);
 * **top-k / temperature presented as exact** — MLM Gibbs from
   :math:`\mathrm{top}_k(p(\cdot \mid x_{-i})^{1/\tau})`, which samples another law (SERIES.md part 3).
 """
@@ -24,11 +25,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from textsampling.gallery._case import GalleryCase, from_faulty, law_matrix
-from textsampling.randomness import draw_uniforms
+from textsampling.gallery._case import GalleryCase, from_faulty, law_matrix, per_target
+from textsampling.lm.oracle import MaskSensitiveOracle
+from textsampling.lm.tokens import sequence_length, with_mask_at
+from textsampling.randomness import categorical_from_uniforms, draw_uniforms, integer_from_uniform
 from textsampling.reference import gibbs, mlm_gibbs
-from textsampling.randomness import categorical_from_uniforms
-from textsampling.randomness import integer_from_uniform
 from textsampling.testing import faulty
 
 __all__ = ["CASES", "FORGOT_MASK", "causal_conditional_log_probs", "mask_sensitive_oracle"]
@@ -64,37 +65,31 @@ def _causal_matrix(target):
     return gibbs.transition_matrix(target, "random", conditional_log_probs=causal_conditional_log_probs(target))
 
 
-def _oracle(target):
-    from textsampling.check import bigram_oracle
+@per_target
+def mask_sensitive_oracle(target):
+    """The :class:`~textsampling.lm.oracle.MaskSensitiveOracle` whose exact conditionals are ``target``'s.
 
-    return bigram_oracle(target)
+    The model ``check --kind mlm-gibbs`` hands an MLM-Gibbs step on ``target``: exact for a step that
+    puts [MASK] at the position it resamples, leaning toward the visible token for one that forgets.
+    """
+    return MaskSensitiveOracle.for_fixed_length(target)
 
 
 def mlm_top_k_step(rng, x, lm):
     """MLM Gibbs with top-k truncation of the conditional, used as if it sampled the joint."""
     uniforms = draw_uniforms(rng, 0, 2)
-    return mlm_gibbs.step(uniforms, mlm_gibbs.MLMGibbsState(np.asarray(x)), lm, "random", top_k=TOP_K)[0].x
+    return mlm_gibbs.step(uniforms, mlm_gibbs.init(x, lm), lm, scan="random", top_k=TOP_K)[0].x
 
 
 def mlm_temperature_step(rng, x, lm):
     """MLM Gibbs at temperature :data:`TEMPERATURE`, used as if it sampled the joint."""
     uniforms = draw_uniforms(rng, 0, 2)
-    state = mlm_gibbs.MLMGibbsState(np.asarray(x))
-    return mlm_gibbs.step(uniforms, state, lm, "random", temperature=TEMPERATURE)[0].x
-
-
-def mask_sensitive_oracle(target):
-    """The :class:`~textsampling.lm.oracle.MaskSensitiveOracle` whose exact conditionals are ``target``'s."""
-    from textsampling.lm.oracle import MaskSensitiveOracle
-
-    return MaskSensitiveOracle(_oracle(target).bigram)
+    return mlm_gibbs.step(uniforms, mlm_gibbs.init(x, lm), lm, scan="random", temperature=TEMPERATURE)[0].x
 
 
 def site_log_probs(x, position, lm, mask: bool) -> np.ndarray:
     """Sampling row at ``position``: ``[MASK]`` put there first when ``mask`` (correct), else not (the bug)."""
-    query = np.array(x, dtype=np.int64)
-    if mask:
-        query[position] = lm.mask_token_id
+    query = with_mask_at(x, position, lm.mask_token_id) if mask else np.array(x, dtype=np.int64)  # (L,)
     row = np.asarray(lm.masked_log_probs(query[None], np.array([position])), dtype=np.float64)[0]
     return mlm_gibbs.sampling_log_probs(row, lm.special_token_ids)
 
@@ -102,7 +97,7 @@ def site_log_probs(x, position, lm, mask: bool) -> np.ndarray:
 def _site_step(rng, x, lm, mask: bool):
     uniforms = draw_uniforms(rng, 0, 2)
     x = np.array(x, dtype=np.int64)
-    position = int(integer_from_uniform(uniforms[0], mlm_gibbs.sequence_length(x)))
+    position = int(integer_from_uniform(uniforms[0], sequence_length(x)))
     x[position] = categorical_from_uniforms(uniforms[1:], site_log_probs(x, position, lm, mask))[0]
     return x
 
@@ -121,7 +116,7 @@ def site_scan_matrix(lm, target, mask: bool) -> np.ndarray:
     """Exact kernel of :func:`mlm_forgot_mask_step` (``mask=False``) or :func:`mlm_mask_first_step`, same code."""
 
     def law(x):
-        length = mlm_gibbs.sequence_length(x)
+        length = sequence_length(x)
         next_states, probabilities = [], []
         for position in range(length):
             row = site_log_probs(x, position, lm, mask)
@@ -137,8 +132,8 @@ def site_scan_matrix(lm, target, mask: bool) -> np.ndarray:
     return law_matrix(target, law)
 
 
-#: Forgetting the [MASK]; its exact kernel uses the model that can see the bug. Not in :data:`CASES`:
-#: ``check --kind mlm-gibbs`` still hands steps the plain oracle, under which this step is exact.
+#: Forgetting the [MASK]; its exact kernel uses the model that can see the bug, the one the check hands
+#: (under the plain oracle this step would be exact: see tests/test_gallery_forgot_mask.py).
 FORGOT_MASK = GalleryCase(
     "mlm-gibbs-forgot-mask", "mlm-gibbs", "bigram-small",
     "MLM Gibbs that asks for the conditional at i with x_i in view instead of [MASK] there",
@@ -159,14 +154,17 @@ CASES = (
         "mlm-gibbs-top-k", "mlm-gibbs", "bigram-small",
         f"top-k truncation (k = {TOP_K}) of the MLM conditional presented as exact Gibbs sampling",
         mlm_top_k_step,
-        lambda target: mlm_gibbs.transition_matrix(_oracle(target), target.states, "random", top_k=TOP_K),
+        lambda target: mlm_gibbs.transition_matrix(
+            mask_sensitive_oracle(target), target.states, "random", top_k=TOP_K
+        ),
     ),
     GalleryCase(
         "mlm-gibbs-temperature", "mlm-gibbs", "bigram-small",
         f"MLM conditional at temperature {TEMPERATURE} presented as exact Gibbs sampling",
         mlm_temperature_step,
         lambda target: mlm_gibbs.transition_matrix(
-            _oracle(target), target.states, "random", temperature=TEMPERATURE
+            mask_sensitive_oracle(target), target.states, "random", temperature=TEMPERATURE
         ),
     ),
+    FORGOT_MASK,
 )

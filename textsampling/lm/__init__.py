@@ -1,6 +1,8 @@
 """Language models for the text samplers of parts 3–4.
 
 * :mod:`textsampling.lm.base` — the interface (:class:`MaskedLanguageModel`, :class:`CausalLanguageModel`);
+* :mod:`textsampling.lm.tokens` — the token rules, once: length before PAD, valid sequences, special ids
+  never sampled, [MASK] put at the position asked about (NumPy and torch side by side);
 * :mod:`textsampling.lm.oracle` — the exact bigram oracle implementing both, for tests;
 * :mod:`textsampling.lm.hf_masked`, :mod:`textsampling.lm.hf_causal` — adapters over Hugging Face models;
 * :mod:`textsampling.lm.loading` — :func:`load_masked_lm`, :func:`load_causal_lm` (``"tiny-shakespeare"``

@@ -11,7 +11,7 @@ from textsampling.targets.base import PAD
 
 _PLACEHOLDER = re.compile(r"^(\[unused\d+\]|<unused\d+>)$")
 
-__all__ = ["special_token_ids", "content_max_length", "as_token_tensor", "row_lengths", "encode_texts", "decode_rows"]
+__all__ = ["special_token_ids", "content_max_length", "as_token_tensor", "encode_texts", "decode_rows"]
 
 #: models that offset position ids by ``padding_idx + 1``, so two positions are never usable
 _OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "longformer"}
@@ -95,11 +95,6 @@ def as_token_tensor(token_ids, vocab_size: int, name: str = "token_ids") -> torc
     if tensor.shape[1] > 1 and bool((present[:, 1:] & ~present[:, :-1]).any()):
         raise ValueError(f"{name} must be padded on the right: a token follows a PAD = {PAD}")
     return tensor
-
-
-def row_lengths(tensor: torch.Tensor) -> torch.Tensor:
-    """Number of content tokens in each right-padded row, ``(N,)``."""
-    return (tensor != PAD).sum(dim=1)
 
 
 def encode_texts(tokenizer, texts) -> np.ndarray:

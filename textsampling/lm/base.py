@@ -14,9 +14,17 @@ variable-length sequences is an int array ``(N, L)`` padded on the right with ``
 Ids in :attr:`special_token_ids` (``[MASK]``, ``[CLS]``, ``[SEP]``, ``[PAD]``, ``[UNK]``, END...) are
 never sampled: their log-probabilities come back as ``-inf``.
 
-Optional attributes some samplers use when present: ``mask_token_id`` (the all-[MASK] start of MLM
-Gibbs) and ``masked_logits`` / ``masked_logits_torch`` (raw logits at the masked position, for the
-raw-logit energy of MLM Metropolis–Hastings). The HF adapters and the bigram oracle provide both.
+**The caller masks.** A masked LM answers for the sequence it is shown: to get
+:math:`p(x_i = v \mid x_{-i})` the caller puts ``mask_token_id`` at position :math:`i` first
+(:func:`textsampling.lm.tokens.with_mask_at`). A model may look at what sits there — a real BERT shown
+:math:`x_i` leans toward it, and so does :class:`~textsampling.lm.oracle.MaskSensitiveOracle`, the model
+that lets ``textsampling check`` catch a sampler that forgets the mask. (The HF adapter also writes
+[MASK] there, harmlessly; the exact :class:`~textsampling.lm.oracle.BigramOracle` ignores it.) The token
+rules — length before PAD, special-token masking, sequence checks — live in :mod:`textsampling.lm.tokens`.
+
+Optional attribute some samplers use when present: ``masked_logits`` / ``masked_logits_torch`` (raw
+logits at the masked position, for the raw-logit energy of MLM Metropolis–Hastings). The HF adapters
+and the bigram oracle provide it.
 
 Each method exists twice: a NumPy one returning float64 arrays (used by the reference samplers) and a
 ``*_torch`` one on tensors (used by the batched twins, on the model's device).
@@ -41,12 +49,15 @@ class MaskedLanguageModel(Protocol):
     special_token_ids: frozenset
     #: Longest content sequence the model accepts.
     max_length: int
+    #: The [MASK] id: callers put it at the position they ask about (and the all-[MASK] start uses it).
+    mask_token_id: int
 
     def masked_log_probs(self, token_ids, positions):
         """``log p(x_pos = v | x_-pos)`` for each row: ``(N, L)`` ints, ``(N,)`` ints -> ``(N, V)`` float64.
 
-        The token at ``positions[n]`` is ignored (treated as masked). Normalised over the
-        non-special ids; special ids are ``-inf``.
+        The caller has put ``mask_token_id`` at ``positions[n]``; the model may read that slot, so a
+        row with a token there asks another question. Normalised over the non-special ids; special
+        ids are ``-inf``.
         """
 
     def masked_log_probs_torch(self, token_ids, positions):

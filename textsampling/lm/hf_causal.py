@@ -28,10 +28,9 @@ from textsampling.lm._hf_common import (
     content_max_length,
     decode_rows,
     encode_texts,
-    row_lengths,
     special_token_ids,
 )
-from textsampling.targets.base import PAD
+from textsampling.lm.tokens import PAD, sequence_lengths_torch
 
 __all__ = ["HFCausalLM"]
 
@@ -94,7 +93,7 @@ class HFCausalLM:
     def _inputs(self, token_ids):
         """``[BOS] x_1 .. x_n`` padded: ids ``(N, W)``, attention ``(N, W)``, lengths ``(N,)``."""
         tokens = as_token_tensor(token_ids, self.vocab_size)
-        lengths = row_lengths(tokens)
+        lengths = sequence_lengths_torch(tokens)  # (N,)
         if tokens.shape[0] and int(lengths.max()) > self.max_length:
             raise ValueError(
                 f"token_ids: a sequence of {int(lengths.max())} tokens is longer than the model's maximum "

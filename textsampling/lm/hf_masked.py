@@ -27,10 +27,9 @@ from textsampling.lm._hf_common import (
     content_max_length,
     decode_rows,
     encode_texts,
-    row_lengths,
     special_token_ids,
 )
-from textsampling.targets.base import PAD
+from textsampling.lm.tokens import PAD, sequence_lengths_torch, special_token_mask
 
 __all__ = ["HFMaskedLM", "masked_lm_head"]
 
@@ -90,9 +89,8 @@ class HFMaskedLM:
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.sep_token_id
         self.max_length = content_max_length(model.config, tokenizer, "masked")
         self._head = masked_lm_head(model)
-        special = torch.zeros(self.vocab_size, dtype=torch.bool)
-        special[sorted(self.special_token_ids)] = True
-        self._special_mask = special
+        # The special-token rule (textsampling.lm.tokens), cached as a (V,) bool mask for masked_fill.
+        self._special_mask = torch.as_tensor(special_token_mask(self.special_token_ids, self.vocab_size))
 
     @property
     def device(self) -> torch.device:
@@ -108,7 +106,7 @@ class HFMaskedLM:
 
     def _check(self, token_ids, positions):
         tokens = as_token_tensor(token_ids, self.vocab_size)
-        lengths = row_lengths(tokens)
+        lengths = sequence_lengths_torch(tokens)  # (N,)
         if tokens.shape[0] and int(lengths.max()) > self.max_length:
             raise ValueError(
                 f"token_ids: a sequence of {int(lengths.max())} tokens is longer than the model's maximum "
@@ -133,8 +131,9 @@ class HFMaskedLM:
     def masked_logits_torch(self, token_ids, positions) -> torch.Tensor:
         """Raw head logits at the masked positions, float32 ``(N, V)``, special ids ``-inf``.
 
-        The unnormalised scores whose sum is the raw-logit energy of Goyal et al. (2022); the token at
-        ``positions[n]`` is replaced by [MASK] (other [MASK] tokens in a row stay masked).
+        The unnormalised scores whose sum is the raw-logit energy of Goyal et al. (2022). Callers put
+        [MASK] at ``positions[n]`` (:mod:`textsampling.lm.base`); the adapter writes it there again, so a
+        caller that forgot still asks BERT the masked question (other [MASK] tokens in a row stay masked).
         """
         tokens, where, lengths = self._check(token_ids, positions)
         device = self.device
@@ -165,8 +164,8 @@ class HFMaskedLM:
     def masked_log_probs_torch(self, token_ids, positions) -> torch.Tensor:
         """``log p(x_pos = v | x_-pos)``: ``(N, L)`` ids, ``(N,)`` positions -> ``(N, V)`` float32 tensor.
 
-        The token at ``positions[n]`` is replaced by [MASK]; special ids get ``-inf`` and the rest is
-        renormalised (log-softmax in float32).
+        [MASK] at ``positions[n]`` (put there by the caller, and again here); special ids get ``-inf``
+        and the rest is renormalised (log-softmax in float32).
         """
         return torch.log_softmax(self.masked_logits_torch(token_ids, positions), dim=-1)
 

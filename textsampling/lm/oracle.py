@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from textsampling.targets.base import PAD
+from textsampling.lm.tokens import PAD, sequence_lengths
 from textsampling.targets.sequences import BigramLM
 
 __all__ = ["BigramOracle", "MaskSensitiveOracle"]
@@ -98,6 +98,20 @@ class BigramOracle:
             powers.append(_log_matmul(powers[-1], self._log_step))
         self._log_powers = powers
 
+    @classmethod
+    def for_fixed_length(cls, target, **kwargs):
+        """The oracle whose joint on sentences of ``target.length`` tokens is ``target``.
+
+        ``target`` is a :class:`~textsampling.targets.sequences.FixedLengthBigram` (``bigram-small`` of
+        ``textsampling check``); ``kwargs`` go to the constructor (``visible_token_bonus`` of
+        :class:`MaskSensitiveOracle`).
+        """
+        from textsampling.targets import FixedLengthBigram
+
+        if not isinstance(target, FixedLengthBigram):
+            raise ValueError(f"target must be a fixed-length bigram (e.g. bigram-small), got {target!r}")
+        return cls(BigramLM(target.initial_logits, target.transition_logits, max_length=target.length), **kwargs)
+
     def __repr__(self) -> str:
         return f"BigramOracle({self.bigram!r})"
 
@@ -110,9 +124,9 @@ class BigramOracle:
         if token_ids.ndim != 2:
             raise ValueError(f"{name} must have shape (N, L) (PAD-padded rows), got {token_ids.shape}")
         token_ids = token_ids.astype(np.int64)
-        num_rows, width = token_ids.shape
         is_pad = token_ids == PAD
-        lengths = np.where(is_pad.any(axis=1), np.argmax(is_pad, axis=1), width)
+        lengths = sequence_lengths(token_ids)  # (N,)
+        width = token_ids.shape[1]
         inside = np.arange(width)[None, :] < lengths[:, None]
         valid = (token_ids >= 0) & (token_ids < self.num_tokens)
         if allow_mask:
@@ -288,8 +302,9 @@ class MaskSensitiveOracle(BigramOracle):
 
     Notes
     -----
-    This model departs from :class:`~textsampling.lm.base.MaskedLanguageModel`'s "the token at
-    ``positions[n]`` is ignored": it is exact only for callers that put ``[MASK]`` there themselves.
+    :class:`~textsampling.lm.base.MaskedLanguageModel` asks callers to put ``[MASK]`` at
+    ``positions[n]`` themselves; this model is exact for every caller that does, and only for those —
+    the model ``textsampling check --kind mlm-gibbs`` hands a step, so the forgotten mask is caught.
     """
 
     def __init__(self, bigram: BigramLM, visible_token_bonus: float = 4.0):

@@ -23,6 +23,11 @@ positions (an exact oracle marginalises them), so the first systematic sweep of 
 offered because published BERT samplers use it, and every info/trace says ``changes_target=True``.
 Special tokens (``model.special_token_ids``: [MASK], [CLS], END...) are never sampled.
 
+**The caller masks.** The conditional at :math:`i` is asked with ``[MASK]`` put at :math:`i`
+(:func:`conditional_log_probs`): a real masked LM shown :math:`x_i` leans toward it, and forgetting the
+mask is the commonest MLM-Gibbs bug (:class:`~textsampling.lm.oracle.MaskSensitiveOracle` reveals it;
+the exact :class:`~textsampling.lm.oracle.BigramOracle` ignores :math:`x_i`).
+
 Uniforms: a random-scan step uses ``uniforms[0]`` for the position (``floor(u n)``) and ``uniforms[1]``
 for the token (inverse CDF); a systematic sweep uses ``uniforms[i]`` for position ``i`` (``max_length``
 uniforms, those past the sequence unused); :func:`init_all_mask` uses one uniform for the length.
@@ -35,10 +40,9 @@ from typing import NamedTuple
 import numpy as np
 
 from textsampling._validation import check_int, check_positive, check_uniforms
-from textsampling.randomness import as_generator, draw_uniforms
-from textsampling.randomness import categorical_from_uniforms
-from textsampling.randomness import draw_uniforms_for_steps, integer_from_uniform
-from textsampling.targets.base import PAD
+from textsampling.lm.tokens import PAD, check_sequence, mask_special_tokens, sequence_length, with_mask_at
+from textsampling.randomness import as_generator, categorical_from_uniforms, draw_uniforms, integer_from_uniform
+from textsampling.reference import chain
 
 __all__ = [
     "SCANS",
@@ -46,19 +50,26 @@ __all__ = [
     "MLMGibbsState",
     "MLMGibbsInfo",
     "MLMGibbsTrace",
+    "init",
     "num_uniforms",
-    "sequence_length",
     "changes_target",
     "sampling_log_probs",
+    "conditional_log_probs",
     "init_all_mask",
+    "draw_all_mask_start",
     "step",
     "sample",
+    "site_matrix",
     "transition_matrix",
 ]
 
 SCANS = ("random", "systematic")
 #: Step index whose uniforms draw the initial length (kept apart from the steps 0, 1, ... of the chain).
 INIT_STEP = 2**32 - 1
+
+#: The run of a chain: :class:`textsampling.reference.chain.Trace` (``states.x`` ``(T, L)``,
+#: ``infos.position`` / ``infos.token`` ``(T,)`` for the random scan, ``(T, L)`` for sweeps).
+MLMGibbsTrace = chain.Trace
 
 
 class MLMGibbsState(NamedTuple):
@@ -68,21 +79,16 @@ class MLMGibbsState(NamedTuple):
 
 
 class MLMGibbsInfo(NamedTuple):
-    """Position(s) updated, token(s) written, and whether temperature/top-k changed the target."""
+    """What a step did.
+
+    A random-scan step: the ``position`` updated and the ``token`` written (scalars). A systematic
+    sweep: ``position`` ``(L,)`` = ``0..n-1`` then -1 past the sequence, ``token`` ``(L,)`` the sequence
+    after the sweep. ``changes_target``: temperature or top-k made the chain leave the model's joint.
+    """
 
     position: np.ndarray
     token: np.ndarray
     changes_target: bool
-
-
-class MLMGibbsTrace(NamedTuple):
-    """The state after each step (row ``t``); ``interrupted`` when a KeyboardInterrupt cut the run."""
-
-    states: np.ndarray
-    positions: np.ndarray
-    final_state: MLMGibbsState
-    changes_target: bool
-    interrupted: bool
 
 
 # ----------------------------------------------------------------------------- checks and helpers
@@ -97,36 +103,20 @@ def check_top_k(top_k):
     return None if top_k is None else check_int(top_k, "top_k", minimum=1)
 
 
+#: What a masked LM must provide (:class:`textsampling.lm.base.MaskedLanguageModel`).
+MASKED_MODEL_ATTRIBUTES = ("masked_log_probs", "vocab_size", "special_token_ids", "max_length", "mask_token_id")
+
+
 def check_masked_model(model):
-    """A masked LM (``masked_log_probs``, ``vocab_size``, ``special_token_ids``, ``max_length``), else TypeError."""
-    missing = [name for name in ("masked_log_probs", "vocab_size", "special_token_ids", "max_length") if not hasattr(model, name)]
+    """A masked LM (``masked_log_probs``, ``vocab_size``, ``special_token_ids``, ``max_length``,
+    ``mask_token_id``), else TypeError."""
+    missing = [name for name in MASKED_MODEL_ATTRIBUTES if getattr(model, name, None) is None]
     if missing:
         raise TypeError(
             f"model must be a masked language model (textsampling.lm.base.MaskedLanguageModel, e.g. "
             f"load_masked_lm('tiny-shakespeare')); {type(model).__name__} lacks {', '.join(missing)}"
         )
     return model
-
-
-def check_sequence(x, model, name: str = "x") -> np.ndarray:
-    """A 1-D int sequence of tokens (or [MASK]) followed only by PAD, at most ``model.max_length`` long."""
-    x = np.asarray(x)
-    if x.dtype.kind not in "iu" or x.ndim != 1 or x.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D integer sequence, got dtype {x.dtype}, shape {x.shape}")
-    length = sequence_length(x)
-    if length == 0:
-        raise ValueError(f"{name} is empty (starts with PAD = {PAD}); give at least one token")
-    if np.any(x[length:] != PAD):
-        raise ValueError(f"{name} must hold tokens followed only by PAD = {PAD}, got {x.tolist()}")
-    if length > model.max_length:
-        raise ValueError(f"{name} has length {length}, over the model's max_length = {model.max_length}")
-    return x.astype(np.int64)
-
-
-def sequence_length(x) -> int:
-    """Number of entries before the first PAD."""
-    is_pad = np.asarray(x) == PAD
-    return int(np.argmax(is_pad)) if is_pad.any() else int(is_pad.shape[-1])
 
 
 def changes_target(temperature: float, top_k) -> bool:
@@ -142,7 +132,7 @@ def sampling_log_probs(log_probs, special_token_ids, temperature: float = 1.0, t
     log_probs : array_like, shape (V,)
         The model's :math:`\\log p(x_i = v \\mid x_{-i})`.
     special_token_ids : iterable of int
-        Ids never sampled (set to ``-inf`` whatever the model says).
+        Ids never sampled (set to ``-inf`` whatever the model says, :func:`textsampling.lm.tokens.mask_special_tokens`).
     temperature : float
         :math:`\\tau > 0`; 1 keeps the model's conditional.
     top_k : int or None
@@ -152,9 +142,7 @@ def sampling_log_probs(log_probs, special_token_ids, temperature: float = 1.0, t
     -------
     numpy.ndarray of float64, shape (V,), unnormalised.
     """
-    row = np.array(log_probs, dtype=np.float64)
-    special = [int(t) for t in special_token_ids if 0 <= int(t) < row.shape[0]]
-    row[special] = -np.inf
+    row = mask_special_tokens(log_probs, special_token_ids)
     if np.any(np.isnan(row)) or np.any(row == np.inf) or np.all(row == -np.inf):
         raise ValueError("the model's conditional must be finite or -inf, never NaN/+inf, not all -inf")
     row = row / temperature
@@ -164,8 +152,14 @@ def sampling_log_probs(log_probs, special_token_ids, temperature: float = 1.0, t
     return row
 
 
-def _conditional(model, x, position: int) -> np.ndarray:
-    row = np.asarray(model.masked_log_probs(np.asarray(x)[None], np.array([position])), dtype=np.float64)
+def conditional_log_probs(model, x, position: int) -> np.ndarray:
+    """The model's :math:`\\log p(x_i = v \\mid x_{-i})` at ``position``, asked with [MASK] put there, ``(V,)``.
+
+    The caller masks (:func:`textsampling.lm.tokens.with_mask_at`): a masked LM that sees :math:`x_i`
+    leans toward it, and forgetting the mask is the commonest MLM-Gibbs bug.
+    """
+    query = with_mask_at(x, position, model.mask_token_id)  # (L,), x_i replaced by [MASK]
+    row = np.asarray(model.masked_log_probs(query[None], np.array([position])), dtype=np.float64)
     if row.shape != (1, model.vocab_size):
         raise ValueError(f"model.masked_log_probs must return shape (1, {model.vocab_size}), got {row.shape}")
     return row[0]
@@ -173,7 +167,7 @@ def _conditional(model, x, position: int) -> np.ndarray:
 
 def _update(uniform, x, position, model, temperature, top_k) -> np.ndarray:
     """Redraw ``x[position]`` by inverse CDF of ``uniform`` over the sampling row."""
-    row = sampling_log_probs(_conditional(model, x, position), model.special_token_ids, temperature, top_k)
+    row = sampling_log_probs(conditional_log_probs(model, x, position), model.special_token_ids, temperature, top_k)
     new_x = np.array(x, dtype=np.int64)
     new_x[position] = categorical_from_uniforms(np.atleast_1d(uniform), row)[0]
     return new_x
@@ -187,6 +181,12 @@ def num_uniforms(scan: str = "random", max_length: int | None = None) -> int:
 
 
 # ----------------------------------------------------------------------------- the sampler
+def init(x0, model) -> MLMGibbsState:
+    """The state at ``x0`` (``(L,)``, tokens or [MASK] then PAD, at most ``model.max_length`` tokens)."""
+    check_masked_model(model)
+    return MLMGibbsState(check_sequence(x0, "x0", max_length=model.max_length))
+
+
 def init_all_mask(uniform, model, max_length: int, length_log_probs=None) -> MLMGibbsState:
     """All-[MASK] start: draw :math:`n` from ``length_log_probs`` (entry ``k`` is length ``k + 1``).
 
@@ -221,7 +221,19 @@ def init_all_mask(uniform, model, max_length: int, length_log_probs=None) -> MLM
     return MLMGibbsState(x)
 
 
-def step(uniforms, state: MLMGibbsState, model, scan: str = "random", temperature: float = 1.0, top_k=None):
+def draw_all_mask_start(rng, model, max_length: int | None = None, length_log_probs=None) -> np.ndarray:
+    """An all-[MASK] ``x0`` for :func:`sample`, its length drawn from the uniforms of step :data:`INIT_STEP`.
+
+    ``max_length`` defaults to the model's. The uniform is that of step :data:`INIT_STEP`, apart from
+    the chain's steps ``0, 1, ...``, so a chain started this way is still a function of ``rng`` alone.
+    """
+    check_masked_model(model)
+    max_length = model.max_length if max_length is None else max_length
+    uniform = draw_uniforms(as_generator(rng), INIT_STEP, 1).reshape(-1)[0]
+    return init_all_mask(uniform, model, max_length, length_log_probs).x
+
+
+def step(uniforms, state: MLMGibbsState, model, *, scan: str = "random", temperature: float = 1.0, top_k=None):
     """One random-scan step, or one systematic sweep, deterministic given ``uniforms``.
 
     Parameters
@@ -229,6 +241,7 @@ def step(uniforms, state: MLMGibbsState, model, scan: str = "random", temperatur
     uniforms : array_like, shape (num_uniforms(scan, len(state.x)),)
     state : MLMGibbsState
     model : MaskedLanguageModel (see :mod:`textsampling.lm.base`)
+        Asked for the conditional at ``i`` with [MASK] put at ``i`` (:func:`conditional_log_probs`).
     scan : {"random", "systematic"}
     temperature : float, default 1.0
         :math:`\\tau`; any value other than 1 changes the target.
@@ -242,7 +255,7 @@ def step(uniforms, state: MLMGibbsState, model, scan: str = "random", temperatur
     check_scan(scan)
     temperature = check_positive(temperature, "temperature")
     top_k = check_top_k(top_k)
-    x = check_sequence(state.x, model, "state.x")
+    x = check_sequence(state.x, "state.x", max_length=model.max_length)
     length = sequence_length(x)
     uniforms = check_uniforms(uniforms, num_uniforms(scan, x.shape[0]))
     flag = changes_target(temperature, top_k)
@@ -253,55 +266,30 @@ def step(uniforms, state: MLMGibbsState, model, scan: str = "random", temperatur
     for position in range(length):
         # Each update conditions on the tokens already rewritten earlier in the sweep.
         x = _update(uniforms[position], x, position, model, temperature, top_k)
-    return MLMGibbsState(x), MLMGibbsInfo(np.arange(length), x[:length].copy(), flag)
+    swept = np.where(np.arange(x.shape[0]) < length, np.arange(x.shape[0]), -1)  # (L,), -1 past the end
+    return MLMGibbsState(x), MLMGibbsInfo(swept, x.copy(), flag)
 
 
 def sample(
-    rng,
-    model,
-    num_steps: int,
-    x0=None,
-    scan: str = "random",
-    temperature: float = 1.0,
-    top_k=None,
-    max_length: int | None = None,
-    length_log_probs=None,
-    first_step: int = 0,
+    rng, x0, model, num_steps: int, *, first_step: int = 0, scan: str = "random", temperature: float = 1.0, top_k=None
 ) -> MLMGibbsTrace:
-    """Run ``num_steps`` steps (sweeps for the systematic scan) and keep every state.
+    """Run ``num_steps`` steps (sweeps for the systematic scan) from ``x0`` and keep every state and info.
 
-    Step ``t`` uses ``draw_uniforms(rng, first_step + t, ...)``. Without ``x0`` the chain starts all
-    [MASK] with its length drawn from the uniforms of step :data:`INIT_STEP` (see :func:`init_all_mask`).
+    :func:`init` + :func:`textsampling.reference.chain.run`: step ``t`` uses the uniforms of step
+    ``first_step + t``. For an all-[MASK] start give ``x0 = draw_all_mask_start(rng, model)``.
 
     Returns
     -------
     MLMGibbsTrace
+        ``states.x`` ``(T, L)``; ``infos`` as :class:`MLMGibbsInfo`, stacked over steps.
     """
-    rng = as_generator(rng)
-    check_masked_model(model)
-    num_steps = check_int(num_steps, "num_steps")
-    first_step = check_int(first_step, "first_step")
-    if x0 is None:
-        max_length = model.max_length if max_length is None else max_length
-        state = init_all_mask(draw_uniforms(rng, INIT_STEP, 1).reshape(-1)[0], model, max_length, length_log_probs)
-    else:
-        state = MLMGibbsState(check_sequence(x0, model, "x0"))
+    state = init(x0, model)
+
+    def step_fn(uniforms, state, t):
+        return step(uniforms, state, model, scan=scan, temperature=temperature, top_k=top_k)
+
     width = state.x.shape[0]
-    all_uniforms = draw_uniforms_for_steps(rng, first_step, num_steps, num_uniforms(scan, width))
-    states = np.empty((num_steps, width), dtype=np.int64)
-    positions = np.full(num_steps, -1, dtype=np.int64)
-    flag = changes_target(check_positive(temperature, "temperature"), check_top_k(top_k))
-    done = 0
-    try:
-        for t in range(num_steps):
-            state, info = step(all_uniforms[t], state, model, scan, temperature, top_k)
-            states[t] = state.x
-            if scan == "random":
-                positions[t] = info.position
-            done = t + 1
-    except KeyboardInterrupt:
-        return MLMGibbsTrace(states[:done], positions[:done], state, flag, True)
-    return MLMGibbsTrace(states, positions, state, flag, False)
+    return chain.run(rng, state, step_fn, num_uniforms(scan, width), num_steps, first_step=first_step)
 
 
 # ----------------------------------------------------------------------------- exact kernel
@@ -314,7 +302,7 @@ def site_matrix(model, states, position: int, temperature: float = 1.0, top_k=No
         if position >= sequence_length(x):
             matrix[a, a] = 1.0  # a shorter sequence has no such position (sweeps skip it)
             continue
-        row = sampling_log_probs(_conditional(model, x, position), model.special_token_ids, temperature, top_k)
+        row = sampling_log_probs(conditional_log_probs(model, x, position), model.special_token_ids, temperature, top_k)
         probabilities = np.exp(row - np.max(row))
         probabilities /= probabilities.sum()
         for token in np.flatnonzero(probabilities > 0):

@@ -22,6 +22,12 @@ The Hastings term is exact and simple: the reverse move picks the same position 
 * a callable ``energy_fn(states (N, L)) -> (N,)``, e.g. ``-causal_lm.sequence_log_probs`` to target
   a causal LM's joint (with the bigram oracle: the exact joint, the invariance test).
 
+The chain's state keeps :math:`\log\pi(x) = -E(x)` up to a constant as ``log_prob`` (the field every
+sampler's state names its unnormalised log target), so the acceptance is that of
+:func:`textsampling.reference.metropolis_hastings.log_accept_ratio` with :math:`\log\rho = -E`.
+Every conditional is asked with ``[MASK]`` put at the position asked about (the caller masks, as in
+:mod:`textsampling.reference.mlm_gibbs`), for the proposal and for each term of the PLL.
+
 Uniforms: ``uniforms[0]`` the position (``floor(u n)``), ``uniforms[1]`` the token (inverse CDF),
 ``uniforms[2]`` the accept decision (accept iff :math:`\log u < \log\alpha`; NaN rejects).
 """
@@ -33,12 +39,12 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import logsumexp
 
-from textsampling._validation import check_int, check_uniforms
-from textsampling.randomness import as_generator
-from textsampling.randomness import categorical_from_uniforms
+from textsampling._validation import check_uniforms
+from textsampling.lm.tokens import check_sequence, sequence_length, with_mask_at
+from textsampling.randomness import categorical_from_uniforms, integer_from_uniform
+from textsampling.reference import chain
 from textsampling.reference.metropolis_hastings import log_accept_ratio
-from textsampling.reference.mlm_gibbs import check_masked_model, check_sequence, sampling_log_probs, sequence_length
-from textsampling.randomness import draw_uniforms_for_steps, integer_from_uniform
+from textsampling.reference.mlm_gibbs import check_masked_model, conditional_log_probs, sampling_log_probs
 
 __all__ = [
     "ENERGIES",
@@ -59,6 +65,10 @@ ENERGIES = ("pll", "raw_logit")
 #: position, token, accept.
 NUM_UNIFORMS = 3
 
+#: The run of a chain: :class:`textsampling.reference.chain.Trace` (``states.x`` ``(T, L)``,
+#: ``states.log_prob`` ``(T,)``, ``infos.accepted`` ``(T,)`` ...).
+MLMMHTrace = chain.Trace
+
 
 def num_uniforms() -> int:
     """Uniforms per step: position, token, accept (:data:`NUM_UNIFORMS`)."""
@@ -66,73 +76,68 @@ def num_uniforms() -> int:
 
 
 class MLMMHState(NamedTuple):
-    """Current sequence (PAD-padded) and its energy :math:`E(x)` (cached)."""
+    """Current sequence (PAD-padded) and its log target :math:`\\log\\pi(x) = -E(x)` (cached)."""
 
     x: np.ndarray
-    energy: float
+    log_prob: float
 
 
 class MLMMHInfo(NamedTuple):
+    """The ``position`` resampled, the ``proposal`` :math:`y`, :math:`\\log\\alpha` and the decision."""
+
     position: np.int64
     proposal: np.ndarray
-    log_accept_ratio: float
+    log_accept_prob: float
     accepted: bool
 
 
-class MLMMHTrace(NamedTuple):
-    states: np.ndarray
-    energies: np.ndarray
-    accepted: np.ndarray
-    final_state: MLMMHState
-    interrupted: bool
+def check_energy(energy_kind):
+    if callable(energy_kind) or energy_kind in ENERGIES:
+        return energy_kind
+    raise ValueError(
+        f"energy_kind must be one of {ENERGIES} or a callable energy_fn(states) -> (N,), got {energy_kind!r}"
+    )
 
 
-def check_energy(kind):
-    if callable(kind) or kind in ENERGIES:
-        return kind
-    raise ValueError(f"energy must be one of {ENERGIES} or a callable energy_fn(states) -> (N,), got {kind!r}")
-
-
-def energy(model, x, kind="pll") -> float:
-    """:math:`E(x)` of one sequence: PLL, raw-logit, or ``kind(x[None])[0]`` for a callable."""
-    kind = check_energy(kind)
+def energy(model, x, energy_kind="pll") -> float:
+    """:math:`E(x)` of one sequence: PLL, raw-logit, or ``energy_kind(x[None])[0]`` for a callable."""
+    energy_kind = check_energy(energy_kind)
     x = np.asarray(x, dtype=np.int64)
-    if callable(kind):
-        value = np.asarray(kind(x[None]), dtype=np.float64).reshape(-1)
+    if callable(energy_kind):
+        value = np.asarray(energy_kind(x[None]), dtype=np.float64).reshape(-1)
         if value.shape != (1,):
             raise ValueError(f"energy_fn must return one value per state, shape (N,), got {value.shape}")
         return float(value[0])
     length = sequence_length(x)
-    rows = np.repeat(x[None], length, axis=0)  # (n, L): mask each position in turn
     positions = np.arange(length)
-    if kind == "pll":
+    rows = with_mask_at(np.repeat(x[None], length, axis=0), positions, model.mask_token_id)  # (n, L): row t masks t
+    if energy_kind == "pll":
         scores = model.masked_log_probs(rows, positions)  # (n, V)
     else:
         if not hasattr(model, "masked_logits"):
-            raise ValueError("energy='raw_logit' needs model.masked_logits (unnormalised MLM scores)")
+            raise ValueError("energy_kind='raw_logit' needs model.masked_logits (unnormalised MLM scores)")
         scores = model.masked_logits(rows, positions)
     return float(-np.sum(np.asarray(scores)[positions, x[:length]]))
 
 
-def init(x, model, kind="pll") -> MLMMHState:
-    """The state at ``x`` with its energy."""
-    x = check_sequence(x, check_masked_model(model))
-    return MLMMHState(x, energy(model, x, kind))
+def init(x0, model, *, energy_kind="pll") -> MLMMHState:
+    """The state at ``x0`` with its log target :math:`-E(x_0)`."""
+    x = check_sequence(x0, "x0", max_length=check_masked_model(model).max_length)
+    return MLMMHState(x, -energy(model, x, energy_kind))
 
 
 def proposal_log_probs(model, x, position: int) -> np.ndarray:
     """Normalised :math:`\\log q_i(v)`: the masked conditional with special ids removed, ``(V,)``."""
-    raw = np.asarray(model.masked_log_probs(np.asarray(x)[None], np.array([position])), dtype=np.float64)[0]
-    row = sampling_log_probs(raw, model.special_token_ids)
+    row = sampling_log_probs(conditional_log_probs(model, x, position), model.special_token_ids)
     return row - logsumexp(row)
 
 
-def _accept(state_energy, proposal_energy, log_q_forward, log_q_reverse):
+def _accept(log_prob, proposal_log_prob, log_q_forward, log_q_reverse):
     # Target exp(-E): log rho = -E; the position choice 1/n cancels (same n both ways).
-    return log_accept_ratio(-state_energy, -proposal_energy, log_q_reverse - log_q_forward)
+    return log_accept_ratio(log_prob, proposal_log_prob, log_q_reverse - log_q_forward)
 
 
-def step(uniforms, state: MLMMHState, model, energy_kind="pll"):
+def step(uniforms, state: MLMMHState, model, *, energy_kind="pll"):
     """One MH step, deterministic given ``uniforms`` (shape (3,)).
 
     Parameters
@@ -141,54 +146,51 @@ def step(uniforms, state: MLMMHState, model, energy_kind="pll"):
     state : MLMMHState
     model : MaskedLanguageModel
     energy_kind : {"pll", "raw_logit"} or callable
-        The energy of ``state`` must have been computed with the same kind (see :func:`init`).
+        The ``log_prob`` of ``state`` must have been computed with the same kind (see :func:`init`).
 
     Returns
     -------
     (MLMMHState, MLMMHInfo)
     """
     uniforms = check_uniforms(uniforms, NUM_UNIFORMS)
-    x = check_sequence(state.x, model, "state.x")
+    x = check_sequence(state.x, "state.x", max_length=model.max_length)
     position = int(integer_from_uniform(uniforms[0], sequence_length(x)))
     log_q = proposal_log_probs(model, x, position)
     token = int(categorical_from_uniforms(uniforms[1:2], log_q)[0])
     y = x.copy()
     y[position] = token
-    proposal_energy = energy(model, y, energy_kind)
+    proposal_log_prob = -energy(model, y, energy_kind)
     # Reverse move: same position, same context y_{-i} = x_{-i}, so the same q_i proposes x_i.
-    log_alpha = _accept(state.energy, proposal_energy, log_q[token], log_q[x[position]])
+    log_alpha = _accept(state.log_prob, proposal_log_prob, log_q[token], log_q[x[position]])
     accepted = bool(np.log(uniforms[2]) < log_alpha)
-    new_state = MLMMHState(y, proposal_energy) if accepted else state
+    new_state = MLMMHState(y, proposal_log_prob) if accepted else state
     return new_state, MLMMHInfo(np.int64(position), y, float(log_alpha), accepted)
 
 
-def sample(rng, model, x0, num_steps: int, energy_kind="pll", first_step: int = 0) -> MLMMHTrace:
-    """Run ``num_steps`` steps from ``x0``; step ``t`` uses ``draw_uniforms(rng, first_step + t, 3)``."""
-    rng = as_generator(rng)
-    num_steps = check_int(num_steps, "num_steps")
-    first_step = check_int(first_step, "first_step")
+def sample(rng, x0, model, num_steps: int, *, first_step: int = 0, energy_kind="pll") -> MLMMHTrace:
+    """Run ``num_steps`` steps from ``x0``: :func:`init` + :func:`textsampling.reference.chain.run`.
+
+    Step ``t`` uses the 3 uniforms of step ``first_step + t``.
+
+    Returns
+    -------
+    MLMMHTrace
+        ``states.x`` ``(T, L)``, ``states.log_prob`` ``(T,)`` (:math:`-E`), ``infos`` as :class:`MLMMHInfo`.
+    """
     check_energy(energy_kind)
-    state = init(x0, model, energy_kind)
-    all_uniforms = draw_uniforms_for_steps(rng, first_step, num_steps, NUM_UNIFORMS)
-    states = np.empty((num_steps,) + state.x.shape, dtype=np.int64)
-    energies = np.empty(num_steps)
-    accepted = np.zeros(num_steps, dtype=bool)
-    done = 0
-    try:
-        for t in range(num_steps):
-            state, info = step(all_uniforms[t], state, model, energy_kind)
-            states[t], energies[t], accepted[t] = state.x, state.energy, info.accepted
-            done = t + 1
-    except KeyboardInterrupt:
-        return MLMMHTrace(states[:done], energies[:done], accepted[:done], state, True)
-    return MLMMHTrace(states, energies, accepted, state, False)
+    state = init(x0, model, energy_kind=energy_kind)
+
+    def step_fn(uniforms, state, t):
+        return step(uniforms, state, model, energy_kind=energy_kind)
+
+    return chain.run(rng, state, step_fn, num_uniforms(), num_steps, first_step=first_step)
 
 
 def transition_matrix(model, states, energy_kind="pll") -> np.ndarray:
     """Exact kernel on enumerated ``states`` (closed under single-token changes), same code as :func:`step`."""
     states = np.asarray(states, dtype=np.int64)
     index = {row.tobytes(): s for s, row in enumerate(states)}
-    energies = np.array([energy(model, x, energy_kind) for x in states])
+    log_probs = np.array([-energy(model, x, energy_kind) for x in states])
     matrix = np.zeros((states.shape[0], states.shape[0]))
     for a, x in enumerate(states):
         length = sequence_length(x)
@@ -198,7 +200,7 @@ def transition_matrix(model, states, energy_kind="pll") -> np.ndarray:
                 y = x.copy()
                 y[position] = token
                 b = index[y.tobytes()]
-                log_alpha = _accept(energies[a], energies[b], log_q[token], log_q[x[position]])
+                log_alpha = _accept(log_probs[a], log_probs[b], log_q[token], log_q[x[position]])
                 if b != a and not np.isnan(log_alpha):
                     matrix[a, b] += np.exp(log_q[token] + log_alpha) / length
         matrix[a, a] = max(0.0, 1.0 - matrix[a].sum())

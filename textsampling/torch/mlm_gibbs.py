@@ -1,13 +1,21 @@
 r"""Torch twin of :mod:`textsampling.reference.mlm_gibbs`: MLM Gibbs for a batch of chains.
 
-Same math, names and uniform roles as the reference (Wang & Cho 2019, arXiv:1902.04094; part 3 of the
-series), with a leading chain dimension ``B``: one model call per step (random scan) or per position
-(systematic sweep) serves every chain, and the LM head is asked only for the masked position of each
-row (``model.masked_log_probs_torch(x, positions)``). Chains of different lengths share a batch: a
-sweep leaves position ``i`` of a chain shorter than ``i + 1`` untouched.
+The math (Wang & Cho 2019, arXiv:1902.04094; part 3 of the series), the uniform roles and the
+caller-masks rule are the reference's; see :mod:`textsampling.reference.mlm_gibbs`. This module only
+batches them.
 
-Fed the same uniforms, in float64, chain ``c`` of :func:`step` equals the reference chain for chain ``c``
-token for token (tests/test_lm_samplers_twins.py).
+Batch, shape and dtype contract:
+
+* chains first: a state ``x`` is ``(B, L)`` int64, each row PAD-padded; rows of different lengths
+  share a batch (a sweep leaves position ``i`` of a row shorter than ``i + 1`` untouched);
+* uniforms ``(B, num_uniforms(scan, L))``, float64 for the exact cross-checks (float32 allowed);
+* one model call per random-scan step, or per position of a sweep, serves every chain:
+  ``model.masked_log_probs_torch(x (B, L), positions (B,)) -> (B, V)`` on ``x``'s device, with
+  ``[MASK]`` put at ``positions`` first;
+* :func:`sample` returns :class:`~textsampling.reference.chain.Trace` with fields ``(B, T, ...)``.
+
+Fed the same uniforms, in float64, chain ``c`` of :func:`step` equals the reference chain ``c`` token
+for token (``tests/test_lm_samplers_twins.py``, ``tests/test_twin_lm_sample.py``).
 """
 
 from __future__ import annotations
@@ -17,93 +25,105 @@ from typing import NamedTuple
 import torch
 
 from textsampling._validation import check_int, check_positive
+from textsampling.lm.tokens import (
+    PAD,
+    check_sequences_torch,
+    mask_special_tokens_torch,
+    sequence_lengths_torch,
+    with_mask_at_torch,
+)
 from textsampling.reference.mlm_gibbs import (
     INIT_STEP,
     changes_target,
     check_masked_model,
     check_scan,
     check_top_k,
-    num_uniforms,
 )
-from textsampling.targets.base import PAD
-from textsampling.torch._validation import check_tensor
-from textsampling.torch.randomness import categorical_from_uniforms as _categorical_from_uniforms
-from textsampling.torch.randomness import integer_from_uniform
-from textsampling.torch.randomness import CounterGenerator, as_generator, draw_uniforms
+from textsampling.reference import mlm_gibbs as reference
+from textsampling.torch import chain, randomness
+from textsampling.torch.randomness import CounterGenerator, as_generator, draw_uniforms, integer_from_uniform
 
 __all__ = [
     "MLMGibbsState",
     "MLMGibbsInfo",
     "MLMGibbsTrace",
+    "init",
     "num_uniforms",
-    "check_sequences",
     "categorical_from_uniforms",
-    "sequence_lengths",
     "sampling_log_probs",
+    "conditional_log_probs",
     "init_all_mask",
+    "draw_all_mask_starts",
+    "check_num_chains",
     "step",
     "sample",
 ]
 
+#: Kept for the modules that still import the length rule from here (``torch/cgmh.py``); the rule
+#: itself is :func:`textsampling.lm.tokens.sequence_lengths_torch`.
+sequence_lengths = sequence_lengths_torch
+
+#: The twin's run: :class:`textsampling.reference.chain.Trace`, fields ``(B, T, ...)``.
+MLMGibbsTrace = chain.Trace
+
 
 class MLMGibbsState(NamedTuple):
-    """Current sequences, ``(B, L)`` long, PAD-padded."""
+    """Current sequences, ``(B, L)`` int64, PAD-padded."""
 
     x: torch.Tensor
 
 
 class MLMGibbsInfo(NamedTuple):
-    """Position updated (``(B,)``, or ``(B, L)`` for a sweep with -1 past the end) and whether the target changed."""
+    """The reference's info with a leading ``B``.
+
+    Random scan: ``position`` and ``token`` ``(B,)``. Sweep: ``position`` ``(B, L)`` (-1 past each
+    row's end) and ``token`` ``(B, L)`` (the rows after the sweep). ``changes_target``: a bool shared by
+    all chains.
+    """
 
     position: torch.Tensor
     token: torch.Tensor
     changes_target: bool
 
 
-class MLMGibbsTrace(NamedTuple):
-    """A run, chains first: ``states`` ``(B, T, L)`` (column ``t`` = after step ``t``), ``positions`` ``(B, T)``.
-
-    ``positions`` holds the position each random-scan step updated, -1 for systematic sweeps (as the
-    reference); ``interrupted`` when a KeyboardInterrupt cut the run (the completed steps are kept).
-    """
-
-    states: torch.Tensor
-    positions: torch.Tensor
-    final_state: MLMGibbsState
-    changes_target: bool
-    interrupted: bool
+def num_uniforms(scan: str = "random", max_length: int | None = None) -> int:
+    """Uniforms per chain and step, as :func:`textsampling.reference.mlm_gibbs.num_uniforms`."""
+    return reference.num_uniforms(scan, max_length)
 
 
 def categorical_from_uniforms(uniforms: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF rule of :func:`textsampling.torch.categorical.categorical_from_uniforms` for model rows.
+    """Inverse-CDF rule of :func:`textsampling.torch.randomness.categorical_from_uniforms` for model rows.
 
     ``uniforms`` ``(B,)`` in (0, 1), ``logits`` ``(B, K)`` with at least one finite entry per row (the
     samplers guarantee it, so values are not re-checked); uniforms are cast to the logits' dtype.
     """
-    return _categorical_from_uniforms(uniforms.to(logits.dtype), logits, validate=False)
-
-
-def sequence_lengths(x: torch.Tensor) -> torch.Tensor:
-    """Entries before the first PAD of each row, ``(B,)``."""
-    is_pad = x == PAD  # (B, L)
-    return torch.where(is_pad.any(dim=1), torch.argmax(is_pad.to(torch.int64), dim=1), x.shape[1])
+    return randomness.categorical_from_uniforms(uniforms.to(logits.dtype), logits, validate=False)
 
 
 def sampling_log_probs(log_probs: torch.Tensor, special_token_ids, temperature: float = 1.0, top_k=None):
-    """Batched :func:`textsampling.reference.mlm_gibbs.sampling_log_probs`: ``(B, V) -> (B, V)``."""
-    row = log_probs.clone()
-    special = [int(t) for t in special_token_ids if 0 <= int(t) < row.shape[-1]]
-    if special:
-        row[:, special] = -torch.inf
-    row = row / temperature
+    """Batched :func:`textsampling.reference.mlm_gibbs.sampling_log_probs`: ``(B, V) -> (B, V)``, same dtype."""
+    row = mask_special_tokens_torch(log_probs, special_token_ids) / temperature  # (B, V)
     if top_k is not None and top_k < row.shape[-1]:
         order = torch.sort(row, dim=-1, descending=True, stable=True).indices  # (B, V), lower id first on ties
-        row = row.scatter(-1, order[:, top_k:], -torch.inf)
+        row = row.scatter(-1, order[:, top_k:], -torch.inf)  # (B, V): all but the top k of each row -inf
     return row
 
 
+def conditional_log_probs(model, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Batched :func:`textsampling.reference.mlm_gibbs.conditional_log_probs`: ``x`` ``(B, L)``,
+    ``positions`` ``(B,)`` -> ``(B, V)``, asked with [MASK] put at each row's position."""
+    query = with_mask_at_torch(x, positions, model.mask_token_id)  # (B, L)
+    return model.masked_log_probs_torch(query, positions)  # (B, V)
+
+
+def init(x0: torch.Tensor, model) -> MLMGibbsState:
+    """The states at ``x0`` ``(B, L)``: every row tokens (or [MASK]) then PAD, at most ``model.max_length``."""
+    check_masked_model(model)
+    return MLMGibbsState(check_sequences_torch(x0, "x0", max_length=model.max_length))
+
+
 def init_all_mask(uniforms: torch.Tensor, model, max_length: int, length_log_probs=None) -> MLMGibbsState:
-    """All-[MASK] starts with lengths drawn by ``uniforms[:, 0]`` (entry ``k`` of ``length_log_probs``: length ``k+1``)."""
+    """All-[MASK] starts, lengths drawn by ``uniforms[:, 0]`` ``(B, 1)``; as the reference's ``init_all_mask``."""
     mask_token_id = getattr(model, "mask_token_id", None)
     if mask_token_id is None:
         raise ValueError("an all-[MASK] start needs a masked LM with a mask_token_id; give x0 instead")
@@ -116,74 +136,9 @@ def init_all_mask(uniforms: torch.Tensor, model, max_length: int, length_log_pro
     if length_log_probs.shape != (max_length,):
         raise ValueError(f"length_log_probs must have shape ({max_length},), got {tuple(length_log_probs.shape)}")
     lengths = categorical_from_uniforms(uniforms[:, 0], length_log_probs.expand(num_chains, -1)) + 1  # (B,)
-    positions = torch.arange(max_length, device=uniforms.device)
-    x = torch.where(positions[None, :] < lengths[:, None], int(mask_token_id), PAD)  # (B, L)
+    positions = torch.arange(max_length, device=uniforms.device)  # (L,)
+    x = torch.where(positions[None, :] < lengths[:, None], int(mask_token_id), PAD)  # (B, L): [MASK] then PAD
     return MLMGibbsState(x.to(torch.int64))
-
-
-def _update(uniforms, x, positions, model, temperature, top_k, active):
-    """Redraw ``x[c, positions[c]]`` for the chains where ``active``; ``uniforms`` ``(B,)``."""
-    log_probs = model.masked_log_probs_torch(x, positions)  # (B, V)
-    row = sampling_log_probs(log_probs, model.special_token_ids, temperature, top_k)  # (B, V)
-    tokens = categorical_from_uniforms(uniforms, row)  # (B,)
-    current = x.gather(1, positions[:, None])[:, 0]  # (B,)
-    new_tokens = torch.where(active, tokens, current)
-    return x.scatter(1, positions[:, None], new_tokens[:, None]), new_tokens
-
-
-def step(uniforms: torch.Tensor, state: MLMGibbsState, model, scan: str = "random", temperature: float = 1.0, top_k=None):
-    """One random-scan step (``uniforms`` ``(B, 2)``) or one systematic sweep (``(B, L)``) for every chain.
-
-    Returns
-    -------
-    (MLMGibbsState, MLMGibbsInfo)
-    """
-    check_scan(scan)
-    temperature = check_positive(temperature, "temperature")
-    top_k = check_top_k(top_k)
-    x = state.x
-    lengths = sequence_lengths(x)  # (B,)
-    flag = changes_target(temperature, top_k)
-    if scan == "random":
-        positions = integer_from_uniform(uniforms[:, 0], lengths)  # (B,)
-        active = torch.ones_like(positions, dtype=torch.bool)
-        x, tokens = _update(uniforms[:, 1], x, positions, model, temperature, top_k, active)
-        return MLMGibbsState(x), MLMGibbsInfo(positions, tokens, flag)
-    num_chains, width = x.shape
-    for position in range(width):
-        active = position < lengths  # (B,)
-        if not bool(active.any()):
-            break
-        # Rows too short for this position ask about their last position and keep their token.
-        positions = torch.minimum(torch.full_like(lengths, position), lengths - 1)
-        x, _ = _update(uniforms[:, position], x, positions, model, temperature, top_k, active)
-    swept = torch.arange(width, device=x.device)[None, :].expand(num_chains, -1)
-    swept = torch.where(swept < lengths[:, None], swept, -1)
-    return MLMGibbsState(x), MLMGibbsInfo(swept, x.clone(), flag)
-
-
-def check_sequences(x, model, name: str = "x") -> torch.Tensor:
-    """Batched :func:`textsampling.reference.mlm_gibbs.check_sequence`: ``(B, L)`` rows of tokens then only PAD.
-
-    Every row must hold at least one token and at most ``model.max_length``; returns ``x`` as int64.
-    """
-    x = check_tensor(x, name, integer=True, ndim=2)
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(
-            f"{name} must have shape (B, L) with B, L >= 1 (a leading chain dimension), got {tuple(x.shape)}"
-        )
-    lengths = sequence_lengths(x)  # (B,)
-    past_end = torch.arange(x.shape[1], device=x.device)[None, :] >= lengths[:, None]  # (B, L)
-    empty = lengths == 0  # (B,)
-    not_padded = (past_end & (x != PAD)).any(dim=1)  # (B,)
-    too_long = lengths > model.max_length  # (B,)
-    for bad, what in ((empty, f"is empty (starts with PAD = {PAD}); give at least one token"),
-                      (not_padded, f"must hold tokens followed only by PAD = {PAD}"),
-                      (too_long, f"is longer than the model's max_length = {model.max_length}")):
-        if bool(bad.any()):
-            row = int(torch.nonzero(bad)[0, 0])
-            raise ValueError(f"{name}[{row}] {what}, got {x[row].tolist()}")
-    return x.to(torch.int64)
 
 
 def check_num_chains(rng, num_chains: int, name: str = "x0") -> None:
@@ -195,80 +150,101 @@ def check_num_chains(rng, num_chains: int, name: str = "x0") -> None:
         )
 
 
+def draw_all_mask_starts(rng, model, max_length: int | None = None, length_log_probs=None, *, num_chains=None):
+    """All-[MASK] ``x0`` ``(B, L)`` for :func:`sample`; twin of the reference ``draw_all_mask_start``.
+
+    The lengths come from the float64 uniforms of step :data:`~textsampling.reference.mlm_gibbs.INIT_STEP`.
+    ``num_chains`` (``B``) is required with a ``torch.Generator``; a counter generator knows its chains.
+    """
+    rng = as_generator(rng)
+    check_masked_model(model)
+    if isinstance(rng, CounterGenerator):
+        num_chains = rng.num_chains if num_chains is None else num_chains
+    elif num_chains is None:
+        raise ValueError("num_chains is required for an all-[MASK] start with a torch.Generator (or give x0)")
+    num_chains = check_int(num_chains, "num_chains", minimum=1)
+    check_num_chains(rng, num_chains, "num_chains")
+    max_length = model.max_length if max_length is None else check_int(max_length, "max_length", minimum=1)
+    uniforms = draw_uniforms(rng, INIT_STEP, 1, num_chains, dtype=torch.float64, device=rng.device)  # (B, 1)
+    return init_all_mask(uniforms, model, max_length, length_log_probs).x
+
+
+def _update(uniforms, x, positions, model, temperature, top_k, active):
+    """Redraw ``x[c, positions[c]]`` for the chains where ``active``; ``uniforms`` ``(B,)``."""
+    log_probs = conditional_log_probs(model, x, positions)  # (B, V)
+    row = sampling_log_probs(log_probs, model.special_token_ids, temperature, top_k)  # (B, V)
+    tokens = categorical_from_uniforms(uniforms, row)  # (B,)
+    current = x.gather(1, positions[:, None])[:, 0]  # (B,): x[c, positions[c]]
+    new_tokens = torch.where(active, tokens, current)  # (B,): inactive rows keep their token
+    return x.scatter(1, positions[:, None], new_tokens[:, None]), new_tokens  # (B, L), (B,)
+
+
+def step(uniforms: torch.Tensor, state: MLMGibbsState, model, *, scan: str = "random", temperature: float = 1.0,
+         top_k=None):
+    """One random-scan step (``uniforms`` ``(B, 2)``) or one systematic sweep (``(B, L)``) for every chain.
+
+    Returns
+    -------
+    (MLMGibbsState, MLMGibbsInfo)
+    """
+    check_scan(scan)
+    temperature = check_positive(temperature, "temperature")
+    top_k = check_top_k(top_k)
+    x = state.x
+    lengths = sequence_lengths_torch(x)  # (B,)
+    flag = changes_target(temperature, top_k)
+    if scan == "random":
+        positions = integer_from_uniform(uniforms[:, 0], lengths)  # (B,)
+        active = torch.ones_like(positions, dtype=torch.bool)  # (B,)
+        x, tokens = _update(uniforms[:, 1], x, positions, model, temperature, top_k, active)
+        return MLMGibbsState(x), MLMGibbsInfo(positions, tokens, flag)
+    num_chains, width = x.shape
+    for position in range(width):
+        active = position < lengths  # (B,)
+        if not bool(active.any()):
+            break
+        # Rows too short for this position ask about their last position and keep their token.
+        positions = torch.minimum(torch.full_like(lengths, position), lengths - 1)  # (B,)
+        x, _ = _update(uniforms[:, position], x, positions, model, temperature, top_k, active)
+    swept = torch.arange(width, device=x.device)[None, :].expand(num_chains, -1)  # (B, L)
+    swept = torch.where(swept < lengths[:, None], swept, -1)  # (B, L): -1 past each row's end
+    return MLMGibbsState(x), MLMGibbsInfo(swept, x.clone(), flag)
+
+
 def sample(
-    rng,
-    model,
-    num_steps: int,
-    x0=None,
-    scan: str = "random",
-    temperature: float = 1.0,
-    top_k=None,
-    max_length: int | None = None,
-    length_log_probs=None,
-    first_step: int = 0,
-    num_chains: int | None = None,
-) -> MLMGibbsTrace:
+    rng, x0: torch.Tensor, model, num_steps: int, *, first_step: int = 0, scan: str = "random",
+    temperature: float = 1.0, top_k=None,
+):
     """Run ``num_steps`` steps (sweeps for the systematic scan) for every chain; twin of the reference ``sample``.
 
-    Step ``t`` uses ``draw_uniforms(rng, first_step + t, num_uniforms(scan, L), B)`` in float64; with a
-    :class:`~textsampling.torch.randomness.CounterGenerator`, chain ``b`` is the reference chain run with
-    ``CounterGenerator(seed, rng.chain_index[b])``. Without ``x0`` every chain starts all [MASK], its length
-    drawn from the uniforms of step :data:`~textsampling.reference.mlm_gibbs.INIT_STEP`.
+    :func:`init` + :func:`textsampling.torch.chain.run` with float64 uniforms on ``x0``'s device: step
+    ``t`` uses ``draw_uniforms(rng, first_step + t, num_uniforms(scan, L), B)``, so with a
+    :class:`~textsampling.torch.randomness.CounterGenerator` chain ``b`` is the reference chain run with
+    ``CounterGenerator(seed, rng.chain_index[b])``. For all-[MASK] starts give
+    ``x0 = draw_all_mask_starts(rng, model)``.
 
     Parameters
     ----------
     rng : CounterGenerator or torch.Generator, on the chains' device
+    x0 : torch.Tensor of int, shape (B, L)
     model : masked LM with ``masked_log_probs_torch``
     num_steps, first_step : int >= 0
-    x0 : torch.Tensor of int, shape (B, L), optional
-        PAD-padded starts; ``None`` for all-[MASK] starts.
-    scan, temperature, top_k, max_length, length_log_probs : as in the reference
-    num_chains : int, optional
-        ``B`` of an all-[MASK] start with a ``torch.Generator`` (a counter generator knows its chains).
+    scan, temperature, top_k : as in the reference
 
     Returns
     -------
     MLMGibbsTrace
-        Arrays chains first, ``(B, T, ...)``.
+        Fields ``(B, T, ...)``.
     """
     rng = as_generator(rng)
-    check_masked_model(model)
-    num_steps = check_int(num_steps, "num_steps")
-    first_step = check_int(first_step, "first_step")
-    check_scan(scan)
-    flag = changes_target(check_positive(temperature, "temperature"), check_top_k(top_k))
-    dtype = torch.float64
-    if x0 is None:
-        if isinstance(rng, CounterGenerator):
-            num_chains = rng.num_chains if num_chains is None else num_chains
-        elif num_chains is None:
-            raise ValueError("num_chains is required for an all-[MASK] start with a torch.Generator (or give x0)")
-        num_chains = check_int(num_chains, "num_chains", minimum=1)
-        check_num_chains(rng, num_chains, "num_chains")
-        max_length = model.max_length if max_length is None else check_int(max_length, "max_length", minimum=1)
-        uniforms = draw_uniforms(rng, INIT_STEP, 1, num_chains, dtype=dtype, device=rng.device)  # (B, 1)
-        state = init_all_mask(uniforms, model, max_length, length_log_probs)
-    else:
-        x0 = check_sequences(x0, model, "x0")
-        if num_chains is not None and num_chains != x0.shape[0]:
-            raise ValueError(f"num_chains = {num_chains!r} but x0 has {x0.shape[0]} rows; leave num_chains out with x0")
-        check_num_chains(rng, x0.shape[0], "x0")
-        state = MLMGibbsState(x0)
+    state = init(x0, model)
     num_chains, width = state.x.shape
-    device = state.x.device
-    k = num_uniforms(scan, width)
-    states = torch.empty((num_chains, num_steps, width), dtype=torch.int64, device=device)
-    positions = torch.full((num_chains, num_steps), -1, dtype=torch.int64, device=device)
-    done = 0
-    try:
-        for t in range(num_steps):
-            uniforms = draw_uniforms(rng, first_step + t, k, num_chains, dtype=dtype, device=device)  # (B, k)
-            state, info = step(uniforms, state, model, scan, temperature, top_k)
-            states[:, t] = state.x
-            if scan == "random":
-                positions[:, t] = info.position
-            done = t + 1
-    except KeyboardInterrupt:
-        # Keep what was drawn: the completed steps, flagged.
-        return MLMGibbsTrace(states[:, :done], positions[:, :done], state, flag, True)
-    return MLMGibbsTrace(states, positions, state, flag, False)
+    check_num_chains(rng, num_chains, "x0")
+
+    def step_fn(uniforms, state, t):
+        return step(uniforms, state, model, scan=scan, temperature=temperature, top_k=top_k)
+
+    return chain.run(
+        rng, state, step_fn, num_uniforms(scan, width), num_steps, first_step=first_step,
+        num_chains=num_chains, dtype=torch.float64, device=state.x.device,
+    )
