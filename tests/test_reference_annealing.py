@@ -145,7 +145,9 @@ def test_greedy_search_stays_in_the_local_maximum(case):
     start_index = trap(target, proposal)
     assert probability_of_visiting_the_argmax(target, proposal, [1e-6], 2000, start_index) < 1e-12
     start = target.states[start_index]
-    trace = annealing.sample(CounterGenerator(0), start, target.log_prob, proposal, 2000, temperatures=np.full(2000, 1e-6))
+    trace = annealing.sample(
+        CounterGenerator(0), start, target.log_prob, proposal, 2000, temperatures=np.full(2000, 1e-6)
+    )
     best = annealing.best(trace, annealing.init(start, target.log_prob))
     np.testing.assert_array_equal(best.x, target.states[start_index])
 
@@ -216,11 +218,13 @@ def test_keyboard_interrupt_keeps_the_best_so_far():
         (lambda: annealing.transition_matrix(rugged_categorical(), pr.RingStepProposal(30, 0.5), 0.0),
          ValueError, "temperature"),
         (lambda: annealing.sample(np.random.default_rng(0), np.int64(0), rugged_categorical().log_prob,
-                                  pr.RingStepProposal(30, 0.5), 2, temperatures=[1.0, -0.5]), ValueError, "temperatures"),
+                                  pr.RingStepProposal(30, 0.5), 2, temperatures=[1.0, -0.5]),
+         ValueError, "temperatures"),
         (lambda: annealing.sample(np.random.default_rng(0), np.int64(0), rugged_categorical().log_prob,
                                   pr.RingStepProposal(30, 0.5), 0, temperatures=[]), ValueError, "temperatures"),
         (lambda: annealing.sample(np.random.default_rng(0), np.int64(0), rugged_categorical().log_prob,
-                                  pr.RingStepProposal(30, 0.5), 3, temperatures=[1.0]), ValueError, "one temperature per step"),
+                                  pr.RingStepProposal(30, 0.5), 3, temperatures=[1.0]),
+         ValueError, "one temperature per step"),
         (lambda: annealing.sample(3, np.int64(0), rugged_categorical().log_prob,
                                   pr.RingStepProposal(30, 0.5), 1, temperatures=[1.0]), TypeError, "rng"),
         (lambda: annealing.step([0.5, 0.5], mh.init(np.int64(0), rugged_categorical().log_prob),

@@ -238,6 +238,26 @@ def test_annealing_twin_follows_the_reference(schedule, device):
         np.testing.assert_allclose(best.log_prob[chain].item(), expected_best.log_prob, rtol=1e-13)
 
 
+def test_annealing_best_breaks_ties_as_the_reference():
+    # Per chain: ties inside the trace go to the first step, ties with the start to the start.
+    log_probs = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, -np.inf], [-np.inf, -np.inf, -np.inf]])
+    states = np.arange(9).reshape(3, 3, 1)
+    start_x, start_log_prob = np.array([[10], [11], [12]]), np.array([3.0, 1.0, -np.inf])
+    trace = annealing.AnnealingTrace(
+        annealing.MHState(torch.tensor(states), torch.tensor(log_probs)), None, None, False
+    )
+    for initial in (None, annealing.MHState(torch.tensor(start_x), torch.tensor(start_log_prob))):
+        best = annealing.best(trace, initial)
+        for chain in range(3):
+            reference_trace = reference_annealing.AnnealingTrace(
+                reference_mh.MHState(states[chain], log_probs[chain]), None, None, False
+            )
+            reference_initial = None if initial is None else reference_mh.MHState(start_x[chain], start_log_prob[chain])
+            expected = reference_annealing.best(reference_trace, reference_initial)
+            np.testing.assert_array_equal(best.x[chain].numpy(), expected.x)
+            assert float(best.log_prob[chain]) == expected.log_prob
+
+
 def _independent_cases():
     # 2-D: a 1-D IndependentGaussian gives states (N,), which the reference mixture reads as one state.
     mixture = targets.GaussianMixture([0.3, 0.7], [[-1.0, 0.0], [1.5, 1.0]], [[0.6, 1.0], [1.0, 0.5]])

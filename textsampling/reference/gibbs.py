@@ -74,7 +74,8 @@ class GibbsInfo(NamedTuple):
 GibbsTrace = Trace
 
 
-def _check_scan(scan):
+def check_scan(scan):
+    """``scan`` itself when it is one of :data:`SCANS`, else a ``ValueError`` naming them."""
     if scan not in SCANS:
         raise ValueError(f"scan must be one of {SCANS}, got {scan!r}")
     return scan
@@ -98,7 +99,7 @@ def init(x0, conditional_log_probs) -> GibbsState:
 
 def num_uniforms(scan: str = "random", length: int | None = None) -> int:
     """2 for a random-scan step (position, token); ``length`` for a systematic sweep."""
-    if _check_scan(scan) == "random":
+    if check_scan(scan) == "random":
         return 2
     return check_int(length, "length", minimum=1)
 
@@ -143,7 +144,7 @@ def step(uniforms, state: GibbsState, conditional_log_probs, *, scan: str = "ran
     -------
     (GibbsState, GibbsInfo)
     """
-    if _check_scan(scan) == "systematic":
+    if check_scan(scan) == "systematic":
         return sweep(uniforms, state, conditional_log_probs)
     uniforms = check_uniforms(uniforms, 2)
     x = _check_sequence(state.x, "state.x")
@@ -173,7 +174,7 @@ def sample(rng, x0, conditional_log_probs, num_steps: int, *, first_step: int = 
         ``states.x`` has shape (num_steps, L); ``infos.position`` the position updated at each
         random-scan step, shape (num_steps,) (for sweeps (num_steps, L), every position in turn).
     """
-    _check_scan(scan)
+    check_scan(scan)
     state = init(x0, conditional_log_probs)
 
     def step_fn(uniforms, state, t):
@@ -211,7 +212,7 @@ def transition_matrix(target, scan: str = "random", conditional_log_probs=None) 
     the kernel it induces. Every token of positive conditional probability must give an enumerated
     state.
     """
-    _check_scan(scan)
+    check_scan(scan)
     length = target.states.shape[1]
     site_matrices = [site_matrix(target, i, conditional_log_probs) for i in range(length)]
     if scan == "random":

@@ -127,7 +127,7 @@ def step(uniforms, state: MHState, log_prob_fn, proposal):
     """
     uniforms = check_uniforms(uniforms, num_uniforms(proposal))
     y, _ = proposal.propose(uniforms, state.x)
-    log_prob_y = metropolis_hastings._log_prob_one(log_prob_fn, y)
+    log_prob_y = metropolis_hastings.evaluate_log_prob(log_prob_fn, y)
     accepted = is_uphill_or_equal(state.log_prob, log_prob_y)
     new_state = MHState(np.asarray(y), log_prob_y) if accepted else state
     return new_state, HillClimbInfo(np.asarray(y), accepted, log_prob_y)

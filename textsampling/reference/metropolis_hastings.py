@@ -69,7 +69,8 @@ class MHInfo(NamedTuple):
 MHTrace = Trace
 
 
-def _log_prob_one(log_prob_fn, x) -> float:
+def evaluate_log_prob(log_prob_fn, x) -> float:
+    """``log_prob_fn`` at the one state ``x``, checked: one value, never ``+inf`` (shared by hill climbing)."""
     # log_prob_fn is batched, (N,) + state_shape -> (N,); evaluate a batch of one.
     value = np.asarray(log_prob_fn(np.asarray(x)[None]), dtype=np.float64).reshape(-1)
     if value.shape != (1,):
@@ -88,7 +89,7 @@ def init(x0, log_prob_fn, proposal=None) -> MHState:
     if not callable(log_prob_fn):
         raise TypeError(f"log_prob_fn must be callable, got {type(log_prob_fn).__name__}")
     x = np.asarray(x0)
-    log_prob = _log_prob_one(log_prob_fn, x)
+    log_prob = evaluate_log_prob(log_prob_fn, x)
     if np.isnan(log_prob):
         # A NaN proposal is a rejection, but a NaN *current* state would reject every move forever:
         # the chain would silently never move.
@@ -156,7 +157,7 @@ def step(uniforms, state: MHState, log_prob_fn, proposal, *, temperature: float 
     temperature = check_positive(temperature, "temperature")
     uniforms = check_uniforms(uniforms, num_uniforms(proposal))
     y, log_q_ratio = proposal.propose(uniforms[:-1], state.x)
-    log_prob_y = _log_prob_one(log_prob_fn, y)
+    log_prob_y = evaluate_log_prob(log_prob_fn, y)
     # The same acceptance function at every temperature, fed the tempered log-densities.
     log_alpha = float(
         log_accept_ratio(

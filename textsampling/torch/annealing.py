@@ -46,17 +46,17 @@ def _schedule(values: np.ndarray, dtype, device) -> torch.Tensor:
 
 
 def logarithmic_schedule(initial_temperature: float, num_steps: int, dtype=None, device=None) -> torch.Tensor:
-    """The reference's :func:`~textsampling.reference.annealing.logarithmic_schedule`, ``(num_steps,)`` on ``device``."""
+    """The reference's :func:`~textsampling.reference.annealing.logarithmic_schedule`, on ``device``."""
     return _schedule(reference.logarithmic_schedule(initial_temperature, num_steps), dtype, device)
 
 
 def geometric_schedule(initial_temperature: float, final_temperature: float, num_steps: int, dtype=None, device=None):
-    """The reference's :func:`~textsampling.reference.annealing.geometric_schedule`, ``(num_steps,)`` on ``device``."""
+    """The reference's :func:`~textsampling.reference.annealing.geometric_schedule`, on ``device``."""
     return _schedule(reference.geometric_schedule(initial_temperature, final_temperature, num_steps), dtype, device)
 
 
 def linear_schedule(initial_temperature: float, final_temperature: float, num_steps: int, dtype=None, device=None):
-    """The reference's :func:`~textsampling.reference.annealing.linear_schedule`, ``(num_steps,)`` on ``device``."""
+    """The reference's :func:`~textsampling.reference.annealing.linear_schedule`, on ``device``."""
     return _schedule(reference.linear_schedule(initial_temperature, final_temperature, num_steps), dtype, device)
 
 
@@ -94,7 +94,8 @@ def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, *, tempe
 def sample(
     rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, *, first_step: int = 0, temperatures, dtype=None
 ) -> AnnealingTrace:
-    """Run ``num_steps`` annealing steps for every chain of ``x0`` ``(B,) + state_shape``, step ``t`` at ``temperatures[t]``.
+    """Run ``num_steps`` annealing steps for every chain of ``x0`` ``(B,) + state_shape``, step ``t`` at
+    ``temperatures[t]``.
 
     Parameters
     ----------

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 
 from textsampling._validation import check_int
-from textsampling.reference.gibbs import SCANS, _check_scan
+from textsampling.reference.gibbs import SCANS, check_scan
 from textsampling.torch import chain
 from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
 from textsampling.torch.chain import Trace
@@ -60,7 +60,7 @@ def init(x0: torch.Tensor, conditional_log_probs) -> GibbsState:
 
 def num_uniforms(scan: str = "random", length: int | None = None) -> int:
     """2 for a random-scan step (position, token); ``length`` for a systematic sweep."""
-    if _check_scan(scan) == "random":
+    if check_scan(scan) == "random":
         return 2
     return check_int(length, "length", minimum=1)
 
@@ -133,7 +133,7 @@ def step(
     -------
     (GibbsState, GibbsInfo)
     """
-    if _check_scan(scan) == "systematic":
+    if check_scan(scan) == "systematic":
         return sweep(uniforms, state, conditional_log_probs, validate=validate)
     uniforms, x = _check_inputs(uniforms, state, 2, "a random-scan step")
     if validate:
@@ -181,7 +181,7 @@ def sample(
     GibbsTrace
         ``states.x`` ``(B, T, L)``; ``infos.position`` ``(B, T)`` (``(B, T, L)`` for sweeps).
     """
-    _check_scan(scan)
+    check_scan(scan)
     state = init(x0, conditional_log_probs)
     num_chains, length = state.x.shape
 

@@ -38,7 +38,7 @@ __all__ = [
 
 
 class HillClimbInfo(NamedTuple):
-    """Per chain: the proposed state ``(B,) + state_shape``, the decision ``(B,)`` and the proposal's log-density ``(B,)``."""
+    """Per chain: proposed state ``(B,) + state_shape``, decision ``(B,)``, proposal's log-density ``(B,)``."""
 
     proposal: torch.Tensor
     accepted: torch.Tensor
@@ -96,7 +96,9 @@ def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, *, valid
     if validate:
         raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     y, _ = proposal.propose(uniforms, state.x)  # the Hastings term has no role: nothing is sampled
-    log_prob_y = metropolis_hastings._evaluate(log_prob_fn, y, state.log_prob.dtype, validate, "a proposed state")
+    log_prob_y = metropolis_hastings.evaluate_log_prob(
+        log_prob_fn, y, state.log_prob.dtype, validate, "a proposed state"
+    )  # (B,)
     accepted = is_uphill_or_equal(state.log_prob, log_prob_y)  # (B,)
     keep = accepted.reshape((-1,) + (1,) * (y.ndim - 1))  # (B, 1, ...) to select whole states
     new_x = torch.where(keep, y, state.x)  # (B,) + state_shape

@@ -59,7 +59,8 @@ class MHInfo(NamedTuple):
 MHTrace = Trace
 
 
-def _evaluate(log_prob_fn, x: torch.Tensor, dtype, validate: bool, name: str) -> torch.Tensor:
+def evaluate_log_prob(log_prob_fn, x: torch.Tensor, dtype, validate: bool, name: str) -> torch.Tensor:
+    """``log_prob_fn(x)`` ``(B,)`` in ``dtype``, checked (never ``+inf`` when ``validate``); ``name`` says where."""
     values = log_prob_fn(x)
     if not isinstance(values, torch.Tensor) or values.shape != (x.shape[0],):
         shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
@@ -90,7 +91,7 @@ def init(x0: torch.Tensor, log_prob_fn, proposal=None, *, dtype=None) -> MHState
     values = log_prob_fn(x)
     if not isinstance(values, torch.Tensor):
         raise ValueError(f"log_prob_fn must return a tensor of shape ({x.shape[0]},)")
-    log_prob = _evaluate(log_prob_fn, x, dtype or values.dtype, True, "x0")
+    log_prob = evaluate_log_prob(log_prob_fn, x, dtype or values.dtype, True, "x0")
     if torch.isnan(log_prob).any():
         # As in the reference: a NaN current state would reject every move forever, silently.
         raise ValueError("log_prob_fn(x) is NaN for some chain: every start needs a log-density that is finite or -inf")
@@ -107,7 +108,7 @@ def log_accept_ratio(log_prob_current, log_prob_proposal, log_q_ratio) -> torch.
     # -inf - (-inf) is NaN on purpose: a rejection. torch.minimum propagates NaN, as np.minimum does.
     difference = log_prob_proposal - log_prob_current + log_q_ratio  # (B,)
     ratio = torch.minimum(difference, difference.new_zeros(()))
-    return torch.where((log_prob_current == -torch.inf) & torch.isfinite(log_prob_proposal), 0.0, ratio)
+    return torch.where((log_prob_current == -torch.inf) & torch.isfinite(log_prob_proposal), 0.0, ratio)  # (B,)
 
 
 def check_step_inputs(uniforms, state: MHState, expected_num_uniforms: int) -> int:
@@ -129,7 +130,10 @@ def check_step_inputs(uniforms, state: MHState, expected_num_uniforms: int) -> i
 
 
 def tempered_log_prob(log_prob: torch.Tensor, temperature) -> torch.Tensor:
-    r"""The reference's :math:`\log\rho / T`; ``temperature`` a number or a ``(B,)`` tensor."""
+    """The reference's :func:`~textsampling.reference.metropolis_hastings.tempered_log_prob` per chain.
+
+    ``log_prob`` ``(B,)``; ``temperature`` a number or a ``(B,)`` tensor.
+    """
     return log_prob / temperature
 
 
@@ -177,7 +181,7 @@ def step(
     if validate:
         raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     y, log_q_ratio = proposal.propose(uniforms[:, :-1], state.x)
-    log_prob_y = _evaluate(log_prob_fn, y, state.log_prob.dtype, validate, "a proposed state")
+    log_prob_y = evaluate_log_prob(log_prob_fn, y, state.log_prob.dtype, validate, "a proposed state")
     # The reference's operations: the acceptance function on tempered log-densities.
     log_alpha = log_accept_ratio(
         tempered_log_prob(state.log_prob, temperature), tempered_log_prob(log_prob_y, temperature), log_q_ratio
