@@ -115,7 +115,8 @@ def log_accept_ratio(log_prob_current, log_prob_proposal, log_q_ratio):
     Returns
     -------
     float or numpy.ndarray
-        In ``[-inf, 0]``, or NaN (a rejection) when undefined, e.g. :math:`-\infty - (-\infty)`.
+        The log acceptance probability (what :class:`MHInfo` records as ``log_accept_prob``), in
+        ``[-inf, 0]``, or NaN (a rejection) when undefined, e.g. :math:`-\infty - (-\infty)`.
         Exception on purpose: a current state of log-density ``-inf`` and a finite proposal give 0.
     """
     current = np.asarray(log_prob_current, dtype=np.float64)
