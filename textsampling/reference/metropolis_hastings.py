@@ -159,12 +159,13 @@ def step(uniforms, state: MHState, log_prob_fn, proposal, *, temperature: float 
     uniforms = check_uniforms(uniforms, num_uniforms(proposal))
     y, log_q_ratio = proposal.propose(uniforms[:-1], state.x)
     log_prob_y = evaluate_log_prob(log_prob_fn, y)
-    # The same acceptance function at every temperature, fed the tempered log-densities.
-    log_alpha = float(
-        log_accept_ratio(
-            tempered_log_prob(state.log_prob, temperature), tempered_log_prob(log_prob_y, temperature), log_q_ratio
-        )
-    )
+    # The same acceptance function at every temperature, fed the tempered log-densities (at T = 1 the
+    # division is exact, so it is skipped: plain MH pays nothing for the temperature).
+    log_prob_x_tempered, log_prob_y_tempered = state.log_prob, log_prob_y
+    if temperature != 1.0:
+        log_prob_x_tempered = tempered_log_prob(state.log_prob, temperature)
+        log_prob_y_tempered = tempered_log_prob(log_prob_y, temperature)
+    log_alpha = float(log_accept_ratio(log_prob_x_tempered, log_prob_y_tempered, log_q_ratio))
     # Accept iff log u < log alpha; NaN compares False, so an undefined ratio rejects.
     accepted = bool(np.log(uniforms[-1]) < log_alpha)
     new_state = MHState(np.asarray(y), log_prob_y) if accepted else state

@@ -182,10 +182,13 @@ def step(
         raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     y, log_q_ratio = proposal.propose(uniforms[:, :-1], state.x)
     log_prob_y = evaluate_log_prob(log_prob_fn, y, state.log_prob.dtype, validate, "a proposed state")
-    # The reference's operations: the acceptance function on tempered log-densities.
-    log_alpha = log_accept_ratio(
-        tempered_log_prob(state.log_prob, temperature), tempered_log_prob(log_prob_y, temperature), log_q_ratio
-    )  # (B,)
+    # The reference's operations: the acceptance function on tempered log-densities (the exact division
+    # by T = 1 skipped, as there).
+    log_prob_x_tempered, log_prob_y_tempered = state.log_prob, log_prob_y  # (B,), (B,)
+    if isinstance(temperature, torch.Tensor) or temperature != 1.0:
+        log_prob_x_tempered = tempered_log_prob(state.log_prob, temperature)  # (B,)
+        log_prob_y_tempered = tempered_log_prob(log_prob_y, temperature)  # (B,)
+    log_alpha = log_accept_ratio(log_prob_x_tempered, log_prob_y_tempered, log_q_ratio)  # (B,)
     # Accept iff log u < log alpha; NaN compares False, so an undefined ratio rejects.
     accepted = torch.log(uniforms[:, -1]) < log_alpha  # (B,)
     keep = accepted.reshape((-1,) + (1,) * (y.ndim - 1))  # (B, 1, ...) to select whole states
