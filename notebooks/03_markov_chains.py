@@ -187,7 +187,7 @@ low, median, high = np.percentile(noise, [2.5, 50, 97.5])
 fig, ax = plt.subplots(figsize=(8, 4))
 for k, (name, proposal) in enumerate(proposals.items()):
     states = np.array([
-        mh.sample(CounterGenerator(SEED, chain), 3, target.log_prob, proposal, NUM_STEPS).states
+        mh.sample(CounterGenerator(SEED, chain), 3, target.log_prob, proposal, NUM_STEPS).states.x
         for chain in range(NUM_CHAINS)
     ])  # (num_chains, num_steps): states[:, t] is the state after step t + 1
     empirical = np.array([

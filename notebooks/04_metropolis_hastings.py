@@ -76,10 +76,10 @@ traces = {
 }
 fig, axes = plt.subplots(len(step_sizes), 2, figsize=(12, 7), gridspec_kw={"width_ratios": [3, 1]}, sharey=True)
 for row, (scale, trace) in enumerate(traces.items()):
-    axes[row, 0].plot(trace.states[:, 0], lw=0.5)
+    axes[row, 0].plot(trace.states.x[:, 0], lw=0.5)
     axes[row, 0].set_ylabel("x")
-    axes[row, 0].set_title(f"σ = {scale}: acceptance rate {diagnostics.acceptance_rate(trace.accepted):.2f}", fontsize=10)
-    axes[row, 1].hist(trace.states[:, 0], bins=60, range=(-7, 7), density=True, orientation="horizontal", alpha=0.6)
+    axes[row, 0].set_title(f"σ = {scale}: acceptance rate {diagnostics.acceptance_rate(trace.infos.accepted):.2f}", fontsize=10)
+    axes[row, 1].hist(trace.states.x[:, 0], bins=60, range=(-7, 7), density=True, orientation="horizontal", alpha=0.6)
     axes[row, 1].plot(density, grid, "k")
 axes[-1, 0].set_xlabel("step")
 axes[-1, 1].set_xlabel("density (black: exact)")
@@ -100,9 +100,9 @@ scales = np.geomspace(0.05, 200.0, 15)
 rates, ess_per_step, tvs = [], [], []
 for scale in scales:
     trace = mh.sample(rng, x0, mixture.log_prob, GaussianRandomWalkProposal(scale), NUM_SWEEP_STEPS)
-    rates.append(diagnostics.acceptance_rate(trace.accepted))
-    ess_per_step.append(diagnostics.effective_sample_size(trace.states[:, 0], method="mean") / NUM_SWEEP_STEPS)
-    tvs.append(diagnostics.empirical_tv_distance(mixture.cell_index(trace.states), mixture.cell_probabilities()))
+    rates.append(diagnostics.acceptance_rate(trace.infos.accepted))
+    ess_per_step.append(diagnostics.effective_sample_size(trace.states.x[:, 0], method="mean") / NUM_SWEEP_STEPS)
+    tvs.append(diagnostics.empirical_tv_distance(mixture.cell_index(trace.states.x), mixture.cell_probabilities()))
 
 # One panel per row, sharing the σ axis, so each stays legible at the width of a book page.
 fig, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
@@ -139,21 +139,21 @@ log_density = mixture_2d.log_prob(np.stack([u.ravel(), v.ravel()], axis=1)).resh
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
 axes[0].contourf(u, v, np.exp(log_density), levels=20, cmap="Blues")
-shown = trace_2d.states[:300]
+shown = trace_2d.states.x[:300]
 axes[0].plot(shown[:, 0], shown[:, 1], "-o", color="tab:red", ms=2, lw=0.5, alpha=0.8)
 axes[0].set_title("first 300 states over the exact density")
-axes[1].hist2d(trace_2d.states[:, 0], trace_2d.states[:, 1], bins=50, range=[[-5, 5], [-5, 5]], cmap="Blues")
+axes[1].hist2d(trace_2d.states.x[:, 0], trace_2d.states.x[:, 1], bins=50, range=[[-5, 5], [-5, 5]], cmap="Blues")
 axes[1].set_title(f"all {NUM_STEPS} states")
 for ax in axes:
     ax.set_aspect("equal")
 fig.tight_layout()
-print("exact mean:", mixture_2d.mean().round(3), " chain mean:", trace_2d.states.mean(axis=0).round(3))
+print("exact mean:", mixture_2d.mean().round(3), " chain mean:", trace_2d.states.x.mean(axis=0).round(3))
 # Where the error comes from: the time spent left of x₁ = 0 (the heaviest mode sits at x₁ = -2), against
 # its exact probability, one normal CDF per component.
 exact_left = float(np.sum(mixture_2d.weights * stats.norm.cdf(0.0, mixture_2d.means[:, 0], mixture_2d.scales[:, 0])))
-print(f"fraction of steps with x₁ < 0: chain {np.mean(trace_2d.states[:, 0] < 0):.3f}, exact {exact_left:.3f}")
+print(f"fraction of steps with x₁ < 0: chain {np.mean(trace_2d.states.x[:, 0] < 0):.3f}, exact {exact_left:.3f}")
 print("split R-hat of this one chain (its two halves compared), per coordinate:",
-      [round(diagnostics.split_rhat(trace_2d.states[:, d]), 3) for d in range(2)])
+      [round(diagnostics.split_rhat(trace_2d.states.x[:, d]), 3) for d in range(2)])
 
 # %% [markdown]
 # The chain's mean is off, and nothing in the chain itself is broken: it is a correct MH chain that
@@ -175,7 +175,7 @@ NUM_CHAINS = 4
 corners = np.array([[-4.0, -4.0], [4.0, 4.0], [4.0, -4.0], [-4.0, 4.0]])  # over-dispersed starts
 chains_2d = np.stack([
     mh.sample(CounterGenerator(SEED, chain), corners[chain], mixture_2d.log_prob,
-              GaussianRandomWalkProposal(1.0, dimension=2), NUM_STEPS).states
+              GaussianRandomWalkProposal(1.0, dimension=2), NUM_STEPS).states.x
     for chain in range(NUM_CHAINS)
 ])  # (chain, step, coordinate)
 exact_mean = mixture_2d.mean()
@@ -233,7 +233,7 @@ proposal = SingleSiteProposal(vocab_size=5, length=3, token_logits=token_logits)
 x0 = np.array([4, 4, 4])  # "mat mat mat"
 
 trace = mh.sample(CounterGenerator(SEED, 0), x0, sentences.log_prob, proposal, NUM_STEPS)
-indices = sentences.state_index(trace.states)
+indices = sentences.state_index(trace.states.x)
 checkpoints = np.unique(np.geomspace(10, NUM_STEPS, 30).astype(int))
 running_tv = [diagnostics.empirical_tv_distance(indices[:n], sentences.probabilities()) for n in checkpoints]
 exact_tv = [
@@ -256,7 +256,7 @@ top = np.argsort(sentences.probabilities())[::-1][:5]
 for i in top:
     frequency = np.mean(indices == i)
     print(f"{' '.join(words[t] for t in sentences.states[i]):<22} exact {sentences.probabilities()[i]:.4f}   chain {frequency:.4f}")
-print("acceptance rate:", round(diagnostics.acceptance_rate(trace.accepted), 3),
+print("acceptance rate:", round(diagnostics.acceptance_rate(trace.infos.accepted), 3),
       "| stationarity residual of the exact kernel:", f"{markov.stationarity_residual(matrix, sentences.probabilities()):.1e}")
 
 # %% [markdown]
@@ -292,7 +292,7 @@ for name, ring_proposal in (("with Hastings term", correct), ("without", wrong))
     kernel = mh.transition_matrix(ring_target, ring_proposal)
     stationary = markov.stationary_distribution(kernel)
     chain = mh.sample(rng, 0, ring_target.log_prob, ring_proposal, NUM_STEPS)
-    laws[name] = (stationary, np.bincount(chain.states, minlength=8) / NUM_STEPS)
+    laws[name] = (stationary, np.bincount(chain.states.x, minlength=8) / NUM_STEPS)
     print(f"{name:>18}: TV(stationary law, π) = {markov.tv_distance(stationary, ring_target.probabilities()):.4f}")
 
 fig, ax = plt.subplots(figsize=(9, 4.6))
@@ -380,7 +380,7 @@ for name, kernel in kernels.items():
 # %%
 symmetric_ring = RingStepProposal(8, forward_probability=0.5)
 draw_again = faulty.mh_that_retries_rejections(su_target, symmetric_ring)
-stay_put_chain = mh.sample(rng, 0, su_target.log_prob, symmetric_ring, NUM_RING_STEPS).states
+stay_put_chain = mh.sample(rng, 0, su_target.log_prob, symmetric_ring, NUM_RING_STEPS).states.x
 state, draw_again_chain = np.int64(0), np.empty(NUM_RING_STEPS, dtype=np.int64)
 for t in range(NUM_RING_STEPS):
     state = draw_again_chain[t] = draw_again.step_fn(rng, state)

@@ -162,14 +162,14 @@ top = np.argsort(pi)[::-1][:15]
 fig, axes = plt.subplots(1, 2, figsize=(14, 4.2))
 axes[0].bar(np.arange(15) - 0.27, pi[top], width=0.27, color="black", label="exact")
 for k, (scan, trace) in enumerate(traces.items()):
-    frequencies = np.bincount(target.state_index(trace.states), minlength=target.num_states) / NUM_STEPS
+    frequencies = np.bincount(target.state_index(trace.states.x), minlength=target.num_states) / NUM_STEPS
     axes[0].bar(np.arange(15) + 0.27 * k, frequencies[top], width=0.27, label=f"{scan} scan")
 axes[0].set_xticks(np.arange(15), [sentence(target.states[i]) for i in top], rotation=60, ha="right", fontsize=8)
 axes[0].set_ylabel("probability")
 axes[0].legend(loc="upper right")  # the bars fall off to the right: that corner is empty
 checkpoints = np.unique(np.geomspace(10, NUM_STEPS, 25).astype(int))
 for scan, trace in traces.items():
-    indices = target.state_index(trace.states)
+    indices = target.state_index(trace.states.x)
     axes[1].loglog(checkpoints, [diagnostics.empirical_tv_distance(indices[:n], pi) for n in checkpoints], "o-", label=f"{scan} scan")
 exact_draws = target.state_index(target.sample_exact(rng, NUM_STEPS))
 axes[1].loglog(checkpoints, [diagnostics.empirical_tv_distance(exact_draws[:n], pi) for n in checkpoints], "k--", label="exact draws")
@@ -208,7 +208,7 @@ log_accepts = np.array(log_accepts)
 print(f"{log_accepts.size} Gibbs moves: max |log α| = {np.abs(log_accepts).max():.1e}")
 
 blind = mh.sample(rng, np.array([1, 1, 1, 1]), target.log_prob, SingleSiteProposal(4, 4), NUM_STEPS)
-print(f"MH with a uniform new token: acceptance rate {diagnostics.acceptance_rate(blind.accepted):.3f}")
+print(f"MH with a uniform new token: acceptance rate {diagnostics.acceptance_rate(blind.infos.accepted):.3f}")
 
 # %% [markdown]
 # Acceptance 1 is not the same as fast mixing. On a strongly coupled Ising chain
@@ -221,7 +221,7 @@ fig, axes = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [2,
 for coupling in (0.3, 2.0):
     ising = PairwiseChain.ising(10, coupling=coupling)
     trace = gibbs.sample(rng, np.zeros(10, dtype=np.int64), ising.conditional_log_probs, NUM_STEPS, scan="random")
-    magnetisation = (2 * trace.states - 1).mean(axis=1)
+    magnetisation = (2 * trace.states.x - 1).mean(axis=1)
     axes[0].plot(magnetisation, lw=0.6, label=f"J = {coupling}")
     axes[1].plot(diagnostics.autocorrelation(magnetisation, max_lag=min(500, NUM_STEPS // 4)), label=f"J = {coupling}")
     ess = diagnostics.effective_sample_size(magnetisation, method="mean")

@@ -32,7 +32,8 @@
 # Schedules, for steps $t = 0, \dots, n-1$: **logarithmic** $T_t = T_0 \log 2 / \log(t + 2)$ — the
 # schedule of the convergence proofs {cite:p}`geman1984stochastic` (sharp form: Hajek 1988, below),
 # hopelessly slow in practice; **geometric** $T_t = T_0 (T_{n-1}/T_0)^{t/(n-1)}$; **linear**. The
-# package's `annealing.anneal` runs one MH step per temperature and returns the best state it saw.
+# package's `annealing.sample` runs one MH step per temperature (`temperatures=` the schedule) and
+# returns the whole trace; `annealing.best` picks the best state it saw.
 # At the end, plain hill climbing with restarts — the $T = 0$ limit, which Su also describes — gets
 # the same number of evaluations of $\log\rho$.
 
@@ -167,8 +168,12 @@ ring_steps = np.abs(logits - np.roll(logits, 1))  # |Δ log ρ| between neighbou
 print(f"smallest |Δ log ρ| between neighbours: {ring_steps.min():.4f}; at T = 0.02 that step downhill is "
       f"accepted with probability {np.exp(-ring_steps.min() / 0.02):.2f}; "
       f"{np.mean(np.exp(-ring_steps / 0.02) > 0.01):.0%} of the ring's steps with probability above 0.01")
+start_state = annealing.init(start, target.log_prob)  # the start counts as seen
 results = {
-    name: [annealing.anneal(CounterGenerator(SEED, chain), start, target.log_prob, proposal, temperatures) for chain in range(NUM_RUNS)]
+    name: [
+        annealing.sample(CounterGenerator(SEED, chain), start, target.log_prob, proposal, NUM_STEPS, temperatures=temperatures)
+        for chain in range(NUM_RUNS)
+    ]
     for name, temperatures in schedules.items()
 }
 
@@ -183,7 +188,7 @@ fig, axes = plt.subplot_mosaic([["temperature", "found"], ["trace", "trace"]], f
                                gridspec_kw={"height_ratios": [1, 1.3]})
 for name, temperatures in schedules.items():
     axes["temperature"].plot(temperatures, label=name)
-    axes["trace"].plot(unwrap(results[name][0].states, start), lw=0.8, label=name)
+    axes["trace"].plot(unwrap(results[name][0].states.x, start), lw=0.8, label=name)
 axes["temperature"].set_yscale("log")
 axes["temperature"].set_xlabel("step")
 axes["temperature"].set_ylabel("temperature T")
@@ -201,8 +206,8 @@ axes["trace"].set_title(
     fontsize=10,
 )
 axes["trace"].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-found = [np.mean([int(result.best_state) == best for result in results[name]]) for name in schedules]
-ended = [np.mean([int(result.states[-1]) == best for result in results[name]]) for name in schedules]
+found = [np.mean([int(annealing.best(trace, start_state).x) == best for trace in results[name]]) for name in schedules]
+ended = [np.mean([int(trace.states.x[-1]) == best for trace in results[name]]) for name in schedules]
 positions = np.arange(len(schedules))
 axes["found"].bar(positions - 0.2, found, width=0.4, label="best state seen = argmax")
 axes["found"].bar(positions + 0.2, ended, width=0.4, label="final state = argmax")
@@ -225,17 +230,18 @@ for (name, temperatures), f, e in zip(schedules.items(), found, ended):
 # high, and the exact $\pi_T$ at the final temperature shows how little of its mass sits on the argmax.
 # The geometric and linear schedules spend the first part of the budget hot enough to explore and the
 # last part climbing. The best state *seen* is always at least as good as the final one, which is why
-# `anneal` keeps it.
+# `annealing.best` looks for it in the whole trace.
 #
 # ## Hill climbing with restarts
 #
 # Su's plain hill climbing {cite:p}`su2021part2` accepts a proposed neighbour iff
 # $\log\rho(y) \ge \log\rho(x)$: no temperature, no uniform for the decision, and it stops improving at
 # the first local maximum. So it is restarted from fresh random starts (here uniform over the ring) and
-# the best end state is kept: `hill_climbing.sample`. A climb of $m$ steps evaluates $\log\rho$
-# $m + 1$ times, so `NUM_RESTARTS` climbs fit the budget of one annealing run ($n + 1$ evaluations). On
-# sixty states the chance that one climb ends on the argmax is exact — the start law times the $m$-th
-# power of `hill_climbing.transition_matrix` — and so is the chance that some restart does.
+# the best end state is kept: `hill_climbing.restarts` (one climb alone is `hill_climbing.sample`). A
+# climb of $m$ steps evaluates $\log\rho$ $m + 1$ times, so `NUM_RESTARTS` climbs fit the budget of one
+# annealing run ($n + 1$ evaluations). On sixty states the chance that one climb ends on the argmax is
+# exact — the start law times the $m$-th power of `hill_climbing.transition_matrix` — and so is the
+# chance that some restart does.
 # Note the difference in the rules of the game: the climber starts afresh, annealing from the bad start.
 
 # %%
@@ -243,8 +249,8 @@ STEPS_PER_CLIMB = 40
 NUM_RESTARTS = (NUM_STEPS + 1) // (STEPS_PER_CLIMB + 1)
 uniform_start = IndependentCategorical(np.zeros(num_states))
 climbs = [
-    hill_climbing.sample(CounterGenerator(SEED, chain), uniform_start, target.log_prob, proposal,
-                         STEPS_PER_CLIMB, NUM_RESTARTS)
+    hill_climbing.restarts(CounterGenerator(SEED, chain), uniform_start, target.log_prob, proposal,
+                           STEPS_PER_CLIMB, NUM_RESTARTS)
     for chain in range(NUM_RUNS)
 ]
 climb_kernel = hill_climbing.transition_matrix(target, proposal)
@@ -300,20 +306,22 @@ def sentence(tokens) -> str:
 
 temperatures = annealing.geometric_schedule(2.0, 0.05, NUM_STEPS)
 runs = [
-    annealing.anneal(CounterGenerator(SEED, chain), x0, sentences.log_prob, SingleSiteProposal(6, 5), temperatures)
+    annealing.sample(CounterGenerator(SEED, chain), x0, sentences.log_prob, SingleSiteProposal(6, 5), NUM_STEPS,
+                     temperatures=temperatures)
     for chain in range(NUM_RUNS)
 ]
+bests = [annealing.best(run, annealing.init(x0, sentences.log_prob)) for run in runs]
 fig, ax = plt.subplots(figsize=(9, 3.8))
 for run in runs[:5]:
-    ax.plot(run.log_probs, lw=0.8)
+    ax.plot(run.states.log_prob, lw=0.8)
 ax.axhline(sentences.log_prob(exact_best[None])[0], color="black", ls="--", label="exact maximum of log ρ")
 ax.set_xlabel("step")
 ax.set_ylabel("log ρ of the current sentence")
 ax.legend()
 fig.tight_layout()
 print("exact best sentence:  ", repr(sentence(exact_best)))
-print("annealing found it in", sum(np.array_equal(run.best_state, exact_best) for run in runs), "of", NUM_RUNS, "runs;")
-print("run 0 found:          ", repr(sentence(runs[0].best_state)))
+print("annealing found it in", sum(np.array_equal(run_best.x, exact_best) for run_best in bests), "of", NUM_RUNS, "runs;")
+print("run 0 found:          ", repr(sentence(bests[0].x)))
 
 # %% [markdown]
 # ## Try this

@@ -79,10 +79,10 @@ twin_run = mh_twin.sample(
     NUM_STEPS,
     dtype=torch.float64,
 )
-same_states = all(np.array_equal(run.states, twin_run.states[c].numpy()) for c, run in enumerate(reference_runs))
-same_decisions = all(np.array_equal(run.accepted, twin_run.accepted[c].numpy()) for c, run in enumerate(reference_runs))
+same_states = all(np.array_equal(run.states.x, twin_run.states.x[c].numpy()) for c, run in enumerate(reference_runs))
+same_decisions = all(np.array_equal(run.infos.accepted, twin_run.infos.accepted[c].numpy()) for c, run in enumerate(reference_runs))
 print(f"{num_chains} chains x {NUM_STEPS} steps: identical states: {same_states}, identical accept decisions: {same_decisions}")
-print("acceptance rate per chain:", [round(float(run.accepted.mean()), 2) for run in reference_runs])
+print("acceptance rate per chain:", [round(float(run.infos.accepted.mean()), 2) for run in reference_runs])
 
 # %% [markdown]
 # ## The same chain whatever the batch
@@ -98,10 +98,10 @@ def run_twin(generator, count):
 
 small = run_twin(TorchCounterGenerator(SEED, torch.arange(10)), 10)
 large = run_twin(TorchCounterGenerator(SEED, torch.arange(2_000)), 2_000)
-print("counter generator: chains 0-9 alone == chains 0-9 of 2,000:", torch.equal(small.states, large.states[:10]))
+print("counter generator: chains 0-9 alone == chains 0-9 of 2,000:", torch.equal(small.states.x, large.states.x[:10]))
 small = run_twin(torch.Generator().manual_seed(SEED), 10)
 large = run_twin(torch.Generator().manual_seed(SEED), 2_000)
-print("torch.Generator:   chains 0-9 alone == chains 0-9 of 2,000:", torch.equal(small.states, large.states[:10]))
+print("torch.Generator:   chains 0-9 alone == chains 0-9 of 2,000:", torch.equal(small.states.x, large.states.x[:10]))
 
 # %% [markdown]
 # ## What many chains show: the law of $x_t$, step by step
@@ -117,7 +117,7 @@ run = mh_twin.sample(
     twin_target.log_prob, twin_proposal, LAW_STEPS, dtype=torch.float64,
 )
 # Index every visited sentence through the distinct rows (a few hundred), not state by state.
-distinct, inverse = np.unique(run.states.reshape(-1, 3).numpy(), axis=0, return_inverse=True)
+distinct, inverse = np.unique(run.states.x.reshape(-1, 3).numpy(), axis=0, return_inverse=True)
 indices = target.state_index(distinct)[inverse.reshape(-1)].reshape(many, LAW_STEPS)
 pi = target.probabilities()
 empirical = [markov.tv_distance(np.bincount(indices[:, t], minlength=target.num_states) / many, pi) for t in range(LAW_STEPS)]

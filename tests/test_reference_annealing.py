@@ -75,10 +75,10 @@ def test_step_at_temperature_one_is_the_mh_step():
     rng = np.random.default_rng(3)
     for _ in range(50):
         uniforms = rng.random(3)
-        annealed, annealed_info = annealing.step(uniforms, state, target.log_prob, proposal, 1.0)
+        annealed, annealed_info = annealing.step(uniforms, state, target.log_prob, proposal, temperature=1.0)
         plain, plain_info = mh.step(uniforms, state, target.log_prob, proposal)
         np.testing.assert_array_equal(annealed.x, plain.x)
-        assert annealed_info.log_accept_ratio == plain_info.log_accept_ratio
+        assert annealed_info.log_accept_prob == plain_info.log_accept_prob
         state = plain
 
 
@@ -119,7 +119,7 @@ ANNEALING_CASES = [
 
 
 @pytest.mark.parametrize("case", ANNEALING_CASES, ids=[case[0] for case in ANNEALING_CASES])
-def test_anneal_escapes_a_local_maximum_and_finds_the_exact_argmax(case):
+def test_annealing_escapes_a_local_maximum_and_finds_the_exact_argmax(case):
     name, target, proposal, levels, steps_per_level = case
     start_index = trap(target, proposal)
     start = target.states[start_index]
@@ -129,9 +129,12 @@ def test_anneal_escapes_a_local_maximum_and_finds_the_exact_argmax(case):
     assert probability_of_visiting_the_argmax(target, proposal, levels, steps_per_level, start_index) > 1 - 1e-5
     temperatures = np.repeat(levels, steps_per_level)
     for seed in (0, 1):
-        result = annealing.anneal(CounterGenerator(seed), start, target.log_prob, proposal, temperatures)
-        np.testing.assert_array_equal(result.best_state, target.argmax())
-        assert result.best_log_prob == target.log_prob_all().max()
+        trace = annealing.sample(
+            CounterGenerator(seed), start, target.log_prob, proposal, len(temperatures), temperatures=temperatures
+        )
+        best = annealing.best(trace, annealing.init(start, target.log_prob))
+        np.testing.assert_array_equal(best.x, target.argmax())
+        assert best.log_prob == target.log_prob_all().max()
 
 
 @pytest.mark.parametrize("case", ANNEALING_CASES, ids=[case[0] for case in ANNEALING_CASES])
@@ -141,25 +144,50 @@ def test_greedy_search_stays_in_the_local_maximum(case):
     name, target, proposal, levels, steps_per_level = case
     start_index = trap(target, proposal)
     assert probability_of_visiting_the_argmax(target, proposal, [1e-6], 2000, start_index) < 1e-12
-    result = annealing.anneal(CounterGenerator(0), target.states[start_index], target.log_prob, proposal,
-                              np.full(2000, 1e-6))
-    np.testing.assert_array_equal(result.best_state, target.states[start_index])
+    start = target.states[start_index]
+    trace = annealing.sample(
+        CounterGenerator(0), start, target.log_prob, proposal, 2000, temperatures=np.full(2000, 1e-6)
+    )
+    best = annealing.best(trace, annealing.init(start, target.log_prob))
+    np.testing.assert_array_equal(best.x, target.states[start_index])
 
 
-def test_result_tracks_the_best_state_and_the_whole_trace():
+def test_trace_runs_the_schedule_and_best_finds_the_best_state():
     target = pairwise_target()
+    proposal = pr.SingleSiteProposal(3, 4)
     temperatures = annealing.logarithmic_schedule(2.0, 400)
-    result = annealing.anneal(np.random.default_rng(5), np.zeros(4, dtype=np.int64), target.log_prob,
-                              pr.SingleSiteProposal(3, 4), temperatures)
-    assert result.states.shape == (400, 4) and not result.interrupted
-    np.testing.assert_array_equal(result.temperatures, temperatures)
-    np.testing.assert_array_equal(result.log_probs, target.log_prob(result.states))
-    start = target.log_prob(np.zeros(4, dtype=np.int64))[0]
-    assert result.best_log_prob == max(start, result.log_probs.max())
-    assert target.log_prob(result.best_state)[0] == result.best_log_prob
-    same = annealing.anneal(np.random.default_rng(5), np.zeros(4, dtype=np.int64), target.log_prob,
-                            pr.SingleSiteProposal(3, 4), temperatures)
-    np.testing.assert_array_equal(same.states, result.states)
+    x0 = np.zeros(4, dtype=np.int64)
+    trace = annealing.sample(np.random.default_rng(5), x0, target.log_prob, proposal, 400, temperatures=temperatures)
+    assert trace.states.x.shape == (400, 4) and not trace.interrupted
+    np.testing.assert_array_equal(trace.states.log_prob, target.log_prob(trace.states.x))
+    # Step t ran at temperatures[t]: its acceptance is MH's on the log-densities divided by T_t.
+    start = annealing.init(x0, target.log_prob)
+    previous = np.concatenate([start.x[None], trace.states.x[:-1]])
+    previous_log_prob = np.concatenate([[start.log_prob], trace.states.log_prob[:-1]])
+    log_q_ratio = [proposal.log_q_ratio(y, x) for y, x in zip(trace.infos.proposal, previous)]
+    expected = mh.log_accept_ratio(
+        previous_log_prob / temperatures, target.log_prob(trace.infos.proposal) / temperatures, log_q_ratio
+    )
+    np.testing.assert_array_equal(trace.infos.log_accept_prob, expected)
+    best = annealing.best(trace, start)
+    assert best.log_prob == max(start.log_prob, trace.states.log_prob.max())
+    assert target.log_prob(best.x)[0] == best.log_prob
+    same = annealing.sample(np.random.default_rng(5), x0, target.log_prob, proposal, 400, temperatures=temperatures)
+    np.testing.assert_array_equal(same.states.x, trace.states.x)
+
+
+def test_best_keeps_the_first_of_equal_states_and_the_start_on_ties():
+    states = mh.MHState(np.array([[0], [1], [2], [3]]), np.array([1.0, 3.0, 3.0, -np.inf]))
+    trace = annealing.AnnealingTrace(states, None, mh.MHState(np.array([3]), -np.inf), False)
+    best = annealing.best(trace)
+    assert best.x.tolist() == [1] and best.log_prob == 3.0
+    start = mh.MHState(np.array([9]), 3.0)
+    assert annealing.best(trace, start) is start
+    assert annealing.best(trace, mh.MHState(np.array([9]), 2.5)).x.tolist() == [1]
+    empty = annealing.AnnealingTrace(mh.MHState(np.empty((0, 1)), np.empty(0)), None, start, False)
+    assert annealing.best(empty, start) is start
+    with pytest.raises(ValueError, match="initial_state"):
+        annealing.best(empty)
 
 
 def test_keyboard_interrupt_keeps_the_best_so_far():
@@ -172,10 +200,11 @@ def test_keyboard_interrupt_keeps_the_best_so_far():
             raise KeyboardInterrupt
         return target.log_prob(states)
 
-    result = annealing.anneal(np.random.default_rng(0), np.int64(0), interrupted, pr.RingStepProposal(30, 0.5),
-                              annealing.linear_schedule(3.0, 0.1, 500))
-    assert result.interrupted and result.states.shape == (58,) and result.temperatures.shape == (58,)
-    assert result.best_log_prob == max(target.log_prob(np.int64(0))[0], result.log_probs.max())
+    trace = annealing.sample(np.random.default_rng(0), np.int64(0), interrupted, pr.RingStepProposal(30, 0.5), 500,
+                             temperatures=annealing.linear_schedule(3.0, 0.1, 500))
+    assert trace.interrupted and trace.states.x.shape == (58,) and trace.infos.accepted.shape == (58,)
+    best = annealing.best(trace, annealing.init(np.int64(0), target.log_prob))
+    assert best.log_prob == max(target.log_prob(np.int64(0))[0], trace.states.log_prob.max())
 
 
 @pytest.mark.parametrize(
@@ -188,14 +217,18 @@ def test_keyboard_interrupt_keeps_the_best_so_far():
         (lambda: annealing.logarithmic_schedule("hot", 10), TypeError, "initial_temperature"),
         (lambda: annealing.transition_matrix(rugged_categorical(), pr.RingStepProposal(30, 0.5), 0.0),
          ValueError, "temperature"),
-        (lambda: annealing.anneal(np.random.default_rng(0), np.int64(0), rugged_categorical().log_prob,
-                                  pr.RingStepProposal(30, 0.5), [1.0, -0.5]), ValueError, "temperatures"),
-        (lambda: annealing.anneal(np.random.default_rng(0), np.int64(0), rugged_categorical().log_prob,
-                                  pr.RingStepProposal(30, 0.5), []), ValueError, "temperatures"),
-        (lambda: annealing.anneal(3, np.int64(0), rugged_categorical().log_prob,
-                                  pr.RingStepProposal(30, 0.5), [1.0]), TypeError, "rng"),
+        (lambda: annealing.sample(np.random.default_rng(0), np.int64(0), rugged_categorical().log_prob,
+                                  pr.RingStepProposal(30, 0.5), 2, temperatures=[1.0, -0.5]),
+         ValueError, "temperatures"),
+        (lambda: annealing.sample(np.random.default_rng(0), np.int64(0), rugged_categorical().log_prob,
+                                  pr.RingStepProposal(30, 0.5), 0, temperatures=[]), ValueError, "temperatures"),
+        (lambda: annealing.sample(np.random.default_rng(0), np.int64(0), rugged_categorical().log_prob,
+                                  pr.RingStepProposal(30, 0.5), 3, temperatures=[1.0]),
+         ValueError, "one temperature per step"),
+        (lambda: annealing.sample(3, np.int64(0), rugged_categorical().log_prob,
+                                  pr.RingStepProposal(30, 0.5), 1, temperatures=[1.0]), TypeError, "rng"),
         (lambda: annealing.step([0.5, 0.5], mh.init(np.int64(0), rugged_categorical().log_prob),
-                                rugged_categorical().log_prob, pr.RingStepProposal(30, 0.5), -1.0),
+                                rugged_categorical().log_prob, pr.RingStepProposal(30, 0.5), temperature=-1.0),
          ValueError, "temperature"),
     ],
 )

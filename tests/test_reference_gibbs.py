@@ -123,19 +123,24 @@ def test_sweep_is_the_site_updates_in_order():
 @pytest.mark.parametrize("scan", gibbs.SCANS)
 def test_counter_generator_reproduces_the_chain(scan):
     target = bigram_target()
-    runs = [gibbs.sample(CounterGenerator(9, 2), [0, 0, 0], target.conditional_log_probs, 200, scan) for _ in range(2)]
-    np.testing.assert_array_equal(runs[0].states, runs[1].states)
-    assert runs[0].states.shape == (200, 3) and not runs[0].interrupted
-    head = gibbs.sample(CounterGenerator(9, 2), [0, 0, 0], target.conditional_log_probs, 50, scan)
-    tail = gibbs.sample(CounterGenerator(9, 2), head.final_state.x, target.conditional_log_probs, 150, scan, first_step=50)
-    np.testing.assert_array_equal(np.concatenate([head.states, tail.states]), runs[0].states)
+    conditional = target.conditional_log_probs
+    runs = [gibbs.sample(CounterGenerator(9, 2), [0, 0, 0], conditional, 200, scan=scan) for _ in range(2)]
+    np.testing.assert_array_equal(runs[0].states.x, runs[1].states.x)
+    assert runs[0].states.x.shape == (200, 3) and not runs[0].interrupted
+    head = gibbs.sample(CounterGenerator(9, 2), [0, 0, 0], conditional, 50, scan=scan)
+    tail = gibbs.sample(CounterGenerator(9, 2), head.final_state.x, conditional, 150, first_step=50, scan=scan)
+    np.testing.assert_array_equal(np.concatenate([head.states.x, tail.states.x]), runs[0].states.x)
     if scan == "random":
         # A random-scan step changes at most the position it reports.
-        previous = np.vstack([[0, 0, 0], runs[0].states[:-1]])
-        changed = previous != runs[0].states
+        previous = np.vstack([[0, 0, 0], runs[0].states.x[:-1]])
+        changed = previous != runs[0].states.x
         assert np.all(changed.sum(axis=1) <= 1)
         rows = np.flatnonzero(changed.any(axis=1))
-        np.testing.assert_array_equal(np.argmax(changed[rows], axis=1), runs[0].positions[rows])
+        np.testing.assert_array_equal(np.argmax(changed[rows], axis=1), runs[0].infos.position[rows])
+    else:
+        # A sweep reports every position in turn and the tokens it wrote: the new sequence.
+        np.testing.assert_array_equal(runs[0].infos.position, np.tile(np.arange(3), (200, 1)))
+        np.testing.assert_array_equal(runs[0].infos.token, runs[0].states.x)
 
 
 def test_keyboard_interrupt_returns_the_steps_completed():
@@ -148,9 +153,9 @@ def test_keyboard_interrupt_returns_the_steps_completed():
             raise KeyboardInterrupt
         return target.conditional_log_probs(states, position)
 
-    trace = gibbs.sample(np.random.default_rng(0), [0, 1, 2], interrupted, 100, "random")
-    assert trace.interrupted and trace.states.shape == (25, 3)
-    np.testing.assert_array_equal(trace.final_state.x, trace.states[-1])
+    trace = gibbs.sample(np.random.default_rng(0), [0, 1, 2], interrupted, 100, scan="random")
+    assert trace.interrupted and trace.states.x.shape == (25, 3)
+    np.testing.assert_array_equal(trace.final_state.x, trace.states.x[-1])
 
 
 def test_bad_input():
@@ -175,5 +180,9 @@ def test_bad_input():
         gibbs.step([0.5, 0.5], gibbs.GibbsState(np.array([0, 0, 0])), lambda s, i: np.zeros(3))
     with pytest.raises(ValueError, match="uniforms must have last dimension 3"):
         gibbs.sweep([0.5, 0.5], gibbs.GibbsState(np.array([0, 0, 0])), target.conditional_log_probs)
+    with pytest.raises(ValueError, match="uniforms must have last dimension 3"):
+        gibbs.step([0.5, 0.5], gibbs.init(np.array([0, 0, 0]), None), target.conditional_log_probs, scan="systematic")
+    with pytest.raises(ValueError, match="scan must be one of"):
+        gibbs.step([0.5, 0.5], gibbs.init(np.array([0, 0, 0]), None), target.conditional_log_probs, scan="reverse")
     with pytest.raises(ValueError, match="length"):
         gibbs.num_uniforms("systematic", 0)

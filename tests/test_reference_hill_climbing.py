@@ -87,8 +87,8 @@ def test_every_step_is_a_move_of_the_exact_kernel(case):
     target, proposal = CASES[case]
     matrix = hill_climbing.transition_matrix(target, proposal)
     start = target.states[0] if np.isfinite(target.log_prob_all()[0]) else target.states[1]
-    trace = hill_climbing.hill_climb(CounterGenerator(7), start, target.log_prob, proposal, 300)
-    assert np.all(np.diff(trace.log_probs) >= 0)
+    trace = hill_climbing.sample(CounterGenerator(7), start, target.log_prob, proposal, 300)
+    assert np.all(np.diff(trace.states.log_prob) >= 0)
     state = hill_climbing.init(start, target.log_prob)
     for t in range(300):
         uniforms = counter_uniforms(7, 0, t, hill_climbing.num_uniforms(proposal))
@@ -96,7 +96,7 @@ def test_every_step_is_a_move_of_the_exact_kernel(case):
         assert info.accepted == (target.log_prob(info.proposal[None])[0] >= state.log_prob)
         i, j = target.state_index(state.x[None])[0], target.state_index(new_state.x[None])[0]
         assert matrix[i, j] > 0
-        np.testing.assert_array_equal(new_state.x, trace.states[t])
+        np.testing.assert_array_equal(new_state.x, trace.states.x[t])
         state = new_state
 
 
@@ -136,16 +136,16 @@ def test_restarts_keep_the_first_best_and_replay_exactly():
     target, proposal = CASES["rugged-ring"]
     start_distribution = pr.IndependentCategorical(np.zeros(30))
     num_steps, num_restarts, seed = 25, 12, 3
-    result = hill_climbing.sample(CounterGenerator(seed), start_distribution, target.log_prob, proposal,
-                                  num_steps, num_restarts)
+    result = hill_climbing.restarts(CounterGenerator(seed), start_distribution, target.log_prob, proposal,
+                                    num_steps, num_restarts)
     assert not result.interrupted and result.starts.shape == (num_restarts,)
     for restart in range(num_restarts):
         # Restart r draws its start at step r (n + 1) and climbs on the next n step indices.
         start_step = restart * (num_steps + 1)
         uniforms = counter_uniforms(seed, 0, start_step, 1).reshape(1, 1)
         assert result.starts[restart] == start_distribution.sample(uniforms)[0]
-        climb = hill_climbing.hill_climb(CounterGenerator(seed), result.starts[restart], target.log_prob, proposal,
-                                         num_steps, start_step + 1)
+        climb = hill_climbing.sample(CounterGenerator(seed), result.starts[restart], target.log_prob, proposal,
+                                     num_steps, first_step=start_step + 1)
         assert climb.final_state.x == result.final_states[restart]
         assert climb.final_state.log_prob == result.final_log_probs[restart]
     assert result.best_log_prob == result.final_log_probs.max()
@@ -153,8 +153,8 @@ def test_restarts_keep_the_first_best_and_replay_exactly():
     assert result.best_state == result.final_states[result.best_restart]
     assert hill_climbing.num_evaluations(num_steps, num_restarts) == num_restarts * (num_steps + 1)
     # A NumPy generator replays too.
-    first = hill_climbing.sample(np.random.default_rng(4), start_distribution, target.log_prob, proposal, 10, 3)
-    second = hill_climbing.sample(np.random.default_rng(4), start_distribution, target.log_prob, proposal, 10, 3)
+    first = hill_climbing.restarts(np.random.default_rng(4), start_distribution, target.log_prob, proposal, 10, 3)
+    second = hill_climbing.restarts(np.random.default_rng(4), start_distribution, target.log_prob, proposal, 10, 3)
     np.testing.assert_array_equal(first.final_states, second.final_states)
 
 
@@ -172,8 +172,8 @@ def test_one_climb_finds_the_argmax_with_its_exact_probability():
     p = law[best]
     assert 0.05 < p < 0.95  # a test that can fail both ways
     successes = sum(
-        int(hill_climbing.sample(CounterGenerator(11, c), start_distribution, target.log_prob, proposal,
-                                 num_steps, 1).best_state) == best
+        int(hill_climbing.restarts(CounterGenerator(11, c), start_distribution, target.log_prob, proposal,
+                                   num_steps, 1).best_state) == best
         for c in range(num_climbs)
     )
     assert stats.binomtest(successes, num_climbs, p).pvalue > 1e-4
@@ -190,7 +190,7 @@ def test_more_restarts_never_do_worse_and_find_the_argmax():
     p = (np.full(30, 1 / 30) @ np.linalg.matrix_power(matrix, 40))[best]
     assert (1 - p) ** 40 < 1e-4
     values = [
-        hill_climbing.sample(CounterGenerator(5), start_distribution, target.log_prob, proposal, 40, r).best_log_prob
+        hill_climbing.restarts(CounterGenerator(5), start_distribution, target.log_prob, proposal, 40, r).best_log_prob
         for r in (1, 5, 40)
     ]
     assert values[0] <= values[1] <= values[2] == target.log_prob_all().max()
@@ -206,8 +206,8 @@ def test_keyboard_interrupt_keeps_the_restarts_done():
             raise KeyboardInterrupt
         return target.log_prob(states)
 
-    result = hill_climbing.sample(np.random.default_rng(0), pr.IndependentCategorical(np.zeros(30)), interrupted,
-                                  proposal, 10, 5)
+    result = hill_climbing.restarts(np.random.default_rng(0), pr.IndependentCategorical(np.zeros(30)), interrupted,
+                                    proposal, 10, 5)
     assert result.interrupted and result.final_states.shape == (3,)
     assert result.best_log_prob == result.final_log_probs.max()
 
@@ -215,21 +215,21 @@ def test_keyboard_interrupt_keeps_the_restarts_done():
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        (lambda: hill_climbing.sample(np.random.default_rng(0), pr.IndependentCategorical(np.zeros(30)),
-                                      rugged_categorical().log_prob, pr.RingStepProposal(30, 0.5), 10, 0),
+        (lambda: hill_climbing.restarts(np.random.default_rng(0), pr.IndependentCategorical(np.zeros(30)),
+                                        rugged_categorical().log_prob, pr.RingStepProposal(30, 0.5), 10, 0),
          ValueError, "num_restarts"),
-        (lambda: hill_climbing.sample(np.random.default_rng(0), pr.RingStepProposal(30, 0.5),
-                                      rugged_categorical().log_prob, pr.RingStepProposal(30, 0.5), 10, 2),
+        (lambda: hill_climbing.restarts(np.random.default_rng(0), pr.RingStepProposal(30, 0.5),
+                                        rugged_categorical().log_prob, pr.RingStepProposal(30, 0.5), 10, 2),
          TypeError, "start_distribution"),
-        (lambda: hill_climbing.sample(np.random.default_rng(0), pr.IndependentCategorical(np.zeros(30)),
-                                      rugged_categorical().log_prob, pr.IndependentCategorical(np.zeros(30)), 10, 2),
+        (lambda: hill_climbing.restarts(np.random.default_rng(0), pr.IndependentCategorical(np.zeros(30)),
+                                        rugged_categorical().log_prob, pr.IndependentCategorical(np.zeros(30)), 10, 2),
          TypeError, "proposal"),
-        (lambda: hill_climbing.hill_climb(np.random.default_rng(0), np.int64(0), rugged_categorical().log_prob,
-                                          pr.RingStepProposal(30, 0.5), -1), ValueError, "num_steps"),
-        (lambda: hill_climbing.hill_climb(3, np.int64(0), rugged_categorical().log_prob,
-                                          pr.RingStepProposal(30, 0.5), 5), TypeError, "rng"),
-        (lambda: hill_climbing.hill_climb(np.random.default_rng(0), np.int64(0), lambda s: np.full(len(s), np.nan),
-                                          pr.RingStepProposal(30, 0.5), 5), ValueError, "NaN"),
+        (lambda: hill_climbing.sample(np.random.default_rng(0), np.int64(0), rugged_categorical().log_prob,
+                                      pr.RingStepProposal(30, 0.5), -1), ValueError, "num_steps"),
+        (lambda: hill_climbing.sample(3, np.int64(0), rugged_categorical().log_prob,
+                                      pr.RingStepProposal(30, 0.5), 5), TypeError, "rng"),
+        (lambda: hill_climbing.sample(np.random.default_rng(0), np.int64(0), lambda s: np.full(len(s), np.nan),
+                                      pr.RingStepProposal(30, 0.5), 5), ValueError, "NaN"),
         (lambda: hill_climbing.step([0.5, 0.5], hill_climbing.init(np.int64(0), rugged_categorical().log_prob),
                                     rugged_categorical().log_prob, pr.RingStepProposal(30, 0.5)),
          ValueError, "uniforms"),

@@ -94,8 +94,8 @@ def test_step_uses_the_acceptance_of_the_matrix(name, target, proposal):
             j = target.state_index(info.proposal)[0]
             if j != i:
                 log_q = proposal.log_prob(info.proposal, x)
-                assert np.exp(log_q + info.log_accept_ratio) == pytest.approx(matrix[i, j], rel=1e-12, abs=1e-300)
-            assert info.accepted == (np.log(uniforms[-1]) < info.log_accept_ratio)
+                assert np.exp(log_q + info.log_accept_prob) == pytest.approx(matrix[i, j], rel=1e-12, abs=1e-300)
+            assert info.accepted == (np.log(uniforms[-1]) < info.log_accept_prob)
             expected = info.proposal if info.accepted else x
             np.testing.assert_array_equal(new_state.x, expected)
             assert new_state.log_prob == target.log_prob(new_state.x)[0]
@@ -117,7 +117,7 @@ def test_nan_ratio_rejects_and_impossible_start_escapes():
     # From the impossible state 1, proposing the impossible state 1: NaN ratio, rejected even for tiny u.
     state = mh.init(np.int64(1), target.log_prob)
     new_state, info = mh.step([0.5, 1e-300], state, target.log_prob, proposal)
-    assert np.isnan(info.log_accept_ratio) and not info.accepted and new_state.x == 1
+    assert np.isnan(info.log_accept_prob) and not info.accepted and new_state.x == 1
     # From the impossible state 1, any possible proposal is accepted even for u close to 1.
     new_state, info = mh.step([0.9, 1 - 1e-12], state, target.log_prob, proposal)
     assert info.accepted and new_state.x == 2
@@ -130,28 +130,28 @@ def test_same_uniforms_same_step_and_counter_generator_reproduces_the_chain():
     first = mh.step([0.3, 0.6, 0.2], state, target.log_prob, proposal)
     second = mh.step([0.3, 0.6, 0.2], state, target.log_prob, proposal)
     np.testing.assert_array_equal(first[0].x, second[0].x)
-    assert first[1].log_accept_ratio == second[1].log_accept_ratio
+    assert first[1].log_accept_prob == second[1].log_accept_prob
     runs = [mh.sample(CounterGenerator(21, 5), [0, 1, 2], target.log_prob, proposal, 300) for _ in range(2)]
-    np.testing.assert_array_equal(runs[0].states, runs[1].states)
-    np.testing.assert_array_equal(runs[0].accepted, runs[1].accepted)
+    np.testing.assert_array_equal(runs[0].states.x, runs[1].states.x)
+    np.testing.assert_array_equal(runs[0].infos.accepted, runs[1].infos.accepted)
     other = mh.sample(CounterGenerator(22, 5), [0, 1, 2], target.log_prob, proposal, 300)
-    assert not np.array_equal(other.states, runs[0].states)
+    assert not np.array_equal(other.states.x, runs[0].states.x)
     # Continuing from step 100 reproduces the tail of the long run (uniforms depend on the step only).
     head = mh.sample(CounterGenerator(21, 5), [0, 1, 2], target.log_prob, proposal, 100)
     tail = mh.sample(CounterGenerator(21, 5), head.final_state.x, target.log_prob, proposal, 200, first_step=100)
-    np.testing.assert_array_equal(np.concatenate([head.states, tail.states]), runs[0].states)
+    np.testing.assert_array_equal(np.concatenate([head.states.x, tail.states.x]), runs[0].states.x)
 
 
 def test_sample_keeps_every_state_and_its_log_prob():
     target = categorical_target()
     trace = mh.sample(np.random.default_rng(0), 0, target.log_prob, pr.RingStepProposal(6, 0.7), 500)
-    assert trace.states.shape == (500,) and not trace.interrupted
-    np.testing.assert_array_equal(trace.log_probs, target.log_prob(trace.states))
+    assert trace.states.x.shape == (500,) and not trace.interrupted
+    np.testing.assert_array_equal(trace.states.log_prob, target.log_prob(trace.states.x))
     # A rejected step repeats the previous state; an accepted one moves by one around the ring.
-    moves = (np.diff(np.concatenate([[0], trace.states])) % 6)
-    np.testing.assert_array_equal(moves == 0, ~trace.accepted)
-    assert set(np.unique(moves[trace.accepted])) <= {1, 5}
-    assert trace.final_state.x == trace.states[-1]
+    moves = (np.diff(np.concatenate([[0], trace.states.x])) % 6)
+    np.testing.assert_array_equal(moves == 0, ~trace.infos.accepted)
+    assert set(np.unique(moves[trace.infos.accepted])) <= {1, 5}
+    assert trace.final_state.x == trace.states.x[-1]
 
 
 def test_keyboard_interrupt_returns_the_steps_completed():
@@ -165,8 +165,8 @@ def test_keyboard_interrupt_returns_the_steps_completed():
         return target.log_prob(states)
 
     trace = mh.sample(np.random.default_rng(0), 0, interrupted_log_prob, pr.UniformCategoricalProposal(6), 100)
-    assert trace.interrupted and trace.states.shape == (39,)
-    assert trace.final_state.x == trace.states[-1]
+    assert trace.interrupted and trace.states.x.shape == (39,)
+    assert trace.final_state.x == trace.states.x[-1]
 
 
 def test_gaussian_random_walk_on_a_continuous_target_is_deterministic_given_uniforms():
@@ -178,8 +178,8 @@ def test_gaussian_random_walk_on_a_continuous_target_is_deterministic_given_unif
     new_state, info = mh.step([0.2, 0.3, 0.9], state, log_prob, proposal)
     y = 0.5 + randomness.normal_from_uniforms(0.2, 0.3)
     assert info.proposal == pytest.approx(y)
-    assert info.log_accept_ratio == pytest.approx(min(0.0, -0.5 * y**2 + 0.5 * 0.25))
-    assert info.accepted == (np.log(0.9) < info.log_accept_ratio)
+    assert info.log_accept_prob == pytest.approx(min(0.0, -0.5 * y**2 + 0.5 * 0.25))
+    assert info.accepted == (np.log(0.9) < info.log_accept_prob)
 
 
 def mixture_log_prob(states):
@@ -260,6 +260,7 @@ def test_a_nan_start_is_an_error_not_a_frozen_chain():
     with pytest.raises(ValueError, match="x0"):
         mh.init(0, nan_at_zero)
     with pytest.raises(ValueError, match="x0"):
-        annealing.anneal(np.random.default_rng(0), 0, nan_at_zero, pr.UniformCategoricalProposal(3), [1.0])
+        proposal = pr.UniformCategoricalProposal(3)
+        annealing.sample(np.random.default_rng(0), 0, nan_at_zero, proposal, 1, temperatures=[1.0])
     with pytest.raises(ValueError, match="NaN"):
         mh_twin.init(torch.tensor([0, 1]), lambda x: torch.where(x == 0, torch.nan, 0.0).double())

@@ -237,13 +237,13 @@ CASES = [
     # annealing
     (
         "annealing temperature shape",
-        lambda: annealing.step(_uniforms(4, 2), _mh_state(), TARGET.log_prob, PROPOSAL, torch.ones(3, dtype=F64)),
+        lambda: annealing.step(_uniforms(4, 2), _mh_state(), TARGET.log_prob, PROPOSAL, temperature=torch.ones(3, dtype=F64)),
         ValueError,
         "temperature",
     ),
     (
         "annealing temperature value",
-        lambda: annealing.step(_uniforms(4, 2), _mh_state(), TARGET.log_prob, PROPOSAL, 0.0),
+        lambda: annealing.step(_uniforms(4, 2), _mh_state(), TARGET.log_prob, PROPOSAL, temperature=0.0),
         ValueError,
         "temperature",
     ),

@@ -61,7 +61,7 @@ CASES = _cases()
 def test_restarts_follow_the_reference_decision_by_decision(case, device):
     target, proposal, start_distribution = CASES[case]
     num_steps, num_restarts = 30, 4
-    result = hill_climbing.sample(
+    result = hill_climbing.restarts(
         CounterGenerator(SEED, torch.arange(NUM_CHAINS, device=device)),
         twin_of(start_distribution, F64, device),
         twin_of(target, F64, device).log_prob,
@@ -71,7 +71,7 @@ def test_restarts_follow_the_reference_decision_by_decision(case, device):
     )
     assert not result.interrupted and result.final_log_probs.shape == (NUM_CHAINS, num_restarts)
     for chain in range(NUM_CHAINS):
-        expected = reference.sample(
+        expected = reference.restarts(
             NumpyCounterGenerator(SEED, chain), start_distribution, target.log_prob, proposal, num_steps, num_restarts
         )
         np.testing.assert_array_equal(result.starts[chain].cpu().numpy(), expected.starts)
@@ -87,7 +87,7 @@ def test_climb_follows_the_reference_step_by_step(case, device):
     target, proposal, start_distribution = CASES[case]
     num_steps = 120
     initial = start_distribution.sample(np.random.default_rng(3).random((NUM_CHAINS, start_distribution.num_uniforms)))
-    trace = hill_climbing.hill_climb(
+    trace = hill_climbing.sample(
         CounterGenerator(SEED, torch.arange(NUM_CHAINS, device=device)),
         torch.tensor(initial, device=device),
         twin_of(target, F64, device).log_prob,
@@ -96,15 +96,15 @@ def test_climb_follows_the_reference_step_by_step(case, device):
         first_step=5,
     )
     for chain in range(NUM_CHAINS):
-        expected = reference.hill_climb(
+        expected = reference.sample(
             NumpyCounterGenerator(SEED, chain), initial[chain], target.log_prob, proposal, num_steps, first_step=5
         )
-        np.testing.assert_array_equal(trace.states[chain].cpu().numpy(), expected.states)
-        np.testing.assert_array_equal(trace.accepted[chain].cpu().numpy(), expected.accepted)
-        np.testing.assert_allclose(trace.log_probs[chain].cpu().numpy(), expected.log_probs, rtol=1e-13)
+        np.testing.assert_array_equal(trace.states.x[chain].cpu().numpy(), expected.states.x)
+        np.testing.assert_array_equal(trace.infos.accepted[chain].cpu().numpy(), expected.infos.accepted)
+        np.testing.assert_allclose(trace.states.log_prob[chain].cpu().numpy(), expected.states.log_prob, rtol=1e-13)
     # Not a test that cannot fail: the climbs moved, and never downhill.
-    assert trace.accepted.any()
-    assert (torch.diff(trace.log_probs[:, :], dim=1) >= 0).all()
+    assert trace.infos.accepted.any()
+    assert (torch.diff(trace.states.log_prob[:, :], dim=1) >= 0).all()
 
 
 def _state(num_chains=4):
@@ -115,10 +115,10 @@ def _state(num_chains=4):
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        (lambda: hill_climbing.sample(CounterGenerator(0, torch.arange(2)), torch_proposals.IndependentCategorical(
+        (lambda: hill_climbing.restarts(CounterGenerator(0, torch.arange(2)), torch_proposals.IndependentCategorical(
             np.zeros(30), dtype=F64), _state()[1].log_prob, torch_proposals.RingStepProposal(30, 0.5, dtype=F64), 5, 0),
          ValueError, "num_restarts"),
-        (lambda: hill_climbing.sample(CounterGenerator(0, torch.arange(2)), torch_proposals.RingStepProposal(
+        (lambda: hill_climbing.restarts(CounterGenerator(0, torch.arange(2)), torch_proposals.RingStepProposal(
             30, 0.5, dtype=F64), _state()[1].log_prob, torch_proposals.RingStepProposal(30, 0.5, dtype=F64), 5, 2),
          TypeError, "start_distribution"),
         (lambda: hill_climbing.step(torch.full((4, 2), 0.5, dtype=F64), *_state()[:1], _state()[1].log_prob,
@@ -130,11 +130,11 @@ def _state(num_chains=4):
         (lambda: hill_climbing.step(torch.full((4, 1), 0.5, dtype=F64), (torch.zeros(4), torch.zeros(4)),
                                     _state()[1].log_prob, torch_proposals.RingStepProposal(30, 0.5, dtype=F64)),
          TypeError, "MHState"),
-        (lambda: hill_climbing.hill_climb(torch.Generator(), torch.zeros(4, dtype=torch.int64), _state()[1].log_prob,
-                                          torch_proposals.RingStepProposal(30, 0.5, dtype=F64), -1),
+        (lambda: hill_climbing.sample(torch.Generator(), torch.zeros(4, dtype=torch.int64), _state()[1].log_prob,
+                                      torch_proposals.RingStepProposal(30, 0.5, dtype=F64), -1),
          ValueError, "num_steps"),
-        (lambda: hill_climbing.hill_climb(3, torch.zeros(4, dtype=torch.int64), _state()[1].log_prob,
-                                          torch_proposals.RingStepProposal(30, 0.5, dtype=F64), 5), TypeError, "rng"),
+        (lambda: hill_climbing.sample(3, torch.zeros(4, dtype=torch.int64), _state()[1].log_prob,
+                                      torch_proposals.RingStepProposal(30, 0.5, dtype=F64), 5), TypeError, "rng"),
     ],
     ids=["restarts", "start-distribution", "uniform-count", "uniform-value", "dtype", "state", "num-steps", "rng"],
 )
@@ -146,9 +146,9 @@ def test_bad_input_raises_a_clear_error(call, error, message):
 def test_a_torch_generator_needs_num_chains():
     target, proposal, start_distribution = CASES["rugged-ring"]
     with pytest.raises(ValueError, match="num_chains"):
-        hill_climbing.sample(torch.Generator().manual_seed(0), twin_of(start_distribution, F64),
-                             twin_of(target, F64).log_prob, twin_of(proposal, F64), 5, 2)
-    result = hill_climbing.sample(torch.Generator().manual_seed(0), twin_of(start_distribution, F64),
-                                  twin_of(target, F64).log_prob, twin_of(proposal, F64), 5, 2, num_chains=3)
+        hill_climbing.restarts(torch.Generator().manual_seed(0), twin_of(start_distribution, F64),
+                               twin_of(target, F64).log_prob, twin_of(proposal, F64), 5, 2)
+    result = hill_climbing.restarts(torch.Generator().manual_seed(0), twin_of(start_distribution, F64),
+                                    twin_of(target, F64).log_prob, twin_of(proposal, F64), 5, 2, num_chains=3)
     assert result.best_state.shape == (3,) and result.starts.shape == (3, 2)
     assert isinstance(hill_climbing.init(result.best_state, twin_of(target, F64).log_prob), MHState)

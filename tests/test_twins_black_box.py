@@ -55,7 +55,7 @@ def mh_step_fn(target, proposal, temperature=None):
         if temperature is None:
             new_state, _ = metropolis_hastings.step(uniforms, state, twin_target.log_prob, twin_proposal)
         else:
-            new_state, _ = annealing.step(uniforms, state, twin_target.log_prob, twin_proposal, temperature)
+            new_state, _ = annealing.step(uniforms, state, twin_target.log_prob, twin_proposal, temperature=temperature)
         return new_state.x.numpy().astype(np.asarray(states).dtype)
 
     return step_fn
@@ -67,8 +67,8 @@ def gibbs_step_fn(target, scan):
     def step_fn(rng, states):
         x = torch.as_tensor(states, dtype=torch.int64)
         uniforms = _uniforms(rng, x.shape[0], gibbs.num_uniforms(scan, x.shape[1]))
-        update = gibbs.step if scan == "random" else gibbs.sweep
-        new_state, _ = update(uniforms, gibbs.GibbsState(x), twin_target.conditional_log_probs)
+        new_state, _ = gibbs.step(uniforms, gibbs.init(x, twin_target.conditional_log_probs),
+                                  twin_target.conditional_log_probs, scan=scan)
         return new_state.x.numpy()
 
     return step_fn

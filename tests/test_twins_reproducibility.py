@@ -51,23 +51,25 @@ def _run(kind, chain_index, dtype, device="cpu"):
             twin_of(proposals.UniformCategoricalProposal(1000), dtype, device),
             30,
         )
-        return trace.states, trace.accepted
+        return trace.states.x, trace.infos.accepted
     if kind in ("gibbs-random", "gibbs-systematic"):
         x0 = torch.zeros((num_chains, 4), dtype=torch.int64, device=device)
         trace = gibbs.sample(
             rng, x0, twin_of(BIGRAM, dtype, device).conditional_log_probs, 6, scan=kind[6:], dtype=dtype
         )
-        return trace.states, trace.positions
+        return trace.states.x, trace.infos.position
     if kind == "annealing":
         x0 = torch.zeros((num_chains, 4), dtype=torch.int64, device=device)
-        result = annealing.anneal(
+        log_prob_fn = twin_of(BIGRAM, dtype, device).log_prob
+        trace = annealing.sample(
             rng,
             x0,
-            twin_of(BIGRAM, dtype, device).log_prob,
+            log_prob_fn,
             twin_of(proposals.SingleSiteProposal(5, 4), dtype, device),
-            annealing.geometric_schedule(2.0, 0.1, 8, dtype=dtype, device=device),
+            8,
+            temperatures=annealing.geometric_schedule(2.0, 0.1, 8, dtype=dtype, device=device),
         )
-        return result.states, result.best_state
+        return trace.states.x, annealing.best(trace, annealing.init(x0, log_prob_fn, dtype=dtype)).x
     if kind == "importance":
         result = importance.sample(
             rng,
@@ -105,14 +107,14 @@ def test_same_seed_same_chain_in_numpy_and_torch_cpu():
         expected = reference_mh.sample(
             NumpyCounterGenerator(SEED, chain), (chain * 37) % 1000, CATEGORICAL.log_prob, proposal, 30
         )
-        np.testing.assert_array_equal(states[row].numpy(), expected.states)
-        np.testing.assert_array_equal(accepted[row].numpy(), expected.accepted)
+        np.testing.assert_array_equal(states[row].numpy(), expected.states.x)
+        np.testing.assert_array_equal(accepted[row].numpy(), expected.infos.accepted)
     gibbs_states, _ = _run("gibbs-random", torch.tensor(chains), torch.float64)
     for row, chain in enumerate(chains):
         expected = reference_gibbs.sample(
             NumpyCounterGenerator(SEED, chain), np.zeros(4, dtype=int), BIGRAM.conditional_log_probs, 6
         )
-        np.testing.assert_array_equal(gibbs_states[row].numpy(), expected.states)
+        np.testing.assert_array_equal(gibbs_states[row].numpy(), expected.states.x)
 
 
 @pytest.mark.gpu

@@ -133,19 +133,19 @@ def test_metropolis_hastings_twin_makes_the_reference_decisions(case, device):
         twin_proposal,
         NUM_STEPS,
     )
-    assert trace.states.shape == (NUM_CHAINS, NUM_STEPS) + tuple(x0.shape[1:])
+    assert trace.states.x.shape == (NUM_CHAINS, NUM_STEPS) + tuple(x0.shape[1:])
     for chain in range(NUM_CHAINS):
         expected = reference_mh.sample(
             NumpyCounterGenerator(SEED, chain), initial[chain], target.log_prob, proposal, NUM_STEPS
         )
-        np.testing.assert_array_equal(trace.accepted[chain].cpu().numpy(), expected.accepted)
-        _assert_states(expected.states, trace.states[chain].cpu().numpy(), continuous)
-        _assert_log_probs(expected.log_probs, trace.log_probs[chain].cpu().numpy())
-        got_ratio, expected_ratio = trace.log_accept_ratios[chain].cpu().numpy(), expected.log_accept_ratios
-        np.testing.assert_array_equal(np.isnan(got_ratio), np.isnan(expected_ratio))
-        _assert_log_probs(expected_ratio[~np.isnan(expected_ratio)], got_ratio[~np.isnan(got_ratio)])
+        np.testing.assert_array_equal(trace.infos.accepted[chain].cpu().numpy(), expected.infos.accepted)
+        _assert_states(expected.states.x, trace.states.x[chain].cpu().numpy(), continuous)
+        _assert_log_probs(expected.states.log_prob, trace.states.log_prob[chain].cpu().numpy())
+        got_prob, expected_prob = trace.infos.log_accept_prob[chain].cpu().numpy(), expected.infos.log_accept_prob
+        np.testing.assert_array_equal(np.isnan(got_prob), np.isnan(expected_prob))
+        _assert_log_probs(expected_prob[~np.isnan(expected_prob)], got_prob[~np.isnan(got_prob)])
     # The test has teeth: chains do move and do get rejected.
-    assert 0 < trace.accepted.double().mean() < 1
+    assert 0 < trace.infos.accepted.double().mean() < 1
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -195,9 +195,10 @@ def test_gibbs_twin_writes_the_reference_tokens(name, scan, device):
         expected = reference_gibbs.sample(
             NumpyCounterGenerator(SEED, chain), initial[chain], target.conditional_log_probs, num_steps, scan=scan
         )
-        np.testing.assert_array_equal(trace.states[chain].cpu().numpy(), expected.states)
-        np.testing.assert_array_equal(trace.positions[chain].cpu().numpy(), expected.positions)
-    assert len(np.unique(trace.states.cpu().numpy().reshape(-1, initial.shape[1]), axis=0)) > 5
+        np.testing.assert_array_equal(trace.states.x[chain].cpu().numpy(), expected.states.x)
+        np.testing.assert_array_equal(trace.infos.position[chain].cpu().numpy(), expected.infos.position)
+        np.testing.assert_array_equal(trace.infos.token[chain].cpu().numpy(), expected.infos.token)
+    assert len(np.unique(trace.states.x.cpu().numpy().reshape(-1, initial.shape[1]), axis=0)) > 5
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -215,21 +216,46 @@ def test_annealing_twin_follows_the_reference(schedule, device):
         twin_temperatures = annealing.logarithmic_schedule(2.0, NUM_STEPS, dtype=F64, device=device)
     np.testing.assert_array_equal(twin_temperatures.cpu().numpy(), temperatures)
     initial = _rng(16).integers(0, 3, (NUM_CHAINS, 4))
-    result = annealing.anneal(
+    twin_log_prob = twin_of(target, F64, device).log_prob
+    trace = annealing.sample(
         CounterGenerator(SEED, torch.arange(NUM_CHAINS, device=device)),
         torch.tensor(initial, device=device),
-        twin_of(target, F64, device).log_prob,
+        twin_log_prob,
         twin_of(proposal, F64, device),
-        twin_temperatures,
+        NUM_STEPS,
+        temperatures=twin_temperatures,
     )
+    best = annealing.best(trace, annealing.init(torch.tensor(initial, device=device), twin_log_prob))
     for chain in range(NUM_CHAINS):
-        expected = reference_annealing.anneal(
-            NumpyCounterGenerator(SEED, chain), initial[chain], target.log_prob, proposal, temperatures
+        expected = reference_annealing.sample(
+            NumpyCounterGenerator(SEED, chain), initial[chain], target.log_prob, proposal, NUM_STEPS,
+            temperatures=temperatures,
         )
-        np.testing.assert_array_equal(result.states[chain].cpu().numpy(), expected.states)
-        np.testing.assert_array_equal(result.accepted[chain].cpu().numpy(), expected.accepted)
-        np.testing.assert_array_equal(result.best_state[chain].cpu().numpy(), expected.best_state)
-        np.testing.assert_allclose(result.best_log_prob[chain].item(), expected.best_log_prob, rtol=1e-13)
+        expected_best = reference_annealing.best(expected, reference_annealing.init(initial[chain], target.log_prob))
+        np.testing.assert_array_equal(trace.states.x[chain].cpu().numpy(), expected.states.x)
+        np.testing.assert_array_equal(trace.infos.accepted[chain].cpu().numpy(), expected.infos.accepted)
+        np.testing.assert_array_equal(best.x[chain].cpu().numpy(), expected_best.x)
+        np.testing.assert_allclose(best.log_prob[chain].item(), expected_best.log_prob, rtol=1e-13)
+
+
+def test_annealing_best_breaks_ties_as_the_reference():
+    # Per chain: ties inside the trace go to the first step, ties with the start to the start.
+    log_probs = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, -np.inf], [-np.inf, -np.inf, -np.inf]])
+    states = np.arange(9).reshape(3, 3, 1)
+    start_x, start_log_prob = np.array([[10], [11], [12]]), np.array([3.0, 1.0, -np.inf])
+    trace = annealing.AnnealingTrace(
+        annealing.MHState(torch.tensor(states), torch.tensor(log_probs)), None, None, False
+    )
+    for initial in (None, annealing.MHState(torch.tensor(start_x), torch.tensor(start_log_prob))):
+        best = annealing.best(trace, initial)
+        for chain in range(3):
+            reference_trace = reference_annealing.AnnealingTrace(
+                reference_mh.MHState(states[chain], log_probs[chain]), None, None, False
+            )
+            reference_initial = None if initial is None else reference_mh.MHState(start_x[chain], start_log_prob[chain])
+            expected = reference_annealing.best(reference_trace, reference_initial)
+            np.testing.assert_array_equal(best.x[chain].numpy(), expected.x)
+            assert float(best.log_prob[chain]) == expected.log_prob
 
 
 def _independent_cases():

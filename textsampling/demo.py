@@ -106,11 +106,11 @@ def tour(seed: int = 0, num_steps: int = 20_000, output: Path | None = None) -> 
     single_site = proposals.SingleSiteProposal(fixed.vocab_size, fixed.length)
     x0 = np.zeros(fixed.length, dtype=np.int64)
     trace = mh.sample(rng, x0, fixed.log_prob, single_site, num_steps)
-    kept = trace.states[burn_in:]
-    ess = _ess(trace.log_probs[burn_in:])
+    kept = trace.states.x[burn_in:]
+    ess = _ess(trace.states.log_prob[burn_in:])
     rows.append(dict(algorithm="Metropolis-Hastings", target="bigram, length 4",
                      quantity="TV(samples, pi)", estimate=_empirical_tv(fixed, kept), exact=0.0,
-                     acceptance_rate=float(np.mean(trace.accepted)), ess=ess, n=len(kept),
+                     acceptance_rate=float(np.mean(trace.infos.accepted)), ess=ess, n=len(kept),
                      floor=_iid_tv(fixed, ess, rng)))
     figures["mh_states"] = (fixed, kept)
 
@@ -118,7 +118,7 @@ def tour(seed: int = 0, num_steps: int = 20_000, output: Path | None = None) -> 
     for scan, steps in (("random", num_steps), ("systematic", num_steps // ising.length)):
         gibbs_trace = gibbs.sample(rng, np.zeros(ising.length, dtype=np.int64), ising.conditional_log_probs,
                                    steps, scan=scan)
-        gibbs_kept = gibbs_trace.states[steps // 10:]
+        gibbs_kept = gibbs_trace.states.x[steps // 10:]
         ess = _ess(gibbs_kept.sum(axis=1).astype(np.float64))  # ESS of the magnetisation
         rows.append(dict(algorithm=f"Gibbs ({scan} scan)", target="Ising chain L=5",
                          quantity="TV(samples, pi)", estimate=_empirical_tv(ising, gibbs_kept), exact=0.0,
@@ -127,21 +127,23 @@ def tour(seed: int = 0, num_steps: int = 20_000, output: Path | None = None) -> 
     # 6. simulated annealing on the keyword target: does it find the exact argmax? (Moves that change
     # the length come with CGMH; here single-site moves on sentences of length 4.)
     temperatures = annealing.geometric_schedule(5.0, 0.05, num_steps)
-    annealed = annealing.anneal(rng, np.full(fixed.length, 2), keyword_target.log_prob, single_site, temperatures)
+    start = np.full(fixed.length, 2)
+    annealed = annealing.sample(rng, start, keyword_target.log_prob, single_site, num_steps, temperatures=temperatures)
+    best = annealing.best(annealed, annealing.init(start, keyword_target.log_prob))
     exact_max = float(np.max(keyword_target.log_prob_all()))
     rows.append(dict(algorithm="simulated annealing", target="keyword bigram, length 4",
-                     quantity="max log rho", estimate=float(annealed.best_log_prob), exact=exact_max,
-                     acceptance_rate=float(np.mean(annealed.accepted)),
-                     note="argmax found" if np.isclose(annealed.best_log_prob, exact_max) else "argmax missed"))
-    figures["annealing"] = (annealed, exact_max)
+                     quantity="max log rho", estimate=float(best.log_prob), exact=exact_max,
+                     acceptance_rate=float(np.mean(annealed.infos.accepted)),
+                     note="argmax found" if np.isclose(best.log_prob, exact_max) else "argmax missed"))
+    figures["annealing"] = (annealed, temperatures, exact_max)
 
     # 7. random-walk MH on a 1-D Gaussian mixture
     walk = proposals.GaussianRandomWalkProposal(scale=2.5, dimension=1)
     continuous = mh.sample(rng, np.zeros(1), mixture.log_prob, walk, num_steps)
-    positions = np.asarray(continuous.states, dtype=np.float64).reshape(num_steps, -1)[burn_in:, 0]
+    positions = np.asarray(continuous.states.x, dtype=np.float64).reshape(num_steps, -1)[burn_in:, 0]
     rows.append(dict(algorithm="random-walk MH", target="Gaussian mixture 1-D", quantity="mean",
                      estimate=float(positions.mean()), exact=float(np.ravel(mixture.mean())[0]),
-                     acceptance_rate=float(np.mean(continuous.accepted)), ess=_ess(positions),
+                     acceptance_rate=float(np.mean(continuous.infos.accepted)), ess=_ess(positions),
                      n=len(positions)))
     figures["mixture"] = (mixture, positions)
 
@@ -194,13 +196,13 @@ def _plot(figures: dict, output: Path) -> list[Path]:
     fig.savefig(written[-1], dpi=110, bbox_inches="tight")
     plt.close(fig)
 
-    annealed, exact_max = figures["annealing"]
+    annealed, temperatures, exact_max = figures["annealing"]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(annealed.log_probs, lw=0.5, label="log rho of the chain")
+    ax.plot(annealed.states.log_prob, lw=0.5, label="log rho of the chain")
     ax.axhline(exact_max, color="k", ls="--", label="exact max")
     ax.set(xlabel="step", ylabel="log rho", title="Simulated annealing (geometric schedule)")
     twin = ax.twinx()
-    twin.plot(annealed.temperatures, color="tab:red", lw=1)
+    twin.plot(temperatures, color="tab:red", lw=1)
     twin.set_ylabel("temperature", color="tab:red")
     ax.legend(loc="lower right")
     written.append(output / "annealing_trace.png")

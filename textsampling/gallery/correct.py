@@ -70,7 +70,7 @@ def gibbs_random_scan_step(rng, x, target):
 
 
 def gibbs_systematic_sweep(rng, x, target):
-    """One systematic sweep (:func:`textsampling.reference.gibbs.sweep`)."""
+    """One systematic sweep (:func:`textsampling.reference.gibbs.step` with ``scan="systematic"``)."""
     return _gibbs_step_fn(target, "systematic")(rng, x)
 
 

@@ -8,8 +8,8 @@ To maximise :math:`\log\rho`, sample
 which is :math:`\pi` at :math:`T = 1`, flattens as :math:`T` grows and concentrates on
 :math:`\arg\max \rho` as :math:`T \to 0`. One step at temperature :math:`T` is an MH step with
 :math:`\log\alpha = \min\bigl(0, [\log\rho(y) - \log\rho(x)] / T + \log q(x|y) - \log q(y|x)\bigr)`
-(the very :func:`~textsampling.reference.metropolis_hastings.log_accept_ratio` of plain MH, fed the
-tempered log-densities). Schedules :math:`T_t`, :math:`t = 0, \dots, n-1`:
+— the MH step itself, :func:`textsampling.reference.metropolis_hastings.step` with ``temperature=T``.
+Schedules :math:`T_t`, :math:`t = 0, \dots, n-1`:
 
 * logarithmic :math:`T_t = T_0 \log 2 / \log(t + 2)` — the slow schedule of the convergence proof
   (Geman & Geman 1984; Hajek 1988, Math. Oper. Res. 13:311);
@@ -17,50 +17,40 @@ tempered log-densities). Schedules :math:`T_t`, :math:`t = 0, \dots, n-1`:
   220:671);
 * linear :math:`T_t = T_0 + (T_{n-1} - T_0)\, t / (n-1)`.
 
-Part 2 of the series (spaces.ac.cn/archives/8084). :func:`anneal` returns the best state seen, not
+Part 2 of the series (spaces.ac.cn/archives/8084). :func:`sample` runs a schedule (step ``t`` at
+temperature ``temperatures[t]``) and returns the trace; :func:`best` picks the best state visited, not
 just the last one. Uniforms of a step: as in MH (proposal first, accept uniform last).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
-from textsampling._validation import check_int, check_positive, check_uniforms
-from textsampling.randomness import as_generator
-from textsampling.reference import metropolis_hastings
-from textsampling.reference.metropolis_hastings import MHInfo, MHState
-from textsampling.randomness import iterate_step_uniforms
+from textsampling._validation import check_int, check_positive
+from textsampling.reference import chain, metropolis_hastings
+from textsampling.reference.chain import Trace
+from textsampling.reference.metropolis_hastings import MHInfo, MHState, tempered_log_prob
 
 __all__ = [
-    "AnnealingResult",
+    "MHState",
+    "MHInfo",
+    "AnnealingTrace",
     "logarithmic_schedule",
     "geometric_schedule",
     "linear_schedule",
     "check_temperatures",
     "tempered_log_prob",
+    "init",
     "num_uniforms",
     "step",
-    "anneal",
+    "sample",
+    "best",
     "transition_matrix",
 ]
 
-
-class AnnealingResult(NamedTuple):
-    """Outcome of :func:`anneal`: the best state seen and the whole trace (row ``t`` = after step ``t``).
-
-    ``interrupted`` is True when a ``KeyboardInterrupt`` cut the run short; the trace then holds the
-    completed steps and the best state among them (or the start).
-    """
-
-    best_state: np.ndarray
-    best_log_prob: float
-    states: np.ndarray
-    log_probs: np.ndarray
-    temperatures: np.ndarray
-    accepted: np.ndarray
-    interrupted: bool
+#: A run of annealing steps: :class:`textsampling.reference.chain.Trace` of :class:`MHState` and
+#: :class:`MHInfo` (``infos.log_accept_prob`` tempered); the schedule is the caller's ``temperatures``.
+AnnealingTrace = Trace
 
 
 def check_temperatures(temperatures, name: str = "temperatures") -> np.ndarray:
@@ -102,10 +92,9 @@ def linear_schedule(initial_temperature: float, final_temperature: float, num_st
     return check_temperatures(initial_temperature + fraction * (final_temperature - initial_temperature))
 
 
-def tempered_log_prob(log_prob, temperature: float):
-    r""":math:`\log\rho / T` (``-inf`` stays ``-inf``)."""
-    temperature = check_positive(temperature, "temperature")
-    return np.asarray(log_prob, dtype=np.float64) / temperature
+def init(x0, log_prob_fn, proposal=None) -> MHState:
+    r"""As MH: the state at ``x0`` with its untempered :math:`\log\rho` (:func:`metropolis_hastings.init`)."""
+    return metropolis_hastings.init(x0, log_prob_fn, proposal)
 
 
 def num_uniforms(proposal) -> int:
@@ -113,71 +102,79 @@ def num_uniforms(proposal) -> int:
     return metropolis_hastings.num_uniforms(proposal)
 
 
-def step(uniforms, state: MHState, log_prob_fn, proposal, temperature: float):
-    """One MH step on :math:`\\rho^{1/T}`; ``state.log_prob`` stays the *untempered* :math:`\\log\\rho`.
+def step(uniforms, state: MHState, log_prob_fn, proposal, *, temperature: float):
+    r"""One MH step on :math:`\rho^{1/T}`: :func:`metropolis_hastings.step` at ``temperature``.
+
+    ``state.log_prob`` stays the *untempered* :math:`\log\rho`; ``info.log_accept_prob`` is tempered.
 
     Returns
     -------
     (MHState, MHInfo)
-        ``info.log_accept_ratio`` is the tempered one.
     """
-    temperature = check_positive(temperature, "temperature")
-    uniforms = check_uniforms(uniforms, num_uniforms(proposal))
-    y, log_q_ratio = proposal.propose(uniforms[:-1], state.x)
-    log_prob_y = metropolis_hastings._log_prob_one(log_prob_fn, y)
-    # Same acceptance function as plain MH, on tempered log-densities.
-    log_alpha = metropolis_hastings.log_accept_ratio(
-        tempered_log_prob(state.log_prob, temperature), tempered_log_prob(log_prob_y, temperature), log_q_ratio
-    )
-    accepted = bool(np.log(uniforms[-1]) < log_alpha)
-    new_state = MHState(np.asarray(y), log_prob_y) if accepted else state
-    return new_state, MHInfo(float(log_alpha), accepted, np.asarray(y))
+    return metropolis_hastings.step(uniforms, state, log_prob_fn, proposal, temperature=temperature)
 
 
-def anneal(rng, x0, log_prob_fn, proposal, temperatures, first_step: int = 0) -> AnnealingResult:
-    """Run one annealing step per temperature and keep the best state seen.
+def sample(rng, x0, log_prob_fn, proposal, num_steps: int, *, first_step: int = 0, temperatures) -> AnnealingTrace:
+    r"""Run ``num_steps`` annealing steps from ``x0``, step ``t`` at temperature ``temperatures[t]``.
 
     Parameters
     ----------
     rng : numpy.random.Generator or CounterGenerator (one chain)
     x0 : array_like
-        Initial state (counts as seen).
+        Initial state.
     log_prob_fn : callable, ``(N,) + state_shape -> (N,)``
-        The untempered :math:`\\log\\rho` to maximise.
+        The untempered :math:`\log\rho` to maximise.
     proposal : MH proposal
-    temperatures : array_like, shape (num_steps,)
-        E.g. from :func:`geometric_schedule`; all ``> 0``.
+    num_steps : int
     first_step : int
         Step index of the first step (uniforms of step ``t`` come from ``first_step + t``).
+    temperatures : array_like, shape (num_steps,)
+        The schedule, e.g. from :func:`geometric_schedule`; all ``> 0``, read at ``t`` (this run's
+        step count, not ``first_step + t``).
 
     Returns
     -------
-    AnnealingResult
+    AnnealingTrace
+        Every state visited; :func:`best` picks the best one.
     """
-    rng = as_generator(rng)
     temperatures = check_temperatures(temperatures)
-    first_step = check_int(first_step, "first_step")
-    num_steps = temperatures.shape[0]
-    state = metropolis_hastings.init(x0, log_prob_fn)
-    best_state, best_log_prob = state.x.copy(), state.log_prob
-    step_uniforms = iterate_step_uniforms(rng, first_step, num_steps, num_uniforms(proposal))
-    states = np.empty((num_steps,) + state.x.shape, dtype=state.x.dtype)
-    log_probs = np.empty(num_steps)
-    accepted = np.zeros(num_steps, dtype=bool)
-    done = 0
-    try:
-        for t, uniforms in enumerate(step_uniforms):
-            state, info = step(uniforms, state, log_prob_fn, proposal, temperatures[t])
-            states[t], log_probs[t], accepted[t] = state.x, state.log_prob, info.accepted
-            # Strictly better only: the first state reaching the best value is kept.
-            if state.log_prob > best_log_prob:
-                best_state, best_log_prob = state.x.copy(), state.log_prob
-            done = t + 1
-    except KeyboardInterrupt:
-        return AnnealingResult(
-            best_state, best_log_prob, states[:done], log_probs[:done], temperatures[:done], accepted[:done], True
+    num_steps = check_int(num_steps, "num_steps")
+    if temperatures.shape[0] != num_steps:
+        raise ValueError(
+            f"temperatures must hold one temperature per step, shape ({num_steps},), got {temperatures.shape}"
         )
-    return AnnealingResult(best_state, best_log_prob, states, log_probs, temperatures, accepted, False)
+    state = init(x0, log_prob_fn, proposal)
+
+    def step_fn(uniforms, state, t):
+        return step(uniforms, state, log_prob_fn, proposal, temperature=temperatures[t])
+
+    return chain.run(rng, state, step_fn, num_uniforms(proposal), num_steps, first_step=first_step)
+
+
+def best(trace: AnnealingTrace, initial_state: MHState | None = None) -> MHState:
+    """The best state visited by ``trace`` (highest ``log_prob``), the first one on ties.
+
+    Parameters
+    ----------
+    trace : AnnealingTrace (or any trace of :class:`MHState`, e.g. a plain MH run)
+    initial_state : MHState, optional
+        The start (``init``'s result); when given it counts as visited, before step 0, so a run that
+        never improves on its start returns the start.
+
+    Returns
+    -------
+    MHState
+    """
+    log_probs = np.asarray(trace.states.log_prob, dtype=np.float64)  # (T,)
+    if log_probs.shape[0] == 0:
+        if initial_state is None:
+            raise ValueError("trace has no steps; pass initial_state to get the start back")
+        return initial_state
+    # argmax returns the first maximum: the first state reaching the best value is kept.
+    index = int(np.argmax(log_probs))
+    if initial_state is not None and not log_probs[index] > initial_state.log_prob:
+        return initial_state
+    return MHState(np.array(trace.states.x[index]), float(log_probs[index]))
 
 
 def transition_matrix(target, proposal, temperature: float) -> np.ndarray:

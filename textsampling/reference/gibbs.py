@@ -20,7 +20,8 @@ exact targets, ``target.conditional_log_probs`` (the "oracle masked LM"); for BE
 
 Uniforms: a random-scan step uses ``uniforms[0]`` for the position (``floor(u L)``) and
 ``uniforms[1]`` for the token (inverse CDF of the conditional); a systematic sweep uses
-``uniforms[i]`` for the token at position ``i``.
+``uniforms[i]`` for the token at position ``i``. :func:`step` with ``scan="systematic"`` is one sweep;
+:func:`sample` is :func:`init` plus the one chain runner, :func:`textsampling.reference.chain.run`.
 """
 
 from __future__ import annotations
@@ -30,15 +31,16 @@ from typing import NamedTuple
 import numpy as np
 
 from textsampling._validation import check_int, check_uniforms
-from textsampling.randomness import as_generator
-from textsampling.randomness import categorical_from_uniforms
-from textsampling.randomness import iterate_step_uniforms, integer_from_uniform
+from textsampling.randomness import categorical_from_uniforms, integer_from_uniform
+from textsampling.reference import chain
+from textsampling.reference.chain import Trace
 
 __all__ = [
     "GibbsState",
     "GibbsInfo",
     "GibbsTrace",
     "SCANS",
+    "init",
     "num_uniforms",
     "conditional_row",
     "update_position",
@@ -60,22 +62,20 @@ class GibbsState(NamedTuple):
 
 
 class GibbsInfo(NamedTuple):
-    """Position(s) updated and the token(s) written there."""
+    """Position(s) updated and the token(s) written there: scalars for a random-scan step, shape (L,)
+    (positions ``0..L-1`` and the new sequence) for a sweep."""
 
     position: np.ndarray
     token: np.ndarray
 
 
-class GibbsTrace(NamedTuple):
-    """Sequence after each step (random scan) or sweep (systematic); ``interrupted`` as in MH."""
-
-    states: np.ndarray
-    positions: np.ndarray
-    final_state: GibbsState
-    interrupted: bool
+#: A run: :class:`textsampling.reference.chain.Trace` of :class:`GibbsState` and :class:`GibbsInfo`;
+#: ``states.x`` has shape (num_steps, L), row ``t`` the sequence after step (or sweep) ``t``.
+GibbsTrace = Trace
 
 
-def _check_scan(scan):
+def check_scan(scan):
+    """``scan`` itself when it is one of :data:`SCANS`, else a ``ValueError`` naming them."""
     if scan not in SCANS:
         raise ValueError(f"scan must be one of {SCANS}, got {scan!r}")
     return scan
@@ -88,9 +88,18 @@ def _check_sequence(x, name="x") -> np.ndarray:
     return x.astype(np.int64)
 
 
+def init(x0, conditional_log_probs) -> GibbsState:
+    """The state at the sequence ``x0`` (a non-empty 1-D integer array); nothing is evaluated.
+
+    ``conditional_log_probs`` is not needed to start; it is accepted so that ``init`` takes the same
+    target as :func:`step` and :func:`sample`.
+    """
+    return GibbsState(_check_sequence(x0, "x0"))
+
+
 def num_uniforms(scan: str = "random", length: int | None = None) -> int:
     """2 for a random-scan step (position, token); ``length`` for a systematic sweep."""
-    if _check_scan(scan) == "random":
+    if check_scan(scan) == "random":
         return 2
     return check_int(length, "length", minimum=1)
 
@@ -119,20 +128,24 @@ def update_position(uniform, x, position: int, conditional_log_probs) -> np.ndar
     return new_x
 
 
-def step(uniforms, state: GibbsState, conditional_log_probs):
-    """One random-scan Gibbs step: a uniform position, then its token from the conditional.
+def step(uniforms, state: GibbsState, conditional_log_probs, *, scan: str = "random"):
+    """One random-scan Gibbs step (a uniform position, then its token), or one sweep (``scan="systematic"``).
 
     Parameters
     ----------
-    uniforms : array_like, shape (2,)
-        ``uniforms[0]`` picks the position, ``uniforms[1]`` the token.
+    uniforms : array_like, shape (num_uniforms(scan, L),)
+        Random scan: ``uniforms[0]`` picks the position, ``uniforms[1]`` the token. Systematic: see
+        :func:`sweep`.
     state : GibbsState
     conditional_log_probs : callable, ``(states (N, L), position) -> (N, V)``
+    scan : {"random", "systematic"}
 
     Returns
     -------
     (GibbsState, GibbsInfo)
     """
+    if check_scan(scan) == "systematic":
+        return sweep(uniforms, state, conditional_log_probs)
     uniforms = check_uniforms(uniforms, 2)
     x = _check_sequence(state.x, "state.x")
     position = int(integer_from_uniform(uniforms[0], x.shape[0]))
@@ -150,39 +163,25 @@ def sweep(uniforms, state: GibbsState, conditional_log_probs):
     return GibbsState(x), GibbsInfo(np.arange(x.shape[0]), x.copy())
 
 
-def sample(rng, x0, conditional_log_probs, num_steps: int, scan: str = "random", first_step: int = 0) -> GibbsTrace:
+def sample(rng, x0, conditional_log_probs, num_steps: int, *, first_step: int = 0, scan: str = "random") -> GibbsTrace:
     """Run ``num_steps`` random-scan steps, or ``num_steps`` systematic sweeps, keeping every state.
 
-    Step (or sweep) ``t`` uses ``draw_uniforms(rng, first_step + t, num_uniforms(scan, L))``.
+    Step (or sweep) ``t`` uses the uniforms of step ``first_step + t``, ``num_uniforms(scan, L)`` of them.
 
     Returns
     -------
     GibbsTrace
-        ``states`` has shape (num_steps, L); ``positions`` the position updated at each random-scan
-        step (``-1`` for sweeps, which update all).
+        ``states.x`` has shape (num_steps, L); ``infos.position`` the position updated at each
+        random-scan step, shape (num_steps,) (for sweeps (num_steps, L), every position in turn).
     """
-    rng = as_generator(rng)
-    _check_scan(scan)
-    num_steps = check_int(num_steps, "num_steps")
-    first_step = check_int(first_step, "first_step")
-    state = GibbsState(_check_sequence(x0, "x0"))
-    length = state.x.shape[0]
-    step_uniforms = iterate_step_uniforms(rng, first_step, num_steps, num_uniforms(scan, length))
-    states = np.empty((num_steps, length), dtype=np.int64)
-    positions = np.full(num_steps, -1, dtype=np.int64)
-    done = 0
-    try:
-        for t, uniforms in enumerate(step_uniforms):
-            if scan == "random":
-                state, info = step(uniforms, state, conditional_log_probs)
-                positions[t] = info.position
-            else:
-                state, _ = sweep(uniforms, state, conditional_log_probs)
-            states[t] = state.x
-            done = t + 1
-    except KeyboardInterrupt:
-        return GibbsTrace(states[:done], positions[:done], state, True)
-    return GibbsTrace(states, positions, state, False)
+    check_scan(scan)
+    state = init(x0, conditional_log_probs)
+
+    def step_fn(uniforms, state, t):
+        return step(uniforms, state, conditional_log_probs, scan=scan)
+
+    width = num_uniforms(scan, state.x.shape[0])
+    return chain.run(rng, state, step_fn, width, num_steps, first_step=first_step)
 
 
 def site_matrix(target, position: int, conditional_log_probs=None) -> np.ndarray:
@@ -213,7 +212,7 @@ def transition_matrix(target, scan: str = "random", conditional_log_probs=None) 
     the kernel it induces. Every token of positive conditional probability must give an enumerated
     state.
     """
-    _check_scan(scan)
+    check_scan(scan)
     length = target.states.shape[1]
     site_matrices = [site_matrix(target, i, conditional_log_probs) for i in range(length)]
     if scan == "random":

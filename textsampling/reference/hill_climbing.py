@@ -10,17 +10,18 @@ climbing"). It is simulated annealing at :math:`T = 0` — :math:`\min(1, e^{[f(
 to :math:`\mathbb 1[f(y) \ge f(x)]` — but decided without a uniform and without a Hastings term: the
 proposal only says which states are neighbours, and no law is being sampled. Equal values are
 accepted, so the climber can walk along a plateau. A climber stops improving at the first local
-maximum of its neighbourhood (every neighbour strictly worse); :func:`sample` therefore restarts it
-``num_restarts`` times from fresh starts :math:`x_0 \sim \mu` and keeps the best state found.
+maximum of its neighbourhood (every neighbour strictly worse). :func:`sample` runs one climb (a chain,
+through the one runner :func:`textsampling.reference.chain.run`); :func:`restarts` therefore restarts
+it ``num_restarts`` times from fresh starts :math:`x_0 \sim \mu` and keeps the best state found.
 
 Conventions, as :mod:`~textsampling.reference.metropolis_hastings`: a proposal of NaN log-density is
 rejected; a start of log-density ``-inf`` accepts any proposal that is not NaN (``-inf >= -inf``: the
 climber walks until it finds the support). Uniforms of a step: all of them drive the proposal (the
-decision needs none). Uniforms of :func:`sample`: restart ``r`` draws its start from step
+decision needs none). Uniforms of :func:`restarts`: restart ``r`` draws its start from step
 ``first_step + r (num_steps + 1)`` and runs its ``num_steps`` steps on the following step indices, so a
 :class:`~textsampling.randomness.CounterGenerator` gives each restart its own numbers. A run of
 ``num_restarts`` restarts evaluates ``log_prob_fn`` ``num_restarts (num_steps + 1)`` times — the number
-to match when comparing with :func:`~textsampling.reference.annealing.anneal` (``num_steps + 1``).
+to match when comparing with :func:`~textsampling.reference.annealing.sample` (``num_steps + 1``).
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ import numpy as np
 
 from textsampling._validation import check_int, check_uniforms
 from textsampling.randomness import as_generator, draw_uniforms
-from textsampling.reference import metropolis_hastings
+from textsampling.reference import chain, metropolis_hastings
+from textsampling.reference.chain import Trace
 from textsampling.reference.metropolis_hastings import MHState
-from textsampling.randomness import iterate_step_uniforms
 
 __all__ = [
+    "MHState",
     "HillClimbInfo",
     "HillClimbTrace",
     "RestartResult",
@@ -43,42 +45,33 @@ __all__ = [
     "num_uniforms",
     "is_uphill_or_equal",
     "step",
-    "hill_climb",
     "sample",
+    "restarts",
     "num_evaluations",
     "transition_matrix",
 ]
 
 
 class HillClimbInfo(NamedTuple):
-    """What one step did: the decision, the proposed state and its log-density."""
+    """What one step did: the proposed state, the decision and the proposal's log-density."""
 
-    accepted: bool
     proposal: np.ndarray
+    accepted: bool
     log_prob_proposal: float
 
 
-class HillClimbTrace(NamedTuple):
-    """One climb of ``num_steps`` steps (row ``t`` = after step ``t``); ``final_state`` is the best state.
-
-    The log-densities never decrease, so the last state is the best one. ``interrupted`` is True when a
-    ``KeyboardInterrupt`` cut the climb short (the arrays then hold the completed steps).
-    """
-
-    states: np.ndarray
-    log_probs: np.ndarray
-    accepted: np.ndarray
-    final_state: MHState
-    interrupted: bool
+#: One climb: :class:`textsampling.reference.chain.Trace` of :class:`MHState` and :class:`HillClimbInfo`
+#: (row ``t`` = after step ``t``). The log-densities never decrease, so ``final_state`` is the best state.
+HillClimbTrace = Trace
 
 
 class RestartResult(NamedTuple):
-    """Outcome of :func:`sample`: the best state over all restarts and each restart's start and end.
+    """Outcome of :func:`restarts`: the best state over all restarts and each restart's start and end.
 
     ``best_restart`` is the first restart that reached ``best_log_prob``; ``starts[r]`` and
     ``final_states[r]`` (``final_log_probs[r]``) are restart ``r``'s start and end state. ``interrupted``
-    is True when a ``KeyboardInterrupt`` stopped the run; the arrays then hold the completed restarts
-    (and the best state among them and the interrupted one).
+    is True when an interrupt (Ctrl-C) stopped a climb; the arrays then hold the completed restarts and
+    the interrupted one (and the best state among them).
     """
 
     best_state: np.ndarray
@@ -90,9 +83,9 @@ class RestartResult(NamedTuple):
     interrupted: bool
 
 
-def init(x, log_prob_fn) -> MHState:
-    """The state at ``x``: evaluates ``log_prob_fn`` (batched: ``(N,)+shape -> (N,)``) once; NaN refused."""
-    return metropolis_hastings.init(x, log_prob_fn)
+def init(x0, log_prob_fn, proposal=None) -> MHState:
+    """The state at ``x0``: evaluates ``log_prob_fn`` (batched: ``(N,)+shape -> (N,)``) once; NaN refused."""
+    return metropolis_hastings.init(x0, log_prob_fn, proposal)
 
 
 def num_uniforms(proposal) -> int:
@@ -134,13 +127,13 @@ def step(uniforms, state: MHState, log_prob_fn, proposal):
     """
     uniforms = check_uniforms(uniforms, num_uniforms(proposal))
     y, _ = proposal.propose(uniforms, state.x)
-    log_prob_y = metropolis_hastings._log_prob_one(log_prob_fn, y)
+    log_prob_y = metropolis_hastings.evaluate_log_prob(log_prob_fn, y)
     accepted = is_uphill_or_equal(state.log_prob, log_prob_y)
     new_state = MHState(np.asarray(y), log_prob_y) if accepted else state
-    return new_state, HillClimbInfo(accepted, np.asarray(y), log_prob_y)
+    return new_state, HillClimbInfo(np.asarray(y), accepted, log_prob_y)
 
 
-def hill_climb(rng, x0, log_prob_fn, proposal, num_steps: int, first_step: int = 0) -> HillClimbTrace:
+def sample(rng, x0, log_prob_fn, proposal, num_steps: int, *, first_step: int = 0) -> HillClimbTrace:
     """Climb ``num_steps`` steps from ``x0``; step ``t`` uses the uniforms of step ``first_step + t``.
 
     Parameters
@@ -155,23 +148,13 @@ def hill_climb(rng, x0, log_prob_fn, proposal, num_steps: int, first_step: int =
     -------
     HillClimbTrace
     """
-    rng = as_generator(rng)
-    num_steps = check_int(num_steps, "num_steps")
-    first_step = check_int(first_step, "first_step")
-    state = init(x0, log_prob_fn)
-    k = num_uniforms(proposal)
-    states = np.empty((num_steps,) + state.x.shape, dtype=state.x.dtype)
-    log_probs = np.empty(num_steps)
-    accepted = np.zeros(num_steps, dtype=bool)
-    done = 0
-    try:
-        for t, uniforms in enumerate(iterate_step_uniforms(rng, first_step, num_steps, k)):
-            state, info = step(uniforms, state, log_prob_fn, proposal)
-            states[t], log_probs[t], accepted[t] = state.x, state.log_prob, info.accepted
-            done = t + 1
-    except KeyboardInterrupt:
-        return HillClimbTrace(states[:done], log_probs[:done], accepted[:done], state, True)
-    return HillClimbTrace(states, log_probs, accepted, state, False)
+    k = num_uniforms(proposal)  # refuse a proposal without num_uniforms/propose before evaluating x0
+    state = init(x0, log_prob_fn, proposal)
+
+    def step_fn(uniforms, state, t):
+        return step(uniforms, state, log_prob_fn, proposal)
+
+    return chain.run(rng, state, step_fn, k, num_steps, first_step=first_step)
 
 
 def _check_start_distribution(start_distribution):
@@ -186,12 +169,12 @@ def _check_start_distribution(start_distribution):
 
 
 def num_evaluations(num_steps: int, num_restarts: int = 1) -> int:
-    """Calls of ``log_prob_fn`` of :func:`sample`: one per start and one per step, ``R (n + 1)``."""
+    """Calls of ``log_prob_fn`` of :func:`restarts`: one per start and one per step, ``R (n + 1)``."""
     return check_int(num_restarts, "num_restarts", minimum=1) * (check_int(num_steps, "num_steps") + 1)
 
 
-def sample(
-    rng, start_distribution, log_prob_fn, proposal, num_steps: int, num_restarts: int, first_step: int = 0
+def restarts(
+    rng, start_distribution, log_prob_fn, proposal, num_steps: int, num_restarts: int, *, first_step: int = 0
 ) -> RestartResult:
     r"""Hill climbing with restarts: ``num_restarts`` climbs from fresh starts :math:`x_0 \sim \mu`.
 
@@ -225,15 +208,10 @@ def sample(
     interrupted = False
     for restart in range(num_restarts):
         start_step = first_step + restart * (num_steps + 1)
-        try:
-            uniforms = draw_uniforms(rng, start_step, start_uniforms)
-            x0 = start_distribution.sample(np.asarray(uniforms).reshape(1, start_uniforms))[0]
-        except KeyboardInterrupt:
-            if restart == 0:
-                raise  # nothing done yet: nothing to return
-            interrupted = True
-            break
-        trace = hill_climb(rng, x0, log_prob_fn, proposal, num_steps, start_step + 1)
+        uniforms = draw_uniforms(rng, start_step, start_uniforms)
+        x0 = start_distribution.sample(np.asarray(uniforms).reshape(1, start_uniforms))[0]
+        # Each climb is one chain of the runner, which keeps the completed steps on an interrupt.
+        trace = sample(rng, x0, log_prob_fn, proposal, num_steps, first_step=start_step + 1)
         starts.append(np.asarray(x0))
         final_states.append(trace.final_state.x)
         final_log_probs.append(trace.final_state.log_prob)

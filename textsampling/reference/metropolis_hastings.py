@@ -12,10 +12,16 @@ otherwise stay at :math:`x`. The kernel :math:`T(y \leftarrow x) = q(y \mid x)\,
 Metropolis et al. (1953), J. Chem. Phys. 21:1087; Hastings (1970), Biometrika 57:97; part 2 of the
 series (spaces.ac.cn/archives/8084).
 
+At a temperature :math:`T` (simulated annealing, :mod:`~textsampling.reference.annealing`) the step
+targets :math:`\rho^{1/T}`: the same :func:`log_accept_ratio` fed the tempered log-densities
+:math:`\log\rho / T`, i.e. :math:`\log\alpha = \min(0, \log\rho(y)/T - \log\rho(x)/T + \log q(x|y) - \log q(y|x))`
+(at :math:`T = 1` exactly the plain step).
+
 Conventions: accept iff :math:`\log u < \log \alpha`; a NaN ratio (e.g. both states of log-density
 ``-inf``) is a rejection; a current state of log-density ``-inf`` accepts any proposal of finite
 log-density (the chain leaves an impossible start). Uniforms of a step: ``uniforms[:-1]`` drive the
-proposal, ``uniforms[-1]`` is the accept uniform.
+proposal, ``uniforms[-1]`` is the accept uniform. :func:`sample` is :func:`init` plus the one chain
+runner, :func:`textsampling.reference.chain.run`.
 """
 
 from __future__ import annotations
@@ -24,9 +30,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from textsampling._validation import check_int, check_uniforms
-from textsampling.randomness import as_generator
-from textsampling.randomness import iterate_step_uniforms
+from textsampling._validation import check_positive, check_uniforms
+from textsampling.reference import chain
+from textsampling.reference.chain import Trace
 
 __all__ = [
     "MHState",
@@ -35,6 +41,7 @@ __all__ = [
     "init",
     "num_uniforms",
     "log_accept_ratio",
+    "tempered_log_prob",
     "step",
     "sample",
     "transition_matrix",
@@ -50,29 +57,20 @@ class MHState(NamedTuple):
 
 
 class MHInfo(NamedTuple):
-    """What one step did: the log acceptance probability, the decision and the proposed state."""
+    """What one step did: the proposed state, the log acceptance probability and the decision."""
 
-    log_accept_ratio: float
-    accepted: bool
     proposal: np.ndarray
+    log_accept_prob: float
+    accepted: bool
 
 
-class MHTrace(NamedTuple):
-    """A run of ``num_steps`` steps: the state after each step (row ``t`` = after step ``t``).
-
-    ``interrupted`` is True when a ``KeyboardInterrupt`` stopped the run; the arrays then hold the
-    ``len(states)`` steps completed (nothing drawn is lost) and ``final_state`` the last of them.
-    """
-
-    states: np.ndarray
-    log_probs: np.ndarray
-    accepted: np.ndarray
-    log_accept_ratios: np.ndarray
-    final_state: MHState
-    interrupted: bool
+#: A run of MH steps: :class:`textsampling.reference.chain.Trace` with ``states`` an :class:`MHState`
+#: and ``infos`` an :class:`MHInfo`, every field stacked over steps (row ``t`` = after step ``t``).
+MHTrace = Trace
 
 
-def _log_prob_one(log_prob_fn, x) -> float:
+def evaluate_log_prob(log_prob_fn, x) -> float:
+    """``log_prob_fn`` at the one state ``x``, checked: one value, never ``+inf`` (shared by hill climbing)."""
     # log_prob_fn is batched, (N,) + state_shape -> (N,); evaluate a batch of one.
     value = np.asarray(log_prob_fn(np.asarray(x)[None]), dtype=np.float64).reshape(-1)
     if value.shape != (1,):
@@ -82,12 +80,16 @@ def _log_prob_one(log_prob_fn, x) -> float:
     return float(value[0])
 
 
-def init(x, log_prob_fn) -> MHState:
-    """The state at ``x``: evaluates ``log_prob_fn`` (batched: ``(N,)+shape -> (N,)``) once."""
+def init(x0, log_prob_fn, proposal=None) -> MHState:
+    """The state at ``x0``: evaluates ``log_prob_fn`` (batched: ``(N,)+shape -> (N,)``) once.
+
+    ``proposal`` is not needed to start a chain; it is accepted so that ``init`` takes the same
+    target as :func:`step` and :func:`sample`.
+    """
     if not callable(log_prob_fn):
         raise TypeError(f"log_prob_fn must be callable, got {type(log_prob_fn).__name__}")
-    x = np.asarray(x)
-    log_prob = _log_prob_one(log_prob_fn, x)
+    x = np.asarray(x0)
+    log_prob = evaluate_log_prob(log_prob_fn, x)
     if np.isnan(log_prob):
         # A NaN proposal is a rejection, but a NaN *current* state would reject every move forever:
         # the chain would silently never move.
@@ -113,7 +115,8 @@ def log_accept_ratio(log_prob_current, log_prob_proposal, log_q_ratio):
     Returns
     -------
     float or numpy.ndarray
-        In ``[-inf, 0]``, or NaN (a rejection) when undefined, e.g. :math:`-\infty - (-\infty)`.
+        The log acceptance probability (what :class:`MHInfo` records as ``log_accept_prob``), in
+        ``[-inf, 0]``, or NaN (a rejection) when undefined, e.g. :math:`-\infty - (-\infty)`.
         Exception on purpose: a current state of log-density ``-inf`` and a finite proposal give 0.
     """
     current = np.asarray(log_prob_current, dtype=np.float64)
@@ -127,8 +130,14 @@ def log_accept_ratio(log_prob_current, log_prob_proposal, log_q_ratio):
     return float(ratio) if ratio.ndim == 0 else ratio
 
 
-def step(uniforms, state: MHState, log_prob_fn, proposal):
-    """One MH step, deterministic given ``uniforms``.
+def tempered_log_prob(log_prob, temperature: float):
+    r""":math:`\log\rho / T` (``-inf`` stays ``-inf``; at :math:`T = 1` the value itself)."""
+    temperature = check_positive(temperature, "temperature")
+    return np.asarray(log_prob, dtype=np.float64) / temperature
+
+
+def step(uniforms, state: MHState, log_prob_fn, proposal, *, temperature: float = 1.0):
+    r"""One MH step, deterministic given ``uniforms``.
 
     Parameters
     ----------
@@ -138,25 +147,35 @@ def step(uniforms, state: MHState, log_prob_fn, proposal):
     log_prob_fn : callable
         Batched unnormalised log-density, ``(N,) + state_shape -> (N,)`` (e.g. ``target.log_prob``).
     proposal : object with ``num_uniforms`` and ``propose(uniforms, x) -> (y, log_q_ratio)``
+    temperature : float, > 0
+        Target :math:`\rho^{1/T}`; ``state.log_prob`` stays the untempered :math:`\log\rho`.
 
     Returns
     -------
     (MHState, MHInfo)
+        ``info.log_accept_prob`` is the tempered one.
     """
+    temperature = check_positive(temperature, "temperature")
     uniforms = check_uniforms(uniforms, num_uniforms(proposal))
     y, log_q_ratio = proposal.propose(uniforms[:-1], state.x)
-    log_prob_y = _log_prob_one(log_prob_fn, y)
-    log_alpha = log_accept_ratio(state.log_prob, log_prob_y, log_q_ratio)
+    log_prob_y = evaluate_log_prob(log_prob_fn, y)
+    # The same acceptance function at every temperature, fed the tempered log-densities (at T = 1 the
+    # division is exact, so it is skipped: plain MH pays nothing for the temperature).
+    log_prob_x_tempered, log_prob_y_tempered = state.log_prob, log_prob_y
+    if temperature != 1.0:
+        log_prob_x_tempered = tempered_log_prob(state.log_prob, temperature)
+        log_prob_y_tempered = tempered_log_prob(log_prob_y, temperature)
+    log_alpha = float(log_accept_ratio(log_prob_x_tempered, log_prob_y_tempered, log_q_ratio))
     # Accept iff log u < log alpha; NaN compares False, so an undefined ratio rejects.
     accepted = bool(np.log(uniforms[-1]) < log_alpha)
     new_state = MHState(np.asarray(y), log_prob_y) if accepted else state
-    return new_state, MHInfo(log_alpha, accepted, np.asarray(y))
+    return new_state, MHInfo(np.asarray(y), log_alpha, accepted)
 
 
-def sample(rng, x0, log_prob_fn, proposal, num_steps: int, first_step: int = 0) -> MHTrace:
-    """Run ``num_steps`` MH steps from ``x0`` and keep every state.
+def sample(rng, x0, log_prob_fn, proposal, num_steps: int, *, first_step: int = 0) -> MHTrace:
+    """Run ``num_steps`` MH steps from ``x0`` and keep every state and info.
 
-    Step ``t`` uses ``draw_uniforms(rng, first_step + t, num_uniforms(proposal))``, so a
+    Step ``t`` uses the uniforms of step ``first_step + t``, so a
     :class:`~textsampling.randomness.CounterGenerator` gives the same chain whatever else runs.
 
     Parameters
@@ -173,28 +192,14 @@ def sample(rng, x0, log_prob_fn, proposal, num_steps: int, first_step: int = 0) 
     Returns
     -------
     MHTrace
+        ``states.x`` ``(T,) + state_shape``, ``states.log_prob`` ``(T,)``, ``infos.accepted`` ``(T,)`` …
     """
-    rng = as_generator(rng)
-    num_steps = check_int(num_steps, "num_steps")
-    first_step = check_int(first_step, "first_step")
-    state = init(x0, log_prob_fn)
-    step_uniforms = iterate_step_uniforms(rng, first_step, num_steps, num_uniforms(proposal))
-    # Pre-allocate the whole trace and fill it step by step.
-    states = np.empty((num_steps,) + state.x.shape, dtype=state.x.dtype)
-    log_probs = np.empty(num_steps)
-    accepted = np.zeros(num_steps, dtype=bool)
-    log_accept_ratios = np.empty(num_steps)
-    done = 0
-    try:
-        for t, uniforms in enumerate(step_uniforms):
-            state, info = step(uniforms, state, log_prob_fn, proposal)
-            states[t], log_probs[t] = state.x, state.log_prob
-            accepted[t], log_accept_ratios[t] = info.accepted, info.log_accept_ratio
-            done = t + 1
-    except KeyboardInterrupt:
-        # Keep what was drawn: return the completed steps, flagged.
-        return MHTrace(states[:done], log_probs[:done], accepted[:done], log_accept_ratios[:done], state, True)
-    return MHTrace(states, log_probs, accepted, log_accept_ratios, state, False)
+    state = init(x0, log_prob_fn, proposal)
+
+    def step_fn(uniforms, state, t):
+        return step(uniforms, state, log_prob_fn, proposal)
+
+    return chain.run(rng, state, step_fn, num_uniforms(proposal), num_steps, first_step=first_step)
 
 
 def transition_matrix_from_log_probs(states, log_probs, proposal) -> np.ndarray:

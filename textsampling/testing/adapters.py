@@ -29,7 +29,7 @@ def metropolis_hastings_step_fn(log_prob_fn, proposal):
     num_uniforms = metropolis_hastings.num_uniforms(proposal)
 
     def step_fn(rng, x):
-        state = metropolis_hastings.init(x, log_prob_fn)
+        state = metropolis_hastings.init(x, log_prob_fn, proposal)
         new_state, _ = metropolis_hastings.step(draw_uniforms(rng, 0, num_uniforms), state, log_prob_fn, proposal)
         return new_state.x
 
@@ -43,23 +43,23 @@ def annealing_step_fn(log_prob_fn, proposal, temperature: float):
     num_uniforms = annealing.num_uniforms(proposal)
 
     def step_fn(rng, x):
-        state = metropolis_hastings.init(x, log_prob_fn)
-        new_state, _ = annealing.step(draw_uniforms(rng, 0, num_uniforms), state, log_prob_fn, proposal, temperature)
+        state = annealing.init(x, log_prob_fn, proposal)
+        uniforms = draw_uniforms(rng, 0, num_uniforms)
+        new_state, _ = annealing.step(uniforms, state, log_prob_fn, proposal, temperature=temperature)
         return new_state.x
 
     return step_fn
 
 
 def gibbs_step_fn(conditional_log_probs, scan: str = "random"):
-    """A random-scan Gibbs step (:func:`gibbs.step`) or one systematic sweep (:func:`gibbs.sweep`)."""
+    """A random-scan Gibbs step or one systematic sweep (:func:`gibbs.step` with ``scan``)."""
     if scan not in gibbs.SCANS:
         raise ValueError(f"scan must be one of {gibbs.SCANS}, got {scan!r}")
 
     def step_fn(rng, x):
         x = np.asarray(x)
         uniforms = draw_uniforms(rng, 0, gibbs.num_uniforms(scan, x.shape[0]))
-        update = gibbs.step if scan == "random" else gibbs.sweep
-        new_state, _ = update(uniforms, gibbs.GibbsState(x), conditional_log_probs)
+        new_state, _ = gibbs.step(uniforms, gibbs.init(x, conditional_log_probs), conditional_log_probs, scan=scan)
         return new_state.x
 
     return step_fn

@@ -1,54 +1,44 @@
-r"""Torch twin of :mod:`textsampling.reference.annealing`: simulated annealing for a batch of chains.
+"""Torch twin of :mod:`textsampling.reference.annealing`: simulated annealing for a batch of chains.
 
-Each step is an MH step on the tempered target :math:`\rho^{1/T_t}`,
-
-.. math::
-    \log\alpha = \min\bigl(0,\ [\log\rho(y) - \log\rho(x)] / T + \log q(x|y) - \log q(y|x)\bigr),
-
-using :func:`textsampling.torch.metropolis_hastings.log_accept_ratio` on tempered log-densities, as
-the reference does (Kirkpatrick, Gelatt & Vecchi 1983; Hajek 1988; part 2 of the series,
-spaces.ac.cn/archives/8084). Schedules are the reference's (computed in NumPy, moved to the device),
-so both twins see the very same temperatures. :func:`anneal` keeps the best state each chain has seen
-(strictly better only, as the reference).
+The math and the papers are the reference's: each step is the MH twin's step at the step's
+temperature (:func:`textsampling.torch.metropolis_hastings.step` with ``temperature=``). The batch
+contract: states ``(B,) + state_shape``, log-densities ``(B,)``; a schedule is a 1-D tensor
+``(num_steps,)`` in the chains' dtype on their device (the reference's values, computed in NumPy and
+moved there, so both sides see the very same temperatures); :func:`sample` returns a
+:class:`~textsampling.torch.chain.Trace` with fields ``(B, T, ...)``; :func:`best` picks each chain's
+best state, ``(B,) + state_shape`` and ``(B,)``, as the reference's :func:`~textsampling.reference.annealing.best`.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import torch
 
-from textsampling._validation import check_int, check_positive
+from textsampling._validation import check_int
 from textsampling.reference import annealing as reference
-from textsampling.torch import metropolis_hastings
+from textsampling.torch import chain, metropolis_hastings
 from textsampling.torch._validation import check_float_dtype, check_tensor, raise_if, resolve_device, same_device
-from textsampling.torch.metropolis_hastings import MHInfo, MHState
-from textsampling.torch.randomness import as_generator, draw_uniforms
+from textsampling.torch.chain import Trace
+from textsampling.torch.metropolis_hastings import MHInfo, MHState, tempered_log_prob
 
 __all__ = [
-    "AnnealingResult",
+    "MHState",
+    "MHInfo",
+    "AnnealingTrace",
     "logarithmic_schedule",
     "geometric_schedule",
     "linear_schedule",
     "check_temperatures",
     "tempered_log_prob",
+    "init",
     "num_uniforms",
     "step",
-    "anneal",
+    "sample",
+    "best",
 ]
 
-
-class AnnealingResult(NamedTuple):
-    """Best state per chain ``(B,) + state_shape`` and its log-density ``(B,)``; the trace ``(B, num_steps, ...)``."""
-
-    best_state: torch.Tensor
-    best_log_prob: torch.Tensor
-    states: torch.Tensor
-    log_probs: torch.Tensor
-    temperatures: torch.Tensor
-    accepted: torch.Tensor
-    interrupted: bool
+#: :class:`textsampling.torch.chain.Trace` of :class:`MHState` and :class:`MHInfo`, fields ``(B, T, ...)``.
+AnnealingTrace = Trace
 
 
 def _schedule(values: np.ndarray, dtype, device) -> torch.Tensor:
@@ -56,17 +46,17 @@ def _schedule(values: np.ndarray, dtype, device) -> torch.Tensor:
 
 
 def logarithmic_schedule(initial_temperature: float, num_steps: int, dtype=None, device=None) -> torch.Tensor:
-    r""":math:`T_t = T_0 \log 2 / \log(t + 2)` — the reference's values on ``device``."""
+    """The reference's :func:`~textsampling.reference.annealing.logarithmic_schedule`, on ``device``."""
     return _schedule(reference.logarithmic_schedule(initial_temperature, num_steps), dtype, device)
 
 
 def geometric_schedule(initial_temperature: float, final_temperature: float, num_steps: int, dtype=None, device=None):
-    r""":math:`T_t = T_0 (T_{n-1}/T_0)^{t/(n-1)}` — the reference's values on ``device``."""
+    """The reference's :func:`~textsampling.reference.annealing.geometric_schedule`, on ``device``."""
     return _schedule(reference.geometric_schedule(initial_temperature, final_temperature, num_steps), dtype, device)
 
 
 def linear_schedule(initial_temperature: float, final_temperature: float, num_steps: int, dtype=None, device=None):
-    r""":math:`T_t = T_0 + (T_{n-1} - T_0)\, t / (n-1)` — the reference's values on ``device``."""
+    """The reference's :func:`~textsampling.reference.annealing.linear_schedule`, on ``device``."""
     return _schedule(reference.linear_schedule(initial_temperature, final_temperature, num_steps), dtype, device)
 
 
@@ -79,9 +69,9 @@ def check_temperatures(temperatures, name: str = "temperatures") -> torch.Tensor
     return temperatures
 
 
-def tempered_log_prob(log_prob: torch.Tensor, temperature) -> torch.Tensor:
-    r""":math:`\log\rho / T` (``-inf`` stays ``-inf``); ``temperature`` a number or a ``(B,)`` tensor."""
-    return log_prob / temperature
+def init(x0: torch.Tensor, log_prob_fn, proposal=None, *, dtype=None) -> MHState:
+    """As the MH twin: states ``(B,) + state_shape`` and their untempered log-densities ``(B,)``."""
+    return metropolis_hastings.init(x0, log_prob_fn, proposal, dtype=dtype)
 
 
 def num_uniforms(proposal) -> int:
@@ -89,95 +79,90 @@ def num_uniforms(proposal) -> int:
     return metropolis_hastings.num_uniforms(proposal)
 
 
-def _check_temperature(temperature, state: MHState):
-    if isinstance(temperature, torch.Tensor):
-        if temperature.ndim == 0:
-            temperature = temperature.reshape(1).expand(state.log_prob.shape[0])
-        check_tensor(temperature, "temperature", integer=False, ndim=1)
-        if not same_device(temperature.device, state.log_prob.device) or temperature.dtype != state.log_prob.dtype:
-            raise ValueError(
-                f"temperature is {temperature.dtype} on {temperature.device} but the chains are "
-                f"{state.log_prob.dtype} on {state.log_prob.device}"
-            )
-        if temperature.shape[0] != state.log_prob.shape[0]:
-            raise ValueError(f"temperature must be a number or have shape ({state.log_prob.shape[0]},) (one per chain)")
-        raise_if([~(torch.isfinite(temperature) & (temperature > 0)).all()], ["temperature must be finite and > 0"])
-        return temperature
-    return check_positive(temperature, "temperature")
-
-
-def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, temperature, validate: bool = True):
-    """One MH step on :math:`\\rho^{1/T}` for every chain; ``state.log_prob`` stays the untempered one.
+def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, *, temperature, validate: bool = True):
+    """One MH twin step at ``temperature`` (a number or a ``(B,)`` tensor) for every chain.
 
     Returns
     -------
-    (MHState, MHInfo), ``info.log_accept_ratio`` tempered.
+    (MHState, MHInfo), ``info.log_accept_prob`` tempered, ``state.log_prob`` not.
     """
-    temperature = _check_temperature(temperature, state)
-    metropolis_hastings.check_step_inputs(uniforms, state, num_uniforms(proposal))
-    if validate:
-        raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
-    y, log_q_ratio = proposal.propose(uniforms[:, :-1], state.x)
-    log_prob_y = metropolis_hastings._evaluate(log_prob_fn, y, state.log_prob.dtype, validate, "a proposed state")
-    # Same acceptance function as plain MH, on tempered log-densities.
-    log_alpha = metropolis_hastings.log_accept_ratio(
-        tempered_log_prob(state.log_prob, temperature), tempered_log_prob(log_prob_y, temperature), log_q_ratio
+    return metropolis_hastings.step(
+        uniforms, state, log_prob_fn, proposal, temperature=temperature, validate=validate
     )
-    accepted = torch.log(uniforms[:, -1]) < log_alpha
-    keep = accepted.reshape((-1,) + (1,) * (y.ndim - 1))
-    new_state = MHState(torch.where(keep, y, state.x), torch.where(accepted, log_prob_y, state.log_prob))
-    return new_state, MHInfo(log_alpha, accepted, y)
 
 
-def anneal(rng, x0: torch.Tensor, log_prob_fn, proposal, temperatures, first_step: int = 0) -> AnnealingResult:
-    """One annealing step per temperature for every chain, keeping each chain's best state.
+def sample(
+    rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, *, first_step: int = 0, temperatures, dtype=None
+) -> AnnealingTrace:
+    """Run ``num_steps`` annealing steps for every chain of ``x0`` ``(B,) + state_shape``, step ``t`` at
+    ``temperatures[t]``.
 
     Parameters
     ----------
-    rng : CounterGenerator or torch.Generator
-    x0 : torch.Tensor, shape (B,) + state_shape (counts as seen)
-    log_prob_fn : callable, ``(B,) + state_shape -> (B,)``, the untempered :math:`\\log\\rho`
+    rng : CounterGenerator or torch.Generator, on the chains' device
+    x0 : torch.Tensor, shape (B,) + state_shape
+    log_prob_fn : callable, ``(B,) + state_shape -> (B,)``, the untempered log-density
     proposal : torch proposal
-    temperatures : torch.Tensor, shape (num_steps,), all ``> 0``, the dtype of the chains
+    num_steps : int
     first_step : int
+    temperatures : torch.Tensor, shape (num_steps,), all ``> 0``, on the chains' device
+    dtype : torch dtype of the uniforms and log-densities (default: ``temperatures.dtype``)
 
     Returns
     -------
-    AnnealingResult
+    AnnealingTrace
     """
-    rng = as_generator(rng)
     temperatures = check_temperatures(temperatures)
-    first_step = check_int(first_step, "first_step")
-    state = metropolis_hastings.init(x0, log_prob_fn, temperatures.dtype)
+    num_steps = check_int(num_steps, "num_steps")
+    if temperatures.shape[0] != num_steps:
+        raise ValueError(
+            f"temperatures must hold one temperature per step, shape ({num_steps},), got {tuple(temperatures.shape)}"
+        )
+    state = init(x0, log_prob_fn, proposal, dtype=temperatures.dtype if dtype is None else dtype)
     if not same_device(temperatures.device, state.x.device):
         raise ValueError(f"temperatures is on {temperatures.device} but x0 on {state.x.device}")
-    num_chains, num_steps, device = state.x.shape[0], temperatures.shape[0], state.x.device
-    best_state, best_log_prob = state.x.clone(), state.log_prob.clone()
     temperature_list = temperatures.tolist()  # one synchronisation, then Python floats per step
-    states = torch.empty((num_chains, num_steps) + tuple(state.x.shape[1:]), dtype=state.x.dtype, device=device)
-    log_probs = torch.empty((num_chains, num_steps), dtype=temperatures.dtype, device=device)
-    accepted = torch.zeros((num_chains, num_steps), dtype=torch.bool, device=device)
-    done = 0
-    try:
-        for t in range(num_steps):
-            uniforms = draw_uniforms(
-                rng, first_step + t, num_uniforms(proposal), num_chains, temperatures.dtype, device
-            )
-            state, info = step(uniforms, state, log_prob_fn, proposal, temperature_list[t])
-            states[:, t], log_probs[:, t], accepted[:, t] = state.x, state.log_prob, info.accepted
-            # Strictly better only: the first state reaching the best value is kept.
-            better = state.log_prob > best_log_prob
-            best_state = torch.where(better.reshape((-1,) + (1,) * (state.x.ndim - 1)), state.x, best_state)
-            best_log_prob = torch.where(better, state.log_prob, best_log_prob)
-            done = t + 1
-    except KeyboardInterrupt:
-        return AnnealingResult(
-            best_state,
-            best_log_prob,
-            states[:, :done],
-            log_probs[:, :done],
-            temperatures[:done],
-            accepted[:, :done],
-            True,
-        )
-    return AnnealingResult(best_state, best_log_prob, states, log_probs, temperatures, accepted, False)
+
+    def step_fn(uniforms, state, t):
+        return step(uniforms, state, log_prob_fn, proposal, temperature=temperature_list[t])
+
+    return chain.run(
+        rng,
+        state,
+        step_fn,
+        num_uniforms(proposal),
+        num_steps,
+        first_step=first_step,
+        num_chains=state.x.shape[0],
+        dtype=state.log_prob.dtype,
+        device=state.x.device,
+    )
+
+
+def best(trace: AnnealingTrace, initial_state: MHState | None = None) -> MHState:
+    """Each chain's best state visited, the first one on ties (the start, before step 0, when given).
+
+    Returns
+    -------
+    MHState
+        ``x`` ``(B,) + state_shape``, ``log_prob`` ``(B,)``.
+    """
+    log_probs = trace.states.log_prob  # (B, T)
+    if log_probs.shape[1] == 0:
+        if initial_state is None:
+            raise ValueError("trace has no steps; pass initial_state to get the start back")
+        return initial_state
+    # The first maximum of each row (torch.argmax does not promise the first on ties): the smallest
+    # step index where the row reaches its maximum.
+    best_log_prob = log_probs.max(dim=1).values  # (B,)
+    steps = torch.arange(log_probs.shape[1], device=log_probs.device).expand_as(log_probs)  # (B, T)
+    index = torch.where(log_probs == best_log_prob[:, None], steps, log_probs.shape[1]).min(dim=1).values  # (B,)
+    chains = torch.arange(log_probs.shape[0], device=log_probs.device)  # (B,)
+    best_x = trace.states.x[chains, index]  # (B,) + state_shape
+    if initial_state is None:
+        return MHState(best_x, best_log_prob)
+    # Strictly better only: the start wins ties.
+    better = best_log_prob > initial_state.log_prob  # (B,)
+    keep = better.reshape((-1,) + (1,) * (best_x.ndim - 1))  # (B, 1, ...) to select whole states
+    x = torch.where(keep, best_x, initial_state.x)  # (B,) + state_shape
+    return MHState(x, torch.where(better, best_log_prob, initial_state.log_prob))  # (B,)

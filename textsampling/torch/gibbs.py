@@ -1,14 +1,11 @@
-r"""Torch twin of :mod:`textsampling.reference.gibbs`: random- and systematic-scan Gibbs for a batch of chains.
+"""Torch twin of :mod:`textsampling.reference.gibbs`: random- and systematic-scan Gibbs for a batch of chains.
 
-A site update at position :math:`i` redraws :math:`x_i \sim \pi(x_i \mid x_{-i})` (Geman & Geman 1984;
-part 2 of the series, spaces.ac.cn/archives/8084). Random scan: a uniform position per chain, then its
-token; systematic scan: positions ``0..L-1`` in turn, each update conditioning on those already
-rewritten. ``conditional_log_probs(states (B, L), positions (B,)) -> (B, V)`` is batched — a torch
-target's :meth:`conditional_log_probs` (the oracle masked LM) or a masked LM's head.
-
-Uniforms, as in the reference: a random-scan step uses ``uniforms[:, 0]`` for the position
-(``floor(u L)``) and ``uniforms[:, 1]`` for the token (inverse CDF of the conditional row); a sweep uses
-``uniforms[:, i]`` for the token at position ``i``. No loop over chains; a sweep loops over positions.
+The kernels, the paper and the use of the uniforms are the reference's; read them there. The batch
+contract: sequences ``x`` are ``(B, L)`` int64, one row per chain; ``conditional_log_probs(states (B,
+L), positions (B,)) -> (B, V)`` is batched (a torch target's :meth:`conditional_log_probs`, the oracle
+masked LM, or a masked LM's head) and returns the uniforms' dtype; the uniforms of a step are ``(B, 2)``
+(random scan) or ``(B, L)`` (a sweep); :func:`sample` returns a :class:`~textsampling.torch.chain.Trace`
+with ``states.x`` ``(B, T, L)``. No loop over chains; a sweep loops over positions.
 """
 
 from __future__ import annotations
@@ -18,15 +15,18 @@ from typing import NamedTuple
 import torch
 
 from textsampling._validation import check_int
-from textsampling.reference.gibbs import SCANS, _check_scan
+from textsampling.reference.gibbs import SCANS, check_scan
+from textsampling.torch import chain
 from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
-from textsampling.torch.randomness import as_generator, categorical_from_uniforms, draw_uniforms, integer_from_uniform
+from textsampling.torch.chain import Trace
+from textsampling.torch.randomness import categorical_from_uniforms, integer_from_uniform
 
 __all__ = [
     "GibbsState",
     "GibbsInfo",
     "GibbsTrace",
     "SCANS",
+    "init",
     "num_uniforms",
     "conditional_rows",
     "update_position",
@@ -43,24 +43,24 @@ class GibbsState(NamedTuple):
 
 
 class GibbsInfo(NamedTuple):
-    """Position(s) updated and token(s) written, per chain."""
+    """Position(s) updated and token(s) written, per chain: ``(B,)`` for a random-scan step, ``(B, L)`` for a sweep."""
 
     position: torch.Tensor
     token: torch.Tensor
 
 
-class GibbsTrace(NamedTuple):
-    """``states`` ``(B, num_steps, L)``; ``positions`` ``(B, num_steps)`` (-1 for sweeps)."""
+#: :class:`textsampling.torch.chain.Trace` of :class:`GibbsState` and :class:`GibbsInfo`, fields ``(B, T, ...)``.
+GibbsTrace = Trace
 
-    states: torch.Tensor
-    positions: torch.Tensor
-    final_state: GibbsState
-    interrupted: bool
+
+def init(x0: torch.Tensor, conditional_log_probs) -> GibbsState:
+    """The states at the sequences ``x0`` ``(B, L)`` (integer, ``L >= 1``); nothing is evaluated."""
+    return GibbsState(_check_sequences(x0, "x0"))
 
 
 def num_uniforms(scan: str = "random", length: int | None = None) -> int:
     """2 for a random-scan step (position, token); ``length`` for a systematic sweep."""
-    if _check_scan(scan) == "random":
+    if check_scan(scan) == "random":
         return 2
     return check_int(length, "length", minimum=1)
 
@@ -73,7 +73,7 @@ def _check_sequences(x, name: str = "state.x") -> torch.Tensor:
 
 
 def conditional_rows(conditional_log_probs, x: torch.Tensor, positions: torch.Tensor, dtype, validate: bool = True):
-    """:math:`\\log\\pi(x_i = v \\mid x_{-i})` at every chain's position, ``(B, V)``, checked as in the reference."""
+    """The conditional log-probabilities at every chain's position, ``(B, V)``, checked as in the reference."""
     if not callable(conditional_log_probs):
         raise TypeError(f"conditional_log_probs must be callable, got {type(conditional_log_probs).__name__}")
     rows = conditional_log_probs(x, positions)
@@ -98,8 +98,8 @@ def update_position(
     """Redraw ``x[b, positions[b]]`` for every chain from its conditional by inverse CDF of ``uniform[b]``."""
     rows = conditional_rows(conditional_log_probs, x, positions, uniform.dtype, validate)  # (B, V)
     tokens = categorical_from_uniforms(uniform, rows, validate=False)  # (B,), rows checked above
-    new_x = x.clone()
-    new_x[torch.arange(x.shape[0], device=x.device), positions] = tokens
+    new_x = x.clone()  # (B, L)
+    new_x[torch.arange(x.shape[0], device=x.device), positions] = tokens  # (B, L), one token per row
     return new_x, tokens
 
 
@@ -115,14 +115,17 @@ def _check_inputs(uniforms, state, width: int, name: str):
     return uniforms, x
 
 
-def step(uniforms: torch.Tensor, state: GibbsState, conditional_log_probs, validate: bool = True):
-    """One random-scan step for every chain: a uniform position, then its token.
+def step(
+    uniforms: torch.Tensor, state: GibbsState, conditional_log_probs, *, scan: str = "random", validate: bool = True
+):
+    """One random-scan step for every chain (a uniform position, then its token), or one sweep.
 
     Parameters
     ----------
-    uniforms : torch.Tensor, shape (B, 2)
+    uniforms : torch.Tensor, shape (B, num_uniforms(scan, L))
     state : GibbsState
     conditional_log_probs : callable, ``(states (B, L), positions (B,)) -> (B, V)``
+    scan : {"random", "systematic"}
     validate : bool
         Check uniforms and conditional rows (one synchronisation each).
 
@@ -130,6 +133,8 @@ def step(uniforms: torch.Tensor, state: GibbsState, conditional_log_probs, valid
     -------
     (GibbsState, GibbsInfo)
     """
+    if check_scan(scan) == "systematic":
+        return sweep(uniforms, state, conditional_log_probs, validate=validate)
     uniforms, x = _check_inputs(uniforms, state, 2, "a random-scan step")
     if validate:
         raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
@@ -138,23 +143,30 @@ def step(uniforms: torch.Tensor, state: GibbsState, conditional_log_probs, valid
     return GibbsState(new_x), GibbsInfo(positions, tokens)
 
 
-def sweep(uniforms: torch.Tensor, state: GibbsState, conditional_log_probs, validate: bool = True):
+def sweep(uniforms: torch.Tensor, state: GibbsState, conditional_log_probs, *, validate: bool = True):
     """One systematic sweep for every chain: positions ``0..L-1`` in turn, ``uniforms[:, i]`` at position ``i``."""
     length = _check_sequences(state.x).shape[1]
     uniforms, x = _check_inputs(uniforms, state, length, "a sweep (one uniform per position)")
     if validate:
         raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     for position in range(length):
-        positions = torch.full((x.shape[0],), position, dtype=torch.int64, device=x.device)
+        positions = torch.full((x.shape[0],), position, dtype=torch.int64, device=x.device)  # (B,)
         # Each update conditions on the tokens already rewritten earlier in this sweep.
         x, _ = update_position(uniforms[:, position], x, positions, conditional_log_probs, validate)
-    all_positions = torch.arange(length, device=x.device).expand(x.shape[0], -1)
+    all_positions = torch.arange(length, device=x.device).expand(x.shape[0], -1)  # (B, L)
     return GibbsState(x), GibbsInfo(all_positions, x.clone())
 
 
 def sample(
-    rng, x0: torch.Tensor, conditional_log_probs, num_steps: int, scan: str = "random", first_step: int = 0, dtype=None
-):
+    rng,
+    x0: torch.Tensor,
+    conditional_log_probs,
+    num_steps: int,
+    *,
+    first_step: int = 0,
+    scan: str = "random",
+    dtype=None,
+) -> GibbsTrace:
     """Run ``num_steps`` random-scan steps (or sweeps) for every chain of ``x0`` ``(B, L)``, keeping every state.
 
     Step ``t`` uses ``draw_uniforms(rng, first_step + t, num_uniforms(scan, L), B)``.
@@ -167,28 +179,23 @@ def sample(
     Returns
     -------
     GibbsTrace
+        ``states.x`` ``(B, T, L)``; ``infos.position`` ``(B, T)`` (``(B, T, L)`` for sweeps).
     """
-    rng = as_generator(rng)
-    _check_scan(scan)
-    num_steps = check_int(num_steps, "num_steps")
-    first_step = check_int(first_step, "first_step")
-    x = _check_sequences(x0, "x0")
-    state = GibbsState(x)
-    num_chains, length = x.shape
-    width = num_uniforms(scan, length)
-    states = torch.empty((num_chains, num_steps, length), dtype=x.dtype, device=x.device)
-    positions = torch.full((num_chains, num_steps), -1, dtype=torch.int64, device=x.device)
-    done = 0
-    try:
-        for t in range(num_steps):
-            uniforms = draw_uniforms(rng, first_step + t, width, num_chains, dtype, x.device)
-            if scan == "random":
-                state, info = step(uniforms, state, conditional_log_probs)
-                positions[:, t] = info.position
-            else:
-                state, _ = sweep(uniforms, state, conditional_log_probs)
-            states[:, t] = state.x
-            done = t + 1
-    except KeyboardInterrupt:
-        return GibbsTrace(states[:, :done], positions[:, :done], state, True)
-    return GibbsTrace(states, positions, state, False)
+    check_scan(scan)
+    state = init(x0, conditional_log_probs)
+    num_chains, length = state.x.shape
+
+    def step_fn(uniforms, state, t):
+        return step(uniforms, state, conditional_log_probs, scan=scan)
+
+    return chain.run(
+        rng,
+        state,
+        step_fn,
+        num_uniforms(scan, length),
+        num_steps,
+        first_step=first_step,
+        num_chains=num_chains,
+        dtype=dtype,
+        device=state.x.device,
+    )

@@ -1,12 +1,12 @@
-r"""Torch twin of :mod:`textsampling.reference.hill_climbing`: hill climbing with restarts for a batch of chains.
+"""Torch twin of :mod:`textsampling.reference.hill_climbing`: hill climbing (with restarts) for a batch of chains.
 
-For every chain :math:`b` at once: propose :math:`y_b \sim q(\cdot \mid x_b)` and move iff
-:math:`f(y_b) \ge f(x_b)` (:math:`f = \log\rho`; a NaN rejects, ``-inf >= -inf`` accepts), as the
-reference does — Su's plain hill climbing, part 2 of the series (spaces.ac.cn/archives/8084). Uniforms
-of a step, ``(B, k)``, all drive the proposal. :func:`sample` restarts every chain ``num_restarts`` times
-from :math:`x_0 \sim \mu`; restart ``r`` draws its start from step ``first_step + r (num_steps + 1)`` and
-climbs on the following step indices, so with a
-:class:`~textsampling.torch.randomness.CounterGenerator` chain ``c`` is the reference run with
+The rule (move iff the proposal is at least as good; NaN rejects), its paper and the layout of the
+restarts' uniforms are the reference's; read them there. The batch contract: states ``(B,) +
+state_shape`` with log-densities ``(B,)`` (an :class:`~textsampling.torch.metropolis_hastings.MHState`);
+the uniforms of a step are ``(B, k)``, all driving the proposal; :func:`sample` (one climb per chain)
+returns a :class:`~textsampling.torch.chain.Trace` with fields ``(B, T, ...)``; :func:`restarts`
+returns each chain's best over its restarts. With a
+:class:`~textsampling.torch.randomness.CounterGenerator`, chain ``c`` is the reference run with
 ``CounterGenerator(seed, c)``: same starts, same states, same decisions (in float64).
 """
 
@@ -17,12 +17,14 @@ from typing import NamedTuple
 import torch
 
 from textsampling._validation import check_int
-from textsampling.torch import metropolis_hastings
+from textsampling.torch import chain, metropolis_hastings
 from textsampling.torch._validation import raise_if
+from textsampling.torch.chain import Trace
 from textsampling.torch.metropolis_hastings import MHState
 from textsampling.torch.randomness import as_generator, draw_uniforms
 
 __all__ = [
+    "MHState",
     "HillClimbInfo",
     "HillClimbTrace",
     "RestartResult",
@@ -30,27 +32,21 @@ __all__ = [
     "num_uniforms",
     "is_uphill_or_equal",
     "step",
-    "hill_climb",
     "sample",
+    "restarts",
 ]
 
 
 class HillClimbInfo(NamedTuple):
-    """Per chain: the decision ``(B,)``, the proposed state ``(B,) + state_shape`` and its log-density ``(B,)``."""
+    """Per chain: proposed state ``(B,) + state_shape``, decision ``(B,)``, proposal's log-density ``(B,)``."""
 
-    accepted: torch.Tensor
     proposal: torch.Tensor
+    accepted: torch.Tensor
     log_prob_proposal: torch.Tensor
 
 
-class HillClimbTrace(NamedTuple):
-    """A climb: ``states`` ``(B, num_steps) + state_shape`` (column ``t`` = after step ``t``), and the rest per step."""
-
-    states: torch.Tensor
-    log_probs: torch.Tensor
-    accepted: torch.Tensor
-    final_state: MHState
-    interrupted: bool
+#: :class:`textsampling.torch.chain.Trace` of :class:`MHState` and :class:`HillClimbInfo`, fields ``(B, T, ...)``.
+HillClimbTrace = Trace
 
 
 class RestartResult(NamedTuple):
@@ -68,9 +64,9 @@ class RestartResult(NamedTuple):
     interrupted: bool
 
 
-def init(x: torch.Tensor, log_prob_fn, dtype=None) -> MHState:
-    """The states ``x`` ``(B,) + state_shape`` and ``log_prob_fn(x)`` ``(B,)``; NaN refused."""
-    return metropolis_hastings.init(x, log_prob_fn, dtype)
+def init(x0: torch.Tensor, log_prob_fn, proposal=None, *, dtype=None) -> MHState:
+    """The states ``x0`` ``(B,) + state_shape`` and ``log_prob_fn(x0)`` ``(B,)``; NaN refused."""
+    return metropolis_hastings.init(x0, log_prob_fn, proposal, dtype=dtype)
 
 
 def num_uniforms(proposal) -> int:
@@ -85,11 +81,11 @@ def num_uniforms(proposal) -> int:
 
 
 def is_uphill_or_equal(log_prob_current: torch.Tensor, log_prob_proposal: torch.Tensor) -> torch.Tensor:
-    r""":math:`f(y) \ge f(x)` per chain; a NaN on either side is False (a rejection)."""
+    """The reference's rule per chain, ``(B,)`` bool."""
     return log_prob_proposal >= log_prob_current
 
 
-def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, validate: bool = True):
+def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, *, validate: bool = True):
     """One hill-climbing step for every chain, deterministic given ``uniforms`` ``(B, k)``.
 
     Returns
@@ -100,37 +96,39 @@ def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, validate
     if validate:
         raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     y, _ = proposal.propose(uniforms, state.x)  # the Hastings term has no role: nothing is sampled
-    log_prob_y = metropolis_hastings._evaluate(log_prob_fn, y, state.log_prob.dtype, validate, "a proposed state")
+    log_prob_y = metropolis_hastings.evaluate_log_prob(
+        log_prob_fn, y, state.log_prob.dtype, validate, "a proposed state"
+    )  # (B,)
     accepted = is_uphill_or_equal(state.log_prob, log_prob_y)  # (B,)
     keep = accepted.reshape((-1,) + (1,) * (y.ndim - 1))  # (B, 1, ...) to select whole states
-    new_state = MHState(torch.where(keep, y, state.x), torch.where(accepted, log_prob_y, state.log_prob))
-    return new_state, HillClimbInfo(accepted, y, log_prob_y)
+    new_x = torch.where(keep, y, state.x)  # (B,) + state_shape
+    new_log_prob = torch.where(accepted, log_prob_y, state.log_prob)  # (B,)
+    return MHState(new_x, new_log_prob), HillClimbInfo(y, accepted, log_prob_y)
 
 
-def hill_climb(rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, first_step: int = 0, dtype=None):
+def sample(rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, *, first_step: int = 0, dtype=None):
     """Climb ``num_steps`` steps for every chain from ``x0`` ``(B,) + state_shape``.
 
-    Step ``t`` uses ``draw_uniforms(rng, first_step + t, k, B)``. Returns a :class:`HillClimbTrace`.
+    Step ``t`` uses ``draw_uniforms(rng, first_step + t, k, B)``; ``dtype`` as in the MH twin's
+    :func:`~textsampling.torch.metropolis_hastings.sample`. Returns a :class:`HillClimbTrace`.
     """
-    rng = as_generator(rng)
-    num_steps = check_int(num_steps, "num_steps")
-    first_step = check_int(first_step, "first_step")
-    k = num_uniforms(proposal)
-    state = init(x0, log_prob_fn, dtype)
-    num_chains, dtype, device = state.x.shape[0], state.log_prob.dtype, state.x.device
-    states = torch.empty((num_chains, num_steps) + tuple(state.x.shape[1:]), dtype=state.x.dtype, device=device)
-    log_probs = torch.empty((num_chains, num_steps), dtype=dtype, device=device)
-    accepted = torch.zeros((num_chains, num_steps), dtype=torch.bool, device=device)
-    done = 0
-    try:
-        for t in range(num_steps):
-            uniforms = draw_uniforms(rng, first_step + t, k, num_chains, dtype, device)  # (B, k)
-            state, info = step(uniforms, state, log_prob_fn, proposal)
-            states[:, t], log_probs[:, t], accepted[:, t] = state.x, state.log_prob, info.accepted
-            done = t + 1
-    except KeyboardInterrupt:
-        return HillClimbTrace(states[:, :done], log_probs[:, :done], accepted[:, :done], state, True)
-    return HillClimbTrace(states, log_probs, accepted, state, False)
+    k = num_uniforms(proposal)  # refuse a proposal without num_uniforms/propose before evaluating x0
+    state = init(x0, log_prob_fn, proposal, dtype=dtype)
+
+    def step_fn(uniforms, state, t):
+        return step(uniforms, state, log_prob_fn, proposal)
+
+    return chain.run(
+        rng,
+        state,
+        step_fn,
+        k,
+        num_steps,
+        first_step=first_step,
+        num_chains=state.x.shape[0],
+        dtype=state.log_prob.dtype,
+        device=state.x.device,
+    )
 
 
 def _check_start_distribution(start_distribution) -> int:
@@ -143,13 +141,14 @@ def _check_start_distribution(start_distribution) -> int:
     return check_int(start_distribution.num_uniforms, "start_distribution.num_uniforms", minimum=1)
 
 
-def sample(
+def restarts(
     rng,
     start_distribution,
     log_prob_fn,
     proposal,
     num_steps: int,
     num_restarts: int,
+    *,
     first_step: int = 0,
     num_chains: int | None = None,
 ) -> RestartResult:
@@ -184,15 +183,10 @@ def sample(
     interrupted = False
     for restart in range(num_restarts):
         start_step = first_step + restart * (num_steps + 1)
-        try:
-            uniforms = draw_uniforms(rng, start_step, start_uniforms, num_chains, dtype, device)  # (B, k0)
-            x0 = start_distribution.sample(uniforms)  # (B,) + state_shape
-        except KeyboardInterrupt:
-            if restart == 0:
-                raise  # nothing done yet: nothing to return
-            interrupted = True
-            break
-        trace = hill_climb(rng, x0, log_prob_fn, proposal, num_steps, start_step + 1, dtype)
+        uniforms = draw_uniforms(rng, start_step, start_uniforms, num_chains, dtype, device)  # (B, k0)
+        x0 = start_distribution.sample(uniforms)  # (B,) + state_shape
+        # Each climb is a run of the one runner, which keeps the completed steps on an interrupt.
+        trace = sample(rng, x0, log_prob_fn, proposal, num_steps, first_step=start_step + 1, dtype=dtype)
         final = trace.final_state
         starts.append(x0)
         final_states.append(final.x)
@@ -203,9 +197,10 @@ def sample(
         else:
             # Strictly better only, as the reference.
             better = final.log_prob > best_log_prob  # (B,)
-            best_state = torch.where(better.reshape((-1,) + (1,) * (final.x.ndim - 1)), final.x, best_state)
-            best_log_prob = torch.where(better, final.log_prob, best_log_prob)
-            best_restart = torch.where(better, restart, best_restart)
+            keep = better.reshape((-1,) + (1,) * (final.x.ndim - 1))  # (B, 1, ...) to select whole states
+            best_state = torch.where(keep, final.x, best_state)  # (B,) + state_shape
+            best_log_prob = torch.where(better, final.log_prob, best_log_prob)  # (B,)
+            best_restart = torch.where(better, restart, best_restart)  # (B,)
         if trace.interrupted:
             interrupted = True
             break

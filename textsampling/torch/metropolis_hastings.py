@@ -1,18 +1,19 @@
 r"""Torch twin of :mod:`textsampling.reference.metropolis_hastings`: a batch of MH chains, one step per call.
 
-For every chain :math:`b` at once: propose :math:`y_b \sim q(\cdot \mid x_b)` and accept with
+The math, the paper and the conventions (a NaN ratio rejects, an impossible start accepts any possible
+proposal, the tempered acceptance) are the reference's, in the same floating operations; read them
+there. The batch contract:
 
-.. math::
-    \log \alpha_b = \min\bigl(0,\ \log\rho(y_b) - \log\rho(x_b) + \log q(x_b \mid y_b) - \log q(y_b \mid x_b)\bigr),
+* states ``x`` have shape ``(B,) + state_shape``, one row per chain; ``log_prob`` ``(B,)``;
+* ``log_prob_fn`` maps ``(B,) + state_shape -> (B,)`` in the chains' dtype (float32 or float64);
+* the uniforms of a step are ``(B, num_uniforms(proposal))`` in that dtype: ``uniforms[:, :-1]``
+  drive the proposal, ``uniforms[:, -1]`` decides;
+* ``temperature`` is a number or a ``(B,)`` tensor (one per chain);
+* :func:`sample` returns a :class:`~textsampling.torch.chain.Trace` whose fields are ``(B, T, ...)``.
 
-i.e. accept iff :math:`\log u_b < \log\alpha_b`; a NaN ratio rejects, and a current state of
-log-density ``-inf`` accepts any proposal of finite log-density — the reference's conventions, in the
-same floating operations (Metropolis et al. 1953; Hastings 1970; part 2 of the series,
-spaces.ac.cn/archives/8084). Uniforms of a step, ``(B, k + 1)``: ``uniforms[:, :-1]`` drive the
-proposal, ``uniforms[:, -1]`` decides. No loop over chains; :func:`sample` loops over steps.
-
-With a :class:`~textsampling.torch.randomness.CounterGenerator`, chain ``c`` of :func:`sample` is the
-reference chain run with ``CounterGenerator(seed, c)``: same states, same decisions (in float64).
+No loop over chains; :func:`sample` is :func:`init` plus :func:`textsampling.torch.chain.run`. With a
+:class:`~textsampling.torch.randomness.CounterGenerator`, chain ``c`` is the reference chain run with
+``CounterGenerator(seed, c)``: same states, same decisions (in float64).
 """
 
 from __future__ import annotations
@@ -21,11 +22,22 @@ from typing import NamedTuple
 
 import torch
 
-from textsampling._validation import check_int
-from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
-from textsampling.torch.randomness import as_generator, draw_uniforms
+from textsampling._validation import check_positive
+from textsampling.torch import chain
+from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if, same_device
+from textsampling.torch.chain import Trace
 
-__all__ = ["MHState", "MHInfo", "MHTrace", "init", "num_uniforms", "log_accept_ratio", "step", "sample"]
+__all__ = [
+    "MHState",
+    "MHInfo",
+    "MHTrace",
+    "init",
+    "num_uniforms",
+    "log_accept_ratio",
+    "tempered_log_prob",
+    "step",
+    "sample",
+]
 
 
 class MHState(NamedTuple):
@@ -36,25 +48,19 @@ class MHState(NamedTuple):
 
 
 class MHInfo(NamedTuple):
-    """Per chain: log acceptance probability, decision and proposed state."""
+    """Per chain: proposed state ``(B,) + state_shape``, log acceptance probability ``(B,)``, decision ``(B,)``."""
 
-    log_accept_ratio: torch.Tensor
-    accepted: torch.Tensor
     proposal: torch.Tensor
-
-
-class MHTrace(NamedTuple):
-    """A run: ``states`` ``(B, num_steps) + state_shape`` (column ``t`` = after step ``t``), and the rest per step."""
-
-    states: torch.Tensor
-    log_probs: torch.Tensor
+    log_accept_prob: torch.Tensor
     accepted: torch.Tensor
-    log_accept_ratios: torch.Tensor
-    final_state: MHState
-    interrupted: bool
 
 
-def _evaluate(log_prob_fn, x: torch.Tensor, dtype, validate: bool, name: str) -> torch.Tensor:
+#: :class:`textsampling.torch.chain.Trace` of :class:`MHState` and :class:`MHInfo`, fields ``(B, T, ...)``.
+MHTrace = Trace
+
+
+def evaluate_log_prob(log_prob_fn, x: torch.Tensor, dtype, validate: bool, name: str) -> torch.Tensor:
+    """``log_prob_fn(x)`` ``(B,)`` in ``dtype``, checked (never ``+inf`` when ``validate``); ``name`` says where."""
     values = log_prob_fn(x)
     if not isinstance(values, torch.Tensor) or values.shape != (x.shape[0],):
         shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
@@ -71,17 +77,21 @@ def _evaluate(log_prob_fn, x: torch.Tensor, dtype, validate: bool, name: str) ->
     return values
 
 
-def init(x: torch.Tensor, log_prob_fn, dtype=None) -> MHState:
-    """The states ``x`` ``(B,) + state_shape`` and ``log_prob_fn(x)`` ``(B,)``, evaluated once."""
+def init(x0: torch.Tensor, log_prob_fn, proposal=None, *, dtype=None) -> MHState:
+    """The states ``x0`` ``(B,) + state_shape`` and ``log_prob_fn(x0)`` ``(B,)``, evaluated once.
+
+    ``dtype`` is the dtype ``log_prob_fn`` must return (default: whatever it returns). ``proposal`` is
+    unused, as in the reference.
+    """
     if not callable(log_prob_fn):
         raise TypeError(f"log_prob_fn must be callable, got {type(log_prob_fn).__name__}")
-    x = check_tensor(x, "x")
+    x = check_tensor(x0, "x0")
     if x.ndim == 0:
-        raise ValueError("x must have a leading chain dimension, shape (B,) + state_shape")
+        raise ValueError("x0 must have a leading chain dimension, shape (B,) + state_shape")
     values = log_prob_fn(x)
     if not isinstance(values, torch.Tensor):
         raise ValueError(f"log_prob_fn must return a tensor of shape ({x.shape[0]},)")
-    log_prob = _evaluate(log_prob_fn, x, dtype or values.dtype, True, "x")
+    log_prob = evaluate_log_prob(log_prob_fn, x, dtype or values.dtype, True, "x0")
     if torch.isnan(log_prob).any():
         # As in the reference: a NaN current state would reject every move forever, silently.
         raise ValueError("log_prob_fn(x) is NaN for some chain: every start needs a log-density that is finite or -inf")
@@ -94,14 +104,11 @@ def num_uniforms(proposal) -> int:
 
 
 def log_accept_ratio(log_prob_current, log_prob_proposal, log_q_ratio) -> torch.Tensor:
-    r""":math:`\min(0, \log\rho(y) - \log\rho(x) + \log q(x|y) - \log q(y|x))` per chain; NaN when undefined.
-
-    A current state of log-density ``-inf`` and a finite proposal give 0 (leave an impossible start).
-    """
+    """:func:`textsampling.reference.metropolis_hastings.log_accept_ratio` per chain, all ``(B,)``."""
     # -inf - (-inf) is NaN on purpose: a rejection. torch.minimum propagates NaN, as np.minimum does.
     difference = log_prob_proposal - log_prob_current + log_q_ratio  # (B,)
     ratio = torch.minimum(difference, difference.new_zeros(()))
-    return torch.where((log_prob_current == -torch.inf) & torch.isfinite(log_prob_proposal), 0.0, ratio)
+    return torch.where((log_prob_current == -torch.inf) & torch.isfinite(log_prob_proposal), 0.0, ratio)  # (B,)
 
 
 def check_step_inputs(uniforms, state: MHState, expected_num_uniforms: int) -> int:
@@ -122,7 +129,35 @@ def check_step_inputs(uniforms, state: MHState, expected_num_uniforms: int) -> i
     return check_batch(uniforms.shape[0], **{"state.x": state.x, "state.log_prob": state.log_prob})
 
 
-def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, validate: bool = True):
+def tempered_log_prob(log_prob: torch.Tensor, temperature) -> torch.Tensor:
+    """The reference's :func:`~textsampling.reference.metropolis_hastings.tempered_log_prob` per chain.
+
+    ``log_prob`` ``(B,)``; ``temperature`` a number or a ``(B,)`` tensor.
+    """
+    return log_prob / temperature
+
+
+def check_temperature(temperature, state: MHState):
+    """A number ``> 0`` or a ``(B,)`` tensor of them in the chains' dtype and device (0-d is broadcast)."""
+    if isinstance(temperature, torch.Tensor):
+        if temperature.ndim == 0:
+            temperature = temperature.reshape(1).expand(state.log_prob.shape[0])  # (B,)
+        check_tensor(temperature, "temperature", integer=False, ndim=1)
+        if not same_device(temperature.device, state.log_prob.device) or temperature.dtype != state.log_prob.dtype:
+            raise ValueError(
+                f"temperature is {temperature.dtype} on {temperature.device} but the chains are "
+                f"{state.log_prob.dtype} on {state.log_prob.device}"
+            )
+        if temperature.shape[0] != state.log_prob.shape[0]:
+            raise ValueError(f"temperature must be a number or have shape ({state.log_prob.shape[0]},) (one per chain)")
+        raise_if([~(torch.isfinite(temperature) & (temperature > 0)).all()], ["temperature must be finite and > 0"])
+        return temperature
+    return check_positive(temperature, "temperature")
+
+
+def step(
+    uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, *, temperature=1.0, validate: bool = True
+):
     """One MH step for every chain, deterministic given ``uniforms``.
 
     Parameters
@@ -132,6 +167,8 @@ def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, validate
     state : MHState
     log_prob_fn : callable, ``(B,) + state_shape -> (B,)`` (e.g. a torch target's ``log_prob``)
     proposal : torch proposal (``num_uniforms``, ``propose(uniforms (B, k), x) -> (y, log_q_ratio)``)
+    temperature : float or torch.Tensor of shape (B,), > 0
+        As in the reference; ``state.log_prob`` stays untempered.
     validate : bool
         Check the values (uniforms in (0, 1), no ``+inf`` log-density) with one synchronisation.
 
@@ -139,20 +176,28 @@ def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, validate
     -------
     (MHState, MHInfo)
     """
+    temperature = check_temperature(temperature, state)
     check_step_inputs(uniforms, state, num_uniforms(proposal))
     if validate:
         raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     y, log_q_ratio = proposal.propose(uniforms[:, :-1], state.x)
-    log_prob_y = _evaluate(log_prob_fn, y, state.log_prob.dtype, validate, "a proposed state")
-    log_alpha = log_accept_ratio(state.log_prob, log_prob_y, log_q_ratio)  # (B,)
+    log_prob_y = evaluate_log_prob(log_prob_fn, y, state.log_prob.dtype, validate, "a proposed state")
+    # The reference's operations: the acceptance function on tempered log-densities (the exact division
+    # by T = 1 skipped, as there).
+    log_prob_x_tempered, log_prob_y_tempered = state.log_prob, log_prob_y  # (B,), (B,)
+    if isinstance(temperature, torch.Tensor) or temperature != 1.0:
+        log_prob_x_tempered = tempered_log_prob(state.log_prob, temperature)  # (B,)
+        log_prob_y_tempered = tempered_log_prob(log_prob_y, temperature)  # (B,)
+    log_alpha = log_accept_ratio(log_prob_x_tempered, log_prob_y_tempered, log_q_ratio)  # (B,)
     # Accept iff log u < log alpha; NaN compares False, so an undefined ratio rejects.
     accepted = torch.log(uniforms[:, -1]) < log_alpha  # (B,)
     keep = accepted.reshape((-1,) + (1,) * (y.ndim - 1))  # (B, 1, ...) to select whole states
-    new_state = MHState(torch.where(keep, y, state.x), torch.where(accepted, log_prob_y, state.log_prob))
-    return new_state, MHInfo(log_alpha, accepted, y)
+    new_x = torch.where(keep, y, state.x)  # (B,) + state_shape
+    new_log_prob = torch.where(accepted, log_prob_y, state.log_prob)  # (B,)
+    return MHState(new_x, new_log_prob), MHInfo(y, log_alpha, accepted)
 
 
-def sample(rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, first_step: int = 0, dtype=None) -> MHTrace:
+def sample(rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, *, first_step: int = 0, dtype=None) -> MHTrace:
     """Run ``num_steps`` MH steps for every chain from ``x0`` ``(B,) + state_shape`` and keep every state.
 
     Step ``t`` uses ``draw_uniforms(rng, first_step + t, num_uniforms(proposal), B)``; with a counter
@@ -163,33 +208,28 @@ def sample(rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, first_s
     rng : CounterGenerator or torch.Generator, on the chains' device
     x0 : torch.Tensor, shape (B,) + state_shape
     log_prob_fn, proposal : as in :func:`step`
-    num_steps, first_step : int
+    num_steps : int
+    first_step : int
     dtype : torch dtype of the uniforms and log-densities (default: ``log_prob_fn``'s output dtype)
 
     Returns
     -------
     MHTrace
+        ``states.x`` ``(B, T) + state_shape``, ``states.log_prob`` ``(B, T)``, ``infos.accepted`` ``(B, T)`` …
     """
-    rng = as_generator(rng)
-    num_steps = check_int(num_steps, "num_steps")
-    first_step = check_int(first_step, "first_step")
-    state = init(x0, log_prob_fn, dtype)
-    num_chains, dtype = state.x.shape[0], state.log_prob.dtype
-    states = torch.empty((num_chains, num_steps) + tuple(state.x.shape[1:]), dtype=state.x.dtype, device=state.x.device)
-    log_probs = torch.empty((num_chains, num_steps), dtype=dtype, device=state.x.device)
-    accepted = torch.zeros((num_chains, num_steps), dtype=torch.bool, device=state.x.device)
-    log_accept_ratios = torch.empty_like(log_probs)
-    done = 0
-    try:
-        for t in range(num_steps):
-            uniforms = draw_uniforms(rng, first_step + t, num_uniforms(proposal), num_chains, dtype, state.x.device)
-            state, info = step(uniforms, state, log_prob_fn, proposal)
-            states[:, t], log_probs[:, t] = state.x, state.log_prob
-            accepted[:, t], log_accept_ratios[:, t] = info.accepted, info.log_accept_ratio
-            done = t + 1
-    except KeyboardInterrupt:
-        # Keep what was drawn: the completed steps, flagged.
-        return MHTrace(
-            states[:, :done], log_probs[:, :done], accepted[:, :done], log_accept_ratios[:, :done], state, True
-        )
-    return MHTrace(states, log_probs, accepted, log_accept_ratios, state, False)
+    state = init(x0, log_prob_fn, proposal, dtype=dtype)
+
+    def step_fn(uniforms, state, t):
+        return step(uniforms, state, log_prob_fn, proposal)
+
+    return chain.run(
+        rng,
+        state,
+        step_fn,
+        num_uniforms(proposal),
+        num_steps,
+        first_step=first_step,
+        num_chains=state.x.shape[0],
+        dtype=state.log_prob.dtype,
+        device=state.x.device,
+    )
