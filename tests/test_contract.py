@@ -29,13 +29,13 @@ from textsampling.torch import chain as torch_chain  # noqa: E402
 #: algorithm module -> (State, Info, Trace) names and the target parameters between the fixed ones.
 ALGORITHMS = {
     "metropolis_hastings": ("MHState", "MHInfo", "MHTrace", ["log_prob_fn", "proposal"]),
-    "annealing": ("MHState", "MHInfo", "AnnealingTrace", ["log_prob_fn", "proposal"]),
+    "annealing": ("MHState", "AnnealingInfo", "AnnealingTrace", ["log_prob_fn", "proposal"]),
     "hill_climbing": ("MHState", "HillClimbInfo", "HillClimbTrace", ["log_prob_fn", "proposal"]),
     "gibbs": ("GibbsState", "GibbsInfo", "GibbsTrace", ["conditional_log_probs"]),
     "mlm_gibbs": ("MLMGibbsState", "MLMGibbsInfo", "MLMGibbsTrace", ["model"]),
     "mlm_metropolis_hastings": ("MLMMHState", "MLMMHInfo", "MLMMHTrace", ["model"]),
     "cgmh": ("CGMHState", "CGMHInfo", "CGMHTrace", ["config"]),
-    "sentence_annealing": ("CGMHState", "CGMHInfo", "SentenceAnnealingTrace", ["config"]),
+    "sentence_annealing": ("CGMHState", "SentenceAnnealingInfo", "SentenceAnnealingTrace", ["config"]),
 }
 #: Keyword-only parameters only a twin may add (its batch, dtype and device), at the end.
 TWIN_EXTRAS = {"dtype", "validate", "device", "num_chains"}
@@ -125,6 +125,18 @@ def test_sample_is_built_on_the_one_runner(algorithm, side):
     source = inspect.getsource(module.sample)
     assert "chain.run(" in source or "run_chain(" in source, f"{module.__name__}.sample does not call chain.run"
     assert "KeyboardInterrupt" not in inspect.getsource(module), f"{module.__name__} handles interrupts itself"
+
+
+@pytest.mark.parametrize(
+    "annealing, base", [("annealing", "metropolis_hastings"), ("sentence_annealing", "cgmh")]
+)
+def test_an_annealing_info_is_its_kernels_info_plus_the_temperature(annealing, base):
+    for side in (0, 1):
+        annealing_module, base_module = _modules(annealing)[side], _modules(base)[side]
+        info = getattr(annealing_module, ALGORITHMS[annealing][1])
+        base_info = getattr(base_module, ALGORITHMS[base][1])
+        assert info._fields == base_info._fields + ("temperature",)
+        assert annealing_module.best.__module__ == annealing_module.__name__
 
 
 def test_the_energy_parameter_has_one_name():

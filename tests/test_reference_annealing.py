@@ -169,6 +169,7 @@ def test_trace_runs_the_schedule_and_best_finds_the_best_state():
         previous_log_prob / temperatures, target.log_prob(trace.infos.proposal) / temperatures, log_q_ratio
     )
     np.testing.assert_array_equal(trace.infos.log_accept_prob, expected)
+    np.testing.assert_array_equal(trace.infos.temperature, temperatures)  # the trace carries its schedule
     best = annealing.best(trace, start)
     assert best.log_prob == max(start.log_prob, trace.states.log_prob.max())
     assert target.log_prob(best.x)[0] == best.log_prob

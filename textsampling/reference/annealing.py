@@ -24,6 +24,8 @@ just the last one. Uniforms of a step: as in MH (proposal first, accept uniform 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from textsampling._validation import check_int, check_positive
@@ -34,6 +36,7 @@ from textsampling.reference.metropolis_hastings import MHInfo, MHState, tempered
 __all__ = [
     "MHState",
     "MHInfo",
+    "AnnealingInfo",
     "AnnealingTrace",
     "logarithmic_schedule",
     "geometric_schedule",
@@ -49,8 +52,17 @@ __all__ = [
 ]
 
 #: A run of annealing steps: :class:`textsampling.reference.chain.Trace` of :class:`MHState` and
-#: :class:`MHInfo` (``infos.log_accept_prob`` tempered); the schedule is the caller's ``temperatures``.
+#: :class:`AnnealingInfo` (``infos.log_accept_prob`` tempered, ``infos.temperature`` the schedule).
 AnnealingTrace = Trace
+
+
+class AnnealingInfo(NamedTuple):
+    """:class:`~textsampling.reference.metropolis_hastings.MHInfo`'s fields, then the step's ``temperature``."""
+
+    proposal: np.ndarray
+    log_accept_prob: float
+    accepted: bool
+    temperature: float
 
 
 def check_temperatures(temperatures, name: str = "temperatures") -> np.ndarray:
@@ -109,9 +121,10 @@ def step(uniforms, state: MHState, log_prob_fn, proposal, *, temperature: float)
 
     Returns
     -------
-    (MHState, MHInfo)
+    (MHState, AnnealingInfo)
     """
-    return metropolis_hastings.step(uniforms, state, log_prob_fn, proposal, temperature=temperature)
+    state, info = metropolis_hastings.step(uniforms, state, log_prob_fn, proposal, temperature=temperature)
+    return state, AnnealingInfo(*info, float(temperature))
 
 
 def sample(rng, x0, log_prob_fn, proposal, num_steps: int, *, first_step: int = 0, temperatures) -> AnnealingTrace:
@@ -154,27 +167,10 @@ def sample(rng, x0, log_prob_fn, proposal, num_steps: int, *, first_step: int = 
 def best(trace: AnnealingTrace, initial_state: MHState | None = None) -> MHState:
     """The best state visited by ``trace`` (highest ``log_prob``), the first one on ties.
 
-    Parameters
-    ----------
-    trace : AnnealingTrace (or any trace of :class:`MHState`, e.g. a plain MH run)
-    initial_state : MHState, optional
-        The start (``init``'s result); when given it counts as visited, before step 0, so a run that
-        never improves on its start returns the start.
-
-    Returns
-    -------
-    MHState
+    ``initial_state`` (the start), when given, counts as visited before step 0. The rule is
+    :func:`textsampling.reference.chain.best`, shared with sentence annealing.
     """
-    log_probs = np.asarray(trace.states.log_prob, dtype=np.float64)  # (T,)
-    if log_probs.shape[0] == 0:
-        if initial_state is None:
-            raise ValueError("trace has no steps; pass initial_state to get the start back")
-        return initial_state
-    # argmax returns the first maximum: the first state reaching the best value is kept.
-    index = int(np.argmax(log_probs))
-    if initial_state is not None and not log_probs[index] > initial_state.log_prob:
-        return initial_state
-    return MHState(np.array(trace.states.x[index]), float(log_probs[index]))
+    return chain.best(trace, initial_state)
 
 
 def transition_matrix(target, proposal, temperature: float) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 from textsampling._validation import check_int
 from textsampling.randomness import as_generator, iterate_step_uniforms
 
-__all__ = ["Trace", "run", "run_steps", "stack_rows"]
+__all__ = ["Trace", "run", "run_steps", "stack_rows", "best"]
 
 
 class Trace(NamedTuple):
@@ -137,3 +137,33 @@ def run(
     states = stack_rows([row[0] for row in rows], type(template), template)
     infos = stack_rows([row[1] for row in rows], type(rows[0][1])) if rows else None
     return Trace(states, infos, state, interrupted)
+
+
+def best(trace: Trace, initial_state=None):
+    """The state of highest ``log_prob`` visited by ``trace``, the first one on ties.
+
+    The search helper of every annealing sampler (and of any chain whose state has ``log_prob``).
+
+    Parameters
+    ----------
+    trace : Trace
+        A run whose states have a ``log_prob`` field.
+    initial_state : NamedTuple, optional
+        The start (``init``'s result); when given it counts as visited before step 0, so a run that
+        never improves on its start returns the start.
+
+    Returns
+    -------
+    NamedTuple
+        A state of the trace's state type.
+    """
+    log_probs = np.asarray(trace.states.log_prob, dtype=np.float64)  # (T,)
+    if log_probs.shape[0] == 0:
+        if initial_state is None:
+            raise ValueError("trace has no steps; pass initial_state to get the start back")
+        return initial_state
+    index = int(np.argmax(log_probs))  # argmax returns the first maximum
+    if initial_state is not None and not log_probs[index] > initial_state.log_prob:
+        return initial_state
+    row = type(trace.states)(*(np.array(field[index]) for field in trace.states))
+    return row._replace(log_prob=float(log_probs[index]))

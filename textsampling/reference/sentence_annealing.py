@@ -114,19 +114,12 @@ def sample(rng, x0, config: CGMHConfig, num_steps: int, *, first_step: int = 0, 
 
 
 def best(trace: Trace, initial_state: CGMHState | None = None) -> CGMHState:
-    """The state of highest :math:`\\log\\rho` visited by ``trace`` (the first one on ties).
+    """The state of highest :math:`\\log\\rho` visited by ``trace`` (per chain in the twin), the first on ties.
 
-    ``initial_state`` (the start of the run), when given, counts too and comes first.
+    ``initial_state`` (the start of the run), when given, counts too and comes first. The rule is
+    :func:`textsampling.reference.chain.best`, shared with annealing.
     """
-    log_probs = np.asarray(trace.states.log_prob, dtype=np.float64)  # (T,)
-    if log_probs.shape[0] == 0:
-        if initial_state is None:
-            raise ValueError("the trace has no step: give initial_state (the start) to have a best state")
-        return initial_state
-    index = int(np.argmax(log_probs))  # the first maximum
-    if initial_state is not None and not log_probs[index] > initial_state.log_prob:
-        return initial_state
-    return CGMHState(*(np.asarray(field)[index] for field in trace.states))._replace(log_prob=float(log_probs[index]))
+    return chain.best(trace, initial_state)
 
 
 def transition_matrix(config: CGMHConfig, states, temperature: float, protected=None) -> np.ndarray:

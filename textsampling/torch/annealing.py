@@ -11,6 +11,8 @@ best state, ``(B,) + state_shape`` and ``(B,)``, as the reference's :func:`~text
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
@@ -24,6 +26,7 @@ from textsampling.torch.metropolis_hastings import MHInfo, MHState, tempered_log
 __all__ = [
     "MHState",
     "MHInfo",
+    "AnnealingInfo",
     "AnnealingTrace",
     "logarithmic_schedule",
     "geometric_schedule",
@@ -37,7 +40,16 @@ __all__ = [
     "best",
 ]
 
-#: :class:`textsampling.torch.chain.Trace` of :class:`MHState` and :class:`MHInfo`, fields ``(B, T, ...)``.
+class AnnealingInfo(NamedTuple):
+    """The reference's :class:`~textsampling.reference.annealing.AnnealingInfo`, one row per chain."""
+
+    proposal: torch.Tensor  # (B,) + state_shape
+    log_accept_prob: torch.Tensor  # (B,)
+    accepted: torch.Tensor  # (B,) bool
+    temperature: torch.Tensor  # (B,), the chains' dtype
+
+
+#: :class:`textsampling.torch.chain.Trace` of :class:`MHState` and :class:`AnnealingInfo`, fields ``(B, T, ...)``.
 AnnealingTrace = Trace
 
 
@@ -84,11 +96,13 @@ def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, *, tempe
 
     Returns
     -------
-    (MHState, MHInfo), ``info.log_accept_prob`` tempered, ``state.log_prob`` not.
+    (MHState, AnnealingInfo), ``info.log_accept_prob`` tempered, ``state.log_prob`` not.
     """
-    return metropolis_hastings.step(
+    state, info = metropolis_hastings.step(
         uniforms, state, log_prob_fn, proposal, temperature=temperature, validate=validate
     )
+    temperatures = torch.as_tensor(temperature, dtype=info.log_accept_prob.dtype, device=info.log_accept_prob.device)
+    return state, AnnealingInfo(*info, temperatures.expand_as(info.log_accept_prob))  # temperature (B,)
 
 
 def sample(
@@ -142,27 +156,7 @@ def sample(
 def best(trace: AnnealingTrace, initial_state: MHState | None = None) -> MHState:
     """Each chain's best state visited, the first one on ties (the start, before step 0, when given).
 
-    Returns
-    -------
-    MHState
-        ``x`` ``(B,) + state_shape``, ``log_prob`` ``(B,)``.
+    Twin of :func:`textsampling.reference.annealing.best` (:func:`textsampling.torch.chain.best`):
+    ``x`` ``(B,) + state_shape``, ``log_prob`` ``(B,)``.
     """
-    log_probs = trace.states.log_prob  # (B, T)
-    if log_probs.shape[1] == 0:
-        if initial_state is None:
-            raise ValueError("trace has no steps; pass initial_state to get the start back")
-        return initial_state
-    # The first maximum of each row (torch.argmax does not promise the first on ties): the smallest
-    # step index where the row reaches its maximum.
-    best_log_prob = log_probs.max(dim=1).values  # (B,)
-    steps = torch.arange(log_probs.shape[1], device=log_probs.device).expand_as(log_probs)  # (B, T)
-    index = torch.where(log_probs == best_log_prob[:, None], steps, log_probs.shape[1]).min(dim=1).values  # (B,)
-    chains = torch.arange(log_probs.shape[0], device=log_probs.device)  # (B,)
-    best_x = trace.states.x[chains, index]  # (B,) + state_shape
-    if initial_state is None:
-        return MHState(best_x, best_log_prob)
-    # Strictly better only: the start wins ties.
-    better = best_log_prob > initial_state.log_prob  # (B,)
-    keep = better.reshape((-1,) + (1,) * (best_x.ndim - 1))  # (B, 1, ...) to select whole states
-    x = torch.where(keep, best_x, initial_state.x)  # (B,) + state_shape
-    return MHState(x, torch.where(better, best_log_prob, initial_state.log_prob))  # (B,)
+    return chain.best(trace, initial_state)

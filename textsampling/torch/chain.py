@@ -17,7 +17,7 @@ from textsampling._validation import check_int
 from textsampling.reference.chain import Trace, run_steps
 from textsampling.torch.randomness import as_generator, draw_uniforms
 
-__all__ = ["Trace", "run", "stack_rows"]
+__all__ = ["Trace", "run", "stack_rows", "best"]
 
 
 def _as_column_value(value, num_chains: int, device) -> torch.Tensor:
@@ -101,3 +101,24 @@ def run(
     states = stack_rows([row[0] for row in rows], type(template), template, num_chains)
     infos = stack_rows([row[1] for row in rows], type(rows[0][1]), None, num_chains) if rows else None
     return Trace(states, infos, state, interrupted)
+
+
+def best(trace: Trace, initial_state=None):
+    """Each chain's state of highest ``log_prob`` visited, the first one on ties (the start first, when given).
+
+    Twin of :func:`textsampling.reference.chain.best`: ``trace`` fields ``(B, T, ...)``, ``initial_state``
+    fields ``(B, ...)``; returns a state of the trace's state type with fields ``(B, ...)``.
+    """
+    states = trace.states
+    if initial_state is not None:
+        # The start as step -1: each field (B, 1 + T, ...).
+        states = type(states)(*(torch.cat([first[:, None], rest], dim=1) for first, rest in zip(initial_state, states)))
+    log_probs = states.log_prob  # (B, T')
+    if log_probs.shape[1] == 0:
+        raise ValueError("trace has no steps; pass initial_state to get the start back")
+    # The first maximum of each row, spelled out: the smallest step index where the row reaches its maximum.
+    steps = torch.arange(log_probs.shape[1], device=log_probs.device).expand_as(log_probs)  # (B, T')
+    at_maximum = log_probs == log_probs.max(dim=1, keepdim=True).values  # (B, T')
+    index = torch.where(at_maximum, steps, log_probs.shape[1]).min(dim=1).values  # (B,)
+    chains = torch.arange(log_probs.shape[0], device=log_probs.device)  # (B,)
+    return type(states)(*(field[chains, index] for field in states))  # each (B, ...)

@@ -98,17 +98,9 @@ def sample(
 
 
 def best(trace: Trace, initial_state: CGMHState | None = None) -> CGMHState:
-    """Per chain, the state of highest :math:`\\log\\rho` visited by ``trace`` (the first one on ties).
+    """The state of highest :math:`\\log\\rho` visited by ``trace`` (per chain in the twin), the first on ties.
 
-    Twin of :func:`textsampling.reference.sentence_annealing.best`; ``initial_state`` (the start of the
-    run), when given, counts too and comes first.
+    ``initial_state`` (the start of the run), when given, counts too and comes first. The rule is
+    :func:`textsampling.torch.chain.best`, shared with annealing.
     """
-    states = trace.states
-    if initial_state is not None:
-        # The start as step -1: each field (B, 1 + T, ...).
-        states = CGMHState(*(torch.cat([first[:, None], rest], dim=1) for first, rest in zip(initial_state, states)))
-    if states.log_prob.shape[1] == 0:
-        raise ValueError("the trace has no step: give initial_state (the start) to have a best state")
-    index = torch.argmax(states.log_prob, dim=1)  # (B,) the first maximum of each chain
-    chains = torch.arange(index.shape[0], device=index.device)  # (B,)
-    return CGMHState(*(field[chains, index] for field in states))  # each (B, ...)
+    return chain.best(trace, initial_state)
