@@ -33,5 +33,5 @@ def test_check_help_says_it_runs_the_users_code():
 
 
 def test_plain_text_of_a_docstring():
-    assert cli.plain_text(r"draw :math:`x_0 \sim \pi`, see :func:`~textsampling.check.check_step` and ``--kind``") == (
+    assert cli.plain_text(r"draw :math:`x_0 \sim \pi`, see :func:`~textsampling.testing.conformance.check_step` and ``--kind``") == (
         "draw x_0 ~ π, see check_step and --kind")

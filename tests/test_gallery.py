@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from textsampling import check
+from textsampling.testing import conformance as check
 from textsampling.gallery import CASES, CORRECT, exact_power, one_step_tv, stationary_target
 from textsampling.testing import check_detailed_balance, check_stationary
 

@@ -8,7 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from textsampling.check import DEFAULT_FALSE_FAIL_RATE, bigram_oracle, make_target
+from textsampling.targets import make_target
+from textsampling.testing.conformance import DEFAULT_FALSE_FAIL_RATE, bigram_oracle
 from textsampling.gallery import CASES, exact_power, gibbs, one_step_tv, stationary_target
 from textsampling.lm.oracle import BigramOracle, MaskSensitiveOracle
 from textsampling.reference import mlm_gibbs

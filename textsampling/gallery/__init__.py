@@ -1,6 +1,6 @@
 r"""A gallery of deliberately wrong samplers, each beside the correct one it imitates.
 
-Every case is a step function with the signature of one kind of :mod:`textsampling.check`
+Every case is a step function with the signature of one kind of :mod:`textsampling.testing.conformance`
 (``step(rng, x, target)``, ``step(rng, x, lm)``, ...), a one-line description of its bug, the built-in
 target it is checked on, and — where the buggy kernel can be written down — its exact transition
 matrix, built from the *same* code as the step. With the matrix, the size of the bug is known exactly:
@@ -23,7 +23,7 @@ adapters over :mod:`textsampling.reference`), which must pass.
 Use::
 
     from textsampling.gallery import CASES
-    from textsampling.check import check_step
+    from textsampling.testing import check_step
     case = CASES["mh-no-hastings"]
     report = check_step(case.step, case.kind, case.target, **case.options)
     print(report.format())            # fails

@@ -31,9 +31,9 @@ class GalleryCase:
     name : str
         Short identifier, e.g. ``"mh-no-hastings"``.
     kind : str
-        The :data:`textsampling.check.KINDS` entry whose signature :attr:`step` has.
+        The :data:`textsampling.testing.conformance.KINDS` entry whose signature :attr:`step` has.
     target : str
-        The built-in target (:data:`textsampling.check.TARGETS`) it is checked on.
+        The built-in target (:data:`textsampling.targets.named.TARGETS`) it is checked on.
     description : str
         One line: what is wrong (or, for a correct sampler, what it is).
     step : callable
@@ -56,7 +56,7 @@ class GalleryCase:
 
 def stationary_target(case: GalleryCase):
     """The law the case is checked against (the tempered target for annealing)."""
-    from textsampling.check import stationary_target as _stationary
+    from textsampling.testing.conformance import stationary_target as _stationary
 
     return _stationary(case.kind, case.target, **case.options)
 
@@ -71,7 +71,7 @@ def one_step_tv(case: GalleryCase) -> float:
     """
     if case.transition_matrix is None:
         raise ValueError(f"gallery case {case.name!r} has no exact transition matrix")
-    from textsampling.check import make_target
+    from textsampling.targets.named import make_target
 
     target = make_target(case.target)
     pi = stationary_target(case).probabilities()
@@ -146,7 +146,7 @@ def from_faulty(name, kind, target, build, options=None) -> GalleryCase:
         return cached(target, *kwargs.values()).transition_matrix
 
     # Describe it with faulty.py's own one-line description on the named target.
-    from textsampling.check import make_target
+    from textsampling.targets.named import make_target
 
     options = dict(options or {})
     description = cached(make_target(target), *options.values()).description
@@ -156,7 +156,7 @@ def from_faulty(name, kind, target, build, options=None) -> GalleryCase:
 
 def exact_power(case: GalleryCase, false_fail_rate: float = DEFAULT_FALSE_FAIL_RATE, num_samples=None, num_chains=None,
                 num_steps=None):
-    r"""Power of :func:`textsampling.check.check_step` against ``case``, from its exact kernel.
+    r"""Power of :func:`textsampling.testing.conformance.check_step` against ``case``, from its exact kernel.
 
     Under the kernel :math:`P`, the one-step cells follow :math:`\pi P`, the pairs :math:`J_{ab} =
     \pi_a P_{ab}` and the long-run finals :math:`q_K = e_{x_0} P^K`. Each chi-square statistic is then
@@ -167,7 +167,7 @@ def exact_power(case: GalleryCase, false_fail_rate: float = DEFAULT_FALSE_FAIL_R
         \lambda_r = N \sum_{a<b} \frac{(J_{ab} - J_{ba})^2}{J_{ab} + J_{ba}},\quad
         \lambda_\infty = M \sum_c \frac{(q_{K,c} - \pi_c)^2}{\pi_c},
 
-    (the last over the cells :math:`c` of :func:`textsampling.check.long_run_cells`) on :math:`S - 1`,
+    (the last over the cells :math:`c` of :func:`textsampling.testing.conformance.long_run_cells`) on :math:`S - 1`,
     (number of pairs with a move) and (number of cells - 1) degrees of freedom, each test
     at level ``false_fail_rate`` / (number of tests). The check fails if any test does, so its power
     is at least the largest of the three. Pooling of rare cells (the harness's) is ignored: it lowers
@@ -181,7 +181,8 @@ def exact_power(case: GalleryCase, false_fail_rate: float = DEFAULT_FALSE_FAIL_R
     """
     from scipy import stats
 
-    from textsampling.check import DEFAULT_NUM_CHAINS, KINDS, long_run_cells, make_target, start_state
+    from textsampling.targets.named import make_target
+    from textsampling.testing.conformance import DEFAULT_NUM_CHAINS, KINDS, long_run_cells, start_state
 
     kind = KINDS[case.kind]
     num_samples = kind.num_samples if num_samples is None else num_samples
@@ -221,7 +222,7 @@ def exact_power(case: GalleryCase, false_fail_rate: float = DEFAULT_FALSE_FAIL_R
     for _ in range(num_steps):
         final = final @ matrix
     result["tv_long_run"] = float(0.5 * np.abs(final - pi).sum())
-    # The long-run test bins the finals into the cells of textsampling.check.long_run_cells.
+    # The long-run test bins the finals into the cells of textsampling.testing.conformance.long_run_cells.
     cells = long_run_cells(pi, num_chains)
     cell_pi = np.bincount(cells, weights=pi, minlength=cells.max() + 1)
     cell_final = np.bincount(cells, weights=final, minlength=cells.max() + 1)

@@ -1,4 +1,4 @@
-r"""The correct samplers, as step functions of each :mod:`textsampling.check` kind.
+r"""The correct samplers, as step functions of each :mod:`textsampling.testing.conformance` kind.
 
 Thin adapters over :mod:`textsampling.reference` (through :mod:`textsampling.testing.adapters` where
 it has one): each draws the uniforms of one step from ``rng`` and calls the reference ``step`` (the
@@ -87,7 +87,7 @@ def mlm_gibbs_systematic_sweep(rng, x, lm):
 
 
 def _oracle(target):
-    from textsampling.check import bigram_oracle
+    from textsampling.testing.conformance import bigram_oracle
 
     return bigram_oracle(target)
 
