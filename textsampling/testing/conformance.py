@@ -64,10 +64,17 @@ import numpy as np
 from textsampling._validation import check_int, check_positive
 from textsampling.targets import PAD, BigramLM, DiscreteTarget, FixedLengthBigram, KeywordTarget
 from textsampling.targets.named import TemperedTarget, make_target
+from textsampling.testing.black_box import apply_step, goodness_of_fit_test, run_independent_chains
 from textsampling.testing.report import CheckReport, TestOutcome
 
-# Defined once, with the tests they parametrise; re-exported here for the check's callers.
-from textsampling.testing.statistics import DEFAULT_FALSE_FAIL_RATE, DEFAULT_TV_ALTERNATIVE
+# DEFAULT_FALSE_FAIL_RATE and DEFAULT_TV_ALTERNATIVE are defined once, with the tests they
+# parametrise; re-exported here for the check's callers.
+from textsampling.testing.statistics import (
+    DEFAULT_FALSE_FAIL_RATE,
+    DEFAULT_TV_ALTERNATIVE,
+    check_false_fail_rate,
+    symmetry_test,
+)
 
 __all__ = [
     "KINDS",
@@ -463,9 +470,6 @@ def check_step(
     ValueError, TypeError
         For a bad ``kind``, ``target`` or option.
     """
-    from textsampling.testing import apply_step, goodness_of_fit_test, run_independent_chains, symmetry_test
-    from textsampling.testing.statistics import check_false_fail_rate
-
     started = time.perf_counter()
     kind = _check_kind(kind)
     target_name = kind.targets[0] if target is None else target
