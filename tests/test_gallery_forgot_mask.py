@@ -8,12 +8,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from textsampling.targets import make_target
-from textsampling.testing.conformance import DEFAULT_FALSE_FAIL_RATE, bigram_oracle
 from textsampling.gallery import CASES, exact_power, gibbs, one_step_tv, stationary_target
 from textsampling.lm.oracle import BigramOracle, MaskSensitiveOracle
 from textsampling.reference import mlm_gibbs
-from textsampling.targets import BigramLM
+from textsampling.targets import BigramLM, make_target
+from textsampling.testing.conformance import DEFAULT_FALSE_FAIL_RATE, bigram_oracle
 
 
 def _random_oracles(seed=0):
