@@ -26,10 +26,10 @@ from textsampling.testing.conformance import (
     check_step,
 )
 
-__all__ = ["HELP_DOCSTRING", "load_step_function", "add_arguments", "run"]
+__all__ = ["load_step_function", "add_arguments", "run"]
 
-#: What ``textsampling check --help`` says first (turned into plain text by :mod:`textsampling.cli`):
-#: the conformance kit's documentation, kept in one place.
+# What `textsampling check --help` says first (turned into plain text by textsampling.cli): the
+# conformance kit's documentation, kept in one place.
 HELP_DOCSTRING = conformance.__doc__
 
 
