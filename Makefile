@@ -17,7 +17,7 @@ LATEST_VENV ?= build/venv-latest
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test test-fast test-latest flake notebooks book book-clean jupyter bench clean install lock student-bundle grade
+.PHONY: demo test lint test-fast test-latest flake notebooks book book-clean jupyter bench clean install lock student-bundle grade
 
 # `-c $(LOCK)`: the lock covers every extra, so whatever subset is installed, each package gets its
 # locked version; scripts/check_lock.py then fails the install if anything differs from the lock.
@@ -42,10 +42,17 @@ lock:
 demo: $(BIN)/.installed
 	$(BIN)/textsampling demo --output demo-output
 
-# The whole suite: tests/ (the chapters too, with a stderr check, in tests/test_notebooks.py) and the
-# chapters once more under nbmake, as notebooks, with the CI sizes.
+# The whole suite: first the linter (ruff, rules and the 120-column line length in pyproject.toml),
+# then tests/ (the chapters too, with a stderr check, in tests/test_notebooks.py) and the chapters once
+# more under nbmake, as notebooks, with the CI sizes.
 test: $(BIN)/.installed build/notebooks
+	$(BIN)/ruff check textsampling tests
 	CI=true $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider tests --nbmake build/notebooks
+
+# The linter alone (`make test` runs it first); `$(BIN)/ruff check --fix textsampling tests` fixes what
+# it safely can (import order, unused imports).
+lint: $(BIN)/.installed
+	$(BIN)/ruff check textsampling tests
 
 # The tests against the newest versions pyproject.toml allows (torch stays at the CPU pin), in a
 # separate .venv-latest. CI runs it without blocking on it. To stay inside CI's time it runs the

@@ -23,7 +23,7 @@ stage 4, since whether your step still keeps the target tells you more):
    :math:`(x, \mathrm{step}(x))` with it. When it fails, the autograder looks for the usual mistake
    whose exact kernel fits your pairs (a missing or inverted Hastings factor, a wrong comparison, a
    wrong scan order, ...) and shows the moves that are most off, with each factor of the exact ratio.
-5. **The target is kept and reached**: :func:`textsampling.check.check_step` (one-step invariance,
+5. **The target is kept and reached**: :func:`textsampling.testing.conformance.check_step` (one-step invariance,
    reversibility where it applies, a long run from one start). See ``book/conformance.md``.
 
 A correct step fails the whole check with probability at most 1e-4 (fixed seed, so the verdict is
@@ -47,8 +47,8 @@ import numpy as np
 from scipy import stats
 from scipy.special import logsumexp
 
-from textsampling.check import check_step, make_target
-from textsampling.targets import PAD
+from textsampling.targets import PAD, make_target
+from textsampling.testing.conformance import bigram_oracle, check_step
 from textsampling.testing.statistics import chi_square_counts_test, pool_cells
 
 #: Probability that a correct step fails the transition test, and the conformance check (stage 5).
@@ -647,7 +647,7 @@ def grade(exercise: int, function, *, source: str = "the notebook", seed: int = 
     budget : float or None
         Seconds the conformance check may spend calling the step.
     conformance : bool
-        Run stage 5 (:func:`textsampling.check.check_step`).
+        Run stage 5 (:func:`textsampling.testing.conformance.check_step`).
     conformance_sizes : dict, optional
         ``num_samples`` / ``num_chains`` / ``num_steps`` of stage 5.
     """
@@ -731,7 +731,7 @@ def _grade(result, spec, function, seed, num_calls, budget, conformance, conform
         result.add("transition probabilities", False, _diagnosis(exact, starts, ends, test), details + [power_line])
         # Go on: whether the target is still kept tells the student more.
 
-    # Stage 5: the conformance check of textsampling.check (invariance, reversibility, long run).
+    # Stage 5: the conformance check of textsampling.testing.conformance (invariance, reversibility, long run).
     if conformance:
         _conformance(result, spec, function, seed, budget, conformance_sizes)
 

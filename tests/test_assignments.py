@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textsampling.check import make_target
+from textsampling.targets import make_target
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = ROOT / "assignments"

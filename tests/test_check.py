@@ -10,7 +10,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from textsampling import check
+from textsampling.cli import check as check_command
+from textsampling.targets import named
+from textsampling.testing import conformance as check
 from textsampling.cli import main
 from textsampling.gallery import CASES, CORRECT
 
@@ -25,10 +27,10 @@ def test_every_kind_documents_its_signature_and_has_valid_targets():
     for kind in check.KINDS.values():
         assert kind.signature.startswith("step(rng, x")
         for name in kind.targets:
-            target = check.make_target(name)
+            target = named.make_target(name)
             assert target.num_states <= 200  # enumerable, so the checks are exact tests
-    for name in check.TARGETS:
-        assert check.make_target(name).log_normalizer() > -np.inf
+    for name in named.TARGETS:
+        assert named.make_target(name).log_normalizer() > -np.inf
 
 
 def test_bad_kind_target_and_options_are_value_errors_naming_the_argument():
@@ -128,7 +130,7 @@ def test_an_opt_in_budget_that_is_not_binding_says_so_and_changes_nothing():
 
 def test_the_cli_budget_is_opt_in():
     parser = argparse.ArgumentParser()
-    check.add_arguments(parser)
+    check_command.add_arguments(parser)
     assert parser.parse_args(["m:f", "--kind", "mh"]).budget is None
     assert parser.parse_args(["m:f", "--kind", "mh", "--budget", "30"]).budget == 30.0
     assert "opt-in" in parser.format_help()
@@ -140,7 +142,7 @@ def test_one_false_fail_rate_and_one_tv_alternative_shared_with_the_tests():
     assert check.DEFAULT_FALSE_FAIL_RATE is statistics.DEFAULT_FALSE_FAIL_RATE
     assert check.DEFAULT_TV_ALTERNATIVE is statistics.DEFAULT_TV_ALTERNATIVE
     parser = argparse.ArgumentParser()
-    check.add_arguments(parser)
+    check_command.add_arguments(parser)
     assert parser.parse_args(["m:f", "--kind", "mh"]).tv_alternative == statistics.DEFAULT_TV_ALTERNATIVE
     assert parser.parse_args(["m:f", "--kind", "mh", "--tv", "0.1"]).tv_alternative == 0.1  # the flag stays --tv
     report = check.check_step(identity, "mh", "bigram-small", tv_alternative=0.1, num_samples=200, num_chains=0,
@@ -169,9 +171,9 @@ def test_failing_report_lists_misfit_states_and_writes_a_plot(tmp_path):
 def test_load_step_function_from_a_file_and_from_a_module(tmp_path, monkeypatch):
     source = tmp_path / "student_code.py"
     source.write_text("def my_step(rng, x, target):\n    return x\nvalue = 3\n")
-    assert check.load_step_function(f"{source}:my_step").__name__ == "my_step"
+    assert check_command.load_step_function(f"{source}:my_step").__name__ == "my_step"
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert check.load_step_function("student_code:my_step").__name__ == "my_step"
+    assert check_command.load_step_function("student_code:my_step").__name__ == "my_step"
     for spec, message in [
         ("student_code", "module:function"),
         ("no_such_module_xyz:f", "cannot import module"),
@@ -180,7 +182,7 @@ def test_load_step_function_from_a_file_and_from_a_module(tmp_path, monkeypatch)
         (f"{tmp_path}/absent.py:f", "does not exist"),
     ]:
         with pytest.raises(ValueError, match=message):
-            check.load_step_function(spec)
+            check_command.load_step_function(spec)
 
 
 def _write(tmp_path, source):

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 
 from textsampling import testing
-from textsampling.reference import categorical, gibbs, importance, metropolis_hastings, rejection
-from textsampling.reference import annealing
+from textsampling.reference import annealing, categorical, gibbs, importance, metropolis_hastings, rejection
 from textsampling.reference.proposals import (
     GaussianRandomWalkProposal,
     IndependenceProposal,

@@ -9,27 +9,17 @@ import dataclasses
 import numpy as np
 import pytest
 
-from textsampling import check
-from textsampling.check import DEFAULT_FALSE_FAIL_RATE, make_target
 from textsampling.gallery import CASES, CORRECT, exact_power, gibbs, one_step_tv, stationary_target
 from textsampling.lm.oracle import BigramOracle, MaskSensitiveOracle
 from textsampling.reference import mlm_gibbs
-from textsampling.targets import BigramLM
+from textsampling.targets import BigramLM, make_target
+from textsampling.testing import conformance
+from textsampling.testing.conformance import DEFAULT_FALSE_FAIL_RATE
 
 
 def bigram_oracle(target):
     """The plain exact oracle of ``target`` (ignores x_i): what the check handed steps before."""
     return BigramOracle.for_fixed_length(target)
-
-
-@pytest.fixture
-def mask_sensitive_check(monkeypatch):
-    """``check --kind mlm-gibbs`` handing steps the mask-sensitive oracle.
-
-    This is the one-line change proposed for ``textsampling.check.bigram_oracle`` (owned elsewhere):
-    ``return MaskSensitiveOracle.for_fixed_length(target)``. Once applied this patch is a no-op.
-    """
-    monkeypatch.setattr(check, "bigram_oracle", gibbs.mask_sensitive_oracle)
 
 
 def _random_oracles(seed=0):
@@ -134,10 +124,10 @@ def test_the_case_is_in_the_checked_gallery():
 
 #: Sizes of the two check runs below: fewer one-step draws than the default (the long-run test is the
 #: one that sees this bug), the default 200 chains x 60 steps.
-NUM_SAMPLES, NUM_CHAINS = 1000, check.DEFAULT_NUM_CHAINS
+NUM_SAMPLES, NUM_CHAINS = 1000, conformance.DEFAULT_NUM_CHAINS
 
 
-def test_check_catches_the_forgotten_mask(mask_sensitive_check):
+def test_check_catches_the_forgotten_mask():
     """The check itself, seed 0: FAILS.
 
     Exact power of the check against this bug at these sizes (noncentral chi-square from the bug's
@@ -145,7 +135,7 @@ def test_check_catches_the_forgotten_mask(mask_sensitive_check):
     """
     power = exact_power(gibbs.FORGOT_MASK, num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS)
     assert power["check"] >= 1 - 1e-4, power
-    report = check.check_step(
+    report = conformance.check_step(
         gibbs.FORGOT_MASK.step, "mlm-gibbs", "bigram-small", num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS,
         budget=None, seed=0,
     )
@@ -154,7 +144,7 @@ def test_check_catches_the_forgotten_mask(mask_sensitive_check):
 
 
 @pytest.mark.parametrize("name", ["mlm-gibbs-random-scan"])
-def test_check_passes_the_correct_sampler_under_the_mask_sensitive_model(mask_sensitive_check, name):
+def test_check_passes_the_correct_sampler_under_the_mask_sensitive_model(name):
     """The reference step (it masks first), same check and sizes, seed 0: passes.
 
     False-fail rate: at most the sum of the two tests' exact failure probabilities for this kernel,
@@ -164,9 +154,9 @@ def test_check_passes_the_correct_sampler_under_the_mask_sensitive_model(mask_se
     case = CORRECT[name]
     power = exact_power(case, num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS)
     assert power["one_step"] + power["long_run"] <= DEFAULT_FALSE_FAIL_RATE * 1.0001, power
-    report = check.check_step(
+    report = conformance.check_step(
         case.step, "mlm-gibbs", "bigram-small", num_samples=NUM_SAMPLES, num_chains=NUM_CHAINS, budget=None, seed=0,
     )
     assert report.error is None
     assert report.passed, report.format()
-    assert isinstance(check.bigram_oracle(make_target("bigram-small")), MaskSensitiveOracle)
+    assert isinstance(conformance.bigram_oracle(make_target("bigram-small")), MaskSensitiveOracle)

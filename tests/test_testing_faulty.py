@@ -14,6 +14,7 @@ from textsampling.reference.proposals import (
 )
 from textsampling.targets import Categorical, PairwiseChain
 from textsampling.testing import faulty
+from textsampling.testing.cases import SamplerCase
 
 CATEGORICAL = Categorical([0.5, -1.0, 1.5, 0.0, 1.0])
 CHAIN = PairwiseChain(
@@ -110,3 +111,21 @@ def test_clipping_is_harmless_when_the_envelope_holds():
     np.testing.assert_allclose(exact[0], CATEGORICAL.probabilities(), atol=EXACT)
     clipped = faulty.rejection_with_clipped_envelope(CATEGORICAL, proposal, valid - 1.0).transition_matrix
     assert testing.one_step_tv(clipped, CATEGORICAL.probabilities()) > 0.05
+
+
+def test_faulty_samplers_and_the_gallery_share_one_record_type():
+    # One record for a sampler under test: what faulty.py returns is what the gallery holds, and the
+    # exact kernel comes out the same way from both (an array here, built on the named target there).
+    from textsampling import gallery
+
+    assert all(type(sampler) is SamplerCase for sampler in all_faulty_samplers())
+    assert all(type(case) is SamplerCase for case in [*gallery.CASES.values(), *gallery.CORRECT.values()])
+    assert gallery.SamplerCase is SamplerCase
+    sampler = faulty.mh_with_wrong_sign(CATEGORICAL, UniformCategoricalProposal(5))
+    assert sampler.kind is None and sampler.step_fn is sampler.step
+    np.testing.assert_array_equal(sampler.kernel(), sampler.transition_matrix)
+    # A gallery case over a faulty sampler keeps its description and how it is caught.
+    case = gallery.CASES["gibbs-skip-position"]
+    assert case.detected_by == "long_run" and case.kernel().shape == (27, 27)
+    with pytest.raises(ValueError, match="detected_by must be one of"):
+        SamplerCase("x", None, CATEGORICAL, "bug", sampler.step, detected_by="eventually")

@@ -1,10 +1,11 @@
 r"""A gallery of deliberately wrong samplers, each beside the correct one it imitates.
 
-Every case is a step function with the signature of one kind of :mod:`textsampling.check`
-(``step(rng, x, target)``, ``step(rng, x, lm)``, ...), a one-line description of its bug, the built-in
-target it is checked on, and — where the buggy kernel can be written down — its exact transition
-matrix, built from the *same* code as the step. With the matrix, the size of the bug is known exactly:
-the one-step law from :math:`\pi` is :math:`\pi P`, and
+Every case is a :class:`~textsampling.testing.cases.SamplerCase` (the record
+:mod:`textsampling.testing.faulty` returns too): a step function with the signature of one kind of
+:mod:`textsampling.testing.conformance` (``step(rng, x, target)``, ``step(rng, x, lm)``, ...), a one-line
+description of its bug, the built-in target it is checked on, and — where the buggy kernel can be written
+down — its exact transition matrix, built from the *same* code as the step. With the matrix, the size of
+the bug is known exactly: the one-step law from :math:`\pi` is :math:`\pi P`, and
 
 .. math::
     \mathrm{TV}(\pi P, \pi) = \tfrac12 \sum_y \bigl| (\pi P)(y) - \pi(y) \bigr|
@@ -13,17 +14,18 @@ is how far one step moves an exact sample — what the one-step invariance test 
 that leaves :math:`\pi` invariant (a scan that skips a position) has TV 0 here and is caught by the
 long-run test instead.
 
-The bugs are those of published code and of SERIES.md's pitfalls: MH without the Hastings term or with
-it inverted, acceptance on raw probabilities that underflow, annealing at the wrong sign, Gibbs from
-stale or causal conditionals, a scan that skips a position, top-k or temperature presented as exact,
-and the CGMH mistakes (position-choice ratio omitted, candidate list biased toward the current token,
-moves accepted by a threshold, keyword *positions* protected instead of keyword occurrences). :data:`CORRECT` holds the correct samplers of every kind (thin
-adapters over :mod:`textsampling.reference`), which must pass.
+The bugs are those of published code and of SERIES.md's pitfalls: MH without the Hastings term or with it
+inverted, acceptance on raw probabilities that underflow, annealing at the wrong sign, Gibbs from stale
+or causal conditionals, a scan that skips a position, top-k or temperature presented as exact, and the
+CGMH mistakes (position-choice ratio omitted, candidate list biased toward the current token, moves
+accepted by a threshold, keyword *positions* protected instead of keyword occurrences). :data:`CORRECT`
+holds the correct samplers of every kind (thin adapters over :mod:`textsampling.reference`), which must
+pass.
 
 Use::
 
     from textsampling.gallery import CASES
-    from textsampling.check import check_step
+    from textsampling.testing import check_step
     case = CASES["mh-no-hastings"]
     report = check_step(case.step, case.kind, case.target, **case.options)
     print(report.format())            # fails
@@ -31,15 +33,16 @@ Use::
 
 from __future__ import annotations
 
-from textsampling.gallery._case import GalleryCase, exact_power, one_step_tv, stationary_target
 from textsampling.gallery import cgmh, correct, gibbs, metropolis
+from textsampling.gallery._case import exact_power, one_step_tv, stationary_target
+from textsampling.testing.cases import SamplerCase
 
-__all__ = ["GalleryCase", "CASES", "CORRECT", "exact_power", "one_step_tv", "stationary_target"]
+__all__ = ["SamplerCase", "CASES", "CORRECT", "exact_power", "one_step_tv", "stationary_target"]
 
 #: name -> the wrong sampler (at least ten).
-CASES: dict[str, GalleryCase] = {
+CASES: dict[str, SamplerCase] = {
     case.name: case for module in (metropolis, gibbs, cgmh) for case in module.CASES
 }
 
 #: name -> a correct sampler of some kind, on its default target.
-CORRECT: dict[str, GalleryCase] = {case.name: case for module in (correct, cgmh) for case in module.CORRECT}
+CORRECT: dict[str, SamplerCase] = {case.name: case for module in (correct, cgmh) for case in module.CORRECT}

@@ -1,17 +1,18 @@
-"""The record of one gallery sampler, and the exact size of its bug."""
+"""The record of one gallery sampler (:class:`~textsampling.testing.cases.SamplerCase`), and the exact size
+of its bug."""
 
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
+from textsampling.targets.named import make_target
+from textsampling.testing.cases import SamplerCase
 from textsampling.testing.statistics import DEFAULT_FALSE_FAIL_RATE
 
 __all__ = [
-    "GalleryCase",
+    "SamplerCase",
     "stationary_target",
     "one_step_tv",
     "law_matrix",
@@ -22,46 +23,14 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class GalleryCase:
-    """One sampler of the gallery.
-
-    Attributes
-    ----------
-    name : str
-        Short identifier, e.g. ``"mh-no-hastings"``.
-    kind : str
-        The :data:`textsampling.check.KINDS` entry whose signature :attr:`step` has.
-    target : str
-        The built-in target (:data:`textsampling.check.TARGETS`) it is checked on.
-    description : str
-        One line: what is wrong (or, for a correct sampler, what it is).
-    step : callable
-        The step function, ``step(rng, x, *context)`` as its kind prescribes.
-    transition_matrix : callable or None
-        ``transition_matrix(target, **options) -> (S, S)``: the exact kernel of :attr:`step` on the
-        enumerated states, from the same code; ``None`` where it is not written down.
-    options : dict
-        Extra keyword arguments of the check (e.g. ``temperature`` for annealing).
-    """
-
-    name: str
-    kind: str
-    target: str
-    description: str
-    step: Callable
-    transition_matrix: Callable | None = None
-    options: dict = field(default_factory=dict)
-
-
-def stationary_target(case: GalleryCase):
+def stationary_target(case: SamplerCase):
     """The law the case is checked against (the tempered target for annealing)."""
-    from textsampling.check import stationary_target as _stationary
+    from textsampling.testing.conformance import stationary_target as _stationary
 
     return _stationary(case.kind, case.target, **case.options)
 
 
-def one_step_tv(case: GalleryCase) -> float:
+def one_step_tv(case: SamplerCase) -> float:
     r"""Exact :math:`\mathrm{TV}(\pi P, \pi)`: how far one step of ``case`` moves an exact sample.
 
     Raises
@@ -69,13 +38,8 @@ def one_step_tv(case: GalleryCase) -> float:
     ValueError
         If the case has no exact transition matrix.
     """
-    if case.transition_matrix is None:
-        raise ValueError(f"gallery case {case.name!r} has no exact transition matrix")
-    from textsampling.check import make_target
-
-    target = make_target(case.target)
     pi = stationary_target(case).probabilities()
-    matrix = case.transition_matrix(target, **case.options)
+    matrix = case.kernel()
     return float(0.5 * np.abs(pi @ matrix - pi).sum())
 
 
@@ -130,33 +94,31 @@ def per_target(build):
     return cached
 
 
-def from_faulty(name, kind, target, build, options=None) -> GalleryCase:
+def from_faulty(name, kind, target, build, options=None) -> SamplerCase:
     """A gallery case over a :mod:`textsampling.testing.faulty` sampler.
 
-    ``build(target, *extra)`` returns the :class:`~textsampling.testing.faulty.FaultySampler`, with
-    ``extra`` the kind's context after the target (the temperature for ``anneal``); its ``step_fn``
-    becomes the step and its ``transition_matrix`` the exact kernel.
+    ``build(target, *extra)`` returns the faulty sampler's :class:`~textsampling.testing.cases.SamplerCase`,
+    with ``extra`` the kind's context after the target (the temperature for ``anneal``); its ``step``
+    (``step(rng, x)``) becomes the step of the kind and its ``transition_matrix`` the exact kernel.
     """
     cached = per_target(build)
 
     def step(rng, x, target, *extra):
-        return cached(target, *extra).step_fn(rng, x)
+        return cached(target, *extra).step(rng, x)
 
     def matrix(target, **kwargs):
         return cached(target, *kwargs.values()).transition_matrix
 
-    # Describe it with faulty.py's own one-line description on the named target.
-    from textsampling.check import make_target
-
+    # Describe it with faulty.py's own one-line description (and detection) on the named target.
     options = dict(options or {})
-    description = cached(make_target(target), *options.values()).description
+    faulty_case = cached(make_target(target), *options.values())
     step.__name__ = step.__qualname__ = name.replace("-", "_")
-    return GalleryCase(name, kind, target, description, step, matrix, options)
+    return SamplerCase(name, kind, target, faulty_case.description, step, matrix, options, faulty_case.detected_by)
 
 
-def exact_power(case: GalleryCase, false_fail_rate: float = DEFAULT_FALSE_FAIL_RATE, num_samples=None, num_chains=None,
+def exact_power(case: SamplerCase, false_fail_rate: float = DEFAULT_FALSE_FAIL_RATE, num_samples=None, num_chains=None,
                 num_steps=None):
-    r"""Power of :func:`textsampling.check.check_step` against ``case``, from its exact kernel.
+    r"""Power of :func:`textsampling.testing.conformance.check_step` against ``case``, from its exact kernel.
 
     Under the kernel :math:`P`, the one-step cells follow :math:`\pi P`, the pairs :math:`J_{ab} =
     \pi_a P_{ab}` and the long-run finals :math:`q_K = e_{x_0} P^K`. Each chi-square statistic is then
@@ -167,7 +129,7 @@ def exact_power(case: GalleryCase, false_fail_rate: float = DEFAULT_FALSE_FAIL_R
         \lambda_r = N \sum_{a<b} \frac{(J_{ab} - J_{ba})^2}{J_{ab} + J_{ba}},\quad
         \lambda_\infty = M \sum_c \frac{(q_{K,c} - \pi_c)^2}{\pi_c},
 
-    (the last over the cells :math:`c` of :func:`textsampling.check.long_run_cells`) on :math:`S - 1`,
+    (the last over the cells :math:`c` of :func:`textsampling.testing.conformance.long_run_cells`) on :math:`S - 1`,
     (number of pairs with a move) and (number of cells - 1) degrees of freedom, each test
     at level ``false_fail_rate`` / (number of tests). The check fails if any test does, so its power
     is at least the largest of the three. Pooling of rare cells (the harness's) is ignored: it lowers
@@ -181,7 +143,7 @@ def exact_power(case: GalleryCase, false_fail_rate: float = DEFAULT_FALSE_FAIL_R
     """
     from scipy import stats
 
-    from textsampling.check import DEFAULT_NUM_CHAINS, KINDS, long_run_cells, make_target, start_state
+    from textsampling.testing.conformance import DEFAULT_NUM_CHAINS, KINDS, long_run_cells, start_state
 
     kind = KINDS[case.kind]
     num_samples = kind.num_samples if num_samples is None else num_samples
@@ -189,7 +151,7 @@ def exact_power(case: GalleryCase, false_fail_rate: float = DEFAULT_FALSE_FAIL_R
     num_steps = kind.num_steps if num_steps is None else num_steps
     law = stationary_target(case)
     pi = law.probabilities()
-    matrix = case.transition_matrix(make_target(case.target), **case.options)
+    matrix = case.kernel()
     support = pi > 0
     num_tests = 1 + int(kind.reversible) + int(num_chains > 0)
     alpha = false_fail_rate / num_tests
@@ -221,7 +183,7 @@ def exact_power(case: GalleryCase, false_fail_rate: float = DEFAULT_FALSE_FAIL_R
     for _ in range(num_steps):
         final = final @ matrix
     result["tv_long_run"] = float(0.5 * np.abs(final - pi).sum())
-    # The long-run test bins the finals into the cells of textsampling.check.long_run_cells.
+    # The long-run test bins the finals into the cells of textsampling.testing.conformance.long_run_cells.
     cells = long_run_cells(pi, num_chains)
     cell_pi = np.bincount(cells, weights=pi, minlength=cells.max() + 1)
     cell_final = np.bincount(cells, weights=final, minlength=cells.max() + 1)
@@ -231,5 +193,7 @@ def exact_power(case: GalleryCase, false_fail_rate: float = DEFAULT_FALSE_FAIL_R
         inside = cell_pi > 0
         chi2_final = float(np.sum((cell_final[inside] - cell_pi[inside]) ** 2 / cell_pi[inside]))
         result["long_run"] = power(num_chains * chi2_final, max(int(inside.sum()) - 1, 1))
-    result["check"] = max(v for k, v in result.items() if k in ("one_step", "reversibility", "long_run") and v is not None)
+    result["check"] = max(
+        v for k, v in result.items() if k in ("one_step", "reversibility", "long_run") and v is not None
+    )
     return result

@@ -38,7 +38,8 @@ import itertools
 
 import numpy as np
 
-from textsampling.gallery._case import GalleryCase, law_matrix, per_target
+from textsampling.gallery._case import law_matrix, per_target
+from textsampling.testing.cases import SamplerCase
 from textsampling.randomness import draw_uniforms
 from textsampling.reference import cgmh
 from textsampling.randomness import categorical_from_uniforms
@@ -143,7 +144,7 @@ def transition_matrix(target, variant: str = "correct"):
     return law_matrix(target, law)
 
 
-def _case(name: str, variant: str, description: str) -> GalleryCase:
+def _case(name: str, variant: str, description: str) -> SamplerCase:
     def step(rng, x, target):
         return cgmh_step(rng, x, target, variant)
 
@@ -151,7 +152,7 @@ def _case(name: str, variant: str, description: str) -> GalleryCase:
         return transition_matrix(target, variant)
 
     step.__name__ = step.__qualname__ = name.replace("-", "_")
-    return GalleryCase(name, "cgmh", "bigram-keywords", description, step, matrix)
+    return SamplerCase(name, "cgmh", "bigram-keywords", description, step, matrix)
 
 
 CORRECT = (

@@ -1,4 +1,4 @@
-r"""The correct samplers, as step functions of each :mod:`textsampling.check` kind.
+r"""The correct samplers, as step functions of each :mod:`textsampling.testing.conformance` kind.
 
 Thin adapters over :mod:`textsampling.reference` (through :mod:`textsampling.testing.adapters` where
 it has one): each draws the uniforms of one step from ``rng`` and calls the reference ``step`` (the
@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from textsampling.gallery._case import GalleryCase, per_target
+from textsampling.gallery._case import per_target
 from textsampling.gallery.gibbs import mask_sensitive_oracle
 from textsampling.randomness import draw_uniforms
 from textsampling.reference import annealing, gibbs, metropolis_hastings, mlm_gibbs
 from textsampling.reference.proposals import RingStepProposal, SingleSiteProposal
 from textsampling.testing.adapters import annealing_step_fn, gibbs_step_fn, metropolis_hastings_step_fn
+from textsampling.testing.cases import SamplerCase
 
 __all__ = [
     "mh_proposal",
@@ -88,40 +89,40 @@ def mlm_gibbs_systematic_sweep(rng, x, lm):
 
 
 CORRECT = (
-    GalleryCase(
+    SamplerCase(
         "mh-reference", "mh", "bigram-small",
         "Metropolis-Hastings, single-site proposal r = (0.6, 0.3, 0.1), with the Hastings term",
         mh_step, lambda target: metropolis_hastings.transition_matrix(target, mh_proposal(target)),
     ),
-    GalleryCase(
+    SamplerCase(
         "mh-reference-categorical", "mh", "categorical-small",
         "Metropolis-Hastings, uneven ring proposal (forward 0.7), with the Hastings term",
         mh_step, lambda target: metropolis_hastings.transition_matrix(target, mh_proposal(target)),
     ),
-    GalleryCase(
+    SamplerCase(
         "anneal-reference", "anneal", "bigram-small",
         "simulated-annealing step at T = 2: MH on rho^(1/T)",
         anneal_step,
         lambda target, temperature: annealing.transition_matrix(target, mh_proposal(target), temperature),
         {"temperature": 2.0},
     ),
-    GalleryCase(
+    SamplerCase(
         "gibbs-random-scan", "gibbs", "pairwise-small",
         "random-scan Gibbs from the exact conditionals",
         gibbs_random_scan_step, lambda target: gibbs.transition_matrix(target, "random"),
     ),
-    GalleryCase(
+    SamplerCase(
         "gibbs-systematic-scan", "gibbs", "pairwise-small",
         "systematic-scan Gibbs sweep (stationary, not reversible)",
         gibbs_systematic_sweep, lambda target: gibbs.transition_matrix(target, "systematic"),
     ),
-    GalleryCase(
+    SamplerCase(
         "mlm-gibbs-random-scan", "mlm-gibbs", "bigram-small",
         "random-scan MLM Gibbs from the bigram oracle's masked conditionals",
         mlm_gibbs_random_scan_step,
         lambda target: mlm_gibbs.transition_matrix(mask_sensitive_oracle(target), target.states, "random"),
     ),
-    GalleryCase(
+    SamplerCase(
         "mlm-gibbs-systematic-scan", "mlm-gibbs", "bigram-small",
         "systematic MLM Gibbs sweep from the bigram oracle",
         mlm_gibbs_systematic_sweep,

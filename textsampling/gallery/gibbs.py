@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from textsampling.gallery._case import GalleryCase, from_faulty, law_matrix, per_target
-from textsampling.lm.oracle import MaskSensitiveOracle
+from textsampling.gallery._case import from_faulty, law_matrix, per_target
+from textsampling.testing.conformance import bigram_oracle
 from textsampling.lm.tokens import sequence_length, with_mask_at
+from textsampling.testing.cases import SamplerCase
 from textsampling.randomness import categorical_from_uniforms, draw_uniforms, integer_from_uniform
 from textsampling.reference import gibbs, mlm_gibbs
 from textsampling.testing import faulty
@@ -65,14 +66,10 @@ def _causal_matrix(target):
     return gibbs.transition_matrix(target, "random", conditional_log_probs=causal_conditional_log_probs(target))
 
 
-@per_target
-def mask_sensitive_oracle(target):
-    """The :class:`~textsampling.lm.oracle.MaskSensitiveOracle` whose exact conditionals are ``target``'s.
-
-    The model ``check --kind mlm-gibbs`` hands an MLM-Gibbs step on ``target``: exact for a step that
-    puts [MASK] at the position it resamples, leaning toward the visible token for one that forgets.
-    """
-    return MaskSensitiveOracle.for_fixed_length(target)
+#: The model ``check --kind mlm-gibbs`` hands an MLM-Gibbs step on ``target``
+#: (:func:`textsampling.testing.conformance.bigram_oracle`, built once per target): exact for a step
+#: that puts [MASK] at the position it resamples, leaning toward the visible token for one that forgets.
+mask_sensitive_oracle = per_target(bigram_oracle)
 
 
 def mlm_top_k_step(rng, x, lm):
@@ -134,7 +131,7 @@ def site_scan_matrix(lm, target, mask: bool) -> np.ndarray:
 
 #: Forgetting the [MASK]; its exact kernel uses the model that can see the bug, the one the check hands
 #: (under the plain oracle this step would be exact: see tests/test_gallery_forgot_mask.py).
-FORGOT_MASK = GalleryCase(
+FORGOT_MASK = SamplerCase(
     "mlm-gibbs-forgot-mask", "mlm-gibbs", "bigram-small",
     "MLM Gibbs that asks for the conditional at i with x_i in view instead of [MASK] there",
     mlm_forgot_mask_step,
@@ -145,12 +142,12 @@ FORGOT_MASK = GalleryCase(
 CASES = (
     from_faulty("gibbs-stale-conditional", "gibbs", "pairwise-small", faulty.gibbs_with_stale_conditionals),
     from_faulty("gibbs-skip-position", "gibbs", "pairwise-small", faulty.systematic_scan_skipping_last_position),
-    GalleryCase(
+    SamplerCase(
         "gibbs-causal-conditional", "gibbs", "bigram-small",
         "Gibbs from a causal LM's next-token law p(v | x_{i-1}) instead of the masked conditional",
         causal_gibbs_step, _causal_matrix,
     ),
-    GalleryCase(
+    SamplerCase(
         "mlm-gibbs-top-k", "mlm-gibbs", "bigram-small",
         f"top-k truncation (k = {TOP_K}) of the MLM conditional presented as exact Gibbs sampling",
         mlm_top_k_step,
@@ -158,7 +155,7 @@ CASES = (
             mask_sensitive_oracle(target), target.states, "random", top_k=TOP_K
         ),
     ),
-    GalleryCase(
+    SamplerCase(
         "mlm-gibbs-temperature", "mlm-gibbs", "bigram-small",
         f"MLM conditional at temperature {TEMPERATURE} presented as exact Gibbs sampling",
         mlm_temperature_step,

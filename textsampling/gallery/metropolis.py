@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from textsampling.gallery._case import GalleryCase, accept_matrix, from_faulty
+from textsampling.gallery._case import accept_matrix, from_faulty
 from textsampling.gallery.correct import mh_proposal
 from textsampling.randomness import draw_uniforms
 from textsampling.reference import metropolis_hastings
 from textsampling.reference.proposals import DiscreteProposal, UniformCategoricalProposal
 from textsampling.testing import faulty
+from textsampling.testing.cases import SamplerCase
 
 __all__ = ["CASES", "InvertedHastings", "raw_probability_accept"]
 
@@ -115,18 +116,18 @@ def _without_hastings(target):
 
 CASES = (
     from_faulty("mh-no-hastings", "mh", "bigram-small", _without_hastings),
-    GalleryCase(
+    SamplerCase(
         "mh-inverted-ratio", "mh", "bigram-small",
         "MH with the proposal ratio inverted: log q(y|x) - log q(x|y) instead of log q(x|y) - log q(y|x)",
         _inverted_step, _inverted_matrix,
     ),
     from_faulty("mh-no-hastings-ring", "mh", "categorical-small", _without_hastings),
-    GalleryCase(
+    SamplerCase(
         "mh-underflow", "mh", "categorical-far",
         "acceptance from raw probabilities exp(log rho): near -1000 both underflow, 0/0 = NaN, and NaN accepts",
         underflow_step, _underflow_matrix,
     ),
-    GalleryCase(
+    SamplerCase(
         "mh-reject-moves", "mh", "bigram-small",
         "a rejected proposal is returned anyway: the chain follows the proposal, never the target",
         reject_keeps_proposal_step, _reject_keeps_proposal_matrix,

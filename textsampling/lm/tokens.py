@@ -86,10 +86,11 @@ def check_sequences_torch(x, name: str = "x", *, max_length: int | None = None):
     """
     import torch
 
-    from textsampling.torch._validation import check_tensor
-
-    x = check_tensor(x, name, integer=True, ndim=2)
-    if x.shape[0] == 0 or x.shape[1] == 0:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integers (e.g. torch.int64), got dtype {x.dtype}")
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(
             f"{name} must have shape (B, L) with B, L >= 1 (a leading chain dimension), got {tuple(x.shape)}"
         )

@@ -13,6 +13,8 @@ Black box (:mod:`textsampling.testing.black_box`)
     ``result.assert_passed()``), :func:`required_samples` and :func:`required_samples_against`.
 Step functions (:mod:`textsampling.testing.adapters`) from the reference kernels, and wrong ones
 (:mod:`textsampling.testing.faulty`).
+The conformance check of a user's step function (:mod:`textsampling.testing.conformance`, behind
+``textsampling check``): :func:`check_step` -> :class:`CheckReport` (:mod:`textsampling.testing.report`).
 
 Example
 -------
@@ -42,6 +44,7 @@ from textsampling.testing.black_box import (
     run_independent_chains,
     transition_law_test,
 )
+from textsampling.testing.conformance import check_step
 from textsampling.testing.exact import (
     ExactCheckResult,
     assert_detailed_balance,
@@ -51,6 +54,7 @@ from textsampling.testing.exact import (
     detailed_balance_tv,
     one_step_tv,
 )
+from textsampling.testing.report import CheckReport
 from textsampling.testing.statistics import (
     DEFAULT_FALSE_FAIL_RATE,
     StatisticalTestResult,
@@ -64,6 +68,8 @@ from textsampling.testing.statistics import (
 
 __all__ = [
     "faulty",
+    "check_step",
+    "CheckReport",
     "annealing_step_fn",
     "gibbs_step_fn",
     "independent_sampler_step_fn",

@@ -1,7 +1,8 @@
 r"""Deliberately wrong samplers, built from the reference pieces: the checks must catch every one.
 
-A test suite that never fails proves nothing. Each function here returns a :class:`FaultySampler`
-with a step function for the black-box harness *and* the exact transition matrix of the same wrong
+A test suite that never fails proves nothing. Each function here returns a
+:class:`~textsampling.testing.cases.SamplerCase` (the record the gallery uses too) with a step
+function ``step(rng, x)`` for the black-box harness *and* the exact transition matrix of the same wrong
 kernel, so a test can compute how wrong it is — :math:`\mathrm{TV}(\pi P, \pi)`, or the TV distance
 after a number of steps — and choose a sample size whose stated power is at least 0.999 (emcee's
 ``_test_uniform``, STYLE.md "a test of the test"). The bugs are the ones published code made
@@ -25,18 +26,16 @@ after a number of steps — and choose a sample size whose stated power is at le
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from textsampling._validation import check_positive
-from textsampling.randomness import draw_uniforms
+from textsampling.randomness import categorical_from_uniforms, draw_uniforms
 from textsampling.reference import gibbs, metropolis_hastings
-from textsampling.randomness import categorical_from_uniforms
 from textsampling.testing.adapters import gibbs_step_fn, metropolis_hastings_step_fn
+from textsampling.testing.cases import DETECTIONS, SamplerCase
 
 __all__ = [
-    "FaultySampler",
+    "DETECTIONS",
     "mh_without_hastings_correction",
     "mh_with_wrong_sign",
     "gibbs_with_tempered_conditional",
@@ -45,40 +44,6 @@ __all__ = [
     "mh_that_retries_rejections",
     "rejection_with_clipped_envelope",
 ]
-
-#: How a faulty sampler is caught: one step from exact draws, or the final states of long runs.
-DETECTIONS = ("one_step_invariance", "long_run")
-
-
-@dataclass(frozen=True)
-class FaultySampler:
-    """A wrong sampler: its one-line bug, its step function and its exact transition matrix.
-
-    Attributes
-    ----------
-    name : str
-    description : str
-        The bug, in one line.
-    target : DiscreteTarget
-        The target it claims to sample.
-    step_fn : callable
-        ``step_fn(rng, state) -> state`` for the black-box harness.
-    transition_matrix : numpy.ndarray, shape (S, S)
-        The exact kernel of ``step_fn`` on ``target.states`` (built from the same wrong pieces).
-    detected_by : str
-        ``"one_step_invariance"`` (it moves :math:`\\pi` in one step) or ``"long_run"`` (it keeps
-        :math:`\\pi` invariant but does not converge to it).
-    """
-
-    name: str
-    description: str
-    target: object
-    step_fn: object
-    transition_matrix: np.ndarray
-    detected_by: str
-
-    def __str__(self) -> str:
-        return f"{self.name}: {self.description}"
 
 
 class _ForgetsHastings:
@@ -99,20 +64,23 @@ class _ForgetsHastings:
         return 0.0
 
 
-def mh_without_hastings_correction(target, proposal) -> FaultySampler:
+def mh_without_hastings_correction(target, proposal) -> SamplerCase:
     """MH with an asymmetric discrete ``proposal`` whose :math:`q(x|y)/q(y|x)` is left out."""
     wrong = _ForgetsHastings(proposal)
-    return FaultySampler(
-        "mh_without_hastings_correction",
-        "accepts an asymmetric proposal with min(1, rho(y)/rho(x)): the Hastings ratio q(x|y)/q(y|x) is missing",
-        target,
-        metropolis_hastings_step_fn(target.log_prob, wrong),
-        metropolis_hastings.transition_matrix(target, wrong),
-        "one_step_invariance",
+    return SamplerCase(
+        name="mh_without_hastings_correction",
+        kind=None,
+        target=target,
+        description=(
+            "accepts an asymmetric proposal with min(1, rho(y)/rho(x)): the Hastings ratio q(x|y)/q(y|x) is missing"
+        ),
+        step=metropolis_hastings_step_fn(target.log_prob, wrong),
+        transition_matrix=metropolis_hastings.transition_matrix(target, wrong),
+        detected_by="one_step_invariance",
     )
 
 
-def mh_with_wrong_sign(target, proposal, temperature: float = 1.0) -> FaultySampler:
+def mh_with_wrong_sign(target, proposal, temperature: float = 1.0) -> SamplerCase:
     r"""Annealing/MH on :math:`\exp(-\log\rho / T)`: a sign error that samples (and seeks) the minimum.
 
     ``target`` must give every state positive probability (else :math:`-\log\rho = +\infty`).
@@ -125,13 +93,16 @@ def mh_with_wrong_sign(target, proposal, temperature: float = 1.0) -> FaultySamp
     def negated_log_prob(states):
         return -np.asarray(target.log_prob(states), dtype=np.float64) / temperature  # bug: minus sign
 
-    return FaultySampler(
-        "mh_with_wrong_sign",
-        f"runs MH on exp(-log rho / T) at T = {temperature:g}: the sign of the energy is flipped",
-        target,
-        metropolis_hastings_step_fn(negated_log_prob, proposal),
-        metropolis_hastings.transition_matrix_from_log_probs(target.states, -log_rho / temperature, proposal),
-        "one_step_invariance",
+    return SamplerCase(
+        name="mh_with_wrong_sign",
+        kind=None,
+        target=target,
+        description=f"runs MH on exp(-log rho / T) at T = {temperature:g}: the sign of the energy is flipped",
+        step=metropolis_hastings_step_fn(negated_log_prob, proposal),
+        transition_matrix=metropolis_hastings.transition_matrix_from_log_probs(
+            target.states, -log_rho / temperature, proposal
+        ),
+        detected_by="one_step_invariance",
     )
 
 
@@ -145,21 +116,22 @@ def _tempered(conditional_log_probs, temperature):
     return tempered
 
 
-def gibbs_with_tempered_conditional(target, temperature: float = 2.0, scan: str = "random") -> FaultySampler:
+def gibbs_with_tempered_conditional(target, temperature: float = 2.0, scan: str = "random") -> SamplerCase:
     r"""Gibbs from :math:`p(x_i \mid x_{-i})^{1/T}` renormalised, on a sequence ``target``."""
     temperature = check_positive(temperature, "temperature")
     conditional = _tempered(target.conditional_log_probs, temperature)
-    return FaultySampler(
-        "gibbs_with_tempered_conditional",
-        f"draws x_i from p(x_i | x_-i)^(1/T) renormalised (T = {temperature:g}), not from p(x_i | x_-i)",
-        target,
-        gibbs_step_fn(conditional, scan),
-        gibbs.transition_matrix(target, scan, conditional_log_probs=conditional),
-        "one_step_invariance",
+    return SamplerCase(
+        name="gibbs_with_tempered_conditional",
+        kind=None,
+        target=target,
+        description=f"draws x_i from p(x_i | x_-i)^(1/T) renormalised (T = {temperature:g}), not from p(x_i | x_-i)",
+        step=gibbs_step_fn(conditional, scan),
+        transition_matrix=gibbs.transition_matrix(target, scan, conditional_log_probs=conditional),
+        detected_by="one_step_invariance",
     )
 
 
-def gibbs_with_stale_conditionals(target) -> FaultySampler:
+def gibbs_with_stale_conditionals(target) -> SamplerCase:
     r"""A sweep drawing every :math:`x_i` from :math:`p(\cdot \mid x_{-i})` of the state *before* the sweep.
 
     Kernel: :math:`P(x, y) = \prod_i p(y_i \mid x_{-i})` (a parallel "Jacobi" update).
@@ -185,17 +157,20 @@ def gibbs_with_stale_conditionals(target) -> FaultySampler:
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         # P(x, y) = prod_i p(y_i | x_-i), for every enumerated y.
         matrix[a] = np.prod(probabilities[np.arange(length), states], axis=1)
-    return FaultySampler(
-        "gibbs_with_stale_conditionals",
-        "updates every position from the conditionals of the state at the start of the sweep (parallel update)",
-        target,
-        step_fn,
-        matrix,
-        "one_step_invariance",
+    return SamplerCase(
+        name="gibbs_with_stale_conditionals",
+        kind=None,
+        target=target,
+        description=(
+            "updates every position from the conditionals of the state at the start of the sweep (parallel update)"
+        ),
+        step=step_fn,
+        transition_matrix=matrix,
+        detected_by="one_step_invariance",
     )
 
 
-def systematic_scan_skipping_last_position(target) -> FaultySampler:
+def systematic_scan_skipping_last_position(target) -> SamplerCase:
     """A systematic sweep over ``range(L - 1)``: invariant, but the last token never changes."""
     conditional = target.conditional_log_probs
     length = target.states.shape[1]
@@ -210,17 +185,18 @@ def systematic_scan_skipping_last_position(target) -> FaultySampler:
     matrix = np.eye(target.num_states)
     for position in range(length - 1):
         matrix = matrix @ gibbs.site_matrix(target, position)
-    return FaultySampler(
-        "systematic_scan_skipping_last_position",
-        "sweeps positions 0..L-2 only (off by one): pi stays invariant but the last token is frozen",
-        target,
-        step_fn,
-        matrix,
-        "long_run",
+    return SamplerCase(
+        name="systematic_scan_skipping_last_position",
+        kind=None,
+        target=target,
+        description="sweeps positions 0..L-2 only (off by one): pi stays invariant but the last token is frozen",
+        step=step_fn,
+        transition_matrix=matrix,
+        detected_by="long_run",
     )
 
 
-def mh_that_retries_rejections(target, proposal, max_tries: int = 100_000) -> FaultySampler:
+def mh_that_retries_rejections(target, proposal, max_tries: int = 100_000) -> SamplerCase:
     r"""MH that, on a rejection, proposes again until the chain moves: only moves are recorded.
 
     Kernel :math:`P'(x, y) = P(x, y) / (1 - P(x, x))` for :math:`y \ne x`, whose stationary law is
@@ -242,17 +218,18 @@ def mh_that_retries_rejections(target, proposal, max_tries: int = 100_000) -> Fa
     move = off_diagonal.sum(axis=1, keepdims=True)
     # A state that never moves stays put (the step gives up after max_tries).
     matrix = np.where(move > 0, off_diagonal / np.where(move > 0, move, 1.0), np.eye(target.num_states))
-    return FaultySampler(
-        "mh_that_retries_rejections",
-        "on a rejection, proposes again until the chain moves, so rejections are never recorded",
-        target,
-        step_fn,
-        matrix,
-        "one_step_invariance",
+    return SamplerCase(
+        name="mh_that_retries_rejections",
+        kind=None,
+        target=target,
+        description="on a rejection, proposes again until the chain moves, so rejections are never recorded",
+        step=step_fn,
+        transition_matrix=matrix,
+        detected_by="one_step_invariance",
     )
 
 
-def rejection_with_clipped_envelope(target, proposal, log_envelope: float) -> FaultySampler:
+def rejection_with_clipped_envelope(target, proposal, log_envelope: float) -> SamplerCase:
     r"""Rejection sampling under a too-small envelope, :math:`\min(1, \rho / (M q))` instead of an error.
 
     The output law is :math:`\propto q(x) \min(1, \rho(x) / (M q(x)))`, not :math:`\pi`. Seen as a
@@ -277,11 +254,12 @@ def rejection_with_clipped_envelope(target, proposal, log_envelope: float) -> Fa
 
     weights = np.exp(log_q + log_accept)
     law = weights / weights.sum()
-    return FaultySampler(
-        "rejection_with_clipped_envelope",
-        "rejection sampling with rho > M q somewhere, acceptance clipped at 1 instead of raising",
-        target,
-        step_fn,
-        np.tile(law, (target.num_states, 1)),
-        "one_step_invariance",
+    return SamplerCase(
+        name="rejection_with_clipped_envelope",
+        kind=None,
+        target=target,
+        description="rejection sampling with rho > M q somewhere, acceptance clipped at 1 instead of raising",
+        step=step_fn,
+        transition_matrix=np.tile(law, (target.num_states, 1)),
+        detected_by="one_step_invariance",
     )

@@ -8,15 +8,15 @@ probabilities :math:`p_k`; with counts :math:`O_k` and expected counts :math:`E_
 .. math::
     X^2 = \sum_k \frac{(O_k - E_k)^2}{E_k} \ \xrightarrow{H_0}\ \chi^2_{K-1}.
 
-Cells of small expected count are pooled first; a sample in a cell of probability 0 fails the
-test outright (p-value 0). Cells of probability exactly 0 are left out of the statistic, and every
-group it is computed on has expected count at least ``min_expected`` (:func:`pool_cells`), so no term
-is ever 0/0 or x/0: a cell of tiny probability (1e-300, say) is pooled like any other small cell,
-and a sample in it counts in its group. This does not depend on the order of any float summation:
-the zero cells are found by ``p == 0``, never as a difference of sums. The pooling threshold matters at small levels: with the textbook
-:math:`E_k \ge 5`, the chi-square tail under-states the real false-fail rate at
-:math:`\alpha = 10^{-4}` by up to a factor 2 (skewed :math:`p`, 400,000 simulated multinomials);
-with the default :math:`E_k \ge 20` the measured rates were 0.9–1.2 times :math:`\alpha` at
+Cells of small expected count are pooled first; a sample in a cell of probability 0 fails the test
+outright (p-value 0). Cells of probability exactly 0 are left out of the statistic, and every group it
+is computed on has expected count at least ``min_expected`` (:func:`pool_cells`), so no term is ever 0/0
+or x/0: a cell of tiny probability (1e-300, say) is pooled like any other small cell, and a sample in it
+counts in its group. This does not depend on the order of any float summation: the zero cells are found
+by ``p == 0``, never as a difference of sums. The pooling threshold matters at small levels: with the
+textbook :math:`E_k \ge 5`, the chi-square tail under-states the real false-fail rate at
+:math:`\alpha = 10^{-4}` by up to a factor 2 (skewed :math:`p`, 400,000 simulated multinomials); with
+the default :math:`E_k \ge 20` the measured rates were 0.9–1.2 times :math:`\alpha` at
 :math:`\alpha = 0.05, 10^{-3}, 10^{-4}` (within the simulation's error of about 0.16).
 
 **Power against a TV distance.** If the samples follow :math:`q` instead, :math:`X^2` is

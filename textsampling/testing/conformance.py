@@ -2,7 +2,9 @@ r"""Does a step function really sample its target? The conformance kit behind ``
 
 A user writes one step of a sampler as a plain Python function and asks whether it leaves the target
 distribution :math:`\pi` invariant (and reaches it). On small enumerable targets the answer is a
-statistical test with a stated false-fail rate, built on :mod:`textsampling.testing`.
+statistical test with a stated false-fail rate, built on the harness of :mod:`textsampling.testing`;
+the report is :class:`~textsampling.testing.report.CheckReport`, the named targets are those of
+:mod:`textsampling.targets.named`.
 ``textsampling check`` imports the module you name and runs its code, as ``python`` would: its top level
 once, then your step function thousands of times — check only code you trust.
 
@@ -53,158 +55,49 @@ a state of probability zero — fails the check at once (exit code 1), with the 
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import importlib.util
 import inspect
-import sys
 import time
-import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from textsampling._validation import check_int, check_positive
-from textsampling.targets import PAD, BigramLM, Categorical, DiscreteTarget, FixedLengthBigram, KeywordTarget
-from textsampling.targets import PairwiseChain, TopicSimilarity
-# Defined once, with the tests they parametrise; re-exported here for the check's callers.
-from textsampling.testing.statistics import DEFAULT_FALSE_FAIL_RATE, DEFAULT_TV_ALTERNATIVE
+from textsampling.targets import PAD, BigramLM, DiscreteTarget, FixedLengthBigram, KeywordTarget
+from textsampling.targets.named import TemperedTarget, make_target
+from textsampling.testing.black_box import apply_step, goodness_of_fit_test, run_independent_chains
+from textsampling.testing.report import CheckReport, TestOutcome
+
+# DEFAULT_FALSE_FAIL_RATE and DEFAULT_TV_ALTERNATIVE are defined once, with the tests they
+# parametrise; re-exported here for the check's callers.
+from textsampling.testing.statistics import (
+    DEFAULT_FALSE_FAIL_RATE,
+    DEFAULT_TV_ALTERNATIVE,
+    check_false_fail_rate,
+    symmetry_test,
+)
 
 __all__ = [
     "KINDS",
-    "TARGETS",
     "DEFAULT_FALSE_FAIL_RATE",
     "DEFAULT_TV_ALTERNATIVE",
     "DEFAULT_BUDGET",
+    "DEFAULT_NUM_CHAINS",
+    "DEFAULT_TEMPERATURE",
     "Kind",
     "MalformedStepError",
     "StepSignatureError",
-    "TestOutcome",
-    "CheckReport",
-    "make_target",
     "stationary_target",
     "start_state",
     "long_run_cells",
     "bigram_oracle",
-    "load_step_function",
     "check_signature",
     "check_step",
-    "add_arguments",
-    "run",
 ]
 
 #: No time budget by default: the check runs the kind's fixed sample sizes from its seed, so its
 #: verdict depends on the seed alone, never on the machine's speed or load. ``budget=SECONDS``
 #: (``--budget``) opts in to shrinking the sizes to fit, and the report then says by how much.
 DEFAULT_BUDGET = None
-
-
-# ============================================================================ named targets
-def _categorical_small() -> Categorical:
-    # Six states with distinct probabilities, none tiny: every state is visited in a one-step test.
-    return Categorical(np.log([0.04, 0.08, 0.12, 0.16, 0.25, 0.35]))
-
-
-def _categorical_far() -> Categorical:
-    # The same law written 1000 nats below zero, as the log-probability of a long sentence is:
-    # exp() of these log-densities underflows to 0.0, so only log-space code survives.
-    return Categorical(np.log([0.04, 0.08, 0.12, 0.16, 0.25, 0.35]) - 1000.0)
-
-
-_BIGRAM_INITIAL = np.log([0.5, 0.3, 0.2])
-# Row v: p(next | v) over tokens 0, 1, 2 and END (column 3).
-_BIGRAM_TRANSITION = np.log(
-    [
-        [0.10, 0.50, 0.20, 0.20],
-        [0.40, 0.10, 0.30, 0.20],
-        [0.30, 0.30, 0.10, 0.30],
-    ]
-)
-_BIGRAM_LENGTH = 3
-
-
-def _bigram_small() -> FixedLengthBigram:
-    return FixedLengthBigram(_BIGRAM_INITIAL, _BIGRAM_TRANSITION, _BIGRAM_LENGTH)
-
-
-def _pairwise_small() -> PairwiseChain:
-    # Strong, uneven couplings: updating sites in parallel (stale conditionals) visibly breaks pi.
-    unary = np.array([[0.2, 0.0, -0.3], [0.0, 0.3, 0.0], [-0.2, 0.0, 0.4]])
-    coupling = np.array([[1.2, -0.6, 0.0], [-0.6, 1.0, 0.2], [0.0, 0.2, 1.4]])
-    return PairwiseChain(unary, coupling)
-
-
-def _bigram_keywords() -> KeywordTarget:
-    # Sentences of 1..4 tokens that contain token 2, scored by p(x)^0.8 times a topic bonus for token 1.
-    base = BigramLM(_BIGRAM_INITIAL, _BIGRAM_TRANSITION, max_length=4, min_length=1)
-    return KeywordTarget(base, keywords=[2], log_similarity=TopicSimilarity([1], weight=0.5), gamma=0.8)
-
-
-#: name -> (one-line description, factory). Every target is small enough to enumerate.
-TARGETS: dict[str, tuple[str, Callable[[], DiscreteTarget]]] = {
-    "categorical-small": ("categorical over 6 states, probabilities 0.04..0.35", _categorical_small),
-    "categorical-far": (
-        "categorical-small with log-densities near -1000 (exp underflows, as for a long sentence)",
-        _categorical_far,
-    ),
-    "bigram-small": ("bigram LM with END conditioned on length 3, V = 3 (27 sentences)", _bigram_small),
-    "pairwise-small": ("pairwise chain (Potts-like MRF), L = 3, V = 3 (27 states)", _pairwise_small),
-    "bigram-keywords": (
-        "bigram LM, lengths 1..4, V = 3, keyword 2 required, gamma 0.8, topic bonus (90 sentences)",
-        _bigram_keywords,
-    ),
-}
-
-
-_BUILT = {}
-
-
-def make_target(name: str) -> DiscreteTarget:
-    """The named built-in target (see :data:`TARGETS`).
-
-    Built once and shared (do not modify it): its enumeration, and the memo tables step functions keep
-    per target (e.g. the CGMH paths of :mod:`textsampling.gallery.cgmh`), then serve every check.
-    """
-    if name not in TARGETS:
-        raise ValueError(f"target must be one of {sorted(TARGETS)}, got {name!r}")
-    if name not in _BUILT:
-        _BUILT[name] = TARGETS[name][1]()
-    return _BUILT[name]
-
-
-class _TemperedTarget(DiscreteTarget):
-    r""":math:`\pi_T \propto \exp(\log\rho / T)` on the states of ``base`` (what an annealing step keeps)."""
-
-    def __init__(self, base: DiscreteTarget, temperature: float):
-        self.base = base
-        self.temperature = check_positive(temperature, "temperature")
-        self.state_shape = base.state_shape
-
-    def log_prob(self, states):
-        return np.asarray(self.base.log_prob(states), dtype=np.float64) / self.temperature
-
-    def enumerate_states(self):
-        return self.base.enumerate_states()
-
-
-def bigram_oracle(target: FixedLengthBigram):
-    """The exact masked LM (:class:`~textsampling.lm.oracle.BigramOracle`) whose joint on length-``L``
-    sentences is ``target``: what a ``mlm-gibbs`` step receives as ``lm``."""
-    from textsampling.lm.oracle import BigramOracle
-
-    if not isinstance(target, FixedLengthBigram):
-        raise ValueError(f"an mlm-gibbs check needs a bigram target (e.g. bigram-small), got {target!r}")
-    return BigramOracle(BigramLM(target.initial_logits, target.transition_logits, max_length=target.length))
-
-
-def stationary_target(kind: str, target: str | DiscreteTarget, temperature: float = 2.0) -> DiscreteTarget:
-    r"""The law a step of ``kind`` must leave invariant on ``target``: the target itself, or for
-    ``anneal`` the tempered :math:`\pi_T \propto \rho^{1/T}`."""
-    kind = _check_kind(kind)
-    target = make_target(target) if isinstance(target, str) else target
-    return _TemperedTarget(target, temperature) if kind.name == "anneal" else target
 
 
 # ============================================================================ kinds of step function
@@ -300,55 +193,37 @@ def _check_kind(kind: str) -> Kind:
     return KINDS[kind]
 
 
-# ============================================================================ loading the user's function
+# ============================================================================ the law a kind keeps
+def bigram_oracle(target: FixedLengthBigram):
+    """The exact masked LM whose joint on length-``L`` sentences is ``target``: what a ``mlm-gibbs`` step
+    receives as ``lm``.
+
+    It is :class:`~textsampling.lm.oracle.MaskSensitiveOracle`: its conditional at ``i`` is exact when
+    position ``i`` holds ``lm.mask_token_id`` and changes with the visible token otherwise, so a step
+    that forgets to put [MASK] at the position it resamples samples a different law, and fails.
+    """
+    from textsampling.lm.oracle import MaskSensitiveOracle
+
+    if not isinstance(target, FixedLengthBigram):
+        raise ValueError(f"an mlm-gibbs check needs a bigram target (e.g. bigram-small), got {target!r}")
+    return MaskSensitiveOracle.for_fixed_length(target)
+
+
+def stationary_target(kind: str, target: str | DiscreteTarget, temperature: float = 2.0) -> DiscreteTarget:
+    r"""The law a step of ``kind`` must leave invariant on ``target``: the target itself, or for
+    ``anneal`` the tempered :math:`\pi_T \propto \rho^{1/T}`."""
+    kind = _check_kind(kind)
+    target = make_target(target) if isinstance(target, str) else target
+    return TemperedTarget(target, temperature) if kind.name == "anneal" else target
+
+
+# ============================================================================ the step function's errors
 class StepSignatureError(TypeError):
     """The step function cannot be called the way its kind requires (a usage error)."""
 
 
 class MalformedStepError(ValueError):
     """The step function raised or returned something that is not a state of the target (a failure)."""
-
-
-def load_step_function(spec: str) -> Callable:
-    """Import ``module:function`` (a module on ``sys.path``) or ``path/to/file.py:function``.
-
-    Raises
-    ------
-    ValueError
-        If ``spec`` has no ``:``, the module or file cannot be found, or the attribute is missing or not
-        callable.
-    """
-    if not isinstance(spec, str) or ":" not in spec:
-        raise ValueError(f"step function must be given as module:function or path/to/file.py:function, got {spec!r}")
-    module_part, _, function_name = spec.rpartition(":")
-    if not module_part or not function_name:
-        raise ValueError(f"step function must be given as module:function or path/to/file.py:function, got {spec!r}")
-    if module_part.endswith(".py") or "/" in module_part or "\\" in module_part:
-        path = Path(module_part)
-        if not path.is_file():
-            raise ValueError(f"step function file {module_part!r} does not exist")
-        module_name = f"_textsampling_check_{path.stem}"
-        module_spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        # Imports next to the file (helpers of the user's code) should resolve.
-        sys.path.insert(0, str(path.resolve().parent))
-        try:
-            module_spec.loader.exec_module(module)
-        finally:
-            sys.path.pop(0)
-    else:
-        if "" not in sys.path and "." not in sys.path:
-            sys.path.insert(0, "")  # the working directory, as `python -m` would see it
-        try:
-            module = importlib.import_module(module_part)
-        except ModuleNotFoundError as error:
-            raise ValueError(f"cannot import module {module_part!r} for the step function: {error}") from None
-    function = getattr(module, function_name, None)
-    if function is None:
-        raise ValueError(f"module {module_part!r} has no attribute {function_name!r}")
-    if not callable(function):
-        raise ValueError(f"{spec} is a {type(function).__name__}, not a function")
-    return function
 
 
 def check_signature(step_fn, kind: str) -> None:
@@ -533,182 +408,6 @@ class _Cells:
         return self.probabilities
 
 
-@dataclass
-class TestOutcome:
-    """One test of a check: the harness's result, how long it took, and what it needed."""
-
-    result: object  # textsampling.testing.StatisticalTestResult
-    seconds: float
-    detail: str
-
-
-@dataclass
-class CheckReport:
-    """What :func:`check_step` found. ``print(report.format())``; ``report.passed``; ``report.plot(path)``.
-
-    Attributes
-    ----------
-    step_name, kind, target_name : str
-    target : DiscreteTarget
-        The law the step must keep (tempered for ``anneal``).
-    false_fail_rate, tv_alternative : float
-        Probability that a correct sampler fails the whole check; the TV distance the powers refer to.
-    outcomes : list of TestOutcome
-    error : str or None
-        Why the step function was malformed (then the check fails without statistics).
-    observed, expected : numpy.ndarray or None
-        Counts per state of the one-step test and their expectations under the target.
-    budget : float or None
-        The opt-in time budget (``None``: none, the fixed sample sizes).
-    scale : float
-        The factor by which the budget shrank the sample sizes (1 = none).
-    seconds : float
-        Wall time of the whole check.
-    """
-
-    step_name: str
-    kind: str
-    target_name: str
-    target: DiscreteTarget
-    false_fail_rate: float
-    tv_alternative: float
-    outcomes: list = field(default_factory=list)
-    error: str | None = None
-    observed: np.ndarray | None = None
-    expected: np.ndarray | None = None
-    budget: float | None = None
-    scale: float = 1.0
-    seconds: float = 0.0
-
-    @property
-    def tv_distance(self) -> float:
-        """Deprecated old name of :attr:`tv_alternative` (one name for the TV alternative, as in
-        :mod:`textsampling.testing`)."""
-        warnings.warn(
-            "CheckReport.tv_distance is deprecated; use CheckReport.tv_alternative", DeprecationWarning, stacklevel=2
-        )
-        return self.tv_alternative
-
-    @property
-    def passed(self) -> bool:
-        return self.error is None and all(outcome.result.passed for outcome in self.outcomes)
-
-    @property
-    def p_values(self) -> dict:
-        return {outcome.result.name: outcome.result.p_value for outcome in self.outcomes}
-
-    def state_label(self, index: int) -> str:
-        state = self.target.states[index]
-        if np.ndim(state) == 0:
-            return str(int(state))
-        return " ".join("_" if int(t) == PAD else str(int(t)) for t in state)
-
-    def _pair_label(self, label) -> str:
-        """``"a->b"`` in cell indices as ``"[state a] -> [state b]"``."""
-        parts = str(label).split("->")
-        if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
-            return " -> ".join(f"[{self.state_label(int(p))}]" for p in parts)
-        return str(label)
-
-    def misfit_rows(self, num_rows: int = 5):
-        """The most over- and under-sampled states of the one-step test: (label, observed, expected, ratio)."""
-        if self.observed is None:
-            return [], []
-        expected = self.expected
-        residuals = (self.observed - expected) / np.sqrt(np.maximum(expected, 1e-12))
-        order = np.argsort(residuals)
-        rows = lambda indices: [  # noqa: E731
-            (self.state_label(i), int(self.observed[i]), float(expected[i]),
-             float(self.observed[i] / expected[i]) if expected[i] > 0 else np.inf)
-            for i in indices
-        ]
-        over = [i for i in order[::-1][:num_rows] if residuals[i] > 0]
-        under = [i for i in order[:num_rows] if residuals[i] < 0]
-        return rows(over), rows(under)
-
-    def format(self) -> str:
-        """The report printed by ``textsampling check``."""
-        verdict = "PASSES" if self.passed else "FAILS"
-        lines = [
-            f"textsampling check: {self.step_name} (kind {self.kind}, target {self.target_name}: "
-            f"{TARGETS[self.target_name][0]})",
-        ]
-        if self.error is not None:
-            lines += [f"  malformed step function: {self.error}", f"verdict: {verdict}"]
-            return "\n".join(lines)
-        share = self.false_fail_rate / max(len(self.outcomes), 1)
-        for outcome in self.outcomes:
-            result = outcome.result
-            lines.append(
-                f"  {result.name:<20} {'passed' if result.passed else 'FAILED':<7} p-value {result.p_value:<10.3g}"
-                f"(fails below {share:.2g})  N = {result.num_samples:<6} power {result.power:.3f} at TV "
-                f"{self.tv_alternative:g}  [{outcome.seconds:.1f} s]"
-            )
-            if outcome.detail:
-                lines.append(f"  {'':<20} {outcome.detail}")
-        if self.scale < 1.0:
-            lines.append(
-                f"  budget {self.budget:g} s: sample sizes scaled by {self.scale:.2f}; the powers above are "
-                "what remains (raise --budget, or leave it out for the fixed sizes)"
-            )
-        elif self.budget is not None:
-            lines.append(f"  budget {self.budget:g} s: not binding, the fixed sample sizes ran")
-        lines.append(
-            f"  false-fail rate {self.false_fail_rate:g}: a correct sampler fails this check with probability "
-            f"at most {self.false_fail_rate:g} ({len(self.outcomes)} tests at {share:.2g} each)"
-        )
-        if not self.passed:
-            over, under = self.misfit_rows()
-            if over or under:
-                lines.append("  one step from exact draws, the states most over- and under-sampled:")
-                lines.append(f"    {'state':<14}{'observed':>10}{'expected':>11}{'ratio':>8}")
-                for label, observed, expected, ratio in over + under:
-                    lines.append(f"    {label:<14}{observed:>10}{expected:>11.1f}{ratio:>8.2f}")
-            for outcome in self.outcomes:
-                result = outcome.result
-                if not result.passed and result.test == "reversibility":
-                    pairs = ", ".join(
-                        f"{self._pair_label(label)}: {obs} vs {exp:.1f}" for label, obs, exp in result.over_sampled[:3]
-                    )
-                    lines.append(f"  reversibility: moves seen more often than their reverse: {pairs}")
-        lines.append(f"verdict: {verdict}  ({self.seconds:.1f} s)")
-        return "\n".join(lines)
-
-    def plot(self, path) -> Path:
-        """Bar plot of observed vs expected frequencies after one step, with standardised residuals."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        path = Path(path)
-        figure, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.0, 0.25 * self.target.num_states + 2), 6),
-                                             sharex=True, gridspec_kw={"height_ratios": [2, 1]})
-        if self.observed is None:
-            top.text(0.5, 0.5, self.error or "no one-step samples", ha="center", va="center", wrap=True)
-        else:
-            order = np.argsort(-self.expected, kind="stable")
-            positions = np.arange(order.size)
-            total = self.observed.sum()
-            top.bar(positions - 0.2, self.expected[order] / total, width=0.4, label="target pi")
-            top.bar(positions + 0.2, self.observed[order] / total, width=0.4, label="after one step")
-            top.set_ylabel("frequency")
-            top.legend()
-            residuals = (self.observed - self.expected) / np.sqrt(np.maximum(self.expected, 1e-12))
-            bottom.bar(positions, residuals[order], color=np.where(residuals[order] > 0, "tab:red", "tab:blue"))
-            bottom.axhline(0.0, color="black", linewidth=0.8)
-            bottom.set_ylabel("(obs - exp) / sqrt(exp)")
-            bottom.set_xticks(positions)
-            bottom.set_xticklabels([self.state_label(i) for i in order], rotation=90, fontsize=7)
-            bottom.set_xlabel("state (most probable first)")
-        top.set_title(f"{self.step_name}: {self.kind} on {self.target_name} — {'passes' if self.passed else 'FAILS'}")
-        figure.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        return path
-
-
 def _context(kind: Kind, target: DiscreteTarget, temperature: float) -> tuple:
     if kind.name == "anneal":
         return (target, temperature)
@@ -776,9 +475,6 @@ def check_step(
     ValueError, TypeError
         For a bad ``kind``, ``target`` or option.
     """
-    from textsampling.testing import apply_step, goodness_of_fit_test, run_independent_chains, symmetry_test
-    from textsampling.testing.statistics import check_false_fail_rate
-
     started = time.perf_counter()
     kind = _check_kind(kind)
     target_name = kind.targets[0] if target is None else target
@@ -859,69 +555,3 @@ def check_step(
         report.error = str(error)
     report.seconds = time.perf_counter() - started
     return report
-
-
-# ============================================================================ the command line
-def _kinds_help() -> str:
-    lines = ["step function signatures by --kind:"]
-    for kind in KINDS.values():
-        lines.append(f"  {kind.name:<10} {kind.signature}: {kind.description} (targets: {', '.join(kind.targets)})")
-    lines.append("targets:")
-    for name, (description, _) in TARGETS.items():
-        lines.append(f"  {name:<18} {description}")
-    lines.append("exit status: 0 passes, 1 fails (or the step raised / returned something malformed), 2 usage error")
-    return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``textsampling check`` (called by :mod:`textsampling.cli`)."""
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = _kinds_help()
-    parser.add_argument("step", help="the step function: module:function or path/to/file.py:function")
-    parser.add_argument("--kind", required=True, choices=sorted(KINDS), help="what the step function is")
-    parser.add_argument("--target", default=None, help="built-in target (default: the kind's first)")
-    parser.add_argument("--false-fail-rate", type=float, default=DEFAULT_FALSE_FAIL_RATE,
-                        help="probability that a correct sampler fails the check (default %(default)g)")
-    parser.add_argument("--tv", type=float, default=DEFAULT_TV_ALTERNATIVE, dest="tv_alternative",
-                        help="TV distance the reported power refers to (default %(default)g)")
-    parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
-                        help="opt-in: seconds the step calls may take; the sample sizes shrink to fit and "
-                        "the report says so (default: no budget, fixed sizes, a verdict that depends on "
-                        "--seed alone)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generator passed to the step (default 0)")
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
-                        help="fixed temperature of an anneal check (default %(default)g)")
-    parser.add_argument("--num-samples", type=int, default=None, help="exact draws of the one-step tests")
-    parser.add_argument("--num-chains", type=int, default=DEFAULT_NUM_CHAINS, help="chains of the long-run test")
-    parser.add_argument("--num-steps", type=int, default=None, help="steps per chain of the long-run test")
-    parser.add_argument("--reversible", action=argparse.BooleanOptionalAction, default=None,
-                        help="run the reversibility test (default: for mh, anneal, cgmh)")
-    parser.add_argument("--plot", default=None, metavar="PATH", help="write observed vs expected frequencies here")
-
-
-def run(args) -> int:
-    """Run ``textsampling check``: print the report; 0 passes, 1 fails, 2 usage error."""
-    try:
-        step_fn = load_step_function(args.step)
-        report = check_step(
-            step_fn,
-            args.kind,
-            args.target,
-            false_fail_rate=args.false_fail_rate,
-            tv_alternative=args.tv_alternative,
-            budget=args.budget,
-            seed=args.seed,
-            temperature=args.temperature,
-            num_samples=args.num_samples,
-            num_chains=args.num_chains,
-            num_steps=args.num_steps,
-            reversible=args.reversible,
-            step_name=args.step,
-        )
-    except (ValueError, TypeError) as error:
-        print(f"textsampling check: error: {error}", file=sys.stderr)
-        return 2
-    print(report.format())
-    if args.plot:
-        print(f"plot written to {report.plot(args.plot)}")
-    return 0 if report.passed else 1
