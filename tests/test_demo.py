@@ -3,7 +3,7 @@
 import numpy as np
 
 from textsampling import cli
-from textsampling.demo import format_table, tour
+from textsampling.cli.demo import format_table, tour
 
 
 def test_tour_figures_and_plots(tmp_path):

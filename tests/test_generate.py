@@ -7,7 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from textsampling import cli, generate
+from textsampling import cli
+from textsampling.cli import generate
+from textsampling.lm import loading
 from textsampling.lm.oracle import BigramOracle
 from textsampling.targets import BigramLM
 
@@ -134,7 +136,7 @@ def test_resume_refuses_other_settings_and_a_second_run_refuses_the_folder(tmp_p
 
 # ----------------------------------------------------------------------------- the command line, real models
 def test_command_line_errors_are_one_line_before_sampling(tmp_path, capsys):
-    clm_folder = generate.Path(generate.__file__).parent / "models" / "tiny-shakespeare" / "clm"
+    clm_folder = loading.MODELS_DIR / "tiny-shakespeare" / "clm"
     cases = [
         (["--sampler", "gibbs", "--model", ""], "empty"),
         (["--sampler", "gibbs", "--model", str(clm_folder)], "masked LM is needed"),
@@ -300,7 +302,9 @@ def test_ctrl_c_while_sampling_keeps_the_samples_through_the_command_line(tmp_pa
     real_execute = generate.execute
     monkeypatch.setattr(generate, "load_models", lambda args: (oracle, oracle))
     monkeypatch.setattr(generate, "_check_model_before_loading", lambda args: None)  # the oracle has no checkpoint
-    monkeypatch.setattr(generate, "execute", lambda args, **models: real_execute(args, interrupt_after_step=3, **models))
+    monkeypatch.setattr(
+        generate, "execute", lambda args, **models: real_execute(args, interrupt_after_step=3, **models)
+    )
     argv = ["generate", "--sampler", "gibbs", "--num-chains", "3", "--num-steps", "9", "--max-length", "6",
             "--output", str(tmp_path / "run"), "--no-progress"]
     assert cli.main(argv) == 130
@@ -386,8 +390,12 @@ def _without_tokens(line):
 
 DAMAGE = {
     "deleted": (lambda lines: lines[:7] + lines[8:], 8, "expected step 2 chain 1, found step 2 chain 2"),
-    "duplicated": (lambda lines: lines[:8] + lines[7:], 9, "expected step 2 chain 2, found step 2 chain 1 \\(a duplicate"),
-    "swapped": (lambda lines: lines[:3] + [lines[4], lines[3]] + lines[5:], 4, "expected step 1 chain 0, found step 1 chain 1"),
+    "duplicated": (
+        lambda lines: lines[:8] + lines[7:], 9, "expected step 2 chain 2, found step 2 chain 1 \\(a duplicate"
+    ),
+    "swapped": (
+        lambda lines: lines[:3] + [lines[4], lines[3]] + lines[5:], 4, "expected step 1 chain 0, found step 1 chain 1"
+    ),
     "no tokens": (lambda lines: lines[:10] + [_without_tokens(lines[10])] + lines[11:], 11, "has no 'tokens'"),
     "not JSON": (lambda lines: lines[:5] + ['{"chain": 2, "st\n'] + lines[6:], 6, "is not valid JSON"),
     "past the end": (lambda lines: lines + [lines[-1]] * 0 + [json.dumps({**json.loads(lines[0]), "step": 99}) + "\n"],
@@ -407,7 +415,8 @@ def test_resume_refuses_a_damaged_samples_file_naming_the_first_bad_line(tmp_pat
     capsys.readouterr()
     monkeypatch.setattr(generate, "load_models", lambda args: pytest.fail("loaded a model before refusing"))
     argv = ["generate", "--sampler", "cgmh", "--keywords", "t2", "--max-length", "6", "--num-chains", str(NUM_CHAINS),
-            "--num-steps", str(NUM_STEPS), "--num-candidates", "4", "--output", str(folder), "--resume", "--no-progress"]
+            "--num-steps", str(NUM_STEPS), "--num-candidates", "4", "--output", str(folder), "--resume",
+            "--no-progress"]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert f"line {line}:" in err or f"line {line} is" in err
@@ -421,3 +430,18 @@ def test_resume_keeps_a_complete_file_and_repairs_only_a_cut_last_line(tmp_path,
     folder = _damaged_run(tmp_path, oracle, lambda lines: lines + [lines[0][:7]])  # cut mid-line, no newline
     assert generate.execute(_args(folder, "cgmh", "--keywords", "t2", "--resume"), causal_lm=oracle) == 0
     assert (folder / "samples.jsonl").read_bytes() == (whole / "samples.jsonl").read_bytes()
+
+
+def test_every_chain_sampler_runs_through_the_registry_with_no_branch_of_its_own():
+    import inspect
+
+    from textsampling.cli.samplers import CHAIN_SAMPLERS
+
+    assert generate.MCMC_SAMPLERS == tuple(CHAIN_SAMPLERS)
+    assert set(generate.SAMPLERS) == set(CHAIN_SAMPLERS) | set(generate.DECODING_SAMPLERS)
+    source = inspect.getsource(generate._run_chains)
+    assert "args.sampler ==" not in source and "args.sampler in" not in source, "a branch per sampler"
+    for name, sampler in CHAIN_SAMPLERS.items():
+        module = sampler.module()
+        assert all(callable(getattr(module, function)) for function in ("init", "num_uniforms", "step")), name
+        assert sampler.model in ("masked", "causal"), name

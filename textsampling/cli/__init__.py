@@ -30,8 +30,8 @@ import textwrap
 # subcommand -> (module, one-line help). Modules are imported only when their subcommand runs, so
 # `textsampling demo` does not pay for importing transformers.
 SUBCOMMANDS = {
-    "demo": ("textsampling.demo", "tour of the toy samplers against exact answers, with plots"),
-    "generate": ("textsampling.generate", "generate text with an LM sampler (Gibbs, MH, CGMH, ...)"),
+    "demo": ("textsampling.cli.demo", "tour of the toy samplers against exact answers, with plots"),
+    "generate": ("textsampling.cli.generate", "generate text with an LM sampler (Gibbs, MH, CGMH, ...)"),
     "check": ("textsampling.cli.check", "check that a step function samples its target (imports and runs your module)"),
 }
 

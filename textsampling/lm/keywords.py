@@ -5,7 +5,7 @@ tokens, a keyword is a *unit*: the word pieces it tokenises to (``usurper`` -> `
 occur contiguously and as a whole word — not followed by a piece that continues the word (``king ##dom``
 is not "king"). :func:`keyword_units` gives the units, :func:`continuation_token_ids` the pieces that
 continue a word, and :func:`missing_keywords` checks the decoded text, so that a sentence printed without
-its keyword is caught rather than written (:mod:`textsampling.generate` calls it on every record).
+its keyword is caught rather than written (:mod:`textsampling.cli.generate` calls it on every record).
 """
 
 from __future__ import annotations

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from textsampling import diagnostics, markov
-from textsampling.reference import annealing, categorical, gibbs, importance, rejection
+from textsampling.reference import annealing, categorical, gibbs, importance, proposals, rejection
 from textsampling.reference import metropolis_hastings as mh
-from textsampling.reference import proposals
 from textsampling.targets import (
     BigramLM,
     Categorical,

@@ -49,16 +49,19 @@ from pathlib import Path
 
 import numpy as np
 
+from textsampling.cli.samplers import CHAIN_SAMPLERS
+
 __all__ = [
     "SAMPLERS", "add_arguments", "build_parser", "run", "main", "execute", "load_models", "default_output",
     "DamagedSamplesError",
 ]
 
-SAMPLERS = ("gibbs", "mh", "cgmh", "anneal", "ancestral", "topk", "topp", "greedy", "beam")
-MASKED_SAMPLERS = ("gibbs", "mh")
-KEYWORD_SAMPLERS = ("cgmh", "anneal")
+#: The Markov-chain samplers come from the registry (textsampling.cli.samplers), the decoders after them.
 DECODING_SAMPLERS = ("ancestral", "topk", "topp", "greedy", "beam")
-MCMC_SAMPLERS = MASKED_SAMPLERS + KEYWORD_SAMPLERS
+MCMC_SAMPLERS = tuple(CHAIN_SAMPLERS)
+SAMPLERS = MCMC_SAMPLERS + DECODING_SAMPLERS
+MASKED_SAMPLERS = tuple(name for name, sampler in CHAIN_SAMPLERS.items() if sampler.model == "masked")
+KEYWORD_SAMPLERS = tuple(name for name, sampler in CHAIN_SAMPLERS.items() if sampler.keywords)
 #: Decoders that return one sentence whatever --num-chains says (deterministic given the model).
 SINGLE_SENTENCE_SAMPLERS = ("greedy", "beam")
 #: Where a run writes when --output is not given: runs/<sampler>-<YYYYmmdd-HHMMSS>.
@@ -128,7 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument("--sampler", required=True, choices=SAMPLERS, help="which sampler or decoder")
     parser.add_argument("--model", default="tiny-shakespeare",
-                        help="'tiny-shakespeare' (built in), a checkpoint folder, or a hub name (default: tiny-shakespeare)")
+                        help="'tiny-shakespeare' (built in), a checkpoint folder, or a hub name (default: "
+                             "tiny-shakespeare)")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="load pickle weights (pytorch_model.bin) of a checkpoint without safetensors; "
                              "unpickling can run code: only for a folder you trust (default: refused)")
@@ -136,30 +140,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="chains, or sentences for decoding (default: 8; greedy and beam return 1)")
     parser.add_argument("--num-steps", type=int, default=None,
                         help="MCMC steps per chain, sweeps for --scan systematic (default: 500 for gibbs/mh, "
-                             f"{EDIT_MOVE_NUM_STEPS} for cgmh/anneal, whose steps each score --num-candidates sentences)")
-    parser.add_argument("--keywords", default="", help="comma-separated keywords for cgmh/anneal, e.g. king,crown (required there)")
+                             f"{EDIT_MOVE_NUM_STEPS} for cgmh/anneal, whose steps each score --num-candidates "
+                             "sentences)")
+    parser.add_argument("--keywords", default="", help="comma-separated keywords for cgmh/anneal, e.g. "
+                                                       "king,crown (required there)")
     parser.add_argument("--seed", type=int, default=0, help="key of the counter-based generator (default: 0)")
     parser.add_argument("--output", default=None,
                         help=f"folder for run.json, samples.jsonl, metrics.json (default: a fresh "
                              f"{DEFAULT_OUTPUT_ROOT}/<sampler>-<YYYYmmdd-HHMMSS>)")
-    parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --output (required with it)")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted run in --output "
+                                                              "(required with it)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
     parser.add_argument("--max-length", type=int, default=16, help="longest sentence, in tokens (default: 16)")
     parser.add_argument("--min-length", type=int, default=None, help="shortest drawn length, gibbs/mh (default: 4)")
-    parser.add_argument("--length", type=int, default=None, help="fixed sentence length, gibbs/mh (default: drawn uniformly "
+    parser.add_argument("--length", type=int, default=None, help="fixed sentence length, gibbs/mh (default: "
+                                                                 "drawn uniformly "
                                                                    "from --min-length..--max-length)")
-    parser.add_argument("--scan", default=None, choices=("random", "systematic"), help="Gibbs site order (default: random)")
+    parser.add_argument("--scan", default=None, choices=("random", "systematic"), help="Gibbs site order "
+                                                                                       "(default: random)")
     parser.add_argument("--temperature", type=float, default=None,
                         help="gibbs/ancestral/topk/topp temperature; != 1 changes the target (default: 1)")
-    parser.add_argument("--top-k", type=int, default=None, help="top-k truncation, gibbs and topk (default: none for gibbs, 50 for topk)")
+    parser.add_argument("--top-k", type=int, default=None, help="top-k truncation, gibbs and topk (default: "
+                                                                "none for gibbs, 50 for topk)")
     parser.add_argument("--top-p", type=float, default=None, help="nucleus mass, topp (default: 0.9)")
     parser.add_argument("--energy", default=None, choices=("pll", "raw_logit"), help="MLM-MH energy, mh (default: pll)")
     parser.add_argument("--num-candidates", type=int, default=None,
                         help="CGMH top-K candidate set size, each costs one sentence score per step (default: 20)")
     parser.add_argument("--gamma", type=float, default=None, help="CGMH exponent of p(x), cgmh/anneal (default: 1)")
-    parser.add_argument("--final-temperature", type=float, default=None, help="last temperature, anneal (default: 0.01)")
+    parser.add_argument("--final-temperature", type=float, default=None, help="last temperature, anneal "
+                                                                              "(default: 0.01)")
     parser.add_argument("--num-beams", type=int, default=None, help="beam width, beam (default: 4)")
-    parser.add_argument("--keep-every", type=int, default=None, help="write every k-th step, MCMC samplers (default: 1)")
+    parser.add_argument("--keep-every", type=int, default=None, help="write every k-th step, MCMC samplers "
+                                                                     "(default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -222,7 +234,8 @@ def _resolve_options(args) -> None:
         value = getattr(args, name, None)
         if sampler not in users:
             if value is not None and value != default:
-                raise ValueError(f"{_flag(name)} is used by --sampler {'/'.join(users)} only, not by --sampler {sampler}")
+                raise ValueError(f"{_flag(name)} is used by --sampler {'/'.join(users)} only, not by --sampler "
+                                 f"{sampler}")
         if value is None:
             value = default
             if name == "num_steps" and sampler in MCMC_SAMPLERS:
@@ -271,8 +284,10 @@ def _check_settings(args) -> None:
     integers = [("num_chains", 1), ("max_length", 1), ("seed", 0)]
     if args.sampler in MCMC_SAMPLERS:
         integers += [("num_steps", 1), ("keep_every", 1)]
-    integers += {"gibbs": [("min_length", 1)], "mh": [("min_length", 1)], "cgmh": [("num_candidates", 1)],
-                 "anneal": [("num_candidates", 1)], "beam": [("num_beams", 1)], "topk": [("top_k", 1)]}.get(args.sampler, [])
+    integers += {
+        "gibbs": [("min_length", 1)], "mh": [("min_length", 1)], "cgmh": [("num_candidates", 1)],
+        "anneal": [("num_candidates", 1)], "beam": [("num_beams", 1)], "topk": [("top_k", 1)],
+    }.get(args.sampler, [])
     if args.sampler == "gibbs" and args.top_k is not None:
         integers.append(("top_k", 1))
     for name, minimum in integers:
@@ -294,9 +309,11 @@ def _check_settings(args) -> None:
     if keywords and args.sampler not in KEYWORD_SAMPLERS:
         raise ValueError(f"--keywords is used by {'/'.join(KEYWORD_SAMPLERS)} only, not by --sampler {args.sampler}")
     if not keywords and args.sampler in KEYWORD_SAMPLERS:
-        raise ValueError(f"--sampler {args.sampler} builds sentences around --keywords: give at least one, e.g. king,crown")
+        raise ValueError(f"--sampler {args.sampler} builds sentences around --keywords: give at least one, e.g. "
+                         "king,crown")
     if getattr(args, "resume", False) and not getattr(args, "output", None):
-        raise ValueError("--resume continues the run in --output FOLDER: name the folder, e.g. --output runs/gibbs-20260101-120000")
+        raise ValueError("--resume continues the run in --output FOLDER: name the folder, e.g. --output "
+                         "runs/gibbs-20260101-120000")
     _check_device(args.device)
 
 
@@ -315,7 +332,8 @@ def _check_model_before_loading(args) -> None:
 
         keyword_ids = [t for piece in encode_keywords(info.tokenizer, _keyword_list(args)) for t in piece]
         if len(keyword_ids) > args.max_length:
-            raise ValueError(f"the keywords take {len(keyword_ids)} tokens, more than --max-length {args.max_length} allows")
+            raise ValueError(f"the keywords take {len(keyword_ids)} tokens, more than --max-length "
+                             f"{args.max_length} allows")
 
 
 def _keyword_list(args) -> list:
@@ -326,7 +344,8 @@ def _check_model(args, masked_lm, causal_lm) -> list:
     """Model-dependent checks (lengths, keywords); returns the keyword token ids."""
     model = masked_lm if args.sampler in MASKED_SAMPLERS else causal_lm
     if model is None:
-        raise ValueError(f"--sampler {args.sampler} needs a {'masked' if args.sampler in MASKED_SAMPLERS else 'causal'} LM")
+        raise ValueError(f"--sampler {args.sampler} needs a "
+                         f"{'masked' if args.sampler in MASKED_SAMPLERS else 'causal'} LM")
     if args.max_length > model.max_length:
         raise ValueError(f"--max-length {args.max_length} is over the model's maximum of {model.max_length} tokens")
     if args.sampler in MASKED_SAMPLERS and getattr(model, "mask_token_id", None) is None:
@@ -403,14 +422,16 @@ def _check_output(args) -> list:
         try:
             saved = json.loads(settings_file.read_text())
         except ValueError:
-            raise DamagedSamplesError(f"--resume: {settings_file} is not valid JSON: the run cannot be identified") from None
+            raise DamagedSamplesError(f"--resume: {settings_file} is not valid JSON: the run cannot be "
+                                      "identified") from None
         differences = {k: (saved.get(k), v) for k, v in _settings(args).items() if saved.get(k) != v}
         if differences:
             listed = ", ".join(f"{k}: {old!r} then, {new!r} now" for k, (old, new) in differences.items())
             raise ValueError(f"--resume: the settings differ from the run in {folder} ({listed})")
         return _validated_records(samples, args)
     if samples.exists() or settings_file.exists():
-        raise FileExistsError(f"--output {folder} already holds a run: pass --resume to continue it, or choose another folder")
+        raise FileExistsError(f"--output {folder} already holds a run: pass --resume to continue it, or choose "
+                              "another folder")
     return []
 
 
@@ -442,7 +463,10 @@ def _check_record(record, args, where: str) -> None:
         if not isinstance(record.get(name), int) or isinstance(record.get(name), bool):
             raise DamagedSamplesError(f"{where}: the record has no integer {name!r}")
     tokens = record.get("tokens")
-    if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in tokens):
+    def is_token(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    if not isinstance(tokens, list) or not all(is_token(t) for t in tokens):
         raise DamagedSamplesError(f"{where}: the record has no 'tokens' (a list of token ids), got {tokens!r}")
     if len(tokens) > args.max_length:
         raise DamagedSamplesError(f"{where}: {len(tokens)} tokens, more than --max-length {args.max_length}")
@@ -481,7 +505,8 @@ def _validated_records(path: Path, args) -> list:
             raise DamagedSamplesError(f"{error}; {hint}") from None
         found = (record["step"], record["chain"])
         if number > len(expected):
-            raise DamagedSamplesError(f"{where}: step {found[0]} chain {found[1]} comes after the last record of the run "
+            raise DamagedSamplesError(f"{where}: step {found[0]} chain {found[1]} comes after the last record "
+                                      "of the run "
                                       f"(step {expected[-1][0]} chain {expected[-1][1]}); {hint}")
         want = expected[number - 1]
         if found != want:
@@ -557,13 +582,16 @@ class _RunningStatistics:
 
     def __init__(self, sampler: str):
         self.sampler = sampler
+        registered = CHAIN_SAMPLERS.get(sampler)
+        self.rate_name = registered.rate_name if registered is not None else "accept"
+        self._score_name = registered.score_name if registered is not None else "log rho"
         self.chain_steps = 0
         self.accepted = 0
         self.mean_score = None  # mean over chains of log rho (cgmh, anneal) or the energy (mh), now
 
     @property
     def score_name(self) -> str:
-        return "energy" if self.sampler == "mh" else "log rho"
+        return self._score_name
 
     def update(self, accepted, score=None) -> None:
         """``accepted``: ``(B,)`` bools (for Gibbs: did the sentence change); ``score``: ``(B,)`` or None."""
@@ -575,8 +603,7 @@ class _RunningStatistics:
     def postfix(self) -> str:
         if not self.chain_steps:
             return ""
-        rate = "moved" if self.sampler == "gibbs" else "accept"
-        text = f"{rate}={self.accepted / self.chain_steps:.3f}"
+        text = f"{self.rate_name}={self.accepted / self.chain_steps:.3f}"
         if self.mean_score is not None:
             text += f" {self.score_name}={self.mean_score:.2f}"
         return text
@@ -585,7 +612,7 @@ class _RunningStatistics:
         if not self.chain_steps:
             return ""
         rate = self.accepted / self.chain_steps
-        if self.sampler == "gibbs":
+        if self.rate_name == "moved":
             text = f"sentences changed in {rate:.1%} of the {self.chain_steps} chain-steps run now"
         else:
             text = f"acceptance rate {rate:.3f} over the {self.chain_steps} chain-steps run now"
@@ -603,6 +630,10 @@ def _write_step(output, step, states, model, extra, keywords=()) -> None:
     from textsampling.lm.keywords import missing_keywords
 
     tokens = states.detach().cpu().numpy()
+    # Each extra value: a (B, ...) tensor or array, or one value shared by every chain.
+    columns = {name: values.detach().cpu().numpy() if hasattr(values, "detach") else values
+               for name, values in extra.items()}
+    columns = {name: values if np.ndim(values) > 0 else [values] * tokens.shape[0] for name, values in columns.items()}
     for chain in range(tokens.shape[0]):
         row = [int(t) for t in tokens[chain] if t != -1]
         record = {"chain": chain, "step": step, "tokens": row, "text": _text(model, row)}
@@ -612,7 +643,7 @@ def _write_step(output, step, states, model, extra, keywords=()) -> None:
                 f"bug: chain {chain} at step {step} holds the sentence {record['text']!r}, without the keyword(s) "
                 f"{missing} (please report it)"
             )
-        for name, values in extra.items():
+        for name, values in columns.items():
             value = values[chain]
             record[name] = value.tolist() if hasattr(value, "tolist") else value
         output.write(json.dumps(record) + "\n")
@@ -628,106 +659,53 @@ def _text(model, row) -> str:
 def _progress(args, initial: int, total: int):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, disable=args.no_progress, desc=f"generate --sampler {args.sampler}", unit="step")
+    return tqdm(total=total, initial=initial, disable=args.no_progress, desc=f"generate --sampler {args.sampler}",
+                unit="step")
 
 
 def _run_chains(args, model, keyword_ids, records, output, device, interrupt_after_step, statistics=None) -> None:
+    """Run the registered chain sampler of ``args.sampler`` (:data:`textsampling.cli.samplers.CHAIN_SAMPLERS`).
+
+    Chain ``c`` at step ``t`` uses the counter uniforms ``Philox(seed, c, t)``; each kept step is written
+    (and flushed) before the next starts. With ``records`` (a resumed run) the chains continue from each
+    chain's last record, with the score written there.
+    """
     import torch
 
-    from textsampling.reference import cgmh as cgmh_reference
-    from textsampling.reference import mlm_gibbs as gibbs_reference
-    from textsampling.reference.annealing import geometric_schedule
-    from textsampling.torch import cgmh, mlm_gibbs, sentence_annealing
-    from textsampling.torch import mlm_metropolis_hastings as mlm_mh
     from textsampling.torch.randomness import counter_uniforms
 
+    sampler = CHAIN_SAMPLERS[args.sampler]
+    module = sampler.module()
     num_chains, width = args.num_chains, args.max_length
     chains = torch.arange(num_chains, device=device)
 
     def uniforms(step, count):
         return counter_uniforms(args.seed, chains, step, count, dtype=torch.float64, device=device)  # (B, count)
 
+    target = sampler.target(args, model, keyword_ids)
     last = {}
     for record in records:
         last[record["chain"]] = record  # records are in step order
     first_step = (max(r["step"] for r in records) + 1) if records else 0
-
-    def restored_tokens():
-        x = torch.full((num_chains, width), -1, dtype=torch.int64, device=device)
+    if records:  # the state after the last step on disk
+        x0 = torch.full((num_chains, width), -1, dtype=torch.int64, device=device)  # (B, L) PAD
         for chain, record in last.items():
-            x[chain, : len(record["tokens"])] = torch.tensor(record["tokens"], dtype=torch.int64)
-        return x
-
-    # --- initial state (or the state after the last step on disk)
-    if args.sampler in ("gibbs", "mh"):
-        length_log_probs = torch.full((width,), -torch.inf, dtype=torch.float64, device=device)
-        if args.length is not None:
-            length_log_probs[args.length - 1] = 0.0
-        else:
-            length_log_probs[args.min_length - 1 :] = 0.0
-        if records:
-            x = restored_tokens()
-        else:
-            init_uniforms = uniforms(gibbs_reference.INIT_STEP, 1 + width)
-            x = mlm_gibbs.init_all_mask(init_uniforms[:, :1], model, width, length_log_probs).x
-            if args.sampler == "mh":  # a sentence to start from: one Gibbs sweep over the [MASK]s
-                x = mlm_gibbs.step(init_uniforms[:, 1:], mlm_gibbs.MLMGibbsState(x), model, scan="systematic")[0].x
-        if args.sampler == "gibbs":
-            state = mlm_gibbs.MLMGibbsState(x)
-        else:
-            state = mlm_mh.init(x, model, energy_kind=args.energy)
-            if records:  # the energies on disk, in the model's dtype: bit for bit those of the first run
-                saved = torch.tensor([last[c]["energy"] for c in range(num_chains)], dtype=torch.float64, device=device)
-                state = mlm_mh.MLMMHState(x, -saved.to(state.log_prob.dtype))  # log_prob = -energy
+            x0[chain, : len(record["tokens"])] = torch.tensor(record["tokens"], dtype=torch.int64)
+        state = module.init(x0, *target, **sampler.init_params(args))
+        state = sampler.from_records(state, [last[c] for c in range(num_chains)])
     else:
-        from textsampling.lm.keywords import continuation_token_ids
-
-        config = cgmh_reference.make_config(
-            model, keyword_ids, num_candidates=args.num_candidates, max_length=width, gamma=args.gamma,
-            continuation_tokens=continuation_token_ids(model),
-        )
-        if records:
-            x = restored_tokens()
-            state = cgmh.init(x, config)
-            # log rho on disk, in the model's dtype: bit for bit what the first run held (not a rescoring)
-            saved = torch.tensor([last[c]["log_prob"] for c in range(num_chains)], dtype=torch.float64, device=device)
-            state = state._replace(log_prob=saved.to(state.log_prob.dtype))
-        else:
-            start = [t for unit in keyword_ids for t in unit]  # the keywords, in the order given
-            x = torch.full((num_chains, width), -1, dtype=torch.int64, device=device)
-            x[:, : len(start)] = torch.tensor(start, dtype=torch.int64, device=device)
-            state = cgmh.init(x, config)
-        temperatures = geometric_schedule(1.0, args.final_temperature, args.num_steps) if args.sampler == "anneal" else None
-
-    # --- the chains
+        state = module.init(sampler.start(args, target, uniforms), *target, **sampler.init_params(args))
+    count = module.num_uniforms(**sampler.uniform_params(args))
+    keywords = _keyword_list(args) if sampler.keywords else ()
     statistics = statistics if statistics is not None else _RunningStatistics(args.sampler)
-    flag_changes_target = gibbs_reference.changes_target(args.temperature, args.top_k)
     with _progress(args, first_step, args.num_steps) as bar:
         for step in range(first_step, args.num_steps):
-            if args.sampler == "gibbs":
-                count = gibbs_reference.num_uniforms(args.scan, width)
-                before = state.x
-                state, _ = mlm_gibbs.step(uniforms(step, count), state, model, scan=args.scan,
-                                          temperature=args.temperature, top_k=args.top_k)
-                statistics.update((state.x != before).any(dim=1).cpu())  # Gibbs always accepts: did it move?
-                extra = {"changes_target": [flag_changes_target] * num_chains}
-            elif args.sampler == "mh":
-                state, info = mlm_mh.step(uniforms(step, mlm_mh.num_uniforms()), state, model, energy_kind=args.energy)
-                statistics.update(info.accepted.cpu(), -state.log_prob.cpu())  # the energy -log_prob
-                extra = {"energy": (-state.log_prob).double().cpu().numpy(), "accepted": info.accepted.cpu().numpy()}
-            else:
-                step_uniforms = uniforms(step, cgmh.num_uniforms())
-                if args.sampler == "anneal":
-                    state, info = sentence_annealing.step(step_uniforms, state, config, temperature=float(temperatures[step]))
-                else:
-                    state, info = cgmh.step(step_uniforms, state, config)
-                statistics.update(info.accepted.cpu(), state.log_prob.cpu())
-                extra = {"protected": state.protected.cpu().numpy(), "log_prob": state.log_prob.double().cpu().numpy(),
-                         "accepted": info.accepted.cpu().numpy()}
-                if temperatures is not None:
-                    extra["temperature"] = [float(temperatures[step])] * num_chains
+            before = state
+            state, info = module.step(uniforms(step, count), state, *target, **sampler.step_params(args, step))
+            statistics.update(sampler.moved(before, state, info).cpu(),
+                              sampler.score(state).cpu() if sampler.score is not None else None)
             if (step + 1) % args.keep_every == 0 or step == args.num_steps - 1:
-                _write_step(output, step, state.x, model, extra, _keyword_list(args) if args.sampler in KEYWORD_SAMPLERS else ())
+                _write_step(output, step, state.x, model, sampler.to_record(state, info), keywords)
             bar.set_postfix_str(statistics.postfix(), refresh=False)
             bar.update(1)
             if interrupt_after_step is not None and step == interrupt_after_step:
@@ -779,6 +757,10 @@ def _run_decoding(args, model, records, output, num_chains, device) -> None:
 
 
 # ----------------------------------------------------------------------------- metrics
+def _best_of_run(sampler: str) -> bool:
+    return sampler in CHAIN_SAMPLERS and CHAIN_SAMPLERS[sampler].best_of_run
+
+
 def _report(args, folder: Path, model, causal_lm, statistics=None) -> dict:
     """Metrics of each chain's final sentence (``anneal``: its best): distinct-1/2, self-BLEU, perplexity.
 
@@ -790,7 +772,7 @@ def _report(args, folder: Path, model, causal_lm, statistics=None) -> dict:
     records = _validated_records(folder / "samples.jsonl", args)
     final = {}
     for record in records:
-        if args.sampler == "anneal":  # a search: report each chain's best sentence, not its last
+        if _best_of_run(args.sampler):  # a search: report each chain's best sentence, not its last
             best = final.get(record["chain"])
             if best is not None and best["log_prob"] >= record["log_prob"]:
                 continue
@@ -822,7 +804,8 @@ def _report(args, folder: Path, model, causal_lm, statistics=None) -> dict:
         print(f"beam search returns one sentence: the highest-scoring of --num-beams {args.num_beams} beams")
     elif args.sampler == "greedy":
         print("greedy decoding returns one sentence: the most probable token at each position")
-    print("\n".join(f"[{c}] {text}" + (" [truncated]" if cut else "") for c, (text, cut) in enumerate(zip(texts, truncated))))
+    lines = (f"[{c}] {text}" + (" [truncated]" if cut else "") for c, (text, cut) in enumerate(zip(texts, truncated)))
+    print("\n".join(lines))
     if any(truncated):
         print(f"[truncated]: {sum(truncated)} of {len(texts)} sentences reached --max-length {args.max_length} "
               "without END (a longer --max-length lets them finish)")
