@@ -62,6 +62,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from textsampling._validation import check_int, check_positive
+from textsampling.lm.tokens import sequence_length
 from textsampling.targets import PAD, BigramLM, DiscreteTarget, FixedLengthBigram, KeywordTarget
 from textsampling.targets.named import TemperedTarget, make_target
 from textsampling.testing.black_box import apply_step, goodness_of_fit_test, run_independent_chains
@@ -308,8 +309,7 @@ class _StepCaller:
                 )
             return state
         if self.variable_length:
-            is_pad = state == PAD
-            length = int(np.argmax(is_pad)) if is_pad.any() else state.shape[0]
+            length = sequence_length(state)
             if np.any(state[length:] != PAD):
                 raise MalformedStepError(
                     f"the step function returned {state.tolist()} {where}; a sentence is tokens followed "
