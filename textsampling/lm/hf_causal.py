@@ -23,10 +23,10 @@ from __future__ import annotations
 import torch
 
 from textsampling.lm._hf_common import (
-    display_name,
     as_token_tensor,
     content_max_length,
     decode_rows,
+    display_name,
     encode_texts,
     special_token_ids,
 )

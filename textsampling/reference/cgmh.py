@@ -84,11 +84,11 @@ import numpy as np
 from scipy.special import logsumexp
 
 from textsampling._validation import check_int, check_positive, check_uniforms
+from textsampling.lm.tokens import PAD, check_sequence, mask_special_tokens, sequence_length
 from textsampling.randomness import categorical_from_uniforms, integer_from_uniform
 from textsampling.reference import chain
 from textsampling.reference.chain import Trace
 from textsampling.reference.metropolis_hastings import log_accept_ratio
-from textsampling.lm.tokens import PAD, check_sequence, mask_special_tokens, sequence_length
 
 __all__ = [
     "MOVES",
@@ -272,7 +272,8 @@ def make_config(
     if log_similarity_fn is not None and not callable(log_similarity_fn):
         raise TypeError("log_similarity_fn must be callable, states (N, L) -> (N,), or None")
     move_probabilities = np.asarray(move_probabilities, dtype=np.float64)
-    if move_probabilities.shape != (3,) or np.any(~(move_probabilities > 0)) or abs(move_probabilities.sum() - 1) > 1e-9:
+    if (move_probabilities.shape != (3,) or np.any(~(move_probabilities > 0))
+            or abs(move_probabilities.sum() - 1) > 1e-9):
         raise ValueError(
             "move_probabilities must be three numbers > 0 summing to 1 (replace, insert, delete), "
             f"got {move_probabilities.tolist()}"
@@ -362,7 +363,9 @@ def edit_sites(config: CGMHConfig, x, protected) -> tuple:
 
 def _protected_after(config: CGMHConfig, y, carried) -> np.ndarray:
     """The ``protected`` field of a proposed sentence: recomputed, or carried along (position rule)."""
-    return carried if config.keyword_rule == "position" else locked_positions(config.keywords, y, config.continuation_tokens)[0]
+    if config.keyword_rule == "position":
+        return carried
+    return locked_positions(config.keywords, y, config.continuation_tokens)[0]
 
 
 def log_target(config: CGMHConfig, states) -> np.ndarray:
@@ -450,7 +453,8 @@ def keyword_state(config: CGMHConfig) -> CGMHState:
 # ----------------------------------------------------------------------------- one move
 def _empty(width: int) -> MoveOutcomes:
     return MoveOutcomes(
-        np.empty((0, width), dtype=np.int64), np.empty((0, width), dtype=bool), np.empty(0), np.empty(0), np.empty(0), -1
+        np.empty((0, width), dtype=np.int64), np.empty((0, width), dtype=bool),
+        np.empty(0), np.empty(0), np.empty(0), -1,
     )
 
 
@@ -492,7 +496,8 @@ def move_outcomes(state: CGMHState, move: str, position_uniform: float, config: 
         for c, (y, mask) in enumerate(zip(states, new_protected)):
             reverse_positions, _ = edit_sites(config, y, mask)
             reverse[c] = (
-                log_replace - np.log(reverse_positions.size) + reverse_token if position in reverse_positions else -np.inf
+                log_replace - np.log(reverse_positions.size) + reverse_token
+                if position in reverse_positions else -np.inf
             )
 
     elif move == "insert":
@@ -516,7 +521,8 @@ def move_outcomes(state: CGMHState, move: str, position_uniform: float, config: 
             # Reverse: delete the inserted token, if it is not locked in y.
             reverse_positions, _ = edit_sites(config, y, mask)
             reverse[c] = (
-                log_delete - use_positions * np.log(reverse_positions.size) if position in reverse_positions else -np.inf
+                log_delete - use_positions * np.log(reverse_positions.size)
+                if position in reverse_positions else -np.inf
             )
 
     elif move == "delete":
@@ -596,7 +602,10 @@ def _ordinary_tokens(model) -> list:
 
 
 def enumerate_sentences(config: CGMHConfig) -> np.ndarray:
-    """Every sentence of length ``1..max_length`` over the model's ordinary tokens with :math:`\\chi = 1`, ``(S, L)``."""
+    """Every sentence of length ``1..max_length`` over the model's ordinary tokens with :math:`\\chi = 1`.
+
+    Returns ``(S, L)`` int64, PAD-padded.
+    """
     tokens = _ordinary_tokens(config.model)
     width = config.max_length
     rows = [

@@ -42,10 +42,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from textsampling._validation import check_int, check_positive, check_uniforms
-from textsampling.randomness import as_generator
-from textsampling.randomness import categorical_from_uniforms
-from textsampling.randomness import draw_uniforms_for_steps
 from textsampling.lm.tokens import PAD, mask_special_tokens, sequence_length
+from textsampling.randomness import as_generator, categorical_from_uniforms, draw_uniforms_for_steps
 
 __all__ = [
     "MODES",
@@ -137,7 +135,9 @@ def decode(uniforms, model, max_new_tokens: int, temperature=1.0, top_k=None, to
     return DecodeResult(tokens, False)
 
 
-def sample(rng, model, num_samples: int, max_new_tokens: int, temperature=1.0, top_k=None, top_p=None, first_step: int = 0):
+def sample(
+    rng, model, num_samples: int, max_new_tokens: int, temperature=1.0, top_k=None, top_p=None, first_step: int = 0
+):
     """``num_samples`` sentences; sentence ``i`` uses ``draw_uniforms(rng, first_step + i, max_new_tokens)``.
 
     Returns
@@ -149,7 +149,8 @@ def sample(rng, model, num_samples: int, max_new_tokens: int, temperature=1.0, t
     max_new_tokens = check_int(max_new_tokens, "max_new_tokens", minimum=1)
     all_uniforms = draw_uniforms_for_steps(rng, check_int(first_step, "first_step"), num_samples, max_new_tokens)
     results = [decode(u, model, max_new_tokens, temperature, top_k, top_p) for u in all_uniforms]
-    return np.array([r.tokens for r in results]).reshape(num_samples, max_new_tokens), np.array([r.ended for r in results])
+    tokens = np.array([r.tokens for r in results]).reshape(num_samples, max_new_tokens)
+    return tokens, np.array([r.ended for r in results])
 
 
 def beam_search(model, num_beams: int, max_new_tokens: int, length_penalty: float = 1.0) -> BeamResult:
@@ -232,7 +233,10 @@ class SequenceLaw(NamedTuple):
         return np.exp(self.log_probs)
 
     def index(self, tokens, ended) -> np.ndarray:
-        """Row of each outcome ``(tokens (N, max_new_tokens), ended (N,))`` in this law; ``-1`` if outside its support."""
+        """Row of each outcome ``(tokens (N, max_new_tokens), ended (N,))`` in this law.
+
+        ``-1`` for an outcome outside its support.
+        """
         tokens = np.asarray(tokens, dtype=np.int64)
         ended = np.asarray(ended, dtype=bool)
         if tokens.ndim != 2 or tokens.shape[1] != self.tokens.shape[1] or ended.shape != (tokens.shape[0],):

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from textsampling._validation import check_positive
-from textsampling.targets.base import PAD, sequence_lengths
+from textsampling.targets.base import sequence_lengths
 from textsampling.targets.sequences import SequenceTarget
 
 __all__ = ["KeywordTarget", "TopicSimilarity"]

@@ -17,8 +17,6 @@ so the twin's Hastings terms are the reference's numbers. Part 2 of the series (
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -30,7 +28,12 @@ from textsampling.torch._validation import (
     resolve_device,
     same_device,
 )
-from textsampling.torch.randomness import categorical_from_uniforms, draw_uniforms_for_steps, integer_from_uniform, normal_from_uniforms
+from textsampling.torch.randomness import (
+    categorical_from_uniforms,
+    draw_uniforms_for_steps,
+    integer_from_uniform,
+    normal_from_uniforms,
+)
 
 __all__ = [
     "integer_from_uniform",

@@ -26,9 +26,8 @@ float64 one rounded to nearest and then clamped to the largest float32 below 1, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch
 
