@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from textsampling.targets.base import PAD
+from textsampling.lm.tokens import sequence_lengths_torch
 from textsampling.targets.composed import KeywordTarget as ReferenceKeywordTarget
 from textsampling.targets.composed import TopicSimilarity as ReferenceTopicSimilarity
 from textsampling.torch._validation import check_float_dtype, check_tensor, resolve_device, same_device
@@ -25,7 +25,8 @@ __all__ = ["KeywordTarget", "TopicSimilarity"]
 
 def _inside_sentence(states: torch.Tensor) -> torch.Tensor:
     """``(N, L)`` bool: positions before the first PAD."""
-    return torch.cumprod((states != PAD).to(torch.int64), dim=1).to(torch.bool)
+    positions = torch.arange(states.shape[1], device=states.device)  # (L,)
+    return positions[None, :] < sequence_lengths_torch(states)[:, None]  # (1, L) < (N, 1) -> (N, L)
 
 
 def _sequence_twin(reference, dtype, device) -> SequenceTarget:
