@@ -45,14 +45,14 @@ def mlm_gibbs_sweep(rng, x, lm):
 # %% [markdown]
 # ## Autograding
 #
-# Run this cell (or `python autograder.py 02_mlm_gibbs_sweep.py` in a terminal; exit status 0 passed, 1
-# not yet). The autograder calls your function a few thousand times and checks, in order: that every
-# result is a state of the target; that it is one step of **the requested algorithm** (draw the tokens
-# from `lm.masked_log_probs`, position 0, 1, ... in turn); that the moves have the exact probabilities of
-# that algorithm — if not, it names the usual mistake they fit, or shows the moves that are most off with
-# each factor of the exact ratio; and that the target is kept and reached (`textsampling.check`, see
-# `book/conformance.md`). A correct step fails with probability at most 1e-4; the seed is fixed, so the
-# verdict is reproducible.
+# Run this cell (or `python autograder.py 02_mlm_gibbs_sweep.py` in a terminal; exit status 0 passed, 1 not
+# yet). The autograder calls your function a few thousand times and checks, in order: that every result is a
+# state of the target; that it is one step of **the requested algorithm** (draw the tokens from
+# `lm.masked_log_probs`, position 0, 1, ... in turn); that the moves have the exact probabilities of that
+# algorithm — if not, it names the usual mistake they fit, or shows the moves that are most off with each
+# factor of the exact ratio; and that the target is kept and reached (`textsampling.testing.conformance`,
+# the `textsampling check` command; see `book/conformance.md`). A correct step fails with probability at
+# most 1e-4; the seed is fixed, so the verdict is reproducible.
 
 # %%
 if __name__ == "__main__":

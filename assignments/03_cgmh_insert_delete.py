@@ -72,12 +72,13 @@ def insert_delete_step(rng, x, target):
 # ## Autograding
 #
 # Run this cell (or `python autograder.py 03_cgmh_insert_delete.py` in a terminal; exit status 0 passed, 1
-# not yet). The autograder calls your function a few thousand times and checks, in order: that every
-# result is a state of the target; that it is one step of **the requested algorithm** (return `x`, insert
-# one token or delete one token); that the moves have the exact probabilities of that algorithm — if not,
-# it names the usual mistake they fit, or shows the moves that are most off with each factor of the exact
-# ratio; and that the target is kept and reached (`textsampling.check`, see `book/conformance.md`). A
-# correct step fails with probability at most 1e-4; the seed is fixed, so the verdict is reproducible.
+# not yet). The autograder calls your function a few thousand times and checks, in order: that every result
+# is a state of the target; that it is one step of **the requested algorithm** (return `x`, insert one token
+# or delete one token); that the moves have the exact probabilities of that algorithm — if not, it names the
+# usual mistake they fit, or shows the moves that are most off with each factor of the exact ratio; and that
+# the target is kept and reached (`textsampling.testing.conformance`, the `textsampling check` command; see
+# `book/conformance.md`). A correct step fails with probability at most 1e-4; the seed is fixed, so the
+# verdict is reproducible.
 
 # %%
 if __name__ == "__main__":

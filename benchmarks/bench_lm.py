@@ -243,7 +243,8 @@ def causal_scoring_ours(lm, batch, length, device, num_calls):
 def causal_scoring_minimal(lm, batch, length, device, num_calls):
     """baseline_gpu.py's loop: full logits, float32 log_softmax over (B, L, V), gather; [BOS] x as ours."""
     model = lm.model
-    x = torch.cat([torch.full((batch, 1), lm.bos_token_id, device=device), random_content(lm, batch, length, device)], 1)
+    bos = torch.full((batch, 1), lm.bos_token_id, device=device)
+    x = torch.cat([bos, random_content(lm, batch, length, device)], 1)
 
     @torch.no_grad()
     def one_call(_):
@@ -323,7 +324,8 @@ def main(argv=None):
     )
     parser.add_argument("--length", type=int, default=40, help="content tokens per sentence")
     parser.add_argument(
-        "--dtype", default=None, choices=["bfloat16", "float16", "float32"], help="default: bfloat16 on GPU, float32 on CPU"
+        "--dtype", default=None, choices=["bfloat16", "float16", "float32"],
+        help="default: bfloat16 on GPU, float32 on CPU",
     )
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak for MFU when the GPU is not recognised")
     parser.add_argument("--no-minimal", action="store_true", help="skip the minimal-loop comparison rows")
@@ -345,7 +347,9 @@ def main(argv=None):
     where = f"GPU {machine['gpu']}" if on_gpu else f"CPU {machine['cpu']}"
     where += f" ({machine['cpu_count']} CPU cores, {machine['torch_threads']} torch threads)"
     print(f"machine: {where} | torch {machine['torch']} | transformers {machine['transformers']}")
-    peak_text = f"{peak / 1e12:,.0f} TFLOP/s ({str(dtype).split('.')[-1]} dense)" if peak else "unknown (MFU shown as -)"
+    peak_text = (
+        f"{peak / 1e12:,.0f} TFLOP/s ({str(dtype).split('.')[-1]} dense)" if peak else "unknown (MFU shown as -)"
+    )
     sized = "small (hidden 64, 2 layers)" if small else "bert-base / gpt2-small sized"
     print(f"dtype: {str(dtype).split('.')[-1]} | models: {sized}, random init | length {length} | peak: {peak_text}")
 
@@ -379,7 +383,8 @@ def main(argv=None):
         for batch in batch_sizes:
             measure(rows, "mlm_gibbs", "ours", mlm_gibbs_ours, lm, batch, length, device, num_steps, flops, peak)
             if not args.no_minimal:
-                measure(rows, "mlm_gibbs", "minimal", mlm_gibbs_minimal, lm, batch, length, device, num_steps, flops, peak)
+                measure(rows, "mlm_gibbs", "minimal", mlm_gibbs_minimal, lm, batch, length, device, num_steps, flops,
+                        peak)
         del lm
     if "causal_scoring" in workloads:
         if on_gpu:
@@ -402,7 +407,9 @@ def main(argv=None):
         hopper = any(k in (machine["gpu"] or "") for k in ("H100", "H200"))
         comparable = on_gpu and not small and dtype == torch.bfloat16 and length == 40 and hopper
         verdict = ("met" if best["rate"] >= target else "NOT met") if comparable else "n/a on this machine/config"
-        targets[workload] = {"target": target, "best": best["rate"], "batch_size": best["batch_size"], "verdict": verdict}
+        targets[workload] = {
+            "target": target, "best": best["rate"], "batch_size": best["batch_size"], "verdict": verdict
+        }
         print(
             f"  {workload:<15} >= {target:>9,.0f} {UNITS[workload]:<14} best ours {best['rate']:>12,.0f} "
             f"(batch {best['batch_size']}): {verdict}"

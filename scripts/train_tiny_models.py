@@ -292,7 +292,8 @@ class KneserNey:
     def sentence_log_prob(self, seq, end: int) -> float:
         padded = [self.bos] * (self.order - 1) + list(seq) + [end]
         return sum(
-            math.log(self.prob(tuple(padded[i - self.order + 1 : i]), padded[i])) for i in range(self.order - 1, len(padded))
+            math.log(self.prob(tuple(padded[i - self.order + 1 : i]), padded[i]))
+            for i in range(self.order - 1, len(padded))
         )
 
     def masked_argmax(self, seq, position: int, end: int) -> int:
@@ -390,7 +391,8 @@ def main(argv=None) -> None:
 
     # evaluation on the held-out plays: one masked position per sentence, drawn with a fixed seed
     eval_rng = np.random.default_rng(args.seed + 2)
-    eval_rows = [test_ids[i] for i in sorted(eval_rng.choice(len(test_ids), min(args.num_eval, len(test_ids)), replace=False))]
+    eval_indices = eval_rng.choice(len(test_ids), min(args.num_eval, len(test_ids)), replace=False)
+    eval_rows = [test_ids[i] for i in sorted(eval_indices)]
     positions = [int(eval_rng.integers(len(r))) for r in eval_rows]
     outcomes = [i for i in range(vocab_size) if i not in {ids[t] for t in SPECIAL_TOKENS}] + [ids["[SEP]"]]
     metrics = {
@@ -412,7 +414,8 @@ def main(argv=None) -> None:
         metrics[f"{name}_perplexity"] = math.exp(-log_prob / tokens)
         hits = sum(model.masked_argmax(r, p, ids["[SEP]"]) == r[p] for r, p in zip(eval_rows, positions))
         metrics[f"{name}_masked_accuracy"] = hits / len(eval_rows)
-        log(f"{name}: perplexity {metrics[f'{name}_perplexity']:.2f}, accuracy {metrics[f'{name}_masked_accuracy']:.4f}")
+        log(f"{name}: perplexity {metrics[f'{name}_perplexity']:.2f}, "
+            f"accuracy {metrics[f'{name}_masked_accuracy']:.4f}")
 
     hf_tokenizer = wrap_tokenizer(tokenizer)
     for model, sub in [(mlm, "mlm"), (clm, "clm")]:

@@ -228,6 +228,21 @@ def test_a_step_that_keeps_the_target_with_the_wrong_proposal_does_not_pass():
     assert not result.passed and "UNIFORM token proposal" in stages["transition probabilities"].summary
 
 
+def test_the_conformance_stage_says_when_a_budget_shrank_the_sizes():
+    # No budget (the default): the fixed sizes run and nothing is said. A budget no step can meet
+    # (1e-9 s) shrinks them on any machine: the stage must tell the student, whatever its verdict.
+    step = autograder.load_function(SOLUTIONS / "ex01_metropolis_hastings.py", "mh_step")
+    sizes = dict(num_samples=3000, num_chains=200, num_steps=100)
+    fixed = {s.name: s for s in autograder.grade(1, step, conformance_sizes=sizes).stages}
+    stage = fixed["keeps and reaches the target"]
+    assert "--budget" not in stage.summary and not any("--budget" in line for line in stage.details), stage
+    shrunk = {s.name: s for s in autograder.grade(1, step, budget=1e-9, conformance_sizes=sizes).stages}
+    stage = shrunk["keeps and reaches the target"]
+    assert "sizes shrunk by --budget 1e-09 s" in stage.summary, stage
+    assert stage.details[0].startswith("--budget 1e-09 s shrank the sample sizes (scale ") and (
+        "leave --budget out to run the fixed sizes" in stage.details[0]), stage
+
+
 @pytest.mark.parametrize("exercise, step, fragment", [
     (1, mh_no_hastings, "WITHOUT the Hastings term"),
     (1, mh_u_versus_log_ratio, "compares u with the LOG ratio"),

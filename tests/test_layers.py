@@ -46,31 +46,10 @@ KNOWN_UPWARD = {
 
 #: (importing module, "module.name") -> what clears it. Private names taken from another module.
 KNOWN_PRIVATE_NAMES = {
-    ("textsampling.torch.randomness", "textsampling.randomness._check_seed"): (
-        "randomness._check_seed goes public (check_seed) and torch/randomness.py imports that"
-    ),
-    ("textsampling.torch.rejection", "textsampling.torch.importance._flat_log_prob"): (
-        "torch importance._flat_log_prob goes public (flat_log_prob) and torch/rejection.py imports that"
-    ),
-    ("textsampling.torch.targets.gaussian_mixture", "textsampling.targets.gaussian_mixture._HALF_LOG_TWO_PI"): (
-        "targets/gaussian_mixture.py names it HALF_LOG_TWO_PI and torch/targets/gaussian_mixture.py imports that"
-    ),
 }
 
 #: Modules of a cycle -> what clears it.
 KNOWN_CYCLES = {
-    (
-        "textsampling.torch.proposals",
-        "textsampling.torch.targets",
-        "textsampling.torch.targets.composed",
-        "textsampling.torch.twins",
-    ): (
-        "twins.py imports proposals and targets (its table of pairs) while IndependenceProposal.from_reference "
-        "(torch/proposals.py) and KeywordTarget.from_reference (torch/targets/composed.py) import twins.twin_of "
-        "inside the method: each twins its inner object from its own module instead (an IndependentCategorical, "
-        "IndependentUniformSequences or IndependentGaussian of proposals.py; a BigramLM or FixedLengthBigram of "
-        "targets/sequences.py, by its _reference_class), and nothing below twins.py imports it"
-    ),
 }
 
 

@@ -112,7 +112,9 @@ def _check_options(max_order, smooth):
     return max_order
 
 
-def corpus_bleu(hypotheses, references, max_order: int = 4, smooth: str = "none", effective_order: bool = False) -> float:
+def corpus_bleu(
+    hypotheses, references, max_order: int = 4, smooth: str = "none", effective_order: bool = False
+) -> float:
     """Corpus BLEU in [0, 100], statistics pooled over all hypotheses.
 
     Parameters
@@ -146,7 +148,9 @@ def corpus_bleu(hypotheses, references, max_order: int = 4, smooth: str = "none"
     return _score(matches, totals, length, reference_length, max_order, smooth, effective_order)
 
 
-def sentence_bleu(hypothesis, references, max_order: int = 4, smooth: str = "exp", effective_order: bool = True) -> float:
+def sentence_bleu(
+    hypothesis, references, max_order: int = 4, smooth: str = "exp", effective_order: bool = True
+) -> float:
     """Sentence BLEU in [0, 100] of one hypothesis against its references (sacrebleu's defaults)."""
     max_order = _check_options(max_order, smooth)
     refs = [references] if isinstance(references, str) else list(references)
@@ -165,7 +169,8 @@ def self_bleu(texts, max_order: int = 4, smooth: str = "exp", effective_order: b
     if len(texts) < 2:
         raise ValueError(f"texts must hold at least 2 samples for self-BLEU, got {len(texts)}")
     scores = [
-        sentence_bleu(text, texts[:i] + texts[i + 1 :], max_order, smooth, effective_order) for i, text in enumerate(texts)
+        sentence_bleu(text, texts[:i] + texts[i + 1 :], max_order, smooth, effective_order)
+        for i, text in enumerate(texts)
     ]
     return float(np.mean(scores))
 

@@ -47,6 +47,7 @@ __all__ = [
     "iterate_step_uniforms",
     "philox4x32",
     "counter_uniforms",
+    "check_seed",
     "draw_uniforms",
     "as_generator",
 ]
@@ -95,7 +96,11 @@ def philox4x32(counter, key, rounds: int = PHILOX_ROUNDS) -> np.ndarray:
     return np.stack(np.broadcast_arrays(c0, c1, c2, c3), axis=-1)
 
 
-def _check_seed(seed) -> int:
+def check_seed(seed) -> int:
+    """``seed`` as a Python int in ``[0, 2**64)`` (the Philox key), or a TypeError/ValueError naming it.
+
+    Shared by :class:`CounterGenerator` and its torch twin, so both refuse the same seeds.
+    """
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int in [0, 2**64), got {type(seed).__name__}")
     seed = int(seed)
@@ -140,7 +145,7 @@ def counter_uniforms(seed: int, chain_index, step, num_uniforms: int) -> np.ndar
     -------
     numpy.ndarray of float64, shape ``broadcast(chain_index, step).shape + (num_uniforms,)``
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     if not isinstance(num_uniforms, (int, np.integer)) or num_uniforms < 0:
         raise ValueError(f"num_uniforms must be a non-negative int, got {num_uniforms!r}")
     chain_index, step = np.broadcast_arrays(_check_chain_index(chain_index), _check_step(step))
@@ -184,7 +189,7 @@ class CounterGenerator:
     chain_index: object = 0
 
     def __post_init__(self):
-        _check_seed(self.seed)
+        check_seed(self.seed)
         _check_chain_index(self.chain_index)
 
     def uniforms(self, step: int, num_uniforms: int) -> np.ndarray:

@@ -39,10 +39,9 @@ import itertools
 import numpy as np
 
 from textsampling.gallery._case import law_matrix, per_target
-from textsampling.testing.cases import SamplerCase
-from textsampling.randomness import draw_uniforms
+from textsampling.randomness import categorical_from_uniforms, draw_uniforms
 from textsampling.reference import cgmh
-from textsampling.randomness import categorical_from_uniforms
+from textsampling.testing.cases import SamplerCase
 
 __all__ = ["NUM_CANDIDATES", "VARIANTS", "config_for", "paths", "cgmh_step", "transition_matrix", "CASES", "CORRECT"]
 
@@ -168,5 +167,6 @@ CASES = (
     _case("cgmh-threshold-acceptance", "threshold-acceptance",
           "CGMH moves accepted iff alpha > 1/2 (a fixed threshold) instead of with probability alpha"),
     _case("cgmh-position-protecting", "position-protecting",
-          "CGMH that protects keyword positions: exact on (sentence, placement) pairs, so it samples N(x) rho(x) over sentences"),
+          "CGMH that protects keyword positions: exact on (sentence, placement) pairs, "
+          "so it samples N(x) rho(x) over sentences"),
 )

@@ -26,12 +26,12 @@ from __future__ import annotations
 import numpy as np
 
 from textsampling.gallery._case import from_faulty, law_matrix, per_target
-from textsampling.testing.conformance import bigram_oracle
 from textsampling.lm.tokens import sequence_length, with_mask_at
-from textsampling.testing.cases import SamplerCase
 from textsampling.randomness import categorical_from_uniforms, draw_uniforms, integer_from_uniform
 from textsampling.reference import gibbs, mlm_gibbs
 from textsampling.testing import faulty
+from textsampling.testing.cases import SamplerCase
+from textsampling.testing.conformance import bigram_oracle
 
 __all__ = ["CASES", "FORGOT_MASK", "causal_conditional_log_probs", "mask_sensitive_oracle"]
 

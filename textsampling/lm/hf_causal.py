@@ -23,14 +23,14 @@ from __future__ import annotations
 import torch
 
 from textsampling.lm._hf_common import (
-    display_name,
     as_token_tensor,
     content_max_length,
     decode_rows,
+    display_name,
     encode_texts,
     special_token_ids,
 )
-from textsampling.lm.tokens import PAD, sequence_lengths_torch
+from textsampling.lm.tokens import PAD, sequence_lengths_torch, special_token_mask
 
 __all__ = ["HFCausalLM"]
 
@@ -70,9 +70,10 @@ class HFCausalLM:
         self.end_token_id, self.bos_token_id = int(end), int(start)
         config = model.config
         self.max_length = content_max_length(config, tokenizer, "causal")
-        allowed = torch.ones(self.vocab_size, dtype=torch.bool)
-        allowed[sorted(self.special_token_ids - {self.end_token_id})] = False
-        self._allowed = allowed
+        # (V,) bool: the ids a sampler may produce, END included (it ends the sentence)
+        self._allowed = torch.as_tensor(
+            ~special_token_mask(self.special_token_ids, self.vocab_size, keep=(self.end_token_id,))
+        )
         # models that rescale or soft-cap logits after the head: use their full output instead
         self._head_only = not any(
             getattr(config, name, None) not in (None, 1.0) for name in ("final_logit_softcapping", "logit_scale")

@@ -22,10 +22,10 @@ from __future__ import annotations
 import torch
 
 from textsampling.lm._hf_common import (
-    display_name,
     as_token_tensor,
     content_max_length,
     decode_rows,
+    display_name,
     encode_texts,
     special_token_ids,
 )
@@ -49,7 +49,9 @@ def masked_lm_head(model):
     if hasattr(model, "generator_lm_head") and hasattr(model, "generator_predictions"):
         return torch.nn.Sequential(model.generator_predictions, model.generator_lm_head)
     if all(hasattr(model, name) for name in ("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector")):
-        return torch.nn.Sequential(model.vocab_transform, model.activation, model.vocab_layer_norm, model.vocab_projector)
+        return torch.nn.Sequential(
+            model.vocab_transform, model.activation, model.vocab_layer_norm, model.vocab_projector
+        )
     return None
 
 

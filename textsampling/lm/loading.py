@@ -82,7 +82,10 @@ def builtin_model_path(name: str, kind: str) -> Path:
 
 def hub_is_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set to a true value."""
-    return any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"} for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def hub_is_reachable(timeout: float = 3.0) -> bool:
@@ -139,7 +142,8 @@ def _resolve(name_or_path, kind: str):
         return str(path), True
     if not _HUB_NAME.match(text):
         raise ValueError(
-            f"name_or_path {text!r} is neither a local folder nor a hub name like 'gpt2' or 'google-bert/bert-base-uncased'"
+            f"name_or_path {text!r} is neither a local folder nor a hub name like 'gpt2' or "
+            "'google-bert/bert-base-uncased'"
         )
     return text, False
 
@@ -150,7 +154,7 @@ def _load_config(source: str, local: bool):
     if local:
         try:
             return AutoConfig.from_pretrained(source, local_files_only=True, **_NO_REMOTE_CODE)
-        except ValueError as error:
+        except ValueError:
             if "auto_map" in (Path(source) / "config.json").read_text():
                 raise ValueError(
                     f"name_or_path {source!r} needs Python code shipped in the folder (auto_map in config.json) "
@@ -270,7 +274,8 @@ def inspect_model(name_or_path, kind: str, allow_pickle: bool = False) -> ModelI
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(source, **_local_options(local), **_NO_REMOTE_CODE)
-    return ModelInfo(source, local, kind, config, tokenizer, content_max_length(config, tokenizer, kind), use_safetensors)
+    max_length = content_max_length(config, tokenizer, kind)
+    return ModelInfo(source, local, kind, config, tokenizer, max_length, use_safetensors)
 
 
 def _local_options(local: bool) -> dict:
@@ -402,7 +407,10 @@ def encode_keywords(tokenizer, words) -> list:
         if not isinstance(word, str) or not word.strip():
             raise ValueError(f"words: each keyword must be a non-empty string, got {word!r}")
         ids = tokenizer.encode("x " + word.strip(), add_special_tokens=False)
-        ids = ids[len(prefix) :] if ids[: len(prefix)] == prefix else tokenizer.encode(word.strip(), add_special_tokens=False)
+        if ids[: len(prefix)] == prefix:
+            ids = ids[len(prefix) :]
+        else:
+            ids = tokenizer.encode(word.strip(), add_special_tokens=False)
         bad = [tokenizer.convert_ids_to_tokens(i) for i in ids if i in special]
         if not ids or bad:
             raise ValueError(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from textsampling.targets.base import PAD
+from textsampling.targets.base import PAD, sequence_length, sequence_lengths
 
 __all__ = [
     "PAD",
@@ -39,18 +39,8 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- length
-def sequence_length(x) -> int:
-    """Number of entries of the 1-D sequence ``x`` before the first PAD (its width when none is PAD)."""
-    is_pad = np.asarray(x) == PAD
-    return int(np.argmax(is_pad)) if is_pad.any() else int(is_pad.shape[-1])
-
-
-def sequence_lengths(x) -> np.ndarray:
-    """Entries before the first PAD of each row of ``x`` ``(N, L)``: int64 ``(N,)``."""
-    is_pad = np.asarray(x) == PAD  # (N, L)
-    return np.where(is_pad.any(axis=1), np.argmax(is_pad, axis=1), is_pad.shape[1]).astype(np.int64)
-
-
+# sequence_length and sequence_lengths (NumPy) live beside PAD in textsampling.targets.base, which the
+# targets use too (targets sit below lm); they are imported above and re-exported here.
 def sequence_lengths_torch(x):
     """Torch rule of :func:`sequence_lengths`: ``(N, L)`` tensor -> int64 ``(N,)`` on its device."""
     import torch

@@ -84,11 +84,11 @@ import numpy as np
 from scipy.special import logsumexp
 
 from textsampling._validation import check_int, check_positive, check_uniforms
+from textsampling.lm.tokens import PAD, check_sequence, mask_special_tokens, sequence_length
 from textsampling.randomness import categorical_from_uniforms, integer_from_uniform
 from textsampling.reference import chain
 from textsampling.reference.chain import Trace
 from textsampling.reference.metropolis_hastings import log_accept_ratio
-from textsampling.targets.base import PAD
 
 __all__ = [
     "MOVES",
@@ -272,7 +272,8 @@ def make_config(
     if log_similarity_fn is not None and not callable(log_similarity_fn):
         raise TypeError("log_similarity_fn must be callable, states (N, L) -> (N,), or None")
     move_probabilities = np.asarray(move_probabilities, dtype=np.float64)
-    if move_probabilities.shape != (3,) or np.any(~(move_probabilities > 0)) or abs(move_probabilities.sum() - 1) > 1e-9:
+    if (move_probabilities.shape != (3,) or np.any(~(move_probabilities > 0))
+            or abs(move_probabilities.sum() - 1) > 1e-9):
         raise ValueError(
             "move_probabilities must be three numbers > 0 summing to 1 (replace, insert, delete), "
             f"got {move_probabilities.tolist()}"
@@ -290,11 +291,6 @@ def make_config(
 
 
 # ----------------------------------------------------------------------------- keyword rules
-def _length(x) -> int:
-    is_pad = np.asarray(x) == PAD
-    return int(np.argmax(is_pad)) if is_pad.any() else int(is_pad.shape[-1])
-
-
 def _padded(tokens, width: int) -> np.ndarray:
     out = np.full(width, PAD, dtype=np.int64)
     out[: len(tokens)] = tokens
@@ -326,7 +322,7 @@ def satisfies_keywords(keywords, states, continuation_tokens=frozenset()) -> np.
     required = Counter(keywords)
     out = np.ones(states.shape[0], dtype=bool)
     for n, x in enumerate(states):
-        tokens = [int(t) for t in x[: _length(x)]]
+        tokens = [int(t) for t in x[: sequence_length(x)]]
         out[n] = all(len(_occurrences(tokens, unit, continuation_tokens)) >= count for unit, count in required.items())
     return out
 
@@ -338,7 +334,7 @@ def locked_positions(keywords, x, continuation_tokens=frozenset()) -> tuple:
     be neither replaced nor deleted, and the slots strictly between two of their pieces take no insert.
     """
     x = np.asarray(x, dtype=np.int64)
-    tokens = [int(t) for t in x[: _length(x)]]
+    tokens = [int(t) for t in x[: sequence_length(x)]]
     locked = np.zeros(x.shape[0], dtype=bool)
     blocked = np.zeros(x.shape[0] + 1, dtype=bool)
     for unit, count in Counter(normalize_keywords(keywords)).items():
@@ -355,7 +351,7 @@ def edit_sites(config: CGMHConfig, x, protected) -> tuple:
 
     ``protected`` is the carried placement, read only under ``keyword_rule="position"``.
     """
-    length = _length(x)
+    length = sequence_length(x)
     if config.keyword_rule == "position":
         locked, blocked = np.asarray(protected, dtype=bool), np.zeros(len(x) + 1, dtype=bool)
     else:
@@ -367,7 +363,9 @@ def edit_sites(config: CGMHConfig, x, protected) -> tuple:
 
 def _protected_after(config: CGMHConfig, y, carried) -> np.ndarray:
     """The ``protected`` field of a proposed sentence: recomputed, or carried along (position rule)."""
-    return carried if config.keyword_rule == "position" else locked_positions(config.keywords, y, config.continuation_tokens)[0]
+    if config.keyword_rule == "position":
+        return carried
+    return locked_positions(config.keywords, y, config.continuation_tokens)[0]
 
 
 def log_target(config: CGMHConfig, states) -> np.ndarray:
@@ -389,8 +387,7 @@ def candidate_tokens(config: CGMHConfig, prefix, current=None) -> np.ndarray:
     """
     model = config.model
     row = np.array(model.next_token_log_probs(_padded(prefix, config.max_length)[None]), dtype=np.float64)[0]
-    special = [int(t) for t in model.special_token_ids if 0 <= int(t) < row.shape[0]]
-    row[special] = -np.inf
+    row = mask_special_tokens(row, model.special_token_ids)
     order = np.argsort(-row, kind="stable")
     tokens = order[np.isfinite(row[order])][: config.num_candidates]
     if config.candidate_set == "biased" and current is not None and current not in tokens:
@@ -414,16 +411,13 @@ def init(x0, config: CGMHConfig, *, protected=None) -> CGMHState:
     """
     if isinstance(x0, CGMHState):
         raise TypeError("x0 must be a token sequence, not a CGMHState: give state.x (and protected=state.protected)")
-    x = np.asarray(x0)
-    if x.dtype.kind not in "iu" or x.ndim != 1 or not 1 <= x.shape[0] <= config.max_length:
+    x = check_sequence(x0, "x0")  # int64: at least one token, then only PAD
+    if x.shape[0] > config.max_length:
         raise ValueError(
-            f"x0 must be a 1-D int sequence of 1..max_length = {config.max_length} tokens, "
-            f"got shape {x.shape} and dtype {x.dtype}"
+            f"x0 must have 1..max_length = {config.max_length} entries (PAD included), got {x.shape[0]}"
         )
-    x = _padded(x.astype(np.int64), config.max_length)
-    length = _length(x)
-    if length == 0 or np.any(x[length:] != PAD):
-        raise ValueError(f"x0 must hold at least one token, then only PAD = {PAD}; got {x.tolist()}")
+    x = _padded(x, config.max_length)
+    length = sequence_length(x)
     if config.keyword_rule == "position":
         protected = np.zeros(len(x), dtype=bool) if protected is None else np.asarray(protected, dtype=bool)
         if protected.ndim != 1 or protected.shape[0] > len(x) or np.any(protected[length:]):
@@ -459,7 +453,8 @@ def keyword_state(config: CGMHConfig) -> CGMHState:
 # ----------------------------------------------------------------------------- one move
 def _empty(width: int) -> MoveOutcomes:
     return MoveOutcomes(
-        np.empty((0, width), dtype=np.int64), np.empty((0, width), dtype=bool), np.empty(0), np.empty(0), np.empty(0), -1
+        np.empty((0, width), dtype=np.int64), np.empty((0, width), dtype=bool),
+        np.empty(0), np.empty(0), np.empty(0), -1,
     )
 
 
@@ -471,7 +466,7 @@ def move_outcomes(state: CGMHState, move: str, position_uniform: float, config: 
     """
     x, protected, width = state.x, state.protected, config.max_length
     temperature = config.temperature
-    length = _length(x)
+    length = sequence_length(x)
     positions, slots = edit_sites(config, x, protected)
     log_replace, log_insert, log_delete = config.log_move_probabilities
     log_x = state.log_prob / temperature  # tempered log rho_T(x)
@@ -501,7 +496,8 @@ def move_outcomes(state: CGMHState, move: str, position_uniform: float, config: 
         for c, (y, mask) in enumerate(zip(states, new_protected)):
             reverse_positions, _ = edit_sites(config, y, mask)
             reverse[c] = (
-                log_replace - np.log(reverse_positions.size) + reverse_token if position in reverse_positions else -np.inf
+                log_replace - np.log(reverse_positions.size) + reverse_token
+                if position in reverse_positions else -np.inf
             )
 
     elif move == "insert":
@@ -525,7 +521,8 @@ def move_outcomes(state: CGMHState, move: str, position_uniform: float, config: 
             # Reverse: delete the inserted token, if it is not locked in y.
             reverse_positions, _ = edit_sites(config, y, mask)
             reverse[c] = (
-                log_delete - use_positions * np.log(reverse_positions.size) if position in reverse_positions else -np.inf
+                log_delete - use_positions * np.log(reverse_positions.size)
+                if position in reverse_positions else -np.inf
             )
 
     elif move == "delete":
@@ -605,7 +602,10 @@ def _ordinary_tokens(model) -> list:
 
 
 def enumerate_sentences(config: CGMHConfig) -> np.ndarray:
-    """Every sentence of length ``1..max_length`` over the model's ordinary tokens with :math:`\\chi = 1`, ``(S, L)``."""
+    """Every sentence of length ``1..max_length`` over the model's ordinary tokens with :math:`\\chi = 1`.
+
+    Returns ``(S, L)`` int64, PAD-padded.
+    """
     tokens = _ordinary_tokens(config.model)
     width = config.max_length
     rows = [

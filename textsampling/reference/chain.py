@@ -33,25 +33,20 @@ __all__ = ["Trace", "run", "run_steps", "stack_rows", "best"]
 
 
 class Trace(NamedTuple):
-    """A run of completed steps, the same layout for every sampler (the twin adds a leading chain axis).
+    """A run of completed steps, the same layout for every sampler (the twin adds a leading chain axis)."""
 
-    Attributes
-    ----------
-    states : NamedTuple
-        The sampler's state type, each field an array with a leading step axis: ``states.x[t]`` is
-        the state after step ``first_step + t``.
-    infos : NamedTuple or None
-        The sampler's info type, each field stacked the same way (``infos.accepted[t]`` …); ``None``
-        when no step was completed.
-    final_state : NamedTuple
-        The state after the last completed step (the start when none was).
-    interrupted : bool
-        True when a ``KeyboardInterrupt`` stopped the run; the arrays then hold the completed steps.
-    """
+    # The fields are documented by #: comments, not an "Attributes" section: autodoc documents a
+    # NamedTuple's fields itself, and a section would describe each a second time (a Sphinx warning).
 
+    #: The sampler's state type (a NamedTuple), each field an array with a leading step axis:
+    #: ``states.x[t]`` is the state after step ``first_step + t``.
     states: Any
+    #: The sampler's info type (a NamedTuple), each field stacked the same way (``infos.accepted[t]`` …);
+    #: ``None`` when no step was completed.
     infos: Any
+    #: The state after the last completed step (the start when none was), a NamedTuple.
     final_state: Any
+    #: True when a ``KeyboardInterrupt`` stopped the run; the arrays then hold the completed steps.
     interrupted: bool
 
 

@@ -42,10 +42,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from textsampling._validation import check_int, check_positive, check_uniforms
-from textsampling.randomness import as_generator
-from textsampling.randomness import categorical_from_uniforms
-from textsampling.randomness import draw_uniforms_for_steps
-from textsampling.targets.base import PAD
+from textsampling.lm.tokens import PAD, mask_special_tokens, sequence_length
+from textsampling.randomness import as_generator, categorical_from_uniforms, draw_uniforms_for_steps
 
 __all__ = [
     "MODES",
@@ -115,8 +113,7 @@ def filter_log_probs(log_probs, temperature: float = 1.0, top_k=None, top_p=None
 def next_token_row(model, prefix, temperature=1.0, top_k=None, top_p=None) -> np.ndarray:
     """Filtered, normalised :math:`\\log q(x_{t+1} = v \\mid x_{\\le t})` after one PAD-padded prefix, ``(V,)``."""
     row = np.array(model.next_token_log_probs(np.asarray(prefix, dtype=np.int64)[None]), dtype=np.float64)[0]
-    special = [int(t) for t in model.special_token_ids if int(t) != model.end_token_id and 0 <= int(t) < row.shape[0]]
-    row[special] = -np.inf  # never produce [MASK], [PAD], BOS...; END stays
+    row = mask_special_tokens(row, model.special_token_ids, keep=(model.end_token_id,))  # END stays
     return filter_log_probs(row, temperature, top_k, top_p)
 
 
@@ -138,7 +135,9 @@ def decode(uniforms, model, max_new_tokens: int, temperature=1.0, top_k=None, to
     return DecodeResult(tokens, False)
 
 
-def sample(rng, model, num_samples: int, max_new_tokens: int, temperature=1.0, top_k=None, top_p=None, first_step: int = 0):
+def sample(
+    rng, model, num_samples: int, max_new_tokens: int, temperature=1.0, top_k=None, top_p=None, first_step: int = 0
+):
     """``num_samples`` sentences; sentence ``i`` uses ``draw_uniforms(rng, first_step + i, max_new_tokens)``.
 
     Returns
@@ -150,7 +149,8 @@ def sample(rng, model, num_samples: int, max_new_tokens: int, temperature=1.0, t
     max_new_tokens = check_int(max_new_tokens, "max_new_tokens", minimum=1)
     all_uniforms = draw_uniforms_for_steps(rng, check_int(first_step, "first_step"), num_samples, max_new_tokens)
     results = [decode(u, model, max_new_tokens, temperature, top_k, top_p) for u in all_uniforms]
-    return np.array([r.tokens for r in results]).reshape(num_samples, max_new_tokens), np.array([r.ended for r in results])
+    tokens = np.array([r.tokens for r in results]).reshape(num_samples, max_new_tokens)
+    return tokens, np.array([r.ended for r in results])
 
 
 def beam_search(model, num_beams: int, max_new_tokens: int, length_penalty: float = 1.0) -> BeamResult:
@@ -178,8 +178,7 @@ def beam_search(model, num_beams: int, max_new_tokens: int, length_penalty: floa
         for b, tokens in enumerate(running):
             prefixes[b, : len(tokens)] = tokens
         rows = np.array(model.next_token_log_probs(prefixes), dtype=np.float64)  # (k, V)
-        special = [int(t) for t in model.special_token_ids if int(t) != end and 0 <= int(t) < rows.shape[1]]
-        rows[:, special] = -np.inf
+        rows = mask_special_tokens(rows, model.special_token_ids, keep=(end,))  # (k, V); END stays
         vocab_size = rows.shape[1]
         accumulated = (running_scores[:, None] + rows).reshape(-1)  # (k * V,)
         top = np.argsort(-accumulated, kind="stable")[: 2 * num_beams]
@@ -234,7 +233,10 @@ class SequenceLaw(NamedTuple):
         return np.exp(self.log_probs)
 
     def index(self, tokens, ended) -> np.ndarray:
-        """Row of each outcome ``(tokens (N, max_new_tokens), ended (N,))`` in this law; ``-1`` if outside its support."""
+        """Row of each outcome ``(tokens (N, max_new_tokens), ended (N,))`` in this law.
+
+        ``-1`` for an outcome outside its support.
+        """
         tokens = np.asarray(tokens, dtype=np.int64)
         ended = np.asarray(ended, dtype=bool)
         if tokens.ndim != 2 or tokens.shape[1] != self.tokens.shape[1] or ended.shape != (tokens.shape[0],):
@@ -328,7 +330,7 @@ def exact_sequence_law(
         frontier = extended
     outcomes.extend((prefix, False, log_q) for prefix, log_q in frontier)  # never reached END: cut
     # Canonical order: length, then token ids (ended and cut outcomes never share a length).
-    outcomes.sort(key=lambda o: (int(np.sum(o[0] != PAD)), tuple(int(v) for v in o[0]), not o[1]))
+    outcomes.sort(key=lambda o: (sequence_length(o[0]), tuple(int(v) for v in o[0]), not o[1]))
     return SequenceLaw(
         np.array([o[0] for o in outcomes], dtype=np.int64).reshape(len(outcomes), max_new_tokens),
         np.array([o[1] for o in outcomes], dtype=bool),

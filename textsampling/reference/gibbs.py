@@ -12,9 +12,10 @@ satisfies detailed balance with :math:`\pi` (it is MH with acceptance 1). Two wa
 * **systematic scan** — a sweep :math:`i = 0, 1, \dots, L-1`: :math:`P = K_0 K_1 \cdots K_{L-1}`,
   stationary but in general *not* reversible (its time reversal sweeps the other way).
 
-States are fixed-length sequences (no PAD). The conditional is a function ``conditional_log_probs(states (N, L), position) -> (N, V)`` — for the
-exact targets, ``target.conditional_log_probs`` (the "oracle masked LM"); for BERT, its MLM head
-(Wang & Cho 2019, arXiv 1902.04094). Geman & Geman (1984), IEEE PAMI 6:721; part 2 of the series
+States are fixed-length sequences (no PAD). The conditional is a function
+``conditional_log_probs(states (N, L), position) -> (N, V)`` — for the exact targets,
+``target.conditional_log_probs`` (the "oracle masked LM"); for BERT, its MLM head (Wang & Cho 2019,
+arXiv 1902.04094). Geman & Geman (1984), IEEE PAMI 6:721; part 2 of the series
 (spaces.ac.cn/archives/8084). :func:`transition_matrix` calls the *same* conditional function as
 :func:`step`, so a wrong conditional shows in the exact checks.
 

@@ -25,8 +25,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from textsampling._validation import check_int
-from textsampling.randomness import as_generator
-from textsampling.randomness import draw_uniforms_for_steps
+from textsampling.randomness import as_generator, draw_uniforms_for_steps
 
 __all__ = [
     "ImportanceResult",

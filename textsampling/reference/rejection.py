@@ -22,8 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from textsampling._validation import check_int, check_uniforms
-from textsampling.randomness import as_generator
-from textsampling.randomness import draw_uniforms_for_steps
+from textsampling.randomness import as_generator, draw_uniforms_for_steps
 
 __all__ = [
     "RejectionResult",

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from textsampling._validation import check_positive
-from textsampling.reference import chain, cgmh
+from textsampling.reference import cgmh, chain
 from textsampling.reference.annealing import (
     check_temperatures,
     geometric_schedule,

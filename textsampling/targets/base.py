@@ -22,10 +22,26 @@ from functools import cached_property
 import numpy as np
 from scipy.special import logsumexp
 
-__all__ = ["DiscreteTarget", "PAD"]
+__all__ = ["DiscreteTarget", "PAD", "sequence_length", "sequence_lengths"]
 
 #: Padding value for token sequences of variable length (never a valid token).
 PAD = -1
+
+
+# The length rule of a PAD-padded sequence, beside PAD itself: the targets use it, and
+# textsampling.lm.tokens (a layer above) re-exports it with the other token rules.
+def sequence_length(x) -> int:
+    """Number of entries of the 1-D sequence ``x`` before the first PAD (its width when none is PAD)."""
+    is_pad = np.asarray(x) == PAD
+    return int(np.argmax(is_pad)) if is_pad.any() else int(is_pad.shape[-1])
+
+
+def sequence_lengths(x) -> np.ndarray:
+    """Entries before the first PAD of each row of ``x`` ``(N, L)``: int64 ``(N,)`` (0 when ``L == 0``)."""
+    is_pad = np.asarray(x) == PAD  # (N, L)
+    if is_pad.shape[1] == 0:  # np.argmax refuses an empty row: a width-0 row has length 0
+        return np.zeros(is_pad.shape[0], dtype=np.int64)
+    return np.where(is_pad.any(axis=1), np.argmax(is_pad, axis=1), is_pad.shape[1]).astype(np.int64)
 
 
 class DiscreteTarget:

@@ -42,7 +42,7 @@ from __future__ import annotations
 import numpy as np
 
 from textsampling._validation import check_positive
-from textsampling.targets.base import PAD
+from textsampling.targets.base import sequence_lengths
 from textsampling.targets.sequences import SequenceTarget
 
 __all__ = ["KeywordTarget", "TopicSimilarity"]
@@ -50,7 +50,7 @@ __all__ = ["KeywordTarget", "TopicSimilarity"]
 
 def _inside_sentence(states: np.ndarray) -> np.ndarray:
     """``(N, L)`` bool: positions before the first PAD (tokens after a PAD do not count)."""
-    return np.cumprod(states != PAD, axis=1).astype(bool)
+    return np.arange(states.shape[1])[None, :] < sequence_lengths(states)[:, None]
 
 
 def _as_token_list(tokens, name: str) -> tuple:

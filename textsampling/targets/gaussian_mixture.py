@@ -36,7 +36,8 @@ from textsampling._validation import check_int, check_probabilities
 
 __all__ = ["GaussianMixture"]
 
-_HALF_LOG_TWO_PI = 0.5 * np.log(2.0 * np.pi)
+#: log(2 pi) / 2, the constant of a standard normal log-density (the torch twin imports it).
+HALF_LOG_TWO_PI = 0.5 * np.log(2.0 * np.pi)
 
 
 def _interval_probability(lower_z, upper_z):
@@ -118,7 +119,7 @@ class GaussianMixture:
         points = self._as_points(states)
         standardised = (points[:, None, :] - self.means[None]) / self.scales[None]  # (N, K, D)
         log_densities = -np.sum(
-            np.log(self.scales)[None] + _HALF_LOG_TWO_PI + 0.5 * standardised**2, axis=2
+            np.log(self.scales)[None] + HALF_LOG_TWO_PI + 0.5 * standardised**2, axis=2
         )  # (N, K)
         return self.log_weights[None] + log_densities
 

@@ -53,7 +53,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from textsampling._validation import check_int, check_logits, check_positive
-from textsampling.targets.base import PAD, DiscreteTarget
+from textsampling.targets.base import PAD, DiscreteTarget, sequence_lengths
 
 __all__ = ["SequenceTarget", "BigramLM", "FixedLengthBigram", "PairwiseChain", "MAX_ENUMERATION"]
 
@@ -276,7 +276,7 @@ class BigramLM(_BigramParameters, SequenceTarget):
         """Return (states, lengths, well_formed): tokens in 0..V-1 before the first PAD, only PAD after."""
         states = self._as_states(states, name)
         is_pad = states == PAD
-        lengths = np.where(is_pad.any(axis=1), np.argmax(is_pad, axis=1), self.length)
+        lengths = sequence_lengths(states)  # (N,)
         positions = np.arange(self.length)
         before_end = positions[None, :] < lengths[:, None]  # (N, L)
         tokens_ok = (states >= 0) & (states < self.vocab_size)
@@ -336,9 +336,7 @@ class BigramLM(_BigramParameters, SequenceTarget):
         prefixes = prefixes.astype(np.int64)
         num_rows, width = prefixes.shape
         is_pad = prefixes == PAD
-        # np.argmax of a width-0 row is an error: an empty prefix has length 0.
-        first_pad = np.argmax(is_pad, axis=1) if width > 0 else np.zeros(num_rows, dtype=np.int64)
-        lengths = np.where(is_pad.any(axis=1), first_pad, width)
+        lengths = sequence_lengths(prefixes)  # (N,); an empty prefix (width 0) has length 0
         before_end = np.arange(width)[None, :] < lengths[:, None]
         tokens_ok = (prefixes >= 0) & (prefixes < self.vocab_size)
         if not np.all(np.where(before_end, tokens_ok, is_pad)):

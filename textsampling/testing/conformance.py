@@ -40,8 +40,10 @@ its randomness from; ``x`` is the current state; the function returns the new st
     :math:`\log\pi(x_i = v \mid x_{-i})`).
 ``mlm-gibbs``  ``step(rng, x, lm) -> x_new``
     Gibbs with a masked language model: ``lm.masked_log_probs(token_ids (N, L), positions (N,)) ->
-    (N, lm.vocab_size)``; ids in ``lm.special_token_ids`` (END, [MASK]) have log-probability ``-inf``
-    and must never be written. The lm is the exact bigram oracle, so the target is the bigram's joint.
+    (N, lm.vocab_size)``, asked with ``lm.mask_token_id`` put at each row's position; ids in
+    ``lm.special_token_ids`` (END, [MASK]) have log-probability ``-inf`` and must never be written. The
+    lm is the bigram's exact masked LM (the target is the bigram's joint) where the position holds
+    [MASK], and leans toward the visible token where it does not (:func:`bigram_oracle`).
 ``cgmh``  ``step(rng, x, target) -> x_new``
     A CGMH move (replace / insert / delete) on a variable-length sentence: ``x`` is ``(L,)``
     right-padded with ``PAD = -1``; ``target.log_prob`` is :math:`\gamma \log p + \log \mathrm{sim} +
@@ -62,6 +64,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from textsampling._validation import check_int, check_positive
+from textsampling.lm.tokens import sequence_length
 from textsampling.targets import PAD, BigramLM, DiscreteTarget, FixedLengthBigram, KeywordTarget
 from textsampling.targets.named import TemperedTarget, make_target
 from textsampling.testing.black_box import apply_step, goodness_of_fit_test, run_independent_chains
@@ -308,8 +311,7 @@ class _StepCaller:
                 )
             return state
         if self.variable_length:
-            is_pad = state == PAD
-            length = int(np.argmax(is_pad)) if is_pad.any() else state.shape[0]
+            length = sequence_length(state)
             if np.any(state[length:] != PAD):
                 raise MalformedStepError(
                     f"the step function returned {state.tolist()} {where}; a sentence is tokens followed "

@@ -27,6 +27,7 @@ from textsampling.torch.randomness import as_generator, draw_uniforms_for_steps
 
 __all__ = [
     "ImportanceResult",
+    "flat_log_prob",
     "num_uniforms",
     "log_weights",
     "normalized_weights",
@@ -118,7 +119,13 @@ def estimate(function_values: torch.Tensor, log_weights: torch.Tensor) -> torch.
     return torch.where(weights > 0, weights * values, 0.0).sum(dim=1)
 
 
-def _flat_log_prob(log_prob_fn, states: torch.Tensor, batch_shape) -> torch.Tensor:
+def flat_log_prob(log_prob_fn, states: torch.Tensor, batch_shape) -> torch.Tensor:
+    """``log_prob_fn`` of states with leading ``batch_shape`` (e.g. ``(B, N)``), called once on them all.
+
+    ``log_prob_fn`` is batched over one leading axis, ``(M,) + state_shape -> (M,)``; the states are
+    flattened to ``M = prod(batch_shape)`` rows and the values reshaped back to ``batch_shape``. Shared by
+    importance and rejection sampling; a ValueError names ``log_prob_fn`` if it returns another shape.
+    """
     # (B, N) + state_shape -> (B N,) + state_shape -> log_prob -> (B, N)
     flat = states.reshape((-1,) + tuple(states.shape[len(batch_shape) :]))
     values = log_prob_fn(flat)
@@ -143,7 +150,7 @@ def step(uniforms: torch.Tensor, log_prob_fn, proposal):
     uniforms = check_tensor(uniforms, "uniforms", integer=False, ndim=3)
     states = proposal.sample(uniforms)
     batch_shape = uniforms.shape[:2]
-    values = log_weights(_flat_log_prob(log_prob_fn, states, batch_shape), proposal.log_prob(states))
+    values = log_weights(flat_log_prob(log_prob_fn, states, batch_shape), proposal.log_prob(states))
     return states, values
 
 

@@ -17,8 +17,6 @@ so the twin's Hastings terms are the reference's numbers. Part 2 of the series (
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -30,7 +28,12 @@ from textsampling.torch._validation import (
     resolve_device,
     same_device,
 )
-from textsampling.torch.randomness import categorical_from_uniforms, draw_uniforms_for_steps, integer_from_uniform, normal_from_uniforms
+from textsampling.torch.randomness import (
+    categorical_from_uniforms,
+    draw_uniforms_for_steps,
+    integer_from_uniform,
+    normal_from_uniforms,
+)
 
 __all__ = [
     "integer_from_uniform",
@@ -205,9 +208,17 @@ class IndependenceProposal(_Twin):
             raise TypeError(
                 f"reference_proposal must be an IndependenceProposal, got {type(reference_proposal).__name__}"
             )
-        from textsampling.torch.twins import twin_of
-
-        return cls(twin_of(reference_proposal.independent, dtype, device))
+        # The inner proposal's twin is one of this module's independent proposals, picked by its exact
+        # reference class (as textsampling.torch.twins.twin_of would, without importing it: twins.py sits
+        # above this module and imports it).
+        inner = reference_proposal.independent
+        for twin_class in (IndependentCategorical, IndependentUniformSequences, IndependentGaussian):
+            if type(inner) is twin_class._reference_class:
+                return cls(twin_class.from_reference(inner, dtype=dtype, device=device))
+        raise TypeError(
+            "reference_proposal.independent must be an IndependentCategorical, IndependentUniformSequences or "
+            f"IndependentGaussian (a proposal with a torch twin), got {type(inner).__name__}"
+        )
 
     def propose(self, uniforms: torch.Tensor, x: torch.Tensor):
         """``(y, log_q_ratio)`` for uniforms ``(B, k)`` and states ``x`` ``(B,) + state_shape`` (see the class)."""

@@ -26,13 +26,12 @@ float64 one rounded to nearest and then clamped to the largest float32 below 1, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch
 
-from textsampling.randomness import PHILOX_M0, PHILOX_M1, PHILOX_ROUNDS, PHILOX_W0, PHILOX_W1, _check_seed
+from textsampling.randomness import PHILOX_M0, PHILOX_M1, PHILOX_ROUNDS, PHILOX_W0, PHILOX_W1, check_seed
 from textsampling.torch._validation import (
     check_float_dtype,
     check_same_device,
@@ -153,7 +152,7 @@ def counter_uniforms(seed: int, chain_index, step, num_uniforms: int, dtype=None
         float64: bit-identical to :func:`textsampling.randomness.counter_uniforms`; float32: those
         values rounded, clamped below 1.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     dtype = check_float_dtype(dtype)
     if isinstance(num_uniforms, bool) or not isinstance(num_uniforms, int) or num_uniforms < 0:
         raise ValueError(f"num_uniforms must be a non-negative int, got {num_uniforms!r}")
@@ -215,7 +214,7 @@ class CounterGenerator:
     chain_index: torch.Tensor
 
     def __post_init__(self):
-        _check_seed(self.seed)
+        check_seed(self.seed)
         chain_index = check_tensor(self.chain_index, "chain_index", integer=True, ndim=1)
         _as_index_tensor(chain_index, "chain_index", 2**62, None)
         object.__setattr__(self, "chain_index", chain_index.to(torch.int64))

@@ -20,7 +20,7 @@ from textsampling._validation import check_int
 from textsampling.reference.rejection import ENVELOPE_TOLERANCE, check_log_envelope
 from textsampling.reference.rejection import tightest_log_envelope as _reference_tightest_log_envelope
 from textsampling.torch._validation import check_same_device, check_same_dtype, check_tensor, raise_if
-from textsampling.torch.importance import _flat_log_prob
+from textsampling.torch.importance import flat_log_prob
 from textsampling.torch.randomness import as_generator, draw_uniforms_for_steps
 
 __all__ = [
@@ -96,7 +96,7 @@ def step(uniforms: torch.Tensor, log_prob_fn, proposal, log_envelope):
         raise ValueError(f"uniforms must have shape (B, N, {num_uniforms(proposal)}), got {tuple(uniforms.shape)}")
     raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     states = proposal.sample(uniforms[..., :-1])
-    log_rho = _flat_log_prob(log_prob_fn, states, uniforms.shape[:2])
+    log_rho = flat_log_prob(log_prob_fn, states, uniforms.shape[:2])
     log_alpha = log_accept_probability(log_rho, proposal.log_prob(states), log_envelope)
     # Keep x iff log u < log rho - log M - log q.
     accepted = torch.log(uniforms[..., -1]) < log_alpha

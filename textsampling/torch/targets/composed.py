@@ -14,18 +14,34 @@ from __future__ import annotations
 
 import torch
 
-from textsampling.targets.base import PAD
+from textsampling.lm.tokens import sequence_lengths_torch
 from textsampling.targets.composed import KeywordTarget as ReferenceKeywordTarget
 from textsampling.targets.composed import TopicSimilarity as ReferenceTopicSimilarity
 from textsampling.torch._validation import check_float_dtype, check_tensor, resolve_device, same_device
-from textsampling.torch.targets.sequences import SequenceTarget
+from textsampling.torch.targets.sequences import BigramLM, FixedLengthBigram, PairwiseChain, SequenceTarget
 
 __all__ = ["KeywordTarget", "TopicSimilarity"]
 
 
 def _inside_sentence(states: torch.Tensor) -> torch.Tensor:
     """``(N, L)`` bool: positions before the first PAD."""
-    return torch.cumprod((states != PAD).to(torch.int64), dim=1).to(torch.bool)
+    positions = torch.arange(states.shape[1], device=states.device)  # (L,)
+    return positions[None, :] < sequence_lengths_torch(states)[:, None]  # (1, L) < (N, 1) -> (N, L)
+
+
+def _sequence_twin(reference, dtype, device) -> SequenceTarget:
+    """The torch twin of a NumPy sequence target, picked by its exact class.
+
+    What :func:`textsampling.torch.twins.twin_of` does for sequence targets, without importing it
+    (twins.py sits above this module and imports it).
+    """
+    for twin_class in (BigramLM, FixedLengthBigram, PairwiseChain, KeywordTarget):
+        if type(reference) is twin_class._reference_class:
+            return twin_class.from_reference(reference, dtype=dtype, device=device)
+    raise TypeError(
+        "the base of the reference KeywordTarget must be a BigramLM, FixedLengthBigram, PairwiseChain or "
+        f"KeywordTarget (a sequence target with a torch twin), got {type(reference).__name__}"
+    )
 
 
 class TopicSimilarity:
@@ -82,8 +98,6 @@ class KeywordTarget(SequenceTarget):
     @classmethod
     def from_reference(cls, reference, dtype=None, device=None) -> "KeywordTarget":
         """The twin of an existing NumPy object (same tables, in ``dtype`` on ``device``)."""
-        from textsampling.torch.twins import twin_of
-
         if not isinstance(reference, ReferenceKeywordTarget):
             raise TypeError(f"reference must be a KeywordTarget, got {type(reference).__name__}")
         similarity = reference.log_similarity
@@ -94,7 +108,7 @@ class KeywordTarget(SequenceTarget):
                     "with KeywordTarget(base_twin, keywords, torch_callable, gamma)"
                 )
             similarity = TopicSimilarity.from_reference(similarity, dtype, device)
-        return cls(twin_of(reference.base, dtype, device), reference.keywords, similarity, reference.gamma)
+        return cls(_sequence_twin(reference.base, dtype, device), reference.keywords, similarity, reference.gamma)
 
     def _build(self) -> None:
         SequenceTarget._build(self)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from textsampling.targets.gaussian_mixture import _HALF_LOG_TWO_PI
+from textsampling.targets.gaussian_mixture import HALF_LOG_TWO_PI
 from textsampling.targets.gaussian_mixture import GaussianMixture as ReferenceGaussianMixture
 from textsampling.torch._validation import check_tensor, same_device
 from textsampling.torch.targets.base import TorchTarget
@@ -59,7 +59,7 @@ class GaussianMixture(TorchTarget):
         """:math:`\\log w_k + \\log \\mathcal N(x; \\mu_k, \\operatorname{diag}\\sigma_k^2)`, ``(N, K)``."""
         points = self._as_points(states)
         standardised = (points[:, None, :] - self.means[None]) / self.scales[None]  # (N, K, D)
-        terms = self.log_scales[None] + _HALF_LOG_TWO_PI + 0.5 * standardised**2  # (N, K, D)
+        terms = self.log_scales[None] + HALF_LOG_TWO_PI + 0.5 * standardised**2  # (N, K, D)
         log_densities = -terms.sum(dim=2)  # (N, K); D <= 2, so any order of addition is exact
         return self.log_weights[None] + log_densities
 
