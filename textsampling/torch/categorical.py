@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from textsampling._validation import check_int
-from textsampling.torch._validation import check_same_device, check_same_dtype, check_tensor, raise_if
+from textsampling.torch._validation import check_tensor
 from textsampling.torch.randomness import as_generator, categorical_from_uniforms, check_logits, draw_uniforms
 
 __all__ = ["categorical_from_uniforms", "sample", "check_logits"]
