@@ -12,9 +12,10 @@ from typing import NamedTuple
 
 import torch
 
-from textsampling.reference.decoding import BeamResult, beam_search as _reference_beam_search, check_decoding
-from textsampling.targets.base import PAD
-from textsampling.torch.mlm_gibbs import categorical_from_uniforms
+from textsampling.lm.tokens import PAD, mask_special_tokens_torch
+from textsampling.reference.decoding import BeamResult, check_decoding
+from textsampling.reference.decoding import beam_search as _reference_beam_search
+from textsampling.torch.randomness import categorical_from_uniforms
 
 __all__ = ["DecodeResult", "filter_log_probs", "next_token_rows", "decode", "beam_search", "BeamResult"]
 
@@ -47,9 +48,7 @@ def filter_log_probs(log_probs: torch.Tensor, temperature=1.0, top_k=None, top_p
 def next_token_rows(model, prefixes: torch.Tensor, temperature=1.0, top_k=None, top_p=None, dtype=torch.float64):
     """Filtered :math:`\\log q(x_{t+1} \\mid x_{\\le t})` for ``(B, W)`` PAD-padded prefixes, ``(B, V)``."""
     rows = model.next_token_log_probs_torch(prefixes).to(dtype)  # (B, V)
-    special = [int(t) for t in model.special_token_ids if int(t) != model.end_token_id and 0 <= int(t) < rows.shape[1]]
-    if special:
-        rows[:, special] = -torch.inf
+    rows = mask_special_tokens_torch(rows, model.special_token_ids, keep=(model.end_token_id,))  # (B, V)
     return filter_log_probs(rows, temperature, top_k, top_p)
 
 
@@ -66,7 +65,8 @@ def decode(uniforms: torch.Tensor, model, temperature=1.0, top_k=None, top_p=Non
             is_max = rows == rows.amax(dim=-1, keepdim=True)
             chosen = torch.argmax(is_max.to(torch.int64), dim=-1)
         else:
-            chosen = categorical_from_uniforms(uniforms[:, t], rows)  # (B,)
+            # rows share the uniforms' dtype; validate=False: each keeps a finite entry (END's or a token's)
+            chosen = categorical_from_uniforms(uniforms[:, t], rows, validate=False)  # (B,)
         now_ended = ~ended & (chosen == model.end_token_id)
         write = ~ended & ~now_ended
         tokens[:, t] = torch.where(write, chosen, tokens[:, t])
