@@ -26,7 +26,7 @@ reverse move's counts.
 
 The configuration is the reference's :class:`~textsampling.reference.cgmh.CGMHConfig`; the model must
 have the ``*_torch`` methods, and ``log_similarity_fn`` (if any) must accept a ``(N, L)`` tensor.
-Fed the same float64 uniforms, chain ``c`` takes the reference's decisions (tests/test_lm_samplers_twins.py).
+Fed the same float64 uniforms, chain ``c`` takes the reference's decisions (tests/test_twin_lm_samplers.py).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Batch, shape and dtype contract:
 * :func:`sample` returns :class:`~textsampling.reference.chain.Trace` with fields ``(B, T, ...)``.
 
 Fed the same uniforms, in float64, chain ``c`` of :func:`step` equals the reference chain ``c`` token
-for token (``tests/test_lm_samplers_twins.py``, ``tests/test_twin_lm_sample.py``).
+for token (``tests/test_twin_lm_samplers.py``, ``tests/test_twin_lm_samplers_sample.py``).
 """
 
 from __future__ import annotations
