@@ -58,7 +58,7 @@ lint: $(BIN)/.installed
 # separate .venv-latest. CI runs it without blocking on it. To stay inside CI's time it runs the
 # library's tests only: the chapters (test_notebooks.py, nbmake) and the trained-model tests are left
 # to `make test`.
-LATEST_TESTS ?= tests --ignore=tests/test_notebooks.py --ignore=tests/test_lm_train_script.py -m "not slow"
+LATEST_TESTS ?= tests --ignore=tests/test_notebooks.py --ignore=tests/test_scripts_train_tiny_models.py -m "not slow"
 test-latest:
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip

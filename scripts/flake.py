@@ -32,14 +32,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # Test files holding statistical tests (a stated false-fail rate, a fixed seed). The chapters and
 # the trained-model tests are left out: their seeds drive figures, not verdicts.
 DEFAULT_PATHS = [
-    "tests/test_categorical.py",
-    "tests/test_check.py",
-    "tests/test_conformance.py",
+    "tests/test_reference_categorical.py",
+    "tests/test_cli_check.py",
+    "tests/test_testing_conformance.py",
     "tests/test_gallery.py",
     "tests/test_assignments.py",
     "tests/test_diagnostics.py",
-    "tests/test_lm_samplers_black_box.py",
-    "tests/test_lm_samplers_decoding.py",
+    "tests/test_twin_lm_samplers_black_box.py",
+    "tests/test_reference_decoding.py",
     "tests/test_reference_importance.py",
     "tests/test_reference_metropolis_hastings.py",
     "tests/test_reference_gibbs.py",
@@ -49,8 +49,8 @@ DEFAULT_PATHS = [
     "tests/test_targets_composed.py",
     "tests/test_targets_gaussian_mixture.py",
     "tests/test_targets_sequences.py",
-    "tests/test_testing_harness.py",
-    "tests/test_twins_black_box.py",
+    "tests/test_testing.py",
+    "tests/test_twin_samplers_black_box.py",
 ]
 DEFAULT_RATE = 1e-4
 RATE_PATTERN = re.compile(r"false[- _]fail(?:ure)?[ _]rate[^0-9\n]{0,40}(\d(?:\.\d+)?e-\d+|0\.\d+)", re.IGNORECASE)

@@ -4,10 +4,10 @@ Loaded with ``-p seed_rotation`` (``tests/`` on ``PYTHONPATH``; ``scripts/flake.
 ``TEXTSAMPLING_SEED_OFFSET=k`` every ``numpy.random.default_rng(seed)`` called with an integer seed
 while a test runs (in the test or in the library under it: ``check_step``'s seed too) gets
 ``seed + k * 1_000_003`` instead: the same test on fresh randomness. Generators made at import time
-(module-level targets built from a seed) are not rotated: the claim under test stays the same. Offset 0 (the default, and the plugin not loaded) keeps
-the seeds the tests state. Generators built from anything else (``None``, a ``SeedSequence``, a
-``Generator``) are passed through, and so are the counter-based uniforms of
-``textsampling.randomness`` and ``torch.Generator``s: tests driven only by those are not rotated.
+(module-level targets built from a seed) are not rotated: the claim under test stays the same. Offset 0
+(the default, and the plugin not loaded) keeps the seeds the tests state. Generators built from anything
+else (``None``, a ``SeedSequence``, a ``Generator``) are passed through, and so are the counter-based
+uniforms of ``textsampling.randomness`` and ``torch.Generator``s: tests driven only by those are not rotated.
 
 With ``TEXTSAMPLING_SEED_LOG=path`` the node id of every test that built a generator from an integer
 seed is appended to ``path``: the tests whose verdict the seed can change.

@@ -403,7 +403,13 @@ def test_the_leak_check_sees_a_solution_copied_into_a_bundle(tmp_path):
 def _notebook(source: str) -> str:
     cell = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
             "source": source.splitlines(keepends=True)}
-    magic = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["%matplotlib inline\n"]}
+    magic = {
+        "cell_type": "code",
+        "execution_count": None,
+        "metadata": {},
+        "outputs": [],
+        "source": ["%matplotlib inline\n"],
+    }
     return json.dumps({"cells": [magic, cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
 
 
@@ -437,7 +443,8 @@ def test_grading_a_folder_of_submissions_writes_one_row_per_student_per_exercise
         assert rows[("bob", exercise)]["feedback"].startswith("your chain never moved")
     assert rows[("bob", "3")]["feedback"] == "no submission"
     assert "SyntaxError" in rows[("carol", "1")]["feedback"]
-    assert "cannot tell which exercise" in rows[("dave", "")]["feedback"] and rows[("dave", "")]["file"] == "dave/notes.py"
+    assert "cannot tell which exercise" in rows[("dave", "")]["feedback"]
+    assert rows[("dave", "")]["file"] == "dave/notes.py"
     assert all(rows[("dave", e)]["feedback"] == "no submission" for e in "123")
     table = json.loads((output / "grades.json").read_text())
     assert len(table) == len(rows) and all("stages" in row for row in table)

@@ -67,7 +67,9 @@ def test_every_function_of_the_contract_is_defined_in_the_module(algorithm, side
         function = getattr(module, name, None)
         assert callable(function), f"{module.__name__} has no {name}()"
         # Defined here (a thin function over another module's is fine), so the module reads whole.
-        assert function.__module__ == module.__name__, f"{module.__name__}.{name} is re-exported from {function.__module__}"
+        assert function.__module__ == module.__name__, (
+            f"{module.__name__}.{name} is re-exported from {function.__module__}"
+        )
 
 
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))

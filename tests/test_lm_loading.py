@@ -243,7 +243,9 @@ def _pickle_only_folder(source, folder, payload):
 
 def test_a_crafted_pickle_is_refused_and_never_executed(checkpoints, tmp_path):
     marker = tmp_path / "pickle-was-executed"
-    folder = _pickle_only_folder(checkpoints["gpt2"], tmp_path / "evil", {"weights": _WritesAMarkerWhenUnpickled(marker)})
+    folder = _pickle_only_folder(
+        checkpoints["gpt2"], tmp_path / "evil", {"weights": _WritesAMarkerWhenUnpickled(marker)}
+    )
     import pickle
 
     assert isinstance(pickle.loads(pickle.dumps(_WritesAMarkerWhenUnpickled(tmp_path / "control"))), object)

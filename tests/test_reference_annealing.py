@@ -41,7 +41,9 @@ def test_schedules_start_end_and_decrease():
 
 
 @pytest.mark.parametrize("temperature", [0.25, 1.0, 4.0])
-@pytest.mark.parametrize("proposal", [pr.RingStepProposal(30, 0.7), pr.UniformCategoricalProposal(30)], ids=["ring", "uniform"])
+@pytest.mark.parametrize(
+    "proposal", [pr.RingStepProposal(30, 0.7), pr.UniformCategoricalProposal(30)], ids=["ring", "uniform"]
+)
 def test_tempered_kernel_is_exact_for_the_tempered_target(temperature, proposal):
     target = rugged_categorical()
     matrix = annealing.transition_matrix(target, proposal, temperature)
@@ -113,8 +115,20 @@ def trap(target, proposal):
 
 ANNEALING_CASES = [
     # (name, target, proposal, temperature levels, steps per level)
-    ("rugged-ring", rugged_categorical(), pr.RingStepProposal(30, 0.5), annealing.geometric_schedule(8.0, 0.2, 10), 1000),
-    ("pairwise-single-site", pairwise_target(), pr.SingleSiteProposal(3, 4), annealing.geometric_schedule(3.0, 0.05, 10), 150),
+    (
+        "rugged-ring",
+        rugged_categorical(),
+        pr.RingStepProposal(30, 0.5),
+        annealing.geometric_schedule(8.0, 0.2, 10),
+        1000,
+    ),
+    (
+        "pairwise-single-site",
+        pairwise_target(),
+        pr.SingleSiteProposal(3, 4),
+        annealing.geometric_schedule(3.0, 0.05, 10),
+        150,
+    ),
 ]
 
 

@@ -101,7 +101,8 @@ def test_step_draws_the_token_from_the_conditional_of_the_matrix():
             x = target.states[a]
             counts = np.zeros(target.num_states)
             for u in grid:
-                new_state, info = gibbs.step([(position + 0.5) / target.length, u], gibbs.GibbsState(x), target.conditional_log_probs)
+                uniforms = [(position + 0.5) / target.length, u]
+                new_state, info = gibbs.step(uniforms, gibbs.GibbsState(x), target.conditional_log_probs)
                 assert info.position == position
                 counts[target.state_index(new_state.x)[0]] += 1
             np.testing.assert_allclose(counts / grid.size, site[a], atol=4e-3)

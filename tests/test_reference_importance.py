@@ -58,7 +58,8 @@ def test_sequence_estimate_within_the_standard_error():
     )
     assert mu == pytest.approx(target.expectation(count_zeros))
     result = importance.sample(CounterGenerator(4), target.log_prob, proposal, NUM_SAMPLES)
-    assert abs(importance.estimate(count_zeros(result.states), result.log_weights) - mu) < NUM_STANDARD_ERRORS * estimate_se
+    estimate = importance.estimate(count_zeros(result.states), result.log_weights)
+    assert abs(estimate - mu) < NUM_STANDARD_ERRORS * estimate_se
     assert abs(np.exp(result.log_normalizer_estimate) - z) < NUM_STANDARD_ERRORS * normalizer_se
 
 

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from textsampling import markov
-from textsampling import randomness
+from textsampling import markov, randomness
 from textsampling.randomness import CounterGenerator
 from textsampling.reference import metropolis_hastings as mh
 from textsampling.reference import proposals as pr

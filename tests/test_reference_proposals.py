@@ -12,8 +12,8 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
-from textsampling.randomness import CounterGenerator, draw_uniforms
 from textsampling import randomness
+from textsampling.randomness import CounterGenerator, draw_uniforms
 from textsampling.reference import proposals as pr
 
 GRID = 2000

@@ -8,7 +8,6 @@ import itertools
 
 import numpy as np
 import pytest
-from scipy.special import logsumexp
 
 from textsampling.targets import PAD, BigramLM, KeywordTarget, PairwiseChain, TopicSimilarity
 from textsampling.testing.statistics import chi_square_counts_test

@@ -11,8 +11,7 @@ import pytest
 from scipy import stats
 from scipy.special import logsumexp
 
-from textsampling.targets import PAD, BigramLM, FixedLengthBigram, PairwiseChain
-from textsampling.targets import sequences
+from textsampling.targets import PAD, BigramLM, FixedLengthBigram, PairwiseChain, sequences
 from textsampling.testing.statistics import chi_square_counts_test
 
 

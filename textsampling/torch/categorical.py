@@ -1,14 +1,19 @@
-r"""Torch twin of :mod:`textsampling.reference.categorical`: inverse-CDF sampling, batched.
+r"""Torch twin of :mod:`textsampling.reference.categorical`: inverse-CDF draws, batched.
 
-With weights :math:`w_k = \exp(\ell_k - \max_j \ell_j)` and cumulative sums :math:`C_k`, a uniform
-:math:`u` selects :math:`k(u) = \min\{k : C_k > u\, C_{K-1}\}` — the same rule, in the same floating
-operations, as the reference (Devroye 1986, ch. III.2), so both pick the same index from the same
-uniform. The logits are either one row shared by every draw, shape ``(K,)``, or one row per draw,
-shape ``(..., K)``; the search is ``torch.searchsorted`` (``O(log K)`` per draw).
+The rule (the first index whose cumulative weight exceeds the uniform times the total), why it samples
+the softmax, and the paper are the reference's, in the same floating operations; read them there, so
+both pick the same index from the same uniform. The batch contract:
+
+* ``logits`` of :func:`sample` is one row ``(K,)``, float32 or float64, shared by every draw (``-inf``
+  allowed, at least one entry finite);
+* one uniform per draw (:data:`NUM_UNIFORMS`), drawn in the logits' dtype on their device;
+* :func:`sample` returns int64 ``(N,)``: ``N = num_samples``, or the counter generator's chains;
+* the map itself is :func:`textsampling.torch.randomness.categorical_from_uniforms`, which also takes
+  one row per draw, ``(..., K)``; its search is ``torch.searchsorted`` (``O(log K)`` per draw).
 
 Exactness: the float64 cumulative sums agree with NumPy's to the last bit or two (``exp`` of the two
-libraries may differ by one ulp), so a decision can differ only when ``u C_{K-1}`` lands within an ulp
-of a boundary — probability of order :math:`10^{-16}` per draw.
+libraries may differ by one ulp), so a decision can differ only when the scaled uniform lands within an
+ulp of a boundary — probability of order :math:`10^{-16}` per draw.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from textsampling._validation import check_int
-from textsampling.torch._validation import check_same_device, check_same_dtype, check_tensor, raise_if
+from textsampling.torch._validation import check_tensor
 from textsampling.torch.randomness import as_generator, categorical_from_uniforms, check_logits, draw_uniforms
 
 __all__ = ["categorical_from_uniforms", "sample", "check_logits"]
@@ -47,5 +52,5 @@ def sample(rng, logits: torch.Tensor, num_samples: int | None = None) -> torch.T
     logits = check_tensor(logits, "logits", integer=False, ndim=1)
     if num_samples is not None:
         num_samples = check_int(num_samples, "num_samples")
-    uniforms = draw_uniforms(rng, 0, 1, num_chains=num_samples, dtype=logits.dtype, device=logits.device)
-    return categorical_from_uniforms(uniforms[:, 0], logits)
+    uniforms = draw_uniforms(rng, 0, 1, num_chains=num_samples, dtype=logits.dtype, device=logits.device)  # (N, 1)
+    return categorical_from_uniforms(uniforms[:, 0], logits)  # (N,) from uniforms[:, 0] (N,) and logits (K,)

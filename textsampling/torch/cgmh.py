@@ -26,7 +26,7 @@ reverse move's counts.
 
 The configuration is the reference's :class:`~textsampling.reference.cgmh.CGMHConfig`; the model must
 have the ``*_torch`` methods, and ``log_similarity_fn`` (if any) must accept a ``(N, L)`` tensor.
-Fed the same float64 uniforms, chain ``c`` takes the reference's decisions (tests/test_lm_samplers_twins.py).
+Fed the same float64 uniforms, chain ``c`` takes the reference's decisions (tests/test_twin_lm_samplers.py).
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ from typing import NamedTuple
 
 import torch
 
+from textsampling.lm.tokens import PAD, mask_special_tokens_torch, sequence_lengths_torch
 from textsampling.reference.cgmh import MOVES, CGMHConfig, normalize_keywords
 from textsampling.reference.chain import Trace
-from textsampling.targets.base import PAD
 from textsampling.torch import chain
 from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
-from textsampling.torch.mlm_gibbs import check_num_chains, sequence_lengths
+from textsampling.torch.mlm_gibbs import check_num_chains
 from textsampling.torch.randomness import categorical_from_uniforms, integer_from_uniform
 
 __all__ = [
@@ -158,7 +158,10 @@ def locked_positions(keywords, x: torch.Tensor, continuation_tokens=()):
 
 
 def log_target(config: CGMHConfig, states: torch.Tensor) -> torch.Tensor:
-    """Twin of :func:`textsampling.reference.cgmh.log_target`: the untempered log rho of each row, ``(N, L) -> (N,)``."""
+    """Twin of :func:`textsampling.reference.cgmh.log_target`: the untempered log rho of each row.
+
+    ``states`` ``(N, L)`` -> ``(N,)`` in the model's dtype.
+    """
     out = config.gamma * config.model.sequence_log_probs_torch(states)
     if config.log_similarity_fn is not None:
         out = out + torch.as_tensor(config.log_similarity_fn(states), dtype=out.dtype, device=out.device)
@@ -193,7 +196,7 @@ def init(x0: torch.Tensor, config: CGMHConfig, *, protected: torch.Tensor | None
         raise ValueError(f"x0 must have 1..max_length = {config.max_length} columns, got shape {tuple(x0.shape)}")
     padding = config.max_length - width
     x = torch.nn.functional.pad(x0.to(torch.int64), (0, padding), value=PAD)  # (B, max_length)
-    lengths = sequence_lengths(x)  # (B,)
+    lengths = sequence_lengths_torch(x)  # (B,)
     is_pad = torch.arange(config.max_length, device=x.device)[None, :] >= lengths[:, None]  # (B, L)
     raise_if(
         [(lengths == 0).any(), ((x != PAD) & is_pad).any()],
@@ -248,7 +251,7 @@ def _rank_select(allowed: torch.Tensor, rank: torch.Tensor) -> torch.Tensor:
 def _sites(config: CGMHConfig, x: torch.Tensor, protected: torch.Tensor):
     """``(editable (N, L), open slots (N, L + 1))``: where a replace/delete and an insert may act."""
     width = x.shape[1]
-    lengths = sequence_lengths(x)  # (N,)
+    lengths = sequence_lengths_torch(x)  # (N,)
     if config.keyword_rule == "position":
         locked, blocked = protected, torch.zeros((x.shape[0], width + 1), dtype=torch.bool, device=x.device)
     else:
@@ -285,7 +288,7 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     num_chains, width = x.shape
     device, dtype = x.device, uniforms.dtype
     positions = torch.arange(width, device=device)[None, :]  # (1, L)
-    lengths = sequence_lengths(x)  # (B,)
+    lengths = sequence_lengths_torch(x)  # (B,)
     editable, open_slots = _sites(config, x, protected)  # (B, L), (B, L + 1)
     num_editable = editable.sum(dim=1)  # (B,)
     num_slots = open_slots.sum(dim=1)  # (B,) >= 1: slots 0 and n are never inside a keyword
@@ -303,10 +306,9 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
 
     # --- candidate set: top-K after the prefix x_{<i} (specials and zero-probability tokens excluded)
     prefix = torch.where(positions < position[:, None], x, PAD)  # (B, L)
-    next_log_probs = model.next_token_log_probs_torch(prefix).to(dtype)  # (B, V)
-    special = [int(t) for t in model.special_token_ids if 0 <= int(t) < next_log_probs.shape[1]]
-    if special:
-        next_log_probs[:, special] = -torch.inf  # (B, V), special columns
+    next_log_probs = mask_special_tokens_torch(
+        model.next_token_log_probs_torch(prefix).to(dtype), model.special_token_ids
+    )  # (B, V), special columns -inf
     num_top = min(config.num_candidates, next_log_probs.shape[1])
     ranked = torch.sort(next_log_probs, dim=1, descending=True, stable=True)  # lower id first on ties
     candidates = ranked.indices[:, :num_top]  # (B, K)

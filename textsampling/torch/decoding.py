@@ -1,9 +1,21 @@
 r"""Torch twin of :mod:`textsampling.reference.decoding`: batched decoding baselines.
 
-:func:`decode` builds ``B`` sentences at once, one ``next_token_log_probs_torch`` call per position for
-the whole batch (no loop over chains); :func:`filter_log_probs` is the reference's temperature → top-k →
-top-p rule on ``(B, V)`` rows; :func:`beam_search` runs the reference's beam rules with the ``k`` beams in
-one model call per step. Fed the same float64 uniforms, sentence ``c`` equals the reference's.
+The filters (temperature, then top-k, then top-p, in transformers' order), the sentence law each one
+samples and the papers are the reference's; read them there. The batch contract:
+
+* a model with ``next_token_log_probs_torch``: PAD-padded prefixes ``(B, W)`` int64 -> ``(B, V)``
+  log-probabilities, ``end_token_id`` and ``special_token_ids`` (never produced, END excepted:
+  :func:`textsampling.lm.tokens.mask_special_tokens_torch` with ``keep=(end_token_id,)``);
+* :func:`filter_log_probs` and :func:`next_token_rows` work on rows ``(B, V)`` in the rows' dtype and
+  return them normalised;
+* :func:`decode` takes ``uniforms`` ``(B, max_new_tokens)`` (float32 or float64; uniform ``t`` of row
+  ``b`` draws token ``t`` of sentence ``b``) and returns :class:`DecodeResult`: ``tokens``
+  ``(B, max_new_tokens)`` int64 PAD-padded, END excluded, and ``ended`` ``(B,)`` bool;
+* :func:`beam_search` returns the reference's :class:`~textsampling.reference.decoding.BeamResult`.
+
+One ``next_token_log_probs_torch`` call per position for the whole batch (no loop over sentences); the
+``k`` beams of :func:`beam_search` share one model call per step. Fed the same float64 uniforms,
+sentence ``b`` equals the reference's.
 """
 
 from __future__ import annotations
@@ -12,14 +24,17 @@ from typing import NamedTuple
 
 import torch
 
-from textsampling.reference.decoding import BeamResult, beam_search as _reference_beam_search, check_decoding
-from textsampling.targets.base import PAD
-from textsampling.torch.mlm_gibbs import categorical_from_uniforms
+from textsampling.lm.tokens import PAD, mask_special_tokens_torch
+from textsampling.reference.decoding import BeamResult, check_decoding
+from textsampling.reference.decoding import beam_search as _reference_beam_search
+from textsampling.torch.randomness import categorical_from_uniforms
 
 __all__ = ["DecodeResult", "filter_log_probs", "next_token_rows", "decode", "beam_search", "BeamResult"]
 
 
 class DecodeResult(NamedTuple):
+    """Sentences of :func:`decode`, one row per uniform row ``b``."""
+
     tokens: torch.Tensor  # (B, max_new_tokens), PAD-padded, END excluded
     ended: torch.Tensor  # (B,) bool
 
@@ -34,22 +49,21 @@ def filter_log_probs(log_probs: torch.Tensor, temperature=1.0, top_k=None, top_p
     vocab_size = rows.shape[-1]
     if top_k is not None and top_k < vocab_size:
         order = torch.sort(rows, dim=-1, descending=True, stable=True).indices  # (B, V)
-        rows = _normalise(rows.scatter(-1, order[:, top_k:], -torch.inf))
+        rows = _normalise(rows.scatter(-1, order[:, top_k:], -torch.inf))  # (B, V): all but the top k -inf
     if top_p is not None and top_p < 1.0:
-        ascending = torch.sort(rows, dim=-1, stable=True)  # least probable first
+        ascending = torch.sort(rows, dim=-1, stable=True)  # (B, V), least probable first
         cumulative = torch.cumsum(torch.exp(ascending.values), dim=-1)  # (B, V)
-        remove = cumulative <= 1.0 - top_p
+        remove = cumulative <= 1.0 - top_p  # (B, V), in ascending order
         remove[:, -1] = False  # the most probable token always stays
-        rows = _normalise(rows.scatter(-1, ascending.indices, torch.where(remove, -torch.inf, ascending.values)))
+        kept = torch.where(remove, -torch.inf, ascending.values)  # (B, V), in ascending order
+        rows = _normalise(rows.scatter(-1, ascending.indices, kept))  # (B, V), back in token order
     return rows
 
 
 def next_token_rows(model, prefixes: torch.Tensor, temperature=1.0, top_k=None, top_p=None, dtype=torch.float64):
     """Filtered :math:`\\log q(x_{t+1} \\mid x_{\\le t})` for ``(B, W)`` PAD-padded prefixes, ``(B, V)``."""
     rows = model.next_token_log_probs_torch(prefixes).to(dtype)  # (B, V)
-    special = [int(t) for t in model.special_token_ids if int(t) != model.end_token_id and 0 <= int(t) < rows.shape[1]]
-    if special:
-        rows[:, special] = -torch.inf
+    rows = mask_special_tokens_torch(rows, model.special_token_ids, keep=(model.end_token_id,))  # (B, V)
     return filter_log_probs(rows, temperature, top_k, top_p)
 
 
@@ -63,13 +77,14 @@ def decode(uniforms: torch.Tensor, model, temperature=1.0, top_k=None, top_p=Non
         rows = next_token_rows(model, tokens, temperature, top_k, top_p, uniforms.dtype)  # (B, V)
         if greedy:
             # first maximum (lower id on ties), as numpy.argmax
-            is_max = rows == rows.amax(dim=-1, keepdim=True)
-            chosen = torch.argmax(is_max.to(torch.int64), dim=-1)
+            is_max = rows == rows.amax(dim=-1, keepdim=True)  # (B, V)
+            chosen = torch.argmax(is_max.to(torch.int64), dim=-1)  # (B,)
         else:
-            chosen = categorical_from_uniforms(uniforms[:, t], rows)  # (B,)
-        now_ended = ~ended & (chosen == model.end_token_id)
-        write = ~ended & ~now_ended
-        tokens[:, t] = torch.where(write, chosen, tokens[:, t])
+            # rows share the uniforms' dtype; validate=False: each keeps a finite entry (END's or a token's)
+            chosen = categorical_from_uniforms(uniforms[:, t], rows, validate=False)  # (B,)
+        now_ended = ~ended & (chosen == model.end_token_id)  # (B,)
+        write = ~ended & ~now_ended  # (B,)
+        tokens[:, t] = torch.where(write, chosen, tokens[:, t])  # (B,): column t, PAD where not written
         ended = ended | now_ended
         if bool(ended.all()):
             break
@@ -97,5 +112,5 @@ class _NumpyView:
 
     def next_token_log_probs(self, token_ids):
         device = getattr(self._model, "device", "cpu")
-        prefixes = torch.as_tensor(token_ids, device=device)
-        return self._model.next_token_log_probs_torch(prefixes).double().cpu().numpy()
+        prefixes = torch.as_tensor(token_ids, device=device)  # (k, W): the beams' prefixes
+        return self._model.next_token_log_probs_torch(prefixes).double().cpu().numpy()  # (k, V) float64

@@ -15,7 +15,7 @@ Batch, shape and dtype contract:
 * :func:`sample` returns :class:`~textsampling.reference.chain.Trace` with fields ``(B, T, ...)``.
 
 Fed the same uniforms, in float64, chain ``c`` of :func:`step` equals the reference chain ``c`` token
-for token (``tests/test_lm_samplers_twins.py``, ``tests/test_twin_lm_sample.py``).
+for token (``tests/test_twin_lm_samplers.py``, ``tests/test_twin_lm_samplers_sample.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from textsampling.lm.tokens import (
     sequence_lengths_torch,
     with_mask_at_torch,
 )
+from textsampling.reference import mlm_gibbs as reference
 from textsampling.reference.mlm_gibbs import (
     INIT_STEP,
     changes_target,
@@ -39,7 +40,6 @@ from textsampling.reference.mlm_gibbs import (
     check_scan,
     check_top_k,
 )
-from textsampling.reference import mlm_gibbs as reference
 from textsampling.torch import chain, randomness
 from textsampling.torch.randomness import CounterGenerator, as_generator, draw_uniforms, integer_from_uniform
 
@@ -49,7 +49,6 @@ __all__ = [
     "MLMGibbsTrace",
     "init",
     "num_uniforms",
-    "categorical_from_uniforms",
     "sampling_log_probs",
     "conditional_log_probs",
     "init_all_mask",
@@ -58,10 +57,6 @@ __all__ = [
     "step",
     "sample",
 ]
-
-#: Kept for the modules that still import the length rule from here (``torch/cgmh.py``); the rule
-#: itself is :func:`textsampling.lm.tokens.sequence_lengths_torch`.
-sequence_lengths = sequence_lengths_torch
 
 #: The twin's run: :class:`textsampling.reference.chain.Trace`, fields ``(B, T, ...)``.
 MLMGibbsTrace = chain.Trace
@@ -89,15 +84,6 @@ class MLMGibbsInfo(NamedTuple):
 def num_uniforms(scan: str = "random", max_length: int | None = None) -> int:
     """Uniforms per chain and step, as :func:`textsampling.reference.mlm_gibbs.num_uniforms`."""
     return reference.num_uniforms(scan, max_length)
-
-
-def categorical_from_uniforms(uniforms: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF rule of :func:`textsampling.torch.randomness.categorical_from_uniforms` for model rows.
-
-    ``uniforms`` ``(B,)`` in (0, 1), ``logits`` ``(B, K)`` with at least one finite entry per row (the
-    samplers guarantee it, so values are not re-checked); uniforms are cast to the logits' dtype.
-    """
-    return randomness.categorical_from_uniforms(uniforms.to(logits.dtype), logits, validate=False)
 
 
 def sampling_log_probs(log_probs: torch.Tensor, special_token_ids, temperature: float = 1.0, top_k=None):
@@ -135,7 +121,9 @@ def init_all_mask(uniforms: torch.Tensor, model, max_length: int, length_log_pro
     length_log_probs = torch.as_tensor(length_log_probs, dtype=uniforms.dtype, device=uniforms.device)
     if length_log_probs.shape != (max_length,):
         raise ValueError(f"length_log_probs must have shape ({max_length},), got {tuple(length_log_probs.shape)}")
-    lengths = categorical_from_uniforms(uniforms[:, 0], length_log_probs.expand(num_chains, -1)) + 1  # (B,)
+    length_rows = length_log_probs.expand(num_chains, -1)  # (B, max_length), one row per chain
+    # validate=False: the rows were checked above and the uniforms come from draw_uniforms, in (0, 1).
+    lengths = randomness.categorical_from_uniforms(uniforms[:, 0], length_rows, validate=False) + 1  # (B,)
     positions = torch.arange(max_length, device=uniforms.device)  # (L,)
     x = torch.where(positions[None, :] < lengths[:, None], int(mask_token_id), PAD)  # (B, L): [MASK] then PAD
     return MLMGibbsState(x.to(torch.int64))
@@ -173,7 +161,8 @@ def _update(uniforms, x, positions, model, temperature, top_k, active):
     """Redraw ``x[c, positions[c]]`` for the chains where ``active``; ``uniforms`` ``(B,)``."""
     log_probs = conditional_log_probs(model, x, positions)  # (B, V)
     row = sampling_log_probs(log_probs, model.special_token_ids, temperature, top_k)  # (B, V)
-    tokens = categorical_from_uniforms(uniforms, row)  # (B,)
+    # validate=False: every row keeps a finite entry (the model's), and the uniforms are in (0, 1).
+    tokens = randomness.categorical_from_uniforms(uniforms.to(row.dtype), row, validate=False)  # (B,)
     current = x.gather(1, positions[:, None])[:, 0]  # (B,): x[c, positions[c]]
     new_tokens = torch.where(active, tokens, current)  # (B,): inactive rows keep their token
     return x.scatter(1, positions[:, None], new_tokens[:, None]), new_tokens  # (B, L), (B,)

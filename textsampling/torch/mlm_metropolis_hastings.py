@@ -24,9 +24,12 @@ import torch
 from textsampling.lm.tokens import sequence_lengths_torch, with_mask_at_torch
 from textsampling.reference.mlm_metropolis_hastings import NUM_UNIFORMS, check_energy
 from textsampling.torch import chain, mlm_gibbs
-from textsampling.torch.mlm_gibbs import categorical_from_uniforms, check_num_chains, conditional_log_probs
-from textsampling.torch.mlm_gibbs import sampling_log_probs
-from textsampling.torch.randomness import as_generator, integer_from_uniform
+from textsampling.torch.mlm_gibbs import (
+    check_num_chains,
+    conditional_log_probs,
+    sampling_log_probs,
+)
+from textsampling.torch.randomness import as_generator, categorical_from_uniforms, integer_from_uniform
 
 __all__ = [
     "NUM_UNIFORMS",
@@ -99,7 +102,7 @@ def step(uniforms: torch.Tensor, state: MLMMHState, model, *, energy_kind="pll")
     positions = integer_from_uniform(uniforms[:, 0], lengths)  # (B,)
     row = sampling_log_probs(conditional_log_probs(model, x, positions), model.special_token_ids)  # (B, V)
     log_q = row - torch.logsumexp(row, dim=-1, keepdim=True)  # (B, V)
-    tokens = categorical_from_uniforms(uniforms[:, 1], log_q)  # (B,)
+    tokens = categorical_from_uniforms(uniforms[:, 1].to(log_q.dtype), log_q, validate=False)  # (B,)
     y = x.scatter(1, positions[:, None], tokens[:, None])  # (B, L): y_b = x_b with token at its position
     proposal_log_prob = -energy(model, y, energy_kind)  # (B,)
     log_q_forward = log_q.gather(1, tokens[:, None])[:, 0]  # (B,): log q_i(v)

@@ -1,5 +1,11 @@
 """One entry point from a NumPy reference object to its torch twin: :func:`twin_of`.
 
+The twin holds the reference's tables (no second computation of them) in ``dtype`` (float32 by
+default, or float64) on ``device``; it takes batches with a leading dimension ``N`` where the
+reference takes one state, and answers with the reference's numbers: a target's ``log_prob`` maps
+``(N,) + state_shape -> (N,)``, a proposal's draws and densities are those of
+:mod:`textsampling.torch.proposals`. The math stays with the reference classes.
+
 >>> from textsampling.targets import Categorical
 >>> twin_of(Categorical([0.0, 1.0]), dtype=torch.float64).log_prob(torch.tensor([1]))
 tensor([1.], dtype=torch.float64)

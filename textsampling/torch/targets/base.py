@@ -1,5 +1,10 @@
 r"""Common machinery of the torch target twins: a NumPy reference target plus its tables on a device.
 
+The batch contract of every twin: states are a tensor ``(N,) + state_shape`` on the target's device
+(int64 for discrete targets; the target's dtype for continuous ones), ``log_prob`` returns ``(N,)`` in
+the target's dtype, float32 (default) or float64, with ``-inf`` outside the support. The math of each
+target is its reference's (:mod:`textsampling.targets`); read it there.
+
 A twin is built from the *same* arguments as its reference (or from a reference target with
 :meth:`TorchTarget.from_reference`); the reference validates them and computes every table
 (normalised logs, ``logsumexp`` shifts) once in NumPy float64, and the twin only moves those tables to
@@ -26,8 +31,9 @@ __all__ = ["TorchTarget", "normalise_rows"]
 def normalise_rows(log_weights: torch.Tensor) -> torch.Tensor:
     """Subtract each row's logsumexp; an all ``-inf`` row stays ``-inf`` (no NaN), as the reference does."""
     log_total = torch.logsumexp(log_weights, dim=-1, keepdim=True)  # (N, 1)
-    finite = torch.isfinite(log_total)
-    return torch.where(finite, log_weights - torch.where(finite, log_total, 0.0), -torch.inf)
+    finite = torch.isfinite(log_total)  # (N, 1)
+    shift = torch.where(finite, log_total, 0.0)  # (N, 1): 0 for an all -inf row, so no -inf - -inf
+    return torch.where(finite, log_weights - shift, -torch.inf)  # (N, V)
 
 
 class TorchTarget:
@@ -64,6 +70,7 @@ class TorchTarget:
 
     # ----------------------------------------------------------------- helpers
     def _table(self, values, dtype=None) -> torch.Tensor:
+        """A reference table (NumPy float64) as a tensor in this twin's dtype on its device, same shape."""
         return torch.as_tensor(np.asarray(values), dtype=dtype or self.dtype, device=self.device)
 
     def _check_states(self, states, name: str = "states", floating: bool = False) -> torch.Tensor:

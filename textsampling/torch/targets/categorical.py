@@ -1,4 +1,9 @@
-r"""Torch twin of :class:`textsampling.targets.Categorical`: :math:`\log\rho(k) = \ell_k`, batched over states."""
+r"""Torch twin of :class:`textsampling.targets.Categorical`, batched over states.
+
+The target and its exact answers are the reference's (:mod:`textsampling.targets.categorical`); read the
+math there. The batch contract: states int64 ``(N,)`` in ``0..K-1`` on the target's device;
+``log_prob`` returns ``(N,)`` in the target's dtype (float32 or float64), ``-inf`` outside ``0..K-1``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ __all__ = ["Categorical"]
 
 
 class Categorical(TorchTarget):
-    """Categorical target :math:`\\pi = \\mathrm{softmax}(\\text{logits})` with states ``0..K-1`` as int64 tensors.
+    """Twin of :class:`textsampling.targets.Categorical`: states ``0..K-1`` as int64 tensors.
 
     Parameters
     ----------
@@ -33,7 +38,8 @@ class Categorical(TorchTarget):
         self.logits = self._table(self.reference.logits)  # (K,)
 
     def log_prob(self, states: torch.Tensor) -> torch.Tensor:
-        """:math:`\\ell_{x}` for each state ``(B,)``; ``-inf`` outside ``0..K-1``."""
+        """The reference's ``log_prob`` of each state ``(N,)``: ``(N,)``, ``-inf`` outside ``0..K-1``."""
         states = self._check_states(states)
-        inside = (states >= 0) & (states < self.num_categories)  # (B,)
-        return torch.where(inside, self.logits[states.clamp(0, self.num_categories - 1)], -torch.inf)
+        inside = (states >= 0) & (states < self.num_categories)  # (N,)
+        logits = self.logits[states.clamp(0, self.num_categories - 1)]  # (N,): gathered at safe indices
+        return torch.where(inside, logits, -torch.inf)  # (N,)

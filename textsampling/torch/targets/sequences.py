@@ -1,17 +1,20 @@
 r"""Torch twins of :mod:`textsampling.targets.sequences`: bigram LMs and the pairwise chain, batched.
 
-Same formulas, tables and order of additions as the reference (see its module docstring):
+The formulas (the bigram sentence law with END, the pairwise chain's fields and couplings, and the
+closed-form masked conditionals of the "oracle MLM" of part 3) and their sources are the reference's;
+read them there. The twins use the reference's tables (:class:`~textsampling.torch.targets.base.TorchTarget`)
+and add them in its order. The batch contract:
 
-.. math::
-    \log p(x) = \log p(x_1) + \sum_{t=2}^{n} \log p(x_t \mid x_{t-1}) + \log p(\mathrm{END} \mid x_n),
-    \qquad
-    \log\rho(x) = \sum_i h_i(x_i) + \sum_i J_i(x_i, x_{i+1}),
+* states are int64 ``(N, L)``, one row per state (``L = max_length`` for :class:`BigramLM`, right-padded
+  with ``PAD = -1``; ``L = length`` for the fixed-length targets), on the target's device;
+* ``log_prob`` and ``sequence_log_probs`` return ``(N,)`` in the target's dtype (float32 or float64),
+  ``-inf`` for a state outside the support;
+* ``conditional_log_probs(states, position)``: ``position`` an int or an int64 ``(N,)`` tensor (one per
+  row) -> normalised ``(N, V)``;
+* ``BigramLM.next_token_log_probs``: PAD-padded prefixes ``(N, W)`` -> ``(N, V + 1)``, column ``V`` END.
 
-and the exact masked conditionals (the "oracle MLM" of part 3, kexue.fm/archives/8119)
-:math:`p(x_i = v \mid x_{-i}) \propto p(v \mid x_{i-1})\, p(x_{i+1} \mid v)` and
-:math:`\propto \exp(h_i(v) + J_{i-1}(x_{i-1}, v) + J_i(v, x_{i+1}))`, for a batch of states
-``(N, L)`` and one position per row. Sums run position by position (a loop over ``L``, never over
-chains), which is the order NumPy uses for these short rows, so float64 log-densities agree bit for bit.
+Sums run position by position (a loop over ``L``, never over states), the order NumPy uses for these
+short rows, so float64 log-densities agree bit for bit.
 """
 
 from __future__ import annotations
@@ -64,14 +67,14 @@ class SequenceTarget(TorchTarget):
         states = self._check_states(states)
         positions = self._as_positions(position, states.shape[0])
         num_rows, vocab_size = states.shape[0], self.vocab_size
-        rows = torch.arange(num_rows, device=self.device)
+        rows = torch.arange(num_rows, device=self.device)  # (N,)
         # (N, V, L): row n repeated V times, token v written at position[n] in copy v.
-        candidates = states[:, None, :].repeat(1, vocab_size, 1)
+        candidates = states[:, None, :].repeat(1, vocab_size, 1)  # (N, V, L)
         candidates[rows[:, None], torch.arange(vocab_size, device=self.device)[None, :], positions[:, None]] = (
             torch.arange(vocab_size, device=self.device)[None, :]
-        )
+        )  # (N, V) entries set: candidates[n, v, positions[n]] = v
         log_rho = self.log_prob(candidates.reshape(num_rows * vocab_size, self.length))  # (N V,)
-        return normalise_rows(log_rho.reshape(num_rows, vocab_size))
+        return normalise_rows(log_rho.reshape(num_rows, vocab_size))  # (N, V)
 
     def conditional_log_probs(self, states: torch.Tensor, position) -> torch.Tensor:
         """Normalised :math:`\\log p(x_i = v \\mid x_{-i})`, shape ``(N, V)``."""
@@ -110,8 +113,8 @@ class BigramLM(_BigramTables, SequenceTarget):
         is_pad = states == PAD  # (N, L)
         lengths = torch.where(is_pad.any(dim=1), torch.argmax(is_pad.to(torch.int8), dim=1), self.length)  # (N,)
         before_end = torch.arange(self.length, device=self.device)[None, :] < lengths[:, None]  # (N, L)
-        tokens_ok = (states >= 0) & (states < self.vocab_size)
-        well_formed = torch.where(before_end, tokens_ok, is_pad).all(dim=1)  # (N,)
+        tokens_ok = (states >= 0) & (states < self.vocab_size)  # (N, L)
+        well_formed = torch.where(before_end, tokens_ok, is_pad).all(dim=1)  # (N, L) -> (N,)
         return states, lengths, well_formed
 
     def lengths(self, states: torch.Tensor) -> torch.Tensor:
@@ -122,20 +125,20 @@ class BigramLM(_BigramTables, SequenceTarget):
         """:math:`\\log p(x_1..x_n, \\mathrm{END})`, ignoring the length window; ``-inf`` if malformed."""
         states, lengths, well_formed = self._split(states)
         tokens = states.clamp(0, self.vocab_size - 1)  # (N, L) safe indices; PAD slots masked below
-        out = self.log_initial[tokens[:, 0]]
+        out = self.log_initial[tokens[:, 0]]  # (N,)
         for t in range(1, self.length):
-            step = self.log_transition[tokens[:, t - 1], tokens[:, t]]
-            out = out + torch.where(t < lengths, step, 0.0)  # only transitions inside the sentence
-        rows = torch.arange(tokens.shape[0], device=self.device)
-        last = tokens[rows, (lengths - 1).clamp(min=0)]
-        out = out + self.log_transition[last, self.end_token]
-        return torch.where(well_formed & (lengths >= 1), out, -torch.inf)
+            step = self.log_transition[tokens[:, t - 1], tokens[:, t]]  # (N,)
+            out = out + torch.where(t < lengths, step, 0.0)  # (N,): only transitions inside the sentence
+        rows = torch.arange(tokens.shape[0], device=self.device)  # (N,)
+        last = tokens[rows, (lengths - 1).clamp(min=0)]  # (N,): each row's last token
+        out = out + self.log_transition[last, self.end_token]  # (N,)
+        return torch.where(well_formed & (lengths >= 1), out, -torch.inf)  # (N,)
 
     def log_prob(self, states: torch.Tensor) -> torch.Tensor:
         """:meth:`sequence_log_probs` inside ``min_length..max_length``, else ``-inf``; ``(N,)``."""
         states, lengths, _ = self._split(states)
-        inside = (lengths >= self.min_length) & (lengths <= self.max_length)
-        return torch.where(inside, self.sequence_log_probs(states), -torch.inf)
+        inside = (lengths >= self.min_length) & (lengths <= self.max_length)  # (N,)
+        return torch.where(inside, self.sequence_log_probs(states), -torch.inf)  # (N,)
 
     def next_token_log_probs(self, prefix_states: torch.Tensor) -> torch.Tensor:
         """:math:`\\log p(x_{n+1} = w \\mid x_1..x_n)` for PAD-padded prefixes ``(N, W)`` -> ``(N, V + 1)``."""
@@ -145,15 +148,15 @@ class BigramLM(_BigramTables, SequenceTarget):
         num_rows, width = prefixes.shape
         first = torch.cat([self.log_initial, self.log_initial.new_full((1,), -torch.inf)])  # (V+1,), no empty sentence
         if width == 0:
-            return first.expand(num_rows, -1).clone()
-        is_pad = prefixes == PAD
+            return first.expand(num_rows, -1).clone()  # (N, V+1)
+        is_pad = prefixes == PAD  # (N, W)
         lengths = torch.where(is_pad.any(dim=1), torch.argmax(is_pad.to(torch.int8), dim=1), width)  # (N,)
-        before_end = torch.arange(width, device=self.device)[None, :] < lengths[:, None]
-        tokens_ok = (prefixes >= 0) & (prefixes < self.vocab_size)
-        if not bool(torch.where(before_end, tokens_ok, is_pad).all()):
+        before_end = torch.arange(width, device=self.device)[None, :] < lengths[:, None]  # (N, W)
+        tokens_ok = (prefixes >= 0) & (prefixes < self.vocab_size)  # (N, W)
+        if not bool(torch.where(before_end, tokens_ok, is_pad).all()):  # (N, W) -> one bool
             raise ValueError(f"prefix_states must hold tokens in 0..{self.vocab_size - 1} followed only by PAD = {PAD}")
         empty = lengths == 0  # (N,)
-        rows = torch.arange(num_rows, device=self.device)
+        rows = torch.arange(num_rows, device=self.device)  # (N,)
         last = prefixes[rows, (lengths - 1).clamp(min=0)].clamp(0, self.vocab_size - 1)  # (N,)
         return torch.where(empty[:, None], first[None, :], self.log_transition[last])  # (N, V+1)
 
@@ -176,22 +179,22 @@ class FixedLengthBigram(_BigramTables, SequenceTarget):
         """Unnormalised :math:`\\log\\rho` of states ``(N,) + state_shape``, shape ``(N,)``; ``-inf`` outside."""
         states = self._check_states(states)
         inside = ((states >= 0) & (states < self.vocab_size)).all(dim=1)  # (N,)
-        tokens = states.clamp(0, self.vocab_size - 1)
-        out = self.log_initial[tokens[:, 0]]
+        tokens = states.clamp(0, self.vocab_size - 1)  # (N, L) safe indices; outside rows masked below
+        out = self.log_initial[tokens[:, 0]]  # (N,)
         for t in range(1, self.length):
-            out = out + self.log_transition[tokens[:, t - 1], tokens[:, t]]
-        out = out + self.log_transition[tokens[:, -1], self.end_token]
-        return torch.where(inside, out, -torch.inf)
+            out = out + self.log_transition[tokens[:, t - 1], tokens[:, t]]  # (N,)
+        out = out + self.log_transition[tokens[:, -1], self.end_token]  # (N,)
+        return torch.where(inside, out, -torch.inf)  # (N,)
 
     def conditional_log_probs(self, states: torch.Tensor, position) -> torch.Tensor:
-        """Closed form :math:`\\log p(v \\mid x_{i-1}) + \\log p(x_{i+1} \\mid v) - c`, ``(N, V)``."""
+        """The reference's closed-form masked conditional for each row, normalised, ``(N, V)``."""
         states = self._check_states(states)
-        positions = self._as_positions(position, states.shape[0])
-        rows = torch.arange(states.shape[0], device=self.device)
+        positions = self._as_positions(position, states.shape[0])  # (N,)
+        rows = torch.arange(states.shape[0], device=self.device)  # (N,)
         vocab = self.vocab_size
-        others_ok = (states >= 0) & (states < vocab)
-        others_ok[rows, positions] = True  # the masked slot is ignored
-        tokens = states.clamp(0, vocab - 1)
+        others_ok = (states >= 0) & (states < vocab)  # (N, L)
+        others_ok[rows, positions] = True  # (N,) entries: the masked slot is ignored
+        tokens = states.clamp(0, vocab - 1)  # (N, L)
         previous = tokens[rows, (positions - 1).clamp(min=0)]  # (N,)
         following = tokens[rows, (positions + 1).clamp(max=self.length - 1)]  # (N,)
         left = torch.where(
@@ -202,8 +205,8 @@ class FixedLengthBigram(_BigramTables, SequenceTarget):
             self.log_transition[None, :, self.end_token],
             self.log_transition[:, following].T,
         )  # (N, V): log p(x_{i+1} | v), END at the last position
-        log_weights = torch.where(others_ok.all(dim=1)[:, None], left + right, -torch.inf)
-        return normalise_rows(log_weights)
+        log_weights = torch.where(others_ok.all(dim=1)[:, None], left + right, -torch.inf)  # (N, V)
+        return normalise_rows(log_weights)  # (N, V)
 
 
 class PairwiseChain(SequenceTarget):
@@ -228,33 +231,33 @@ class PairwiseChain(SequenceTarget):
         """Unnormalised :math:`\\log\\rho` of states ``(N,) + state_shape``, shape ``(N,)``; ``-inf`` outside."""
         states = self._check_states(states)
         inside = ((states >= 0) & (states < self.vocab_size)).all(dim=1)  # (N,)
-        tokens = states.clamp(0, self.vocab_size - 1)
-        out = self.unary[0, tokens[:, 0]]
+        tokens = states.clamp(0, self.vocab_size - 1)  # (N, L) safe indices; outside rows masked below
+        out = self.unary[0, tokens[:, 0]]  # (N,)
         for i in range(1, self.length):  # left to right, as NumPy sums a short row
-            out = out + self.unary[i, tokens[:, i]]
+            out = out + self.unary[i, tokens[:, i]]  # (N,)
         for i in range(self.length - 1):
-            out = out + self.coupling[i, tokens[:, i], tokens[:, i + 1]]
-        return torch.where(inside, out, -torch.inf)
+            out = out + self.coupling[i, tokens[:, i], tokens[:, i + 1]]  # (N,)
+        return torch.where(inside, out, -torch.inf)  # (N,)
 
     def conditional_log_probs(self, states: torch.Tensor, position) -> torch.Tensor:
-        """Closed form :math:`h_i(v) + J_{i-1}(x_{i-1}, v) + J_i(v, x_{i+1}) - c`, ``(N, V)``."""
+        """The reference's closed-form masked conditional for each row, normalised, ``(N, V)``."""
         states = self._check_states(states)
-        positions = self._as_positions(position, states.shape[0])
-        rows = torch.arange(states.shape[0], device=self.device)
-        others_ok = (states >= 0) & (states < self.vocab_size)
-        others_ok[rows, positions] = True
-        tokens = states.clamp(0, self.vocab_size - 1)
+        positions = self._as_positions(position, states.shape[0])  # (N,)
+        rows = torch.arange(states.shape[0], device=self.device)  # (N,)
+        others_ok = (states >= 0) & (states < self.vocab_size)  # (N, L)
+        others_ok[rows, positions] = True  # (N,) entries: the masked slot is ignored
+        tokens = states.clamp(0, self.vocab_size - 1)  # (N, L)
         log_weights = self.unary[positions]  # (N, V)
         if self.length > 1:
             left_edge = (positions - 1).clamp(min=0)  # (N,)
-            left = tokens[rows, left_edge]
+            left = tokens[rows, left_edge]  # (N,): x_{i-1} (clamped at the first position, unused there)
             log_weights = torch.where(
                 (positions > 0)[:, None], log_weights + self.coupling[left_edge, left, :], log_weights
-            )  # + J_{i-1}(x_{i-1}, v)
+            )  # (N, V): + J_{i-1}(x_{i-1}, v) where i > 0
             right_edge = positions.clamp(max=self.length - 2)  # (N,)
-            right = tokens[rows, right_edge + 1]
+            right = tokens[rows, right_edge + 1]  # (N,): x_{i+1} (clamped at the last position, unused there)
             log_weights = torch.where(
                 (positions < self.length - 1)[:, None], log_weights + self.coupling[right_edge, :, right], log_weights
-            )  # + J_i(v, x_{i+1})
-        log_weights = torch.where(others_ok.all(dim=1)[:, None], log_weights, -torch.inf)
-        return normalise_rows(log_weights)
+            )  # (N, V): + J_i(v, x_{i+1}) where i < L - 1
+        log_weights = torch.where(others_ok.all(dim=1)[:, None], log_weights, -torch.inf)  # (N, V)
+        return normalise_rows(log_weights)  # (N, V)

@@ -23,7 +23,8 @@ KEYWORDS = [2, 0]
 
 def _oracle(seed=1, vocab_size=3, max_length=4):
     rng = np.random.default_rng(seed)
-    return BigramOracle(BigramLM(rng.normal(size=vocab_size), rng.normal(size=(vocab_size, vocab_size + 1)), max_length))
+    bigram = BigramLM(rng.normal(size=vocab_size), rng.normal(size=(vocab_size, vocab_size + 1)), max_length)
+    return BigramOracle(bigram)
 
 
 def _uniforms(rng, num_states, count):
@@ -55,12 +56,16 @@ def _cgmh_step_fn(config):
 
 
 def _config(**kwargs):
-    return cgmh.make_config(_oracle(), KEYWORDS, num_candidates=2, gamma=0.8, move_probabilities=(0.3, 0.45, 0.25), **kwargs)
+    return cgmh.make_config(
+        _oracle(), KEYWORDS, num_candidates=2, gamma=0.8, move_probabilities=(0.3, 0.45, 0.25), **kwargs
+    )
 
 
 def test_cgmh_twin_passes_one_step_invariance():
     config = _config()
-    result = one_step_invariance_test(_cgmh_step_fn(config), Sentences(config), np.random.default_rng(0), 8000, batched=True)
+    result = one_step_invariance_test(
+        _cgmh_step_fn(config), Sentences(config), np.random.default_rng(0), 8000, batched=True
+    )
     assert result.passed, result
 
 
@@ -72,7 +77,9 @@ def test_published_cgmh_mistakes_fail_one_step_invariance(mistake):
     pi = target.probabilities()
     wrong_law = pi @ cgmh.transition_matrix(config, target.enumerate_states())
     num_samples = required_samples_against(wrong_law, pi, power=0.999)
-    result = one_step_invariance_test(_cgmh_step_fn(config), target, np.random.default_rng(1), num_samples, batched=True)
+    result = one_step_invariance_test(
+        _cgmh_step_fn(config), target, np.random.default_rng(1), num_samples, batched=True
+    )
     assert not result.passed, result
 
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from textsampling.cli import check as check_command
-from textsampling.targets import named
-from textsampling.testing import conformance as check
 from textsampling.cli import main
 from textsampling.gallery import CASES, CORRECT
+from textsampling.targets import named
+from textsampling.testing import conformance as check
 
 SMALL = dict(num_samples=500, num_chains=100, num_steps=5, budget=None)
 

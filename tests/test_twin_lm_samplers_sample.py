@@ -209,7 +209,7 @@ def test_mlm_mh_sample_refuses_bad_input():
         mlm_mh_twin.sample(_twin_rng(2), x0, oracle, 3)
     with pytest.raises(ValueError, match="energy_kind must be one of"):
         mlm_mh_twin.sample(_twin_rng(), x0, oracle, 3, energy_kind="entropy")
-    with pytest.raises(ValueError, match="x0 must have 2 dimension"):
+    with pytest.raises(ValueError, match=r"x0 must have shape \(B, L\)"):
         mlm_mh_twin.sample(_twin_rng(), x0[0], oracle, 3)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from textsampling import randomness as numpy_randomness
 from textsampling import targets
 from textsampling.randomness import CounterGenerator as NumpyCounterGenerator
 from textsampling.reference import annealing as reference_annealing
@@ -20,7 +21,6 @@ from textsampling.reference import categorical as reference_categorical
 from textsampling.reference import gibbs as reference_gibbs
 from textsampling.reference import importance as reference_importance
 from textsampling.reference import metropolis_hastings as reference_mh
-from textsampling import randomness as numpy_randomness
 from textsampling.reference import proposals
 from textsampling.reference import rejection as reference_rejection
 from textsampling.torch import annealing, categorical, gibbs, importance, metropolis_hastings, rejection

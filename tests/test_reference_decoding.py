@@ -13,8 +13,8 @@ from textsampling.lm.oracle import BigramOracle
 from textsampling.randomness import counter_uniforms
 from textsampling.reference import decoding
 from textsampling.targets import PAD, BigramLM
-from textsampling.torch import decoding as decoding_twin
 from textsampling.testing.statistics import chi_square_counts_test
+from textsampling.torch import decoding as decoding_twin
 
 FALSE_FAIL_RATE = 1e-4  # per statistical test
 NUM_SENTENCES = 20_000
@@ -22,7 +22,8 @@ NUM_SENTENCES = 20_000
 
 def _oracle(seed=5, vocab_size=4, max_length=3):
     rng = np.random.default_rng(seed)
-    return BigramOracle(BigramLM(rng.normal(size=vocab_size), rng.normal(size=(vocab_size, vocab_size + 1)), max_length))
+    bigram = BigramLM(rng.normal(size=vocab_size), rng.normal(size=(vocab_size, vocab_size + 1)), max_length)
+    return BigramOracle(bigram)
 
 
 def _filtered(row, temperature, top_k, top_p):
@@ -58,7 +59,8 @@ def _exact_sentence_law(oracle, length, temperature=1.0, top_k=None, top_p=None)
             if n == length:  # the last allowed token: the sentence is cut, END is never drawn
                 law[sentence + ("cut",)] = probability
             else:
-                law[sentence] = probability * _filtered(bigram.log_transition[previous], temperature, top_k, top_p)[vocab]
+                row = _filtered(bigram.log_transition[previous], temperature, top_k, top_p)
+                law[sentence] = probability * row[vocab]
     return law
 
 
@@ -86,7 +88,9 @@ def test_sampling_modes_follow_their_exact_sentence_laws(temperature, top_k, top
     if (temperature, top_k, top_p) == (1.0, None, None):
         # Test of the test: the same samples against the tempered law are rejected.
         wrong = _exact_sentence_law(oracle, length, temperature=0.6)
-        wrong_result = chi_square_counts_test(cells, np.array([wrong[k] for k in keys]), false_fail_rate=FALSE_FAIL_RATE)
+        wrong_result = chi_square_counts_test(
+            cells, np.array([wrong[k] for k in keys]), false_fail_rate=FALSE_FAIL_RATE
+        )
         assert not wrong_result.passed, wrong_result
 
 
@@ -101,7 +105,9 @@ def test_decoding_twin_equals_reference(kwargs):
         assert bool(twin.ended[c]) == reference.ended
 
 
-@pytest.mark.parametrize("kwargs, match", [({"temperature": 0}, "temperature"), ({"top_k": 0}, "top_k"), ({"top_p": 1.5}, "top_p")])
+@pytest.mark.parametrize(
+    "kwargs, match", [({"temperature": 0}, "temperature"), ({"top_k": 0}, "top_k"), ({"top_p": 1.5}, "top_p")]
+)
 def test_decoding_bad_settings_name_the_argument(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         decoding.decode([0.5, 0.5], _oracle(), 2, **kwargs)
@@ -167,7 +173,14 @@ def test_greedy_and_beam_search_equal_transformers_generate(tiny_gpt2, num_beams
 
 
 # ----------------------------------------------------------------------------- exact sequence laws
-EXACT_SETTINGS = [(1.0, None, None), (0.6, None, None), (1.7, None, None), (1.0, 2, None), (1.0, None, 0.7), (1.4, 3, 0.8)]
+EXACT_SETTINGS = [
+    (1.0, None, None),
+    (0.6, None, None),
+    (1.7, None, None),
+    (1.0, 2, None),
+    (1.0, None, 0.7),
+    (1.4, 3, 0.8),
+]
 
 
 def _law_as_dict(law):
@@ -184,7 +197,8 @@ def test_exact_sequence_law_sums_to_one_and_matches_the_written_out_law(temperat
     oracle = _oracle()
     law = decoding.exact_sequence_law(oracle, oracle.max_length, temperature, top_k, top_p)
     assert abs(np.exp(logsumexp(law.log_probs)) - 1.0) < 1e-12
-    written_out = {key: value for key, value in _exact_sentence_law(oracle, oracle.max_length, temperature, top_k, top_p).items() if value > 0}
+    exact = _exact_sentence_law(oracle, oracle.max_length, temperature, top_k, top_p)
+    written_out = {key: value for key, value in exact.items() if value > 0}
     ours = _law_as_dict(law)
     assert set(ours) == set(written_out)  # same support: truncation removes the same sentences
     for key, value in written_out.items():
@@ -197,10 +211,13 @@ def test_ancestral_law_is_the_model_sentence_law():
     law = decoding.exact_sequence_law(oracle, 4)
     assert len(law.log_probs) == sum(3**n for n in range(1, 5))  # every sentence has positive probability here
     ended_rows = law.tokens[law.ended]
-    np.testing.assert_allclose(np.exp(law.log_probs[law.ended]), np.exp(oracle.sequence_log_probs(ended_rows)), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        np.exp(law.log_probs[law.ended]), np.exp(oracle.sequence_log_probs(ended_rows)), rtol=0, atol=1e-12
+    )
     bigram = oracle.bigram
     for tokens, log_prob in zip(law.tokens[~law.ended], law.log_probs[~law.ended]):
-        prefix = bigram.log_initial[tokens[0]] + sum(bigram.log_transition[a, b] for a, b in zip(tokens[:-1], tokens[1:]))
+        transitions = sum(bigram.log_transition[a, b] for a, b in zip(tokens[:-1], tokens[1:]))
+        prefix = bigram.log_initial[tokens[0]] + transitions
         assert abs(np.exp(log_prob) - np.exp(prefix)) < 1e-12
 
 
@@ -308,7 +325,10 @@ def test_the_exact_law_test_rejects_a_wrong_law():
     assert _chi_square_pvalue(decoding.exact_sequence_law(oracle, length, top_k=2), tokens, ended) == 0.0
 
 
-@pytest.mark.parametrize("kwargs, match", [({"max_new_tokens": 0}, "max_new_tokens"), ({"top_p": 0.0}, "top_p"), ({"temperature": -1}, "temperature")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"max_new_tokens": 0}, "max_new_tokens"), ({"top_p": 0.0}, "top_p"), ({"temperature": -1}, "temperature")],
+)
 def test_exact_sequence_law_bad_settings_name_the_argument(kwargs, match):
     arguments = {"max_new_tokens": 2} | kwargs
     with pytest.raises((ValueError, TypeError), match=match):

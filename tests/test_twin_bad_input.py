@@ -237,7 +237,9 @@ CASES = [
     # annealing
     (
         "annealing temperature shape",
-        lambda: annealing.step(_uniforms(4, 2), _mh_state(), TARGET.log_prob, PROPOSAL, temperature=torch.ones(3, dtype=F64)),
+        lambda: annealing.step(
+            _uniforms(4, 2), _mh_state(), TARGET.log_prob, PROPOSAL, temperature=torch.ones(3, dtype=F64)
+        ),
         ValueError,
         "temperature",
     ),

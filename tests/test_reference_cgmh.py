@@ -29,7 +29,8 @@ KEYWORD_SETS = [[2], [2, 0], [2, 2], [2, 0, 1], [[2, 0]], [[2, 0], 1], [[0, 0]]]
 
 def _oracle(seed=1, vocab_size=3, max_length=4):
     rng = np.random.default_rng(seed)
-    return BigramOracle(BigramLM(rng.normal(size=vocab_size), rng.normal(size=(vocab_size, vocab_size + 1)), max_length))
+    bigram = BigramLM(rng.normal(size=vocab_size), rng.normal(size=(vocab_size, vocab_size + 1)), max_length)
+    return BigramOracle(bigram)
 
 
 def _log_similarity(states):
@@ -38,7 +39,9 @@ def _log_similarity(states):
 
 
 def _config(oracle, keywords=(), **kwargs):
-    settings = dict(num_candidates=2, gamma=0.8, log_similarity_fn=_log_similarity, move_probabilities=MOVE_PROBABILITIES)
+    settings = dict(
+        num_candidates=2, gamma=0.8, log_similarity_fn=_log_similarity, move_probabilities=MOVE_PROBABILITIES
+    )
     settings.update(kwargs)
     return cgmh.make_config(oracle, keywords, **settings)
 

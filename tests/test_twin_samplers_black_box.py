@@ -20,8 +20,8 @@ from textsampling.reference import metropolis_hastings as reference_mh
 from textsampling.reference import proposals
 from textsampling.torch import annealing, gibbs, metropolis_hastings
 from textsampling.torch import proposals as torch_proposals
-from textsampling.torch.twins import twin_of
 from textsampling.torch.randomness import largest_below_one
+from textsampling.torch.twins import twin_of
 
 
 @pytest.fixture(autouse=True, scope="module")
