@@ -40,8 +40,7 @@ from textsampling.reference.cgmh import MOVES, CGMHConfig, normalize_keywords
 from textsampling.reference.chain import Trace
 from textsampling.torch import chain
 from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
-from textsampling.torch.mlm_gibbs import check_num_chains
-from textsampling.torch.randomness import categorical_from_uniforms, integer_from_uniform
+from textsampling.torch.randomness import categorical_from_uniforms, check_num_chains, integer_from_uniform
 
 __all__ = [
     "MOVES",

@@ -41,7 +41,13 @@ from textsampling.reference.mlm_gibbs import (
     check_top_k,
 )
 from textsampling.torch import chain, randomness
-from textsampling.torch.randomness import CounterGenerator, as_generator, draw_uniforms, integer_from_uniform
+from textsampling.torch.randomness import (
+    CounterGenerator,
+    as_generator,
+    check_num_chains,
+    draw_uniforms,
+    integer_from_uniform,
+)
 
 __all__ = [
     "MLMGibbsState",
@@ -53,7 +59,6 @@ __all__ = [
     "conditional_log_probs",
     "init_all_mask",
     "draw_all_mask_starts",
-    "check_num_chains",
     "step",
     "sample",
 ]
@@ -127,15 +132,6 @@ def init_all_mask(uniforms: torch.Tensor, model, max_length: int, length_log_pro
     positions = torch.arange(max_length, device=uniforms.device)  # (L,)
     x = torch.where(positions[None, :] < lengths[:, None], int(mask_token_id), PAD)  # (B, L): [MASK] then PAD
     return MLMGibbsState(x.to(torch.int64))
-
-
-def check_num_chains(rng, num_chains: int, name: str = "x0") -> None:
-    """A counter generator must serve exactly the ``num_chains`` rows of ``name``."""
-    if isinstance(rng, CounterGenerator) and rng.num_chains != num_chains:
-        raise ValueError(
-            f"rng serves {rng.num_chains} chains (chain_index) but {name} has {num_chains} rows; "
-            "give one chain index per chain"
-        )
 
 
 def draw_all_mask_starts(rng, model, max_length: int | None = None, length_log_probs=None, *, num_chains=None):

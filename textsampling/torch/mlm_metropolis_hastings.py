@@ -25,11 +25,15 @@ from textsampling.lm.tokens import sequence_lengths_torch, with_mask_at_torch
 from textsampling.reference.mlm_metropolis_hastings import NUM_UNIFORMS, check_energy
 from textsampling.torch import chain, mlm_gibbs
 from textsampling.torch.mlm_gibbs import (
-    check_num_chains,
     conditional_log_probs,
     sampling_log_probs,
 )
-from textsampling.torch.randomness import as_generator, categorical_from_uniforms, integer_from_uniform
+from textsampling.torch.randomness import (
+    as_generator,
+    categorical_from_uniforms,
+    check_num_chains,
+    integer_from_uniform,
+)
 
 __all__ = [
     "NUM_UNIFORMS",

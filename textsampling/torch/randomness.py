@@ -51,6 +51,7 @@ __all__ = [
     "philox4x32",
     "counter_uniforms",
     "draw_uniforms",
+    "check_num_chains",
     "draw_uniforms_for_steps",
     "as_generator",
     "largest_below_one",
@@ -274,6 +275,15 @@ def _torch_uniforms(rng: torch.Generator, shape, dtype) -> torch.Tensor:
     uniforms = torch.rand(shape, generator=rng, dtype=dtype, device=rng.device)
     # torch.rand lies in [0, 1): an exact 0 would make log(u) = -inf; map it to the smallest normal.
     return uniforms.clamp_(min=torch.finfo(dtype).tiny)
+
+
+def check_num_chains(rng, num_chains: int, name: str = "x0") -> None:
+    """A counter generator must serve exactly the ``num_chains`` rows of ``name``."""
+    if isinstance(rng, CounterGenerator) and rng.num_chains != num_chains:
+        raise ValueError(
+            f"rng serves {rng.num_chains} chains (chain_index) but {name} has {num_chains} rows; "
+            "give one chain index per chain"
+        )
 
 
 def draw_uniforms(rng, step: int, num_uniforms: int, num_chains: int | None = None, dtype=None, device=None):

@@ -19,7 +19,7 @@ from textsampling.reference.chain import Trace
 from textsampling.reference.sentence_annealing import at_temperature
 from textsampling.torch import cgmh, chain
 from textsampling.torch.cgmh import CGMHState
-from textsampling.torch.mlm_gibbs import check_num_chains
+from textsampling.torch.randomness import check_num_chains
 
 __all__ = [
     "SentenceAnnealingInfo",
