@@ -28,15 +28,6 @@ NUM_CHAINS = 8
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Small tensor operations gain nothing from a second thread on a shared machine; restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _cases():
     rng = np.random.default_rng(12)
     rugged = targets.Categorical(3.0 * np.sin(np.arange(30) * 0.9) + np.random.default_rng(2).normal(size=30))

@@ -27,17 +27,6 @@ from textsampling.torch import annealing, categorical, gibbs, importance, metrop
 from textsampling.torch.randomness import CounterGenerator
 from textsampling.torch.twins import twin_of
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Small tensor operations gain nothing from a second thread, and on a machine shared with other
-    # jobs OpenMP threads waiting for a busy core make them many times slower; restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 SEED = 20210114
 NUM_CHAINS = 12

@@ -23,17 +23,6 @@ from textsampling.torch import proposals as torch_proposals
 from textsampling.torch.randomness import largest_below_one
 from textsampling.torch.twins import twin_of
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Small tensor operations gain nothing from a second thread, and on a machine shared with other
-    # jobs OpenMP threads waiting for a busy core make them many times slower; restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 NUM_SAMPLES = 20_000
 F32 = torch.float32
 

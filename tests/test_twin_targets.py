@@ -15,17 +15,6 @@ from textsampling.targets.base import PAD
 from textsampling.torch import targets as torch_targets
 from textsampling.torch.twins import twin_of
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Small tensor operations gain nothing from a second thread, and on a machine shared with other
-    # jobs OpenMP threads waiting for a busy core make them many times slower; restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 F64 = torch.float64
 

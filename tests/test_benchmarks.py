@@ -1,6 +1,6 @@
-"""The LM benchmark script keeps running: a tiny CPU run prints its one table and writes its JSON to $OUT.
+"""The benchmark scripts keep running: a tiny CPU run of each prints its one table and writes its JSON to $OUT.
 
-Not a timing test (no figure is asserted): it checks that every row is measured, positive and labelled.
+Not timing tests (no figure is asserted): they check that every row is measured, positive and labelled.
 """
 
 import importlib.util
@@ -10,20 +10,44 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("transformers")
 
-
-def _load_benchmark():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lm.py"
-    spec = importlib.util.spec_from_file_location("bench_lm", path)
+def _load_benchmark(name: str):
+    """The script ``benchmarks/<name>.py`` as a module (the benchmarks are scripts, not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_benchmark_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
+def test_bench_twins_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OUT", str(tmp_path))
-    _load_benchmark().main(
+    _load_benchmark("bench_twins").main(
+        [
+            "--max-cpu-chains",
+            "1e3",
+            "--max-reference-chains",
+            "1e3",
+            "--min-time",
+            "0.01",
+            "--modes",
+            "twin,fast",
+            "--no-cuda",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert "machine: CPU" in printed and "torch " + torch.__version__ in printed
+    table = [line for line in printed.splitlines() if line.startswith(("MH", "Gibbs"))]
+    assert len(table) == 6  # (reference, twin, fast) x (MH, Gibbs)
+    results = json.loads((tmp_path / "bench_twins.json").read_text())
+    assert len(results["results"]) == 6
+    assert all(r["num_chains"] == 1000 and r["chain_steps_per_second"] > 0 for r in results["results"])
+
+
+def test_bench_lm_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("OUT", str(tmp_path))
+    _load_benchmark("bench_lm").main(
         ["--small", "--device", "cpu", "--batch-sizes", "2,4", "--score-batch-sizes", "3"]
         + ["--num-steps", "1", "--length", "8"]
     )
@@ -51,8 +75,9 @@ def test_benchmark_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsy
     assert set(results["targets"]) == {"mlm_gibbs", "causal_scoring"}
 
 
-def test_flops_and_peak(monkeypatch):
-    bench = _load_benchmark()
+def test_bench_lm_flops_and_peak(monkeypatch):
+    pytest.importorskip("transformers")
+    bench = _load_benchmark("bench_lm")
     assert bench.peak_flops(torch.device("cpu"), torch.float32) is None
     assert bench.peak_flops(torch.device("cpu"), torch.float32, override_tflops=100) == 100e12
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
