@@ -147,9 +147,6 @@ def sample(
         num_uniforms(proposal),
         num_steps,
         first_step=first_step,
-        num_chains=state.x.shape[0],
-        dtype=state.log_prob.dtype,
-        device=state.x.device,
     )
 
 

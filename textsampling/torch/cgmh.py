@@ -448,5 +448,5 @@ def sample(rng, x0: torch.Tensor, config: CGMHConfig, num_steps: int, *, first_s
     check_num_chains(rng, state.x.shape[0], "x0")
     return chain.run(
         rng, state, lambda uniforms, current, t: step(uniforms, current, config), num_uniforms(), num_steps,
-        first_step=first_step, num_chains=state.x.shape[0], dtype=torch.float64, device=state.x.device,
+        first_step=first_step, dtype=torch.float64,
     )

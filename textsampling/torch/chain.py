@@ -57,7 +57,7 @@ def run(
     num_steps: int,
     *,
     first_step: int = 0,
-    num_chains: int,
+    num_chains: int | None = None,
     dtype: torch.dtype | None = None,
     device=None,
     record: Callable | None = None,
@@ -75,12 +75,13 @@ def run(
     num_uniforms, num_steps : int
     first_step : int
         Step index of the first step.
-    num_chains : int
-        ``B``; checked against a counter generator's chains.
-    dtype : torch.float32 or torch.float64
-        The uniforms' dtype (float32 by default, as :func:`~textsampling.torch.randomness.draw_uniforms`).
+    num_chains : int, optional
+        ``B``, checked against a counter generator's chains; default ``state.x.shape[0]``.
+    dtype : torch.float32 or torch.float64, optional
+        The uniforms' dtype; default the dtype of ``state.log_prob`` when the state has a floating one
+        (the uniforms meet the log-densities in the accept test), else float32.
     device : optional
-        The chains' device; the generator must live there.
+        The chains' device, default ``state.x.device``; the generator must live there.
     record : callable, optional
         ``record(state, info) -> (state_row, info_row)``, as in the reference runner.
 
@@ -90,6 +91,11 @@ def run(
         Fields of ``states`` and ``infos`` have shape ``(B, T, ...)``.
     """
     rng = as_generator(rng)
+    num_chains = state.x.shape[0] if num_chains is None else num_chains
+    device = state.x.device if device is None else device
+    log_prob = getattr(state, "log_prob", None)
+    if dtype is None and torch.is_tensor(log_prob) and log_prob.dtype.is_floating_point:
+        dtype = log_prob.dtype
     num_steps = check_int(num_steps, "num_steps")
     first_step = check_int(first_step, "first_step")
     num_uniforms = check_int(num_uniforms, "num_uniforms")

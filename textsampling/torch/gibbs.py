@@ -183,7 +183,7 @@ def sample(
     """
     check_scan(scan)
     state = init(x0, conditional_log_probs)
-    num_chains, length = state.x.shape
+    length = state.x.shape[1]
 
     def step_fn(uniforms, state, t):
         return step(uniforms, state, conditional_log_probs, scan=scan)
@@ -195,7 +195,5 @@ def sample(
         num_uniforms(scan, length),
         num_steps,
         first_step=first_step,
-        num_chains=num_chains,
         dtype=dtype,
-        device=state.x.device,
     )

@@ -125,9 +125,6 @@ def sample(rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, *, firs
         k,
         num_steps,
         first_step=first_step,
-        num_chains=state.x.shape[0],
-        dtype=state.log_prob.dtype,
-        device=state.x.device,
     )
 
 

@@ -229,7 +229,4 @@ def sample(rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, *, firs
         num_uniforms(proposal),
         num_steps,
         first_step=first_step,
-        num_chains=state.x.shape[0],
-        dtype=state.log_prob.dtype,
-        device=state.x.device,
     )

@@ -231,5 +231,5 @@ def sample(
 
     return chain.run(
         rng, state, step_fn, num_uniforms(scan, width), num_steps, first_step=first_step,
-        num_chains=num_chains, dtype=torch.float64, device=state.x.device,
+        dtype=torch.float64,
     )

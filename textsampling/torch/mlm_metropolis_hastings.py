@@ -145,5 +145,5 @@ def sample(rng, x0: torch.Tensor, model, num_steps: int, *, first_step: int = 0,
 
     return chain.run(
         rng, state, step_fn, num_uniforms(), num_steps, first_step=first_step,
-        num_chains=num_chains, dtype=torch.float64, device=state.x.device,
+        dtype=torch.float64,
     )

@@ -92,8 +92,7 @@ def sample(
     check_num_chains(rng, state.x.shape[0], "x0")
     return chain.run(
         rng, state, lambda uniforms, current, t: step(uniforms, current, config, temperature=float(temperatures[t])),
-        num_uniforms(), num_steps, first_step=first_step, num_chains=state.x.shape[0], dtype=torch.float64,
-        device=state.x.device,
+        num_uniforms(), num_steps, first_step=first_step, dtype=torch.float64,
     )
 
 
