@@ -106,7 +106,7 @@ def raise_if(conditions: list, messages: list) -> None:
     """Evaluate several boolean tensor conditions with one synchronisation; raise the first that holds."""
     if not conditions:
         return
-    flags = torch.stack([torch.as_tensor(c).reshape(()) for c in conditions]).cpu().tolist()
+    flags = torch.stack([torch.as_tensor(c).reshape(()) for c in conditions]).cpu().tolist()  # (n,) one sync
     for flag, message in zip(flags, messages, strict=True):
         if flag:
             raise ValueError(message)

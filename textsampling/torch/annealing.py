@@ -102,7 +102,7 @@ def step(uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, *, tempe
         uniforms, state, log_prob_fn, proposal, temperature=temperature, validate=validate
     )
     temperatures = torch.as_tensor(temperature, dtype=info.log_accept_prob.dtype, device=info.log_accept_prob.device)
-    return state, AnnealingInfo(*info, temperatures.expand_as(info.log_accept_prob))  # temperature (B,)
+    return state, AnnealingInfo(*info, temperatures.expand_as(info.log_accept_prob))  # (B,) temperature
 
 
 def sample(

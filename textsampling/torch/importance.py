@@ -1,17 +1,13 @@
 r"""Torch twin of :mod:`textsampling.reference.importance`: self-normalised importance sampling, per chain.
 
-Each chain is an independent importance-sampling run of ``N`` samples: with
-:math:`\log w_{bi} = \log\rho(x_{bi}) - \log q(x_{bi})`,
-
-.. math::
-    \log\hat Z_b = \mathrm{logsumexp}_i \log w_{bi} - \log N, \qquad
-    \bar w_{bi} = e^{\log w_{bi} - \mathrm{logsumexp}_j \log w_{bj}}, \qquad
-    \mathrm{ESS}_b = e^{2\,\mathrm{lse}(\log w_b) - \mathrm{lse}(2 \log w_b)}
-
-(Kong 1992; Owen 2013, ch. 9; part 1 of the series, spaces.ac.cn/archives/8062). So a million
-estimates of :math:`\log Z` — their spread is the estimator's error — cost one batched call. Sample
-``n`` of chain ``c`` uses the uniforms of ``(seed, c, first_step + n)``: chain ``c`` equals the
-reference's :func:`~textsampling.reference.importance.sample` with ``CounterGenerator(seed, c)``.
+The estimators (:math:`\log\hat Z`, the normalised weights, the ESS) and their papers are the
+reference's (Kong 1992; Owen 2013, ch. 9; part 1 of the series): one copy of the math, there. The
+batch contract: ``B`` chains of ``N`` samples each, states ``(B, N) + state_shape``, log-weights
+``(B, N)``, one estimate per chain ``(B,)``, in the proposal's dtype (float32 by default, float64 for
+the cross-checks). So a million estimates of :math:`\log Z` (their spread is the estimator's error)
+cost one batched call. Sample ``n`` of chain ``c`` uses the uniforms of ``(seed, c, first_step + n)``:
+chain ``c`` equals the reference's :func:`~textsampling.reference.importance.sample` with
+``CounterGenerator(seed, c)``.
 """
 
 from __future__ import annotations
@@ -116,7 +112,7 @@ def estimate(function_values: torch.Tensor, log_weights: torch.Tensor) -> torch.
         raise ValueError(
             f"function_values must have shape {tuple(weights.shape)} (one per sample), got {tuple(values.shape)}"
         )
-    return torch.where(weights > 0, weights * values, 0.0).sum(dim=1)
+    return torch.where(weights > 0, weights * values, 0.0).sum(dim=1)  # (B, N) -> (B,)
 
 
 def flat_log_prob(log_prob_fn, states: torch.Tensor, batch_shape) -> torch.Tensor:
@@ -127,11 +123,11 @@ def flat_log_prob(log_prob_fn, states: torch.Tensor, batch_shape) -> torch.Tenso
     importance and rejection sampling; a ValueError names ``log_prob_fn`` if it returns another shape.
     """
     # (B, N) + state_shape -> (B N,) + state_shape -> log_prob -> (B, N)
-    flat = states.reshape((-1,) + tuple(states.shape[len(batch_shape) :]))
+    flat = states.reshape((-1,) + tuple(states.shape[len(batch_shape) :]))  # (M,) + state_shape
     values = log_prob_fn(flat)
     if not isinstance(values, torch.Tensor) or values.shape != (flat.shape[0],):
         raise ValueError(f"log_prob_fn must return a tensor of shape ({flat.shape[0]},) (one value per state)")
-    return values.reshape(batch_shape)
+    return values.reshape(batch_shape)  # (M,) -> batch_shape
 
 
 def step(uniforms: torch.Tensor, log_prob_fn, proposal):

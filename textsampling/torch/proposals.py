@@ -143,11 +143,11 @@ class RingStepProposal(_Twin):
         uniforms = self._check_uniforms(uniforms, leading=2)
         x = self._check_x(x, uniforms, 0, integer=True)
         forward = uniforms[:, 0] < self.forward_probability  # (B,)
-        y = torch.remainder(x + torch.where(forward, 1, -1), self.num_categories)
+        y = torch.remainder(x + torch.where(forward, 1, -1), self.num_categories)  # (B,)
         # new_tensor keeps the dtype of the uniforms (a bare Python float would be made float32 first).
         ratio = torch.where(
             forward, uniforms.new_tensor(self._forward_ratio), uniforms.new_tensor(self._backward_ratio)
-        )
+        )  # (B,)
         return y, ratio
 
 
@@ -254,7 +254,7 @@ class GaussianRandomWalkProposal(_Twin):
                 f"x must have shape (B,) or (B, {self.dimension}) with B = {uniforms.shape[0]}, got {tuple(x.shape)}"
             )
         z = normal_from_uniforms(uniforms[:, 0::2], uniforms[:, 1::2])  # (B, d)
-        return x + self.scale * z.reshape(x.shape), torch.zeros_like(uniforms[:, 0])
+        return x + self.scale * z.reshape(x.shape), torch.zeros_like(uniforms[:, 0])  # (B,) or (B, d); (B,)
 
 
 # ----------------------------------------------------------------------------- independent proposals
@@ -281,7 +281,7 @@ class IndependentCategorical(_Twin):
         """Normalised :math:`\\log q` of each state, shape ``(...)`` (``-inf`` outside the support)."""
         states = check_tensor(states, "states", integer=True)
         inside = (states >= 0) & (states < self.num_categories)
-        return torch.where(inside, self.log_probs[states.clamp(0, self.num_categories - 1)], -torch.inf)
+        return torch.where(inside, self.log_probs[states.clamp(0, self.num_categories - 1)], -torch.inf)  # (...)
 
 
 class IndependentUniformSequences(_Twin):
@@ -309,7 +309,7 @@ class IndependentUniformSequences(_Twin):
             raise ValueError(f"states must have shape (..., {self.length}), got {tuple(states.shape)}")
         inside = ((states >= 0) & (states < self.vocab_size)).all(dim=-1)
         log_q = torch.tensor(self._log_q, dtype=self.dtype, device=states.device)
-        return torch.where(inside, log_q, -torch.inf)
+        return torch.where(inside, log_q, -torch.inf)  # (...)
 
 
 class IndependentGaussian(_Twin):

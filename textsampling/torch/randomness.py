@@ -177,19 +177,20 @@ def _uniforms(seed: int, chain_index: torch.Tensor, step, num_uniforms: int, dty
     num_blocks = (num_uniforms + 1) // 2
     block = torch.arange(num_blocks, dtype=torch.int64, device=device)
     shape = chain_index.shape + (num_blocks,)
-    # counter words: (chain low, chain high, step, block), one block per pair of uniforms
+    # counter words: (chain low, chain high, step, block), one block per pair of uniforms; each
+    # broadcast to shape = chain_index.shape + (num_blocks,)
     words = _philox_words(
-        (chain_index & _MASK32)[..., None].expand(shape),
-        (chain_index >> 32)[..., None].expand(shape),
-        step[..., None].expand(shape),
-        block.expand(shape),
+        (chain_index & _MASK32)[..., None].expand(shape),  # (..., num_blocks)
+        (chain_index >> 32)[..., None].expand(shape),  # (..., num_blocks)
+        step[..., None].expand(shape),  # (..., num_blocks)
+        block.expand(shape),  # (..., num_blocks)
         (seed & _MASK32, seed >> 32),
     )
     # 52 bits per uniform: a whole word and the top 20 bits of the next; exact in float64.
     first = ((words[0] << 20) + (words[1] >> 12)).to(torch.float64)  # (..., num_blocks)
     second = ((words[2] << 20) + (words[3] >> 12)).to(torch.float64)  # (..., num_blocks)
     uniforms = (torch.stack([first, second], dim=-1) + 0.5) / _TWO_POW_52  # (..., num_blocks, 2)
-    uniforms = uniforms.reshape(chain_index.shape + (2 * num_blocks,))[..., :num_uniforms]
+    uniforms = uniforms.reshape(chain_index.shape + (2 * num_blocks,))[..., :num_uniforms]  # (..., num_uniforms)
     if dtype == torch.float32:
         # Rounding to nearest can give exactly 1.0 for u > 1 - 2**-25: keep the interval open.
         uniforms = uniforms.to(torch.float32).clamp_(max=largest_below_one(torch.float32))

@@ -1,8 +1,8 @@
 r"""Torch twin of :mod:`textsampling.reference.rejection`: rejection sampling, a fixed budget per chain.
 
-Draw :math:`x \sim q` and keep it iff :math:`\log u < \log\rho(x) - \log M - \log q(x)` (von Neumann
-1951; part 1 of the series, spaces.ac.cn/archives/8062). Kept samples follow :math:`\pi` exactly and
-each chain keeps Binomial(``N``, :math:`Z/M`) of its ``N`` proposals. A violated envelope
+The rule and why the kept samples follow :math:`\pi` exactly are the reference's (von Neumann 1951;
+part 1 of the series). The batch contract: ``B`` chains of ``N`` proposals each, states
+``(B, N) + state_shape``, an ``accepted`` mask ``(B, N)``, in the proposal's dtype. A violated envelope
 (:math:`\rho > M q` at a drawn state) raises, as in the reference, instead of biasing the output.
 Uniforms of a proposal: ``[..., :-1]`` go to ``proposal.sample``, ``[..., -1]`` decides. Proposal ``n``
 of chain ``c`` uses ``(seed, c, first_step + n)``: chain ``c`` is the reference run with

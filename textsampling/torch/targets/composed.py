@@ -127,7 +127,7 @@ class KeywordTarget(SequenceTarget):
         """:math:`\\log\\chi \\in \\{0, -\\infty\\}`, ``(N,)``."""
         satisfied = self.satisfies_keywords(states)
         zero = torch.zeros((), dtype=self.dtype, device=self.device)
-        return torch.where(satisfied, zero, -torch.inf)
+        return torch.where(satisfied, zero, -torch.inf)  # (N,)
 
     def log_relevance(self, states: torch.Tensor) -> torch.Tensor:
         """:math:`\\log\\mathrm{sim}`, ``(N,)`` (zeros without a similarity)."""
