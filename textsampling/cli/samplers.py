@@ -133,7 +133,7 @@ def keyword_start(args, target, uniforms):
 
     (config,) = target
     start = [token for unit in config.keywords for token in unit]
-    device = uniforms(0, 1).device
+    device = torch.device(args.device)
     x = torch.full((args.num_chains, args.max_length), -1, dtype=torch.int64, device=device)  # (B, L) PAD
     x[:, : len(start)] = torch.tensor(start, dtype=torch.int64, device=device)
     return x
