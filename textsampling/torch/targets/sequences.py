@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from textsampling.lm.tokens import sequence_lengths_torch
 from textsampling.targets.base import PAD
 from textsampling.targets.sequences import BigramLM as ReferenceBigramLM
 from textsampling.targets.sequences import FixedLengthBigram as ReferenceFixedLengthBigram
@@ -111,7 +112,7 @@ class BigramLM(_BigramTables, SequenceTarget):
         """(states, lengths, well_formed): tokens in 0..V-1 before the first PAD, only PAD after."""
         states = self._check_states(states)
         is_pad = states == PAD  # (N, L)
-        lengths = torch.where(is_pad.any(dim=1), torch.argmax(is_pad.to(torch.int8), dim=1), self.length)  # (N,)
+        lengths = sequence_lengths_torch(states)  # (N,)
         before_end = torch.arange(self.length, device=self.device)[None, :] < lengths[:, None]  # (N, L)
         tokens_ok = (states >= 0) & (states < self.vocab_size)  # (N, L)
         well_formed = torch.where(before_end, tokens_ok, is_pad).all(dim=1)  # (N, L) -> (N,)
@@ -150,7 +151,7 @@ class BigramLM(_BigramTables, SequenceTarget):
         if width == 0:
             return first.expand(num_rows, -1).clone()  # (N, V+1)
         is_pad = prefixes == PAD  # (N, W)
-        lengths = torch.where(is_pad.any(dim=1), torch.argmax(is_pad.to(torch.int8), dim=1), width)  # (N,)
+        lengths = sequence_lengths_torch(prefixes)  # (N,)
         before_end = torch.arange(width, device=self.device)[None, :] < lengths[:, None]  # (N, W)
         tokens_ok = (prefixes >= 0) & (prefixes < self.vocab_size)  # (N, W)
         if not bool(torch.where(before_end, tokens_ok, is_pad).all()):  # (N, W) -> one bool
