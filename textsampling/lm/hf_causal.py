@@ -20,6 +20,8 @@ logits we keep the target logit (a gather) and the logsumexp over allowed ids, t
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from textsampling.lm._hf_common import (
@@ -74,6 +76,8 @@ class HFCausalLM:
         self._allowed = torch.as_tensor(
             ~special_token_mask(self.special_token_ids, self.vocab_size, keep=(self.end_token_id,))
         )
+        # the KV cache's keyword and output field: `cache` since transformers 5, `past_key_values` before
+        self._cache_argument = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         # models that rescale or soft-cap logits after the head: use their full output instead
         self._head_only = not any(
             getattr(config, name, None) not in (None, 1.0) for name in ("final_logit_softcapping", "logit_scale")
@@ -164,6 +168,53 @@ class HFCausalLM:
     def next_token_log_probs(self, token_ids):
         """NumPy twin: ``(N, L)`` ints -> ``(N, V)`` float64 array."""
         return self.next_token_log_probs_torch(token_ids).double().cpu().numpy()
+
+    @torch.no_grad()
+    def next_token_log_probs_cached_torch(self, new_tokens, cache=None):
+        """Next-token log-probabilities of prefixes that grow together, reusing the keys and values (KV cache).
+
+        Left-to-right decoding extends every row of a batch by one token per step. Recomputing the whole
+        prefix at each step costs :math:`O(t)` positions per step; with the attention keys and values of
+        the prefix kept (Transformers' ``past_key_values``), step :math:`t` runs the model on one new
+        position only, as ``transformers``' ``generate`` does.
+
+        Parameters
+        ----------
+        new_tokens : torch.Tensor of int64, shape (N, k)
+            The tokens appended to every row since the last call (``k = 0`` on the first call, which
+            starts every row at BOS). All rows have the same length; a PAD (a row the caller no longer
+            reads, e.g. one that has ended) is fed as the padding id and its output is meaningless.
+        cache : object or None
+            What the previous call returned; None starts new prefixes (then ``new_tokens`` may hold a
+            common start, usually nothing).
+
+        Returns
+        -------
+        log_probs : torch.Tensor, shape (N, V), float32
+            As :meth:`next_token_log_probs_torch` of the full prefixes (END allowed, other specials
+            -inf); equal to it up to float rounding (the attention sums run over the same keys in
+            another order of operations).
+        cache : object
+            Pass it to the next call.
+        """
+        new_tokens = as_token_tensor(new_tokens, self.vocab_size).to(self.device)  # (N, k)
+        num_rows = new_tokens.shape[0]
+        past, length = (None, 0) if cache is None else cache
+        if cache is None:  # every prefix starts with BOS
+            bos = torch.full((num_rows, 1), self.bos_token_id, dtype=torch.long, device=new_tokens.device)
+            new_tokens = torch.cat([bos, new_tokens], dim=1)  # (N, k + 1)
+        length += new_tokens.shape[1]
+        if length > self.max_length + 1:
+            raise ValueError(f"new_tokens: the prefixes would hold {length - 1} tokens, over the model's maximum "
+                             f"{self.max_length} (context minus the BOS)")
+        fill = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.end_token_id
+        inputs = torch.where(new_tokens == PAD, torch.full_like(new_tokens, fill), new_tokens)  # (N, k')
+        attention = torch.ones((num_rows, length), dtype=torch.long, device=inputs.device)  # (N, length): no padding
+        output = self.model(input_ids=inputs, attention_mask=attention, use_cache=True, **{self._cache_argument: past})
+        logits = output.logits[:, -1].float()  # (N, V): after the last position only
+        logits = logits.masked_fill(~self._allowed.to(logits.device), float("-inf"))
+        return torch.log_softmax(logits, dim=-1), (getattr(output, self._cache_argument), length)
+
 
     def __repr__(self) -> str:
         name = display_name(self.model)

@@ -123,9 +123,12 @@ def mask_special_tokens(log_probs, special_token_ids, keep=()) -> np.ndarray:
     return row
 
 
-def mask_special_tokens_torch(log_probs, special_token_ids, keep=()):
-    """Torch rule of :func:`mask_special_tokens`: a copy of ``(..., V)`` in ``log_probs``' dtype."""
-    row = log_probs.clone()
+def mask_special_tokens_torch(log_probs, special_token_ids, keep=(), copy=True):
+    """Torch rule of :func:`mask_special_tokens`: a copy of ``(..., V)`` in ``log_probs``' dtype.
+
+    ``copy=False`` writes into ``log_probs`` itself and returns it (for a caller that owns the tensor).
+    """
+    row = log_probs.clone() if copy else log_probs
     columns = _special_columns(special_token_ids, row.shape[-1], keep)
     if columns:
         row[..., columns] = -float("inf")

@@ -45,7 +45,8 @@ def _normalise(rows: torch.Tensor) -> torch.Tensor:
 
 def filter_log_probs(log_probs: torch.Tensor, temperature=1.0, top_k=None, top_p=None) -> torch.Tensor:
     """Batched :func:`textsampling.reference.decoding.filter_log_probs`: ``(B, V) -> (B, V)`` normalised."""
-    rows = _normalise(log_probs / temperature)
+    # x / 1.0 == x exactly: skip the pass over (B, V) at the default temperature
+    rows = _normalise(log_probs / temperature if temperature != 1.0 else log_probs)
     vocab_size = rows.shape[-1]
     if top_k is not None and top_k < vocab_size:
         order = torch.sort(rows, dim=-1, descending=True, stable=True).indices  # (B, V)
@@ -62,23 +63,51 @@ def filter_log_probs(log_probs: torch.Tensor, temperature=1.0, top_k=None, top_p
 
 def next_token_rows(model, prefixes: torch.Tensor, temperature=1.0, top_k=None, top_p=None, dtype=torch.float64):
     """Filtered :math:`\\log q(x_{t+1} \\mid x_{\\le t})` for ``(B, W)`` PAD-padded prefixes, ``(B, V)``."""
-    rows = model.next_token_log_probs_torch(prefixes).to(dtype)  # (B, V)
-    rows = mask_special_tokens_torch(rows, model.special_token_ids, keep=(model.end_token_id,))  # (B, V)
+    return _filtered(model, model.next_token_log_probs_torch(prefixes), temperature, top_k, top_p, dtype)
+
+
+def _filtered(model, log_probs, temperature, top_k, top_p, dtype):
+    rows = log_probs.to(dtype, copy=True)  # (B, V): our own copy, so the masking below may write in place
+    rows = mask_special_tokens_torch(rows, model.special_token_ids, keep=(model.end_token_id,), copy=False)
     return filter_log_probs(rows, temperature, top_k, top_p)
 
 
-def decode(uniforms: torch.Tensor, model, temperature=1.0, top_k=None, top_p=None, greedy=False) -> DecodeResult:
-    """``B`` sentences from ``uniforms`` ``(B, max_new_tokens)``; finished rows stay PAD after their END."""
+def _next_token_source(model, tokens: torch.Tensor, use_cache: bool):
+    """``rows_at(t)``: the model's next-token log-probabilities after ``tokens[:, :t]`` (row ``b`` read only
+    while it has not ended). A model with ``next_token_log_probs_cached_torch`` (a KV cache) is fed one new
+    column per step; any other model is given the whole prefix at every step."""
+    cached = getattr(model, "next_token_log_probs_cached_torch", None) if use_cache else None
+    if cached is None:
+        return lambda t: model.next_token_log_probs_torch(tokens)
+    holder = {"cache": None}
+
+    def rows_at(t):
+        # column t - 1 was written by the previous step (PAD in rows that ended: their output is unused)
+        new = tokens[:, max(t - 1, 0) : t]  # (B, 1), or (B, 0) at t = 0
+        log_probs, holder["cache"] = cached(new, holder["cache"])
+        return log_probs
+
+    return rows_at
+
+
+def decode(uniforms: torch.Tensor, model, temperature=1.0, top_k=None, top_p=None, greedy=False,
+           use_cache: bool = True) -> DecodeResult:
+    """``B`` sentences from ``uniforms`` ``(B, max_new_tokens)``; finished rows stay PAD after their END.
+
+    With ``use_cache`` (default) a model that offers ``next_token_log_probs_cached_torch``
+    (:class:`~textsampling.lm.hf_causal.HFCausalLM`) keeps the attention keys and values of the prefix,
+    so each step runs the model on one new position; ``use_cache=False`` recomputes the whole prefix
+    every step (the reference's way; the cached rows equal it up to float rounding).
+    """
     temperature, top_k, top_p = check_decoding(temperature, top_k, top_p)
     num_sentences, max_new_tokens = uniforms.shape
     tokens = torch.full((num_sentences, max_new_tokens), PAD, dtype=torch.int64, device=uniforms.device)
     ended = torch.zeros(num_sentences, dtype=torch.bool, device=uniforms.device)
+    rows_at = _next_token_source(model, tokens, use_cache)
     for t in range(max_new_tokens):
-        rows = next_token_rows(model, tokens, temperature, top_k, top_p, uniforms.dtype)  # (B, V)
+        rows = _filtered(model, rows_at(t), temperature, top_k, top_p, uniforms.dtype)  # (B, V)
         if greedy:
-            # first maximum (lower id on ties), as numpy.argmax
-            is_max = rows == rows.amax(dim=-1, keepdim=True)  # (B, V)
-            chosen = torch.argmax(is_max.to(torch.int64), dim=-1)  # (B,)
+            chosen = torch.argmax(rows, dim=-1)  # (B,): the first maximum (lower id on ties), as numpy.argmax
         else:
             # rows share the uniforms' dtype; validate=False: each keeps a finite entry (END's or a token's)
             chosen = categorical_from_uniforms(uniforms[:, t], rows, validate=False)  # (B,)
