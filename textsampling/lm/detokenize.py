@@ -162,9 +162,9 @@ def detokenize(tokens, prefix: str = "##") -> str:
     for i, unit in enumerate(units):
         left = lowered[i - 1] if i > 0 else None
         right = lowered[i + 1] if i + 1 < count else None
-        if unit in CLOSING_MARKS:
+        if unit[:1] in CLOSING_MARKS:  # also a mark a sampled piece continued (".dom"), as the decoder does
             glue_left[i] = True
-        elif unit in OPENING_MARKS:
+        elif unit[-1:] in OPENING_MARKS:
             glue_right[i] = True
         elif unit == '"':
             double_quotes += 1
