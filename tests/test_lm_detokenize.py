@@ -189,7 +189,8 @@ def test_a_wordpiece_tokenizer_is_detokenised():
     assert tokenizer.decode(ids.tolist()) == "' tis to - morrow, do ' t ; o ' er the hill!"  # the decoder alone
     assert decode_rows(tokenizer, ids) == "'tis to-morrow, do't; o'er the hill!"
     assert decode_rows(tokenizer, np.append(ids, [-1, -1])[None]) == ["'tis to-morrow, do't; o'er the hill!"]
-    assert decode_rows(tokenizer, [len(tokenizer) + 5, int(ids[1])]) == tokenizer.decode([int(ids[1])])  # no token: skipped
+    past_the_vocabulary = len(tokenizer) + 5  # an id without a token is skipped, as tokenizer.decode does
+    assert decode_rows(tokenizer, [past_the_vocabulary, int(ids[1])]) == tokenizer.decode([int(ids[1])])
 
 
 # ----------------------------------------------------------------------------------- held-out round trip
@@ -261,9 +262,7 @@ def test_keywords_found_in_tokens_are_found_in_the_decoded_text():
         words = [w for w in sentence.replace("--", " ").split() if any(c.isalnum() for c in w)]
         words = [w.strip(",.;:!?") for w in words]
         for word, unit in zip(words, keyword_units(model, words)):
-            found = any(
-                list(ids[i: i + len(unit)]) == unit and (i + len(unit) == len(ids) or ids[i + len(unit)] not in continuations)
-                for i in range(len(ids) - len(unit) + 1)
-            )
+            ends = [i + len(unit) for i in range(len(ids) - len(unit) + 1) if list(ids[i: i + len(unit)]) == unit]
+            found = any(end == len(ids) or ids[end] not in continuations for end in ends)
             if found:
                 assert not missing_keywords(text, [word]), (word, text)
