@@ -74,6 +74,7 @@ PROCLITICS = frozenset(
 #: elided words written with the apostrophe last and a space after it: ``i' the``, ``o' the``, ``th' ``
 ELIDED_BEFORE_APOSTROPHE = frozenset({"i", "o", "a", "th", "wi", "ha"})
 #: words ending in ``s`` that are no plural, so an apostrophe after them opens a quote: ``is 'that'``
+#: (common English words, not counted: the one list that is not from the training plays)
 NOT_PLURALS = frozenset({"is", "was", "his", "this", "as", "us", "has", "does", "says", "thus", "yes", "alas", "its"})
 
 
