@@ -10,7 +10,9 @@ otherwise puts a space before every token; with ``cleanup=True`` it then drops t
 ``" 's"``-style rules for modern English and also rewrites ``do not`` as ``don't``, which is not a
 detokenisation.) This module does the rest: :func:`detokenize` takes the tokens and decides, for each
 gap between two units (a word with its ``##`` pieces, or one punctuation mark), whether the reader
-expects a space there. The rules, and why:
+expects a space there. The gluing of pieces is the decoder's own rule, restated in :func:`_units`
+because the decoder returns one string and the rules need the units; wherever none of the rules below
+applies the result is the decoder's text, character for character (a test checks it). The rules, and why:
 
 1. **Closing marks** ``. , ; : ! ? ) ] } …`` and the em dash ``—`` take no space before them: they
    close the word or clause on their left (``word,``; ``herself— For``).
