@@ -73,7 +73,7 @@ PROCLITICS = frozenset(
     {"tis", "twas", "twere", "twill", "twould", "em", "gainst", "twixt", "tween", "mongst", "mong", "fore",
      "scape", "scaped", "scapes", "sblood", "zounds", "prentice", "larum", "gan"}
 )
-#: elided words written with the apostrophe last and a space after it: ``i' the``, ``o' the``, ``th' ``
+#: elided words written with the apostrophe last and a space after it: ``i' the``, ``o' the``, ``th'``
 ELIDED_BEFORE_APOSTROPHE = frozenset({"i", "o", "a", "th", "wi", "ha"})
 #: words ending in ``s`` that are no plural, so an apostrophe after them opens a quote: ``is 'that'``
 #: (common English words, not counted: the one list that is not from the training plays)
