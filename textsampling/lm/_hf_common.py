@@ -110,7 +110,20 @@ def encode_texts(tokenizer, texts) -> np.ndarray:
 
 
 def decode_rows(tokenizer, token_ids):
-    """One row ``(L,)`` -> str; a batch ``(N, L)`` -> list of N str (PAD dropped in both)."""
+    """One row ``(L,)`` -> str; a batch ``(N, L)`` -> list of N str (PAD dropped in both).
+
+    A tokenizer with a WordPiece decoder (the built-in models, BERT) is detokenised as a reader writes
+    (:func:`textsampling.lm.detokenize.detokenize`: ``'tis to-morrow, do't``, not ``' tis to - morrow,
+    do ' t``); any other (GPT-2's byte-level BPE, SentencePiece) gives exactly ``tokenizer.decode``.
+    """
+    from textsampling.lm.detokenize import detokenize, wordpiece_prefix
+
     array = np.asarray(token_ids.cpu() if isinstance(token_ids, torch.Tensor) else token_ids)
-    texts = [tokenizer.decode([int(t) for t in row if t != PAD]) for row in np.atleast_2d(array)]
+    rows = [[int(t) for t in row if t != PAD] for row in np.atleast_2d(array)]
+    prefix = wordpiece_prefix(tokenizer)
+    if prefix is None:
+        texts = [tokenizer.decode(row) for row in rows]
+    else:
+        # an id past the vocabulary has no token (None); tokenizer.decode skips it, and so do we
+        texts = [detokenize([t for t in tokenizer.convert_ids_to_tokens(row) if t is not None], prefix) for row in rows]
     return texts[0] if array.ndim == 1 else texts
