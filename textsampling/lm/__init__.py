@@ -7,6 +7,8 @@
 * :mod:`textsampling.lm.hf_masked`, :mod:`textsampling.lm.hf_causal` — adapters over Hugging Face models;
 * :mod:`textsampling.lm.loading` — :func:`load_masked_lm`, :func:`load_causal_lm` (``"tiny-shakespeare"``
   built in and offline), :func:`encode_keywords`;
+* :mod:`textsampling.lm.detokenize` — WordPiece tokens -> readers' text ('tis, to-morrow, do't), used by the
+  HF adapters' decode;
 * :mod:`textsampling.lm.similarity` — an optional sentence-similarity term (extra ``embeddings``).
 
 ``transformers`` is imported only when a loader or adapter is used, so ``import textsampling.lm`` is cheap.
