@@ -67,7 +67,8 @@ SELF_BLEU_CONVENTIONS = {
 #: conventions of BLEU against a reference corpus
 REFERENCE_BLEU_CONVENTIONS = {
     "nltk": "NLTK corpus_bleu, every text against the whole reference corpus (Yu et al. 2017; Wang & Cho 2019)",
-    "sacrebleu": "sacrebleu corpus BLEU (no smoothing), every text against the whole reference corpus",
+    "sacrebleu": "sacrebleu corpus_bleu with its defaults (exp smoothing), every text against the whole reference "
+                 "corpus",
 }
 _SMOOTH_METHODS = ("none", "exp")
 
@@ -301,7 +302,8 @@ def reference_corpus_bleu(hypotheses, reference_corpus, *, convention: str = "nl
         in any one of them and takes the closest length among them (the shorter on ties).
     convention : {"nltk", "sacrebleu"}, default "nltk"
         ``"nltk"``: NLTK's ``corpus_bleu`` without smoothing (Wang & Cho's number); ``"sacrebleu"``:
-        sacrebleu's corpus BLEU with the corpus given as that many reference streams (no smoothing).
+        ``sacrebleu.corpus_bleu`` with its defaults (``smooth_method="exp"``), the corpus given as that
+        many reference streams.
         See the module docstring for where they differ.
     max_order : int, default 4
         BLEU-N, uniform weights 1/N.
@@ -325,7 +327,7 @@ def reference_corpus_bleu(hypotheses, reference_corpus, *, convention: str = "nl
     statistics = bleu_statistics(hypotheses, references, max_order)
     if convention == "nltk":
         return 100.0 * _nltk_corpus(statistics, max_order)
-    return _sacrebleu_corpus(statistics, max_order, "none", False)
+    return _sacrebleu_corpus(statistics, max_order, "exp", False)
 
 
 def self_bleu(texts, convention: str = "sacrebleu", *, max_order: int = 4, smooth: str | None = None,
