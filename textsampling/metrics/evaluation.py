@@ -37,7 +37,7 @@ UNITS = {
 def evaluate(texts, references=None, *, causal_lm=None, model_name: str | None = None,
              self_bleu_conventions=("wang-cho", "texygen"), bleu_convention: str = "nltk",
              unique_orders=(1, 2, 3, 4), distinct_orders=(1, 2), max_order: int = 4,
-             tokenize: str = "whitespace", lowercase: bool = False, batch_size: int = 64) -> dict:
+             tokenize: str = "whitespace", lowercase: bool = False, batch_size: int = 256) -> dict:
     """Quality and diversity metrics of generated texts, each named with its convention.
 
     Parameters
@@ -63,7 +63,7 @@ def evaluate(texts, references=None, *, causal_lm=None, model_name: str | None =
         BLEU-N.
     tokenize, lowercase
         As in :func:`~textsampling.metrics.tokens.tokenize_texts`, for every corpus.
-    batch_size : int, default 64
+    batch_size : int, default 256
         Texts per call of the scoring model.
 
     Returns
