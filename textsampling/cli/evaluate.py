@@ -83,7 +83,10 @@ def read_texts(path, all_records: bool = False) -> list:
             elif record["chain"] not in final or record["step"] >= final[record["chain"]]["step"]:
                 final[record["chain"]] = record
         if not all_records:
-            texts = [final[chain]["text"] for chain in sorted(final, key=str)]
+            # chains in numeric order (0, 1, ..., 10), whatever their order in the file
+            chains = sorted(final, key=lambda chain: (not isinstance(chain, int), chain if isinstance(chain, int) else
+                                                      str(chain)))
+            texts = [final[chain]["text"] for chain in chains]
     if not texts:
         raise ValueError(f"{path} holds no sentence")
     return texts
