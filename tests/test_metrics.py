@@ -312,7 +312,7 @@ def test_evaluate_reports_each_metric_as_the_functions_compute_it():
     assert json.loads(json.dumps(result))["bleu_convention"] == "nltk"
 
 
-def test_perplexity_in_batches_equals_all_at_once():
+def test_perplexity_scores_rows_in_batches_of_batch_size():
     batch = np.array([[1, 2, 3, PAD], [4, PAD, PAD, PAD], [5, 6, PAD, PAD]])
 
     class Varied:
@@ -344,6 +344,7 @@ def test_perplexity_in_batches_equals_all_at_once():
         (lambda: metrics.evaluate(["a b"]), ValueError, "at least 2"),
         (lambda: metrics.evaluate(["a", "b"], ["a"]), TypeError, "references must map a name"),
         (lambda: metrics.evaluate(["a", "b"], {"r": []}), ValueError, r"references\['r'\] is empty"),
+        (lambda: metrics.evaluate(["a", "b"], {"self": ["a"]}), ValueError, "'self' names the unique n-grams"),
         (lambda: metrics.evaluate(["a", "b"], self_bleu_conventions=("nltk",)), ValueError, "self_bleu_conventions"),
         (lambda: metrics.evaluate(["a", "b"], bleu_convention="texygen"), ValueError, "bleu_convention"),
         (lambda: metrics.perplexity(_UniformLM(3), np.zeros((1, 2), dtype=int), batch_size=0), ValueError,

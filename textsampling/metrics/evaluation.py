@@ -95,6 +95,9 @@ def evaluate(texts, references=None, *, causal_lm=None, model_name: str | None =
     unique_orders = [check_int(n, "unique_orders", minimum=1) for n in unique_orders]
     distinct_orders = [check_int(n, "distinct_orders", minimum=1) for n in distinct_orders]
     reference_tokens = {}
+    if "self" in references:
+        raise ValueError("references: 'self' names the unique n-grams within the samples; call the reference "
+                         "corpus something else")
     for name, corpus in references.items():
         reference_tokens[str(name)] = tokenize_texts(corpus, tokenize, lowercase, name=f"references[{name!r}]")
         if not reference_tokens[str(name)]:
