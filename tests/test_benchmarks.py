@@ -89,3 +89,22 @@ def test_bench_lm_flops_and_peak(monkeypatch):
     assert bench.peak_flops(torch.device("cuda"), torch.float32) is None
     tokenizer = bench.make_tokenizer(50, 64)
     assert len(tokenizer) == 50 and tokenizer.mask_token_id == 4 and tokenizer.eos_token_id == 3
+
+
+def test_bench_metrics_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("nltk")
+    monkeypatch.setenv("OUT", str(tmp_path))
+    _load_benchmark("bench_metrics").main(
+        ["--num-hypotheses", "30", "--num-references", "20", "--repeats", "2", "--nltk-size", "10",
+         "--nltk-repeats", "1"]
+    )
+    printed = capsys.readouterr().out
+    assert "machine: CPU" in printed and "load average" in printed and "mark: < 5 s" in printed
+    table = [line for line in printed.splitlines() if line.startswith(("self-BLEU", "BLEU vs", "% unique", "evaluate"))]
+    # 3 self-BLEU conventions + NLTK and ours at the peer's size, 2 BLEU conventions, 2 unique rows, evaluate
+    assert len(table) == 3 + 2 + 2 + 2 + 1
+    assert "same value: True" in printed and "extrapolated" in printed
+    results = json.loads((tmp_path / "bench_metrics.json").read_text())
+    rows = results["results"]
+    assert len(rows) == 13 and all(r["median_s"] > 0 and r["min_s"] <= r["median_s"] <= r["max_s"] for r in rows)
+    assert results["peer"]["same_value"] is True and results["peer"]["size"] == 10

@@ -8,6 +8,9 @@ Subcommands:
 ``generate``
     Text from a language model by MLM Gibbs, MLM Metropolis–Hastings, CGMH, annealing or a decoding
     baseline (parts 3–4).
+``evaluate``
+    Quality and diversity of generated texts as the papers report them: BLEU against reference
+    corpora, self-BLEU (named conventions), % unique n-grams, distinct-n, length, perplexity.
 ``check``
     Does a user's step function really sample its target? (the conformance kit). It imports the
     user's module and runs its code, as ``python`` would: check only code you trust.
@@ -32,6 +35,7 @@ import textwrap
 SUBCOMMANDS = {
     "demo": ("textsampling.cli.demo", "tour of the toy samplers against exact answers, with plots"),
     "generate": ("textsampling.cli.generate", "generate text with an LM sampler (Gibbs, MH, CGMH, ...)"),
+    "evaluate": ("textsampling.cli.evaluate", "BLEU, self-BLEU, % unique n-grams, perplexity of generated texts"),
     "check": ("textsampling.cli.check", "check that a step function samples its target (imports and runs your module)"),
 }
 
