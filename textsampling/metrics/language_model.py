@@ -37,8 +37,11 @@ def perplexity(causal_lm, token_ids, batch_size: int | None = None) -> float:
     if token_ids.ndim != 2 or token_ids.shape[0] == 0:
         raise ValueError(f"token_ids must be a non-empty (N, L) array, got shape {token_ids.shape}")
     size = token_ids.shape[0] if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
+    # Rows in order of length, so that each batch is padded only to its own longest row: with sentences
+    # of 5 to 60 tokens, batches in the given order would run the model on ~4x more padding than text.
+    order = np.argsort((token_ids != PAD).sum(axis=1), kind="stable")
     log_probs = np.concatenate([
-        np.asarray(causal_lm.sequence_log_probs(token_ids[start : start + size]), dtype=np.float64)
+        np.asarray(causal_lm.sequence_log_probs(token_ids[order[start : start + size]]), dtype=np.float64)
         for start in range(0, token_ids.shape[0], size)
     ])
     num_tokens = int((token_ids != PAD).sum()) + token_ids.shape[0]  # + END per sentence
