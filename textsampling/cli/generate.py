@@ -705,7 +705,7 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
             statistics.update(sampler.moved(before, state, info).cpu(),
                               sampler.score(state).cpu() if sampler.score is not None else None)
             if (step + 1) % args.keep_every == 0 or step == args.num_steps - 1:
-                _write_step(output, step, state.x, model, sampler.to_record(state, info), keywords)
+                _write_step(output, step, state.x, model, sampler.to_record(target, before, state, info), keywords)
             bar.set_postfix_str(statistics.postfix(), refresh=False)
             bar.update(1)
             if interrupt_after_step is not None and step == interrupt_after_step:
@@ -765,7 +765,9 @@ def _report(args, folder: Path, model, causal_lm, statistics=None) -> dict:
     """Metrics of each chain's final sentence (``anneal``: its best): distinct-1/2, self-BLEU, perplexity.
 
     Prints the sentences (a decoded one that reached ``--max-length`` without END ends in
-    ``[truncated]``), the metrics, and the acceptance rate and mean log rho / energy of this run.
+    ``[truncated]``), the metrics, and the acceptance rate and mean log rho / energy of this run. After
+    a chain run, also writes the mixing report of the whole ``samples.jsonl`` (:mod:`textsampling.cli.mixing`:
+    ``mixing.json``, ``mixing.md``, ``traces.png``) and prints its summary.
     """
     from textsampling import metrics
 
@@ -813,6 +815,12 @@ def _report(args, folder: Path, model, causal_lm, statistics=None) -> dict:
     summary = statistics.summary() if statistics is not None else ""
     if summary:
         print(summary)
+    if args.sampler in MCMC_SAMPLERS:
+        from textsampling.cli import mixing
+
+        mixed = mixing.write_report(folder, records, args.sampler, args.num_steps, args.keep_every)
+        print("\n".join(mixing.summary_lines(mixed)))
+        print(f"mixing report: {folder / 'mixing.md'} (numbers: mixing.json; plot: {folder / 'traces.png'})")
     print(f"written to {folder}")
     return report
 
