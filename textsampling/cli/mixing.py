@@ -168,7 +168,7 @@ def mixing_report(records, sampler: str, num_steps: int, keep_every: int = 1) ->
     what = ("fraction of steps that changed the sentence (Gibbs always accepts)" if field == "changed"
             else "fraction of proposals accepted")
     counted = "every step" if keep_every == 1 else (
-        f"the kept steps only (every {keep_every}-th and the last): a subsample, one step in {keep_every}")
+        f"the kept steps only: a subsample, one step in {keep_every} (and the last step)")
     acceptance = {"what": what, "counted_on": counted, **_acceptance(records, field)}
     if acceptance["by_move"]["all"]["steps"] == 0:
         acceptance["note"] = f"samples.jsonl holds no {field!r} field (written by an older version?)"
