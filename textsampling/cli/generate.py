@@ -27,7 +27,12 @@ checks that every (step, chain) record is there exactly once and in order (a dam
 naming its first bad line), repairs a last line cut by the interruption, drops an incomplete step, and
 continues: the finished file is byte for byte the one an uninterrupted run writes. At the end
 ``OUTPUT/metrics.json`` holds distinct-n, self-BLEU and perplexity under the causal LM of the final
-sentences, also printed. A decoded sentence that reached ``--max-length`` without END is marked
+sentences, also printed. After a chain run, the mixing report (:mod:`textsampling.cli.mixing`), computed
+from ``samples.jsonl`` so that a resumed run gets the whole run's: ``OUTPUT/mixing.json`` and
+``OUTPUT/mixing.md`` (acceptance rate per move type; split R-hat and bulk ESS across chains of the
+length and the energy / :math:`\log\rho` on the second half of the kept steps) and ``OUTPUT/traces.png``
+(every chain's energy / :math:`\log\rho` and length over the steps); its summary is printed.
+``textsampling show OUTPUT`` prints the samples as a table. A decoded sentence that reached ``--max-length`` without END is marked
 ``"truncated": true`` and printed with ``[truncated]``.
 
 Bad input is refused before any model loads: an option the sampler does not use, an unavailable
@@ -111,7 +116,10 @@ samplers (--sampler):
 
 output: each run writes to a fresh folder {DEFAULT_OUTPUT_ROOT}/<sampler>-<YYYYmmdd-HHMMSS> (suffix -2, -3...
 if taken), printed at the start, unless --output names one: run.json (settings), samples.jsonl (one
-line per chain per kept step, written as drawn), metrics.json. --resume --output FOLDER continues an
+line per chain per kept step, written as drawn), metrics.json; after gibbs/mh/cgmh/anneal the mixing
+report: mixing.json, mixing.md (acceptance per move type, split R-hat and bulk ESS across chains) and
+traces.png (energy or log rho and length of every chain). textsampling show FOLDER prints the samples
+as a table. --resume --output FOLDER continues an
 interrupted run and refuses a damaged samples.jsonl, naming its first bad line. Ctrl-C stops cleanly
 (exit status 130) and keeps what was written. A decoded sentence that reached --max-length without
 END is marked "truncated": true and printed with [truncated].
