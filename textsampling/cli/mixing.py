@@ -284,9 +284,13 @@ def plot_traces(records, sampler: str, path, used_from=None, statistics=None) ->
     from matplotlib.figure import Figure
 
     registered = CHAIN_SAMPLERS[sampler]
-    fields = tuple(registered.traced) + ("length",)
     chains = _by_chain(records)
-    figure = Figure(figsize=(8, 2.4 * len(fields)), layout="constrained")
+    lengths = {len(record["tokens"]) for record in records}
+    # One length everywhere (gibbs or mh with --length): a flat length panel would say nothing.
+    fields = tuple(registered.traced) + (("length",) if len(lengths) > 1 else ())
+    if not fields:
+        fields = ("length",)
+    figure = Figure(figsize=(8, max(3.2, 2.4 * len(fields))), layout="constrained")
     axes = figure.subplots(len(fields), 1, sharex=True, squeeze=False)[:, 0]
     for axis, field in zip(axes, fields):
         for chain, rows in chains.items():
@@ -303,7 +307,9 @@ def plot_traces(records, sampler: str, path, used_from=None, statistics=None) ->
                     if result["note"] is None else "R-hat -, ESS - (see mixing.md)")
             axis.text(0.99, 0.03, text, transform=axis.transAxes, ha="right", va="bottom", fontsize=8,
                       bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.8})
-    axes[0].set_title(f"{sampler}: traces of {len(chains)} chains (grey: warm-up, not used by R-hat/ESS)")
+    every_length = f", every sentence {next(iter(lengths))} tokens" if "length" not in fields else ""
+    axes[0].set_title(f"{sampler}: traces of {len(chains)} chains{every_length} (grey: warm-up, not used by "
+                      "R-hat/ESS)")
     axes[-1].set_xlabel("step")
     if len(chains) <= 10:
         axes[0].legend(fontsize=7, ncol=min(len(chains), 5), loc="best")
