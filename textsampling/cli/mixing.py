@@ -100,10 +100,12 @@ def _diagnose(draws: list, field: str) -> dict:
         result["note"] = (f"needs at least {MIN_DRAWS} draws per chain after warm-up, the run kept {num_draws} "
                           "(more --num-steps or a smaller --keep-every)")
         return result
+    draws = [row[len(row) - num_draws:] for row in draws]  # (C, N): the last N of each chain
     missing = sum(value is None for row in draws for value in row)
     if missing:
-        result["note"] = (f"{name} is null in {missing} of {num_chains * num_draws} draws (a sentence still held "
-                          "[MASK]): the diagnostics need every draw")
+        why = " (a sentence still held [MASK])" if field == "energy" else ""
+        result["note"] = (f"{name} is null or missing in {missing} of {num_chains * num_draws} draws{why}: the "
+                          "diagnostics need every draw")
         return result
     array = np.array(draws, dtype=np.float64)  # (C, N)
     if not np.all(np.isfinite(array)):
@@ -183,7 +185,7 @@ def mixing_report(records, sampler: str, num_steps: int, keep_every: int = 1) ->
     for name in ("length",) + tuple(registered.traced):
         if name == "length" and registered.fixed_length:
             result = {"rhat": None, "ess_bulk": None,
-                      "note": "each chain keeps the length drawn at its start (this sampler replaces tokens, never "
+                      "note": "each chain keeps the length it starts with (this sampler replaces tokens, never "
                               "inserts or deletes): no mixing to measure"}
         else:
             result = _diagnose(_draws(chains, name, used), name)

@@ -247,8 +247,8 @@ def _header(path: Path) -> str | None:
         return None
     parts = [f"sampler {settings['sampler']}"]
     for name, label in (("num_chains", "chains"), ("num_steps", "steps"), ("keep_every", "keep every")):
-        if settings.get(name) is not None:
-            parts.append(f"{label} {settings[name]}")
+        if settings.get(name) is not None and (name != "keep_every" or settings.get("num_steps") is not None):
+            parts.append(f"{label} {settings[name]}")  # a decoder has no steps, nothing kept every k
     return f"{path}: " + ", ".join(parts)
 
 
