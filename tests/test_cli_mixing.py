@@ -98,7 +98,7 @@ def test_a_chain_run_leaves_a_mixing_report_that_the_samples_recount(tmp_path, o
     assert _check_against_the_file(records, report, sampler) >= 1
     assert statistics[expected[1]]["rhat"] is not None
     if sampler in ("gibbs", "mh"):  # each chain keeps its drawn length: said, not a meaningless number
-        assert "keeps the length" in statistics["length"]["note"]
+        assert "keeps its starting length" in statistics["length"]["note"]
     _check_png(tmp_path / "traces.png")
     text = (tmp_path / "mixing.md").read_text()
     assert "split R-hat" in text.replace("Split", "split") and "traces.png" in text
@@ -231,3 +231,7 @@ def test_every_chain_sampler_leaves_its_report_on_the_builtin_models(tmp_path, s
     _check_png(folder / "traces.png")
     assert (folder / "mixing.md").is_file()
     assert "mixing report:" in capsys.readouterr().out
+    # and `show` reads the run: one row per record, under its header line and the table's
+    assert cli.main(["show", str(folder), "--width", "0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 + len(records) and all(row.endswith(r["text"]) for row, r in zip(out[2:], records))

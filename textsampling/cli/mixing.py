@@ -185,8 +185,8 @@ def mixing_report(records, sampler: str, num_steps: int, keep_every: int = 1) ->
     for name in ("length",) + tuple(registered.traced):
         if name == "length" and registered.fixed_length:
             result = {"rhat": None, "ess_bulk": None,
-                      "note": "each chain keeps the length it starts with (this sampler replaces tokens, never "
-                              "inserts or deletes): no mixing to measure"}
+                      "note": "each chain keeps its starting length (this sampler only replaces tokens): nothing "
+                              "to diagnose"}
         else:
             result = _diagnose(_draws(chains, name, used), name)
         statistics[FIELD_NAMES.get(name, name)] = {"field": name, **result}
