@@ -26,7 +26,7 @@ def test_generate_help_states_the_defaults_and_what_it_promises():
     for expected in ["(default: 8; greedy and beam return 1)", "(default: a fresh runs/<sampler>-<YYYYmmdd-HHMMSS>)",
                      "(default: cpu)", "(default: 16)", "(default: 0.9)",
                      "(default: 500 for gibbs/mh, 100 for cgmh/anneal", "beam search: ONE sentence", "greedy",
-                     "--allow-pickle", "[truncated]"]:
+                     "--allow-pickle", "[truncated]", "mixing.json", "traces.png", "textsampling show"]:
         assert expected in text, expected
 
 

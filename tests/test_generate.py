@@ -93,6 +93,7 @@ def test_interrupted_run_resumed_equals_an_uninterrupted_one(tmp_path, oracle, s
     assert generate.execute(_args(cut, sampler, *options, "--resume"), masked_lm=oracle, causal_lm=oracle) == 0
     assert (cut / "samples.jsonl").read_bytes() == (whole / "samples.jsonl").read_bytes()
     assert json.loads((cut / "metrics.json").read_text()) == json.loads((whole / "metrics.json").read_text())
+    assert (cut / "mixing.json").read_bytes() == (whole / "mixing.json").read_bytes()  # from the file: whole run's
 
 
 def test_resumed_decoding_skips_finished_sentences(tmp_path, oracle):

@@ -14,6 +14,8 @@ Subcommands:
 ``check``
     Does a user's step function really sample its target? (the conformance kit). It imports the
     user's module and runs its code, as ``python`` would: check only code you trust.
+``show``
+    A ``generate`` run's samples as a table (chain, step, score, accepted, sentence) or JSON lines.
 
 ``--help`` of every subcommand is plain text: defaults are spelled out, and the reStructuredText of
 the modules' docstrings (written for the API reference) is turned into plain words.
@@ -37,6 +39,7 @@ SUBCOMMANDS = {
     "generate": ("textsampling.cli.generate", "generate text with an LM sampler (Gibbs, MH, CGMH, ...)"),
     "evaluate": ("textsampling.cli.evaluate", "BLEU, self-BLEU, % unique n-grams, perplexity of generated texts"),
     "check": ("textsampling.cli.check", "check that a step function samples its target (imports and runs your module)"),
+    "show": ("textsampling.cli.show", "print a generate run's samples as a table (--chain, --every, --json)"),
 }
 
 #: Said first in ``textsampling check --help``: the check executes the user's code.

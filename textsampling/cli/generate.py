@@ -27,8 +27,13 @@ checks that every (step, chain) record is there exactly once and in order (a dam
 naming its first bad line), repairs a last line cut by the interruption, drops an incomplete step, and
 continues: the finished file is byte for byte the one an uninterrupted run writes. At the end
 ``OUTPUT/metrics.json`` holds distinct-n, self-BLEU and perplexity under the causal LM of the final
-sentences, also printed. A decoded sentence that reached ``--max-length`` without END is marked
-``"truncated": true`` and printed with ``[truncated]``.
+sentences, also printed. After a chain run, the mixing report (:mod:`textsampling.cli.mixing`), computed
+from ``samples.jsonl`` so that a resumed run gets the whole run's: ``OUTPUT/mixing.json`` and
+``OUTPUT/mixing.md`` (acceptance rate per move type; split R-hat and bulk ESS across chains of the
+length and the energy / :math:`\log\rho` on the second half of the kept steps) and ``OUTPUT/traces.png``
+(every chain's energy / :math:`\log\rho` and length over the steps); its summary is printed.
+``textsampling show OUTPUT`` prints the samples as a table. A decoded sentence that reached
+``--max-length`` without END is marked ``"truncated": true`` and printed with ``[truncated]``.
 
 Bad input is refused before any model loads: an option the sampler does not use, an unavailable
 ``--device``, an empty model path, a causal model where a masked one is needed (or the reverse), pickle
@@ -111,7 +116,10 @@ samplers (--sampler):
 
 output: each run writes to a fresh folder {DEFAULT_OUTPUT_ROOT}/<sampler>-<YYYYmmdd-HHMMSS> (suffix -2, -3...
 if taken), printed at the start, unless --output names one: run.json (settings), samples.jsonl (one
-line per chain per kept step, written as drawn), metrics.json. --resume --output FOLDER continues an
+line per chain per kept step, written as drawn), metrics.json; after gibbs/mh/cgmh/anneal the mixing
+report: mixing.json, mixing.md (acceptance per move type, split R-hat and bulk ESS across chains) and
+traces.png (energy or log rho and length of every chain). textsampling show FOLDER prints the samples
+as a table. --resume --output FOLDER continues an
 interrupted run and refuses a damaged samples.jsonl, naming its first bad line. Ctrl-C stops cleanly
 (exit status 130) and keeps what was written. A decoded sentence that reached --max-length without
 END is marked "truncated": true and printed with [truncated].
@@ -705,7 +713,7 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
             statistics.update(sampler.moved(before, state, info).cpu(),
                               sampler.score(state).cpu() if sampler.score is not None else None)
             if (step + 1) % args.keep_every == 0 or step == args.num_steps - 1:
-                _write_step(output, step, state.x, model, sampler.to_record(state, info), keywords)
+                _write_step(output, step, state.x, model, sampler.to_record(target, before, state, info), keywords)
             bar.set_postfix_str(statistics.postfix(), refresh=False)
             bar.update(1)
             if interrupt_after_step is not None and step == interrupt_after_step:
@@ -765,7 +773,9 @@ def _report(args, folder: Path, model, causal_lm, statistics=None) -> dict:
     """Metrics of each chain's final sentence (``anneal``: its best): distinct-1/2, self-BLEU, perplexity.
 
     Prints the sentences (a decoded one that reached ``--max-length`` without END ends in
-    ``[truncated]``), the metrics, and the acceptance rate and mean log rho / energy of this run.
+    ``[truncated]``), the metrics, and the acceptance rate and mean log rho / energy of this run. After
+    a chain run, also writes the mixing report of the whole ``samples.jsonl`` (:mod:`textsampling.cli.mixing`:
+    ``mixing.json``, ``mixing.md``, ``traces.png``) and prints its summary.
     """
     from textsampling import metrics
 
@@ -813,6 +823,12 @@ def _report(args, folder: Path, model, causal_lm, statistics=None) -> dict:
     summary = statistics.summary() if statistics is not None else ""
     if summary:
         print(summary)
+    if args.sampler in MCMC_SAMPLERS:
+        from textsampling.cli import mixing
+
+        mixed = mixing.write_report(folder, records, args.sampler, args.num_steps, args.keep_every)
+        print("\n".join(mixing.summary_lines(mixed)))
+        print(f"mixing report: {folder / 'mixing.md'} (numbers: mixing.json; plot: {folder / 'traces.png'})")
     print(f"written to {folder}")
     return report
 

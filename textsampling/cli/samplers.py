@@ -3,9 +3,23 @@ r"""The registry of Markov-chain samplers that ``textsampling generate`` runs: n
 Every sampler follows the kernel contract (``init / num_uniforms / step`` of a torch twin, ARCHITECTURE.md),
 so :func:`textsampling.cli.generate` needs from each only what differs: the twin module, its target
 (``(model,)`` or ``(config,)``), its keyword parameters (at step ``t``: an annealing schedule), the
-fresh starting sentences, and how a state goes to the lines of ``samples.jsonl`` and back (the cached
-score of a resumed run is the one on disk, bit for bit, not a rescoring). Adding a sampler to
-``generate`` is one :class:`ChainSampler` entry here.
+fresh starting sentences, how a state goes to the lines of ``samples.jsonl`` and back (the cached
+score of a resumed run is the one on disk, bit for bit, not a rescoring), and what the mixing report
+(:mod:`textsampling.cli.mixing`) reads from those lines. Adding a sampler to ``generate`` is one
+:class:`ChainSampler` entry here.
+
+What each sampler writes on a kept step, beside ``chain, step, tokens, text``:
+
+* ``gibbs``: ``changes_target``; ``changed`` (did this step change the sentence: Gibbs always
+  accepts); ``energy``, the PLL energy :math:`E(x) = -\sum_i \log p(x_i \mid x_{-i})` under the MLM
+  (:func:`textsampling.torch.mlm_metropolis_hastings.energy`, ``energy_kind="pll"``: the energy MLM-MH
+  samples), or ``null`` while the sentence still holds a [MASK] (a random scan that has not yet
+  visited every position: the MLM's probability of the token "[MASK]" is no energy of a sentence).
+  It is the model's energy whatever ``--temperature`` / ``--top-k`` say, and costs ``L`` masked-LM
+  rows per chain, so it is computed on kept steps only;
+* ``mh``: ``energy`` (of ``--energy``), ``accepted``;
+* ``cgmh``: ``protected``, ``log_prob`` (:math:`\log\rho`), ``move`` (``replace``, ``insert`` or
+  ``delete``: the move proposed), ``accepted``; ``anneal``: the same and ``temperature``.
 """
 
 from __future__ import annotations
@@ -38,7 +52,9 @@ class ChainSampler:
     step_params : callable
         ``(args, step) -> dict``: keyword parameters of ``step`` at the global step index.
     to_record : callable
-        ``(state, info) -> dict`` of per-chain values written beside the tokens (``(B,)`` each).
+        ``(target, before, state, info) -> dict`` of per-chain values written beside the tokens
+        (``(B,)`` each, or a list of ``B`` values); ``before`` is the state before the step. Called
+        on kept steps only.
     from_records : callable
         ``(state, records) -> state``: the state restored from each chain's last record (its cached score).
     moved : callable
@@ -51,6 +67,17 @@ class ChainSampler:
         A search (annealing): the report shows each chain's best sentence, not its last.
     keywords : bool
         The sentences must hold ``--keywords`` (checked on every record written).
+    acceptance_field : str
+        The boolean record field the mixing report counts: ``"accepted"``, or ``"changed"`` (Gibbs).
+        Split by the record's ``move`` where the sampler writes one.
+    traced : tuple of str
+        Record fields whose traces the mixing report draws and diagnoses across chains (split R-hat,
+        bulk ESS), beside the sentence length: ``("energy",)`` or ``("log_prob",)``.
+    fixed_length : bool
+        Each chain keeps the length it starts with (Gibbs, MLM-MH): the report does not diagnose it.
+    at_equilibrium : bool
+        False for annealing: its target changes with the temperature at every step, so R-hat and ESS
+        describe the chains but are no convergence diagnostic (the report says so).
     """
 
     algorithm: str
@@ -68,6 +95,10 @@ class ChainSampler:
     score_name: str = "log rho"
     best_of_run: bool = False
     keywords: bool = False
+    acceptance_field: str = "accepted"
+    traced: tuple = ()
+    fixed_length: bool = False
+    at_equilibrium: bool = True
 
     def module(self):
         """The twin module (imported now: torch only loads when a chain runs)."""
@@ -147,8 +178,36 @@ def _saved(records, key, like):
     return values.to(like.dtype)
 
 
-def _keyword_record(state, info):
-    return {"protected": state.protected, "log_prob": state.log_prob.double(), "accepted": info.accepted}
+def _changed(before, state):
+    return (state.x != before.x).any(dim=1)  # (B,): did the step change the sentence
+
+
+def _gibbs_record(target, before, state, info):
+    """Gibbs always accepts: ``changed`` says whether the sentence moved; ``energy``: its PLL energy."""
+    import torch
+
+    from textsampling.torch.mlm_metropolis_hastings import energy
+
+    (model,) = target
+    x = state.x  # (B, L)
+    complete = ~(x == model.mask_token_id).any(dim=1)  # (B,): no [MASK] left
+    energies = [None] * x.shape[0]
+    if bool(complete.any()):
+        # Only the complete sentences are scored (L masked-LM rows each); the others stay null.
+        values = energy(model, x[complete], "pll").double().cpu().tolist()  # (B',)
+        for chain, value in zip(torch.nonzero(complete)[:, 0].tolist(), values):
+            energies[chain] = value
+    return {"changes_target": info.changes_target, "changed": _changed(before, state), "energy": energies}
+
+
+def _keyword_record(target, before, state, info):
+    import numpy as np
+
+    from textsampling.reference.cgmh import MOVES
+
+    moves = np.asarray(MOVES)[info.move.cpu().numpy()]  # (B,) names: "replace", "insert", "delete"
+    return {"protected": state.protected, "log_prob": state.log_prob.double(), "move": moves,
+            "accepted": info.accepted}
 
 
 @functools.lru_cache(maxsize=8)
@@ -169,10 +228,13 @@ CHAIN_SAMPLERS = {
         init_params=_no_params,
         uniform_params=lambda args: {"scan": args.scan, "max_length": args.max_length},
         step_params=lambda args, step: {"scan": args.scan, "temperature": args.temperature, "top_k": args.top_k},
-        to_record=lambda state, info: {"changes_target": info.changes_target},
+        to_record=_gibbs_record,
         from_records=lambda state, records: state,
-        moved=lambda before, state, info: (state.x != before.x).any(dim=1),  # (B,): did the sentence change
+        moved=lambda before, state, info: _changed(before, state),
         rate_name="moved",
+        acceptance_field="changed",
+        traced=("energy",),
+        fixed_length=True,
     ),
     "mh": ChainSampler(
         algorithm="mlm_metropolis_hastings", model="masked", target=_masked_target, start=_swept_all_mask_start,
@@ -180,11 +242,14 @@ CHAIN_SAMPLERS = {
         uniform_params=_no_params,
         step_params=lambda args, step: {"energy_kind": args.energy},
         # The energy E = -log_prob is what the paper and samples.jsonl name.
-        to_record=lambda state, info: {"energy": (-state.log_prob).double(), "accepted": info.accepted},
+        to_record=lambda target, before, state, info: {"energy": (-state.log_prob).double(),
+                                                       "accepted": info.accepted},
         from_records=lambda state, records: state._replace(log_prob=-_saved(records, "energy", state.log_prob)),
         moved=lambda before, state, info: info.accepted,
         score=lambda state: -state.log_prob,
         score_name="energy",
+        traced=("energy",),
+        fixed_length=True,
     ),
     "cgmh": ChainSampler(
         algorithm="cgmh", model="causal", target=_keyword_target, start=keyword_start,
@@ -194,16 +259,20 @@ CHAIN_SAMPLERS = {
         moved=lambda before, state, info: info.accepted,
         score=lambda state: state.log_prob,
         keywords=True,
+        traced=("log_prob",),
     ),
     "anneal": ChainSampler(
         algorithm="sentence_annealing", model="causal", target=_keyword_target, start=keyword_start,
         init_params=_no_params, uniform_params=_no_params,
         step_params=lambda args, step: {"temperature": float(_annealing_schedule(args)[step])},
-        to_record=lambda state, info: {**_keyword_record(state, info), "temperature": info.temperature},
+        to_record=lambda target, before, state, info: {**_keyword_record(target, before, state, info),
+                                                       "temperature": info.temperature},
         from_records=lambda state, records: state._replace(log_prob=_saved(records, "log_prob", state.log_prob)),
         moved=lambda before, state, info: info.accepted,
         score=lambda state: state.log_prob,
         best_of_run=True,
         keywords=True,
+        traced=("log_prob",),
+        at_equilibrium=False,
     ),
 }
