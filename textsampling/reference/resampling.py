@@ -46,6 +46,7 @@ ancestors agree.
 from __future__ import annotations
 
 import numpy as np
+
 from textsampling._validation import check_int
 from textsampling.randomness import as_generator, draw_uniforms
 

@@ -61,6 +61,7 @@ from __future__ import annotations
 from typing import Callable, NamedTuple
 
 import numpy as np
+
 from textsampling._validation import check_int, check_uniforms
 from textsampling.lm.tokens import PAD, sequence_lengths
 from textsampling.randomness import categorical_from_uniforms
@@ -448,7 +449,9 @@ def step(
             with np.errstate(invalid="ignore"):  # -inf - -inf: replaced below
                 increment = new - old
         else:
-            new_all = extension_log_potentials(rows, lengths, log_next, model.end_token_id, log_potential, log_twist)  # (M, V)
+            new_all = extension_log_potentials(  # (M, V): (G psi)(xv) for every token v
+                rows, lengths, log_next, model.end_token_id, log_potential, log_twist
+            )
             logits = log_next + new_all  # (M, V): p(v | x) (G psi)(xv)
             with np.errstate(invalid="ignore"):
                 normaliser = resampling.log_sum_exp(logits, axis=1)  # (M,)

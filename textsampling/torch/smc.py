@@ -29,6 +29,7 @@ import torch
 
 from textsampling._validation import check_int
 from textsampling.lm.tokens import PAD, sequence_lengths_torch
+from textsampling.reference.resampling import check_scheme
 from textsampling.reference.smc import (
     PROPOSALS,
     KeywordPotential,
@@ -38,7 +39,6 @@ from textsampling.reference.smc import (
     extension_log_potentials,
     log_twisted_potential,
 )
-from textsampling.reference.resampling import check_scheme
 from textsampling.torch import chain, resampling
 from textsampling.torch._validation import check_float_dtype, check_tensor
 from textsampling.torch.randomness import categorical_from_uniforms
