@@ -112,14 +112,15 @@ def exact_expected_evidence(x0, model, potential, num_steps, step_fn=smc.step, *
             probe = np.full(k + num_particles, 0.5)
             _, probe_info = step_fn(probe, state, model, potential, **params)
             outcomes = _resampling_outcomes(state.log_weight, scheme) if probe_info.resampled else [(1.0, probe[:k])]
+            intervals = [  # each particle's token intervals, were it the ancestor of a particle
+                _intervals(_proposal_breakpoints(state.x[a], state.finished[a], model, potential, log_twist))
+                for a in range(num_particles)
+            ]
             for resampling_probability, resampling_uniforms in outcomes:
                 uniforms = np.concatenate([resampling_uniforms, np.full(num_particles, 0.5)])
                 _, info = step_fn(uniforms, state, model, potential, **params)
                 ancestors = info.ancestors
-                per_particle = [
-                    _intervals(_proposal_breakpoints(state.x[a], state.finished[a], model, potential, log_twist))
-                    for a in ancestors
-                ]
+                per_particle = [intervals[a] for a in ancestors]
                 # one call per interval index: particle n reads its own j-th interval (or its last)
                 results = []
                 for j in range(max(len(p) for p in per_particle)):
@@ -150,12 +151,20 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("num_particles, vocab_size, max_length", CASES)
-@pytest.mark.parametrize("proposal", smc.PROPOSALS)
+RESAMPLING = [(scheme, 1.0) for scheme in resampling.SCHEMES] + [("systematic", 0.0), ("multinomial", 0.9)]
+# Three particles and multinomial or stratified resampling: up to 27 resampling outcomes per system (~20 s each).
+SLOW = {(3, "multinomial"), (3, "stratified")}
+
+
 @pytest.mark.parametrize(
-    "scheme, ess_threshold",
-    [(scheme, 1.0) for scheme in resampling.SCHEMES] + [("systematic", 0.0), ("multinomial", 0.9)],
+    "num_particles, vocab_size, max_length, scheme, ess_threshold",
+    [
+        pytest.param(*case, *resampling_case, marks=[pytest.mark.slow] if (case[0], resampling_case[0]) in SLOW else [])
+        for case in CASES
+        for resampling_case in RESAMPLING
+    ],
 )
+@pytest.mark.parametrize("proposal", smc.PROPOSALS)
 def test_evidence_is_unbiased_exactly(num_particles, vocab_size, max_length, proposal, scheme, ess_threshold):
     oracle = make_oracle(vocab_size, max_length)
     potential = smc.KeywordPotential(oracle.encode_keywords(KEYWORDS), max_length)
