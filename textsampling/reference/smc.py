@@ -167,6 +167,10 @@ class KeywordPotential:
         self.units = cleaned
         self.max_length = check_int(max_length, "max_length", minimum=1)
         self.continuation_ids = np.array(sorted(int(i) for i in continuation_ids), dtype=np.int64)
+        # a lookup table (id -> is a continuation piece): np.isin over thousands of ids costs more than the rest
+        size = int(self.continuation_ids.max()) + 1 if self.continuation_ids.size else 0
+        self._is_continuation = np.zeros(size + 1, dtype=bool)  # the last entry: every id >= size, and PAD
+        self._is_continuation[self.continuation_ids] = True
 
     @classmethod
     def for_model(cls, model, words, max_length: int) -> "KeywordPotential":
@@ -189,7 +193,9 @@ class KeywordPotential:
                 match &= tokens[:, start + offset] == token
             after = start + size
             if after < width and self.continuation_ids.size:
-                continued = (after < lengths) & np.isin(tokens[:, after], self.continuation_ids)
+                following = tokens[:, after]
+                lookup = np.where((following >= 0) & (following < self._is_continuation.size - 1), following, -1)
+                continued = (after < lengths) & self._is_continuation[lookup]
                 match &= ~continued
             found |= match
         return found
