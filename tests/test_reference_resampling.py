@@ -181,14 +181,18 @@ def _hoeffding_tolerance(num_particles):
 
 
 def _mean_offspring(ancestors_fn, scheme, seed):
+    """Mean offspring counts over independent resamplings: ``resample(rng, ...)`` itself for the correct
+    schemes (the whole pipeline: generator, uniforms, ancestors), the same uniforms for a wrong one."""
     rng = np.random.default_rng(seed)
     num_particles = PIPELINE_WEIGHTS.shape[0]
     k = resampling.num_uniforms(num_particles, scheme)
-    uniforms = rng.random((NUM_RESAMPLINGS, k))
-    uniforms = np.where(uniforms > 0, uniforms, np.finfo(np.float64).tiny)
     total = np.zeros(num_particles)
-    for row in uniforms:
-        total += np.bincount(ancestors_fn(row, PIPELINE_WEIGHTS, scheme), minlength=num_particles)
+    for _ in range(NUM_RESAMPLINGS):
+        if ancestors_fn is resampling.ancestors:
+            ancestors = resampling.resample(rng, PIPELINE_WEIGHTS, scheme)
+        else:
+            ancestors = ancestors_fn(np.maximum(rng.random(k), np.finfo(np.float64).tiny), PIPELINE_WEIGHTS, scheme)
+        total += np.bincount(ancestors, minlength=num_particles)
     return total / NUM_RESAMPLINGS
 
 

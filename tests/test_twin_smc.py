@@ -89,12 +89,12 @@ def test_twin_equals_reference_on_the_tiny_causal_model(proposal):
 
 # ----------------------------------------------------------------------------- the weighted particle law
 # The unnormalised weighted measure (1/N) sum_i w_i [x_i = s] of one run is an unbiased estimate of
-# gamma(s) = p(s) chi(s) for every sentence s (the measure form of E[Z_hat] = Z; Chopin & Papaspiliopoulos,
-# Prop. 16.3), hence the self-normalised law sum_i W_i delta_{x_i} converges to p chi / Z. Without a twist
-# every weight here lies in [0, 1] (G in {0, 1}; the guided normaliser is <= 1; resampling averages), so
-# each run's value for s lies in [0, 1] and, by Hoeffding's inequality with a union bound over the S
-# sentences, the mean over R runs is within eps = sqrt(log(2 S / delta) / (2 R)) of gamma(s) for all s with
-# probability >= 1 - delta, delta = 1e-4: the stated false-fail rate (a bound, not an approximation).
+# gamma(s) = p(s) chi(s) for every sentence s (the measure form of E[Z_hat] = Z; Del Moral 2004; Chopin &
+# Papaspiliopoulos 2020, ch. 11), hence the self-normalised law sum_i W_i delta_{x_i} converges to p chi / Z.
+# Without a twist every weight here lies in [0, 1] (G in {0, 1}; the guided normaliser is <= 1; resampling
+# averages), so each run's value for s lies in [0, 1] and, by Hoeffding's inequality with a union bound over
+# the S sentences, the mean over R runs is within eps = sqrt(log(2 S / delta) / (2 R)) of gamma(s) for all s
+# with probability >= 1 - delta, delta = 1e-4: the stated false-fail rate (a bound, not an approximation).
 NUM_RUNS = 20_000
 FALSE_FAIL_RATE = 1e-4
 

@@ -23,7 +23,7 @@ is :math:`\chi`) and an optional *twist* :math:`\psi > 0` (Zhao et al. 2024, "Pr
 language models via twisted sequential Monte Carlo"). A finished particle stays as it is (its weight no
 longer changes).
 
-One step, for each particle (Chopin & Papaspiliopoulos, Algorithm 10.1):
+One step, for each particle (the generic particle filter of Chopin & Papaspiliopoulos, ch. 10):
 
 1. **Resample** when :math:`\mathrm{ESS} = (\sum w)^2 / \sum w^2 < \tau N` (``ess_threshold`` :math:`\tau`;
    :math:`\tau \ge 1` resamples at every step, :math:`\tau = 0` never), with a scheme of
@@ -37,13 +37,14 @@ One step, for each particle (Chopin & Papaspiliopoulos, Algorithm 10.1):
      included): the weight is its normaliser :math:`\sum_{v'} p(v' \mid x)\,(G\psi)(xv') / (G\psi)(x)`,
      the same for every :math:`v` — no proposed token is ever wasted on a dead end.
 
-The weights start at :math:`(G\psi)(x_0)` (the prompt's potential), so at every step
+The weights start at :math:`(G\psi)(x_0)` (the prompt's potential), so that once every particle has
+finished
 
 .. math::
     \hat Z = \frac1N \sum_{i=1}^N w_i \quad\text{is unbiased: } \mathbb E[\hat Z] = Z
 
-once every particle has finished (Del Moral 2004; Chopin & Papaspiliopoulos, Prop. 16.3), and the
-weighted particles :math:`\sum_i \bar w_i \delta_{x^i}` converge to :math:`\pi`. With the *exact* twist
+(Del Moral 2004, *Feynman–Kac formulae*; Chopin & Papaspiliopoulos, ch. 11), and the weighted particles
+:math:`\sum_i \bar w_i \delta_{x^i}` converge to :math:`\pi`. With the *exact* twist
 :math:`\psi(x_{1:t}) = P(\chi = 1 \mid x_{1:t})` and the guided proposal, every weight is exactly
 :math:`Z` at every step: zero variance (the proposal is then :math:`\pi`'s own conditional).
 :func:`oracle_log_twist` computes that twist on the bigram oracle.
