@@ -283,3 +283,21 @@ def test_bad_arguments_are_refused_by_name():
         smc.step(uniforms[:-1], state, oracle, potential)
     with pytest.raises(ValueError, match="x0"):
         smc.init(np.full((2, 3), 0), oracle, potential)
+
+
+def test_keyword_potential_token_classes_give_the_same_extensions_as_every_token():
+    # the shortcut of extension_log_potentials (one token per class) against every token, on units that
+    # overlap, a continuation piece that is also in a unit, and prefixes of every length
+    potential = smc.KeywordPotential([[1, 2], [2, 3], [4]], max_length=4, continuation_ids=[3, 5, 6])
+    rng = np.random.default_rng(7)
+    vocab, end = 9, 8
+    rows = np.full((300, 4), -1)
+    lengths = rng.integers(0, 5, 300)
+    for m, length in enumerate(lengths):
+        rows[m, :length] = rng.integers(0, 8, length)
+    log_next = np.where(rng.random((300, vocab)) < 0.8, 0.0, -np.inf)
+    log_next[lengths == 0, end] = -np.inf
+    fast = smc.extension_log_potentials(rows, lengths, log_next, end, potential, None)
+    every = smc.extension_log_potentials(rows, lengths, log_next, end, lambda r, f: potential(r, f), None)
+    np.testing.assert_array_equal(fast, every)
+    assert np.any(fast == 0.0) and np.any((fast == -np.inf) & np.isfinite(log_next))

@@ -183,12 +183,28 @@ class KeywordPotential:
     def __repr__(self) -> str:
         return f"KeywordPotential(units={self.units}, max_length={self.max_length})"
 
+    def token_classes(self, vocab_size: int, end_token_id: int) -> np.ndarray:
+        """``(V,)`` class ids: tokens of one class extend every prefix to the same potential.
+
+        END, and each token of a keyword unit, is its own class; every other token is either a
+        continuation piece (it can only break a keyword at the prefix's end) or not (it changes nothing
+        but the length), two classes. Used by :func:`extension_log_potentials`.
+        """
+        class_of = np.zeros(vocab_size, dtype=np.int64)  # 0: an ordinary token
+        continuation = self._is_continuation[np.minimum(np.arange(vocab_size), self._is_continuation.size - 1)]
+        continuation &= np.arange(vocab_size) < self._is_continuation.size - 1
+        class_of[continuation] = 1
+        special = sorted({token for unit in self.units for token in unit if token < vocab_size} | {end_token_id})
+        class_of[special] = 2 + np.arange(len(special))
+        return class_of
+
     def _present(self, tokens: np.ndarray, lengths: np.ndarray, unit) -> np.ndarray:
         """(M,) bool: ``unit`` occurs as a whole word (an occurrence at the end counts)."""
         num_rows, width = tokens.shape
         size = len(unit)
         found = np.zeros(num_rows, dtype=bool)
-        for start in range(0, width - size + 1):
+        longest = int(lengths.max(initial=0))
+        for start in range(0, min(width, longest) - size + 1):
             match = start + size <= lengths
             for offset, token in enumerate(unit):
                 match &= tokens[:, start + offset] == token
@@ -486,14 +502,35 @@ def step(
 
 
 def extension_log_potentials(rows, lengths, log_next, end_token_id, log_potential, log_twist) -> np.ndarray:
-    """:math:`\\log (G\\psi)(xv)` for every row and every token ``v`` of positive LM probability, ``(M, V)``."""
+    r""":math:`\log (G\psi)(xv)` for every row and every token ``v`` of positive LM probability, ``(M, V)``.
+
+    A potential with ``token_classes(vocab_size, end_token_id) -> class_of (V,)`` (as
+    :class:`KeywordPotential`) promises that tokens of one class extend every prefix to the same
+    potential; without a twist, each row is then evaluated on one token per class (a few dozen rows
+    instead of the vocabulary: what makes the guided proposal affordable on a real LM).
+    """
     num_rows, vocab = log_next.shape
-    row_index, candidate = np.nonzero(np.isfinite(log_next))  # (E,), (E,)
+    token_classes = getattr(log_potential, "token_classes", None)
+    if token_classes is not None and log_twist is None:
+        class_of = np.asarray(token_classes(vocab, end_token_id), dtype=np.int64)  # (V,)
+        representatives = np.unique(class_of, return_index=True)[1]  # (C,): the first token of each class
+        per_class = _evaluate_extensions(rows, lengths, np.broadcast_to(True, (num_rows, representatives.size)),
+                                         representatives, end_token_id, log_potential, None)  # (M, C)
+        out = per_class[:, np.searchsorted(class_of[representatives], class_of)]  # (M, V)
+        return np.where(np.isfinite(log_next), out, -np.inf)
+    return _evaluate_extensions(rows, lengths, np.isfinite(log_next), np.arange(vocab), end_token_id,
+                                log_potential, log_twist)
+
+
+def _evaluate_extensions(rows, lengths, wanted, tokens, end_token_id, log_potential, log_twist) -> np.ndarray:
+    r"""``(M, len(tokens))``: :math:`\log (G\psi)` of row ``m`` extended by ``tokens[j]`` where ``wanted[m, j]``."""
+    row_index, column = np.nonzero(wanted)  # (E,), (E,)
+    candidate = tokens[column]
     extended, is_end = extend_rows(rows[row_index], lengths[row_index], candidate, end_token_id)
-    out = np.full((num_rows, vocab), -np.inf)
+    out = np.full(wanted.shape, -np.inf)
     values = log_twisted_potential(extended, is_end, log_potential, log_twist)  # (E,)
     overflow = ~is_end & (lengths[row_index] >= rows.shape[1])
-    out[row_index, candidate] = np.where(overflow, -np.inf, values)
+    out[row_index, column] = np.where(overflow, -np.inf, values)
     return out
 
 
