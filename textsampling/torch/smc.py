@@ -89,7 +89,17 @@ def _potential(rows: torch.Tensor, finished: torch.Tensor, log_potential, log_tw
 
 
 def init(x0, model, log_potential, *, log_twist=None, dtype=None) -> SMCState:
-    """The runs' particles at their prompts ``x0`` ``(R, N, L)``; weights start at :math:`(G\\psi)(x_0)`."""
+    """The runs' particles at their prompts; every weight starts at :math:`(G\\psi)(x_0)`, as the reference.
+
+    Parameters
+    ----------
+    x0 : torch.Tensor of int, shape (R, N, L)
+        PAD-padded prompts (:func:`empty_prefixes_torch` for none), on the device the runs live on.
+    model, log_potential, log_twist
+        As in :func:`textsampling.reference.smc.init`.
+    dtype : torch.float32 (default) or torch.float64
+        The weights' dtype (float64 for the comparisons with the reference).
+    """
     x = check_tensor(x0, "x0", integer=True, ndim=3)
     if x.shape[1] < 1 or x.shape[2] < 1:
         raise ValueError(f"x0 must be an (R, N, L) int tensor of PAD-padded prompts, N, L >= 1; got {tuple(x.shape)}")
