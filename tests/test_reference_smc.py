@@ -301,3 +301,12 @@ def test_keyword_potential_token_classes_give_the_same_extensions_as_every_token
     every = smc.extension_log_potentials(rows, lengths, log_next, end, lambda r, f: potential(r, f), None)
     np.testing.assert_array_equal(fast, every)
     assert np.any(fast == 0.0) and np.any((fast == -np.inf) & np.isfinite(log_next))
+
+
+def test_ancestral_lines_follow_the_ancestors_back():
+    ancestors = np.array([[0, 1, 2], [0, 0, 2], [2, 1, 1]])
+    lines = smc.ancestral_lines(ancestors)
+    np.testing.assert_array_equal(lines, [[2, 0, 0], [2, 0, 0], [2, 1, 1], [0, 1, 2]])
+    np.testing.assert_array_equal(smc.ancestral_lines(np.tile(np.arange(4), (3, 1))), np.tile(np.arange(4), (4, 1)))
+    with pytest.raises(ValueError, match="ancestors must have shape"):
+        smc.ancestral_lines([0, 1])

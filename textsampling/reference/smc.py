@@ -81,6 +81,7 @@ __all__ = [
     "step",
     "sample",
     "log_evidence",
+    "ancestral_lines",
     "check_proposal",
     "check_ess_threshold",
     "should_resample",
@@ -396,6 +397,33 @@ def num_uniforms(num_particles: int, scheme: str = "systematic") -> int:
 def log_evidence(state: SMCState) -> float:
     """:math:`\\log \\hat Z = \\log \\frac1N \\sum_i w_i` of a particle system (``-inf`` if every weight is 0)."""
     return float(resampling.log_sum_exp(state.log_weight) - np.log(state.log_weight.shape[0]))
+
+
+def ancestral_lines(ancestors) -> np.ndarray:
+    """The genealogy of the final particles: ``lines[t, n]`` is the index, in the system before step ``t``,
+    of final particle ``n``'s ancestor.
+
+    Parameters
+    ----------
+    ancestors : array_like of int, shape (T, N)
+        ``trace.infos.ancestors`` of one run.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (T + 1, N)
+        Row ``T`` is ``arange(N)``; row 0 names the starting particles the survivors descend from. The
+        number of distinct entries of a row falls as ``t`` goes back (path degeneracy: Chopin &
+        Papaspiliopoulos 2020, ch. 12).
+    """
+    ancestors = np.asarray(ancestors, dtype=np.int64)
+    if ancestors.ndim != 2:
+        raise ValueError(f"ancestors must have shape (T, N) (one run's trace.infos.ancestors), got {ancestors.shape}")
+    num_steps, num_particles = ancestors.shape
+    lines = np.empty((num_steps + 1, num_particles), dtype=np.int64)
+    lines[num_steps] = np.arange(num_particles)
+    for t in range(num_steps - 1, -1, -1):
+        lines[t] = ancestors[t][lines[t + 1]]  # the particle before step t that particle lines[t + 1] came from
+    return lines
 
 
 def step(
