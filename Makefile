@@ -17,7 +17,7 @@ LATEST_VENV ?= build/venv-latest
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint test-fast test-latest flake notebooks book book-clean jupyter bench clean install lock student-bundle grade
+.PHONY: build/wheels demo test lint test-fast test-latest flake notebooks book book-clean jupyter bench clean install lock student-bundle grade
 
 # `-c $(LOCK)`: the lock covers every extra, so whatever subset is installed, each package gets its
 # locked version; scripts/check_lock.py then fails the install if anything differs from the lock.
@@ -42,10 +42,20 @@ lock:
 demo: $(BIN)/.installed
 	$(BIN)/textsampling demo --output demo-output
 
+# The `particles` wheel (Chopin & Papaspiliopoulos' companion package), downloaded once: tests/
+# test_reference_resampling.py runs its resampling.py against ours (not a dependency: it pins numpy<2
+# and needs numba; the test reads the one plain-NumPy file from the wheel). Without the wheel that test
+# fails and says how to get it; TEXTSAMPLING_SKIP_PARTICLES_CROSSCHECK=1 skips it on purpose.
+PARTICLES_WHEEL := build/wheels/particles-0.4-py3-none-any.whl
+$(PARTICLES_WHEEL): $(BIN)/.installed
+	$(BIN)/python -m pip download --quiet --no-deps particles==0.4 -d build/wheels
+
+build/wheels: $(PARTICLES_WHEEL)
+
 # The whole suite: first the linter (ruff, rules and the 120-column line length in pyproject.toml),
 # then tests/ (the chapters too, with a stderr check, in tests/test_notebooks.py) and the chapters once
 # more under nbmake, as notebooks, with the CI sizes.
-test: $(BIN)/.installed build/notebooks
+test: $(BIN)/.installed build/notebooks $(PARTICLES_WHEEL)
 	$(BIN)/ruff check textsampling tests
 	CI=true $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider tests --nbmake build/notebooks
 
@@ -64,6 +74,7 @@ test-latest:
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -c constraints.txt \
 		-e ".[$(EXTRAS)]"
+	test -f $(PARTICLES_WHEEL) || $(LATEST_VENV)/bin/python -m pip download --quiet --no-deps particles==0.4 -d build/wheels
 	$(LATEST_VENV)/bin/python -m pip list --format=freeze | $(PYTHON) scripts/check_lock.py --diff $(LOCK) || true
 	CI=true $(LATEST_VENV)/bin/python -m pytest -n 2 -q -p no:cacheprovider $(LATEST_TESTS)
 

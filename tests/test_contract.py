@@ -36,6 +36,7 @@ ALGORITHMS = {
     "mlm_metropolis_hastings": ("MLMMHState", "MLMMHInfo", "MLMMHTrace", ["model"]),
     "cgmh": ("CGMHState", "CGMHInfo", "CGMHTrace", ["config"]),
     "sentence_annealing": ("CGMHState", "SentenceAnnealingInfo", "SentenceAnnealingTrace", ["config"]),
+    "smc": ("SMCState", "SMCInfo", "SMCTrace", ["model", "log_potential"]),
 }
 #: Keyword-only parameters only a twin may add (its batch, dtype and device), at the end.
 TWIN_EXTRAS = {"dtype", "validate", "device", "num_chains"}
