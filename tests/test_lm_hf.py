@@ -207,7 +207,9 @@ def test_sequence_log_probs_chunked_head_equals_unchunked(gpt2, tokenizer, monke
     lm = HFCausalLM(gpt2, tokenizer)
     batch = random_batch(np.random.default_rng(6), 5, CONTENT_END, [3, 9, 6])
     whole = lm.sequence_log_probs(batch)
-    monkeypatch.setattr(hf_causal, "CHUNK_ELEMENTS", lm.vocab_size * 2)  # two positions per chunk
+    # two positions per chunk, whichever device's chunk size applies
+    monkeypatch.setattr(hf_causal, "CHUNK_ELEMENTS", lm.vocab_size * 2)
+    monkeypatch.setattr(hf_causal, "CPU_CHUNK_ELEMENTS", lm.vocab_size * 2)
     np.testing.assert_allclose(lm.sequence_log_probs(batch), whole, atol=1e-5)
 
 

@@ -36,8 +36,11 @@ from textsampling.lm.tokens import PAD, sequence_lengths_torch, special_token_ma
 
 __all__ = ["HFCausalLM"]
 
-#: logits kept alive at once, in elements (float32: 256 MiB)
+#: logits kept alive at once, in elements, on a GPU (float32: 256 MiB: few, large launches)
 CHUNK_ELEMENTS = 2**26
+#: the same on the CPU (float32: 4 MiB): a chunk that stays in cache makes the passes over it (masking,
+#: logsumexp, gather) about 1.3x faster there, with identical scores (each row is computed alone)
+CPU_CHUNK_ELEMENTS = 2**20
 
 
 class HFCausalLM:
@@ -124,7 +127,8 @@ class HFCausalLM:
         """``log p(target | state)`` for rows of states ``(M, H)`` (or logits ``(M, V)``) -> ``(M,)`` float32."""
         head = self.model.get_output_embeddings() if self._head_only else (lambda x: x)
         allowed = self._allowed.to(states.device)
-        rows_per_chunk = max(1, CHUNK_ELEMENTS // self.vocab_size)
+        elements = CPU_CHUNK_ELEMENTS if states.device.type == "cpu" else CHUNK_ELEMENTS
+        rows_per_chunk = max(1, elements // self.vocab_size)
         out = []
         for start in range(0, states.shape[0], rows_per_chunk):
             logits = head(states[start : start + rows_per_chunk]).float()  # (m, V): one chunk only
