@@ -147,3 +147,20 @@ def test_select_and_format_table_as_functions():
     assert len(show.select(records)) == len(records)
     table = show.format_table([records[0]], width=None)
     assert table.splitlines() == ["chain  step  energy  sentence", "    0     0   0.000  s00"]
+
+
+def test_without_run_the_newest_run_under_runs_is_shown(tmp_path, runs, monkeypatch, capsys):
+    import os
+    import shutil
+
+    assert show.DEFAULT_RUNS == generate.DEFAULT_OUTPUT_ROOT  # where generate writes is where show looks
+    for age, sampler in enumerate(["mh", "cgmh"]):  # cgmh written last
+        shutil.copytree(runs / sampler, tmp_path / "runs" / f"{sampler}-x")
+        os.utime(tmp_path / "runs" / f"{sampler}-x" / "samples.jsonl", ns=(10**18 + age, 10**18 + age))
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = _show(capsys, "--width", 0)
+    assert status == 0 and out.splitlines()[0] == f"{os.path.join('runs', 'cgmh-x')} (the newest run)"
+    assert "log rho" in out
+    monkeypatch.chdir(tmp_path / "runs")  # no runs/ below here
+    status, _, err = _show(capsys)
+    assert status == 2 and "RUN not given and no run under runs/" in err

@@ -1,7 +1,8 @@
 """``textsampling show RUN``: a run's samples as a table, or as JSON lines.
 
 ``RUN`` is a ``generate`` output folder (its ``samples.jsonl`` is read; its ``run.json``, when there,
-names the sampler in a header line) or the path of a ``samples.jsonl``. One row per record, in the
+names the sampler in a header line) or the path of a ``samples.jsonl``; without it, the newest run under
+``runs/`` (where ``generate`` writes by default), named in the first line. One row per record, in the
 file's order (step by step, chain by chain); the columns are those the sampler wrote:
 
 ``chain``, ``step``; ``move`` (cgmh, anneal: replace / insert / delete); the score — ``log rho``
@@ -29,23 +30,30 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["add_arguments", "run", "read_samples", "select", "format_table", "SCORE_FIELDS", "FLAG_FIELDS"]
+__all__ = [
+    "add_arguments", "run", "newest_run", "read_samples", "select", "format_table", "SCORE_FIELDS", "FLAG_FIELDS",
+]
 
 HELP_DESCRIPTION = """\
 Print a run's samples as a table: chain, step, move (cgmh/anneal), log rho or energy or score (whichever
 the sampler wrote), accepted or changed (gibbs), and the sentence (last, cut to --width).
 
-RUN is a folder written by textsampling generate, or a samples.jsonl file. --every K shows each chain's
+RUN is a folder written by textsampling generate, or a samples.jsonl file (default: the newest run under
+runs/). --every K shows each chain's
 K-th, 2K-th, ... record and always its last (as generate --keep-every). --json prints the selected
 records as JSON lines, unchanged. Bad input (no such file, a damaged line, an unknown --chain) is one
 line on stderr and exit status 2.
 
 examples:
+  textsampling show                      (the newest run under runs/)
   textsampling show runs/gibbs-20260101-120000
   textsampling show runs/cgmh-20260101-120000 --chain 0,3 --every 10
   textsampling show runs/mh-20260101-120000/samples.jsonl --chain 2 --json
 """
 
+#: Where ``generate`` writes when ``--output`` is not given (its DEFAULT_OUTPUT_ROOT; not imported, so that
+#: ``show`` does not import the generate module).
+DEFAULT_RUNS = "runs"
 #: Record field -> column header, the first one present in a run is shown.
 SCORE_FIELDS = {"log_prob": "log rho", "energy": "energy", "score": "score"}
 #: Boolean record field -> column header, the first one present in a run is shown.
@@ -77,7 +85,9 @@ def _width(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``show`` options to ``parser`` (used by :mod:`textsampling.cli`)."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("run", metavar="RUN", help="a folder written by textsampling generate, or its samples.jsonl")
+    parser.add_argument("run", metavar="RUN", nargs="?", default=None,
+                        help="a folder written by textsampling generate, or its samples.jsonl (default: the newest "
+                             f"run under {DEFAULT_RUNS}/, where generate writes when --output is not given)")
     parser.add_argument("--chain", action="append", default=None, metavar="N",
                         help="show only these chains: repeat it (--chain 0 --chain 2) or give a list (--chain 0,2) "
                              "(default: every chain)")
@@ -87,6 +97,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=_width, default=None,
                         help="cut sentences to this many characters, 0 never (default: the terminal's width less "
                              "the other columns)")
+
+
+def newest_run(root=None) -> Path:
+    """The run folder under ``root`` (default ``runs/``) whose ``samples.jsonl`` was written last."""
+    root = Path(DEFAULT_RUNS if root is None else root)
+    candidates = list(root.glob("*/samples.jsonl")) if root.is_dir() else []
+    if not candidates:
+        raise FileNotFoundError(f"RUN not given and no run under {root}/ (from this folder): give a textsampling "
+                                "generate output folder or its samples.jsonl")
+    return max(candidates, key=lambda path: (path.stat().st_mtime_ns, str(path))).parent
 
 
 def _samples_path(run) -> Path:
@@ -255,6 +275,10 @@ def _header(path: Path) -> str | None:
 def run(args) -> int:
     """Print the selected records of ``args.run`` as a table or JSON lines."""
     chains = _chains_asked(args.chain)
+    if args.run is None:
+        args.run = newest_run()
+        if not args.json:
+            print(f"{args.run} (the newest run)")
     records, lines, skipped = read_samples(args.run)
     path = _samples_path(args.run)
     if skipped:
