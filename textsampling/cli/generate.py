@@ -26,13 +26,14 @@ step — next to ``OUTPUT/run.json`` (the settings). After an interruption, ``--
 checks that every (step, chain) record is there exactly once and in order (a damaged file is refused,
 naming its first bad line), repairs a last line cut by the interruption, drops an incomplete step, and
 continues: the finished file is byte for byte the one an uninterrupted run writes. At the end
-``OUTPUT/metrics.json`` holds distinct-n, self-BLEU and perplexity under the causal LM of the final
-sentences, also printed. After a chain run, the mixing report (:mod:`textsampling.cli.mixing`), computed
-from ``samples.jsonl`` so that a resumed run gets the whole run's: ``OUTPUT/mixing.json`` and
-``OUTPUT/mixing.md`` (acceptance rate per move type; split R-hat and bulk ESS across chains of the
-length and the energy / :math:`\log\rho` on the second half of the kept steps) and ``OUTPUT/traces.png``
-(every chain's energy / :math:`\log\rho` and length over the steps); its summary is printed.
-``textsampling show OUTPUT`` prints the samples as a table. A decoded sentence that reached
+``OUTPUT/metrics.json`` holds distinct-n, self-BLEU (sacrebleu convention) and perplexity under the
+causal LM of the final sentences, also printed. After a chain run, the mixing report
+(:mod:`textsampling.cli.mixing`), computed from ``samples.jsonl`` so that a resumed run gets the whole
+run's: ``OUTPUT/mixing.json`` and ``OUTPUT/mixing.md`` (acceptance rate per move type; split R-hat and
+bulk ESS across chains of the length and the energy / :math:`\log\rho` on the second half of the kept
+steps) and ``OUTPUT/traces.png`` (every chain's energy / :math:`\log\rho` and length over the steps); its
+summary is printed. ``textsampling show OUTPUT`` prints the samples as a table. A decoded sentence that
+reached
 ``--max-length`` without END is marked ``"truncated": true`` and printed with ``[truncated]``.
 
 Bad input is refused before any model loads: an option the sampler does not use, an unavailable
@@ -797,7 +798,8 @@ def _report(args, folder: Path, model, causal_lm, statistics=None) -> dict:
         "num_truncated": sum(truncated),
         "distinct_1": metrics.distinct_n(nonempty, 1),
         "distinct_2": metrics.distinct_n(nonempty, 2),
-        "self_bleu": metrics.self_bleu(nonempty) if len(nonempty) > 1 else None,
+        # the sacrebleu convention (mean smoothed sentence BLEU): `textsampling evaluate` gives all three, named
+        "self_bleu_sacrebleu": metrics.self_bleu(nonempty, convention="sacrebleu") if len(nonempty) > 1 else None,
         "perplexity": None,
     }
     # Perplexity of complete sentences only: none empty, no [MASK] left by a random scan.
