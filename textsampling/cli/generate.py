@@ -33,8 +33,7 @@ run's: ``OUTPUT/mixing.json`` and ``OUTPUT/mixing.md`` (acceptance rate per move
 bulk ESS across chains of the length and the energy / :math:`\log\rho` on the second half of the kept
 steps) and ``OUTPUT/traces.png`` (every chain's energy / :math:`\log\rho` and length over the steps); its
 summary is printed. ``textsampling show OUTPUT`` prints the samples as a table. A decoded sentence that
-reached
-``--max-length`` without END is marked ``"truncated": true`` and printed with ``[truncated]``.
+reached ``--max-length`` without END is marked ``"truncated": true`` and printed with ``[truncated]``.
 
 Bad input is refused before any model loads: an option the sampler does not use, an unavailable
 ``--device``, an empty model path, a causal model where a masked one is needed (or the reverse), pickle
