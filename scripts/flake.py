@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # the trained-model tests are left out: their seeds drive figures, not verdicts.
 DEFAULT_PATHS = [
     "tests/test_reference_categorical.py",
+    "tests/test_reference_resampling.py",
+    "tests/test_reference_smc.py",
     "tests/test_cli_check.py",
     "tests/test_testing_conformance.py",
     "tests/test_gallery.py",
