@@ -36,6 +36,8 @@ ALGORITHMS = {
     "mlm_metropolis_hastings": ("MLMMHState", "MLMMHInfo", "MLMMHTrace", ["model"]),
     "cgmh": ("CGMHState", "CGMHInfo", "CGMHTrace", ["config"]),
     "sentence_annealing": ("CGMHState", "SentenceAnnealingInfo", "SentenceAnnealingTrace", ["config"]),
+    "annealed_importance": ("AISState", "AISInfo", "AISTrace", ["log_prob_fn", "base", "proposal"]),
+    "parallel_tempering": ("PTState", "PTInfo", "PTTrace", ["log_prob_fn", "proposal"]),
 }
 #: Keyword-only parameters only a twin may add (its batch, dtype and device), at the end.
 TWIN_EXTRAS = {"dtype", "validate", "device", "num_chains"}
