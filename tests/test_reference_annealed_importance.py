@@ -166,7 +166,13 @@ def test_the_sampler_estimates_z_and_the_weighted_histogram(name):
     first, second, bound = exact_moments(ais.step, case, betas)
     per_test = FALSE_FAIL_RATE / (target.num_states + 1)
     trace = ais.sample(
-        CounterGenerator(11, 0), None, target.log_prob, base, proposal, len(betas), betas=betas,
+        CounterGenerator(11, 0),
+        None,
+        target.log_prob,
+        base,
+        proposal,
+        len(betas),
+        betas=betas,
         num_particles=num_particles,
     )
     weights = np.exp(trace.final_state.log_weight)
@@ -214,7 +220,9 @@ def test_log_normalizer_helpers_are_exact_on_known_weights():
     assert ais.effective_sample_size(log_weights) == pytest.approx(36.0 / 14.0, rel=1e-12)
     weights = np.exp(log_weights)
     sample_variance = weights.var(ddof=1)
-    assert ais.log_normalizer_variance(log_weights) == pytest.approx(sample_variance / (4 * weights.mean() ** 2), rel=1e-10)
+    assert ais.log_normalizer_variance(log_weights) == pytest.approx(
+        sample_variance / (4 * weights.mean() ** 2), rel=1e-10
+    )
     assert ais.effective_sample_size(np.full(3, -np.inf)) == 0.0
     np.testing.assert_allclose(ais.normalised_weights(log_weights), weights / weights.sum(), rtol=1e-12)
 

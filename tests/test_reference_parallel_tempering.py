@@ -18,9 +18,8 @@ import pytest
 from textsampling import markov, testing
 from textsampling.gallery.tempering import CASES
 from textsampling.randomness import CounterGenerator, draw_uniforms
-from textsampling.reference import annealing
+from textsampling.reference import annealing, proposals
 from textsampling.reference import parallel_tempering as pt
-from textsampling.reference import proposals
 from textsampling.targets import Categorical
 from textsampling.targets.base import DiscreteTarget
 from textsampling.testing.statistics import required_samples
@@ -29,7 +28,10 @@ TINY, NEAR_ONE = 1e-300, np.nextafter(1.0, 0.0)
 
 
 class ProductOfTempered(DiscreteTarget):
-    r""":math:`\Pi(x_0..x_{M-1}) \propto \prod_m \rho(x_m)^{1/T_m}` on ``(M,) + state_shape`` states (replica 0 slowest)."""
+    r""":math:`\Pi(x_0..x_{M-1}) \propto \prod_m \rho(x_m)^{1/T_m}` on ``(M,) + state_shape`` states.
+
+    Enumerated with replica 0 the slowest index, as :func:`parallel_tempering.product_log_probs`.
+    """
 
     def __init__(self, base, temperatures):
         self.base, self.temperatures = base, np.asarray(temperatures, dtype=np.float64)
@@ -87,12 +89,16 @@ def enumerated_kernel(step_fn, target, proposal, cells, temperatures):
         state = pt.init(joint, target.log_prob, proposal)
         for proposal_cells in itertools.product(cells, repeat=num_replicas):
             for moves in itertools.product((True, False), repeat=num_replicas):
-                for parity_u, swaps in itertools.product((0.25, 0.75), itertools.product((True, False), repeat=num_replicas - 1)):
+                for parity_u, swaps in itertools.product(
+                    (0.25, 0.75), itertools.product((True, False), repeat=num_replicas - 1)
+                ):
                     uniforms = []
                     for (u, _), accept in zip(proposal_cells, moves):
                         uniforms += [u, TINY if accept else NEAR_ONE]
                     uniforms += [parity_u] + [TINY if s else NEAR_ONE for s in swaps]
-                    new_state, info = step_fn(np.array(uniforms), state, target.log_prob, proposal, temperatures=temperatures)
+                    new_state, info = step_fn(
+                        np.array(uniforms), state, target.log_prob, proposal, temperatures=temperatures
+                    )
                     probability = 0.5 * np.prod([p for _, p in proposal_cells])
                     for log_alpha, accept in zip(info.log_accept_prob, moves):
                         alpha = 0.0 if np.isnan(log_alpha) else np.exp(log_alpha)
@@ -148,7 +154,12 @@ def _black_box_step(step_fn, target, proposal, temperatures):
 
 #: The black-box setup: two replicas close in temperature, so that a swap without the factor
 #: 1/T_i - 1/T_j (factor 1 instead of 1/3) moves the product law visibly in one step.
-BLACK_BOX = (_small(), proposals.UniformCategoricalProposal(3), [((j + 0.5) / 3, 1 / 3) for j in range(3)], np.array([1.0, 1.5]))
+BLACK_BOX = (
+    _small(),
+    proposals.UniformCategoricalProposal(3),
+    [((j + 0.5) / 3, 1 / 3) for j in range(3)],
+    np.array([1.0, 1.5]),
+)
 NUM_SAMPLES = 7_000
 
 
@@ -200,7 +211,9 @@ def test_tempering_mixes_faster_than_the_single_chain_on_a_bimodal_target():
 
 def test_sample_is_init_plus_the_runner_and_keeps_replicas_in_temperature_order():
     target, proposal, _, temperatures = SETUPS["two-states-3"]
-    trace = pt.sample(CounterGenerator(9, 1), np.array([0, 1, 1]), target.log_prob, proposal, 50, temperatures=temperatures)
+    trace = pt.sample(
+        CounterGenerator(9, 1), np.array([0, 1, 1]), target.log_prob, proposal, 50, temperatures=temperatures
+    )
     assert trace.states.x.shape == (50, 3) and trace.infos.swap_accepted.shape == (50, 2)
     np.testing.assert_allclose(trace.states.log_prob, target.log_prob(trace.states.x.reshape(-1)).reshape(50, 3))
     # Exactly one parity per step: pairs 0 and 1 are never proposed together.
@@ -224,7 +237,12 @@ def test_swap_acceptance_handles_impossible_states_on_purpose():
 
 @pytest.mark.parametrize(
     "temperatures, message",
-    [([1.0], "at least two"), ([1.0, 1.0], "strictly increasing"), ([2.0, 1.0], "strictly increasing"), ([1.0, -2.0], "> 0")],
+    [
+        ([1.0], "at least two"),
+        ([1.0, 1.0], "strictly increasing"),
+        ([2.0, 1.0], "strictly increasing"),
+        ([1.0, -2.0], "> 0"),
+    ],
 )
 def test_bad_temperatures_are_refused_with_the_argument_named(temperatures, message):
     target, proposal, _, _ = SETUPS["two-states-3"]
@@ -235,4 +253,6 @@ def test_bad_temperatures_are_refused_with_the_argument_named(temperatures, mess
 def test_a_start_per_replica_is_required():
     target, proposal, _, _ = SETUPS["two-states-3"]
     with pytest.raises(ValueError, match="replicas"):
-        pt.sample(np.random.default_rng(0), np.array([0, 1]), target.log_prob, proposal, 3, temperatures=[1.0, 2.0, 3.0])
+        pt.sample(
+            np.random.default_rng(0), np.array([0, 1]), target.log_prob, proposal, 3, temperatures=[1.0, 2.0, 3.0]
+        )

@@ -79,8 +79,14 @@ def test_ais_twin_makes_the_reference_decisions(case, device):
     assert trace.states.x.shape[:3] == (NUM_RUNS, len(LADDER), NUM_PARTICLES)
     for run in range(NUM_RUNS):
         expected = reference.sample(
-            NumpyCounterGenerator(SEED, run), None, target.log_prob, base, proposal, len(LADDER),
-            betas=LADDER, num_particles=NUM_PARTICLES,
+            NumpyCounterGenerator(SEED, run),
+            None,
+            target.log_prob,
+            base,
+            proposal,
+            len(LADDER),
+            betas=LADDER,
+            num_particles=NUM_PARTICLES,
         )
         np.testing.assert_array_equal(trace.states.x[run].cpu().numpy(), expected.states.x)
         np.testing.assert_array_equal(trace.infos.proposal[run].cpu().numpy(), expected.infos.proposal)
@@ -109,7 +115,9 @@ def test_ais_twin_step_equals_the_reference_step_on_given_uniforms(device):
     )
     for run in range(NUM_RUNS):
         ref_state = reference.init(x0[run], target.log_prob, base)
-        expected_state, expected_info = reference.step(uniforms[run], ref_state, target.log_prob, base, proposal, beta=0.6)
+        expected_state, expected_info = reference.step(
+            uniforms[run], ref_state, target.log_prob, base, proposal, beta=0.6
+        )
         np.testing.assert_array_equal(new_state.x[run].cpu().numpy(), expected_state.x)
         np.testing.assert_array_equal(info.accepted[run].cpu().numpy(), expected_info.accepted)
         _close(new_state.log_weight[run], expected_state.log_weight)
@@ -120,6 +128,8 @@ def test_ais_twin_refuses_a_decreasing_ladder_and_a_missing_particle_count():
     twin_target, twin_base, twin_proposal = (twin_of(o, F64) for o in (target, base, proposal))
     rng = CounterGenerator(SEED, torch.arange(2))
     with pytest.raises(ValueError, match="non-decreasing"):
-        annealed_importance.sample(rng, None, twin_target.log_prob, twin_base, twin_proposal, 2, betas=[0.5, 0.2], num_particles=3)
+        annealed_importance.sample(
+            rng, None, twin_target.log_prob, twin_base, twin_proposal, 2, betas=[0.5, 0.2], num_particles=3
+        )
     with pytest.raises(ValueError, match="num_particles"):
         annealed_importance.sample(rng, None, twin_target.log_prob, twin_base, twin_proposal, 1, betas=[1.0])

@@ -85,11 +85,17 @@ def test_pt_twin_makes_the_reference_decisions(case, device):
     )
     for chain in range(NUM_CHAINS):
         expected = reference.sample(
-            NumpyCounterGenerator(SEED, chain), initial[chain], target.log_prob, proposal, NUM_STEPS,
+            NumpyCounterGenerator(SEED, chain),
+            initial[chain],
+            target.log_prob,
+            proposal,
+            NUM_STEPS,
             temperatures=temperatures,
         )
         for field in ("accepted", "swap_proposed", "swap_accepted"):
-            np.testing.assert_array_equal(getattr(trace.infos, field)[chain].cpu().numpy(), getattr(expected.infos, field))
+            np.testing.assert_array_equal(
+                getattr(trace.infos, field)[chain].cpu().numpy(), getattr(expected.infos, field)
+            )
         if continuous:
             np.testing.assert_allclose(trace.states.x[chain].cpu().numpy(), expected.states.x, rtol=1e-12, atol=1e-12)
         else:
@@ -108,6 +114,10 @@ def test_pt_twin_refuses_bad_temperatures_and_a_replica_count_mismatch():
     twin_target, twin_proposal = twin_of(target, F64), twin_of(proposal, F64)
     rng = CounterGenerator(SEED, torch.arange(NUM_CHAINS))
     with pytest.raises(ValueError, match="strictly increasing"):
-        parallel_tempering.sample(rng, torch.tensor(initial), twin_target.log_prob, twin_proposal, 2, temperatures=[1.0, 3.0, 2.0])
+        parallel_tempering.sample(
+            rng, torch.tensor(initial), twin_target.log_prob, twin_proposal, 2, temperatures=[1.0, 3.0, 2.0]
+        )
     with pytest.raises(ValueError, match="replicas"):
-        parallel_tempering.sample(rng, torch.tensor(initial), twin_target.log_prob, twin_proposal, 2, temperatures=[1.0, 3.0])
+        parallel_tempering.sample(
+            rng, torch.tensor(initial), twin_target.log_prob, twin_proposal, 2, temperatures=[1.0, 3.0]
+        )

@@ -203,7 +203,9 @@ def effective_sample_size(log_weights) -> float:
 
 
 def log_normalizer_variance(log_weights) -> float:
-    r"""Delta-method variance of :math:`\log\hat Z`: :math:`\widehat{\mathrm{Var}}(\hat Z)/\hat Z^2 = (N/\mathrm{ESS} - 1)/(N - 1)`.
+    r"""Delta-method variance of :math:`\log\hat Z`, :math:`\widehat{\mathrm{Var}}(\hat Z)/\hat Z^2`.
+
+    It equals :math:`(N/\mathrm{ESS} - 1)/(N - 1)`.
 
     This is :math:`s^2 / (N \bar w^2)` with :math:`s^2` the unbiased sample variance of the weights:
     an estimate, as unreliable as the ESS when the weights are heavy-tailed.
@@ -375,6 +377,4 @@ def sample(
     def step_fn(uniforms, state, t):
         return step(uniforms, state, log_prob_fn, base, proposal, beta=betas[t])
 
-    return chain.run(
-        rng, state, step_fn, num_uniforms(proposal, state.x.shape[0]), num_steps, first_step=first_step
-    )
+    return chain.run(rng, state, step_fn, num_uniforms(proposal, state.x.shape[0]), num_steps, first_step=first_step)

@@ -14,7 +14,8 @@ whose first marginal is :math:`\rho^{1/T_0}/Z_0` — :math:`\pi` itself when :ma
 2. **swaps** — neighbours :math:`(i, i+1)` propose to exchange their states, accepted with
 
    .. math::
-       \log\alpha = \min\Bigl(0,\ \bigl(\tfrac1{T_i} - \tfrac1{T_{i+1}}\bigr)\bigl(\log\rho(x_{i+1}) - \log\rho(x_i)\bigr)\Bigr),
+       \log\alpha = \min\Bigl(0,\ \bigl(\tfrac1{T_i} - \tfrac1{T_{i+1}}\bigr)
+           \bigl(\log\rho(x_{i+1}) - \log\rho(x_i)\bigr)\Bigr),
 
    the MH ratio :math:`\Pi(\ldots x_{i+1} \ldots x_i \ldots) / \Pi(\ldots x_i \ldots x_{i+1} \ldots)` of
    the symmetric swap proposal, so each swap satisfies detailed balance with :math:`\Pi`.
@@ -123,7 +124,9 @@ def swap_log_accept_prob(log_prob_i, log_prob_j, temperature_i, temperature_j):
     """
     log_prob_i = np.asarray(log_prob_i, dtype=np.float64)
     log_prob_j = np.asarray(log_prob_j, dtype=np.float64)
-    inverse_difference = 1.0 / np.asarray(temperature_i, dtype=np.float64) - 1.0 / np.asarray(temperature_j, dtype=np.float64)
+    inverse_difference = 1.0 / np.asarray(temperature_i, dtype=np.float64) - 1.0 / np.asarray(
+        temperature_j, dtype=np.float64
+    )
     # -inf - (-inf) is NaN on purpose: a rejection, as in the MH step.
     with np.errstate(invalid="ignore"):
         ratio = np.minimum(0.0, inverse_difference * (log_prob_j - log_prob_i))
@@ -155,7 +158,10 @@ def move(uniforms, state: PTState, log_prob_fn, proposal, *, temperatures):
     per_replica = per_replica.reshape(num_replicas, -1)
     rows = [
         metropolis_hastings.step(
-            per_replica[m], MHState(state.x[m], float(state.log_prob[m])), log_prob_fn, proposal,
+            per_replica[m],
+            MHState(state.x[m], float(state.log_prob[m])),
+            log_prob_fn,
+            proposal,
             temperature=temperatures[m],
         )
         for m in range(num_replicas)
@@ -271,7 +277,10 @@ def product_log_probs(target, temperatures) -> np.ndarray:
 
 
 def swap_transition_matrix(target, temperatures) -> np.ndarray:
-    """Exact kernel of :func:`swap` on the joint states (``itertools.product`` order), from :func:`swap_log_accept_prob`."""
+    """Exact kernel of :func:`swap` on the joint states (``itertools.product`` order).
+
+    Built from :func:`swap_log_accept_prob`, the function :func:`swap` uses.
+    """
     temperatures = check_temperatures(temperatures)
     num_replicas, num_states = temperatures.shape[0], target.num_states
     log_rho = target.log_prob_all()
@@ -285,7 +294,9 @@ def swap_transition_matrix(target, temperatures) -> np.ndarray:
             for pattern in itertools.product((False, True), repeat=len(pairs)):
                 probability, after = 0.5, list(state)
                 for i, accept in zip(pairs, pattern):
-                    log_alpha = swap_log_accept_prob(log_rho[state[i]], log_rho[state[i + 1]], temperatures[i], temperatures[i + 1])
+                    log_alpha = swap_log_accept_prob(
+                        log_rho[state[i]], log_rho[state[i + 1]], temperatures[i], temperatures[i + 1]
+                    )
                     alpha = 0.0 if np.isnan(log_alpha) else np.exp(log_alpha)
                     probability *= alpha if accept else 1.0 - alpha
                     if accept:

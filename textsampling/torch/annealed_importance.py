@@ -138,7 +138,10 @@ def init(x0: torch.Tensor, log_prob_fn, base, proposal=None, *, dtype=None) -> A
     flat = x.reshape((num_runs * num_particles,) + tuple(x.shape[2:]))  # (B N,) + state_shape
     log_prob = _evaluate(log_prob_fn, flat, "log_prob_fn", dtype, False)
     log_base_prob = _evaluate(base.log_prob, flat, "base.log_prob", log_prob.dtype, False)
-    raise_if([(log_base_prob == -torch.inf).any()], ["every particle of x0 needs base.log_prob > -inf: x0 must be draws from base"])
+    raise_if(
+        [(log_base_prob == -torch.inf).any()],
+        ["every particle of x0 needs base.log_prob > -inf: x0 must be draws from base"],
+    )
     shape = (num_runs, num_particles)
     zeros = log_prob.new_zeros(shape)  # (B, N)
     return AISState(x, log_prob.reshape(shape), log_base_prob.reshape(shape), zeros, log_prob.new_zeros(num_runs))
@@ -175,9 +178,13 @@ def step(uniforms: torch.Tensor, state: AISState, log_prob_fn, base, proposal, *
     per_step = metropolis_hastings.num_uniforms(proposal)
     uniforms = check_tensor(uniforms, "uniforms", integer=False, ndim=2)
     if uniforms.shape != (num_runs, num_particles * per_step):
-        raise ValueError(f"uniforms must have shape ({num_runs}, {num_particles * per_step}), got {tuple(uniforms.shape)}")
+        raise ValueError(
+            f"uniforms must have shape ({num_runs}, {num_particles * per_step}), got {tuple(uniforms.shape)}"
+        )
     if validate:
-        raise_if([(state.beta > beta).any()], [f"beta {beta} is below the particles' beta: the ladder must not decrease"])
+        raise_if(
+            [(state.beta > beta).any()], [f"beta {beta} is below the particles' beta: the ladder must not decrease"]
+        )
     # The weight first, from the particles before the move (the reference's order and operations).
     increment = log_weight_increment(state.log_base_prob, state.log_prob, state.beta, beta)  # (B, N)
     log_weight = state.log_weight + increment  # (B, N)
@@ -195,7 +202,9 @@ def step(uniforms: torch.Tensor, state: AISState, log_prob_fn, base, proposal, *
     )
     accepted = info.accepted  # (B N,)
     log_prob = torch.where(accepted, bridge.parts[0], state.log_prob.reshape(-1)).reshape(num_runs, num_particles)
-    log_base_prob = torch.where(accepted, bridge.parts[1], state.log_base_prob.reshape(-1)).reshape(num_runs, num_particles)
+    log_base_prob = torch.where(accepted, bridge.parts[1], state.log_base_prob.reshape(-1)).reshape(
+        num_runs, num_particles
+    )
     betas = torch.full_like(state.beta, beta)  # (B,)
     new_state = AISState(
         moved.x.reshape((num_runs, num_particles) + state_shape), log_prob, log_base_prob, log_weight, betas
@@ -242,7 +251,9 @@ def sample(
     if x0 is None:
         if num_particles is None:
             raise ValueError("num_particles is required when x0 is None (the particles are drawn from base)")
-        uniforms = draw_uniforms(rng, first_step, num_base_uniforms(base, num_particles), num_chains, dtype, base.device)
+        uniforms = draw_uniforms(
+            rng, first_step, num_base_uniforms(base, num_particles), num_chains, dtype, base.device
+        )
         x0 = draw_particles(uniforms, base, num_particles)
         first_step += 1
     elif num_particles is not None and x0.shape[1] != num_particles:

@@ -74,7 +74,9 @@ def check_temperatures(temperatures) -> list:
     return reference.check_temperatures(temperatures).tolist()
 
 
-def swap_log_accept_prob(log_prob_i: torch.Tensor, log_prob_j: torch.Tensor, temperature_i: float, temperature_j: float):
+def swap_log_accept_prob(
+    log_prob_i: torch.Tensor, log_prob_j: torch.Tensor, temperature_i: float, temperature_j: float
+):
     """The reference's :func:`~textsampling.reference.parallel_tempering.swap_log_accept_prob` per chain, ``(B,)``."""
     inverse_difference = 1.0 / temperature_i - 1.0 / temperature_j  # a Python float, as the reference's
     ratio = inverse_difference * (log_prob_j - log_prob_i)  # (B,); -inf - (-inf) is NaN: a rejection
@@ -87,7 +89,9 @@ def init(x0: torch.Tensor, log_prob_fn, proposal=None, *, dtype=None) -> PTState
     if x.ndim < 2 or x.shape[1] < 2:
         raise ValueError("x0 must have shape (B, M) + state_shape with M >= 2 replicas per chain")
     num_chains, num_replicas = x.shape[0], x.shape[1]
-    flat = metropolis_hastings.init(x.reshape((num_chains * num_replicas,) + tuple(x.shape[2:])), log_prob_fn, proposal, dtype=dtype)
+    flat = metropolis_hastings.init(
+        x.reshape((num_chains * num_replicas,) + tuple(x.shape[2:])), log_prob_fn, proposal, dtype=dtype
+    )
     return PTState(x, flat.log_prob.reshape(num_chains, num_replicas))  # (B, M) + state_shape, (B, M)
 
 
@@ -107,7 +111,9 @@ def move(uniforms: torch.Tensor, state: PTState, log_prob_fn, proposal, *, tempe
     state_shape = tuple(state.x.shape[2:])
     flat = num_chains * num_replicas
     # Row b*M + m is replica m of chain b: its temperature is temperatures[m].
-    temperature = torch.tensor(temperatures, dtype=state.log_prob.dtype, device=state.log_prob.device).repeat(num_chains)  # (B M,)
+    temperature = torch.tensor(temperatures, dtype=state.log_prob.dtype, device=state.log_prob.device).repeat(
+        num_chains
+    )  # (B M,)
     moved, info = metropolis_hastings.step(
         uniforms.reshape(flat, per_step),  # (B M, k+1)
         MHState(state.x.reshape((flat,) + state_shape), state.log_prob.reshape(flat)),
@@ -118,7 +124,11 @@ def move(uniforms: torch.Tensor, state: PTState, log_prob_fn, proposal, *, tempe
     )
     shape = (num_chains, num_replicas)
     new_state = PTState(moved.x.reshape(shape + state_shape), moved.log_prob.reshape(shape))
-    return new_state, (info.proposal.reshape(shape + state_shape), info.log_accept_prob.reshape(shape), info.accepted.reshape(shape))
+    return new_state, (
+        info.proposal.reshape(shape + state_shape),
+        info.log_accept_prob.reshape(shape),
+        info.accepted.reshape(shape),
+    )
 
 
 def swap(uniforms: torch.Tensor, state: PTState, *, temperatures):
@@ -135,7 +145,9 @@ def swap(uniforms: torch.Tensor, state: PTState, *, temperatures):
     # order reads, for each proposed pair, the states the moves left (as the reference does).
     for i in range(num_replicas - 1):
         is_proposed = parity == (i % 2)  # (B,)
-        log_alpha = swap_log_accept_prob(log_prob[:, i], log_prob[:, i + 1], temperatures[i], temperatures[i + 1])  # (B,)
+        log_alpha = swap_log_accept_prob(
+            log_prob[:, i], log_prob[:, i + 1], temperatures[i], temperatures[i + 1]
+        )  # (B,)
         log_alpha = torch.where(is_proposed, log_alpha, torch.nan)  # (B,)
         is_accepted = is_proposed & (torch.log(uniforms[:, 1 + i]) < log_alpha)  # (B,)
         keep = is_accepted.reshape((-1,) + (1,) * (x.ndim - 2))  # (B, 1, ...) to select whole states
@@ -146,7 +158,11 @@ def swap(uniforms: torch.Tensor, state: PTState, *, temperatures):
         proposed.append(is_proposed)
         log_alphas.append(log_alpha)
         accepted.append(is_accepted)
-    infos = (torch.stack(proposed, dim=1), torch.stack(log_alphas, dim=1), torch.stack(accepted, dim=1))  # each (B, M-1)
+    infos = (
+        torch.stack(proposed, dim=1),
+        torch.stack(log_alphas, dim=1),
+        torch.stack(accepted, dim=1),
+    )  # each (B, M-1)
     return PTState(x, log_prob), infos
 
 
@@ -166,7 +182,9 @@ def step(uniforms: torch.Tensor, state: PTState, log_prob_fn, proposal, *, tempe
     if tuple(uniforms.shape) != expected:
         raise ValueError(f"uniforms must have shape {expected}, got {tuple(uniforms.shape)}")
     split = num_replicas * metropolis_hastings.num_uniforms(proposal)
-    moved, move_info = move(uniforms[:, :split], state, log_prob_fn, proposal, temperatures=temperatures, validate=validate)
+    moved, move_info = move(
+        uniforms[:, :split], state, log_prob_fn, proposal, temperatures=temperatures, validate=validate
+    )
     swapped, swap_info = swap(uniforms[:, split:], moved, temperatures=temperatures)
     return swapped, PTInfo(*move_info, *swap_info)
 
