@@ -256,3 +256,15 @@ def test_a_start_per_replica_is_required():
         pt.sample(
             np.random.default_rng(0), np.array([0, 1]), target.log_prob, proposal, 3, temperatures=[1.0, 2.0, 3.0]
         )
+
+
+def test_the_mixing_comparison_spends_the_same_evaluations_on_both():
+    # A smoke test of the comparison script's function (its numbers are random and not asserted on).
+    from textsampling.gallery.tempering import mixing_comparison, mixing_setups
+
+    setup = mixing_setups()["bimodal ring"]
+    result = mixing_comparison(setup, 300, seed=1, num_checkpoints=3)
+    assert result["evaluations"][-1] == 300 and result["num_chains"] == len(setup.starts)
+    for key in ("single", "tempering"):
+        assert len(result[key]["tv"]) == len(result["evaluations"])
+        assert all(0.0 <= tv <= 1.0 for tv in result[key]["tv"]) and result[key]["rhat"] > 0

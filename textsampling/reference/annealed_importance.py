@@ -39,8 +39,10 @@ effective sample size is :math:`(\sum w)^2 / \sum w^2` (Kong 1992). Read as sequ
 is tempered SMC with the resampling step left out (Del Moral, Doucet & Jasra 2006, JRSS-B 68:411;
 Chopin & Papaspiliopoulos 2020, ch. 17); a resampling step fits between two calls of :func:`step`,
 because the state carries everything a rung needs (particles, their log-densities, their weights and
-the current :math:`\beta`): resample ``x``, ``log_prob``, ``log_base_prob`` by ancestor, reset
-``log_weight`` to the log of the mean weight (or 0), keep ``beta``.
+the current :math:`\beta`): resample ``x``, ``log_prob``, ``log_base_prob`` by ancestor, set every
+``log_weight`` to :math:`\log\hat Z_k` (the log of the mean weight, so that the final
+:func:`log_normalizer_estimate` is the SMC estimate :math:`\prod_k \overline{w}_k`, still unbiased), keep
+``beta``.
 
 **The particle system and the kernel contract.** One :func:`step` is one rung for all ``N``
 particles; the state's fields have a leading particle axis. Its uniforms are ``N`` blocks of MH
