@@ -29,15 +29,21 @@ Use::
     case = CASES["mh-no-hastings"]
     report = check_step(case.step, case.kind, case.target, **case.options)
     print(report.format())            # fails
+
+:data:`SMC_CASES` and :data:`TEMPERING_CASES` hold the wrong resamplers, SMC steps, AIS rungs and tempering
+swaps, which the exact tests of those samplers catch (they are not kinds of ``textsampling check``).
 """
 
 from __future__ import annotations
 
-from textsampling.gallery import cgmh, correct, gibbs, metropolis
+from textsampling.gallery import cgmh, correct, gibbs, metropolis, smc, tempering
 from textsampling.gallery._case import exact_power, one_step_tv, stationary_target
 from textsampling.testing.cases import SamplerCase
 
-__all__ = ["SamplerCase", "CASES", "CORRECT", "exact_power", "one_step_tv", "stationary_target"]
+__all__ = [
+    "SamplerCase", "CASES", "CORRECT", "SMC_CASES", "TEMPERING_CASES", "exact_power", "one_step_tv",
+    "stationary_target",
+]
 
 #: name -> the wrong sampler (at least ten).
 CASES: dict[str, SamplerCase] = {
@@ -46,3 +52,11 @@ CASES: dict[str, SamplerCase] = {
 
 #: name -> a correct sampler of some kind, on its default target.
 CORRECT: dict[str, SamplerCase] = {case.name: case for module in (correct, cgmh) for case in module.CORRECT}
+
+#: name -> a wrong resampler or SMC step (:mod:`textsampling.gallery.smc`). Not kinds of ``check``: a particle
+#: system is not a one-state step; the exact tests of E[offspring] = N w and E[Z-hat] = Z catch them.
+SMC_CASES: dict = {**smc.RESAMPLER_BUGS, **smc.STEP_BUGS}
+
+#: name -> a wrong AIS rung or parallel-tempering swap (:mod:`textsampling.gallery.tempering`), caught by
+#: the exact tests of those samplers (not kinds of ``check`` either).
+TEMPERING_CASES: dict = dict(tempering.CASES)
