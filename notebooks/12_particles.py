@@ -86,7 +86,8 @@ oracle = BigramOracle(BigramLM.random(rng, VOCAB, MAX_LENGTH, concentration=0.2)
 potential = smc.KeywordPotential(oracle.encode_keywords(KEYWORDS), MAX_LENGTH)
 sentences = oracle.bigram.enumerate_states()
 log_z = float(logsumexp(oracle.bigram.log_prob(sentences) + potential(sentences, np.ones(len(sentences), dtype=bool))))
-print(f"{len(sentences)} sentences of 1-{MAX_LENGTH} tokens; exact Z = P(all keywords) = {np.exp(log_z):.4f}, log Z = {log_z:.4f}")
+print(f"{len(sentences)} sentences of 1-{MAX_LENGTH} tokens; "
+      f"exact Z = P(all keywords) = {np.exp(log_z):.4f}, log Z = {log_z:.4f}")
 
 # %% [markdown]
 # ## 1. Sequential importance sampling: the weights degenerate
@@ -198,7 +199,8 @@ for scheme in resampling.SCHEMES:
     heaviest = int(np.argmax(weights))
     print(f"{scheme:>11}: mean of the counts {np.array2string(counts.mean(axis=0), precision=3)}, "
           f"sum over particles of Var(O_i) = {variances[scheme].sum():.3f}, "
-          f"copies of particle {heaviest} (N W = {num_small * weights[heaviest]:.2f}) seen: {sorted(set(counts[:, heaviest].tolist()))}")
+          f"copies of particle {heaviest} (N W = {num_small * weights[heaviest]:.2f}) seen: "
+          f"{sorted(set(counts[:, heaviest].tolist()))}")
 
 fig, ax = plt.subplots(figsize=(8, 3.8))
 width = 0.2
@@ -268,12 +270,13 @@ fig.tight_layout()
 # by how much); $\log \hat Z$ is spread to the left of $\log Z$, less for the guided proposal, which
 # never wastes a particle on a dead end and never returns $\hat Z = 0$. With the exact twist every run
 # returns $\log Z$ to rounding error. How much does the resampling scheme matter? Resampling at every
-# step (`ess_threshold=1`) makes the difference as large as it gets (each scheme on the same runs'
-# uniforms); compare the spreads with the variances of section 2:
+# step (`ess_threshold=1`) makes the difference as large as it gets (every scheme with the same
+# seed); compare the spreads with the variances of section 2:
 
 # %%
 for scheme in resampling.SCHEMES:
-    values = run_on_oracle("guided", 1.0, scheme=scheme, num_runs=NUM_RUNS // 2, seed=SEED + 1).infos.log_evidence[:, -1].numpy()
+    trace = run_on_oracle("guided", 1.0, scheme=scheme, num_runs=NUM_RUNS // 2, seed=SEED + 1)
+    values = trace.infos.log_evidence[:, -1].numpy()
     ratio = np.exp(values - log_z)
     print(f"guided, {scheme:>11}: mean Ẑ/Z = {ratio.mean():.4f}, sd of log Ẑ = {values.std():.4f}")
 
@@ -365,7 +368,8 @@ smc_log_z = lm_trace.infos.log_evidence[:, -1].numpy()  # (R,)
 smc_final_ess = resampling_twin.effective_sample_size(lm_trace.final_state.log_weight).numpy()  # (R,)
 smc_resamplings = lm_trace.infos.resampled.numpy().sum(axis=1)  # (R,)
 print(f"SMC: {LM_RUNS} runs x {LM_PARTICLES} particles, {smc_evaluations} evaluations; resampled "
-      f"{smc_resamplings.tolist()} times; final ESS {[round(float(e), 1) for e in smc_final_ess]}; log Ẑ per run {[round(float(z), 3) for z in smc_log_z]}")
+      f"{smc_resamplings.tolist()} times; final ESS {[round(float(e), 1) for e in smc_final_ess]}; "
+      f"log Ẑ per run {[round(float(z), 3) for z in smc_log_z]}")
 
 # %% [markdown]
 # Rejection sampling decodes more sentences than the budget allows and keeps the first ones whose
@@ -410,13 +414,16 @@ print(f"CGMH: {CGMH_CHAINS} chains x {cgmh_steps} steps = {cgmh_evaluations} eva
 smc_final = lm_trace.final_state
 picked = resampling.resample(rng, smc_final.log_weight[0].numpy().astype(np.float64), "multinomial")
 smc_texts = model.decode(smc_final.x[0].numpy()[picked])
-smc_missing = sum(bool(missing_keywords(text, WORDS)) for text in model.decode(smc_final.x.reshape(-1, LM_LENGTH).numpy()))
+all_smc_texts = model.decode(smc_final.x.reshape(-1, LM_LENGTH).numpy())
+smc_missing = sum(bool(missing_keywords(text, WORDS)) for text in all_smc_texts)
 outputs = {"SMC (guided)": smc_texts, "rejection": rejection_texts, "CGMH": cgmh_texts}
 common = min(len(texts) for texts in outputs.values() if texts)  # an empty set gets no distinct-n
-print(f"SMC particles missing a keyword as text (the potential works on tokens): {smc_missing} of {LM_RUNS * LM_PARTICLES}")
-print(f"\n{'method':<14}{'evaluations':>12}{'sentences':>11}{'distinct':>10}{'distinct-1':>12}{'distinct-2':>12}   estimate of Z")
+print(f"SMC particles missing a keyword as text (the potential works on tokens): {smc_missing} of {len(all_smc_texts)}")
+print(f"\n{'method':<14}{'evaluations':>12}{'sentences':>11}{'distinct':>10}"
+      f"{'distinct-1':>12}{'distinct-2':>12}   estimate of Z")
 z_estimates = {
-    "SMC (guided)": f"Ẑ = {np.exp(smc_log_z).mean():.2e} (mean of {LM_RUNS} runs; log Ẑ {smc_log_z.min():.2f} to {smc_log_z.max():.2f})",
+    "SMC (guided)": f"Ẑ = {np.exp(smc_log_z).mean():.2e} "
+                    f"(mean of {LM_RUNS} runs; log Ẑ {smc_log_z.min():.2f} to {smc_log_z.max():.2f})",
     "rejection": f"acceptance rate {acceptance:.2e} ± {2 * acceptance_se:.1e}",
     "CGMH": "none (MCMC gives no Z)",
 }
@@ -462,10 +469,11 @@ king_accepted = np.array([bool(ended) and not missing_keywords(text, WORDS[:1])
                           for text, ended in zip(decoded_texts, decoded.ended[:within_budget].numpy())])
 king_rate = king_accepted.mean()
 king_se = np.sqrt(king_rate * (1 - king_rate) / within_budget)
-print(f"P(king) — rejection: {king_accepted.sum()} of {within_budget} accepted, rate {king_rate:.4f} ± {2 * king_se:.4f} (2 s.e.)")
+print(f"P(king) — rejection: {king_accepted.sum()} of {within_budget} accepted, "
+      f"rate {king_rate:.4f} ± {2 * king_se:.4f} (2 s.e.)")
 print(f"P(king) — SMC ({king_evaluations} evaluations): Ẑ per run {[f'{np.exp(z):.2e}' for z in king_log_z]}, "
       f"mean {np.exp(king_log_z).mean():.4f}; final ESS "
-      f"{[round(float(e), 1) for e in resampling_twin.effective_sample_size(king_trace.final_state.log_weight).numpy()]}")
+      f"{[round(float(e), 1) for e in resampling_twin.effective_sample_size(king_trace.final_state.log_weight)]}")
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.8))
