@@ -77,7 +77,8 @@ torch.set_num_threads(1)
 #
 # `BigramOracle` is a causal language model we can enumerate: five tokens `t0`…`t4`, sentences of at
 # most $L = 8$ tokens ending with END, next-token probabilities from a random bigram table. The
-# constraint: all three of `t0`, `t2` and `t4` appear. $Z = P(\chi = 1)$ is a finite sum over the ~490 000 sentences.
+# constraint: all three of `t0`, `t2` and `t4` appear. $Z = P(\chi = 1)$ is a finite sum over every
+# sentence (their number is printed below).
 
 # %%
 VOCAB, MAX_LENGTH = 5, 8
@@ -496,7 +497,8 @@ fig.tight_layout()
 # rejection has nothing — but compare the spread of $\log \hat Z$ over its runs (printed above) with
 # the oracle's: a myopic proposal that forces the keywords in at the end, where $p$ gives them little
 # probability, makes $\hat Z$ unbiased but heavy-tailed, so that most runs *underestimate* $Z$ and a
-# rare run would make up for them. On *king* alone, where rejection accepts enough sentences to be
+# rare run would make up for them; the ESS plot shows where the weights part ways — in the last steps,
+# when the room for the keywords runs out. On *king* alone, where rejection accepts enough sentences to be
 # measured, the two estimates of $P(	ext{king})$ can be compared directly, each with its own noise.
 #
 # Diversity is SMC's other weakness: resampling copies particles (the genealogy above), and the column
