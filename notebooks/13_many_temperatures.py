@@ -42,10 +42,11 @@ import torch
 
 from textsampling import diagnostics
 from textsampling.gallery.tempering import mixing_comparison, mixing_setups
-from textsampling.randomness import CounterGenerator
+from textsampling.randomness import CounterGenerator, draw_uniforms
 from textsampling.reference import annealed_importance as ais
 from textsampling.reference import annealing, metropolis_hastings as mh
 from textsampling.reference import parallel_tempering as pt
+from textsampling.reference import resampling
 from textsampling.reference.proposals import IndependentCategorical, RingStepProposal
 from textsampling.targets import Categorical
 from textsampling.torch import annealed_importance as torch_ais
@@ -70,33 +71,43 @@ torch.set_num_threads(1)  # small batches: threads cost more than they buy
 
 # %%
 setups = mixing_setups()
+mixture = setups["mixture (ch. 4)"].target
+grid = np.linspace(-3.0, 2.0, 501)
+valley = float(grid[np.argmin(mixture.log_prob(grid[:, None]))])  # the lowest point between the two means
+ising_states = setups["Ising J=2 (ch. 5)"].target.states
+ring_states = np.arange(10)
+# The side of the valley each chain starts on (states -> bool), and its exact mass.
+start_side = {
+    "mixture (ch. 4)": lambda x: np.asarray(x)[:, 0] < valley,
+    "Ising J=2 (ch. 5)": lambda x: np.asarray(x).sum(axis=1) < 5,  # more spins down than up
+    "bimodal ring": lambda x: np.abs(((np.asarray(x) + 5) % 10) - 5) <= 2,  # states 8, 9, 0, 1, 2
+}
+exact_side = {
+    "mixture (ch. 4)": float(mixture.marginal_cdf(valley)),
+    "Ising J=2 (ch. 5)": float(setups["Ising J=2 (ch. 5)"].target.probabilities()[start_side["Ising J=2 (ch. 5)"](ising_states)].sum()),
+    "bimodal ring": float(setups["bimodal ring"].target.probabilities()[start_side["bimodal ring"](ring_states)].sum()),
+}
+labels = {"mixture (ch. 4)": "x", "Ising J=2 (ch. 5)": "magnetisation", "bimodal ring": "state"}
 fig, axes = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True)
 for ax, (name, setup) in zip(axes, setups.items()):
     trace = mh.sample(CounterGenerator(SEED, 0), setup.starts[0], setup.target.log_prob, setup.proposal, NUM_STEPS)
-    statistic = setup.statistic(trace.states.x)
-    ax.plot(statistic, lw=0.6)
-    ax.set_ylabel({"mixture (ch. 4)": "x", "Ising J=2 (ch. 5)": "magnetisation", "bimodal ring": "state"}[name])
+    on_side = start_side[name](trace.states.x)
+    ax.plot(setup.statistic(trace.states.x), lw=0.6)
+    ax.set_ylabel(labels[name])
     ax.set_title(name, fontsize=10)
-    # The two halves of the state space, and the exact mass of the half the chain started in.
-    cells = setup.cells(trace.states.x)
-    start_cell = setup.cells(setup.starts[:1])[0]
-    if name == "bimodal ring":
-        same_half = lambda c: np.abs(((c - start_cell + 5) % 10) - 5) <= 2  # noqa: E731 - within 2 of the start
-    else:
-        middle = len(setup.cell_probabilities) / 2
-        same_half = lambda c: (c < middle) == (start_cell < middle)  # noqa: E731
-    exact = setup.cell_probabilities[same_half(np.arange(len(setup.cell_probabilities)))].sum()
-    print(f"{name:>18}: {NUM_STEPS} MH steps from the start's mode; time on the start's side "
-          f"{np.mean(same_half(cells)):.2f}, exact mass there {exact:.2f}; "
+    crossings = int(np.sum(on_side[1:] != on_side[:-1]))
+    print(f"{name:>18}: {NUM_STEPS} MH steps; time on the start's side of the valley {on_side.mean():.3f}, "
+          f"exact mass there {exact_side[name]:.3f}; crossings {crossings}; "
           f"acceptance rate {diagnostics.acceptance_rate(trace.infos.accepted):.2f}")
+print(f"(the mixture's valley: x = {valley:.2f})")
 axes[-1].set_xlabel("step")
 fig.tight_layout()
 
 # %% [markdown]
-# The Ising and ring chains never leave the half they started in (read the printout): each crossing
-# needs a run of uphill moves whose probability is of order $e^{-\Delta}$ for a valley $\Delta$ nats
-# deep. Chapter 4's mixture is the mildest case: its valley is shallow, and a random walk crosses it now
-# and then.
+# Read the crossings in the printout. On the Ising chain and the ring a crossing needs a run of uphill
+# moves whose probability is of order $e^{-\Delta}$ for a valley $\Delta$ nats deep, and the time spent
+# on the start's side is far from its exact mass. Chapter 4's mixture is the mildest case: its valley is
+# shallow, and given enough steps a random walk crosses it on its own.
 #
 # ## Annealing finds a mode; AIS turns the ladder into a sample
 #
@@ -215,10 +226,64 @@ fig.tight_layout()
 
 # %% [markdown]
 # Each rung costs one target evaluation per particle, so the comparison to make is at equal
-# evaluations: $K$ rungs with $N$ particles against one rung with $KN$ particles (try it below). A
-# resampling step between rungs — tempered SMC proper — fits the same state: resample the particles by
-# their weights and give every one the mean weight (`textsampling.reference.resampling`; the exact
-# check that this keeps $\hat Z$ unbiased is `test_a_resampling_step_fits_between_rungs`).
+# evaluations: $K$ rungs with $N$ particles against one rung with $KN$ particles (try it below).
+#
+# ## Tempered SMC: a resampling step between rungs
+#
+# AIS lets every particle walk the whole ladder, however light its weight has become. Sequential Monte
+# Carlo adds one step between rungs (Del Moral, Doucet & Jasra 2006): when the effective sample size
+# $(\sum w)^2 / \sum w^2$ falls below $N/2$, draw $N$ ancestors with probabilities proportional to the
+# weights (`resampling.ancestors`, systematic scheme), copy the particles, and give every copy the
+# *mean* weight, so that the product of the mean weights over the resampling epochs is still an
+# unbiased $\hat Z$. The package's AIS state carries everything a rung needs for this, and the seam is
+# checked exactly — by enumeration of a two-particle system — in
+# `test_a_resampling_step_fits_between_rungs`; the function below only strings the package's
+# `annealed_importance.step` and `resampling.ancestors` together at that seam.
+
+# %%
+NUM_SMC_RUNS = 6 if os.environ.get("CI") else 60  # the NumPy reference, one run at a time
+
+
+def tempered_smc(rng, target, base, proposal, ladder, num_particles, ess_fraction=0.5):
+    """AIS rungs, resampling (then every weight = the mean weight) whenever the ESS < ess_fraction * N.
+
+    Step 0 of ``rng`` draws the particles; rung k uses step 2k + 1, its resampling step 2k + 2.
+    Returns log Z-hat, the final AISState and the number of resampling steps taken.
+    """
+    x0 = ais.draw_particles(draw_uniforms(rng, 0, ais.num_base_uniforms(base, num_particles)), base, num_particles)
+    state = ais.init(x0, target.log_prob, base)
+    resampled = 0
+    for k, beta in enumerate(ladder):
+        uniforms = draw_uniforms(rng, 2 * k + 1, ais.num_uniforms(proposal, num_particles))
+        state, info = ais.step(uniforms, state, target.log_prob, base, proposal, beta=beta)
+        if k < len(ladder) - 1 and info.effective_sample_size < ess_fraction * num_particles:
+            uniforms = draw_uniforms(rng, 2 * k + 2, resampling.num_uniforms(num_particles, "systematic"))
+            parents = resampling.ancestors(uniforms, state.log_weight, "systematic")
+            mean_weight = np.full(num_particles, ais.log_normalizer_estimate(state.log_weight))
+            state = state._replace(x=state.x[parents], log_prob=state.log_prob[parents],
+                                   log_base_prob=state.log_base_prob[parents], log_weight=mean_weight)
+            resampled += 1
+    return ais.log_normalizer_estimate(state.log_weight), state, resampled
+
+
+smc_runs = [tempered_smc(CounterGenerator(SEED, run), lopsided, uniform, ring_proposal, betas, NUM_PARTICLES)
+            for run in range(NUM_SMC_RUNS)]
+smc_log_z = np.array([log_z_hat for log_z_hat, _, _ in smc_runs])
+smc_states = np.concatenate([state.x for _, state, _ in smc_runs])
+smc_weighted = np.bincount(smc_states, weights=np.concatenate(
+    [ais.normalised_weights(state.log_weight) / NUM_SMC_RUNS for _, state, _ in smc_runs]), minlength=10)
+print(f"{NUM_RUNGS} rungs, {NUM_PARTICLES} particles per run; resampling steps per run: "
+      f"mean {np.mean([count for _, _, count in smc_runs]):.1f}")
+print(f"log Z-hat: AIS ({NUM_RUNS} runs) mean {log_z_hats.mean():.4f}, variance {log_z_hats.var(ddof=1):.2e}; "
+      f"tempered SMC ({NUM_SMC_RUNS} runs) mean {smc_log_z.mean():.4f}, variance {smc_log_z.var(ddof=1):.2e}; "
+      f"exact {log_z:.4f}")
+print(f"TV of the weighted particles to the exact law: AIS {0.5 * np.abs(weighted - exact).sum():.3f} "
+      f"({NUM_RUNS} runs pooled), tempered SMC {0.5 * np.abs(smc_weighted - exact).sum():.3f} ({NUM_SMC_RUNS} runs pooled)")
+
+# %% [markdown]
+# Resampling spends the particles where the current rung's law puts its mass instead of carrying
+# nearly weightless ones to the end; the price is that copies of one ancestor are no longer
+# independent. Compare the two variances above per run, and mind the numbers of runs behind each.
 #
 # ## Parallel tempering
 #
@@ -308,9 +373,10 @@ for step_swaps in accepted:
 paths = np.array(paths)
 cold = ising.statistic(pt_trace.states.x[:, 0])
 single = mh.sample(CounterGenerator(SEED, 0), ising.starts[0], ising.target.log_prob, ising.proposal, NUM_STEPS)
-print(f"cold chain's magnetisation changed sign {np.sum(np.diff(np.sign(cold)) != 0)} times in "
-      f"{NUM_STEPS // num_replicas} PT steps ({NUM_STEPS} evaluations); the single chain "
-      f"{np.sum(np.diff(np.sign(ising.statistic(single.states.x))) != 0)} times in {NUM_STEPS} steps")
+cold_side, single_side = start_side[ising.name](pt_trace.states.x[:, 0]), start_side[ising.name](single.states.x)
+print(f"crossings between fewer than 5 spins up and 5 or more: PT cold chain {np.sum(cold_side[1:] != cold_side[:-1])} "
+      f"in {NUM_STEPS // num_replicas} PT steps ({NUM_STEPS} evaluations), single chain "
+      f"{np.sum(single_side[1:] != single_side[:-1])} in {NUM_STEPS} steps")
 
 fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
 for replica in range(num_replicas):
