@@ -45,9 +45,9 @@ from textsampling import diagnostics
 from textsampling.gallery.tempering import mixing_comparison, mixing_setups
 from textsampling.randomness import CounterGenerator, draw_uniforms
 from textsampling.reference import annealed_importance as ais
-from textsampling.reference import annealing, metropolis_hastings as mh
+from textsampling.reference import annealing, resampling
+from textsampling.reference import metropolis_hastings as mh
 from textsampling.reference import parallel_tempering as pt
-from textsampling.reference import resampling
 from textsampling.reference.proposals import IndependentCategorical, RingStepProposal
 from textsampling.targets import Categorical
 from textsampling.torch import annealed_importance as torch_ais
@@ -59,7 +59,7 @@ NUM_STEPS = 600 if os.environ.get("CI") else 6_000  # single-chain and PT traces
 NUM_RUNS = 24 if os.environ.get("CI") else 400  # independent AIS runs, batched in the torch twin
 NUM_PARTICLES = 16 if os.environ.get("CI") else 64  # particles per AIS run
 NUM_EVALUATIONS = 600 if os.environ.get("CI") else 20_000  # target evaluations per chain in the comparison
-torch.set_num_threads(1)  # small batches: threads cost more than they buy
+torch.set_num_threads(1)  # small batches, and the book is built on a shared two-core machine
 
 # %% [markdown]
 # ## Where single chains get stuck
@@ -83,11 +83,9 @@ start_side = {
     "Ising J=2 (ch. 5)": lambda x: np.asarray(x).sum(axis=1) < 5,  # more spins down than up
     "bimodal ring": lambda x: np.abs(((np.asarray(x) + 5) % 10) - 5) <= 2,  # states 8, 9, 0, 1, 2
 }
-exact_side = {
-    "mixture (ch. 4)": float(mixture.marginal_cdf(valley)),
-    "Ising J=2 (ch. 5)": float(setups["Ising J=2 (ch. 5)"].target.probabilities()[start_side["Ising J=2 (ch. 5)"](ising_states)].sum()),
-    "bimodal ring": float(setups["bimodal ring"].target.probabilities()[start_side["bimodal ring"](ring_states)].sum()),
-}
+exact_side = {"mixture (ch. 4)": float(mixture.marginal_cdf(valley))}
+for name, states in (("Ising J=2 (ch. 5)", ising_states), ("bimodal ring", ring_states)):
+    exact_side[name] = float(setups[name].target.probabilities()[start_side[name](states)].sum())
 labels = {"mixture (ch. 4)": "x", "Ising J=2 (ch. 5)": "magnetisation", "bimodal ring": "state"}
 fig, axes = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True)
 for ax, (name, setup) in zip(axes, setups.items()):
@@ -175,13 +173,14 @@ weights = ais.normalised_weights(flat_log_weights)
 unweighted = np.bincount(flat_states, minlength=10) / flat_states.size
 weighted = np.bincount(flat_states, weights=weights, minlength=10)
 print(f"{NUM_RUNS} runs x {NUM_PARTICLES} particles, {NUM_RUNGS} rungs")
-print(f"mode 0's side: unweighted particles {unweighted[in_mode_0].sum():.3f}, weighted {weighted[in_mode_0].sum():.3f}, "
-      f"exact {exact[in_mode_0].sum():.3f}")
+print(f"mode 0's side: unweighted particles {unweighted[in_mode_0].sum():.3f}, "
+      f"weighted {weighted[in_mode_0].sum():.3f}, exact {exact[in_mode_0].sum():.3f}")
 print(f"TV to the exact law: unweighted {diagnostics.empirical_tv_distance(flat_states, exact):.3f}, "
       f"weighted {0.5 * np.abs(weighted - exact).sum():.3f}")
 print(f"log Z-hat over runs: mean {log_z_hats.mean():.4f}, sd {log_z_hats.std(ddof=1):.4f}; exact log Z {log_z:.4f}; "
       f"mean of Z-hat / Z = {np.mean(np.exp(log_z_hats - log_z)):.3f}")
-print(f"ESS per run (of {NUM_PARTICLES}): median {np.median([ais.effective_sample_size(row) for row in log_weights]):.1f}")
+ess_per_run = [ais.effective_sample_size(row) for row in log_weights]
+print(f"ESS per run (of {NUM_PARTICLES}): median {np.median(ess_per_run):.1f}")
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 width = 0.28
@@ -279,7 +278,8 @@ print(f"log Z-hat: AIS ({NUM_RUNS} runs) mean {log_z_hats.mean():.4f}, variance 
       f"tempered SMC ({NUM_SMC_RUNS} runs) mean {smc_log_z.mean():.4f}, variance {smc_log_z.var(ddof=1):.2e}; "
       f"exact {log_z:.4f}")
 print(f"TV of the weighted particles to the exact law: AIS {0.5 * np.abs(weighted - exact).sum():.3f} "
-      f"({NUM_RUNS} runs pooled), tempered SMC {0.5 * np.abs(smc_weighted - exact).sum():.3f} ({NUM_SMC_RUNS} runs pooled)")
+      f"({NUM_RUNS} runs pooled), tempered SMC {0.5 * np.abs(smc_weighted - exact).sum():.3f} "
+      f"({NUM_SMC_RUNS} runs pooled)")
 
 # %% [markdown]
 # Resampling spends the particles where the current rung's law puts its mass instead of carrying
@@ -352,8 +352,8 @@ ax.legend(fontsize=8)
 fig.tight_layout()
 
 # %% [markdown]
-# A barely warmer replica cannot cross the valleys either, so the pair relaxes little faster than one
-# chain. Over this range the hotter the second replica the faster the pair, by the factors printed,
+# A barely warmer replica cannot cross the valleys either, so the pair relaxes only a few times
+# faster than one chain. Over this range the hotter the second replica the faster the pair, by the factors printed,
 # even though its swaps are accepted less and less often: on ten states a hot replica is close to
 # uniform and is in the other mode a good part of the time, so one accepted swap in three is plenty.
 # On large targets a hot state is rarely good enough for the cold replica, the acceptance collapses,
@@ -391,13 +391,15 @@ print(f"crossings between fewer than 5 spins up and 5 or more: PT cold chain {np
       f"in {NUM_STEPS // num_replicas} PT steps ({NUM_STEPS} evaluations), single chain "
       f"{np.sum(single_side[1:] != single_side[:-1])} in {NUM_STEPS} steps")
 
-fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+shown = min(len(paths), 300)  # a longer stretch is a solid block of colour
+fig, axes = plt.subplots(2, 1, figsize=(10, 6))
 for replica in range(num_replicas):
     offset = 0.08 * (replica - (num_replicas - 1) / 2)  # so that lines at one temperature do not hide each other
-    axes[0].step(np.arange(len(paths)) * num_replicas, paths[:, replica] + offset, where="post", lw=0.8,
+    axes[0].step(np.arange(shown) * num_replicas, paths[:shown, replica] + offset, where="post", lw=0.8,
                  label=f"replica {replica}")
 axes[0].set_yticks(range(num_replicas), [f"T = {t:.2f}" for t in ising.temperatures])
-axes[0].set_title("where each replica is on the ladder", fontsize=10)
+axes[0].set_xlabel("target evaluations")
+axes[0].set_title(f"where each replica is on the ladder (the first {shown} PT steps)", fontsize=10)
 axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 axes[1].plot(np.arange(len(cold)) * num_replicas, cold, lw=0.7, label="PT cold chain")
 axes[1].plot(ising.statistic(single.states.x), lw=0.7, alpha=0.7, label="single MH chain")
@@ -457,7 +459,7 @@ for name, result in comparisons.items():
 # 3. Add a third replica to the exact spectral-gap computation (1000 joint states, a slower
 #    eigendecomposition): does $T = (1, 3, 9)$ beat the best pair above per evaluation?
 # 4. Give the Ising ladder of `mixing_setups` a hottest temperature of 2 instead of 8. Which neighbour
-#    pair's swap acceptance changes most, and does the cold chain still change sign?
+#    pair's swap acceptance changes most, and does the cold chain still cross between the modes?
 # 5. Rerun `mixing_comparison` on the mixture with five other seeds, then with two replicas instead of
 #    four (`dataclasses.replace(setup, temperatures=...)`). How often does PT beat the single chain at
 #    equal evaluations, and does the smaller ladder change that?
