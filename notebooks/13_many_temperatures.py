@@ -233,12 +233,11 @@ fig.tight_layout()
 # AIS lets every particle walk the whole ladder, however light its weight has become. Sequential Monte
 # Carlo adds one step between rungs (Del Moral, Doucet & Jasra 2006): when the effective sample size
 # $(\sum w)^2 / \sum w^2$ falls below $N/2$, draw $N$ ancestors with probabilities proportional to the
-# weights (`resampling.ancestors`, systematic scheme), copy the particles, and give every copy the
-# *mean* weight, so that the product of the mean weights over the resampling epochs is still an
-# unbiased $\hat Z$. The package's AIS state carries everything a rung needs for this, and the seam is
-# checked exactly — by enumeration of a two-particle system — in
-# `test_a_resampling_step_fits_between_rungs`; the function below only strings the package's
-# `annealed_importance.step` and `resampling.ancestors` together at that seam.
+# weights (systematic scheme), copy the particles, and give every copy the *mean* weight, so that the
+# product of the mean weights over the resampling epochs is still an unbiased $\hat Z$. That step is
+# `annealed_importance.resample`, checked exactly — by enumeration of a two-particle system — in
+# `test_a_resampling_step_fits_between_rungs`; the loop below only alternates the package's
+# `annealed_importance.step` and `annealed_importance.resample`, resampling when the ESS is low.
 
 # %%
 NUM_SMC_RUNS = 6 if os.environ.get("CI") else 60  # the NumPy reference, one run at a time
@@ -258,10 +257,7 @@ def tempered_smc(rng, target, base, proposal, ladder, num_particles, ess_fractio
         state, info = ais.step(uniforms, state, target.log_prob, base, proposal, beta=beta)
         if k < len(ladder) - 1 and info.effective_sample_size < ess_fraction * num_particles:
             uniforms = draw_uniforms(rng, 2 * k + 2, resampling.num_uniforms(num_particles, "systematic"))
-            parents = resampling.ancestors(uniforms, state.log_weight, "systematic")
-            mean_weight = np.full(num_particles, ais.log_normalizer_estimate(state.log_weight))
-            state = state._replace(x=state.x[parents], log_prob=state.log_prob[parents],
-                                   log_base_prob=state.log_base_prob[parents], log_weight=mean_weight)
+            state = ais.resample(uniforms, state, "systematic")  # by ancestor; every weight the mean weight
             resampled += 1
     return ais.log_normalizer_estimate(state.log_weight), state, resampled
 

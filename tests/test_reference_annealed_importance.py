@@ -328,3 +328,29 @@ def test_a_resampling_step_fits_between_rungs(reset):
         assert abs(expectation - z) <= 1e-12 * z
     else:
         assert abs(expectation - z) > 1e-3 * z
+
+
+@pytest.mark.parametrize("scheme", ["multinomial", "stratified", "systematic", "residual"])
+def test_resample_is_the_resampling_step_proved_exact_above(scheme):
+    # ais.resample is the construction test_a_resampling_step_fits_between_rungs proves unbiased: particles
+    # (with their cached densities) by resampling.ancestors, every weight the log of the mean weight.
+    from textsampling.reference import resampling
+
+    target, base, proposal, _ = CASES_BY_NAME["categorical-small"]
+    rng = np.random.default_rng(3)
+    particles = 7
+    state = ais.init(rng.integers(0, target.num_states, size=particles), target.log_prob, base)
+    state, _ = ais.step(rng.uniform(size=ais.num_uniforms(proposal, particles)), state, target.log_prob, base,
+                        proposal, beta=0.4)
+    assert np.unique(state.log_weight).size > 1  # unequal weights: resampling has something to do
+    uniforms = rng.uniform(size=resampling.num_uniforms(particles, scheme))
+    parents = resampling.ancestors(uniforms, state.log_weight, scheme)
+    resampled = ais.resample(uniforms, state, scheme)
+    np.testing.assert_array_equal(resampled.x, state.x[parents])
+    np.testing.assert_array_equal(resampled.log_prob, state.log_prob[parents])
+    np.testing.assert_array_equal(resampled.log_base_prob, state.log_base_prob[parents])
+    np.testing.assert_allclose(resampled.log_weight, ais.log_normalizer_estimate(state.log_weight), rtol=0, atol=0)
+    assert resampled.beta == state.beta
+    # the estimate of Z is unchanged by the reset: mean weight before = mean weight after
+    assert ais.log_normalizer_estimate(resampled.log_weight) == pytest.approx(
+        ais.log_normalizer_estimate(state.log_weight), abs=1e-12)

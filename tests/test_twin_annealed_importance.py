@@ -133,3 +133,29 @@ def test_ais_twin_refuses_a_decreasing_ladder_and_a_missing_particle_count():
         )
     with pytest.raises(ValueError, match="num_particles"):
         annealed_importance.sample(rng, None, twin_target.log_prob, twin_base, twin_proposal, 1, betas=[1.0])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("scheme", ["multinomial", "stratified", "systematic", "residual"])
+def test_ais_twin_resample_equals_the_reference_run_by_run(scheme, device):
+    # Tempered SMC's resampling step between rungs: rung 1, then resample each run with its own uniforms.
+    from textsampling.reference import resampling
+
+    target, base, proposal = CASES["bigram-single-site"]
+    twin_target, twin_base, twin_proposal = (twin_of(o, F64, device) for o in (target, base, proposal))
+    rng = np.random.default_rng(11)
+    x0 = rng.integers(0, 3, size=(NUM_RUNS, NUM_PARTICLES, 3))  # (B, N, L) sentences
+    step_uniforms = rng.uniform(size=(NUM_RUNS, annealed_importance.num_uniforms(twin_proposal, NUM_PARTICLES)))
+    resampling_uniforms = rng.uniform(size=(NUM_RUNS, resampling.num_uniforms(NUM_PARTICLES, scheme)))
+    state = annealed_importance.init(torch.tensor(x0, device=device), twin_target.log_prob, twin_base)
+    state, _ = annealed_importance.step(torch.tensor(step_uniforms, device=device), state, twin_target.log_prob,
+                                        twin_base, twin_proposal, beta=0.5)
+    resampled = annealed_importance.resample(torch.tensor(resampling_uniforms, device=device), state, scheme)
+    for run in range(NUM_RUNS):
+        expected, _ = reference.step(step_uniforms[run], reference.init(x0[run], target.log_prob, base),
+                                     target.log_prob, base, proposal, beta=0.5)
+        expected = reference.resample(resampling_uniforms[run], expected, scheme)
+        np.testing.assert_array_equal(resampled.x[run].cpu().numpy(), expected.x)
+        for field in ("log_prob", "log_base_prob", "log_weight"):
+            _close(getattr(resampled, field)[run], getattr(expected, field))
+    assert torch.unique(resampled.log_weight[0]).numel() == 1  # every weight the mean weight

@@ -37,7 +37,7 @@ is unbiased for :math:`Z` (:math:`\log\hat Z` is biased low by Jensen), and the 
 weights :math:`W_n \propto w_n` give :math:`\sum_n W_n f(x_{K,n}) \to \mathbb{E}_\pi f`. The
 effective sample size is :math:`(\sum w)^2 / \sum w^2` (Kong 1992). Read as sequential Monte Carlo this
 is tempered SMC with the resampling step left out (Del Moral, Doucet & Jasra 2006, JRSS-B 68:411;
-Chopin & Papaspiliopoulos 2020, ch. 17); a resampling step fits between two calls of :func:`step`,
+Chopin & Papaspiliopoulos 2020, ch. 17); a resampling step fits between two calls of :func:`step` (:func:`resample`),
 because the state carries everything a rung needs (particles, their log-densities, their weights and
 the current :math:`\beta`): resample ``x``, ``log_prob``, ``log_base_prob`` by ancestor, set every
 ``log_weight`` to :math:`\log\hat Z_k` (the log of the mean weight, so that the final
@@ -83,6 +83,7 @@ __all__ = [
     "init",
     "num_uniforms",
     "step",
+    "resample",
     "sample",
 ]
 
@@ -333,6 +334,26 @@ def step(uniforms, state: AISState, log_prob_fn, base, proposal, *, beta: float)
         effective_sample_size(log_weight),
     )
     return new_state, info
+
+
+def resample(uniforms, state: AISState, scheme: str = "systematic") -> AISState:
+    r"""The resampling step of tempered SMC, between two rungs: AIS plus this is tempered SMC.
+
+    Particles are drawn by ancestor (:func:`textsampling.reference.resampling.ancestors` of ``scheme`` on
+    the current weights, fed ``uniforms``, ``resampling.num_uniforms(N, scheme)`` of them) with their
+    cached ``log_prob`` and ``log_base_prob``; every weight becomes the mean weight,
+    :math:`\log w_n = \log\hat Z_k`, so that :func:`log_normalizer_estimate` after the last rung is
+    the SMC estimate :math:`\prod_k \overline{w}_k` and stays unbiased (Del Moral, Doucet & Jasra 2006;
+    Chopin & Papaspiliopoulos 2020, ch. 17). ``beta`` is kept: the next rung continues the ladder.
+    Resample when the ESS falls below a fraction of ``N`` (:func:`effective_sample_size`), not at
+    every rung: each resampling adds noise of its own.
+    """
+    from textsampling.reference import resampling
+
+    parents = resampling.ancestors(uniforms, state.log_weight, scheme)  # (N,)
+    mean_weight = np.full(state.log_weight.shape, log_normalizer_estimate(state.log_weight))  # (N,)
+    return state._replace(x=np.asarray(state.x)[parents], log_prob=np.asarray(state.log_prob)[parents],
+                          log_base_prob=np.asarray(state.log_base_prob)[parents], log_weight=mean_weight)
 
 
 def sample(

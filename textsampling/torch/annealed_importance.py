@@ -47,6 +47,7 @@ __all__ = [
     "init",
     "num_uniforms",
     "step",
+    "resample",
     "sample",
 ]
 
@@ -219,6 +220,21 @@ def step(uniforms: torch.Tensor, state: AISState, log_prob_fn, base, proposal, *
         effective_sample_size(log_weight),
     )
     return new_state, new_info
+
+
+def resample(uniforms: torch.Tensor, state: AISState, scheme: str = "systematic", *,
+             validate: bool = True) -> AISState:
+    """Batched :func:`textsampling.reference.annealed_importance.resample`: run ``b`` resampled with
+    ``uniforms[b]`` (``(B, resampling.num_uniforms(N, scheme))``) as the reference does on its own."""
+    from textsampling.torch import resampling
+
+    parents = resampling.ancestors(uniforms, state.log_weight, scheme, validate=validate)  # (B, N)
+    state_dims = state.x.ndim - 2
+    index = parents.reshape(parents.shape + (1,) * state_dims).expand_as(state.x)  # (B, N) + state_shape
+    mean_weight = log_normalizer_estimate(state.log_weight)[:, None].expand_as(state.log_weight)  # (B, N)
+    return state._replace(x=torch.gather(state.x, 1, index), log_prob=torch.gather(state.log_prob, 1, parents),
+                          log_base_prob=torch.gather(state.log_base_prob, 1, parents),
+                          log_weight=mean_weight.clone())
 
 
 def sample(
