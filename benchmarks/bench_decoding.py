@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -40,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from benchmarks.machine import cpu_name  # noqa: E402
 from textsampling.lm.loading import load_causal_lm  # noqa: E402
 from textsampling.lm.tokens import PAD  # noqa: E402
 from textsampling.torch import decoding  # noqa: E402
@@ -86,7 +86,7 @@ def main(argv=None) -> dict:
     bos = lm.bos_token_id
     load = os.getloadavg()
     print(f"# decoding: built-in tiny-shakespeare causal LM, max {max_new_tokens} new tokens, device {device}")
-    print(f"# machine: {platform.processor() or platform.machine()} ({os.cpu_count()} cores, torch threads "
+    print(f"# machine: {cpu_name()} ({os.cpu_count()} cores, torch threads "
           f"{torch.get_num_threads()}); load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
           f"torch {torch.__version__}")
     print(f"# each cell: median of {args.repeats} interleaved calls [min-max]; ratio = generate's time / ours")

@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from benchmarks.machine import cpu_name  # noqa: E402
 from textsampling.lm.hf_causal import HFCausalLM  # noqa: E402
 from textsampling.lm.hf_masked import HFMaskedLM  # noqa: E402
 from textsampling.lm.loading import bert_style_tokenizer  # noqa: E402
@@ -70,16 +71,6 @@ BF16_PEAKS = [
     ("GH200", 989e12),
     ("A100", 312e12),
 ]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_description(device: torch.device) -> dict:

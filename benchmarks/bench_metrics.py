@@ -40,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import cpu_name  # noqa: E402
 from textsampling import metrics  # noqa: E402
 
 SEED = 2019
@@ -47,16 +48,6 @@ VOCABULARY_SIZE = 5000
 ZIPF_EXPONENT = 1.1
 MIN_LENGTH, MAX_LENGTH = 10, 40
 TARGET_SECONDS = 5.0
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_description() -> dict:

@@ -36,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import cpu_name  # noqa: E402
 from textsampling import randomness as numpy_randomness  # noqa: E402
 from textsampling import targets  # noqa: E402
 from textsampling.reference import gibbs as reference_gibbs  # noqa: E402
@@ -51,16 +52,6 @@ NUM_CATEGORIES = 1000
 VOCAB_SIZE, LENGTH = 8, 8
 BYTES_PER_CHAIN = 400  # generous: states, uniforms and Philox temporaries (int64) of one step
 FUSED_MATCHES = {}  # (sampler, device, num_chains) -> fused step == eager twin step, bit for bit
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_description() -> dict:

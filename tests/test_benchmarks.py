@@ -108,3 +108,15 @@ def test_bench_metrics_prints_one_table_and_writes_json(tmp_path, monkeypatch, c
     rows = results["results"]
     assert len(rows) == 13 and all(r["median_s"] > 0 and r["min_s"] <= r["median_s"] <= r["max_s"] for r in rows)
     assert results["peer"]["same_value"] is True and results["peer"]["size"] == 10
+
+
+def test_bench_decoding_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("OUT", str(tmp_path))
+    _load_benchmark("bench_decoding").main(["--batch-sizes", "2", "--repeats", "1", "--max-new-tokens", "4"])
+    printed = capsys.readouterr().out
+    assert "# machine:" in printed and "torch " + torch.__version__ in printed
+    table = [line for line in printed.splitlines() if line.startswith(("greedy ", "ancestral "))]
+    assert len(table) == 6  # (ours cached, ours uncached, generate) x (greedy, ancestral)
+    results = json.loads((tmp_path / "bench_decoding.json").read_text())["results"]
+    assert len(results) == 6 and all(r["seconds_median"] > 0 and r["batch"] == 2 for r in results)
