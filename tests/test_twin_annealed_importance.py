@@ -10,6 +10,7 @@ probability of order 1e-16 per decision. Deterministic (fixed seeds).
 import numpy as np
 import pytest
 import torch
+from twin_assertions import assert_close_to_reference
 
 from textsampling import targets
 from textsampling.randomness import CounterGenerator as NumpyCounterGenerator
@@ -52,15 +53,6 @@ CASES = _cases()
 LADDER = np.array([0.1, 0.1, 0.4, 0.8, 1.0])  # a repeated rung included
 
 
-def _close(got, expected):
-    got = got.cpu().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
-    expected = np.asarray(expected, dtype=np.float64)
-    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(expected))
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
-    finite = np.isfinite(expected)
-    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12, atol=1e-12)
-
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_ais_twin_makes_the_reference_decisions(case, device):
@@ -92,9 +84,9 @@ def test_ais_twin_makes_the_reference_decisions(case, device):
         np.testing.assert_array_equal(trace.infos.proposal[run].cpu().numpy(), expected.infos.proposal)
         np.testing.assert_array_equal(trace.infos.accepted[run].cpu().numpy(), expected.infos.accepted)
         for field in ("log_prob", "log_base_prob", "log_weight", "beta"):
-            _close(getattr(trace.states, field)[run], getattr(expected.states, field))
+            assert_close_to_reference(getattr(trace.states, field)[run], getattr(expected.states, field))
         for field in ("log_accept_prob", "log_weight_increment", "beta", "log_normalizer", "effective_sample_size"):
-            _close(getattr(trace.infos, field)[run], getattr(expected.infos, field))
+            assert_close_to_reference(getattr(trace.infos, field)[run], getattr(expected.infos, field))
     # The test has teeth: particles move and get rejected, and weights differ.
     assert 0 < trace.infos.accepted.double().mean() < 1
     log_weights = trace.final_state.log_weight
@@ -120,7 +112,7 @@ def test_ais_twin_step_equals_the_reference_step_on_given_uniforms(device):
         )
         np.testing.assert_array_equal(new_state.x[run].cpu().numpy(), expected_state.x)
         np.testing.assert_array_equal(info.accepted[run].cpu().numpy(), expected_info.accepted)
-        _close(new_state.log_weight[run], expected_state.log_weight)
+        assert_close_to_reference(new_state.log_weight[run], expected_state.log_weight)
 
 
 def test_ais_twin_refuses_a_decreasing_ladder_and_a_missing_particle_count():
@@ -157,5 +149,5 @@ def test_ais_twin_resample_equals_the_reference_run_by_run(scheme, device):
         expected = reference.resample(resampling_uniforms[run], expected, scheme)
         np.testing.assert_array_equal(resampled.x[run].cpu().numpy(), expected.x)
         for field in ("log_prob", "log_base_prob", "log_weight"):
-            _close(getattr(resampled, field)[run], getattr(expected, field))
+            assert_close_to_reference(getattr(resampled, field)[run], getattr(expected, field))
     assert torch.unique(resampled.log_weight[0]).numel() == 1  # every weight the mean weight

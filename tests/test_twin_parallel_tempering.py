@@ -10,6 +10,7 @@ decision. Deterministic (fixed seeds).
 import numpy as np
 import pytest
 import torch
+from twin_assertions import assert_close_to_reference
 
 from textsampling import targets
 from textsampling.randomness import CounterGenerator as NumpyCounterGenerator
@@ -60,14 +61,6 @@ def _cases():
 CASES = _cases()
 
 
-def _close(got, expected):
-    got, expected = got.cpu().numpy(), np.asarray(expected, dtype=np.float64)
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
-    np.testing.assert_array_equal(np.isfinite(got), np.isfinite(expected))
-    finite = np.isfinite(expected)
-    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12, atol=1e-12)
-
-
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_pt_twin_makes_the_reference_decisions(case, device):
@@ -101,9 +94,9 @@ def test_pt_twin_makes_the_reference_decisions(case, device):
         else:
             np.testing.assert_array_equal(trace.states.x[chain].cpu().numpy(), expected.states.x)
             np.testing.assert_array_equal(trace.infos.proposal[chain].cpu().numpy(), expected.infos.proposal)
-        _close(trace.states.log_prob[chain], expected.states.log_prob)
-        _close(trace.infos.log_accept_prob[chain], expected.infos.log_accept_prob)
-        _close(trace.infos.swap_log_accept_prob[chain], expected.infos.swap_log_accept_prob)
+        assert_close_to_reference(trace.states.log_prob[chain], expected.states.log_prob)
+        assert_close_to_reference(trace.infos.log_accept_prob[chain], expected.infos.log_accept_prob)
+        assert_close_to_reference(trace.infos.swap_log_accept_prob[chain], expected.infos.swap_log_accept_prob)
     # The test has teeth: swaps are proposed on every pair, and some are accepted, some rejected.
     swaps = trace.infos.swap_accepted[trace.infos.swap_proposed].double().mean()
     assert 0 < swaps < 1 and trace.infos.swap_proposed.any(dim=(0, 1)).all()
