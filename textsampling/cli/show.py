@@ -62,24 +62,24 @@ FLAG_FIELDS = {"accepted": "accepted", "changed": "changed"}
 MIN_SENTENCE_WIDTH = 20
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
+def _integer_at_least(minimum: int, meaning: str = ""):
+    """An argparse type: an int >= ``minimum``, else an error that says what is valid."""
+    valid = f"an integer >= {minimum}{meaning}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {valid}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {valid}, got {value}")
+        return value
+
+    return parse
 
 
-def _width(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (0: never cut), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (0: never cut), got {value}")
-    return value
+_positive = _integer_at_least(1)
+_width = _integer_at_least(0, " (0: never cut)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
