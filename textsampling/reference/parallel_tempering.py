@@ -175,15 +175,22 @@ def move(uniforms, state: PTState, log_prob_fn, proposal, *, temperatures):
     return moved, infos
 
 
-def swap(uniforms, state: PTState, *, temperatures):
+def swap(uniforms, state, *, temperatures):
     """The swaps: ``uniforms[0]`` picks the even or odd pairs, ``uniforms[1 + i]`` decides pair ``(i, i+1)``.
 
-    Returns ``(PTState, (swap_proposed, swap_log_accept_prob, swap_accepted))``, the last three ``(M-1,)``.
+    ``state`` is a :class:`PTState`, or any NamedTuple of per-replica fields with a leading replica
+    axis ``(M, ...)`` and a ``log_prob`` ``(M,)`` field (the untempered log-density), such as
+    :class:`textsampling.reference.sentence_tempering.SentenceTemperingState`: an accepted swap
+    exchanges rows ``i`` and ``i + 1`` of every field, so whatever a replica carries goes with its state.
+
+    Returns ``(state of the same type, (swap_proposed, swap_log_accept_prob, swap_accepted))``, the last
+    three ``(M-1,)``.
     """
     temperatures = check_temperatures(temperatures)
     num_replicas = temperatures.shape[0]
     uniforms = check_uniforms(uniforms, num_replicas)
-    x, log_prob = state.x.copy(), state.log_prob.copy()
+    fields = [np.array(value, copy=True) for value in state]  # each (M, ...)
+    log_prob = fields[type(state)._fields.index("log_prob")]  # (M,), swapped in place with the others
     proposed = np.zeros(num_replicas - 1, dtype=bool)
     log_alphas = np.full(num_replicas - 1, np.nan)
     accepted = np.zeros(num_replicas - 1, dtype=bool)
@@ -195,9 +202,9 @@ def swap(uniforms, state: PTState, *, temperatures):
         # Accept iff log u < log alpha; NaN compares False.
         accepted[i] = bool(np.log(uniforms[1 + i]) < log_alphas[i])
         if accepted[i]:
-            x[[i, i + 1]] = x[[i + 1, i]]
-            log_prob[[i, i + 1]] = log_prob[[i + 1, i]]
-    return PTState(x, log_prob), (proposed, log_alphas, accepted)
+            for value in fields:
+                value[[i, i + 1]] = value[[i + 1, i]]
+    return type(state)(*fields), (proposed, log_alphas, accepted)
 
 
 def step(uniforms, state: PTState, log_prob_fn, proposal, *, temperatures):
@@ -261,13 +268,27 @@ def sample(rng, x0, log_prob_fn, proposal, num_steps: int, *, first_step: int = 
 
 
 # ----------------------------------------------------------------------------- exact kernels
+def _log_rho_of(target) -> np.ndarray:
+    """The ``(S,)`` untempered log-densities of the enumerated states: ``target.log_prob_all()``, or the array."""
+    if hasattr(target, "log_prob_all"):
+        return np.asarray(target.log_prob_all(), dtype=np.float64)
+    log_rho = np.asarray(target, dtype=np.float64)
+    if log_rho.ndim != 1 or log_rho.size == 0:
+        raise ValueError(
+            f"target must be a DiscreteTarget or the (S,) log-densities of its states, got shape {log_rho.shape}"
+        )
+    return log_rho
+
+
 def product_log_probs(target, temperatures) -> np.ndarray:
     r""":math:`\log\Pi` on the joint states, ``itertools.product`` order (replica 0 the slowest index).
 
-    Normalised: :math:`\sum_m (\log\rho(x_m)/T_m - \log Z_m)`.
+    Normalised: :math:`\sum_m (\log\rho(x_m)/T_m - \log Z_m)`. ``target`` is a
+    :class:`~textsampling.targets.base.DiscreteTarget`, or the ``(S,)`` array of :math:`\log\rho` of
+    the enumerated states (sentences, for :mod:`textsampling.reference.sentence_tempering`).
     """
     temperatures = check_temperatures(temperatures)
-    log_rho = target.log_prob_all()
+    log_rho = _log_rho_of(target)
     per_replica = []
     for temperature in temperatures:
         tempered = log_rho / temperature
@@ -279,11 +300,12 @@ def product_log_probs(target, temperatures) -> np.ndarray:
 def swap_transition_matrix(target, temperatures) -> np.ndarray:
     """Exact kernel of :func:`swap` on the joint states (``itertools.product`` order).
 
-    Built from :func:`swap_log_accept_prob`, the function :func:`swap` uses.
+    Built from :func:`swap_log_accept_prob`, the function :func:`swap` uses. ``target``: as in
+    :func:`product_log_probs` (a target, or the log-densities of the enumerated states).
     """
     temperatures = check_temperatures(temperatures)
-    num_replicas, num_states = temperatures.shape[0], target.num_states
-    log_rho = target.log_prob_all()
+    log_rho = _log_rho_of(target)
+    num_replicas, num_states = temperatures.shape[0], log_rho.shape[0]
     joint = list(itertools.product(range(num_states), repeat=num_replicas))
     index = {state: n for n, state in enumerate(joint)}
     matrix = np.zeros((len(joint), len(joint)))

@@ -131,14 +131,20 @@ def move(uniforms: torch.Tensor, state: PTState, log_prob_fn, proposal, *, tempe
     )
 
 
-def swap(uniforms: torch.Tensor, state: PTState, *, temperatures):
+def swap(uniforms: torch.Tensor, state, *, temperatures):
     """The swaps of every chain: ``uniforms[:, 0]`` picks the parity, ``uniforms[:, 1 + i]`` decides pair ``i``.
 
-    Returns ``(PTState, (swap_proposed, swap_log_accept_prob, swap_accepted))``, the last three ``(B, M - 1)``.
+    ``state`` is a :class:`PTState`, or any NamedTuple of per-replica fields ``(B, M, ...)`` with a
+    ``log_prob`` ``(B, M)`` field (as the reference's :func:`~textsampling.reference.parallel_tempering.swap`):
+    an accepted swap exchanges replicas ``i`` and ``i + 1`` in every field.
+
+    Returns ``(state of the same type, (swap_proposed, swap_log_accept_prob, swap_accepted))``, the last
+    three ``(B, M - 1)``.
     """
     temperatures = check_temperatures(temperatures)
     num_replicas = len(temperatures)
-    x, log_prob = state.x.clone(), state.log_prob.clone()  # (B, M) + state_shape, (B, M)
+    fields = [value.clone() for value in state]  # each (B, M, ...)
+    log_prob = fields[type(state)._fields.index("log_prob")]  # (B, M), swapped in place with the others
     parity = integer_from_uniform(uniforms[:, 0], 2)  # (B,)
     proposed, log_alphas, accepted = [], [], []
     # Pairs of one parity are disjoint and the other parity's are not proposed, so updating them in
@@ -150,11 +156,10 @@ def swap(uniforms: torch.Tensor, state: PTState, *, temperatures):
         )  # (B,)
         log_alpha = torch.where(is_proposed, log_alpha, torch.nan)  # (B,)
         is_accepted = is_proposed & (torch.log(uniforms[:, 1 + i]) < log_alpha)  # (B,)
-        keep = is_accepted.reshape((-1,) + (1,) * (x.ndim - 2))  # (B, 1, ...) to select whole states
-        x_i, x_j = x[:, i].clone(), x[:, i + 1].clone()  # (B,) + state_shape
-        x[:, i], x[:, i + 1] = torch.where(keep, x_j, x_i), torch.where(keep, x_i, x_j)
-        lp_i, lp_j = log_prob[:, i].clone(), log_prob[:, i + 1].clone()  # (B,)
-        log_prob[:, i], log_prob[:, i + 1] = torch.where(is_accepted, lp_j, lp_i), torch.where(is_accepted, lp_i, lp_j)
+        for value in fields:
+            keep = is_accepted.reshape((-1,) + (1,) * (value.ndim - 2))  # (B, 1, ...) to select whole rows
+            value_i, value_j = value[:, i].clone(), value[:, i + 1].clone()  # (B, ...)
+            value[:, i], value[:, i + 1] = torch.where(keep, value_j, value_i), torch.where(keep, value_i, value_j)
         proposed.append(is_proposed)
         log_alphas.append(log_alpha)
         accepted.append(is_accepted)
@@ -163,7 +168,7 @@ def swap(uniforms: torch.Tensor, state: PTState, *, temperatures):
         torch.stack(log_alphas, dim=1),
         torch.stack(accepted, dim=1),
     )  # each (B, M-1)
-    return PTState(x, log_prob), infos
+    return type(state)(*fields), infos
 
 
 def step(uniforms: torch.Tensor, state: PTState, log_prob_fn, proposal, *, temperatures, validate: bool = True):
