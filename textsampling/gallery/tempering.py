@@ -14,6 +14,16 @@ published code has:
   state to the *hotter* replica.
 * ``pt-swap-no-temperature`` — the swap accepted with :math:`\log\rho(x_j) - \log\rho(x_i)`, as if the
   two replicas were at one temperature (the factor :math:`1/T_i - 1/T_j` left out).
+* ``spt-swap-tempered-log-prob`` — parallel tempering over sentences
+  (:mod:`textsampling.reference.sentence_tempering`) whose swap reads *tempered* scores: the cached
+  :math:`\log\rho(x_m)` divided by its replica's :math:`T_m` before the swap formula, so the ratio is
+  :math:`(1/T_i - 1/T_j)(\log\rho(x_j)/T_j - \log\rho(x_i)/T_i)` — what a sampler that caches each
+  replica's tempered target (as its own MH step needs) and feeds it to the swap computes.
+* ``spt-swap-no-temperature`` — the same sampler with ``pt-swap-no-temperature``'s swap.
+
+The two sentence cases carry their wrong ``swap`` too (:attr:`TemperingCase.swap`): the moves are exact
+CGMH kernels, so ``tests/test_reference_sentence_tempering.py`` builds each case's joint kernel from the
+CGMH kernels and the enumerated uniforms of its swap.
 
 These are not kinds of ``textsampling check`` (a particle system and a product chain are not one-state
 steps on a named target), so they are a separate collection, :data:`CASES`, of :class:`TemperingCase`.
@@ -37,7 +47,14 @@ import numpy as np
 
 from textsampling import diagnostics
 from textsampling.randomness import CounterGenerator, integer_from_uniform
-from textsampling.reference import annealed_importance, metropolis_hastings, parallel_tempering, proposals
+from textsampling.reference import (
+    annealed_importance,
+    cgmh,
+    metropolis_hastings,
+    parallel_tempering,
+    proposals,
+    sentence_tempering,
+)
 from textsampling.reference.metropolis_hastings import log_accept_ratio
 from textsampling.targets import Categorical, GaussianMixture, PairwiseChain
 
@@ -48,6 +65,8 @@ __all__ = [
     "ais_kernel_previous_temperature",
     "pt_swap_wrong_sign",
     "pt_swap_no_temperature",
+    "spt_swap_tempered_log_prob",
+    "spt_swap_no_temperature",
     "MixingSetup",
     "mixing_setups",
     "mixing_comparison",
@@ -56,13 +75,16 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TemperingCase:
-    """A wrong step: ``name``, ``algorithm`` (``"annealed_importance"`` or ``"parallel_tempering"``), a
-    one-line ``description`` of the bug, and ``step`` with the signature of that module's ``step``."""
+    """A wrong step: ``name``, ``algorithm`` (``"annealed_importance"``, ``"parallel_tempering"`` or
+    ``"sentence_tempering"``), a one-line ``description`` of the bug, ``step`` with the signature of that
+    module's ``step``, and, for a wrong swap, ``swap`` with the signature of
+    :func:`textsampling.reference.parallel_tempering.swap` (the part of ``step`` that is wrong), else None."""
 
     name: str
     algorithm: str
     description: str
     step: Callable
+    swap: Callable | None = None
 
 
 def ais_weight_after_move(uniforms, state, log_prob_fn, base, proposal, *, beta):
@@ -82,8 +104,37 @@ def ais_kernel_previous_temperature(uniforms, state, log_prob_fn, base, proposal
     return new_state, info._replace(log_weight_increment=increment, beta=float(beta))
 
 
+def _swap_with(swap_log_accept_prob):
+    """A swap with :func:`parallel_tempering.swap`'s signature and uniforms whose ratio is ``swap_log_accept_prob``.
+
+    Like the reference's, it exchanges every field of the replicas' state (``x``, ``log_prob``, and
+    ``protected`` for sentences).
+    """
+
+    def swap(uniforms, state, *, temperatures):
+        temperatures = parallel_tempering.check_temperatures(temperatures)
+        num_replicas = temperatures.shape[0]
+        uniforms = np.asarray(uniforms, dtype=np.float64)
+        fields = [np.array(value, copy=True) for value in state]  # each (M, ...)
+        log_prob = fields[type(state)._fields.index("log_prob")]
+        proposed = np.zeros(num_replicas - 1, dtype=bool)
+        log_alphas = np.full(num_replicas - 1, np.nan)
+        accepted = np.zeros(num_replicas - 1, dtype=bool)
+        for i in range(int(integer_from_uniform(uniforms[0], 2)), num_replicas - 1, 2):
+            proposed[i] = True
+            log_alphas[i] = swap_log_accept_prob(log_prob[i], log_prob[i + 1], temperatures[i], temperatures[i + 1])
+            accepted[i] = bool(np.log(uniforms[1 + i]) < log_alphas[i])
+            if accepted[i]:
+                for value in fields:
+                    value[[i, i + 1]] = value[[i + 1, i]]
+        return type(state)(*fields), (proposed, log_alphas, accepted)
+
+    return swap
+
+
 def _pt_with_swap(swap_log_accept_prob):
     """A parallel tempering step whose swaps use ``swap_log_accept_prob``; moves and uniforms as the reference."""
+    wrong_swap = _swap_with(swap_log_accept_prob)
 
     def step(uniforms, state, log_prob_fn, proposal, *, temperatures):
         temperatures = parallel_tempering.check_temperatures(temperatures)
@@ -93,20 +144,22 @@ def _pt_with_swap(swap_log_accept_prob):
         moved, move_info = parallel_tempering.move(
             uniforms[:split], state, log_prob_fn, proposal, temperatures=temperatures
         )
-        swap_uniforms = uniforms[split:]
-        x, log_prob = moved.x.copy(), moved.log_prob.copy()
-        proposed = np.zeros(num_replicas - 1, dtype=bool)
-        log_alphas = np.full(num_replicas - 1, np.nan)
-        accepted = np.zeros(num_replicas - 1, dtype=bool)
-        for i in range(int(integer_from_uniform(swap_uniforms[0], 2)), num_replicas - 1, 2):
-            proposed[i] = True
-            log_alphas[i] = swap_log_accept_prob(log_prob[i], log_prob[i + 1], temperatures[i], temperatures[i + 1])
-            accepted[i] = bool(np.log(swap_uniforms[1 + i]) < log_alphas[i])
-            if accepted[i]:
-                x[[i, i + 1]] = x[[i + 1, i]]
-                log_prob[[i, i + 1]] = log_prob[[i + 1, i]]
-        info = parallel_tempering.PTInfo(*move_info, proposed, log_alphas, accepted)
-        return parallel_tempering.PTState(x, log_prob), info
+        swapped, swap_info = wrong_swap(uniforms[split:], moved, temperatures=temperatures)
+        return swapped, parallel_tempering.PTInfo(*move_info, *swap_info)
+
+    return step
+
+
+def _sentence_tempering_with_swap(wrong_swap):
+    """A sentence tempering step: the reference's CGMH moves, then ``wrong_swap``; uniforms as the reference."""
+
+    def step(uniforms, state, config, *, temperatures):
+        temperatures = sentence_tempering.check_temperatures(temperatures)
+        uniforms = np.asarray(uniforms, dtype=np.float64)
+        split = temperatures.shape[0] * cgmh.num_uniforms()
+        moved, move_info = sentence_tempering.move(uniforms[:split], state, config, temperatures=temperatures)
+        swapped, swap_info = wrong_swap(uniforms[split:], moved, temperatures=temperatures)
+        return swapped, sentence_tempering.SentenceTemperingInfo(*move_info, *swap_info)
 
     return step
 
@@ -121,8 +174,19 @@ def _no_temperature(log_prob_i, log_prob_j, temperature_i, temperature_j):
     return float(log_accept_ratio(log_prob_i, log_prob_j, 0.0))
 
 
+def _tempered_log_probs(log_prob_i, log_prob_j, temperature_i, temperature_j):
+    # BUG: each replica's cached score tempered by its own T before the swap formula, which wants log rho.
+    return parallel_tempering.swap_log_accept_prob(
+        log_prob_i / temperature_i, log_prob_j / temperature_j, temperature_i, temperature_j
+    )
+
+
 pt_swap_wrong_sign = _pt_with_swap(_wrong_sign)
 pt_swap_no_temperature = _pt_with_swap(_no_temperature)
+_spt_tempered_swap = _swap_with(_tempered_log_probs)
+_spt_no_temperature_swap = _swap_with(_no_temperature)
+spt_swap_tempered_log_prob = _sentence_tempering_with_swap(_spt_tempered_swap)
+spt_swap_no_temperature = _sentence_tempering_with_swap(_spt_no_temperature_swap)
 
 #: The wrong steps, by name.
 CASES: dict[str, TemperingCase] = {
@@ -151,6 +215,20 @@ CASES: dict[str, TemperingCase] = {
             "parallel_tempering",
             "replica swap accepted without the factor 1/T_i - 1/T_j (as if at one temperature)",
             pt_swap_no_temperature,
+        ),
+        TemperingCase(
+            "spt-swap-tempered-log-prob",
+            "sentence_tempering",
+            "sentence replicas swapped on tempered scores log rho / T_m instead of the untempered log rho",
+            spt_swap_tempered_log_prob,
+            _spt_tempered_swap,
+        ),
+        TemperingCase(
+            "spt-swap-no-temperature",
+            "sentence_tempering",
+            "sentence replicas swapped without the factor 1/T_i - 1/T_j (as if at one temperature)",
+            spt_swap_no_temperature,
+            _spt_no_temperature_swap,
         ),
     )
 }
