@@ -39,6 +39,7 @@ ALGORITHMS = {
     "smc": ("SMCState", "SMCInfo", "SMCTrace", ["model", "log_potential"]),
     "annealed_importance": ("AISState", "AISInfo", "AISTrace", ["log_prob_fn", "base", "proposal"]),
     "parallel_tempering": ("PTState", "PTInfo", "PTTrace", ["log_prob_fn", "proposal"]),
+    "sentence_tempering": ("SentenceTemperingState", "SentenceTemperingInfo", "SentenceTemperingTrace", ["config"]),
 }
 #: Keyword-only parameters only a twin may add (its batch, dtype and device), at the end.
 TWIN_EXTRAS = {"dtype", "validate", "device", "num_chains"}

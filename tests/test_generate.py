@@ -44,7 +44,8 @@ def _lines(folder):
 
 SAMPLER_OPTIONS = {
     "gibbs": ["--scan", "systematic"], "mh": ["--energy", "raw_logit"], "cgmh": ["--keywords", "t2,t4"],
-    "anneal": ["--keywords", "t1"], "ancestral": [], "topk": ["--top-k", "3"], "topp": [], "greedy": [], "beam": [],
+    "anneal": ["--keywords", "t1"], "pt": ["--keywords", "t2,t4", "--num-replicas", "3", "--max-temperature", "5"],
+    "ancestral": [], "topk": ["--top-k", "3"], "topp": [], "greedy": [], "beam": [],
 }
 
 

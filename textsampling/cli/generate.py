@@ -11,6 +11,10 @@ Samplers (``--sampler``):
     Replace/insert/delete MH around ``--keywords`` (Miao et al. 2019), target :math:`p(x)^\gamma`.
 ``anneal``
     The CGMH kernel on :math:`\rho^{1/T}`, :math:`T` from 1 down to ``--final-temperature`` (geometric).
+``pt``
+    Parallel tempering over sentences: ``--num-replicas`` CGMH chains on :math:`\rho^{1/T_m}`, :math:`T_m`
+    geometric from 1 to ``--max-temperature``, neighbours swapping sentences; the chain's sentence is the
+    replica at :math:`T = 1` (:mod:`textsampling.torch.sentence_tempering`).
 ``ancestral``, ``topk``, ``topp``
     Left-to-right decoding baselines, one sentence per chain (``--temperature`` applies).
 ``greedy``, ``beam``
@@ -75,7 +79,7 @@ DEFAULT_OUTPUT_ROOT = "runs"
 RUN_SETTINGS = (
     "sampler", "model", "num_chains", "num_steps", "keywords", "seed", "max_length", "min_length", "length",
     "scan", "temperature", "top_k", "top_p", "energy", "num_candidates", "gamma", "final_temperature",
-    "num_beams", "keep_every",
+    "num_beams", "keep_every", "num_replicas", "max_temperature",
 )
 
 
@@ -97,6 +101,8 @@ SAMPLER_OPTIONS = {
     "gamma": (1.0, KEYWORD_SAMPLERS),
     "final_temperature": (0.01, ("anneal",)),
     "num_beams": (4, ("beam",)),
+    "num_replicas": (4, ("pt",)),
+    "max_temperature": (10.0, ("pt",)),
 }
 
 #: The --help text: plain, no markup (the module docstring above is the API documentation).
@@ -108,6 +114,8 @@ samplers (--sampler):
   mh         MLM Metropolis-Hastings (Goyal et al. 2022), PLL or raw-logit energy
   cgmh       replace/insert/delete MH around --keywords (Miao et al. 2019), target p(x)^gamma
   anneal     the CGMH kernel on rho^(1/T), T from 1 down to --final-temperature (geometric)
+  pt         parallel tempering: --num-replicas CGMH chains at T geometric from 1 to --max-temperature
+             that swap sentences; each chain's sentence is the replica at T = 1
   ancestral  left-to-right sampling (--temperature)
   topk       top-k sampling (--top-k, default 50; --temperature)
   topp       nucleus sampling (--top-p; --temperature)
@@ -178,6 +186,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final-temperature", type=float, default=None, help="last temperature, anneal "
                                                                               "(default: 0.01)")
     parser.add_argument("--num-beams", type=int, default=None, help="beam width, beam (default: 4)")
+    parser.add_argument("--num-replicas", type=int, default=None,
+                        help="replicas (temperatures) per chain, pt; each costs one CGMH step (default: 4)")
+    parser.add_argument("--max-temperature", type=float, default=None,
+                        help="temperature of the hottest replica, pt; the coldest is at 1 (default: 10)")
     parser.add_argument("--keep-every", type=int, default=None, help="write every k-th step, MCMC samplers "
                                                                      "(default: 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -295,6 +307,7 @@ def _check_settings(args) -> None:
     integers += {
         "gibbs": [("min_length", 1)], "mh": [("min_length", 1)], "cgmh": [("num_candidates", 1)],
         "anneal": [("num_candidates", 1)], "beam": [("num_beams", 1)], "topk": [("top_k", 1)],
+        "pt": [("num_candidates", 1), ("num_replicas", 2)],
     }.get(args.sampler, [])
     if args.sampler == "gibbs" and args.top_k is not None:
         integers.append(("top_k", 1))
@@ -313,6 +326,9 @@ def _check_settings(args) -> None:
             raise ValueError(f"{_flag(name)} must be a finite number > 0, got {value!r}")
     if not 0 < args.top_p <= 1:
         raise ValueError(f"--top-p must lie in (0, 1], got {args.top_p}")
+    if not (isinstance(args.max_temperature, (int, float)) and 1 < args.max_temperature < float("inf")):
+        raise ValueError(f"--max-temperature must be a finite number > 1 (the coldest replica is at 1), got "
+                         f"{args.max_temperature!r}")
     keywords = _keyword_list(args)
     if keywords and args.sampler not in KEYWORD_SAMPLERS:
         raise ValueError(f"--keywords is used by {'/'.join(KEYWORD_SAMPLERS)} only, not by --sampler {args.sampler}")
@@ -461,7 +477,8 @@ def _kept_steps(args) -> list:
 
 
 #: fields a record of each sampler needs to be resumed from (beyond chain, step, tokens, text)
-_RESUME_FIELDS = {"mh": ("energy",), "cgmh": ("protected", "log_prob"), "anneal": ("protected", "log_prob")}
+_RESUME_FIELDS = {"mh": ("energy",), "cgmh": ("protected", "log_prob"), "anneal": ("protected", "log_prob"),
+                  "pt": ("protected", "log_prob", "replicas", "replica_log_probs", "replica_protected")}
 
 
 def _check_record(record, args, where: str) -> None:
@@ -713,7 +730,8 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
             statistics.update(sampler.moved(before, state, info).cpu(),
                               sampler.score(state).cpu() if sampler.score is not None else None)
             if (step + 1) % args.keep_every == 0 or step == args.num_steps - 1:
-                _write_step(output, step, state.x, model, sampler.to_record(target, before, state, info), keywords)
+                record = sampler.to_record(target, before, state, info)
+                _write_step(output, step, sampler.sentences(state), model, record, keywords)
             bar.set_postfix_str(statistics.postfix(), refresh=False)
             bar.update(1)
             if interrupt_after_step is not None and step == interrupt_after_step:

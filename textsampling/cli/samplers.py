@@ -20,6 +20,12 @@ What each sampler writes on a kept step, beside ``chain, step, tokens, text``:
 * ``mh``: ``energy`` (of ``--energy``), ``accepted``;
 * ``cgmh``: ``protected``, ``log_prob`` (:math:`\log\rho`), ``move`` (``replace``, ``insert`` or
   ``delete``: the move proposed), ``accepted``; ``anneal``: the same and ``temperature``.
+* ``pt`` (parallel tempering over sentences, :mod:`textsampling.torch.sentence_tempering`, on the
+  geometric ladder from 1 to ``--max-temperature`` of ``--num-replicas`` rungs): the chain's sentence
+  is the replica at :math:`T = 1`, with ``cgmh``'s fields for that replica; then ``swap_proposed`` and
+  ``swap_accepted`` (one bool per neighbour pair, coldest pair first) and every replica, coldest first,
+  so that ``--resume`` restores them all: ``replicas`` (token lists), ``replica_log_probs``,
+  ``replica_protected``.
 """
 
 from __future__ import annotations
@@ -78,6 +84,9 @@ class ChainSampler:
     at_equilibrium : bool
         False for annealing: its target changes with the temperature at every step, so R-hat and ESS
         describe the chains but are no convergence diagnostic (the report says so).
+    sentences : callable
+        ``state -> (B, L)``: the sentences written as the chains' (``state.x``; parallel tempering: the
+        replica at :math:`T = 1`).
     """
 
     algorithm: str
@@ -99,6 +108,7 @@ class ChainSampler:
     traced: tuple = ()
     fixed_length: bool = False
     at_equilibrium: bool = True
+    sentences: Callable = lambda state: state.x
 
     def module(self):
         """The twin module (imported now: torch only loads when a chain runs)."""
@@ -221,6 +231,48 @@ def _annealing_schedule(args):
     return _geometric_schedule(args.final_temperature, args.num_steps)
 
 
+@functools.lru_cache(maxsize=8)
+def _temperature_ladder(num_replicas: int, max_temperature: float):
+    from textsampling.reference.sentence_tempering import geometric_temperatures
+
+    return geometric_temperatures(num_replicas, max_temperature)  # (M,) from 1 up, computed once per run
+
+
+def _tempering_params(args, step=None):
+    return {"temperatures": _temperature_ladder(args.num_replicas, args.max_temperature)}
+
+
+def _tempering_record(target, before, state, info):
+    """The replica at T = 1 as the chain's (cgmh's fields), the swaps, and every replica for --resume."""
+    import numpy as np
+
+    cold = _keyword_record(target, before, state._replace(protected=state.protected[:, 0],
+                                                          log_prob=state.log_prob[:, 0]),
+                           info._replace(move=info.move[:, 0], accepted=info.accepted[:, 0]))
+    tokens = state.x.cpu().numpy()  # (B, M, L)
+    replicas = np.empty(tokens.shape[0], dtype=object)  # (B,) of M token lists each: ragged, so not one array
+    for chain, rows in enumerate(tokens):
+        replicas[chain] = [[int(t) for t in row if t != -1] for row in rows]
+    return {**cold, "swap_proposed": info.swap_proposed, "swap_accepted": info.swap_accepted,
+            "replicas": replicas, "replica_log_probs": state.log_prob.double(), "replica_protected": state.protected}
+
+
+def _tempering_from_records(state, records):
+    """Every replica of each chain from its last record: sentences, scores (bit for bit) and locked pieces."""
+    import torch
+
+    num_chains, num_replicas, width = state.x.shape
+    x = torch.full((num_chains, num_replicas, width), -1, dtype=torch.int64, device=state.x.device)  # (B, M, L) PAD
+    for chain, record in enumerate(records):
+        for replica, tokens in enumerate(record["replicas"]):
+            x[chain, replica, : len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
+    log_prob = torch.tensor([record["replica_log_probs"] for record in records], dtype=torch.float64,
+                            device=state.x.device).to(state.log_prob.dtype)  # (B, M): float64 on disk, exact back
+    protected = torch.tensor([record["replica_protected"] for record in records], dtype=torch.bool,
+                             device=state.x.device)  # (B, M, L)
+    return state._replace(x=x, log_prob=log_prob, protected=protected)
+
+
 # ----------------------------------------------------------------------------- the registry
 CHAIN_SAMPLERS = {
     "gibbs": ChainSampler(
@@ -274,5 +326,18 @@ CHAIN_SAMPLERS = {
         keywords=True,
         traced=("log_prob",),
         at_equilibrium=False,
+    ),
+    "pt": ChainSampler(
+        algorithm="sentence_tempering", model="causal", target=_keyword_target, start=keyword_start,
+        init_params=lambda args: {"num_replicas": args.num_replicas},
+        uniform_params=lambda args: {"num_replicas": args.num_replicas},
+        step_params=_tempering_params,
+        to_record=_tempering_record,
+        from_records=_tempering_from_records,
+        moved=lambda before, state, info: info.accepted[:, 0],  # the replica at T = 1
+        score=lambda state: state.log_prob[:, 0],
+        keywords=True,
+        traced=("log_prob",),
+        sentences=lambda state: state.x[:, 0],  # (B, L): the replica at T = 1
     ),
 }
