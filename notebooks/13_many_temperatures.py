@@ -468,7 +468,7 @@ for name, result in comparisons.items():
 # larger $c$, the deeper the valley through the short sentences.
 
 # %%
-NUM_SENTENCE_CHAINS = 100 if os.environ.get("CI") else 2_000  # independent chains of the sampled check
+NUM_SENTENCE_CHAINS = 100 if os.environ.get("CI") else 1_000  # independent chains of the sampled check
 NUM_SENTENCE_EVALUATIONS = 200 if os.environ.get("CI") else 400  # CGMH steps per chain (PT: over M replicas)
 sentence_start = np.log([0.45, 0.45, 0.10])
 sentence_transitions = np.log([[0.6, 0.01, 0.3, 0.09],  # after 0: 0, 1, 2, END
