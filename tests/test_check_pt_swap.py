@@ -166,3 +166,13 @@ def test_check_help_lists_the_kind():
     assert "pt-swap swap(uniforms, state, *, temperatures) -> state" in text
     assert "--temperatures" in text and "--no-exact-kernel" in text
     assert check_command.load_step_function(f"{EXAMPLE}:my_swap").__name__ == "my_swap"
+
+
+def test_a_budget_shrinks_the_sample_and_the_plot_shows_the_most_probable_joint_states(tmp_path):
+    report = conformance.check_step(parallel_tempering.swap, "pt-swap", budget=1e-9)
+    assert report.scale < 1 and report.outcomes[0].result.num_samples == 500  # the floor
+    assert "sample sizes scaled by" in report.format()
+    path = report.plot(tmp_path / "swap.png")
+    assert path.stat().st_size > 0
+    big = conformance.check_step(parallel_tempering.swap, "pt-swap", "pairwise-small", num_samples=2_000)
+    assert big.plot(tmp_path / "big.png").stat().st_size > 0  # 27^3 joint states: only the most probable drawn

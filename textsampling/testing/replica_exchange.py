@@ -69,6 +69,7 @@ __all__ = [
     "swap_with",
     "swap_kernel",
     "SwapCaller",
+    "probability_cells",
     "ProbabilityCells",
     "MIN_EXPECTED_PER_CELL",
     "check_swap",
@@ -259,33 +260,41 @@ class SwapCaller:
 MIN_EXPECTED_PER_CELL = 25.0
 
 
-class ProbabilityCells:
-    """The joint states grouped into cells of expected count >= ``min_expected`` for ``num_samples`` draws.
+def probability_cells(probabilities, num_samples: int, min_expected: float = MIN_EXPECTED_PER_CELL) -> np.ndarray:
+    """Cells of expected count >= ``min_expected`` for ``num_samples`` draws: the cell of each outcome ``(K,)``.
 
-    States are taken from the most probable down and a cell is closed once its expected count reaches
-    the threshold (the remainder joins the last cell), so the probable states keep a cell each and the
-    many improbable ones of a large joint space (27^3 states for three replicas of a 27-state target)
-    share cells of like probability, instead of one pooled cell that would hide where mass moved.
-    A cell is a function of the target alone, fixed before any draw: the false-fail rate holds.
+    Outcomes are taken from the most probable down and a cell is closed once its expected count
+    reaches the threshold (the remainder joins the last cell), so the probable outcomes keep a cell each
+    and the many improbable ones of a large space (27^3 joint states for three replicas of a 27-state
+    target; S^2 pairs for the transition law) share cells of like probability, instead of one pooled
+    cell that would hide where the mass moved. Outcomes of probability zero get a cell of their own
+    (landing there fails at once). The cells are fixed by the law alone, before any draw, so the
+    false-fail rate holds.
     """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    order = np.argsort(-probabilities, kind="stable")
+    positive = order[probabilities[order] > 0]
+    expected = num_samples * probabilities[positive]
+    remaining = expected.sum() - np.cumsum(expected)  # expected count of the outcomes after each one
+    cells = np.empty(probabilities.size, dtype=np.int64)
+    cell, mass = 0, 0.0
+    for position, outcome in enumerate(positive):
+        cells[outcome] = cell
+        mass += expected[position]
+        if mass >= min_expected and remaining[position] >= min_expected:
+            cell, mass = cell + 1, 0.0
+    cells[probabilities == 0] = cell + 1
+    return cells
+
+
+class ProbabilityCells:
+    """The joint states of ``product`` seen through :func:`probability_cells` (what the one-step test bins into)."""
 
     def __init__(self, product: ReplicaProduct, num_samples: int, min_expected: float = MIN_EXPECTED_PER_CELL):
         self.product = product
         probabilities = product.cell_probabilities()  # (S,)
-        order = np.argsort(-probabilities, kind="stable")
-        positive = order[probabilities[order] > 0]
-        expected = num_samples * probabilities[positive]
-        remaining = expected.sum() - np.cumsum(expected)  # expected count of the states after each one
-        cells = np.empty(probabilities.size, dtype=np.int64)
-        cell, mass = 0, 0.0
-        for position, state in enumerate(positive):
-            cells[state] = cell
-            mass += expected[position]
-            if mass >= min_expected and remaining[position] >= min_expected:
-                cell, mass = cell + 1, 0.0
-        cells[probabilities == 0] = cell + 1  # a move there fails at once
-        self.cells = cells
-        self.probabilities = np.bincount(cells, weights=probabilities, minlength=cells.max() + 1)
+        self.cells = probability_cells(probabilities, num_samples, min_expected)
+        self.probabilities = np.bincount(self.cells, weights=probabilities, minlength=self.cells.max() + 1)
 
     def cell_index(self, states) -> np.ndarray:
         return self.cells[self.product.cell_index(states)]
@@ -356,8 +365,11 @@ def check_swap(
             kernel = parallel_tempering.swap_transition_matrix(base, product.temperatures)  # (S^M, S^M)
             pi = product.cell_probabilities()
             pairs = product.cell_index(initial) * product.num_states + product.cell_index(stepped)
-            joint = (pi[:, None] * kernel).reshape(-1)  # J_ab = Pi_a K_ab
-            law = chi_square_counts_test(pairs, joint / joint.sum(), share, tv_alternative, name="transition law")
+            joint = (pi[:, None] * kernel).reshape(-1)  # J_ab = Pi_a K_ab, row-major like the pairs
+            joint = joint / joint.sum()
+            pair_cells = probability_cells(joint, num_samples)  # (S^2,): most pairs are impossible, cell of their own
+            law = chi_square_counts_test(pair_cells[pairs], np.bincount(pair_cells, weights=joint), share,
+                                         tv_alternative, name="transition law")
             report.outcomes.append(TestOutcome(
                 law, time.perf_counter() - tic,
                 "(same pairs) against parallel_tempering.swap_transition_matrix, the stochastic even-odd swap; "
