@@ -27,7 +27,9 @@ def _args(output, sampler, *extra):
     argv = ["--sampler", sampler, "--max-length", "6", "--no-progress", *extra]
     if output is not None:
         argv += ["--output", str(output)]
-    if sampler not in generate.SINGLE_SENTENCE_SAMPLERS:
+    if sampler in generate.PARTICLE_SAMPLERS:
+        argv += ["--num-particles", str(NUM_CHAINS)]
+    elif sampler not in generate.SINGLE_SENTENCE_SAMPLERS:
         argv += ["--num-chains", str(NUM_CHAINS)]
     if sampler in generate.MCMC_SAMPLERS:
         argv += ["--num-steps", str(NUM_STEPS)]
@@ -44,12 +46,12 @@ def _lines(folder):
 
 SAMPLER_OPTIONS = {
     "gibbs": ["--scan", "systematic"], "mh": ["--energy", "raw_logit"], "cgmh": ["--keywords", "t2,t4"],
-    "anneal": ["--keywords", "t1"], "pt": ["--keywords", "t2,t4", "--num-replicas", "3", "--max-temperature", "5"],
+    "anneal": ["--keywords", "t1"], "smc": ["--keywords", "t1"], "pt": ["--keywords", "t2,t4", "--num-replicas", "3", "--max-temperature", "5"],
     "ancestral": [], "topk": ["--top-k", "3"], "topp": [], "greedy": [], "beam": [],
 }
 
 
-@pytest.mark.parametrize("sampler", generate.SAMPLERS)
+@pytest.mark.parametrize("sampler", generate.MCMC_SAMPLERS + generate.DECODING_SAMPLERS)
 def test_every_sampler_writes_its_samples_and_metrics(tmp_path, oracle, sampler, capsys):
     args = _args(tmp_path, sampler, *SAMPLER_OPTIONS[sampler])
     assert generate.execute(args, masked_lm=oracle, causal_lm=oracle) == 0
@@ -440,7 +442,7 @@ def test_every_chain_sampler_runs_through_the_registry_with_no_branch_of_its_own
     from textsampling.cli.samplers import CHAIN_SAMPLERS
 
     assert generate.MCMC_SAMPLERS == tuple(CHAIN_SAMPLERS)
-    assert set(generate.SAMPLERS) == set(CHAIN_SAMPLERS) | set(generate.DECODING_SAMPLERS)
+    assert set(generate.SAMPLERS) == set(CHAIN_SAMPLERS) | set(generate.DECODING_SAMPLERS) | set(generate.PARTICLE_SAMPLERS)
     source = inspect.getsource(generate._run_chains)
     assert "args.sampler ==" not in source and "args.sampler in" not in source, "a branch per sampler"
     for name, sampler in CHAIN_SAMPLERS.items():

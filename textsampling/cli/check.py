@@ -112,7 +112,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-steps", type=int, default=None, help="steps per chain of the long-run test")
     parser.add_argument("--reversible", action=argparse.BooleanOptionalAction, default=None,
                         help="run the reversibility test (default: for mh, anneal, cgmh)")
+    parser.add_argument("--temperatures", type=_temperatures, default=None, metavar="T0,T1,...",
+                        help="pt-swap: the ladder of the replicas, strictly increasing, coldest first (default: "
+                             "1,2,4)")
+    parser.add_argument("--exact-kernel", action=argparse.BooleanOptionalAction, default=None,
+                        help="pt-swap: also test the pairs against the exact kernel of the stochastic even-odd swap "
+                             "(parallel_tempering.swap); --no-exact-kernel for a correct swap of another scheme "
+                             "(default: when the joint space has at most 2000 states)")
     parser.add_argument("--plot", default=None, metavar="PATH", help="write observed vs expected frequencies here")
+
+
+def _temperatures(text: str) -> tuple:
+    """``--temperatures 1,2,4`` -> (1.0, 2.0, 4.0); the ladder's order is checked with the kind."""
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--temperatures must be comma-separated numbers, e.g. 1,2,4, got "
+                                         f"{text!r}") from None
+    if len(values) < 2:
+        raise argparse.ArgumentTypeError(f"--temperatures needs at least two temperatures, e.g. 1,2,4, got {text!r}")
+    return values
+
+
+def _swap_options(args) -> dict:
+    """``temperatures`` and ``exact_kernel`` when given (``check_step`` refuses them for a kind but pt-swap)."""
+    options = {"temperatures": getattr(args, "temperatures", None), "exact_kernel": getattr(args, "exact_kernel", None)}
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def run(args) -> int:
@@ -133,6 +158,7 @@ def run(args) -> int:
             num_steps=args.num_steps,
             reversible=args.reversible,
             step_name=args.step,
+            **_swap_options(args),
         )
     except (ValueError, TypeError) as error:
         print(f"textsampling check: error: {error}", file=sys.stderr)

@@ -95,7 +95,8 @@ def read_texts(path, all_records: bool = False) -> list:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``textsampling evaluate`` (called by :func:`textsampling.cli.main`)."""
     parser.add_argument("files", nargs="+", metavar="FILE",
-                        help="samples.jsonl of textsampling generate, or text with one sentence per line")
+                        help="samples.jsonl of textsampling generate (of --sampler smc: every particle's text, weights "
+                             "ignored), or text with one sentence per line")
     parser.add_argument("--references", nargs="+", default=[], metavar="FILE",
                         help="reference corpora, one sentence per line: BLEU and %% unique n-grams against each")
     parser.add_argument("--convention", default=DEFAULT_CONVENTIONS,

@@ -20,6 +20,11 @@ Samplers (``--sampler``):
 ``greedy``, ``beam``
     Deterministic decoders: each returns **one** sentence (the argmax at every position; the best of
     ``--num-beams`` beams), so ``--num-chains`` must be 1 or left out.
+``smc``
+    Sequential Monte Carlo around ``--keywords``: the causal LM proposes, the keyword potential
+    weights; ``--num-runs`` runs of ``--num-particles`` weighted particles and each run's estimate
+    :math:`\log \hat Z` of :math:`\log P(\text{keywords})` (:mod:`textsampling.cli.particles`, which
+    documents its files).
 
 Every chain runs on the batched torch twins, on ``--device``; chain ``c`` at step ``t`` uses the
 counter-based uniforms ``Philox(seed, c, t)``, so a step is reproducible from the state before it.
@@ -58,6 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
+from textsampling.cli import particles
 from textsampling.cli.samplers import CHAIN_SAMPLERS
 
 __all__ = [
@@ -68,9 +74,13 @@ __all__ = [
 #: The Markov-chain samplers come from the registry (textsampling.cli.samplers), the decoders after them.
 DECODING_SAMPLERS = ("ancestral", "topk", "topp", "greedy", "beam")
 MCMC_SAMPLERS = tuple(CHAIN_SAMPLERS)
-SAMPLERS = MCMC_SAMPLERS + DECODING_SAMPLERS
+#: Weighted particle systems (textsampling.cli.particles): written once finished, never resumed.
+PARTICLE_SAMPLERS = ("smc",)
+SAMPLERS = MCMC_SAMPLERS + DECODING_SAMPLERS + PARTICLE_SAMPLERS
 MASKED_SAMPLERS = tuple(name for name, sampler in CHAIN_SAMPLERS.items() if sampler.model == "masked")
 KEYWORD_SAMPLERS = tuple(name for name, sampler in CHAIN_SAMPLERS.items() if sampler.keywords)
+#: Every sampler that needs --keywords (the chains' CGMH options num_candidates, gamma are KEYWORD_SAMPLERS').
+KEYWORD_USERS = KEYWORD_SAMPLERS + PARTICLE_SAMPLERS
 #: Decoders that return one sentence whatever --num-chains says (deterministic given the model).
 SINGLE_SENTENCE_SAMPLERS = ("greedy", "beam")
 #: Where a run writes when --output is not given: runs/<sampler>-<YYYYmmdd-HHMMSS>.
@@ -81,6 +91,7 @@ RUN_SETTINGS = (
     "scan", "temperature", "top_k", "top_p", "energy", "num_candidates", "gamma", "final_temperature",
     "num_beams", "keep_every", "num_replicas", "max_temperature",
 )
+RUN_SETTINGS += ("num_particles", "num_runs", "proposal", "ess_threshold")  # smc
 
 
 # ----------------------------------------------------------------------------- command line
@@ -104,6 +115,12 @@ SAMPLER_OPTIONS = {
     "num_replicas": (4, ("pt",)),
     "max_temperature": (10.0, ("pt",)),
 }
+SAMPLER_OPTIONS.update({  # smc (textsampling.cli.particles)
+    "num_particles": (64, PARTICLE_SAMPLERS),
+    "num_runs": (1, PARTICLE_SAMPLERS),
+    "proposal": ("guided", PARTICLE_SAMPLERS),
+    "ess_threshold": (0.5, PARTICLE_SAMPLERS),
+})
 
 #: The --help text: plain, no markup (the module docstring above is the API documentation).
 HELP_DESCRIPTION = f"""\
@@ -121,6 +138,14 @@ samplers (--sampler):
   topp       nucleus sampling (--top-p; --temperature)
   greedy     the most probable next token each time: ONE sentence (--num-chains 1)
   beam       beam search: ONE sentence, the best of --num-beams beams (--num-chains 1)
+  smc        sequential Monte Carlo around --keywords: the causal LM proposes, the keyword potential
+             weights; --num-runs runs of --num-particles weighted particles, L + 1 steps for
+             --max-length L; writes samples.jsonl (one line per particle: its weight, normalised
+             weight, the keywords it holds) and smc.json (per run: log Z-hat, the estimate of
+             log P(keywords), the ESS before each step, the resampling steps; across runs the pooled
+             estimate and the variance of log Z-hat). textsampling show and evaluate read its texts
+             and ignore the weights. Same --seed, same files; --resume is refused (nothing is
+             written before every particle has finished).
 
 output: each run writes to a fresh folder {DEFAULT_OUTPUT_ROOT}/<sampler>-<YYYYmmdd-HHMMSS> (suffix -2, -3...
 if taken), printed at the start, unless --output names one: run.json (settings), samples.jsonl (one
@@ -158,7 +183,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MCMC steps per chain, sweeps for --scan systematic (default: 500 for gibbs/mh, "
                              f"{EDIT_MOVE_NUM_STEPS} for cgmh/anneal, whose steps each score --num-candidates "
                              "sentences)")
-    parser.add_argument("--keywords", default="", help="comma-separated keywords for cgmh/anneal, e.g. "
+    parser.add_argument("--keywords", default="", help="comma-separated keywords for cgmh/anneal/smc, e.g. "
                                                        "king,crown (required there)")
     parser.add_argument("--seed", type=int, default=0, help="key of the counter-based generator (default: 0)")
     parser.add_argument("--output", default=None,
@@ -192,6 +217,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="temperature of the hottest replica, pt; the coldest is at 1 (default: 10)")
     parser.add_argument("--keep-every", type=int, default=None, help="write every k-th step, MCMC samplers "
                                                                      "(default: 1)")
+    parser.add_argument("--num-particles", type=int, default=None, help="particles per run, smc (default: 64)")
+    parser.add_argument("--num-runs", type=int, default=None,
+                        help="independent runs, smc: each gives its own estimate of log P(keywords) (default: 1)")
+    parser.add_argument("--proposal", default=None, choices=("bootstrap", "guided"),
+                        help="smc: draw each token from the LM (bootstrap) or from the LM restricted to tokens "
+                             "after which the keywords still fit (guided) (default: guided)")
+    parser.add_argument("--ess-threshold", type=float, default=None,
+                        help="smc: resample a run before a step whose ESS is below this fraction of "
+                             "--num-particles; 1 every step, 0 never (default: 0.5)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -269,6 +303,10 @@ def _resolve_options(args) -> None:
             raise ValueError(f"--sampler {sampler} returns one sentence ({what}, the same every time): "
                              f"--num-chains must be 1 or left out, got {args.num_chains}")
         args.num_chains = 1
+    elif sampler in PARTICLE_SAMPLERS:
+        if args.num_chains is not None:
+            raise ValueError(f"--num-chains is not used by --sampler {sampler}: it runs --num-runs independent runs "
+                             "of --num-particles particles")
     elif args.num_chains is None:
         args.num_chains = 8
 
@@ -301,7 +339,8 @@ def _check_device(text) -> None:
 def _check_settings(args) -> None:
     """Every check that needs neither a model nor the disk: options, numbers, keywords' presence, device."""
     _resolve_options(args)
-    integers = [("num_chains", 1), ("max_length", 1), ("seed", 0)]
+    integers = [("max_length", 1), ("seed", 0)]
+    integers += [("num_particles", 1), ("num_runs", 1)] if args.sampler in PARTICLE_SAMPLERS else [("num_chains", 1)]
     if args.sampler in MCMC_SAMPLERS:
         integers += [("num_steps", 1), ("keep_every", 1)]
     integers += {
@@ -329,10 +368,18 @@ def _check_settings(args) -> None:
     if not (isinstance(args.max_temperature, (int, float)) and 1 < args.max_temperature < float("inf")):
         raise ValueError(f"--max-temperature must be a finite number > 1 (the coldest replica is at 1), got "
                          f"{args.max_temperature!r}")
+    if args.sampler in PARTICLE_SAMPLERS:
+        if not (isinstance(args.ess_threshold, (int, float)) and 0 <= args.ess_threshold <= 1):
+            raise ValueError(f"--ess-threshold must lie in [0, 1] (1: resample before every step, 0: never), got "
+                             f"{args.ess_threshold!r}")
+        if getattr(args, "resume", False):
+            raise ValueError(f"--resume: a --sampler {args.sampler} run cannot be resumed: every step reweights and "
+                             "resamples the whole particle system, and nothing is written before every particle "
+                             "has finished; run the command again")
     keywords = _keyword_list(args)
-    if keywords and args.sampler not in KEYWORD_SAMPLERS:
-        raise ValueError(f"--keywords is used by {'/'.join(KEYWORD_SAMPLERS)} only, not by --sampler {args.sampler}")
-    if not keywords and args.sampler in KEYWORD_SAMPLERS:
+    if keywords and args.sampler not in KEYWORD_USERS:
+        raise ValueError(f"--keywords is used by {'/'.join(KEYWORD_USERS)} only, not by --sampler {args.sampler}")
+    if not keywords and args.sampler in KEYWORD_USERS:
         raise ValueError(f"--sampler {args.sampler} builds sentences around --keywords: give at least one, e.g. "
                          "king,crown")
     if getattr(args, "resume", False) and not getattr(args, "output", None):
@@ -351,7 +398,7 @@ def _check_model_before_loading(args) -> None:
         raise ValueError(f"--max-length {args.max_length} is over the model's maximum of {info.max_length} tokens")
     if kind == "masked" and info.tokenizer.mask_token_id is None:
         raise ValueError(f"--sampler {args.sampler} needs a masked LM with a [MASK] token")
-    if args.sampler in KEYWORD_SAMPLERS:
+    if args.sampler in KEYWORD_USERS:
         from textsampling.lm.loading import encode_keywords
 
         keyword_ids = [t for piece in encode_keywords(info.tokenizer, _keyword_list(args)) for t in piece]
@@ -377,7 +424,7 @@ def _check_model(args, masked_lm, causal_lm) -> list:
     from textsampling.lm.keywords import keyword_units
 
     # Each keyword is one unit of word pieces (CGMH never splits it).
-    keyword_ids = keyword_units(model, _keyword_list(args)) if args.sampler in KEYWORD_SAMPLERS else []
+    keyword_ids = keyword_units(model, _keyword_list(args)) if args.sampler in KEYWORD_USERS else []
     num_tokens = sum(len(unit) for unit in keyword_ids)
     if num_tokens > args.max_length:
         raise ValueError(
@@ -586,6 +633,8 @@ def execute(args, masked_lm=None, causal_lm=None, interrupt_after_step=None) -> 
     if records or samples_path.exists():
         _rewrite_samples(samples_path, records)
     device = torch.device(args.device)
+    if args.sampler in PARTICLE_SAMPLERS:  # a weighted particle system, written once finished
+        return particles.run_smc(args, model, folder, device, interrupt_after_step)
     statistics = _RunningStatistics(args.sampler)
     try:
         with samples_path.open("a") as output:

@@ -14,7 +14,9 @@ Black box (:mod:`textsampling.testing.black_box`)
 Step functions (:mod:`textsampling.testing.adapters`) from the reference kernels, and wrong ones
 (:mod:`textsampling.testing.faulty`).
 The conformance check of a user's step function (:mod:`textsampling.testing.conformance`, behind
-``textsampling check``): :func:`check_step` -> :class:`CheckReport` (:mod:`textsampling.testing.report`).
+``textsampling check``): :func:`check_step` -> :class:`CheckReport` (:mod:`textsampling.testing.report`);
+its ``pt-swap`` kind, a parallel-tempering swap against the replicas' product law, is
+:mod:`textsampling.testing.replica_exchange`.
 
 Example
 -------

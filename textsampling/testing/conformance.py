@@ -50,6 +50,16 @@ its randomness from; ``x`` is the current state; the function returns the new st
     \log\chi`, ``target.keywords`` the tokens every sentence must keep, ``target.base`` the bigram
     language model (``next_token_log_probs``, ``min_length``, ``max_length``).
 
+``pt-swap``  ``swap(uniforms, state, *, temperatures) -> state`` (or ``(state, info)``)
+    The swap step of parallel tempering, with the signature of
+    :func:`textsampling.reference.parallel_tempering.swap`: ``state.x`` holds ``M`` replicas (coldest
+    first), ``state.log_prob`` their untempered :math:`\log\rho`, ``uniforms`` ``M`` uniforms in (0, 1).
+    It must keep the product law of the replicas (replica ``m`` at :math:`\rho^{1/T_m}`, independently):
+    the one-step test runs on the joint states (``--temperatures``, default 1,2,4), and where the joint
+    space is small the pairs are also tested against the exact kernel of the stochastic even–odd swap
+    (``--no-exact-kernel`` for a correct swap of another scheme). No long-run test: a swap alone never converges. See
+    :mod:`textsampling.testing.replica_exchange`.
+
 A function with the wrong signature is a usage error (exit code 2). A function that raises, or returns
 something malformed — the wrong shape, a non-integer, a token outside the vocabulary, a dropped keyword,
 a state of probability zero — fails the check at once (exit code 1), with the state it was given.
@@ -65,8 +75,10 @@ import numpy as np
 
 from textsampling._validation import check_int, check_positive
 from textsampling.lm.tokens import sequence_length
+from textsampling.reference.parallel_tempering import check_temperatures
 from textsampling.targets import PAD, BigramLM, DiscreteTarget, FixedLengthBigram, KeywordTarget
 from textsampling.targets.named import TemperedTarget, make_target
+from textsampling.testing import replica_exchange
 from textsampling.testing.black_box import apply_step, goodness_of_fit_test, run_independent_chains
 from textsampling.testing.report import CheckReport, TestOutcome
 
@@ -124,6 +136,11 @@ class Kind:
         to come within TV 1e-3 of the target from :func:`start_state` (computed exactly in the tests).
     num_samples : int
         Default number of exact draws of the one-step tests.
+    arguments : tuple of str
+        The positional arguments before the context: ``("rng", "x")``, or ``("uniforms", "state")`` for
+        ``pt-swap``.
+    keyword_context : bool
+        The context is passed by keyword (``temperatures=`` of ``pt-swap``), not positionally.
     """
 
     name: str
@@ -134,6 +151,8 @@ class Kind:
     num_steps: int
     description: str
     num_samples: int = 10_000
+    arguments: tuple = ("rng", "x")
+    keyword_context: bool = False
 
 
 KINDS: dict[str, Kind] = {
@@ -186,6 +205,18 @@ KINDS: dict[str, Kind] = {
             # 40,000 gives power >= 0.999 against the position-protecting CGMH (one-step TV 0.017).
             40_000,
         ),
+        Kind(
+            "pt-swap",
+            "swap(uniforms, state, *, temperatures) -> state",
+            ("temperatures",),
+            ("categorical-small", "categorical-far", "pairwise-small", "bigram-small"),
+            False,  # a sweep over the pairs in turn is correct and not reversible: --reversible opts in
+            1,  # no long-run test: a swap alone never converges
+            "the swap step of parallel tempering (as parallel_tempering.swap); keeps prod_m rho^(1/T_m)",
+            replica_exchange.DEFAULT_NUM_SAMPLES,
+            ("uniforms", "state"),
+            True,
+        ),
     )
 }
 
@@ -212,11 +243,17 @@ def bigram_oracle(target: FixedLengthBigram):
     return MaskSensitiveOracle.for_fixed_length(target)
 
 
-def stationary_target(kind: str, target: str | DiscreteTarget, temperature: float = 2.0) -> DiscreteTarget:
-    r"""The law a step of ``kind`` must leave invariant on ``target``: the target itself, or for
-    ``anneal`` the tempered :math:`\pi_T \propto \rho^{1/T}`."""
+def stationary_target(kind: str, target: str | DiscreteTarget, temperature: float = 2.0,
+                      temperatures=None) -> DiscreteTarget:
+    r"""The law a step of ``kind`` must leave invariant on ``target``: the target itself, for
+    ``anneal`` the tempered :math:`\pi_T \propto \rho^{1/T}`, for ``pt-swap`` the product
+    :math:`\prod_m \rho^{1/T_m}` over ``temperatures`` (default
+    :data:`~textsampling.testing.replica_exchange.DEFAULT_TEMPERATURES`)."""
     kind = _check_kind(kind)
     target = make_target(target) if isinstance(target, str) else target
+    if kind.name == "pt-swap":
+        ladder = replica_exchange.DEFAULT_TEMPERATURES if temperatures is None else temperatures
+        return replica_exchange.ReplicaProduct(target, ladder)
     return TemperedTarget(target, temperature) if kind.name == "anneal" else target
 
 
@@ -238,14 +275,17 @@ def check_signature(step_fn, kind: str) -> None:
         signature = inspect.signature(step_fn)
     except (TypeError, ValueError):
         return  # builtins without a signature: the first call will tell
-    arguments = ("rng", "x") + kind.context_names
+    arguments = kind.arguments if kind.keyword_context else kind.arguments + kind.context_names
+    keywords = {name: None for name in kind.context_names} if kind.keyword_context else {}
     try:
-        signature.bind(*arguments)
+        signature.bind(*arguments, **keywords)
     except TypeError:
         name = getattr(step_fn, "__name__", "step function")
+        passed = f"{len(arguments)} positional arguments: {', '.join(arguments)}"
+        if keywords:
+            passed += f", then {', '.join(keywords)} by keyword"
         raise StepSignatureError(
-            f"{name}{signature} cannot be called as {kind.signature} (kind {kind.name!r} passes "
-            f"{len(arguments)} positional arguments: {', '.join(arguments)})"
+            f"{name}{signature} cannot be called as {kind.signature} (kind {kind.name!r} passes {passed})"
         ) from None
 
 
@@ -433,6 +473,8 @@ def check_step(
     num_steps: int | None = None,
     reversible: bool | None = None,
     step_name: str | None = None,
+    temperatures=None,
+    exact_kernel: bool | None = None,
 ) -> CheckReport:
     """Check that ``step_fn`` leaves the target invariant and reaches it; never raises for the step's bugs.
 
@@ -441,7 +483,7 @@ def check_step(
     step_fn : callable
         The step, with the signature of ``kind`` (see the module docstring and :data:`KINDS`).
     kind : str
-        One of :data:`KINDS`: ``"mh"``, ``"anneal"``, ``"gibbs"``, ``"mlm-gibbs"``, ``"cgmh"``.
+        One of :data:`KINDS`: ``"mh"``, ``"anneal"``, ``"gibbs"``, ``"mlm-gibbs"``, ``"cgmh"``, ``"pt-swap"``.
     target : str, optional
         One of :data:`TARGETS` allowed for ``kind`` (default: the kind's first).
     false_fail_rate : float
@@ -465,6 +507,15 @@ def check_step(
         Steps per chain of the long-run test (default: the kind's).
     reversible : bool, optional
         Run the reversibility test (default: whether the kind's correct kernels are reversible).
+    step_name : str, optional
+        How the report names the step (default: its qualified name).
+    temperatures : array_like, optional
+        ``pt-swap`` only: the ladder, strictly increasing (default
+        :data:`~textsampling.testing.replica_exchange.DEFAULT_TEMPERATURES`).
+    exact_kernel : bool, optional
+        ``pt-swap`` only: test the pairs against the exact stochastic even–odd swap kernel (default:
+        where the joint space has at most
+        :data:`~textsampling.testing.replica_exchange.MAX_EXACT_KERNEL_STATES` states).
 
     Returns
     -------
@@ -496,8 +547,20 @@ def check_step(
         raise ValueError(f"num_chains must be 0 (no long-run test) or >= 20, got {num_chains}")
     num_steps = kind.num_steps if num_steps is None else check_int(num_steps, "num_steps", minimum=1)
     reversible = kind.reversible if reversible is None else bool(reversible)
+    if kind.name != "pt-swap":
+        for name, value in (("temperatures", temperatures), ("exact_kernel", exact_kernel)):
+            if value is not None:
+                raise ValueError(f"{name} is used by kind 'pt-swap' only, not by kind {kind.name!r}")
+    else:
+        ladder = check_temperatures(replica_exchange.DEFAULT_TEMPERATURES if temperatures is None else temperatures)
     check_signature(step_fn, kind.name)
     step_name = step_name or getattr(step_fn, "__qualname__", None) or repr(step_fn)
+    if kind.name == "pt-swap":  # the replicas' product law: its own one-step tests, no long run
+        return replica_exchange.check_swap(
+            step_fn, target_name, temperatures=ladder, false_fail_rate=false_fail_rate,
+            tv_alternative=tv_alternative, budget=budget, seed=seed, num_samples=num_samples,
+            reversible=reversible, exact_kernel=exact_kernel, step_name=step_name,
+        )
 
     base = make_target(target_name)
     law = stationary_target(kind.name, base, temperature)

@@ -21,7 +21,16 @@ after a number of steps — and choose a sample size whose stated power is at le
 * :func:`mh_that_retries_rejections` — a rejected proposal is retried until the chain moves, so
   the kernel records only moves (target :math:`\propto \pi(x)(1 - P(x, x))`);
 * :func:`rejection_with_clipped_envelope` — rejection sampling whose envelope is too small,
-  with the acceptance probability clipped at 1 instead of raising.
+  with the acceptance probability clipped at 1 instead of raising;
+* parallel-tempering swaps (kind ``pt-swap`` of ``textsampling check``: the signature of
+  :func:`textsampling.reference.parallel_tempering.swap`, checked on the product law of a named target;
+  the kernel is on the joint states of :class:`~textsampling.testing.replica_exchange.ReplicaProduct`):
+  :func:`pt_swap_without_temperatures` (the exchange accepted with :math:`\min(1, \rho(x_{i+1})/\rho(x_i))`,
+  the factor :math:`1/T_i - 1/T_{i+1}` left out, as if both replicas were at one temperature),
+  :func:`pt_swap_with_tempered_log_probs` (each state scored at its own replica's temperature,
+  :math:`\log\rho(x_{i+1})/T_{i+1} - \log\rho(x_i)/T_i`, instead of the ratio of the product before and
+  after the exchange) and :func:`pt_swap_with_wrong_sign` (the difference of log-densities reversed:
+  swaps push the better state up the ladder).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import numpy as np
 from textsampling._validation import check_positive
 from textsampling.randomness import categorical_from_uniforms, draw_uniforms
 from textsampling.reference import gibbs, metropolis_hastings
+from textsampling.testing import replica_exchange
 from textsampling.testing.adapters import gibbs_step_fn, metropolis_hastings_step_fn
 from textsampling.testing.cases import DETECTIONS, SamplerCase
 
@@ -43,6 +53,9 @@ __all__ = [
     "systematic_scan_skipping_last_position",
     "mh_that_retries_rejections",
     "rejection_with_clipped_envelope",
+    "pt_swap_without_temperatures",
+    "pt_swap_with_tempered_log_probs",
+    "pt_swap_with_wrong_sign",
 ]
 
 
@@ -263,3 +276,58 @@ def rejection_with_clipped_envelope(target, proposal, log_envelope: float) -> Sa
         transition_matrix=np.tile(law, (target.num_states, 1)),
         detected_by="one_step_invariance",
     )
+
+
+def _swap_case(name: str, description: str, log_accept_prob, target: str, temperatures) -> SamplerCase:
+    """A wrong swap of kind ``pt-swap`` (the reference's layout, another acceptance) and its exact kernel."""
+    return SamplerCase(
+        name=name,
+        kind="pt-swap",
+        target=target,
+        description=description,
+        step=replica_exchange.swap_with(log_accept_prob),
+        transition_matrix=lambda base, temperatures: replica_exchange.swap_kernel(base, temperatures, log_accept_prob),
+        options={"temperatures": tuple(float(t) for t in temperatures)},
+        detected_by="one_step_invariance",
+    )
+
+
+def _clip(log_ratio: float) -> float:
+    return float(min(0.0, log_ratio))
+
+
+def pt_swap_without_temperatures(target: str = "categorical-small",
+                                 temperatures=replica_exchange.DEFAULT_TEMPERATURES) -> SamplerCase:
+    """A swap accepted with min(1, rho(x_j)/rho(x_i)): the factor 1/T_i - 1/T_j is missing."""
+
+    def log_accept_prob(log_rho_i, log_rho_j, temperature_i, temperature_j):
+        return _clip(log_rho_j - log_rho_i)  # bug: no temperatures at all
+
+    return _swap_case("pt_swap_without_temperatures",
+                      "replica exchange accepted with min(1, rho(x_j)/rho(x_i)): the factor 1/T_i - 1/T_j is missing",
+                      log_accept_prob, target, temperatures)
+
+
+def pt_swap_with_tempered_log_probs(target: str = "categorical-small",
+                                    temperatures=replica_exchange.DEFAULT_TEMPERATURES) -> SamplerCase:
+    """A swap accepted with log rho(x_j)/T_j - log rho(x_i)/T_i: each state at its own replica's temperature."""
+
+    def log_accept_prob(log_rho_i, log_rho_j, temperature_i, temperature_j):
+        # bug: the tempered log-densities of the two replicas compared, not the product before and after
+        return _clip(log_rho_j / temperature_j - log_rho_i / temperature_i)
+
+    return _swap_case("pt_swap_with_tempered_log_probs",
+                      "replica exchange accepted by comparing tempered log-densities log rho(x_j)/T_j - log rho(x_i)/T_i",
+                      log_accept_prob, target, temperatures)
+
+
+def pt_swap_with_wrong_sign(target: str = "categorical-small",
+                            temperatures=replica_exchange.DEFAULT_TEMPERATURES) -> SamplerCase:
+    """A swap accepted with (1/T_i - 1/T_j)(log rho(x_i) - log rho(x_j)): the difference reversed."""
+
+    def log_accept_prob(log_rho_i, log_rho_j, temperature_i, temperature_j):
+        return _clip((1.0 / temperature_i - 1.0 / temperature_j) * (log_rho_i - log_rho_j))  # bug: sign
+
+    return _swap_case("pt_swap_with_wrong_sign",
+                      "replica exchange with the log-density difference reversed: better states move to hotter replicas",
+                      log_accept_prob, target, temperatures)

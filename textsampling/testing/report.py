@@ -12,7 +12,11 @@ import numpy as np
 from textsampling.targets.base import PAD, DiscreteTarget
 from textsampling.targets.named import TARGETS
 
-__all__ = ["TestOutcome", "CheckReport"]
+__all__ = ["TestOutcome", "CheckReport", "MAX_PLOTTED_STATES"]
+
+#: The misfit plot shows at most this many states (the most probable): a pt-swap check's joint space
+#: can hold thousands, and a bar each would make a figure wider than an image may be.
+MAX_PLOTTED_STATES = 80
 
 
 @dataclass
@@ -165,12 +169,13 @@ class CheckReport:
         import matplotlib.pyplot as plt
 
         path = Path(path)
-        figure, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.0, 0.25 * self.target.num_states + 2), 6),
+        num_shown = min(self.target.num_states, MAX_PLOTTED_STATES)
+        figure, (top, bottom) = plt.subplots(2, 1, figsize=(max(6.0, 0.25 * num_shown + 2), 6),
                                              sharex=True, gridspec_kw={"height_ratios": [2, 1]})
         if self.observed is None:
             top.text(0.5, 0.5, self.error or "no one-step samples", ha="center", va="center", wrap=True)
         else:
-            order = np.argsort(-self.expected, kind="stable")
+            order = np.argsort(-self.expected, kind="stable")[:num_shown]
             positions = np.arange(order.size)
             total = self.observed.sum()
             top.bar(positions - 0.2, self.expected[order] / total, width=0.4, label="target pi")
@@ -183,7 +188,8 @@ class CheckReport:
             bottom.set_ylabel("(obs - exp) / sqrt(exp)")
             bottom.set_xticks(positions)
             bottom.set_xticklabels([self.state_label(i) for i in order], rotation=90, fontsize=7)
-            bottom.set_xlabel("state (most probable first)")
+            shown = "" if num_shown == self.target.num_states else f"; the {num_shown} most probable of {self.target.num_states}"
+            bottom.set_xlabel(f"state (most probable first{shown})")
         top.set_title(f"{self.step_name}: {self.kind} on {self.target_name} — {'passes' if self.passed else 'FAILS'}")
         figure.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
