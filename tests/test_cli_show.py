@@ -16,7 +16,7 @@ from textsampling.targets import BigramLM
 COLUMNS = {
     "gibbs": ["energy", "changed"], "mh": ["energy", "accepted"], "cgmh": ["move", "log rho", "accepted"],
     "anneal": ["move", "log rho", "accepted"], "beam": ["score"], "ancestral": [], "topk": [], "topp": [],
-    "greedy": [], "smc": [],
+    "greedy": [], "smc": [], "pt": ["move", "log rho", "accepted"],
 }
 
 
