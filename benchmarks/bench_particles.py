@@ -10,11 +10,14 @@ tempering, one ancestor drawn by resampling. Rows, each for the torch twin and t
   of at most 8) with a two-keyword :class:`~textsampling.reference.smc.KeywordPotential`; 9 steps finish
   every particle;
 * ``smc tiny-shakespeare`` — the same on the built-in tiny GPT-2 (:func:`textsampling.lm.loading.load_causal_lm`,
-  keyword "king", sentences of at most 8 tokens): the forward pass over the ``R N`` prefixes dominates;
+  keyword "king", sentences of at most 8 tokens): the forward pass over the ``R N`` prefixes dominates
+  (N = 10 and 100 by default, ``--lm-sizes`` for more);
 * ``resampling <scheme>`` — :func:`textsampling.torch.resampling.ancestors` for multinomial, stratified,
   systematic and residual on fixed random log-weights;
 * ``ais`` — :func:`textsampling.torch.annealed_importance.sample`, 10 rungs (``power_schedule(10, 2)``)
-  from uniform sequences to a fixed-length bigram (V = 8, L = 8) with single-site MH moves;
+  from uniform sequences to a fixed-length bigram (V = 8, L = 8) with single-site MH moves; ``ais, gibbs
+  moves`` the same with a random-scan Gibbs step on each rung's bridge (``GibbsMove``: 8 candidates
+  evaluated per particle-step);
 * ``parallel tempering`` — :func:`textsampling.torch.parallel_tempering.sample`, ``N`` replicas (N
   geometric temperatures from 1 to 50) on the same bigram, 10 steps.
 
@@ -22,15 +25,15 @@ Every figure *includes drawing the random numbers*: the counter generator (Philo
 :class:`textsampling.torch.randomness.CounterGenerator`), so that run ``r`` of the twin is the reference
 run with ``CounterGenerator(seed, r)`` (``tests/test_twin_*.py`` check that decision by decision). The twin
 runs ``--runs`` independent runs of ``N`` particles in one batch (``(R, N)``); the reference runs one
-run (its Python loops do not batch runs), and its rate is per particle-step all the same, so the ratio
-column, twin rate / reference rate, compares like with like. Twins compute in float32 (the language
-model too), the reference in float64.
+run (its Python loops do not batch runs), up to ``--max-reference-particles`` (1,000), and its rate is per
+particle-step all the same, so the ratio row, twin rate / reference rate, compares like with like.
+Twins compute in float32 (the language model too), the reference in float64.
 
 Each cell is the median of ``--repeats`` (default 5) calls, twin and reference interleaved within each
 repeat (so a change of machine load hits both alike), with min and max; threads and load average are
 printed. Run::
 
-    .venv/bin/python benchmarks/bench_particles.py --threads 1            # ~5 min on 2 shared cores
+    .venv/bin/python benchmarks/bench_particles.py --threads 1            # a few minutes on one core
     .venv/bin/python benchmarks/bench_particles.py --threads 1 --markdown # the README's table
     .venv/bin/python benchmarks/bench_particles.py --quick                # N = 10, 100 only
 """
@@ -71,7 +74,7 @@ from textsampling.torch.twins import twin_of  # noqa: E402
 SEED = 2024
 SIZES = [10, 100, 1_000, 10_000]
 QUICK_SIZES = [10, 100]
-LM_SIZES = [10, 100, 1_000]
+LM_SIZES = [10, 100]
 SCHEMES = ("multinomial", "stratified", "systematic", "residual")
 ORACLE_VOCAB, SENTENCE_LENGTH = 20, 8
 BIGRAM_VOCAB, BIGRAM_LENGTH = 8, 8
@@ -148,10 +151,13 @@ def bigram_problem():
     return bigram, proposals.SingleSiteProposal(BIGRAM_VOCAB, BIGRAM_LENGTH)
 
 
-def ais_workload(num_runs: int, sizes) -> Workload:
+def ais_workload(num_runs: int, sizes, gibbs_moves: bool = False) -> Workload:
     target, proposal = bigram_problem()
+    if gibbs_moves:  # a random-scan Gibbs step on each rung's bridge instead of an MH step
+        proposal = reference_ais.GibbsMove(BIGRAM_VOCAB)
     base = proposals.IndependentUniformSequences(BIGRAM_VOCAB, BIGRAM_LENGTH)
-    twin_target, twin_base, twin_proposal = (twin_of(o, DTYPE) for o in (target, base, proposal))
+    twin_target, twin_base = twin_of(target, DTYPE), twin_of(base, DTYPE)
+    twin_proposal = proposal if gibbs_moves else twin_of(proposal, DTYPE)
     betas = reference_ais.power_schedule(NUM_RUNGS, 2.0)
 
     def make(num_particles):
@@ -166,7 +172,7 @@ def ais_workload(num_runs: int, sizes) -> Workload:
 
         return twin, reference, NUM_RUNGS
 
-    return Workload("ais", make, sizes)
+    return Workload("ais, gibbs moves" if gibbs_moves else "ais", make, sizes)
 
 
 def tempering_workload(num_runs: int, sizes) -> Workload:
@@ -203,7 +209,8 @@ def workloads(args, sizes, lm_sizes) -> list:
         potential = reference_smc.KeywordPotential.for_model(model, ["king"], SENTENCE_LENGTH)
         chosen.append(smc_workload("smc tiny-shakespeare", model, potential, args.runs, lm_sizes))
     chosen += [resampling_workload(scheme, args.runs, sizes) for scheme in SCHEMES]
-    chosen += [ais_workload(args.runs, sizes), tempering_workload(args.runs, sizes)]
+    chosen += [ais_workload(args.runs, sizes), ais_workload(args.runs, sizes, gibbs_moves=True),
+               tempering_workload(args.runs, sizes)]
     return chosen
 
 
@@ -275,11 +282,12 @@ def print_table(results, sizes, markdown: bool) -> None:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default=None, help="comma-separated particle counts N (default 10,...,10000)")
-    parser.add_argument("--lm-sizes", default=None, help="N for the tiny GPT-2 (default 10,100,1000; '' to skip)")
+    parser.add_argument("--lm-sizes", default=None, help="N for the tiny GPT-2 (default 10,100; '' to skip)")
     parser.add_argument("--runs", type=int, default=4, help="independent runs R batched by the twin (default 4)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per cell (median, min, max)")
-    parser.add_argument("--max-reference-particles", type=int, default=10_000,
-                        help="largest N at which the NumPy reference is timed (it loops in Python)")
+    parser.add_argument("--max-reference-particles", type=int, default=1_000,
+                        help="largest N at which the NumPy reference is timed (default 1000: it loops in Python, "
+                             "and its rate per particle-step no longer changes with N)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine)")
     parser.add_argument("--quick", action="store_true", help="N = 10, 100 (the LM at 10), for a look in seconds")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
@@ -299,7 +307,11 @@ def main(argv=None) -> dict:
     for workload in workloads(args, sizes, lm_sizes):
         for num_particles in (lm_sizes if workload.name == "smc tiny-shakespeare" else sizes):
             with_reference = num_particles <= args.max_reference_particles
-            results += measure(workload, num_particles, args.runs, args.repeats, with_reference)
+            rows = measure(workload, num_particles, args.runs, args.repeats, with_reference)
+            results += rows
+            # Progress on stderr (a full run takes minutes); the table is printed once, at the end.
+            print(f"# measured {workload.name}, N = {num_particles}: "
+                  + ", ".join(f"{r['implementation']} {scientific(r['rate_median'])}" for r in rows), file=sys.stderr)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     all_sizes = sorted(set(sizes) | set(lm_sizes))
     print(f"# particle-steps per second: median of {args.repeats} interleaved calls [min–max]; twin: {args.runs} "

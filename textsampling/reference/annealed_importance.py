@@ -32,8 +32,8 @@ serve, chosen by the ``proposal`` argument:
   so :func:`bridge_conditional_log_probs` evaluates both laws at the ``num_tokens`` candidates (the
   tempered conditional: with a uniform base, :math:`\propto \rho(x_{i \leftarrow v})^{\beta_k}`).
 
-The weight uses the state *before* the move. Then (Neal 2001, "Annealed importance sampling", Statistics and Computing
-11:125; Jarzynski 1997 for the physics) for every function :math:`f`
+The weight uses the state *before* the move. Then (Neal 2001, "Annealed importance sampling",
+Statistics and Computing 11:125; Jarzynski 1997 for the physics) for every function :math:`f`
 
 .. math::
     \mathbb{E}[w] = Z, \qquad \mathbb{E}\bigl[w\, f(x_K)\bigr] = \sum_x \rho(x) f(x),
