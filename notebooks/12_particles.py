@@ -35,13 +35,12 @@
 #
 # which is the feature that chapter 2's importance sampling had and MCMC does not: SMC says how likely the
 # constraint is, not only what satisfying sentences look like. The references are Chopin &
-# Papaspiliopoulos, *An Introduction to Sequential Monte Carlo* (2020, chs. 9–11: resampling, particle
-# filters, the unbiased $\hat Z$), Naesseth, Lindsten & Schön, *Elements of Sequential Monte Carlo*
-# (2019), Lew et al., *Sequential Monte Carlo steering of large language models using probabilistic
-# programs* (2023: SMC with a language model as proposal and constraints as potentials) and Zhao et al.,
-# *Probabilistic inference in language models via twisted sequential Monte Carlo* (2024: the twist
-# $\psi$ below). The code is `textsampling.reference.smc` and `textsampling.reference.resampling`, with
-# torch twins that run many independent SMC runs at once.
+# Papaspiliopoulos' textbook {cite:p}`chopin2020introduction` (chs. 9–11: resampling, particle filters,
+# the unbiased $\hat Z$), Naesseth, Lindsten & Schön's tutorial {cite:p}`naesseth2019elements`, Lew et
+# al.'s SMC steering {cite:p}`lew2023smc` (a language model as proposal, constraints as potentials) and
+# Zhao et al.'s twisted SMC {cite:p}`zhao2024twisted` (the twist $\psi$ below); the particle filter
+# itself goes back to {cite:p}`gordon1993novel,kitagawa1996monte`. The code is `textsampling.reference.smc`
+# and `textsampling.reference.resampling`, with torch twins that run many independent SMC runs at once.
 
 # %%
 import os
@@ -103,10 +102,10 @@ print(f"{len(sentences)} sentences of 1-{MAX_LENGTH} tokens; "
 #   particle.
 #
 # The effective sample size $\mathrm{ESS} = (\sum_i w_i)^2 / \sum_i w_i^2$ counts how many of the $N$
-# particles still matter. Below, its mean over the oracle runs at each step, for both proposals without
-# resampling, and for the guided proposal with resampling whenever the ESS falls below $N/2$ (the
-# next section). The twin runs all `NUM_RUNS` runs in one batch, run $r$ on the counter uniforms of
-# chain $r$.
+# particles still matter {cite:p}`kong1994sequential`. Below, its mean over the oracle runs at each step,
+# for both proposals without resampling, and for the guided proposal with resampling whenever the ESS
+# falls below $N/2$ (the next section). The twin runs all `NUM_RUNS` runs in one batch, run $r$ on the
+# counter uniforms of chain $r$.
 
 # %%
 def run_on_oracle(proposal, ess_threshold, scheme="systematic", log_twist=None, num_runs=NUM_RUNS, seed=SEED):
@@ -155,7 +154,8 @@ fig.tight_layout()
 # $\hat Z$ is unchanged on average. The four schemes of `resampling` differ in how much the counts
 # *vary* around $N W_i$: **multinomial** ($N$ independent draws), **stratified** (one uniform in each
 # of $N$ strata), **systematic** (one uniform shifting an evenly spaced comb) and **residual**
-# ($\lfloor N W_i \rfloor$ copies for sure, the rest multinomially).
+# ($\lfloor N W_i \rfloor$ copies for sure, the rest multinomially); Douc, Cappé & Moulines compare
+# them {cite:p}`douc2005comparison`.
 #
 # Each scheme is a deterministic function of its uniforms (`resampling.ancestors`), and every ancestor
 # depends on one uniform only, so by linearity $\mathbb E[O_i] = \int_0^1 O_i(u, u, \dots, u)\,du$: the
@@ -225,12 +225,13 @@ fig.tight_layout()
 # ## 3. SMC on the oracle: $\hat Z$ against the exact $Z$
 #
 # Now the full algorithm, on the same oracle and constraint. Each run gives one $\hat Z$; over
-# `NUM_RUNS` independent runs the mean of $\hat Z$ should be $Z$ (unbiased), while $\log \hat Z$ is
+# `NUM_RUNS` independent runs the mean of $\hat Z$ should be $Z$ (unbiased: the Feynman–Kac argument of
+# {cite:p}`delmoral2004feynman`, chapter 11 of {cite:p}`chopin2020introduction`), while $\log \hat Z$ is
 # biased low (Jensen's inequality: $\mathbb E[\log \hat Z] \le \log Z$) and its spread is the
 # practical measure of quality. The **exact twist** $\psi(x_{1:t}) = P(\chi = 1 \mid x_{1:t})$
 # (`smc.oracle_log_twist`, by dynamic programming on the oracle) makes the guided proposal sample
 # $\pi$'s own conditionals: every weight is then exactly $Z$, and the variance is zero. A learned
-# approximation of $\psi$ is what twisted SMC (Zhao et al. 2024) trains.
+# approximation of $\psi$ is what twisted SMC {cite:p}`zhao2024twisted` trains.
 
 # %%
 log_twist = smc.oracle_log_twist(oracle, KEYWORDS, MAX_LENGTH)
@@ -285,8 +286,8 @@ for scheme in resampling.SCHEMES:
 # ### The genealogy of the particles
 #
 # Resampling gives each particle an ancestor at every step; following the final particles back
-# (`smc.ancestral_lines`) shows how few *distinct* early prefixes survive: path degeneracy (Chopin &
-# Papaspiliopoulos, ch. 12). One reference run, bootstrap proposal, resampling at every step
+# (`smc.ancestral_lines`) shows how few *distinct* early prefixes survive: path degeneracy
+# ({cite:p}`chopin2020introduction`, ch. 12). One reference run, bootstrap proposal, resampling at every step
 # (`ess_threshold=1`) to make it visible. Grey: every particle at every step, linked to its ancestor;
 # blue: the lines of the final particles.
 
@@ -325,7 +326,7 @@ for row, weight in zip(final.x[:4], resampling.normalized_weights(final.log_weig
 # * **rejection**: ancestral sentences from $p$ (`torch.decoding.decode`, no filtering) kept when both
 #   keywords appear as words (`missing_keywords`) and the sentence ended within $L$ tokens;
 #   $Z$'s estimate is the acceptance rate;
-# * **CGMH** (chapter 8): `CGMH_CHAINS` chains from the keywords alone, $K = 10$ candidates.
+# * **CGMH** (chapter 8, {cite:p}`miao2019cgmh`): `CGMH_CHAINS` chains from the keywords alone, $K = 10$ candidates.
 #
 # **Counting compute.** The unit is one *evaluation*: the model run on one prefix to get its next-token
 # law, or on one sentence to get its log-probability. SMC spends one evaluation per unfinished particle
@@ -408,7 +409,7 @@ print(f"CGMH: {CGMH_CHAINS} chains x {cgmh_steps} steps = {cgmh_evaluations} eva
 # %% [markdown]
 # Each method's sentences: SMC's are its final particles of run 0, resampled once by their weights
 # (multinomial) into $N$ unweighted sentences; rejection's are the accepted ones; CGMH's the chains'
-# last states. Distinct-$n$ (distinct $n$-grams over all $n$-grams, Li et al. 2016) is computed on the
+# last states. Distinct-$n$ (distinct $n$-grams over all $n$-grams {cite:p}`li2016diversity`) is computed on the
 # same number of sentences from each, the size of the smallest set.
 
 # %%
@@ -506,7 +507,7 @@ fig.tight_layout()
 # chains start from the bare keywords and, as in chapter 8, stay among short, probable sentences
 # around them. The three methods sample the same law $\pi$; they differ in what a unit of compute buys.
 # A better twist $\psi$ — a learned estimate of $P(\chi = 1 \mid x_{1:t})$, exact on the oracle in
-# section 3 — is the way to make SMC's proposal look ahead (Zhao et al. 2024).
+# section 3 — is the way to make SMC's proposal look ahead {cite:p}`zhao2024twisted`.
 #
 # ## Try this
 #

@@ -19,12 +19,13 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy.special import logsumexp
 
 from textsampling.gallery.tempering import CASES
-from textsampling.randomness import CounterGenerator
+from textsampling.randomness import CounterGenerator, categorical_from_uniforms
 from textsampling.reference import annealed_importance as ais
 from textsampling.reference import proposals
-from textsampling.targets import Categorical
+from textsampling.targets import Categorical, PairwiseChain
 from textsampling.targets.named import make_target
 
 #: Uniforms that force the accept uniform below / above any threshold that matters: log(TINY) = -690,
@@ -354,3 +355,236 @@ def test_resample_is_the_resampling_step_proved_exact_above(scheme):
     # the estimate of Z is unchanged by the reset: mean weight before = mean weight after
     assert ais.log_normalizer_estimate(resampled.log_weight) == pytest.approx(
         ais.log_normalizer_estimate(state.log_weight), abs=1e-12)
+
+
+# ------------------------------------------------------------------------------------- Gibbs moves
+# The same exactness with the move of each rung a Gibbs step on gamma_beta (ais.GibbsMove) instead of
+# an MH step. The exact law of one rung is again built from the step's own uniforms-to-move map: the
+# position uniform is enumerated cell by cell (floor(u L)), and the token uniform cell by cell of the
+# inverse CDF of gamma_beta's conditional, computed here from the enumerated target (not by the package).
+# Every cell is fed to the step at its midpoint and, for random scan, also just inside both of its ends
+# (1e-9 of its width): the step must land on the cell's sequence each time, or the harness raises
+# KernelMismatch. So the propagated kernel is the step's own (its cell boundaries agree to 1e-9), and
+# m_K = rho to 1e-12 checks its weights and that its move leaves gamma_k invariant. A sweep is the same
+# site update L times (gibbs.sweep): its cells are probed at their midpoints.
+
+
+class KernelMismatch(AssertionError):
+    """The step moved a probe somewhere else than the cell's sequence: it is not the kernel propagated."""
+
+
+class ProductOfSites:
+    """A normalised, non-uniform base on sequences: site ``i`` independent, token law softmax(``logits[i]``)."""
+
+    def __init__(self, logits):
+        logits = np.asarray(logits, dtype=np.float64)  # (L, V)
+        self.log_probs = logits - logsumexp(logits, axis=1, keepdims=True)  # (L, V)
+        self.num_uniforms = logits.shape[0]
+
+    def sample(self, uniforms):
+        uniforms = np.asarray(uniforms)  # (N, L)
+        columns = [categorical_from_uniforms(uniforms[:, i], self.log_probs[i]) for i in range(self.num_uniforms)]
+        return np.stack(columns, axis=1)  # (N, L)
+
+    def log_prob(self, states):
+        states = np.asarray(states)  # (N, L)
+        return self.log_probs[np.arange(self.num_uniforms), states].sum(axis=1)  # (N,)
+
+
+def _gibbs_cases():
+    bigram = make_target("bigram-small")
+    ising = PairwiseChain.ising(4, coupling=1.5)
+    return {
+        # target, base p0, number of tokens: a sequence target whose every sequence is enumerated
+        "bigram-small, uniform base": (bigram, proposals.IndependentUniformSequences(3, 3), 3),
+        "ising-4, product base": (ising, ProductOfSites(np.random.default_rng(4).normal(size=(4, 2))), 2),
+    }
+
+
+GIBBS_CASES = _gibbs_cases()
+GIBBS_LADDERS = {"linear-4": ais.power_schedule(4), "repeated-rungs": np.array([0.2, 0.2, 0.7, 1.0, 1.0])}
+
+
+def _test_log_gamma(log_base, log_rho, beta):
+    """log gamma_beta of the enumerated states, written out here (0 * -inf kept out as the bridge does)."""
+    if beta == 0.0:
+        return log_base
+    if beta == 1.0:
+        return log_rho
+    return (1.0 - beta) * log_base + beta * log_rho
+
+
+def _site_cells(target, log_gamma, state, position, num_tokens):
+    """``[(token, sequence index, lo, hi)]``: the inverse-CDF cells of gamma's conditional at ``position``."""
+    candidates = np.repeat(state[None], num_tokens, axis=0)  # (V, L)
+    candidates[:, position] = np.arange(num_tokens)
+    indices = target.state_index(candidates)  # (V,)
+    row = log_gamma[indices]
+    if np.all(row == -np.inf):  # no mass at any candidate: the particle stays (its weight is 0)
+        own = int(state[position])
+        return [(own, int(indices[own]), 0.0, 1.0)]
+    probabilities = np.exp(row - np.max(row))
+    probabilities /= probabilities.sum()
+    edges = np.concatenate([[0.0], np.cumsum(probabilities)])
+    edges[-1] = 1.0
+    return [(v, int(indices[v]), edges[v], edges[v + 1]) for v in range(num_tokens) if probabilities[v] > 0]
+
+
+def _probes(lo, hi, edges: bool):
+    middle = [(lo + hi) / 2]
+    if not edges or hi - lo < 1e-6:
+        return middle
+    return middle + [lo + 1e-9 * (hi - lo), hi - 1e-9 * (hi - lo)]
+
+
+def _branches(target, log_gamma, state_index, move):
+    """``[(probability, probe uniforms, expected sequence index, is_midpoint)]`` of one particle's move."""
+    state = target.states[state_index]
+    length = state.shape[0]
+    branches = []
+    if move.scan == "random":
+        for position in range(length):
+            position_uniform = (position + 0.5) / length
+            for _, j, lo, hi in _site_cells(target, log_gamma, state, position, move.num_tokens):
+                for k, u in enumerate(_probes(lo, hi, edges=True)):
+                    branches.append(((hi - lo) / length, [position_uniform, u], j, k == 0))
+        return branches
+
+    def sweep(sequence, position, probability, uniforms):
+        if position == length:
+            branches.append((probability, uniforms, int(target.state_index(sequence[None])[0]), True))
+            return
+        for token, _, lo, hi in _site_cells(target, log_gamma, sequence, position, move.num_tokens):
+            updated = sequence.copy()
+            updated[position] = token
+            sweep(updated, position + 1, probability * (hi - lo), uniforms + [(lo + hi) / 2])
+
+    sweep(state.copy(), 0, 1.0, [])
+    return branches
+
+
+def gibbs_rung_operators(step_fn, target, base, move, previous_beta, beta, moves_at="beta"):
+    r"""``(A, A2, largest)`` of one rung with Gibbs moves, as :func:`rung_operators`; ``moves_at``: the beta
+    whose conditionals the cells follow (``"beta"``, or ``"previous"`` for a step that moves at the last one)."""
+    states, log_rho = target.states, target.log_prob_all()
+    log_base = np.asarray(base.log_prob(states), dtype=np.float64)
+    log_gamma = _test_log_gamma(log_base, log_rho, beta if moves_at == "beta" else previous_beta)
+    num_states = target.num_states
+    first, second, largest = np.zeros((num_states, num_states)), np.zeros((num_states, num_states)), 0.0
+    for i in range(num_states):
+        branches = _branches(target, log_gamma, i, move)
+        count = len(branches)
+        # Every probe of this state as one particle of a single rung (each particle's move is its own).
+        state = ais.AISState(np.repeat(states[i][None], count, axis=0), np.full(count, log_rho[i]),
+                             np.full(count, log_base[i]), np.zeros(count), previous_beta)
+        uniforms = np.concatenate([u for _, u, _, _ in branches])
+        new_state, _ = step_fn(uniforms, state, target.log_prob, base, move, beta=beta)
+        landed = target.state_index(new_state.x)
+        for n, (probability, _, j, is_midpoint) in enumerate(branches):
+            if landed[n] != j:
+                raise KernelMismatch(f"from state {i}, probe {n} landed on {landed[n]}, its cell is {j}")
+            if not is_midpoint or probability == 0.0:
+                continue
+            factor = np.exp(new_state.log_weight[n])
+            first[i, j] += probability * factor
+            second[i, j] += probability * factor**2
+            largest = max(largest, factor)
+    return first, second, largest
+
+
+def exact_gibbs_moments(step_fn, case, move, betas, moves_at="beta"):
+    target, base, _ = case
+    p0 = np.exp(np.asarray(base.log_prob(target.states), dtype=np.float64))
+    assert abs(p0.sum() - 1.0) < 1e-12  # the base is normalised on the enumerated states
+    first, second, previous = p0, p0.copy(), 0.0
+    for beta in betas:
+        a, a2, _ = gibbs_rung_operators(step_fn, target, base, move, previous, float(beta), moves_at)
+        first, second, previous = first @ a, second @ a2, float(beta)
+    return first, second
+
+
+def _moves(case, scan):
+    target, _, num_tokens = case
+    return ais.GibbsMove(num_tokens, scan=scan, length=target.states.shape[1])
+
+
+@pytest.mark.parametrize("ladder", sorted(GIBBS_LADDERS))
+@pytest.mark.parametrize("scan", ["random", "systematic"])
+@pytest.mark.parametrize("name", sorted(GIBBS_CASES))
+def test_gibbs_moves_keep_the_weighted_law_exactly_rho(name, scan, ladder):
+    # E[w 1{x_K = s}] = rho(s) for every s, hence E[Z-hat] = Z, with Gibbs moves on gamma_beta: exact.
+    case = GIBBS_CASES[name]
+    target = case[0]
+    first, _ = exact_gibbs_moments(ais.step, case, _moves(case, scan), GIBBS_LADDERS[ladder])
+    rho = np.exp(target.log_prob_all())
+    np.testing.assert_allclose(first, rho, rtol=1e-12, atol=1e-15)
+    assert abs(first.sum() - np.exp(target.log_normalizer())) <= 1e-12 * np.exp(target.log_normalizer())
+
+
+@pytest.mark.parametrize("bug", sorted(n for n, c in CASES.items() if c.algorithm == "annealed_importance"))
+@pytest.mark.parametrize("name", sorted(GIBBS_CASES))
+def test_each_wrong_rung_with_gibbs_moves_misses_rho_exactly(name, bug):
+    # Test of the test: whichever Gibbs kernel the gallery's wrong rung realises (at beta_k or at
+    # beta_(k-1), checked probe by probe), its weighted law is off by far more than 1e-12.
+    case = GIBBS_CASES[name]
+    rho = np.exp(case[0].log_prob_all())
+    realised = 0
+    for moves_at in ("beta", "previous"):
+        try:
+            first, _ = exact_gibbs_moments(CASES[bug].step, case, _moves(case, "random"), GIBBS_LADDERS["linear-4"],
+                                           moves_at)
+        except KernelMismatch:
+            continue
+        realised += 1
+        assert np.max(np.abs(first - rho) / rho.sum()) > 1e-3
+    assert realised >= 1, "the wrong rung is neither kernel: the harness did not compute its law"
+
+
+def test_a_gibbs_rung_is_the_gibbs_kernel_on_the_bridge_conditionals():
+    # The move is gibbs.step itself, fed bridge_conditional_log_probs; the cached densities are the new
+    # particles' own; the info says "proposal = the new sequence, always accepted".
+    from textsampling.reference import gibbs
+
+    target, base, num_tokens = GIBBS_CASES["ising-4, product base"]
+    rng = np.random.default_rng(8)
+    x0 = rng.integers(0, num_tokens, size=(5, 4))
+    for scan in ("random", "systematic"):
+        move = ais.GibbsMove(num_tokens, scan=scan, length=4)
+        uniforms = rng.uniform(size=ais.num_uniforms(move, 5))
+        state = ais.init(x0, target.log_prob, base)
+        new_state, info = ais.step(uniforms, state, target.log_prob, base, move, beta=0.3)
+        conditional = ais.bridge_conditional_log_probs(target.log_prob, base, 0.3, num_tokens)
+        for n, row in enumerate(uniforms.reshape(5, -1)):
+            expected, _ = gibbs.step(row, gibbs.GibbsState(x0[n]), conditional, scan=scan)
+            np.testing.assert_array_equal(new_state.x[n], expected.x)
+        np.testing.assert_allclose(new_state.log_prob, target.log_prob(new_state.x), rtol=1e-15)
+        np.testing.assert_allclose(new_state.log_base_prob, base.log_prob(new_state.x), rtol=1e-15)
+        np.testing.assert_array_equal(info.proposal, new_state.x)
+        assert info.accepted.all() and np.all(info.log_accept_prob == 0.0)
+        np.testing.assert_allclose(info.log_weight_increment, 0.3 * (target.log_prob(x0) - base.log_prob(x0)))
+    assert not np.array_equal(new_state.x, x0)  # the particles moved
+
+
+def test_bridge_conditionals_are_tempered_and_a_dead_particle_stays():
+    # Uniform base: the conditional of gamma_beta is rho's raised to beta. Where every candidate has
+    # gamma = 0 (here rho = 0 whenever x_0 = 0), the row says "stay": 0 at the particle's own token.
+    base = proposals.IndependentUniformSequences(3, 2)
+
+    def log_prob_fn(states):
+        states = np.asarray(states)
+        return np.where(states[:, 0] == 0, -np.inf, 0.5 * states[:, 1] - 1.0 * states[:, 0])
+
+    conditional = ais.bridge_conditional_log_probs(log_prob_fn, base, 0.4, 3)
+    rows = conditional(np.array([[1, 2], [0, 1]]), 1)
+    uniform = -2 * np.log(3)
+    np.testing.assert_allclose(rows[0], 0.6 * uniform + 0.4 * (0.5 * np.arange(3) - 1.0), rtol=1e-15)
+    np.testing.assert_array_equal(rows[1], [-np.inf, 0.0, -np.inf])
+
+
+def test_gibbs_moves_refuse_bad_settings_with_the_argument_named():
+    with pytest.raises(ValueError, match="num_tokens"):
+        ais.GibbsMove(0)
+    with pytest.raises(ValueError, match="scan"):
+        ais.GibbsMove(3, scan="backwards")
+    with pytest.raises((ValueError, TypeError), match="length"):
+        ais.GibbsMove(3, scan="systematic")

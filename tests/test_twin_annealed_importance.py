@@ -151,3 +151,57 @@ def test_ais_twin_resample_equals_the_reference_run_by_run(scheme, device):
         for field in ("log_prob", "log_base_prob", "log_weight"):
             assert_close_to_reference(getattr(resampled, field)[run], getattr(expected, field))
     assert torch.unique(resampled.log_weight[0]).numel() == 1  # every weight the mean weight
+
+
+GIBBS_CASES = {
+    # target, base, number of tokens (uniform bases: the twin has them; the ising chain has a zero-free law)
+    "bigram-small": (make_target("bigram-small"), proposals.IndependentUniformSequences(3, 3), 3),
+    "ising-5": (targets.PairwiseChain.ising(5, coupling=1.5), proposals.IndependentUniformSequences(2, 5), 2),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("scan", ["random", "systematic"])
+@pytest.mark.parametrize("case", sorted(GIBBS_CASES))
+def test_ais_twin_with_gibbs_moves_makes_the_reference_decisions(case, scan, device):
+    # The same comparison with a GibbsMove as the move: every sequence drawn, every cached density and weight.
+    target, base, num_tokens = GIBBS_CASES[case]
+    move = reference.GibbsMove(num_tokens, scan=scan, length=target.states.shape[1])
+    twin_target, twin_base = (twin_of(o, F64, device) for o in (target, base))
+    trace = annealed_importance.sample(
+        CounterGenerator(SEED, torch.arange(NUM_RUNS, device=device)), None, twin_target.log_prob, twin_base, move,
+        len(LADDER), betas=LADDER, num_particles=NUM_PARTICLES,
+    )
+    for run in range(NUM_RUNS):
+        expected = reference.sample(NumpyCounterGenerator(SEED, run), None, target.log_prob, base, move, len(LADDER),
+                                    betas=LADDER, num_particles=NUM_PARTICLES)
+        np.testing.assert_array_equal(trace.states.x[run].cpu().numpy(), expected.states.x)
+        np.testing.assert_array_equal(trace.infos.proposal[run].cpu().numpy(), expected.infos.proposal)
+        np.testing.assert_array_equal(trace.infos.accepted[run].cpu().numpy(), expected.infos.accepted)
+        for field in ("log_prob", "log_base_prob", "log_weight", "beta"):
+            assert_close_to_reference(getattr(trace.states, field)[run], getattr(expected.states, field))
+        for field in ("log_accept_prob", "log_weight_increment", "beta", "log_normalizer", "effective_sample_size"):
+            assert_close_to_reference(getattr(trace.infos, field)[run], getattr(expected.infos, field))
+    # The test has teeth: the particles change between rungs and the weights differ.
+    assert bool((trace.states.x[:, 1:] != trace.states.x[:, :-1]).any())
+    assert torch.unique(trace.final_state.log_weight).numel() > 1
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_twin_bridge_conditionals_equal_the_reference_and_a_dead_particle_stays(device):
+    base = proposals.IndependentUniformSequences(3, 2)
+
+    def log_prob_fn(states):
+        states = np.asarray(states)
+        return np.where(states[:, 0] == 0, -np.inf, 0.5 * states[:, 1] - 1.0 * states[:, 0])
+
+    def twin_log_prob_fn(states):
+        return torch.as_tensor(log_prob_fn(states.cpu().numpy()), dtype=F64, device=states.device)
+
+    states = np.array([[1, 2], [0, 1], [2, 0]])
+    expected = reference.bridge_conditional_log_probs(log_prob_fn, base, 0.4, 3)(states, 1)
+    conditional = annealed_importance.bridge_conditional_log_probs(twin_log_prob_fn, twin_of(base, F64, device), 0.4,
+                                                                   3, dtype=F64)
+    got = conditional(torch.tensor(states, device=device), torch.ones(3, dtype=torch.int64, device=device))
+    assert_close_to_reference(got, expected)
+    np.testing.assert_array_equal(got[1].cpu().numpy(), [-np.inf, 0.0, -np.inf])

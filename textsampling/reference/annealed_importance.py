@@ -17,10 +17,23 @@ particle starts at :math:`x_0 \sim p_0` with :math:`\log w = 0` and, for :math:`
         = (\beta_k - \beta_{k-1}) \bigl(\log\rho(x_{k-1}) - \log p_0(x_{k-1})\bigr),
     \qquad x_k \sim T_k(x_{k-1}, \cdot),
 
-where :math:`T_k` is a Metropolis–Hastings step that leaves :math:`\gamma_k / Z_k` invariant
-(:func:`textsampling.reference.metropolis_hastings.step` fed :math:`\log\gamma_k`). The weight uses the
-state *before* the move. Then (Neal 2001, "Annealed importance sampling", Statistics and Computing
-11:125; Jarzynski 1997 for the physics) for every function :math:`f`
+where :math:`T_k` is any kernel that leaves :math:`\gamma_k / Z_k` invariant. Two of the package's kernels
+serve, chosen by the ``proposal`` argument:
+
+* an MH proposal (:mod:`textsampling.reference.proposals`): :math:`T_k` is one Metropolis–Hastings step
+  (:func:`textsampling.reference.metropolis_hastings.step` fed :math:`\log\gamma_k`);
+* a :class:`GibbsMove` (sequences of ``num_tokens`` tokens): :math:`T_k` is one Gibbs step
+  (:func:`textsampling.reference.gibbs.step`, random scan or a systematic sweep) on the conditionals of
+  :math:`\gamma_k`. The geometric bridge has them without a normaliser: at position :math:`i`,
+
+  .. math::
+      \gamma_k(x_i = v \mid x_{-i}) \propto p_0(x_{i \leftarrow v})^{1-\beta_k}\,\rho(x_{i \leftarrow v})^{\beta_k},
+
+  so :func:`bridge_conditional_log_probs` evaluates both laws at the ``num_tokens`` candidates (the
+  tempered conditional: with a uniform base, :math:`\propto \rho(x_{i \leftarrow v})^{\beta_k}`).
+
+The weight uses the state *before* the move. Then (Neal 2001, "Annealed importance sampling",
+Statistics and Computing 11:125; Jarzynski 1997 for the physics) for every function :math:`f`
 
 .. math::
     \mathbb{E}[w] = Z, \qquad \mathbb{E}\bigl[w\, f(x_K)\bigr] = \sum_x \rho(x) f(x),
@@ -45,9 +58,10 @@ the current :math:`\beta`): resample ``x``, ``log_prob``, ``log_base_prob`` by a
 ``beta``.
 
 **The particle system and the kernel contract.** One :func:`step` is one rung for all ``N``
-particles; the state's fields have a leading particle axis. Its uniforms are ``N`` blocks of MH
-uniforms, ``uniforms.reshape(N, k + 1)``: row ``n`` drives particle ``n``'s MH step (proposal uniforms,
-then the accept uniform), so particle ``n`` of ``N`` is the same whatever ``N`` is.
+particles; the state's fields have a leading particle axis. Its uniforms are ``N`` blocks of one
+move's uniforms, ``uniforms.reshape(N, k)``: row ``n`` drives particle ``n``'s move (an MH step's
+``k`` = proposal uniforms then the accept uniform; a Gibbs step's ``k`` = 2, position then token, or
+``L`` for a sweep), so particle ``n`` of ``N`` is the same whatever ``N`` is.
 :func:`sample` runs ``K`` rungs with the ladder ``betas`` (read at ``t``, as annealing reads its
 temperatures); with ``x0=None`` it first draws ``num_particles`` particles from ``base`` with the
 uniforms of step ``first_step`` and runs the rungs on steps ``first_step + 1 .. first_step + K``.
@@ -62,15 +76,19 @@ from scipy.special import logsumexp
 
 from textsampling._validation import check_int, check_uniforms
 from textsampling.randomness import draw_uniforms
-from textsampling.reference import chain, metropolis_hastings
+from textsampling.reference import chain, gibbs, metropolis_hastings
 from textsampling.reference.chain import Trace
+from textsampling.reference.gibbs import GibbsState
 from textsampling.reference.metropolis_hastings import MHState
 
 __all__ = [
     "AISState",
     "AISInfo",
     "AISTrace",
+    "GibbsMove",
+    "move_num_uniforms",
     "intermediate_log_prob",
+    "bridge_conditional_log_probs",
     "log_weight_increment",
     "power_schedule",
     "check_betas",
@@ -105,7 +123,9 @@ class AISState(NamedTuple):
 
 
 class AISInfo(NamedTuple):
-    r"""One rung: each particle's MH move (``proposal``, ``log_accept_prob``, ``accepted``, all ``(N, ...)``),
+    r"""One rung: each particle's move (``proposal``, ``log_accept_prob``, ``accepted``, all ``(N, ...)``;
+    a Gibbs move is an MH move whose proposal is the conditional draw, accepted with probability 1, so
+    there ``proposal`` is the new sequence, ``log_accept_prob`` 0 and ``accepted`` True),
     its ``log_weight_increment`` ``(N,)``, the rung's ``beta``, and the running estimates after the rung:
     ``log_normalizer`` :math:`\log\hat Z_k` (of :math:`Z_k / Z_0`) and ``effective_sample_size``."""
 
@@ -121,6 +141,33 @@ class AISInfo(NamedTuple):
 #: A run of rungs: :class:`textsampling.reference.chain.Trace` of :class:`AISState` and :class:`AISInfo`,
 #: fields ``(K, N, ...)``; ``final_state.log_weight`` are the AIS weights.
 AISTrace = Trace
+
+
+class GibbsMove:
+    r"""The move of a rung as a Gibbs step on :math:`\gamma_\beta`, in place of an MH proposal.
+
+    For states that are fixed-length sequences ``(L,)`` of tokens ``0 .. num_tokens - 1``; ``scan`` and
+    ``length`` as in :func:`textsampling.reference.gibbs.num_uniforms` (``length`` = ``L``, needed for a
+    systematic sweep). Each site update evaluates ``log_prob_fn`` and ``base.log_prob`` at the
+    ``num_tokens`` candidates (:func:`bridge_conditional_log_probs`); every candidate must be a valid
+    input of both (``-inf`` where impossible).
+    """
+
+    def __init__(self, num_tokens: int, scan: str = "random", length: int | None = None):
+        self.num_tokens = check_int(num_tokens, "num_tokens", minimum=1)
+        self.scan = gibbs.check_scan(scan)
+        self.length = None if length is None else check_int(length, "length", minimum=1)
+        self.num_uniforms = gibbs.num_uniforms(self.scan, self.length)
+
+    def __repr__(self) -> str:
+        return f"GibbsMove(num_tokens={self.num_tokens}, scan={self.scan!r}, length={self.length})"
+
+
+def move_num_uniforms(proposal) -> int:
+    """Uniforms of one particle's move: ``proposal``'s MH step, or a :class:`GibbsMove`'s Gibbs step."""
+    if isinstance(proposal, GibbsMove):
+        return proposal.num_uniforms
+    return metropolis_hastings.num_uniforms(proposal)
 
 
 def intermediate_log_prob(log_base_prob, log_prob, beta: float):
@@ -260,8 +307,9 @@ def init(x0, log_prob_fn, base, proposal=None) -> AISState:
 
 
 def num_uniforms(proposal, num_particles: int) -> int:
-    """Uniforms per rung: one MH step's (the proposal's, then the accept uniform) for each particle."""
-    return check_int(num_particles, "num_particles", minimum=1) * metropolis_hastings.num_uniforms(proposal)
+    """Uniforms per rung: one move's for each particle (an MH step's: the proposal's, then the accept
+    uniform; a :class:`GibbsMove`'s: 2 for a random-scan step, ``length`` for a sweep)."""
+    return check_int(num_particles, "num_particles", minimum=1) * move_num_uniforms(proposal)
 
 
 class _Bridge:
@@ -283,34 +331,69 @@ class _Bridge:
         return intermediate_log_prob(log_base_prob, log_prob, self.beta)
 
 
-def step(uniforms, state: AISState, log_prob_fn, base, proposal, *, beta: float):
-    r"""One rung for every particle: reweight at the current particles, then one MH move at ``beta``.
+class _BridgeConditional:
+    r"""The conditionals of :math:`\gamma_\beta` as a Gibbs ``conditional_log_probs``, remembering the parts.
 
-    Parameters
-    ----------
-    uniforms : array_like, shape (num_uniforms(proposal, N),)
-        Row ``n`` of ``uniforms.reshape(N, k + 1)`` drives particle ``n``'s MH step.
-    state : AISState
-    log_prob_fn : callable, ``(N,) + state_shape -> (N,)``
-        The unnormalised target :math:`\log\rho`.
-    base : independent proposal (``sample``, ``log_prob``: normalised :math:`\log p_0`)
-    proposal : MH proposal (:mod:`textsampling.reference.proposals`)
-    beta : float in [state.beta, 1]
-        :math:`\beta_k`; the weight gains :math:`(\beta_k - \beta_{k-1})(\log\rho - \log p_0)` at the
-        particles *before* the move, and the move leaves :math:`\gamma_{\beta_k}` invariant.
-
-    Returns
-    -------
-    (AISState, AISInfo)
+    Called with ``(states (M, L), position)``, it writes each token ``v`` at ``position`` and evaluates
+    :math:`\log\gamma_\beta` there: ``(M, V)``, unnormalised (the Gibbs step normalises). The last
+    call's :math:`\log\rho` and :math:`\log p_0` of every candidate are kept: the sequence a Gibbs step
+    returns is one of them (the last site it updated), so the particle's next weight needs no new
+    evaluation.
     """
-    beta = float(check_betas([beta], 1, start=state.beta)[0])
+
+    def __init__(self, log_prob_fn, base, beta: float, num_tokens: int):
+        self.log_prob_fn, self.base, self.beta, self.num_tokens = log_prob_fn, base, beta, num_tokens
+        self.position, self.parts = None, None
+
+    def __call__(self, states, position):
+        states = np.asarray(states)
+        num_states, length = states.shape
+        candidates = np.repeat(states[:, None, :], self.num_tokens, axis=1)  # (M, V, L)
+        candidates[:, :, position] = np.arange(self.num_tokens)
+        flat = candidates.reshape(num_states * self.num_tokens, length)  # (M V, L)
+        log_prob = _evaluate(self.log_prob_fn, flat, "log_prob_fn").reshape(num_states, self.num_tokens)
+        log_base_prob = _evaluate(self.base.log_prob, flat, "base.log_prob").reshape(num_states, self.num_tokens)
+        self.position, self.parts = position, (log_prob, log_base_prob)
+        rows = intermediate_log_prob(log_base_prob, log_prob, self.beta)  # (M, V)
+        # Every candidate at -inf only happens at a particle gamma_beta gives no mass (its weight is 0
+        # from this rung on): it stays where it is, so that the Gibbs step has a distribution to draw from.
+        stuck = np.all(rows == -np.inf, axis=1)  # (M,)
+        if np.any(stuck):
+            rows = rows.copy()
+            rows[stuck] = np.where(np.arange(self.num_tokens) == states[stuck, position][:, None], 0.0, -np.inf)
+        return rows
+
+
+def bridge_conditional_log_probs(log_prob_fn, base, beta: float, num_tokens: int):
+    r"""The Gibbs conditionals of :math:`\gamma_\beta = p_0^{1-\beta}\rho^\beta` over sequences, unnormalised.
+
+    Returns a callable ``(states (M, L), position) -> (M, num_tokens)`` for
+    :func:`textsampling.reference.gibbs.step`: :math:`\log\gamma_\beta` of each state with ``v`` written
+    at ``position``, for every token ``v`` (:func:`intermediate_log_prob` of the two laws there). A state
+    whose every candidate has :math:`\gamma_\beta = 0` gets the row "stay" (0 at its own token, ``-inf``
+    elsewhere): the weight of such a particle is already 0, and the kernel there does not matter.
+    """
+    return _BridgeConditional(log_prob_fn, base, float(beta), check_int(num_tokens, "num_tokens", minimum=1))
+
+
+def _gibbs_moves(per_particle, state: AISState, log_prob_fn, base, move: GibbsMove, beta: float):
+    """One Gibbs step on gamma_beta per particle: the new particles and their cached log-densities."""
     num_particles = state.x.shape[0]
-    uniforms = check_uniforms(uniforms, num_uniforms(proposal, num_particles))
-    per_particle = uniforms.reshape(num_particles, metropolis_hastings.num_uniforms(proposal))
-    # The weight first, from the particles gamma_{k-1} was approximating (Neal 2001, eq. 4).
-    increment = log_weight_increment(state.log_base_prob, state.log_prob, state.beta, beta)
-    log_weight = state.log_weight + increment
-    # Then the move: an MH step on gamma_k = p0^(1 - beta) rho^beta, one particle at a time.
+    xs, log_probs, log_base_probs = [], np.empty(num_particles), np.empty(num_particles)
+    for n in range(num_particles):
+        conditional = _BridgeConditional(log_prob_fn, base, beta, move.num_tokens)
+        moved, _ = gibbs.step(per_particle[n], GibbsState(state.x[n]), conditional, scan=move.scan)
+        xs.append(moved.x)
+        # The new sequence is the last call's candidate at the token now written at its position.
+        token = moved.x[conditional.position]
+        log_probs[n], log_base_probs[n] = conditional.parts[0][0, token], conditional.parts[1][0, token]
+    x = np.stack(xs)
+    return x, x.copy(), np.zeros(num_particles), np.ones(num_particles, dtype=bool), log_probs, log_base_probs
+
+
+def _mh_moves(per_particle, state: AISState, log_prob_fn, base, proposal, beta: float):
+    """One MH step on gamma_beta per particle: the new particles, the MH decisions, the cached log-densities."""
+    num_particles = state.x.shape[0]
     current = intermediate_log_prob(state.log_base_prob, state.log_prob, beta)
     xs, log_probs, log_base_probs = [], state.log_prob.copy(), state.log_base_prob.copy()
     proposals, log_accept_probs, accepted = [], np.empty(num_particles), np.zeros(num_particles, dtype=bool)
@@ -323,9 +406,45 @@ def step(uniforms, state: AISState, log_prob_fn, base, proposal, *, beta: float)
         log_accept_probs[n], accepted[n] = info.log_accept_prob, info.accepted
         if info.accepted:
             log_probs[n], log_base_probs[n] = bridge.parts[0][0], bridge.parts[1][0]
-    new_state = AISState(np.stack(xs), log_probs, log_base_probs, log_weight, beta)
+    return np.stack(xs), np.stack(proposals), log_accept_probs, accepted, log_probs, log_base_probs
+
+
+def step(uniforms, state: AISState, log_prob_fn, base, proposal, *, beta: float):
+    r"""One rung for every particle: reweight at the current particles, then one move at ``beta``.
+
+    Parameters
+    ----------
+    uniforms : array_like, shape (num_uniforms(proposal, N),)
+        Row ``n`` of ``uniforms.reshape(N, k)`` drives particle ``n``'s move.
+    state : AISState
+    log_prob_fn : callable, ``(N,) + state_shape -> (N,)``
+        The unnormalised target :math:`\log\rho`.
+    base : independent proposal (``sample``, ``log_prob``: normalised :math:`\log p_0`)
+    proposal : MH proposal (:mod:`textsampling.reference.proposals`) or :class:`GibbsMove`
+        The move: an MH step with this proposal, or a Gibbs step on the conditionals of :math:`\gamma_\beta`.
+    beta : float in [state.beta, 1]
+        :math:`\beta_k`; the weight gains :math:`(\beta_k - \beta_{k-1})(\log\rho - \log p_0)` at the
+        particles *before* the move, and the move leaves :math:`\gamma_{\beta_k}` invariant.
+
+    Returns
+    -------
+    (AISState, AISInfo)
+    """
+    beta = float(check_betas([beta], 1, start=state.beta)[0])
+    num_particles = state.x.shape[0]
+    uniforms = check_uniforms(uniforms, num_uniforms(proposal, num_particles))
+    per_particle = uniforms.reshape(num_particles, move_num_uniforms(proposal))
+    # The weight first, from the particles gamma_{k-1} was approximating (Neal 2001, eq. 4).
+    increment = log_weight_increment(state.log_base_prob, state.log_prob, state.beta, beta)
+    log_weight = state.log_weight + increment
+    # Then the move, one particle at a time: a kernel that leaves gamma_k = p0^(1 - beta) rho^beta invariant.
+    moves = _gibbs_moves if isinstance(proposal, GibbsMove) else _mh_moves
+    x, proposals, log_accept_probs, accepted, log_probs, log_base_probs = moves(
+        per_particle, state, log_prob_fn, base, proposal, beta
+    )
+    new_state = AISState(x, log_probs, log_base_probs, log_weight, beta)
     info = AISInfo(
-        np.stack(proposals),
+        proposals,
         log_accept_probs,
         accepted,
         increment,
@@ -369,7 +488,7 @@ def sample(
         step ``first_step`` (the rungs then use steps ``first_step + 1 ..``).
     log_prob_fn : callable, ``(N,) + state_shape -> (N,)``, the unnormalised :math:`\log\rho`
     base : independent proposal, the normalised start :math:`p_0`
-    proposal : MH proposal of the moves
+    proposal : MH proposal of the moves, or a :class:`GibbsMove` (Gibbs moves on sequences)
     num_steps : int
         :math:`K`, the number of rungs.
     first_step : int

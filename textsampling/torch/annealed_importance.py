@@ -15,7 +15,10 @@ floating operations; read them there. The batch contract:
 * :func:`sample` returns a :class:`~textsampling.torch.chain.Trace` whose fields are ``(B, K, N, ...)``.
 
 No loop over runs or particles: each rung is one batched MH twin step
-(:func:`textsampling.torch.metropolis_hastings.step`).
+(:func:`textsampling.torch.metropolis_hastings.step`), or, with a
+:class:`~textsampling.reference.annealed_importance.GibbsMove` as ``proposal``, one batched Gibbs twin step
+(:func:`textsampling.torch.gibbs.step`) on the conditionals of :math:`\gamma_\beta`, whose ``num_tokens``
+candidates per particle and site are evaluated as one flat batch of ``B N V`` sequences.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ import torch
 
 from textsampling._validation import check_int
 from textsampling.reference import annealed_importance as reference
-from textsampling.torch import chain, metropolis_hastings
+from textsampling.reference.annealed_importance import GibbsMove, move_num_uniforms
+from textsampling.torch import chain, gibbs, metropolis_hastings
 from textsampling.torch._validation import check_tensor, raise_if
 from textsampling.torch.chain import Trace
+from textsampling.torch.gibbs import GibbsState
 from textsampling.torch.metropolis_hastings import MHState
 from textsampling.torch.randomness import draw_uniforms
 
@@ -37,7 +42,9 @@ __all__ = [
     "AISState",
     "AISInfo",
     "AISTrace",
+    "GibbsMove",
     "intermediate_log_prob",
+    "bridge_conditional_log_probs",
     "log_weight_increment",
     "power_schedule",
     "draw_particles",
@@ -149,8 +156,8 @@ def init(x0: torch.Tensor, log_prob_fn, base, proposal=None, *, dtype=None) -> A
 
 
 def num_uniforms(proposal, num_particles: int) -> int:
-    """Uniforms per rung and run: one MH step's for each particle."""
-    return check_int(num_particles, "num_particles", minimum=1) * metropolis_hastings.num_uniforms(proposal)
+    """Uniforms per rung and run: one move's for each particle (an MH step's, or a ``GibbsMove``'s)."""
+    return check_int(num_particles, "num_particles", minimum=1) * move_num_uniforms(proposal)
 
 
 class _Bridge:
@@ -167,16 +174,76 @@ class _Bridge:
         return intermediate_log_prob(log_base_prob, log_prob, self.beta)
 
 
-def step(uniforms: torch.Tensor, state: AISState, log_prob_fn, base, proposal, *, beta: float, validate: bool = True):
-    """One rung for every particle of every run: reweight, then one MH twin step at ``beta`` (a float).
+class _BridgeConditional:
+    r"""The reference's conditionals of :math:`\gamma_\beta` for the Gibbs twin: ``(states (M, L), positions
+    (M,)) -> (M, V)``, the ``M V`` candidates evaluated as one flat batch; the last call's parts are kept."""
 
-    ``uniforms`` ``(B, N (k+1))``; returns ``(AISState, AISInfo)`` as the reference, one row per run.
+    def __init__(self, log_prob_fn, base, beta: float, num_tokens: int, dtype):
+        self.log_prob_fn, self.base, self.beta, self.num_tokens, self.dtype = log_prob_fn, base, beta, num_tokens, dtype
+        self.positions, self.parts = None, None
+
+    def __call__(self, states: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        num_states, length = states.shape
+        tokens = torch.arange(self.num_tokens, device=states.device)  # (V,)
+        candidates = states[:, None, :].repeat(1, self.num_tokens, 1)  # (M, V, L)
+        at = positions[:, None, None].expand(num_states, self.num_tokens, 1)  # (M, V, 1)
+        candidates.scatter_(2, at, tokens[None, :, None].expand(num_states, self.num_tokens, 1))  # (M, V, L)
+        flat = candidates.reshape(num_states * self.num_tokens, length)  # (M V, L)
+        shape = (num_states, self.num_tokens)
+        log_prob = _evaluate(self.log_prob_fn, flat, "log_prob_fn", self.dtype, False).reshape(shape)  # (M, V)
+        log_base_prob = _evaluate(self.base.log_prob, flat, "base.log_prob", self.dtype, False).reshape(shape)
+        self.positions, self.parts = positions, (log_prob, log_base_prob)
+        rows = intermediate_log_prob(log_base_prob, log_prob, self.beta)  # (M, V)
+        # As the reference: a state whose every candidate is at -inf (weight already 0) stays where it is.
+        stuck = (rows == -torch.inf).all(dim=1, keepdim=True)  # (M, 1)
+        own = tokens[None, :] == torch.gather(states, 1, positions[:, None])  # (M, V)
+        stay = torch.where(own, torch.zeros_like(rows), torch.full_like(rows, -torch.inf))  # (M, V)
+        return torch.where(stuck, stay, rows)
+
+
+def bridge_conditional_log_probs(log_prob_fn, base, beta: float, num_tokens: int, dtype=None):
+    """The reference's :func:`~textsampling.reference.annealed_importance.bridge_conditional_log_probs`, batched:
+    ``(states (M, L), positions (M,)) -> (M, num_tokens)`` for :func:`textsampling.torch.gibbs.step`."""
+    return _BridgeConditional(log_prob_fn, base, float(beta), check_int(num_tokens, "num_tokens", minimum=1), dtype)
+
+
+def _gibbs_moves(flat_uniforms, flat_x, log_prob_fn, base, move: GibbsMove, beta: float, dtype, validate: bool):
+    """One Gibbs twin step on gamma_beta for the ``B N`` flat particles: ``(x, proposal, log_accept_prob,
+    accepted, log_prob, log_base_prob)``, each ``(B N, ...)``, as the reference's per-particle loop."""
+    conditional = _BridgeConditional(log_prob_fn, base, beta, move.num_tokens, dtype)
+    moved, _ = gibbs.step(flat_uniforms, GibbsState(flat_x), conditional, scan=move.scan, validate=validate)
+    # The new sequence is the last call's candidate at the token now written at its position.
+    token = torch.gather(moved.x, 1, conditional.positions[:, None])  # (B N, 1)
+    log_prob = torch.gather(conditional.parts[0], 1, token)[:, 0]  # (B N,)
+    log_base_prob = torch.gather(conditional.parts[1], 1, token)[:, 0]  # (B N,)
+    accepted = torch.ones(flat_x.shape[0], dtype=torch.bool, device=flat_x.device)  # (B N,)
+    return moved.x, moved.x.clone(), torch.zeros_like(log_prob), accepted, log_prob, log_base_prob
+
+
+def _mh_moves(flat_uniforms, flat_x, state: AISState, log_prob_fn, base, proposal, beta: float, validate: bool):
+    """One MH twin step on gamma_beta for the ``B N`` flat particles, the same tuple as :func:`_gibbs_moves`."""
+    current = intermediate_log_prob(state.log_base_prob, state.log_prob, beta).reshape(-1)  # (B N,)
+    bridge = _Bridge(log_prob_fn, base, beta, state.log_prob.dtype)
+    moved, info = metropolis_hastings.step(flat_uniforms, MHState(flat_x, current), bridge, proposal,
+                                           validate=validate)
+    accepted = info.accepted  # (B N,)
+    log_prob = torch.where(accepted, bridge.parts[0], state.log_prob.reshape(-1))  # (B N,)
+    log_base_prob = torch.where(accepted, bridge.parts[1], state.log_base_prob.reshape(-1))  # (B N,)
+    return moved.x, info.proposal, info.log_accept_prob, accepted, log_prob, log_base_prob
+
+
+def step(uniforms: torch.Tensor, state: AISState, log_prob_fn, base, proposal, *, beta: float, validate: bool = True):
+    """One rung for every particle of every run: reweight, then one move at ``beta`` (a float): an MH twin
+    step with ``proposal``, or a Gibbs twin step when ``proposal`` is a ``GibbsMove``.
+
+    ``uniforms`` ``(B, N k)`` (``k`` = one move's uniforms); returns ``(AISState, AISInfo)`` as the
+    reference, one row per run.
     """
     beta = float(reference.check_betas([beta], 1)[0])
     if not isinstance(state, AISState):
         raise TypeError(f"state must be an AISState (from init), got {type(state).__name__}")
     num_runs, num_particles = state.log_prob.shape
-    per_step = metropolis_hastings.num_uniforms(proposal)
+    per_step = move_num_uniforms(proposal)
     uniforms = check_tensor(uniforms, "uniforms", integer=False, ndim=2)
     if uniforms.shape != (num_runs, num_particles * per_step):
         raise ValueError(
@@ -189,31 +256,25 @@ def step(uniforms: torch.Tensor, state: AISState, log_prob_fn, base, proposal, *
     # The weight first, from the particles before the move (the reference's order and operations).
     increment = log_weight_increment(state.log_base_prob, state.log_prob, state.beta, beta)  # (B, N)
     log_weight = state.log_weight + increment  # (B, N)
-    # Then one MH twin step on gamma_beta for the B N particles as one flat batch.
+    # Then one move on gamma_beta for the B N particles as one flat batch.
     state_shape = tuple(state.x.shape[2:])
     flat_x = state.x.reshape((num_runs * num_particles,) + state_shape)  # (B N,) + state_shape
-    current = intermediate_log_prob(state.log_base_prob, state.log_prob, beta).reshape(-1)  # (B N,)
-    bridge = _Bridge(log_prob_fn, base, beta, state.log_prob.dtype)
-    moved, info = metropolis_hastings.step(
-        uniforms.reshape(num_runs * num_particles, per_step),  # (B N, k+1)
-        MHState(flat_x, current),
-        bridge,
-        proposal,
-        validate=validate,
-    )
-    accepted = info.accepted  # (B N,)
-    log_prob = torch.where(accepted, bridge.parts[0], state.log_prob.reshape(-1)).reshape(num_runs, num_particles)
-    log_base_prob = torch.where(accepted, bridge.parts[1], state.log_base_prob.reshape(-1)).reshape(
-        num_runs, num_particles
-    )
+    flat_uniforms = uniforms.reshape(num_runs * num_particles, per_step)  # (B N, k)
+    if isinstance(proposal, GibbsMove):
+        moves = _gibbs_moves(flat_uniforms, flat_x, log_prob_fn, base, proposal, beta, state.log_prob.dtype,
+                             validate)
+    else:
+        moves = _mh_moves(flat_uniforms, flat_x, state, log_prob_fn, base, proposal, beta, validate)
+    x, proposals, log_accept_prob, accepted, log_prob, log_base_prob = moves  # each (B N, ...)
+    shape = (num_runs, num_particles)
     betas = torch.full_like(state.beta, beta)  # (B,)
     new_state = AISState(
-        moved.x.reshape((num_runs, num_particles) + state_shape), log_prob, log_base_prob, log_weight, betas
+        x.reshape(shape + state_shape), log_prob.reshape(shape), log_base_prob.reshape(shape), log_weight, betas
     )
     new_info = AISInfo(
-        info.proposal.reshape((num_runs, num_particles) + state_shape),  # (B, N) + state_shape
-        info.log_accept_prob.reshape(num_runs, num_particles),  # (B, N)
-        accepted.reshape(num_runs, num_particles),  # (B, N)
+        proposals.reshape(shape + state_shape),  # (B, N) + state_shape
+        log_accept_prob.reshape(shape),  # (B, N)
+        accepted.reshape(shape),  # (B, N)
         increment,
         betas,
         log_normalizer_estimate(log_weight),
