@@ -19,14 +19,13 @@
 # on *a* mode and forgets how much mass the others hold. This chapter uses the same ladder of
 # temperatures twice more, now to *sample*:
 #
-# * **annealed importance sampling** (AIS; Neal 2001, *Statistics and Computing* 11:125) runs many
+# * **annealed importance sampling** (AIS {cite:p}`neal2001annealed`) runs many
 #   particles down the ladder from an easy base law $p_0$ to $\rho$ and weights each one, so the
 #   weighted particles are a sample from $\pi = \rho / Z$ and the mean weight estimates $Z$. Read as
-#   sequential Monte Carlo it is *tempered SMC* without resampling (Del Moral, Doucet & Jasra 2006,
-#   *JRSS-B* 68:411);
-# * **parallel tempering** (replica exchange; Swendsen & Wang 1986, *Phys. Rev. Lett.* 57:2607;
-#   Geyer 1991, *Computing Science and Statistics* 23:156) runs one chain per temperature side by side
-#   and lets neighbours swap states, so what a hot chain finds reaches the cold one.
+#   sequential Monte Carlo it is *tempered SMC* without resampling {cite:p}`delmoral2006sequential`;
+# * **parallel tempering** (replica exchange
+#   {cite:p}`swendsen1986replica,geyer1991markov,hukushima1996exchange`) runs one chain per temperature
+#   side by side and lets neighbours swap states, so what a hot chain finds reaches the cold one.
 #
 # Both are in the package (`annealed_importance`, `parallel_tempering` and, over sentences,
 # `sentence_tempering`, each a NumPy reference with a torch twin, each tested exactly on enumerable
@@ -236,7 +235,7 @@ fig.tight_layout()
 # ## Tempered SMC: a resampling step between rungs
 #
 # AIS lets every particle walk the whole ladder, however light its weight has become. Sequential Monte
-# Carlo adds one step between rungs (Del Moral, Doucet & Jasra 2006): when the effective sample size
+# Carlo adds one step between rungs {cite:p}`delmoral2006sequential`: when the effective sample size
 # $(\sum w)^2 / \sum w^2$ falls below $N/2$, draw $N$ ancestors with probabilities proportional to the
 # weights (systematic scheme), copy the particles, and give every copy the *mean* weight, so that the
 # product of the mean weights over the resampling epochs is still an unbiased $\hat Z$. That step is
