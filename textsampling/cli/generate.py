@@ -21,19 +21,29 @@ Every chain runs on the batched torch twins, on ``--device``; chain ``c`` at ste
 counter-based uniforms ``Philox(seed, c, t)``, so a step is reproducible from the state before it.
 Each run writes to a fresh folder, ``runs/<sampler>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``... when that
 exists), printed at the start, unless ``--output`` names one. Samples are written as they are drawn to
-``OUTPUT/samples.jsonl`` — one JSON line per chain per kept step (``--keep-every``), flushed after every
-step — next to ``OUTPUT/run.json`` (the settings). After an interruption, ``--resume --output OUTPUT``
-checks that every (step, chain) record is there exactly once and in order (a damaged file is refused,
-naming its first bad line), repairs a last line cut by the interruption, drops an incomplete step, and
-continues: the finished file is byte for byte the one an uninterrupted run writes. At the end
-``OUTPUT/metrics.json`` holds distinct-n, self-BLEU (sacrebleu convention) and perplexity under the
-causal LM of the final sentences, also printed. After a chain run, the mixing report
-(:mod:`textsampling.cli.mixing`), computed from ``samples.jsonl`` so that a resumed run gets the whole
-run's: ``OUTPUT/mixing.json`` and ``OUTPUT/mixing.md`` (acceptance rate per move type; split R-hat and
-bulk ESS across chains of the length and the energy / :math:`\log\rho` on the second half of the kept
-steps) and ``OUTPUT/traces.png`` (every chain's energy / :math:`\log\rho` and length over the steps); its
-summary is printed. ``textsampling show OUTPUT`` prints the samples as a table. A decoded sentence that
-reached ``--max-length`` without END is marked ``"truncated": true`` and printed with ``[truncated]``.
+``OUTPUT/samples.jsonl`` — one JSON line per chain per kept step (``--keep-every``), each step's lines
+written together and flushed before the next step starts — next to ``OUTPUT/run.json`` (the settings).
+After an interruption, ``--resume --output OUTPUT`` checks that every (step, chain) record is there
+exactly once and in order (a damaged file is refused, naming its first bad line), repairs a last line
+cut by the interruption, drops an incomplete step, and continues: the finished file is byte for byte the
+one an uninterrupted run writes. At the end ``OUTPUT/metrics.json`` holds distinct-n, self-BLEU
+(sacrebleu convention) and perplexity under the causal LM of the final sentences, also printed. After a
+chain run, the mixing report (:mod:`textsampling.cli.mixing`), computed from ``samples.jsonl`` so that a
+resumed run gets the whole run's: ``OUTPUT/mixing.json`` and ``OUTPUT/mixing.md`` (acceptance rate per
+move type; split R-hat and bulk ESS across chains of the length and the energy / :math:`\log\rho` on the
+second half of the kept steps) and ``OUTPUT/traces.png`` (every chain's energy / :math:`\log\rho` and
+length over the steps); its summary is printed. ``textsampling show OUTPUT`` prints the samples as a
+table. A decoded sentence that reached ``--max-length`` without END is marked ``"truncated": true`` and
+printed with ``[truncated]``.
+
+Several processes (:mod:`textsampling.cli.distributed`): ``torchrun --nproc_per_node=N -m textsampling.cli
+generate ...`` splits the chains into N blocks of consecutive indices, one per process (gloo on the CPU;
+NCCL with ``--device cuda``, process ``r`` of a node on ``cuda:LOCAL_RANK``). Each process writes its
+block to ``OUTPUT/samples.chains-A-B.jsonl``; when all are done, process 0 merges the blocks into
+``OUTPUT/samples.jsonl`` in the one-process order and writes everything else. Since a chain's uniforms
+depend on (seed, chain, step) only, every file is byte for byte the one a single process writes, for
+any N. ``--resume`` reads ``samples.jsonl`` and the shard files of an interrupted run whatever N wrote
+them, keeps the longest stretch of whole steps they hold together, and continues with any N.
 
 Bad input is refused before any model loads: an option the sampler does not use, an unavailable
 ``--device``, an empty model path, a causal model where a masked one is needed (or the reverse), pickle
@@ -122,7 +132,11 @@ line per chain per kept step, written as drawn), metrics.json; after gibbs/mh/cg
 report: mixing.json, mixing.md (acceptance per move type, split R-hat and bulk ESS across chains) and
 traces.png (energy or log rho and length of every chain). textsampling show FOLDER prints the samples
 as a table. --resume --output FOLDER continues an
-interrupted run and refuses a damaged samples.jsonl, naming its first bad line. Ctrl-C stops cleanly
+interrupted run and refuses a damaged samples.jsonl, naming its first bad line.
+
+several processes: torchrun --nproc_per_node=N -m textsampling.cli generate ... splits the chains over N
+processes (on GPUs: --device cuda, one GPU per process) and merges their files: samples.jsonl and the
+report are byte for byte those of one process. --resume continues such a run with any N. Ctrl-C stops cleanly
 (exit status 130) and keeps what was written. A decoded sentence that reached --max-length without
 END is marked "truncated": true and printed with [truncated].
 
