@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 #: gibbs on the built-in masked LM: 5 chains split 3 + 2 by two processes and 1 + 2 + 2 by three
 BUILTIN = ["--sampler", "gibbs", "--num-chains", "5", "--num-steps", "6", "--max-length", "8", "--no-progress"]
-#: what the report writes from samples.jsonl, deterministically (traces.png is a plot)
-REPORT_FILES = ("samples.jsonl", "metrics.json", "mixing.json", "mixing.md", "run.json")
+#: the files of a run: the samples and what the report writes from them
+REPORT_FILES = ("samples.jsonl", "metrics.json", "mixing.json", "mixing.md", "traces.png", "run.json")
 
 
 def _free_port() -> int:

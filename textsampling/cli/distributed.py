@@ -23,6 +23,7 @@ what a line of ``samples.jsonl`` holds, and the order of its records, is :mod:`t
 from __future__ import annotations
 
 import contextlib
+import datetime
 import heapq
 import os
 import re
@@ -31,12 +32,16 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 __all__ = [
-    "Processes", "from_environment", "process_device", "backend_for", "process_group", "shard", "barrier",
+    "Processes", "current", "from_environment", "process_device", "backend_for", "process_group", "shard", "barrier",
     "broadcast", "gather", "shard_path", "find_shards", "merge_sorted", "TORCHRUN_VARIABLES",
+    "COLLECTIVE_TIMEOUT",
 ]
 
 #: The variables torchrun sets in every process it starts, and that say "run as one of several".
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+#: How long a process waits for the others at a barrier: the fastest block may finish long before the
+#: slowest (torchrun ends every process as soon as one fails, so a crash is no reason to wait less).
+COLLECTIVE_TIMEOUT = datetime.timedelta(days=1)
 #: ``samples.chains-A-B.jsonl``: the records of chains A..B-1 written by one process.
 SHARD_PATTERN = re.compile(r"^samples\.chains-(\d+)-(\d+)\.jsonl$")
 
@@ -95,6 +100,20 @@ def from_environment(environ=None) -> Processes:
     return Processes(rank=rank, world_size=world_size, local_rank=local_rank)
 
 
+def current(environ=None) -> Processes:
+    """This process's place: from the process group when one is started (a caller of the Python API may
+    have started it with any launcher), else from torchrun's variables (:func:`from_environment`)."""
+    import sys
+
+    environ = os.environ if environ is None else environ
+    dist = sys.modules.get("torch.distributed")  # imported only if the caller uses it: never import torch here
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        rank = dist.get_rank()
+        return Processes(rank=rank, world_size=dist.get_world_size(),
+                         local_rank=int(environ.get("LOCAL_RANK", "") or rank))
+    return from_environment(environ)
+
+
 def process_device(device: str, processes: Processes) -> str:
     """The device this process runs on: ``cuda`` becomes ``cuda:LOCAL_RANK`` among several processes.
 
@@ -138,7 +157,7 @@ def process_group(processes: Processes, device: str):
     if backend == "nccl":
         torch.cuda.set_device(torch.device(device))  # collectives of objects go through this GPU
     dist.init_process_group(backend=backend, init_method="env://", rank=processes.rank,
-                            world_size=processes.world_size)
+                            world_size=processes.world_size, timeout=COLLECTIVE_TIMEOUT)
     try:
         yield processes
     finally:

@@ -707,7 +707,7 @@ def _processes(args) -> distributed.Processes:
     Refuses, among several processes, a sampler whose chains interact (they cannot be split into
     blocks that run apart); such a registry entry sets ``independent_chains=False``.
     """
-    processes = distributed.from_environment()
+    processes = distributed.current()
     args.device = distributed.process_device(args.device, processes)
     sampler = CHAIN_SAMPLERS.get(getattr(args, "sampler", None))
     if processes.is_distributed and sampler is not None and not getattr(sampler, "independent_chains", True):
