@@ -132,13 +132,13 @@ line per chain per kept step, written as drawn), metrics.json; after gibbs/mh/cg
 report: mixing.json, mixing.md (acceptance per move type, split R-hat and bulk ESS across chains) and
 traces.png (energy or log rho and length of every chain). textsampling show FOLDER prints the samples
 as a table. --resume --output FOLDER continues an
-interrupted run and refuses a damaged samples.jsonl, naming its first bad line.
+interrupted run and refuses a damaged samples.jsonl, naming its first bad line. Ctrl-C stops cleanly
+(exit status 130) and keeps what was written. A decoded sentence that reached --max-length without
+END is marked "truncated": true and printed with [truncated].
 
 several processes: torchrun --nproc_per_node=N -m textsampling.cli generate ... splits the chains over N
 processes (on GPUs: --device cuda, one GPU per process) and merges their files: samples.jsonl and the
-report are byte for byte those of one process. --resume continues such a run with any N. Ctrl-C stops cleanly
-(exit status 130) and keeps what was written. A decoded sentence that reached --max-length without
-END is marked "truncated": true and printed with [truncated].
+report are byte for byte those of one process. --resume continues such a run with any N.
 
 Every option is checked before any model loads; an option the chosen sampler does not use is
 refused. Weights are read from safetensors files only; pickle weights (pytorch_model.bin) need
