@@ -499,3 +499,14 @@ def test_a_step_is_one_write_and_a_sentence_is_decoded_only_when_it_changed(orac
         {"chain": 6, "step": 1, "tokens": [4, 5, 0], "text": "t4 t5 t0", "accepted": False, "temperature": 0.25},
     ]
     assert lines == [json.dumps(record) for record in want]
+
+
+def test_resume_refuses_token_ids_the_model_does_not_have_before_rewriting_anything(tmp_path, oracle):
+    def foreign_token(lines):  # token 99 in the record of step 1 chain 1: not in the oracle's 8 tokens
+        return lines[:4] + [lines[4].replace('"tokens": [', '"tokens": [99, ', 1)] + lines[5:]
+
+    folder = _damaged_run(tmp_path, oracle, foreign_token)
+    before = (folder / "samples.jsonl").read_bytes()
+    with pytest.raises(generate.DamagedSamplesError, match="record 5 \\(step 1 chain 1\\): a token id is not below"):
+        generate.execute(_args(folder, "cgmh", "--keywords", "t2", "--resume"), causal_lm=oracle)
+    assert (folder / "samples.jsonl").read_bytes() == before
