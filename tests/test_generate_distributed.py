@@ -45,6 +45,8 @@ def _torchrun(num_processes: int, *command, check_status=0):
                    "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     for name in distributed.TORCHRUN_VARIABLES:  # never inherit another launcher's place
         environment.pop(name, None)
+    if sys.platform.startswith("linux"):  # gloo on the loopback device: no need for the host name to resolve
+        environment.setdefault("GLOO_SOCKET_IFNAME", "lo")
     argv = [str(TORCHRUN) if TORCHRUN.exists() else "torchrun", f"--nproc_per_node={num_processes}",
             "--master_addr=127.0.0.1", f"--master_port={_free_port()}", *command]
     result = subprocess.run(argv, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
