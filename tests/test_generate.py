@@ -449,3 +449,67 @@ def test_every_chain_sampler_runs_through_the_registry_with_no_branch_of_its_own
         module = sampler.module()
         assert all(callable(getattr(module, function)) for function in ("init", "num_uniforms", "step")), name
         assert sampler.model in ("masked", "causal"), name
+
+
+# ----------------------------------------------------------------------------- the writes
+def test_batched_texts_are_the_texts_of_each_sentence_alone():
+    """One batch decode of the built-in tokenizer gives, for every row, the text of that row decoded alone."""
+    from textsampling.lm.loading import load_masked_lm
+
+    model = load_masked_lm("tiny-shakespeare")
+    rng = np.random.default_rng(5)
+    rows = [rng.integers(5, model.vocab_size, size=length).tolist() for length in (3, 0, 8, 1, 16, 0, 5)]
+    assert generate._texts(model, rows) == [generate._text(model, row) for row in rows]
+    assert generate._texts(model, [[], []]) == ["", ""]
+
+
+class _CountingWrites:
+    def __init__(self):
+        self.writes = []
+
+    def write(self, text):
+        self.writes.append(text)
+
+    def flush(self):
+        pass
+
+
+def test_a_step_is_one_write_and_a_sentence_is_decoded_only_when_it_changed(oracle):
+    import torch
+
+    decoded = []
+
+    class CountingOracle:
+        def decode(self, row):
+            decoded.append(list(row))
+            return oracle.decode(row)
+
+    output = _CountingWrites()
+    writer = generate._StepWriter(output, CountingOracle(), chains=range(4, 7))
+    writer.write_step(0, torch.tensor([[1, 2, -1], [3, -1, -1], [4, 5, 0]]), {"accepted": torch.tensor([1, 0, 1]) > 0,
+                                                                               "temperature": 0.5})
+    writer.write_step(1, torch.tensor([[1, 2, -1], [3, 3, -1], [4, 5, 0]]), {"accepted": torch.tensor([0, 1, 0]) > 0,
+                                                                               "temperature": 0.25})
+    assert decoded == [[1, 2], [3], [4, 5, 0], [3, 3]]  # step 1 decodes the one sentence that changed
+    assert len(output.writes) == 2  # one write per step
+    lines = "".join(output.writes).splitlines()
+    want = [
+        {"chain": 4, "step": 0, "tokens": [1, 2], "text": "t1 t2", "accepted": True, "temperature": 0.5},
+        {"chain": 5, "step": 0, "tokens": [3], "text": "t3", "accepted": False, "temperature": 0.5},
+        {"chain": 6, "step": 0, "tokens": [4, 5, 0], "text": "t4 t5 t0", "accepted": True, "temperature": 0.5},
+        {"chain": 4, "step": 1, "tokens": [1, 2], "text": "t1 t2", "accepted": False, "temperature": 0.25},
+        {"chain": 5, "step": 1, "tokens": [3, 3], "text": "t3 t3", "accepted": True, "temperature": 0.25},
+        {"chain": 6, "step": 1, "tokens": [4, 5, 0], "text": "t4 t5 t0", "accepted": False, "temperature": 0.25},
+    ]
+    assert lines == [json.dumps(record) for record in want]
+
+
+def test_resume_refuses_token_ids_the_model_does_not_have_before_rewriting_anything(tmp_path, oracle):
+    def foreign_token(lines):  # token 99 in the record of step 1 chain 1: not in the oracle's 8 tokens
+        return lines[:4] + [lines[4].replace('"tokens": [', '"tokens": [99, ', 1)] + lines[5:]
+
+    folder = _damaged_run(tmp_path, oracle, foreign_token)
+    before = (folder / "samples.jsonl").read_bytes()
+    with pytest.raises(generate.DamagedSamplesError, match="record 5 \\(step 1 chain 1\\): a token id is not below"):
+        generate.execute(_args(folder, "cgmh", "--keywords", "t2", "--resume"), causal_lm=oracle)
+    assert (folder / "samples.jsonl").read_bytes() == before

@@ -30,19 +30,29 @@ Every chain runs on the batched torch twins, on ``--device``; chain ``c`` at ste
 counter-based uniforms ``Philox(seed, c, t)``, so a step is reproducible from the state before it.
 Each run writes to a fresh folder, ``runs/<sampler>-<YYYYmmdd-HHMMSS>`` (``-2``, ``-3``... when that
 exists), printed at the start, unless ``--output`` names one. Samples are written as they are drawn to
-``OUTPUT/samples.jsonl`` — one JSON line per chain per kept step (``--keep-every``), flushed after every
-step — next to ``OUTPUT/run.json`` (the settings). After an interruption, ``--resume --output OUTPUT``
-checks that every (step, chain) record is there exactly once and in order (a damaged file is refused,
-naming its first bad line), repairs a last line cut by the interruption, drops an incomplete step, and
-continues: the finished file is byte for byte the one an uninterrupted run writes. At the end
-``OUTPUT/metrics.json`` holds distinct-n, self-BLEU (sacrebleu convention) and perplexity under the
-causal LM of the final sentences, also printed. After a chain run, the mixing report
-(:mod:`textsampling.cli.mixing`), computed from ``samples.jsonl`` so that a resumed run gets the whole
-run's: ``OUTPUT/mixing.json`` and ``OUTPUT/mixing.md`` (acceptance rate per move type; split R-hat and
-bulk ESS across chains of the length and the energy / :math:`\log\rho` on the second half of the kept
-steps) and ``OUTPUT/traces.png`` (every chain's energy / :math:`\log\rho` and length over the steps); its
-summary is printed. ``textsampling show OUTPUT`` prints the samples as a table. A decoded sentence that
-reached ``--max-length`` without END is marked ``"truncated": true`` and printed with ``[truncated]``.
+``OUTPUT/samples.jsonl`` — one JSON line per chain per kept step (``--keep-every``), each step's lines
+written together and flushed before the next step starts — next to ``OUTPUT/run.json`` (the settings).
+After an interruption, ``--resume --output OUTPUT`` checks that every (step, chain) record is there
+exactly once and in order (a damaged file is refused, naming its first bad line), repairs a last line
+cut by the interruption, drops an incomplete step, and continues: the finished file is byte for byte the
+one an uninterrupted run writes. At the end ``OUTPUT/metrics.json`` holds distinct-n, self-BLEU
+(sacrebleu convention) and perplexity under the causal LM of the final sentences, also printed. After a
+chain run, the mixing report (:mod:`textsampling.cli.mixing`), computed from ``samples.jsonl`` so that a
+resumed run gets the whole run's: ``OUTPUT/mixing.json`` and ``OUTPUT/mixing.md`` (acceptance rate per
+move type; split R-hat and bulk ESS across chains of the length and the energy / :math:`\log\rho` on the
+second half of the kept steps) and ``OUTPUT/traces.png`` (every chain's energy / :math:`\log\rho` and
+length over the steps); its summary is printed. ``textsampling show OUTPUT`` prints the samples as a
+table. A decoded sentence that reached ``--max-length`` without END is marked ``"truncated": true`` and
+printed with ``[truncated]``.
+
+Several processes (:mod:`textsampling.cli.distributed`): ``torchrun --nproc_per_node=N -m textsampling.cli
+generate ...`` splits the chains into N blocks of consecutive indices, one per process (gloo on the CPU;
+NCCL with ``--device cuda``, process ``r`` of a node on ``cuda:LOCAL_RANK``). Each process writes its
+block to ``OUTPUT/samples.chains-A-B.jsonl``; when all are done, process 0 merges the blocks into
+``OUTPUT/samples.jsonl`` in the one-process order and writes everything else. Since a chain's uniforms
+depend on (seed, chain, step) only, every file is byte for byte the one a single process writes, for
+any N. ``--resume`` reads ``samples.jsonl`` and the shard files of an interrupted run whatever N wrote
+them, keeps the longest stretch of whole steps they hold together, and continues with any N.
 
 Bad input is refused before any model loads: an option the sampler does not use, an unavailable
 ``--device``, an empty model path, a causal model where a masked one is needed (or the reverse), pickle
@@ -57,13 +67,14 @@ import argparse
 import itertools
 import json
 import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from textsampling.cli import particles
+from textsampling.cli import distributed, particles
 from textsampling.cli.samplers import CHAIN_SAMPLERS
 
 __all__ = [
@@ -157,6 +168,10 @@ interrupted run and refuses a damaged samples.jsonl, naming its first bad line. 
 (exit status 130) and keeps what was written. A decoded sentence that reached --max-length without
 END is marked "truncated": true and printed with [truncated].
 
+several processes: torchrun --nproc_per_node=N -m textsampling.cli generate ... splits the chains over N
+processes (on GPUs: --device cuda, one GPU per process) and merges their files: samples.jsonl and the
+report are byte for byte those of one process. --resume continues such a run with any N.
+
 Every option is checked before any model loads; an option the chosen sampler does not use is
 refused. Weights are read from safetensors files only; pickle weights (pytorch_model.bin) need
 --allow-pickle, and code shipped with a checkpoint is never run. Exit status: 0 done, 2 bad input,
@@ -244,20 +259,26 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    """Check every argument, load the models named by ``args`` and :func:`execute` the run."""
+    """Check every argument, load the models named by ``args`` and :func:`execute` the run.
+
+    Under torchrun (:mod:`textsampling.cli.distributed`) every process checks the same things, joins
+    the process group before anything is written, and loads the models on its own device.
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    processes = _processes(args)
     _check_settings(args)
     _check_output(args)
     _check_model_before_loading(args)
-    folder = _claim_output(args)
-    sampling_started = False
-    try:
-        masked_lm, causal_lm = load_models(args)
-        sampling_started = True
-        return execute(args, masked_lm=masked_lm, causal_lm=causal_lm)
-    finally:
-        if not sampling_started:  # stopped while loading: leave no empty run behind
-            _release_output(folder)
+    with distributed.process_group(processes, args.device):
+        folder = _claim_output(args, processes)
+        sampling_started = False
+        try:
+            masked_lm, causal_lm = load_models(args)
+            sampling_started = True
+            return execute(args, masked_lm=masked_lm, causal_lm=causal_lm)
+        finally:
+            if not sampling_started:  # stopped while loading: leave no empty run behind
+                _release_output(folder)
 
 
 def load_models(args):
@@ -460,17 +481,21 @@ def _claim_fresh_folder(base: Path) -> Path:
         return folder
 
 
-def _claim_output(args):
+def _claim_output(args, processes=None):
     """Make ``args.output`` a folder this run may write to and say where; returns it if created here.
 
     Without ``--output``: a fresh folder (created now, so two runs started in the same second get two
-    folders). The folder is printed before anything slow happens.
+    folders). The folder is printed before anything slow happens. Among several processes, process 0
+    claims and prints it and the others learn its name from process 0.
     """
+    processes = processes if processes is not None else distributed.Processes()
     created = None
-    if not getattr(args, "output", None):
-        created = _claim_fresh_folder(default_output(args.sampler))
-        args.output = str(created)
-    print(f"textsampling generate: {'resuming' if args.resume else 'writing to'} {args.output}", flush=True)
+    if processes.is_main:
+        if not getattr(args, "output", None):
+            created = _claim_fresh_folder(default_output(args.sampler))
+            args.output = str(created)
+        print(f"textsampling generate: {'resuming' if args.resume else 'writing to'} {args.output}", flush=True)
+    args.output = distributed.broadcast(args.output, processes)
     return created
 
 
@@ -482,7 +507,9 @@ def _release_output(folder) -> None:
 
 def _check_output(args) -> list:
     """Refuse an output folder holding another run, or (``--resume``) different settings or a damaged
-    samples file; returns the records a resumed run keeps. Reads only: nothing is written here."""
+    samples file; returns the records a resumed run keeps (:func:`_resumable_records`: those of
+    ``samples.jsonl`` and of the shard files an interrupted several-process run left). Reads only:
+    nothing is written here."""
     if not getattr(args, "output", None):
         return []
     folder = Path(args.output)
@@ -499,21 +526,27 @@ def _check_output(args) -> list:
         if differences:
             listed = ", ".join(f"{k}: {old!r} then, {new!r} now" for k, (old, new) in differences.items())
             raise ValueError(f"--resume: the settings differ from the run in {folder} ({listed})")
-        return _validated_records(samples, args)
-    if samples.exists() or settings_file.exists():
+        return _resumable_records(folder, args)
+    if samples.exists() or settings_file.exists() or distributed.find_shards(folder):
         raise FileExistsError(f"--output {folder} already holds a run: pass --resume to continue it, or choose "
                               "another folder")
     return []
 
 
-def _prepare_output(args):
-    """Check the folder (:func:`_check_output`), create it and its run.json; returns (folder, records kept)."""
-    records = _check_output(args)
+def _prepare_output(args, records: list) -> Path:
+    """Create the folder and its run.json (a fresh run), or leave ``samples.jsonl`` holding exactly the
+    ``records`` a resumed run keeps, the shard files folded into it (:func:`_check_output` read them)."""
     folder = Path(args.output)
     if not args.resume:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "run.json").write_text(json.dumps(_settings(args), indent=2) + "\n")
-    return folder, records
+    samples_path = folder / "samples.jsonl"
+    shards = distributed.find_shards(folder)
+    if records or samples_path.exists() or shards:
+        _rewrite_samples(samples_path, records)
+    for _, path in shards:  # their records are in samples.jsonl now (the rest is redrawn identically)
+        path.unlink()
+    return folder
 
 
 def _kept_steps(args) -> list:
@@ -521,6 +554,16 @@ def _kept_steps(args) -> list:
     if args.sampler in DECODING_SAMPLERS:
         return [0]
     return [step for step in range(args.num_steps) if (step + 1) % args.keep_every == 0 or step == args.num_steps - 1]
+
+
+def _expected_records(args, chains=None) -> list:
+    """The ``(step, chain)`` of every record of the finished run, in the order of ``samples.jsonl``.
+
+    Kept step by kept step, chains in index order within a step; with ``chains`` (a range), only those
+    chains: the order of that shard's file.
+    """
+    chains = range(args.num_chains) if chains is None else chains
+    return [(step, chain) for step in _kept_steps(args) for chain in chains]
 
 
 #: fields a record of each sampler needs to be resumed from (beyond chain, step, tokens, text)
@@ -547,24 +590,22 @@ def _check_record(record, args, where: str) -> None:
             raise DamagedSamplesError(f"{where}: the record has no {name!r}")
 
 
-def _validated_records(path: Path, args) -> list:
-    """The records ``--resume`` continues from, after checking the whole file.
+def _read_records(path: Path, args, expected: list, start_anywhere: bool = False) -> list:
+    """The records of ``path``, checked line by line against the ``(step, chain)`` order ``expected``.
 
-    Every complete line must be the next expected (step, chain): the kept steps in order, chains
-    ``0..num_chains-1`` within each, each exactly once. A last line without its newline (cut by the
-    interruption) is dropped, and so are the records of a step not every chain finished (MCMC; a
-    decoder's sentences are independent, so each finished one is kept). Anything else — a record
-    deleted, duplicated or out of order, a line that is not JSON, a record without its tokens — raises
-    :class:`DamagedSamplesError` naming the first bad line.
+    Every complete line must be the next expected record, from the first of ``expected`` (or, with
+    ``start_anywhere``, from wherever the first line is in it: a shard file continues the records
+    already merged). A last line without its newline (cut by the interruption) is dropped. Anything
+    else raises :class:`DamagedSamplesError` naming the first bad line.
     """
     if not path.exists():
         return []
-    expected = [(step, chain) for step in _kept_steps(args) for chain in range(args.num_chains)]
     lines = path.read_text().splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines = lines[:-1]  # written half when the run stopped: regenerated identically
     records = []
     hint = (f"--resume will not guess; move {path} away (or start a new run) to sample again")
+    offset = 0
     for number, line in enumerate(lines, start=1):
         where = f"{path} line {number}"
         try:
@@ -576,13 +617,16 @@ def _validated_records(path: Path, args) -> list:
         except DamagedSamplesError as error:
             raise DamagedSamplesError(f"{error}; {hint}") from None
         found = (record["step"], record["chain"])
-        if number > len(expected):
+        if number == 1 and start_anywhere and found in expected:
+            offset = expected.index(found)
+        position = offset + number - 1
+        if position >= len(expected):
             raise DamagedSamplesError(f"{where}: step {found[0]} chain {found[1]} comes after the last record "
                                       "of the run "
                                       f"(step {expected[-1][0]} chain {expected[-1][1]}); {hint}")
-        want = expected[number - 1]
+        want = expected[position]
         if found != want:
-            if found in expected[: number - 1]:
+            if found in expected[offset:position]:
                 problem = "a duplicate of an earlier record"
             elif found in expected:
                 problem = "out of order: a record before it is missing"
@@ -593,9 +637,60 @@ def _validated_records(path: Path, args) -> list:
                 f"({problem}); {hint}"
             )
         records.append(record)
+    return records
+
+
+def _validated_records(path: Path, args) -> list:
+    """The records ``--resume`` continues from, after checking the whole file.
+
+    Every complete line must be the next expected (step, chain): the kept steps in order, chains
+    ``0..num_chains-1`` within each, each exactly once. A last line without its newline (cut by the
+    interruption) is dropped, and so are the records of a step not every chain finished (MCMC; a
+    decoder's sentences are independent, so each finished one is kept). Anything else — a record
+    deleted, duplicated or out of order, a line that is not JSON, a record without its tokens — raises
+    :class:`DamagedSamplesError` naming the first bad line.
+    """
+    records = _read_records(path, args, _expected_records(args))
     if args.sampler not in DECODING_SAMPLERS:
         records = records[: len(records) - len(records) % args.num_chains]  # an incomplete step is redone
     return records
+
+
+def _resumable_records(folder: Path, args) -> list:
+    """The records a resumed run keeps: ``samples.jsonl`` and the shard files of a several-process run.
+
+    ``samples.jsonl`` holds the records merged so far (:func:`_validated_records`); each shard file
+    ``samples.chains-A-B.jsonl`` holds what one process wrote since, for chains ``A..B-1``, in the order
+    of :func:`_expected_records` restricted to them (checked line by line the same way). Whatever the
+    number of processes that wrote them, the kept records are the longest run of ``(step, chain)``
+    records, in the single-process order, that these files hold together, cut to whole steps (MCMC): a
+    chain whose process got further than the slowest is run again from there, drawing the same
+    sentences. A record found twice (a shard and the merged file) must be the same both times.
+    """
+    records = _validated_records(folder / "samples.jsonl", args)
+    shards = distributed.find_shards(folder)
+    if not shards:
+        return records
+    found = {(record["step"], record["chain"]): record for record in records}
+    for chains, path in shards:
+        if not (0 <= chains.start < chains.stop <= args.num_chains):
+            raise DamagedSamplesError(f"{path}: chains {chains.start}..{chains.stop - 1} are not chains of this run "
+                                      f"(0..{args.num_chains - 1}); move it away to resume")
+        for number, record in enumerate(_read_records(path, args, _expected_records(args, chains),
+                                                      start_anywhere=True), start=1):
+            key = (record["step"], record["chain"])
+            if key in found and found[key] != record:
+                raise DamagedSamplesError(f"{path} line {number}: step {key[0]} chain {key[1]} differs from the same "
+                                          "record written before; move the files away to sample again")
+            found[key] = record
+    kept = []
+    for key in _expected_records(args):
+        if key not in found:
+            break
+        kept.append(found[key])
+    if args.sampler not in DECODING_SAMPLERS:
+        kept = kept[: len(kept) - len(kept) % args.num_chains]  # an incomplete step is redone
+    return kept
 
 
 def _rewrite_samples(path: Path, records: list) -> None:
@@ -608,6 +703,37 @@ def _rewrite_samples(path: Path, records: list) -> None:
     temporary.replace(path)  # the dropped records are regenerated, identically, by the resumed run
 
 
+def _record_order(line: str) -> tuple:
+    """``(step, chain)`` of one line of ``samples.jsonl``: the order of the file (read from its start)."""
+    match = _RECORD_START.match(line)
+    if match:
+        return int(match.group(2)), int(match.group(1))
+    record = json.loads(line)
+    return record["step"], record["chain"]
+
+
+#: every line starts so: json.dumps of a record whose first keys are chain and step
+_RECORD_START = re.compile(r'\{"chain": (\d+), "step": (\d+)[,}]')
+
+
+def _merge_shards(folder: Path, args) -> None:
+    """Process 0, once every process has finished: ``samples.jsonl`` and the shards -> ``samples.jsonl``.
+
+    The merged file holds every record of the run in the single-process order, the lines copied byte
+    for byte (:func:`textsampling.cli.distributed.merge_sorted`); then the shard files are removed.
+    """
+    samples_path = folder / "samples.jsonl"
+    shards = distributed.find_shards(folder)
+    sources = ([samples_path] if samples_path.exists() else []) + [path for _, path in shards]
+    count = distributed.merge_sorted(sources, samples_path, key=_record_order)
+    expected = len(_expected_records(args))
+    if count != expected:
+        raise RuntimeError(f"bug: the merged {samples_path} holds {count} records, not the run's {expected} "
+                           "(please report it); the shard files are kept")
+    for _, path in shards:
+        path.unlink()
+
+
 # ----------------------------------------------------------------------------- the run
 def execute(args, masked_lm=None, causal_lm=None, interrupt_after_step=None) -> int:
     """Run the sampler of ``args`` with the given models (the Python API behind the command).
@@ -615,38 +741,93 @@ def execute(args, masked_lm=None, causal_lm=None, interrupt_after_step=None) -> 
     Without ``args.output`` the run gets a fresh folder (:func:`default_output`), printed.
     ``interrupt_after_step`` (tests) raises ``KeyboardInterrupt`` once that step is written.
     Returns 0 when done, 130 when interrupted (the samples written so far are kept).
-    """
-    import torch
 
+    Called in every process of a ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` set; see
+    :mod:`textsampling.cli.distributed`), each process runs its block of the chains, on
+    ``cuda:LOCAL_RANK`` when ``args.device`` is ``"cuda"`` (load the models there), and writes them to
+    its shard file; process 0 then merges the shards into ``samples.jsonl`` and writes the report: the
+    files one process writes, byte for byte. A process group the caller started is used as it is.
+    """
+    processes = _processes(args)
     _check_settings(args)
-    _check_output(args)
+    records = _check_output(args)
     keyword_ids = _check_model(args, masked_lm, causal_lm)
-    if not getattr(args, "output", None):
-        _claim_output(args)
-    folder, records = _prepare_output(args)
-    samples_path = folder / "samples.jsonl"
     model = masked_lm if args.sampler in MASKED_SAMPLERS else causal_lm
+    _check_vocabulary(records, model, args)
+    with distributed.process_group(processes, args.device):
+        if not getattr(args, "output", None):
+            _claim_output(args, processes)
+        distributed.barrier(processes)  # every process has read the folder before process 0 changes it
+        if processes.is_main:
+            _prepare_output(args, records)
+        distributed.barrier(processes)  # the folder is ready for every process
+        return _sample(args, processes, model, causal_lm, keyword_ids, records, interrupt_after_step)
+
+
+def _processes(args) -> distributed.Processes:
+    """This process's place in the run (torchrun's variables, or one process) and its device.
+
+    Refuses, among several processes, a sampler whose chains interact (they cannot be split into
+    blocks that run apart); such a registry entry sets ``independent_chains=False``.
+    """
+    processes = distributed.current()
+    args.device = distributed.process_device(args.device, processes)
+    if processes.is_distributed and getattr(args, "sampler", None) in PARTICLE_SAMPLERS:
+        raise ValueError(f"--sampler {args.sampler}: its particles are resampled together and its runs are "
+                         f"written at the end by one process, so it does not run under torchrun's "
+                         f"{processes.world_size} processes; run it in one process (--num-runs batches the runs)")
+    sampler = CHAIN_SAMPLERS.get(getattr(args, "sampler", None))
+    if processes.is_distributed and sampler is not None and not getattr(sampler, "independent_chains", True):
+        raise ValueError(f"--sampler {args.sampler}: its chains interact at every step, so they cannot be "
+                         f"split over the {processes.world_size} processes of torchrun; run it in one process")
+    return processes
+
+
+def _check_vocabulary(records, model, args) -> None:
+    """Refuse resumed records holding a token id the model does not have (written by another model)."""
     for number, record in enumerate(records, start=1):
         if any(token >= model.vocab_size for token in record["tokens"]):
-            raise DamagedSamplesError(f"{samples_path} line {number}: a token id is not below the model's vocabulary "
-                                      f"size {model.vocab_size}: written by another model?")
-    if records or samples_path.exists():
-        _rewrite_samples(samples_path, records)
+            raise DamagedSamplesError(f"{Path(args.output) / 'samples.jsonl'} record {number} (step "
+                                      f"{record['step']} chain {record['chain']}): a token id is not below the "
+                                      f"model's vocabulary size {model.vocab_size}: written by another model?")
+
+
+def _sample(args, processes, model, causal_lm, keyword_ids, records, interrupt_after_step) -> int:
+    """Run this process's chains into its file; then (process 0) merge the shards and report."""
+    import torch
+
+    folder = Path(args.output)
     device = torch.device(args.device)
     if args.sampler in PARTICLE_SAMPLERS:  # a weighted particle system, written once finished
         return particles.run_smc(args, model, folder, device, interrupt_after_step)
+    samples_path = folder / "samples.jsonl"
+    chains = distributed.shard(args.num_chains, processes)
+    # One process appends to samples.jsonl itself; several write a shard file each, merged at the end.
+    path = distributed.shard_path(folder, chains) if processes.is_distributed else samples_path
     statistics = _RunningStatistics(args.sampler)
     try:
-        with samples_path.open("a") as output:
-            if args.sampler in DECODING_SAMPLERS:
-                _run_decoding(args, model, records, output, args.num_chains, device)
-            else:
-                _run_chains(args, model, keyword_ids, records, output, device, interrupt_after_step, statistics)
+        if len(chains):
+            with path.open("a") as output:
+                if args.sampler in DECODING_SAMPLERS:
+                    _run_decoding(args, model, records, output, args.num_chains, device, chains=chains,
+                                  show_progress=processes.is_main)
+                else:
+                    _run_chains(args, model, keyword_ids, records, output, device, interrupt_after_step, statistics,
+                                chains=chains, show_progress=processes.is_main)
     except KeyboardInterrupt:
-        summary = statistics.summary()
-        print(f"\ninterrupted{'; ' + summary if summary else ''}; the samples so far are in {samples_path}. "
-              f"Continue it: the same command with --resume --output {folder}", file=sys.stderr)
+        if processes.is_main:
+            summary = "" if processes.is_distributed else statistics.summary()
+            where = (f"{samples_path} and the shard files samples.chains-*.jsonl beside it" if processes.is_distributed
+                     else str(samples_path))
+            print(f"\ninterrupted{'; ' + summary if summary else ''}; the samples so far are in {where}. "
+                  f"Continue it: the same command with --resume --output {folder}", file=sys.stderr)
         return 130
+    parts = distributed.gather(statistics.counts(), processes)  # also waits until every shard is written
+    if not processes.is_main:
+        return 0
+    if processes.is_distributed:
+        _merge_shards(folder, args)
+        statistics = _RunningStatistics.combined(args.sampler, parts)
     _report(args, folder, model, causal_lm, statistics)
     return 0
 
@@ -662,6 +843,7 @@ class _RunningStatistics:
         self.chain_steps = 0
         self.accepted = 0
         self.mean_score = None  # mean over chains of log rho (cgmh, anneal) or the energy (mh), now
+        self.num_scored = 0  # the chains that mean is over
 
     @property
     def score_name(self) -> str:
@@ -673,6 +855,23 @@ class _RunningStatistics:
         self.accepted += int(accepted.sum())
         if score is not None:
             self.mean_score = float(score.double().mean())
+            self.num_scored = int(score.numel())
+
+    def counts(self) -> tuple:
+        """``(chain_steps, accepted, mean_score, num_scored)``: what :meth:`combined` adds up over processes."""
+        return self.chain_steps, self.accepted, self.mean_score, self.num_scored
+
+    @classmethod
+    def combined(cls, sampler: str, parts) -> "_RunningStatistics":
+        """The statistics of all chains from each process's :meth:`counts` (the mean weighted by chains)."""
+        total = cls(sampler)
+        total.chain_steps = sum(part[0] for part in parts)
+        total.accepted = sum(part[1] for part in parts)
+        scored = [(mean, count) for _, _, mean, count in parts if mean is not None and count]
+        if scored:
+            total.num_scored = sum(count for _, count in scored)
+            total.mean_score = sum(mean * count for mean, count in scored) / total.num_scored
+        return total
 
     def postfix(self) -> str:
         if not self.chain_steps:
@@ -695,33 +894,84 @@ class _RunningStatistics:
         return text
 
 
-def _write_step(output, step, states, model, extra, keywords=()) -> None:
-    """One line per chain for ``step``, then flush (a step is on disk before the next starts).
+class _StepWriter:
+    """Writes the kept steps of a block of chains: one JSON line per chain, one ``write`` per step.
+
+    A step's lines are all built first, then written and flushed together, so every step is on disk
+    before the next starts and an interruption loses at most the step being written (``--resume``
+    drops its part and draws it again). Decoding a sentence is a pure function of its tokens, so
+    each chain's last (tokens, text) is kept and only the sentences that changed since the chain's
+    previous kept step are decoded, in one batch where the model decodes batches (:func:`_texts`).
 
     With ``keywords``, every decoded sentence must hold each of them as a whole word: one that does not
-    is a sampler bug, and stops the run before it is written.
-    """
-    from textsampling.lm.keywords import missing_keywords
+    is a sampler bug, and stops the run before its step is written.
 
-    tokens = states.detach().cpu().numpy()
-    # Each extra value: a (B, ...) tensor or array, or one value shared by every chain.
-    columns = {name: values.detach().cpu().numpy() if hasattr(values, "detach") else values
-               for name, values in extra.items()}
-    columns = {name: values if np.ndim(values) > 0 else [values] * tokens.shape[0] for name, values in columns.items()}
-    for chain in range(tokens.shape[0]):
-        row = [int(t) for t in tokens[chain] if t != -1]
-        record = {"chain": chain, "step": step, "tokens": row, "text": _text(model, row)}
-        missing = missing_keywords(record["text"], keywords)
-        if missing:
-            raise RuntimeError(
-                f"bug: chain {chain} at step {step} holds the sentence {record['text']!r}, without the keyword(s) "
-                f"{missing} (please report it)"
-            )
-        for name, values in columns.items():
-            value = values[chain]
-            record[name] = value.tolist() if hasattr(value, "tolist") else value
-        output.write(json.dumps(record) + "\n")
-    output.flush()
+    Parameters
+    ----------
+    output : text file
+        Where the lines go (``samples.jsonl``, or this process's shard file).
+    model : language model
+        Decodes the sentences (``model.decode``).
+    keywords : sequence of str
+        Words every sentence must hold (``--keywords`` of cgmh / anneal), or empty.
+    chains : range or None
+        The chain index of each row of the batch (a process's block); None: row ``i`` is chain ``i``.
+    """
+
+    def __init__(self, output, model, keywords=(), chains=None):
+        self.output = output
+        self.model = model
+        self.keywords = tuple(keywords)
+        self.chains = chains
+        self._last = {}  # row -> (tokens, text) of its last written record
+
+    def write_step(self, step: int, states, extra: dict) -> None:
+        """The records of ``step``: ``states`` ``(B, L)`` token ids (PAD -1), ``extra`` the sampler's fields.
+
+        Each value of ``extra``: a ``(B, ...)`` tensor or array, a list of ``B`` values, or one value
+        shared by every chain.
+        """
+        from textsampling.lm.keywords import missing_keywords
+
+        rows = [[token for token in row if token != -1] for row in states.detach().cpu().tolist()]
+        chains = self.chains if self.chains is not None else range(len(rows))
+        changed = [i for i, row in enumerate(rows) if i not in self._last or self._last[i][0] != row]
+        texts = dict(zip(changed, _texts(self.model, [rows[i] for i in changed])))
+        for i in changed:
+            missing = missing_keywords(texts[i], self.keywords)
+            if missing:
+                raise RuntimeError(
+                    f"bug: chain {chains[i]} at step {step} holds the sentence {texts[i]!r}, without the keyword(s) "
+                    f"{missing} (please report it)"
+                )
+        columns = {name: _column(values, len(rows)) for name, values in extra.items()}
+        lines = []
+        for i, row in enumerate(rows):
+            if i in texts:
+                self._last[i] = (row, texts[i])
+            record = {"chain": chains[i], "step": step, "tokens": row, "text": self._last[i][1]}
+            for name, values in columns.items():
+                record[name] = values[i]
+            lines.append(json.dumps(record) + "\n")
+        self.output.write("".join(lines))
+        self.output.flush()
+
+
+def _column(values, num_rows: int) -> list:
+    """One record field for every row, as plain Python values (what ``json.dumps`` writes)."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    if np.ndim(values) == 0:
+        value = values.tolist() if hasattr(values, "tolist") else values
+        return [value] * num_rows
+    if isinstance(values, np.ndarray):
+        return values.tolist()
+    return [value.tolist() if hasattr(value, "tolist") else value for value in values]
+
+
+def _write_step(output, step, states, model, extra, keywords=()) -> None:
+    """One line per chain for ``step``, then flush (:class:`_StepWriter` without its memory of texts)."""
+    _StepWriter(output, model, keywords).write_step(step, states, extra)
 
 
 def _text(model, row) -> str:
@@ -730,19 +980,41 @@ def _text(model, row) -> str:
     return " ".join(str(t) for t in row)
 
 
-def _progress(args, initial: int, total: int):
+def _texts(model, rows: list) -> list:
+    """:func:`_text` of every row of token ids (PAD dropped), in one ``decode`` call where the model decodes
+    batches (the HF adapters, with a ``tokenizer``: ``decode`` of an ``(N, L)`` array gives N texts,
+    each the one of its row alone), else row by row."""
+    nonempty = [row for row in rows if row]
+    decoded = None
+    if nonempty and hasattr(model, "decode") and getattr(model, "tokenizer", None) is not None:
+        batch = np.full((len(nonempty), max(len(row) for row in nonempty)), -1, dtype=np.int64)  # (N, L) PAD
+        for index, row in enumerate(nonempty):
+            batch[index, : len(row)] = row
+        decoded = model.decode(batch)
+        if not (isinstance(decoded, list) and len(decoded) == len(nonempty)):
+            decoded = None
+    if decoded is None:
+        decoded = [_text(model, row) for row in nonempty]
+    texts = iter(decoded)
+    return [next(texts) if row else "" for row in rows]
+
+
+def _progress(args, initial: int, total: int, show: bool = True):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, disable=args.no_progress, desc=f"generate --sampler {args.sampler}",
-                unit="step")
+    return tqdm(total=total, initial=initial, disable=args.no_progress or not show,
+                desc=f"generate --sampler {args.sampler}", unit="step")
 
 
-def _run_chains(args, model, keyword_ids, records, output, device, interrupt_after_step, statistics=None) -> None:
+def _run_chains(args, model, keyword_ids, records, output, device, interrupt_after_step, statistics=None, *,
+                chains=None, show_progress=True) -> None:
     """Run the registered chain sampler of ``args.sampler`` (:data:`textsampling.cli.samplers.CHAIN_SAMPLERS`).
 
     Chain ``c`` at step ``t`` uses the counter uniforms ``Philox(seed, c, t)``; each kept step is written
     (and flushed) before the next starts. With ``records`` (a resumed run) the chains continue from each
-    chain's last record, with the score written there.
+    chain's last record, with the score written there. ``chains`` (a range, default all): the block of
+    chains this process runs; the sampler's callables see it as the whole batch (``num_chains`` is
+    its size), so chain ``c`` draws the same whichever block it is in.
     """
     import torch
 
@@ -750,52 +1022,56 @@ def _run_chains(args, model, keyword_ids, records, output, device, interrupt_aft
 
     sampler = CHAIN_SAMPLERS[args.sampler]
     module = sampler.module()
-    num_chains, width = args.num_chains, args.max_length
-    chains = torch.arange(num_chains, device=device)
+    chains = range(args.num_chains) if chains is None else chains
+    block = argparse.Namespace(**{**vars(args), "num_chains": len(chains)})  # what the sampler's callables see
+    width = args.max_length
+    chain_index = torch.arange(chains.start, chains.stop, device=device)  # (B,)
 
     def uniforms(step, count):
-        return counter_uniforms(args.seed, chains, step, count, dtype=torch.float64, device=device)  # (B, count)
+        return counter_uniforms(args.seed, chain_index, step, count, dtype=torch.float64, device=device)  # (B, count)
 
-    target = sampler.target(args, model, keyword_ids)
+    target = sampler.target(block, model, keyword_ids)
     last = {}
     for record in records:
         last[record["chain"]] = record  # records are in step order
     first_step = (max(r["step"] for r in records) + 1) if records else 0
     if records:  # the state after the last step on disk
-        x0 = torch.full((num_chains, width), -1, dtype=torch.int64, device=device)  # (B, L) PAD
-        for chain, record in last.items():
-            x0[chain, : len(record["tokens"])] = torch.tensor(record["tokens"], dtype=torch.int64)
-        state = module.init(x0, *target, **sampler.init_params(args))
-        state = sampler.from_records(state, [last[c] for c in range(num_chains)])
+        x0 = torch.full((len(chains), width), -1, dtype=torch.int64, device=device)  # (B, L) PAD
+        for row, chain in enumerate(chains):
+            tokens = last[chain]["tokens"]
+            x0[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
+        state = module.init(x0, *target, **sampler.init_params(block))
+        state = sampler.from_records(state, [last[chain] for chain in chains])
     else:
-        state = module.init(sampler.start(args, target, uniforms), *target, **sampler.init_params(args))
-    count = module.num_uniforms(**sampler.uniform_params(args))
-    keywords = _keyword_list(args) if sampler.keywords else ()
+        state = module.init(sampler.start(block, target, uniforms), *target, **sampler.init_params(block))
+    count = module.num_uniforms(**sampler.uniform_params(block))
+    writer = _StepWriter(output, model, _keyword_list(args) if sampler.keywords else (), chains)
     statistics = statistics if statistics is not None else _RunningStatistics(args.sampler)
-    with _progress(args, first_step, args.num_steps) as bar:
+    with _progress(args, first_step, args.num_steps, show_progress) as bar:
         for step in range(first_step, args.num_steps):
             before = state
-            state, info = module.step(uniforms(step, count), state, *target, **sampler.step_params(args, step))
+            state, info = module.step(uniforms(step, count), state, *target, **sampler.step_params(block, step))
             statistics.update(sampler.moved(before, state, info).cpu(),
                               sampler.score(state).cpu() if sampler.score is not None else None)
             if (step + 1) % args.keep_every == 0 or step == args.num_steps - 1:
-                record = sampler.to_record(target, before, state, info)
-                _write_step(output, step, sampler.sentences(state), model, record, keywords)
+                writer.write_step(step, sampler.sentences(state), sampler.to_record(target, before, state, info))
             bar.set_postfix_str(statistics.postfix(), refresh=False)
             bar.update(1)
             if interrupt_after_step is not None and step == interrupt_after_step:
                 raise KeyboardInterrupt
 
 
-def _run_decoding(args, model, records, output, num_chains, device) -> None:
+def _run_decoding(args, model, records, output, num_chains, device, *, chains=None, show_progress=True) -> None:
+    """Decode the sentences of ``chains`` (default: all) not in ``records``, 64 at a time, into ``output``."""
     import torch
 
     from textsampling.torch import decoding
     from textsampling.torch.randomness import counter_uniforms
 
+    chains = range(num_chains) if chains is None else chains
     done = {r["chain"] for r in records}
     if args.sampler in SINGLE_SENTENCE_SAMPLERS:
-        if not done:
+        if not done and 0 in chains:
             if args.sampler == "beam":
                 result = decoding.beam_search(model, args.num_beams, args.max_length)
                 tokens, ended, extra = torch.as_tensor(result.tokens), bool(result.ended), {"score": result.score}
@@ -812,23 +1088,25 @@ def _run_decoding(args, model, records, output, num_chains, device) -> None:
     top_k = args.top_k if args.sampler == "topk" else None
     top_p = args.top_p if args.sampler == "topp" else None
     batch = 64  # sentences written batch by batch, so a resumed run skips the finished ones
-    with _progress(args, len(done), num_chains) as bar:
-        for start in range(0, num_chains, batch):
-            chains = [c for c in range(start, min(start + batch, num_chains)) if c not in done]
-            if not chains:
+    with _progress(args, len(done.intersection(chains)), len(chains), show_progress) as bar:
+        for start in range(chains.start, chains.stop, batch):
+            todo = [c for c in range(start, min(start + batch, chains.stop)) if c not in done]
+            if not todo:
                 continue
-            index = torch.tensor(chains, device=device)
+            index = torch.tensor(todo, device=device)
             uniforms = counter_uniforms(args.seed, index, 0, args.max_length, dtype=torch.float64, device=device)
             result = decoding.decode(uniforms, model, args.temperature, top_k, top_p)
-            tokens = result.tokens.cpu().numpy()
-            for row, chain in enumerate(chains):
-                content = [int(t) for t in tokens[row] if t != -1]
-                ended = bool(result.ended[row])
-                record = {"chain": chain, "step": 0, "tokens": content, "text": _text(model, content),
-                          "ended": ended, "truncated": not ended}
-                output.write(json.dumps(record) + "\n")
+            rows = [[t for t in row if t != -1] for row in result.tokens.cpu().tolist()]
+            ended_rows = result.ended.cpu().tolist()
+            lines = []
+            for row, chain, text, ended in zip(rows, todo, _texts(model, rows), ended_rows, strict=True):
+                ended = bool(ended)
+                record = {"chain": chain, "step": 0, "tokens": row, "text": text, "ended": ended,
+                          "truncated": not ended}
+                lines.append(json.dumps(record) + "\n")
+            output.write("".join(lines))
             output.flush()
-            bar.update(len(chains))
+            bar.update(len(todo))
 
 
 # ----------------------------------------------------------------------------- metrics
