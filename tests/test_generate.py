@@ -46,7 +46,8 @@ def _lines(folder):
 
 SAMPLER_OPTIONS = {
     "gibbs": ["--scan", "systematic"], "mh": ["--energy", "raw_logit"], "cgmh": ["--keywords", "t2,t4"],
-    "anneal": ["--keywords", "t1"], "smc": ["--keywords", "t1"], "pt": ["--keywords", "t2,t4", "--num-replicas", "3", "--max-temperature", "5"],
+    "anneal": ["--keywords", "t1"], "smc": ["--keywords", "t1"],
+    "pt": ["--keywords", "t2,t4", "--num-replicas", "3", "--max-temperature", "5"],
     "ancestral": [], "topk": ["--top-k", "3"], "topp": [], "greedy": [], "beam": [],
 }
 
@@ -442,7 +443,8 @@ def test_every_chain_sampler_runs_through_the_registry_with_no_branch_of_its_own
     from textsampling.cli.samplers import CHAIN_SAMPLERS
 
     assert generate.MCMC_SAMPLERS == tuple(CHAIN_SAMPLERS)
-    assert set(generate.SAMPLERS) == set(CHAIN_SAMPLERS) | set(generate.DECODING_SAMPLERS) | set(generate.PARTICLE_SAMPLERS)
+    assert set(generate.SAMPLERS) == (set(CHAIN_SAMPLERS) | set(generate.DECODING_SAMPLERS)
+                                      | set(generate.PARTICLE_SAMPLERS))
     source = inspect.getsource(generate._run_chains)
     assert "args.sampler ==" not in source and "args.sampler in" not in source, "a branch per sampler"
     for name, sampler in CHAIN_SAMPLERS.items():

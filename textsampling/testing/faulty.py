@@ -317,7 +317,8 @@ def pt_swap_with_tempered_log_probs(target: str = "categorical-small",
         return _clip(log_rho_j / temperature_j - log_rho_i / temperature_i)
 
     return _swap_case("pt_swap_with_tempered_log_probs",
-                      "replica exchange accepted by comparing tempered log-densities log rho(x_j)/T_j - log rho(x_i)/T_i",
+                      "replica exchange accepted by comparing tempered log-densities "
+                      "log rho(x_j)/T_j - log rho(x_i)/T_i",
                       log_accept_prob, target, temperatures)
 
 
@@ -329,5 +330,6 @@ def pt_swap_with_wrong_sign(target: str = "categorical-small",
         return _clip((1.0 / temperature_i - 1.0 / temperature_j) * (log_rho_i - log_rho_j))  # bug: sign
 
     return _swap_case("pt_swap_with_wrong_sign",
-                      "replica exchange with the log-density difference reversed: better states move to hotter replicas",
+                      "replica exchange with the log-density difference reversed: "
+                      "better states move to hotter replicas",
                       log_accept_prob, target, temperatures)

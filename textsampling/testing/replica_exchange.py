@@ -86,7 +86,7 @@ MAX_EXACT_KERNEL_STATES = 2_000
 
 
 class ReplicaProduct(DiscreteTarget):
-    r""":math:`\Pi \propto \prod_m \rho(x_m)^{1/T_m}` over the joint states, each replica named by its base state's index.
+    r""":math:`\Pi \propto \prod_m \rho(x_m)^{1/T_m}` over the joint states, a replica named by its base state's index.
 
     A joint state is the ``(M,)`` int vector of the replicas' indices into ``base.states`` (for a
     categorical base, the states themselves); the enumeration is ``itertools.product`` order, replica 0

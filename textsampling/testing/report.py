@@ -188,7 +188,8 @@ class CheckReport:
             bottom.set_ylabel("(obs - exp) / sqrt(exp)")
             bottom.set_xticks(positions)
             bottom.set_xticklabels([self.state_label(i) for i in order], rotation=90, fontsize=7)
-            shown = "" if num_shown == self.target.num_states else f"; the {num_shown} most probable of {self.target.num_states}"
+            total = self.target.num_states
+            shown = "" if num_shown == total else f"; the {num_shown} most probable of {total}"
             bottom.set_xlabel(f"state (most probable first{shown})")
         top.set_title(f"{self.step_name}: {self.kind} on {self.target_name} — {'passes' if self.passed else 'FAILS'}")
         figure.tight_layout()
