@@ -53,3 +53,16 @@ def test_the_console_script_and_python_m_reach_the_same_main():
     done = subprocess.run([sys.executable, "-m", "textsampling.cli", "--version"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.startswith("textsampling "), done
+    # `python -m textsampling` (what `torchrun -m textsampling generate ...` runs) is the same main
+    done = subprocess.run([sys.executable, "-m", "textsampling", "--version"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("textsampling "), done
+
+
+def test_the_top_level_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for name, (_, help_text) in cli.SUBCOMMANDS.items():
+        assert f"{name}: " in text and " ".join(help_text.split()[:3]) in " ".join(text.split()), name

@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"textsampling {__version__}")
     parser.add_argument("command", choices=sorted(SUBCOMMANDS), metavar="COMMAND",
-                        help="; ".join(f"{name}: {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()))
+                        # argparse %-formats help strings: a literal % (as in "% unique") is doubled
+                        help="; ".join(f"{name}: {help_text}" for name, (_, help_text) in SUBCOMMANDS.items())
+                        .replace("%", "%%"))
     parser.add_argument("arguments", nargs=argparse.REMAINDER, help="arguments of the subcommand")
     return parser
 
