@@ -206,11 +206,25 @@ def sample(
     check_scan(scan)
     state = init(x0, conditional_log_probs)
     length = state.x.shape[1]
+    if not callable(conditional_log_probs):
+        raise TypeError(f"conditional_log_probs must be callable, got {type(conditional_log_probs).__name__}")
+    # The uniforms come from the generator, in (0, 1) by construction; the conditional rows' check is
+    # gathered on the device and settled every chain.CHECK_EVERY steps and at the end (one
+    # synchronisation each), not once per step.
+    checks = chain.DeferredValueChecks(_BAD_ROWS)
+
+    def checked_conditional_log_probs(x, positions):
+        rows = conditional_log_probs(x, positions)
+        if isinstance(rows, torch.Tensor) and rows.ndim == 2:  # step checks the shape and dtype itself
+            checks.add(_rows_are_bad(rows))
+        return rows
 
     def step_fn(uniforms, state, t):
-        return step(uniforms, state, conditional_log_probs, scan=scan)
+        result = step(uniforms, state, checked_conditional_log_probs, scan=scan, validate=False)
+        checks.after_step(t)
+        return result
 
-    return chain.run(
+    trace = chain.run(
         rng,
         state,
         step_fn,
@@ -219,3 +233,5 @@ def sample(
         first_step=first_step,
         dtype=dtype,
     )
+    checks.check()
+    return trace

@@ -249,13 +249,29 @@ def sample(rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, *, firs
     -------
     MHTrace
         ``states.x`` ``(B, T) + state_shape``, ``states.log_prob`` ``(B, T)``, ``infos.accepted`` ``(B, T)`` …
+
+    Notes
+    -----
+    The steps run with ``validate=False``: the uniforms come from the generator, in (0, 1) by
+    construction, and the one value check left (no ``+inf`` log-density at a proposed state) is
+    gathered on the device and settled every :data:`~textsampling.torch.chain.CHECK_EVERY` steps and at
+    the end (:class:`~textsampling.torch.chain.DeferredValueChecks`), not with a synchronisation per step.
     """
     state = init(x0, log_prob_fn, proposal, dtype=dtype)
+    checks = chain.DeferredValueChecks(_positive_infinity_message("a proposed state"))
+
+    def checked_log_prob_fn(x):
+        values = log_prob_fn(x)
+        if isinstance(values, torch.Tensor):  # step checks the shape and dtype itself
+            checks.add((values == torch.inf).any())
+        return values
 
     def step_fn(uniforms, state, t):
-        return step(uniforms, state, log_prob_fn, proposal)
+        result = step(uniforms, state, checked_log_prob_fn, proposal, validate=False)
+        checks.after_step(t)
+        return result
 
-    return chain.run(
+    trace = chain.run(
         rng,
         state,
         step_fn,
@@ -263,3 +279,5 @@ def sample(rng, x0: torch.Tensor, log_prob_fn, proposal, num_steps: int, *, firs
         num_steps,
         first_step=first_step,
     )
+    checks.check()
+    return trace
