@@ -826,7 +826,7 @@ def main(argv=None):
     if FUSED_MATCHES:
         notes.append(
             f"fused step bit-identical to the eager twin (step 0): {all(FUSED_MATCHES.values())} "
-            f"({', '.join(f'{k[0]} {k[1]} {k[2]:.0e}: {v}' for k, v in FUSED_MATCHES.items())})"
+            f"({', '.join(f'{k[0]} {k[1]} {format_size(k[2])}: {v}' for k, v in FUSED_MATCHES.items())})"
         )
     report = {
         "machine": machine,
