@@ -1,34 +1,63 @@
-"""Benchmark: chain-steps per second of MH and Gibbs, NumPy reference vs torch twin (CPU, CUDA), by number of chains.
+"""Benchmark: chain-steps per second of MH and Gibbs, the package's paths beside plain NumPy and JAX loops.
 
-Prints ONE table. Rows: sampler x implementation x device; columns: number of chains (1e3 ... 1e7, capped
-by ``--max-chains`` / ``--max-cpu-chains`` / ``--max-reference-chains`` and by free memory). Every figure
-*includes drawing the random numbers*:
+Prints the tables (``--markdown``: as Markdown, the README's table is pasted from it verbatim). Rows:
+sampler x implementation x device; columns: number of chains (1e3 ... 1e7, capped by ``--max-chains``
+/ ``--max-cpu-chains`` / ``--max-reference-chains`` and by free memory). Every figure *includes drawing
+the random numbers*:
 
-* ``reference``   — the NumPy reference: counter uniforms for all chains (vectorised Philox), then the
-                    reference ``step`` chain by chain (a Python loop, as the reference is written);
-* ``twin``        — the torch twin as users call it: ``CounterGenerator.uniforms`` (Philox in int64 ops,
-                    per-chain reproducible) + ``step`` with its value checks (``validate=True``), float32;
-* ``fast``        — torch's own generator (``torch.rand``, not per-chain reproducible) + ``step(validate=False)``;
-* ``fused``       — ``torch.compile`` of counter uniforms + step (one fused kernel where Inductor manages),
-                    per-chain reproducible; reported as failed (with the reason) if compilation fails.
+* ``NumPy reference``  — counter uniforms for all chains (vectorised Philox), then the reference ``step``
+                         chain by chain (a Python loop, as the reference is written);
+* ``NumPy vectorised`` — the ten-line vectorised NumPy sampler below (``numpy_mh_step`` /
+                         ``numpy_gibbs_step``), uniforms from ``numpy.random.Generator.random``, float64;
+* ``NumPy vectorised, counter`` — the same ten lines fed the per-chain counter uniforms
+                         (:func:`textsampling.randomness.counter_uniforms`): reproducible per chain;
+* ``torch twin``       — the twin as users call it: ``CounterGenerator.uniforms`` (counter Philox, per-chain
+                         reproducible) + ``step`` with its value checks (``validate=True``), float32;
+* ``torch fast``       — torch's own generator (``torch.rand``, not per-chain reproducible) +
+                         ``step(validate=False)``;
+* ``torch fused``      — ``torch.compile`` of counter uniforms + step (per-chain reproducible); reported as
+                         failed (with the reason) if compilation fails; checked bit-identical to the twin;
+* ``JAX vmap``         — the same kernel per chain, ``jax.vmap`` over chains inside a jitted
+                         ``lax.fori_loop`` over steps, ``jax.random`` uniforms, float32 (skipped, with a
+                         printed note, when ``jax`` is not importable).
+
+Measurement: for each (sampler, number of chains) every implementation is built, warmed up and
+calibrated to ``--min-time`` seconds per repeat; then ``--repeats`` (>= 5) rounds run the
+implementations one after another (interleaved, so load changes hit all alike). A cell is the median
+rate with the min-max over the repeats; ratios are of medians from the same run. Printed with the
+machine, the thread counts and the load average before and after.
+
+Peak memory per million chains (MB per 1e6 chains = bytes per chain): the bytes of the carried state
+plus the peak of the bytes a single step allocates and has not yet freed — for NumPy from
+``tracemalloc`` (NumPy reports its buffers to it), for torch on the CPU from the allocator events of
+``torch.profiler`` (``profile_memory=True``; per-operator granularity, so a temporary allocated and
+freed inside one operator is not seen), for CUDA ``torch.cuda.max_memory_allocated``, for JAX XLA's
+buffer assignment of the compiled loop (arguments + outputs + temporaries, ``memory_analysis()``). The
+Python loop of the reference is left out (its objects are not comparable). Minor page faults per step
+(``getrusage``) are printed for the CPU rows: freshly mapped memory faults once per 4 KiB page.
 
 Targets: MH on a 1,000-state categorical target with the uniform proposal; random-scan Gibbs on a
 fixed-length bigram (V = 8, L = 8, the exact masked conditional). Run::
 
-    .venv/bin/python benchmarks/bench_twins.py                       # CPU, small sizes (~1-2 min)
-    .venv/bin/python benchmarks/bench_twins.py --max-chains 10000000 # on a GPU machine
+    make bench                                                      # what the README's table came from
+    .venv/bin/python benchmarks/bench_twins.py --max-chains 1e7     # on a GPU machine
 
-With ``$OUT`` set, the results are also written to ``$OUT/bench_twins.json``.
+With ``$OUT`` set, the results are also written to ``$OUT/bench_twins.json`` (and ``bench_twins.md``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import platform
+import resource
+import statistics
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +81,26 @@ NUM_CATEGORIES = 1000
 VOCAB_SIZE, LENGTH = 8, 8
 BYTES_PER_CHAIN = 400  # generous: states, uniforms and Philox temporaries (int64) of one step
 FUSED_MATCHES = {}  # (sampler, device, num_chains) -> fused step == eager twin step, bit for bit
+LABELS = {
+    "reference": "NumPy reference (one chain at a time)",
+    "numpy": "NumPy vectorised",
+    "numpy-counter": "NumPy vectorised, counter uniforms",
+    "twin": "torch twin (counter uniforms)",
+    "fast": "torch fast (torch.Generator)",
+    "fused": "torch fused (torch.compile, counter uniforms)",
+    "jax": "JAX vmap + fori_loop",
+}
+#: Ratios of medians printed under the table: (numerator, denominator), both on the same device.
+RATIOS = [
+    ("twin", "fast"),
+    ("twin", "numpy-counter"),
+    ("twin", "numpy"),
+    ("fast", "numpy"),
+    ("fused", "numpy"),
+    ("jax", "numpy"),
+    ("twin", "jax"),
+    ("fast", "jax"),
+]
 
 
 def machine_description() -> dict:
@@ -63,6 +112,7 @@ def machine_description() -> dict:
         "numpy": np.__version__,
         "python": platform.python_version(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average": os.getloadavg(),
     }
     return info
 
@@ -77,51 +127,118 @@ def make_problems():
 
 
 def synchronize(device):
-    if device.type == "cuda":
+    if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def measure(run_steps, num_chains: int, min_time: float, device=None, max_steps: int = 10_000) -> float:
-    """Chain-steps per second: one warm-up step, then doubling batches of steps until ``min_time`` elapses."""
-    run_steps(1)
-    if device is not None:
-        synchronize(device)
-    steps, elapsed = 1, 0.0
-    while elapsed < min_time and steps <= max_steps:
-        start = time.perf_counter()
-        run_steps(steps)
-        if device is not None:
-            synchronize(device)
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_time:
-            return num_chains * steps / elapsed
-        steps *= 2
-    return num_chains * (steps // 2) / max(elapsed, 1e-12)
+# ----------------------------------------------------------------------------- the ten-line NumPy samplers
+def numpy_mh_step(uniforms, x, log_prob, logits):
+    """One MH step of every chain on the categorical, uniform proposal: ``uniforms`` (N, 2), ``x`` (N,)."""
+    proposal = np.minimum((uniforms[:, 0] * len(logits)).astype(np.int64), len(logits) - 1)  # (N,)
+    log_prob_proposal = logits[proposal]  # (N,)
+    accepted = np.log(uniforms[:, 1]) < np.minimum(log_prob_proposal - log_prob, 0.0)  # (N,)
+    return np.where(accepted, proposal, x), np.where(accepted, log_prob_proposal, log_prob)
 
 
-# ----------------------------------------------------------------------------- NumPy reference
-def reference_runner(sampler, num_chains, problems):
-    categorical, proposal, bigram = problems
-    chains = np.arange(num_chains)
-    if sampler == "MH":
-        states = [reference_mh.init(c % NUM_CATEGORIES, categorical.log_prob) for c in chains]
-        width = reference_mh.num_uniforms(proposal)
-    else:
-        states = [reference_gibbs.GibbsState(np.zeros(LENGTH, dtype=np.int64)) for _ in chains]
-        width = 2
-    counter = {"step": 0}
+def numpy_gibbs_step(uniforms, x, log_initial, log_transition):
+    """One random-scan Gibbs step of every chain on the fixed-length bigram: ``uniforms`` (N, 2), ``x`` (N, L)."""
+    num_chains, length = x.shape
+    vocab_size = log_initial.shape[0]
+    rows = np.arange(num_chains)
+    position = np.minimum((uniforms[:, 0] * length).astype(np.int64), length - 1)  # (N,)
+    previous, following = x[rows, np.maximum(position - 1, 0)], x[rows, np.minimum(position + 1, length - 1)]
+    left = np.where((position == 0)[:, None], log_initial, log_transition[previous, :vocab_size])  # (N, V)
+    right = np.where((position == length - 1)[:, None], log_transition[:, vocab_size], log_transition[:, following].T)
+    weights = np.exp((left + right) - (left + right).max(axis=1, keepdims=True))  # (N, V)
+    cumulative = np.cumsum(weights, axis=1)  # (N, V): the inverse-CDF rule, first k with C_k > u C_{V-1}
+    token = np.minimum((cumulative <= (uniforms[:, 1] * cumulative[:, -1])[:, None]).sum(axis=1), vocab_size - 1)
+    new_x = x.copy()
+    new_x[rows, position] = token
+    return new_x, token
 
-    def run_steps(num_steps):
+
+# ----------------------------------------------------------------------------- runners
+class Runner:
+    """``run(num_steps)`` advances every chain; ``peak_bytes()`` measures one step's memory (see the docstring)."""
+
+    device = None
+    memory_note = ""
+
+    def run(self, num_steps: int) -> None:
+        raise NotImplementedError
+
+    def peak_bytes(self):
+        return None
+
+
+class NumpyRunner(Runner):
+    memory_note = "tracemalloc"
+
+    def __init__(self, sampler, num_chains, problems, counter: bool):
+        categorical, _, bigram = problems
+        self.sampler, self.num_chains, self.counter = sampler, num_chains, counter
+        self.chains = np.arange(num_chains)
+        self.generator = np.random.default_rng(SEED)
+        self.step_index = 0
+        if sampler == "MH":
+            self.logits = np.asarray(categorical.logits, dtype=np.float64)
+            x = self.chains % NUM_CATEGORIES
+            self.state = (x, self.logits[x])
+        else:
+            self.log_initial = np.asarray(bigram.log_initial, dtype=np.float64)
+            self.log_transition = np.asarray(bigram.log_transition, dtype=np.float64)
+            self.state = (np.zeros((num_chains, LENGTH), dtype=np.int64),)
+
+    def one_step(self):
+        if self.counter:
+            uniforms = numpy_randomness.counter_uniforms(SEED, self.chains, self.step_index, 2)  # (N, 2)
+        else:
+            uniforms = self.generator.random((self.num_chains, 2))  # (N, 2) in [0, 1)
+            np.maximum(uniforms, np.finfo(np.float64).tiny, out=uniforms)  # an exact 0 would make log(u) = -inf
+        if self.sampler == "MH":
+            self.state = numpy_mh_step(uniforms, *self.state, self.logits)
+        else:
+            self.state = numpy_gibbs_step(uniforms, self.state[0], self.log_initial, self.log_transition)[:1]
+        self.step_index += 1
+
+    def run(self, num_steps):
         for _ in range(num_steps):
-            uniforms = numpy_randomness.counter_uniforms(SEED, chains, counter["step"], width)  # (N, k)
-            for c in range(num_chains):
-                if sampler == "MH":
-                    states[c], _ = reference_mh.step(uniforms[c], states[c], categorical.log_prob, proposal)
-                else:
-                    states[c], _ = reference_gibbs.step(uniforms[c], states[c], bigram.conditional_log_probs)
-            counter["step"] += 1
+            self.one_step()
 
-    return run_steps
+    def peak_bytes(self):
+        carried = sum(a.nbytes for a in self.state)
+        tracemalloc.start()
+        try:
+            self.one_step()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        return carried + peak
+
+
+class ReferenceRunner(Runner):
+    def __init__(self, sampler, num_chains, problems):
+        categorical, proposal, bigram = problems
+        self.sampler, self.chains = sampler, np.arange(num_chains)
+        self.problems = problems
+        if sampler == "MH":
+            self.states = [reference_mh.init(c % NUM_CATEGORIES, categorical.log_prob) for c in self.chains]
+            self.width = reference_mh.num_uniforms(proposal)
+        else:
+            self.states = [reference_gibbs.GibbsState(np.zeros(LENGTH, dtype=np.int64)) for _ in self.chains]
+            self.width = reference_gibbs.num_uniforms("random", LENGTH)
+        self.step_index = 0
+
+    def run(self, num_steps):
+        categorical, proposal, bigram = self.problems
+        for _ in range(num_steps):
+            uniforms = numpy_randomness.counter_uniforms(SEED, self.chains, self.step_index, self.width)  # (N, k)
+            for c in range(len(self.chains)):
+                if self.sampler == "MH":
+                    self.states[c], _ = reference_mh.step(uniforms[c], self.states[c], categorical.log_prob, proposal)
+                else:
+                    self.states[c], _ = reference_gibbs.step(uniforms[c], self.states[c], bigram.conditional_log_probs)
+            self.step_index += 1
 
 
 _TRANSITIONS = {}
@@ -154,9 +271,9 @@ def transitions(sampler, problems, device, dtype):
             return gibbs.step(uniforms, current, target.conditional_log_probs, validate=validate)[0]
 
         def initial_state(chain_index):
-            return gibbs.GibbsState(torch.zeros((chain_index.shape[0], LENGTH), dtype=torch.int64, device=device))
+            return gibbs.init(torch.zeros((chain_index.shape[0], LENGTH), dtype=torch.int64, device=device), None)
 
-        width = 2
+        width = gibbs.num_uniforms("random", LENGTH)
     _TRANSITIONS[key] = (width, transition, initial_state)
     return _TRANSITIONS[key]
 
@@ -168,6 +285,8 @@ def fused_step(sampler, problems, device, dtype):
         width, transition, _ = transitions(sampler, problems, device, dtype)
 
         def counter_step(step_tensor, chain_index, current):
+            # counter_uniforms without its argument checks, whose value checks would synchronise (and
+            # break the graph); the eager twin row goes through the public CounterGenerator.uniforms.
             uniforms = _uniforms(SEED, chain_index, step_tensor, width, dtype)
             return transition(uniforms, current, False)
 
@@ -176,49 +295,263 @@ def fused_step(sampler, problems, device, dtype):
     return _FUSED[key]
 
 
-# ----------------------------------------------------------------------------- torch
-def torch_runner(sampler, mode, num_chains, problems, device, dtype=torch.float32):
-    categorical, proposal, bigram = problems
-    chain_index = torch.arange(num_chains, device=device)
-    rng = CounterGenerator(SEED, chain_index)
-    generator = torch.Generator(device=device).manual_seed(SEED)
-    width, transition, initial_state = transitions(sampler, problems, device, dtype)
-    state = initial_state(chain_index)
-    holder = {"state": state, "step": 0}
-    if mode == "twin":
+class TorchRunner(Runner):
+    def __init__(self, sampler, mode, num_chains, problems, device, dtype=torch.float32):
+        self.device, self.mode = device, mode
+        self.memory_note = "cuda max_memory_allocated" if device.type == "cuda" else "torch.profiler allocator events"
+        chain_index = torch.arange(num_chains, device=device)
+        rng = CounterGenerator(SEED, chain_index)
+        generator = torch.Generator(device=device).manual_seed(SEED)
+        width, transition, initial_state = transitions(sampler, problems, device, dtype)
+        self.state = initial_state(chain_index)
+        self.step_index = 0
+        if mode == "twin":
 
-        def one_step():
-            return transition(rng.uniforms(holder["step"], width, dtype=dtype), holder["state"], True)
+            def one_step():
+                return transition(rng.uniforms(self.step_index, width, dtype=dtype), self.state, True)
 
-    elif mode == "fast":
+        elif mode == "fast":
+            tiny = torch.finfo(dtype).tiny
 
-        def one_step():
-            uniforms = torch.rand((num_chains, width), generator=generator, dtype=dtype, device=device)
-            return transition(uniforms.clamp_(min=torch.finfo(dtype).tiny), holder["state"], False)
+            def one_step():
+                uniforms = torch.rand((num_chains, width), generator=generator, dtype=dtype, device=device)
+                return transition(uniforms.clamp_(min=tiny), self.state, False)
 
-    elif mode == "fused":
-        compiled, counter_step = fused_step(sampler, problems, device, dtype)
-        # Check once that the fused step makes exactly the eager twin's decisions (this also compiles it).
-        step_zero = torch.tensor(0, device=device)
-        fused_state = compiled(step_zero, chain_index, state)
-        eager_state = counter_step(step_zero, chain_index, state)
-        FUSED_MATCHES[(sampler, str(device), num_chains)] = all(
-            torch.equal(a, b) for a, b in zip(fused_state, eager_state, strict=True)
-        )
+        elif mode == "fused":
+            compiled, counter_step = fused_step(sampler, problems, device, dtype)
+            # Check once that the fused step makes exactly the eager twin's decisions (this also compiles it).
+            step_zero = torch.tensor(0, device=device)
+            fused_state = compiled(step_zero, chain_index, self.state)
+            eager_state = counter_step(step_zero, chain_index, self.state)
+            FUSED_MATCHES[(sampler, str(device), num_chains)] = all(
+                torch.equal(a, b) for a, b in zip(fused_state, eager_state, strict=True)
+            )
 
-        def one_step():
-            # The step number travels as a tensor so that one compiled graph serves every step.
-            return compiled(torch.tensor(holder["step"], device=device), chain_index, holder["state"])
+            def one_step():
+                # The step number travels as a tensor so that one compiled graph serves every step.
+                return compiled(torch.tensor(self.step_index, device=device), chain_index, self.state)
 
-    else:
-        raise ValueError(mode)
+        else:
+            raise ValueError(mode)
+        self.one_step = one_step
 
-    def run_steps(num_steps):
+    def run(self, num_steps):
         for _ in range(num_steps):
-            holder["state"] = one_step()
-            holder["step"] += 1
+            self.state = self.one_step()
+            self.step_index += 1
 
-    return run_steps
+    def peak_bytes(self):
+        carried = sum(t.nbytes for t in self.state)
+        if self.device.type == "cuda":
+            synchronize(self.device)
+            before = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            new_state = self.one_step()
+            synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device) - before
+        else:
+            new_state, peak = _profiled_peak(self.one_step)
+        self.state = new_state
+        self.step_index += 1
+        return carried + peak
+
+
+@contextlib.contextmanager
+def _quiet_file_descriptors():
+    """Silence file descriptors 1 and 2 for a moment: the profiler's C++ side logs its start and stop there."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _profiled_peak(function):
+    """``(function(), peak bytes)``: the peak of torch CPU bytes allocated and not yet freed during the call.
+
+    Sums the allocator events of ``torch.profiler`` in time order: an operator's own allocations (net,
+    its children's counted separately) and the stand-alone ``[memory]`` events (frees of tensors).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with _quiet_file_descriptors(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        result = function()
+    changes = []
+    for event in profiler.events():
+        amount = event.cpu_memory_usage if event.name == "[memory]" else event.self_cpu_memory_usage
+        if amount:
+            changes.append((event.time_range.start, amount))
+    live = peak = 0
+    for _, amount in sorted(changes):
+        live += amount
+        peak = max(peak, live)
+    return result, peak
+
+
+class JaxRunner(Runner):
+    memory_note = "XLA memory_analysis"
+
+    def __init__(self, sampler, num_chains, problems, jax):
+        jnp, lax = jax.numpy, jax.lax
+        categorical, _, bigram = problems
+        self.jax, self.num_chains = jax, num_chains
+        tiny = float(np.finfo(np.float32).tiny)
+        if sampler == "MH":
+            logits = jnp.asarray(categorical.logits, dtype=jnp.float32)
+
+            def chain_step(u, x, log_prob):  # one chain: u (2,), x (), log_prob ()
+                y = jnp.minimum((u[0] * NUM_CATEGORIES).astype(jnp.int32), NUM_CATEGORIES - 1)
+                accepted = jnp.log(u[1]) < jnp.minimum(logits[y] - log_prob, 0.0)
+                return jnp.where(accepted, y, x), jnp.where(accepted, logits[y], log_prob)
+
+            x0 = jnp.arange(num_chains, dtype=jnp.int32) % NUM_CATEGORIES
+            self.state = (x0, logits[x0])
+        else:
+            log_initial = jnp.asarray(bigram.log_initial, dtype=jnp.float32)
+            log_transition = jnp.asarray(bigram.log_transition, dtype=jnp.float32)
+
+            def chain_step(u, x):  # one chain: u (2,), x (L,)
+                position = jnp.minimum((u[0] * LENGTH).astype(jnp.int32), LENGTH - 1)
+                previous, following = x[jnp.maximum(position - 1, 0)], x[jnp.minimum(position + 1, LENGTH - 1)]
+                left = jnp.where(position == 0, log_initial, log_transition[previous, :VOCAB_SIZE])
+                right = jnp.where(position == LENGTH - 1, log_transition[:, VOCAB_SIZE], log_transition[:, following])
+                weights = jnp.exp((left + right) - jnp.max(left + right))
+                cumulative = jnp.cumsum(weights)
+                token = jnp.minimum(jnp.sum(cumulative <= u[1] * cumulative[-1]), VOCAB_SIZE - 1)
+                return (x.at[position].set(token),)
+
+            self.state = (jnp.zeros((num_chains, LENGTH), dtype=jnp.int32),)
+        batched = jax.vmap(chain_step)
+
+        def run_steps(state, key, num_steps):
+            def body(_, carry):
+                state, key = carry
+                key, subkey = jax.random.split(key)
+                uniforms = jnp.maximum(jax.random.uniform(subkey, (num_chains, 2), dtype=jnp.float32), tiny)
+                return batched(uniforms, *state), key
+
+            return lax.fori_loop(0, num_steps, body, (state, key))
+
+        self.compiled = jax.jit(run_steps)
+        self.key = jax.random.key(SEED)
+
+    def run(self, num_steps):
+        self.state, self.key = self.compiled(self.state, self.key, num_steps)
+        self.jax.block_until_ready(self.state)
+
+    def peak_bytes(self):
+        try:
+            analysis = self.compiled.lower(self.state, self.key, 1).compile().memory_analysis()
+            return analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
+        except Exception:  # not every backend reports it
+            return None
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to reuse freed memory instead of unmapping it (``mallopt``); False where unavailable.
+
+    glibc serves blocks above 32 MiB (1e7 float32 chains: 40 MB) with a fresh ``mmap`` and unmaps them when
+    freed, so every step of a large batch touches new pages: one minor fault per 4 KiB. With mmap off
+    (``M_MMAP_MAX = 0``) and no trimming (``M_TRIM_THRESHOLD`` at its maximum) the heap keeps the pages of
+    the previous step's temporaries and hands them out again. The same as running with the environment
+    ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=2147483647``; it affects the whole process.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or platform.system() != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_max = -1, -4  # from glibc's malloc.h
+        return bool(libc.mallopt(m_mmap_max, 0)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False
+
+
+def import_jax(threads):
+    """``jax`` (CPU float32 defaults) or ``None`` with the reason; one XLA thread when ``threads == 1``."""
+    if threads == 1:
+        # Before the import: XLA reads its flags once. Eigen's thread pool off = one thread per op.
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        ).strip()
+    try:
+        import jax
+    except ImportError as error:
+        return None, f"jax not importable ({error}); JAX rows skipped (pip install jax to get them)"
+    return jax, None
+
+
+# ----------------------------------------------------------------------------- measuring
+def minor_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def calibrate(runner, min_time: float, max_steps: int) -> int:
+    """Steps per repeat so that one repeat lasts about ``min_time`` (after a warm-up step)."""
+    runner.run(1)
+    synchronize(runner.device)
+    steps = 1
+    while True:
+        start = time.perf_counter()
+        runner.run(steps)
+        synchronize(runner.device)
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time / 4 or steps >= max_steps:
+            return max(1, min(max_steps, math.ceil(steps * min_time / max(elapsed, 1e-9))))
+        steps *= 4
+
+
+def measure_cell(runners: dict, num_chains: int, repeats: int, min_time: float, max_steps: int) -> dict:
+    """Interleaved repeats of every runner of one (sampler, size): name -> statistics (or a failure note)."""
+    steps = {}
+    cells = {}
+    for name, runner in runners.items():
+        try:
+            steps[name] = calibrate(runner, min_time, max_steps)
+        except Exception as error:  # a failed compilation or run is reported, not hidden
+            cells[name] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
+    rates = {name: [] for name in steps}
+    faults = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name in steps:
+            runner = runners[name]
+            faults_before = minor_faults()
+            start = time.perf_counter()
+            runner.run(steps[name])
+            synchronize(runner.device)
+            elapsed = time.perf_counter() - start
+            faults[name].append((minor_faults() - faults_before) / steps[name])
+            rates[name].append(num_chains * steps[name] / elapsed)
+    for name in steps:
+        runner = runners[name]
+        try:
+            peak = runner.peak_bytes()
+        except Exception as error:
+            peak = None
+            print(f"# peak memory of {name} at {num_chains:.0e}: {type(error).__name__}: {error}", file=sys.stderr)
+        cells[name] = {
+            "median": statistics.median(rates[name]),
+            "min": min(rates[name]),
+            "max": max(rates[name]),
+            "rates": rates[name],
+            "steps_per_repeat": steps[name],
+            "minor_faults_per_step": statistics.median(faults[name]),
+            "peak_bytes": peak,
+            "peak_mb_per_million_chains": None if peak is None else peak / num_chains,
+            "memory_measured_by": runner.memory_note if peak is not None else None,
+        }
+    return cells
 
 
 def fits_in_memory(num_chains, device) -> bool:
@@ -232,24 +565,151 @@ def fits_in_memory(num_chains, device) -> bool:
     return num_chains * BYTES_PER_CHAIN < 0.25 * available
 
 
-def format_rate(value) -> str:
-    if isinstance(value, str):
-        return value
-    return f"{value:.2e}"
+# ----------------------------------------------------------------------------- tables
+def format_size(num_chains: int) -> str:
+    return f"1e{round(math.log10(num_chains))} chains"
 
 
-def main(argv=None):
+def format_rate(value: float) -> str:
+    return f"{value:.2g}" if value < 10 else f"{value:.1e}".replace("e+0", "e").replace("e+", "e")
+
+
+def format_cell(cell, markdown: bool) -> str:
+    if cell is None:
+        return "–" if markdown else "-"
+    if "error" in cell:
+        return f"failed ({cell['error'].split(':')[0]})"
+    text = f"{format_rate(cell['median'])} [{format_rate(cell['min'])}–{format_rate(cell['max'])}]"
+    if cell.get("peak_mb_per_million_chains") is not None:
+        text += f" · {cell['peak_mb_per_million_chains']:.0f} MB"
+    return text
+
+
+def row_label(sampler, implementation, device, markdown):
+    label = f"{sampler}, {LABELS[implementation]}"
+    if device != "cpu":
+        label += f", {device}"
+    return label
+
+
+def render(report: dict, markdown: bool) -> str:
+    """The tables as text: rates (median [min–max] · MB per 1e6 chains), ratios, page faults."""
+    rows = report["rows"]
+    sizes = sorted({int(n) for row in rows for n in row["cells"]})
+    machine = report["machine"]
+    lines = []
+    load_before, load_after = report["load_before"], report["load_after"]
+    summary = (
+        f"Chain-steps per second, random numbers included: median [min–max] of {report['repeats']} interleaved "
+        f"repeats of ≥ {report['min_time']} s each · peak memory in MB per million chains. "
+        f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), GPU {machine['gpu'] or 'none'}; "
+        f"torch {machine['torch']} with {machine['torch_threads']} thread(s), NumPy {machine['numpy']}"
+        + (f", JAX {report['jax']} ({report['jax_threads']})" if report.get("jax") else "")
+        + f"; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after. "
+        f"MH: {NUM_CATEGORIES}-state categorical, uniform proposal; Gibbs: random scan, fixed-length bigram "
+        f"V = {VOCAB_SIZE}, L = {LENGTH}. torch and JAX in float32, NumPy in float64. "
+        f"Command: `{report['command']}`."
+    )
+    if markdown:
+        lines.append(summary)
+        lines.append("")
+        lines.append("| sampler, implementation | " + " | ".join(format_size(n) for n in sizes) + " |")
+        lines.append("|---|" + "---|" * len(sizes))
+        for row in rows:
+            label = row_label(row["sampler"], row["implementation"], row["device"], True)
+            cells = [format_cell(row["cells"].get(str(n)), True) for n in sizes]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    else:
+        lines.append("# " + summary)
+        header = f"{'sampler, implementation':58s}" + "".join(f"{format_size(n):>36s}" for n in sizes)
+        lines.append(header)
+        lines.append("-" * len(header))
+        for row in rows:
+            label = row_label(row["sampler"], row["implementation"], row["device"], False)
+            lines.append(
+                f"{label:58s}" + "".join(f"{format_cell(row['cells'].get(str(n)), False):>36s}" for n in sizes)
+            )
+    ratio_rows = ratio_table(report)
+    if ratio_rows:
+        lines.append("")
+        title = "Ratios of medians from the same run (above 1: the first is faster)"
+        if markdown:
+            lines.append(title + ":")
+            lines.append("")
+            lines.append("| ratio | " + " | ".join(format_size(n) for n in sizes) + " |")
+            lines.append("|---|" + "---|" * len(sizes))
+            for label, values in ratio_rows:
+                lines.append(f"| {label} | " + " | ".join(values.get(n, "–") for n in sizes) + " |")
+        else:
+            lines.append("# " + title)
+            for label, values in ratio_rows:
+                lines.append(f"{label:58s}" + "".join(f"{values.get(n, '-'):>36s}" for n in sizes))
+    if not markdown:
+        lines.append("")
+        lines.append("# minor page faults per step (median over the repeats), CPU rows")
+        for row in rows:
+            if row["device"] != "cpu" or row["implementation"] == "reference":
+                continue
+            label = "faults/step: " + row_label(row["sampler"], row["implementation"], row["device"], False)
+            values = [
+                f"{cell['minor_faults_per_step']:.3g}" if cell and "error" not in cell else "-"
+                for cell in (row["cells"].get(str(n)) for n in sizes)
+            ]
+            lines.append(f"{label:71s}" + "".join(f"{v:>23s}" for v in values))
+    for note in report["notes"]:
+        lines.append(("" if markdown else "# ") + note)
+    return "\n".join(lines)
+
+
+def ratio_table(report):
+    """[(label, {num_chains: text})] for each ratio of :data:`RATIOS` that has both rows."""
+    by_key = {(r["sampler"], r["implementation"], r["device"]): r for r in report["rows"]}
+    devices = sorted({r["device"] for r in report["rows"]}, key=lambda d: d != "cpu")
+    out = []
+    for sampler in report["samplers"]:
+        for device in devices:
+            for numerator, denominator in RATIOS:
+                # NumPy and JAX run on the CPU: a CUDA row is compared with the CPU baselines.
+                top = by_key.get((sampler, numerator, device))
+                bottom_device = device if denominator in ("twin", "fast", "fused") else "cpu"
+                bottom = by_key.get((sampler, denominator, bottom_device))
+                if top is None or bottom is None:
+                    continue
+                values = {}
+                for key, cell in top["cells"].items():
+                    other = bottom["cells"].get(key)
+                    if cell and other and "error" not in cell and "error" not in other:
+                        values[int(key)] = f"{cell['median'] / other['median']:.2f}"
+                if values:
+                    where = f" ({device})" if device != "cpu" else ""
+                    out.append((f"{sampler}: {numerator} / {denominator}{where}", values))
+    return out
+
+
+# ----------------------------------------------------------------------------- main
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-chains", type=float, default=1e7, help="largest batch on CUDA")
-    parser.add_argument("--max-cpu-chains", type=float, default=1e5, help="largest batch for torch on the CPU")
+    parser.add_argument(
+        "--max-cpu-chains", type=float, default=1e5, help="largest batch on the CPU (torch, NumPy, JAX)"
+    )
     parser.add_argument(
         "--max-reference-chains",
         type=float,
         default=1e3,
         help="largest batch for the NumPy reference (a Python loop over chains)",
     )
-    parser.add_argument("--min-time", type=float, default=0.3, help="seconds timed per cell (after one warm-up step)")
-    parser.add_argument("--modes", default="twin,fast,fused", help="torch modes, comma-separated: twin, fast, fused")
+    parser.add_argument(
+        "--min-time", type=float, default=0.2, help="seconds per repeat of each cell (after calibration)"
+    )
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per cell (at least 5)")
+    parser.add_argument(
+        "--implementations",
+        "--modes",
+        dest="implementations",
+        default="reference,numpy,numpy-counter,twin,fast,fused,jax",
+        help="comma-separated, from: " + ", ".join(LABELS),
+    )
     parser.add_argument(
         "--max-cpu-fused-chains",
         type=float,
@@ -259,102 +719,139 @@ def main(argv=None):
     parser.add_argument("--samplers", default="MH,Gibbs")
     parser.add_argument("--no-cuda", action="store_true")
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice); 1 on a shared machine"
+        "--threads", type=int, default=None, help="torch (and JAX) CPU threads (default: torch's choice); 1 when shared"
     )
+    parser.add_argument("--max-steps", type=int, default=100_000, help="cap on the steps of one repeat")
+    parser.add_argument("--min-chains", type=float, default=1e3, help="smallest batch measured")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="glibc malloc without mmap and trimming: freed pages are reused, no page faults per step (Linux)",
+    )
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown (the README's)")
     args = parser.parse_args(argv)
+    if args.repeats < 5:
+        parser.error(f"--repeats must be at least 5 (a median with a range), got {args.repeats}")
+    unknown = set(args.implementations.split(",")) - set(LABELS) - {""}
+    if unknown:
+        parser.error(f"unknown implementation(s) {sorted(unknown)}; choose from {', '.join(LABELS)}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    command = "python benchmarks/bench_twins.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.threads is not None:
         # On a machine shared with other jobs, OpenMP threads that wait for busy cores can be 50x slower.
         torch.set_num_threads(args.threads)
-
+    implementations = [m for m in args.implementations.split(",") if m]
+    notes = []
+    if args.keep_freed_memory:
+        kept = keep_freed_memory()
+        notes.append(
+            "malloc keeps freed memory (mallopt M_MMAP_MAX = 0, M_TRIM_THRESHOLD = 2**31 - 1)"
+            if kept
+            else "--keep-freed-memory: mallopt unavailable here, malloc left as it is"
+        )
+    jax = None
+    if "jax" in implementations:
+        jax, note = import_jax(args.threads)
+        if note:
+            notes.append(note)
+            print("# " + note)
+            implementations.remove("jax")
     problems = make_problems()
     machine = machine_description()
+    load_before = os.getloadavg()
     devices = [torch.device("cpu")]
     if torch.cuda.is_available() and not args.no_cuda:
         devices.append(torch.device("cuda", 0))
-    modes = [m for m in args.modes.split(",") if m]
     samplers = [s for s in args.samplers.split(",") if s]
-    rows = []  # (label, {num_chains: rate or note})
-    results = []
+
+    def cap(implementation, device):
+        if device.type == "cuda":
+            return args.max_chains
+        if implementation == "reference":
+            return args.max_reference_chains
+        if implementation == "fused":
+            return min(args.max_cpu_chains, args.max_cpu_fused_chains)
+        return args.max_cpu_chains
+
+    def make_runner(sampler, implementation, num_chains, device):
+        if implementation == "reference":
+            return ReferenceRunner(sampler, num_chains, problems)
+        if implementation in ("numpy", "numpy-counter"):
+            return NumpyRunner(sampler, num_chains, problems, counter=implementation == "numpy-counter")
+        if implementation == "jax":
+            return JaxRunner(sampler, num_chains, problems, jax)
+        return TorchRunner(sampler, implementation, num_chains, problems, device)
+
+    rows = []
+    failed = set()  # (sampler, implementation, device): once failed, larger sizes are not tried
     for sampler in samplers:
-        row = {}
+        sampler_rows = {}
         for num_chains in SIZES:
-            if num_chains > args.max_reference_chains:
+            if num_chains < args.min_chains:
                 continue
-            row[num_chains] = measure(reference_runner(sampler, num_chains, problems), num_chains, args.min_time)
-            results.append(
-                {
-                    "sampler": sampler,
-                    "implementation": "numpy reference",
-                    "device": "cpu",
-                    "num_chains": num_chains,
-                    "chain_steps_per_second": row[num_chains],
-                }
-            )
-        rows.append((f"{sampler:5s} numpy reference   cpu", row))
-        for device in devices:
-            for mode in modes:
-                cap = args.max_chains if device.type == "cuda" else args.max_cpu_chains
-                if mode == "fused" and device.type == "cpu":
-                    cap = min(cap, args.max_cpu_fused_chains)
-                row = {}
-                for num_chains in SIZES:
-                    if num_chains > cap or not fits_in_memory(num_chains, device):
+            runners = {}
+            for implementation in implementations:
+                for device in devices if implementation in ("twin", "fast", "fused") else devices[:1]:
+                    key = (implementation, str(device))
+                    if (sampler,) + key in failed or num_chains > cap(implementation, device):
+                        continue
+                    if not fits_in_memory(num_chains, device):
                         continue
                     try:
-                        runner = torch_runner(sampler, mode, num_chains, problems, device)
-                        row[num_chains] = measure(runner, num_chains, args.min_time, device)
+                        runners[key] = make_runner(sampler, implementation, num_chains, device)
                     except Exception as error:  # a failed compilation is reported, not hidden
-                        row[num_chains] = f"failed ({type(error).__name__})"
-                        print(
-                            f"# {sampler} {mode} {device} {num_chains}: {type(error).__name__}: {str(error)[:300]}",
-                            file=sys.stderr,
-                        )
-                        break
-                    results.append(
-                        {
-                            "sampler": sampler,
-                            "implementation": f"torch {mode}",
-                            "device": str(device),
-                            "num_chains": num_chains,
-                            "chain_steps_per_second": row[num_chains],
+                        sampler_rows.setdefault(key, {})[str(num_chains)] = {
+                            "error": f"{type(error).__name__}: {str(error)[:300]}"
                         }
-                    )
-                rows.append((f"{sampler:5s} torch {mode:11s} {device.type}", row))
+                        failed.add((sampler,) + key)
+                        print(f"# {sampler} {key} {num_chains:.0e}: {type(error).__name__}: {error}", file=sys.stderr)
+            if not runners:
+                continue
+            cells = measure_cell(runners, num_chains, args.repeats, args.min_time, args.max_steps)
+            for key, cell in cells.items():
+                sampler_rows.setdefault(key, {})[str(num_chains)] = cell
+                if "error" in cell:
+                    failed.add((sampler,) + key)
+            del runners
+        order = {name: i for i, name in enumerate(LABELS)}
+        for (implementation, device), cells in sorted(
+            sampler_rows.items(), key=lambda item: (item[0][1] != "cpu", order[item[0][0]])
+        ):
+            rows.append({"sampler": sampler, "implementation": implementation, "device": device, "cells": cells})
 
-    sizes = [n for n in SIZES if any(n in row for _, row in rows)]
-    print("# chain-steps per second (random numbers included); float32 torch; NumPy float64")
-    print(
-        f"# machine: CPU {machine['cpu']} ({machine['cpu_count']} cores, torch threads {machine['torch_threads']}); "
-        f"GPU {machine['gpu'] or 'none'}; torch {machine['torch']}; numpy {machine['numpy']}"
-    )
-    print(
-        f"# MH: {NUM_CATEGORIES}-state categorical, uniform proposal. "
-        f"Gibbs: random scan, fixed-length bigram V={VOCAB_SIZE}, L={LENGTH}"
-    )
-    header = f"{'sampler / implementation / device':36s}" + "".join(f"{f'{n:.0e} chains':>16s}" for n in sizes)
-    print(header)
-    print("-" * len(header))
-    for label, row in rows:
-        print(f"{label:36s}" + "".join(f"{format_rate(row.get(n, '-')):>16s}" for n in sizes))
     if FUSED_MATCHES:
-        print(
-            f"# fused step bit-identical to the eager twin (step 0): {all(FUSED_MATCHES.values())} "
-            f"({', '.join(f'{k[0]} {k[1]} {k[2]:.0e}: {v}' for k, v in FUSED_MATCHES.items())})"
+        notes.append(
+            f"fused step bit-identical to the eager twin (step 0): {all(FUSED_MATCHES.values())} "
+            f"({', '.join(f'{k[0]} {k[1]} {format_size(k[2])}: {v}' for k, v in FUSED_MATCHES.items())})"
         )
+    report = {
+        "machine": machine,
+        "command": command.strip(),
+        "repeats": args.repeats,
+        "min_time": args.min_time,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "jax": jax.__version__ if jax else None,
+        "jax_threads": "one XLA thread" if args.threads == 1 else "XLA's default threads",
+        "samplers": samplers,
+        "rows": rows,
+        "fused_matches_twin": {" ".join(map(str, key)): value for key, value in FUSED_MATCHES.items()},
+        "notes": notes,
+        "keep_freed_memory": args.keep_freed_memory,
+    }
+    text = render(report, args.markdown)
+    print(text)
     out = os.environ.get("OUT")
     if out:
         path = Path(out) / "bench_twins.json"
-        path.write_text(
-            json.dumps(
-                {
-                    "machine": machine,
-                    "results": results,
-                    "fused_matches_twin": {" ".join(map(str, key)): value for key, value in FUSED_MATCHES.items()},
-                },
-                indent=2,
-            )
-        )
-        print(f"# written {path}")
+        path.write_text(json.dumps(report, indent=2))
+        (Path(out) / "bench_twins.md").write_text(render(report, True) + "\n")
+        print(("" if args.markdown else "# ") + f"written {path}")
+    return report
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ Not timing tests (no figure is asserted): they check that every row is measured,
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,26 +24,76 @@ def _load_benchmark(name: str):
 
 def test_bench_twins_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OUT", str(tmp_path))
-    _load_benchmark("bench_twins").main(
-        [
-            "--max-cpu-chains",
-            "1e3",
-            "--max-reference-chains",
-            "1e3",
-            "--min-time",
-            "0.01",
-            "--modes",
-            "twin,fast",
-            "--no-cuda",
-        ]
+    bench = _load_benchmark("bench_twins")
+    bench.main(
+        ["--max-cpu-chains", "1e3", "--max-reference-chains", "1e3", "--min-time", "0.005"]
+        + ["--implementations", "reference,numpy,numpy-counter,twin,fast", "--no-cuda", "--threads", "1"]
     )
     printed = capsys.readouterr().out
-    assert "machine: CPU" in printed and "torch " + torch.__version__ in printed
-    table = [line for line in printed.splitlines() if line.startswith(("MH", "Gibbs"))]
-    assert len(table) == 6  # (reference, twin, fast) x (MH, Gibbs)
+    assert "Machine: " in printed and "torch " + torch.__version__ in printed and "1 thread(s)" in printed
+    assert "load average" in printed and "5 interleaved repeats" in printed
+    table = [line for line in printed.splitlines() if line.startswith(("MH, ", "Gibbs, "))]
+    assert len(table) == 10  # (reference, numpy, numpy-counter, twin, fast) x (MH, Gibbs)
+    assert all(" MB" in line for line in table if "reference" not in line)  # memory beside every rate
+    assert any(line.startswith("MH: twin / fast") for line in printed.splitlines())
+    assert any(line.startswith("Gibbs: fast / numpy") for line in printed.splitlines())
     results = json.loads((tmp_path / "bench_twins.json").read_text())
-    assert len(results["results"]) == 6
-    assert all(r["num_chains"] == 1000 and r["chain_steps_per_second"] > 0 for r in results["results"])
+    cells = [cell for row in results["rows"] for cell in row["cells"].values()]
+    assert len(cells) == 10 and results["repeats"] == 5
+    for cell in cells:
+        assert len(cell["rates"]) == 5 and cell["min"] <= cell["median"] <= cell["max"] and cell["min"] > 0
+    assert all(
+        c["peak_mb_per_million_chains"] > 0
+        for row in results["rows"]
+        if row["implementation"] != "reference"
+        for c in row["cells"].values()
+    )
+    # The Markdown twin of the table, written beside the JSON, is what the README pastes.
+    markdown = (tmp_path / "bench_twins.md").read_text()
+    assert "| sampler, implementation | 1e3 chains |" in markdown
+    assert "| MH, torch twin (counter uniforms) | " in markdown
+
+
+def test_bench_twins_without_jax_says_so(monkeypatch, capsys):
+    bench = _load_benchmark("bench_twins")
+    monkeypatch.setitem(sys.modules, "jax", None)  # import jax raises ImportError
+    bench.main(["--max-cpu-chains", "1e3", "--min-time", "0.001", "--implementations", "numpy,jax", "--samplers", "MH"])
+    printed = capsys.readouterr().out
+    assert "jax not importable" in printed and "JAX rows skipped" in printed
+    assert "JAX vmap" not in printed.split("jax not importable")[1].split("\n", 1)[1]
+
+
+def test_bench_twins_refuses_fewer_than_five_repeats():
+    with pytest.raises(SystemExit):
+        _load_benchmark("bench_twins").parse_args(["--repeats", "3"])
+
+
+def test_bench_twins_numpy_baselines_make_the_reference_decisions():
+    # The ten-line NumPy samplers are the same kernels: fed the per-chain counter uniforms, they make the
+    # reference's decisions chain by chain (float64 both; exact for MH, and for Gibbs up to a uniform
+    # landing within an ulp of a CDF boundary, probability ~1e-16 per draw).
+    from textsampling import randomness
+    from textsampling.reference import gibbs as reference_gibbs
+    from textsampling.reference import metropolis_hastings as reference_mh
+
+    bench = _load_benchmark("bench_twins")
+    categorical, proposal, bigram = bench.make_problems()
+    chains, num_steps = np.arange(7), 25
+    for chain in chains:
+        mh = reference_mh.sample(
+            randomness.CounterGenerator(11, chain), int(chain), categorical.log_prob, proposal, num_steps
+        )
+        start = np.zeros(bench.LENGTH, dtype=np.int64)
+        gibbs = reference_gibbs.sample(
+            randomness.CounterGenerator(11, chain), start, bigram.conditional_log_probs, num_steps
+        )
+        x, log_prob = np.array([chain]), categorical.logits[[chain]]
+        sequences = start[None, :]
+        for step in range(num_steps):
+            uniforms = randomness.counter_uniforms(11, np.array([chain]), step, 2)  # (1, 2)
+            x, log_prob = bench.numpy_mh_step(uniforms, x, log_prob, categorical.logits)
+            sequences, _ = bench.numpy_gibbs_step(uniforms, sequences, bigram.log_initial, bigram.log_transition)
+            assert x[0] == mh.states.x[step] and sequences[0].tolist() == gibbs.states.x[step].tolist()
 
 
 def test_bench_lm_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):

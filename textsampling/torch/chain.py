@@ -15,9 +15,44 @@ import torch
 
 from textsampling._validation import check_int
 from textsampling.reference.chain import Trace, run_steps
+from textsampling.torch._validation import raise_if
 from textsampling.torch.randomness import as_generator, draw_uniforms
 
-__all__ = ["Trace", "run", "stack_rows", "best"]
+__all__ = ["Trace", "run", "stack_rows", "best", "DeferredValueChecks", "CHECK_EVERY"]
+
+#: Steps between two synchronisations of :class:`DeferredValueChecks` in the samplers' ``sample``.
+CHECK_EVERY = 64
+
+
+class DeferredValueChecks:
+    """Value checks of a run, gathered as 0-d bool tensors and settled with one synchronisation per ``every`` steps.
+
+    A ``step`` with ``validate=True`` checks its values at once, at the price of one device-to-host
+    synchronisation per step (on a GPU the host then waits for every kernel of the step). In ``sample``
+    the same conditions are computed on the device each step (:meth:`add`, no synchronisation) and
+    raised together every ``every`` steps and at the end of the run (:meth:`after_step`, :meth:`check`):
+    a bad value still raises the step's error, at most ``every - 1`` steps later.
+    """
+
+    def __init__(self, message: str, every: int = CHECK_EVERY):
+        self.message = message
+        self.every = check_int(every, "every", minimum=1)
+        self.flags: list = []
+
+    def add(self, condition: torch.Tensor) -> None:
+        """Record a 0-d bool tensor that is True when the values are bad."""
+        self.flags.append(condition)
+
+    def after_step(self, t: int) -> None:
+        """Settle the gathered conditions after step ``t`` of the run when ``t + 1`` is a multiple of ``every``."""
+        if (t + 1) % self.every == 0:
+            self.check()
+
+    def check(self) -> None:
+        """Raise ``ValueError(message)`` if any gathered condition holds (one synchronisation)."""
+        if self.flags:
+            flags, self.flags = self.flags, []
+            raise_if([torch.stack(flags).any()], [self.message])
 
 
 def _as_column_value(value, num_chains: int, device) -> torch.Tensor:

@@ -72,8 +72,22 @@ def _check_sequences(x, name: str = "state.x") -> torch.Tensor:
     return x
 
 
-def conditional_rows(conditional_log_probs, x: torch.Tensor, positions: torch.Tensor, dtype, validate: bool = True):
-    """The conditional log-probabilities at every chain's position, ``(B, V)``, checked as in the reference."""
+_BAD_ROWS = "conditional_log_probs must be finite or -inf, not all -inf in a row, and never NaN/+inf"
+_BAD_UNIFORMS = "uniforms must lie in the open interval (0, 1)"
+
+
+def _rows_are_bad(rows: torch.Tensor) -> torch.Tensor:
+    """A 0-d bool tensor: some entry NaN or ``+inf`` (``x < inf`` is False for both), or a row all ``-inf``."""
+    return ~(rows < torch.inf).all() | (rows == -torch.inf).all(dim=1).any()
+
+
+def _uniforms_are_bad(uniforms: torch.Tensor) -> torch.Tensor:
+    """A 0-d bool tensor: some uniform outside the open interval (0, 1) (or NaN)."""
+    return ~((uniforms > 0) & (uniforms < 1)).all()
+
+
+def _evaluate_rows(conditional_log_probs, x: torch.Tensor, positions: torch.Tensor, dtype) -> torch.Tensor:
+    """``conditional_log_probs(x, positions)`` ``(B, V)``, shape and dtype checked (no synchronisation)."""
     if not callable(conditional_log_probs):
         raise TypeError(f"conditional_log_probs must be callable, got {type(conditional_log_probs).__name__}")
     rows = conditional_log_probs(x, positions)
@@ -84,12 +98,20 @@ def conditional_rows(conditional_log_probs, x: torch.Tensor, positions: torch.Te
         )
     if rows.dtype != dtype:
         raise TypeError(f"conditional_log_probs returned dtype {rows.dtype} but the uniforms are {dtype}")
-    if validate:
-        raise_if(
-            [torch.isnan(rows).any() | (rows == torch.inf).any() | (rows == -torch.inf).all(dim=1).any()],
-            ["conditional_log_probs must be finite or -inf, not all -inf in a row, and never NaN/+inf"],
-        )
     return rows
+
+
+def conditional_rows(conditional_log_probs, x: torch.Tensor, positions: torch.Tensor, dtype, validate: bool = True):
+    """The conditional log-probabilities at every chain's position, ``(B, V)``, checked as in the reference."""
+    rows = _evaluate_rows(conditional_log_probs, x, positions, dtype)  # (B, V)
+    if validate:
+        raise_if([_rows_are_bad(rows)], [_BAD_ROWS])
+    return rows
+
+
+def _write_tokens(x: torch.Tensor, positions: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """A copy of ``x`` ``(B, L)`` with ``tokens[b]`` at ``positions[b]`` of row ``b`` (one out-of-place op)."""
+    return x.scatter(1, positions[:, None], tokens[:, None])  # (B, L)
 
 
 def update_position(
@@ -98,9 +120,7 @@ def update_position(
     """Redraw ``x[b, positions[b]]`` for every chain from its conditional by inverse CDF of ``uniform[b]``."""
     rows = conditional_rows(conditional_log_probs, x, positions, uniform.dtype, validate)  # (B, V)
     tokens = categorical_from_uniforms(uniform, rows, validate=False)  # (B,), rows checked above
-    new_x = x.clone()  # (B, L)
-    new_x[torch.arange(x.shape[0], device=x.device), positions] = tokens  # (B, L), one token per row
-    return new_x, tokens
+    return _write_tokens(x, positions, tokens), tokens
 
 
 def _check_inputs(uniforms, state, width: int, name: str):
@@ -108,7 +128,8 @@ def _check_inputs(uniforms, state, width: int, name: str):
     if not isinstance(state, GibbsState):
         raise TypeError(f"state must be a GibbsState, got {type(state).__name__}")
     x = _check_sequences(state.x)
-    check_same_device(uniforms=uniforms, **{"state.x": x})
+    if uniforms.device != x.device:  # equal torch.device objects: the common case, checked for free
+        check_same_device(uniforms=uniforms, **{"state.x": x})
     check_batch(uniforms.shape[0], **{"state.x": x})
     if uniforms.shape[1] != width:
         raise ValueError(f"uniforms must have shape (B, {width}) for {name}, got {tuple(uniforms.shape)}")
@@ -136,11 +157,12 @@ def step(
     if check_scan(scan) == "systematic":
         return sweep(uniforms, state, conditional_log_probs, validate=validate)
     uniforms, x = _check_inputs(uniforms, state, 2, "a random-scan step")
-    if validate:
-        raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
     positions = integer_from_uniform(uniforms[:, 0], x.shape[1])  # (B,)
-    new_x, tokens = update_position(uniforms[:, 1], x, positions, conditional_log_probs, validate)
-    return GibbsState(new_x), GibbsInfo(positions, tokens)
+    rows = _evaluate_rows(conditional_log_probs, x, positions, uniforms.dtype)  # (B, V)
+    if validate:  # both value checks with one synchronisation
+        raise_if([_uniforms_are_bad(uniforms), _rows_are_bad(rows)], [_BAD_UNIFORMS, _BAD_ROWS])
+    tokens = categorical_from_uniforms(uniforms[:, 1], rows, validate=False)  # (B,), rows checked above
+    return GibbsState(_write_tokens(x, positions, tokens)), GibbsInfo(positions, tokens)
 
 
 def sweep(uniforms: torch.Tensor, state: GibbsState, conditional_log_probs, *, validate: bool = True):
@@ -148,7 +170,7 @@ def sweep(uniforms: torch.Tensor, state: GibbsState, conditional_log_probs, *, v
     length = _check_sequences(state.x).shape[1]
     uniforms, x = _check_inputs(uniforms, state, length, "a sweep (one uniform per position)")
     if validate:
-        raise_if([~((uniforms > 0) & (uniforms < 1)).all()], ["uniforms must lie in the open interval (0, 1)"])
+        raise_if([_uniforms_are_bad(uniforms)], [_BAD_UNIFORMS])
     for position in range(length):
         positions = torch.full((x.shape[0],), position, dtype=torch.int64, device=x.device)  # (B,)
         # Each update conditions on the tokens already rewritten earlier in this sweep.
@@ -184,11 +206,25 @@ def sample(
     check_scan(scan)
     state = init(x0, conditional_log_probs)
     length = state.x.shape[1]
+    if not callable(conditional_log_probs):
+        raise TypeError(f"conditional_log_probs must be callable, got {type(conditional_log_probs).__name__}")
+    # The uniforms come from the generator, in (0, 1) by construction; the conditional rows' check is
+    # gathered on the device and settled every chain.CHECK_EVERY steps and at the end (one
+    # synchronisation each), not once per step.
+    checks = chain.DeferredValueChecks(_BAD_ROWS)
+
+    def checked_conditional_log_probs(x, positions):
+        rows = conditional_log_probs(x, positions)
+        if isinstance(rows, torch.Tensor) and rows.ndim == 2:  # step checks the shape and dtype itself
+            checks.add(_rows_are_bad(rows))
+        return rows
 
     def step_fn(uniforms, state, t):
-        return step(uniforms, state, conditional_log_probs, scan=scan)
+        result = step(uniforms, state, checked_conditional_log_probs, scan=scan, validate=False)
+        checks.after_step(t)
+        return result
 
-    return chain.run(
+    trace = chain.run(
         rng,
         state,
         step_fn,
@@ -197,3 +233,5 @@ def sample(
         first_step=first_step,
         dtype=dtype,
     )
+    checks.check()
+    return trace
