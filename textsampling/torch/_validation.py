@@ -49,6 +49,8 @@ def resolve_device(device) -> torch.device:
 
 def same_device(first, second) -> bool:
     """Whether two devices are the same (``cuda`` and ``cuda:<current>`` count as equal)."""
+    if first == second:  # the common case, without resolving (a per-step cost on small batches)
+        return True
     return resolve_device(first) == resolve_device(second)
 
 
