@@ -103,11 +103,14 @@ def test_compiled_generator_is_bit_identical_and_batch_independent(device):
                 alone = twin.CounterGenerator(2**64 - 1, part, compiled=True).uniforms(step, num_uniforms, dtype)
                 rows = np.flatnonzero(np.isin(chains, part.cpu().numpy()))
                 torch.testing.assert_close(alone, got[rows], rtol=0, atol=0)
+    # consecutive steps (served from a window of steps made ahead), and a step asked for twice
+    eager = twin.CounterGenerator(2**64 - 1, torch.tensor(chains, device=device))
+    for step in [100, 101, 102, 103, 103, 50, 51] + list(range(104, 200)):
+        torch.testing.assert_close(big.uniforms(step, 2), eager.uniforms(step, 2), rtol=0, atol=0)
     # the generator's other methods keep the option and the numbers
     moved = big.to(device)
     assert moved.compiled and torch.equal(moved.uniforms(7, 2), big.uniforms(7, 2))
     assert twin._compiled["failed"] is None
-    eager = twin.CounterGenerator(2**64 - 1, torch.tensor(chains, device=device))
     torch.testing.assert_close(
         twin.draw_uniforms_for_steps(big, 3, 4, 5, dtype=torch.float64),
         twin.draw_uniforms_for_steps(eager, 3, 4, 5, dtype=torch.float64),

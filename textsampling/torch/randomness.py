@@ -312,7 +312,7 @@ def _uniforms(seed: int, chain_index: torch.Tensor, step, num_uniforms: int, dty
 
 # ----------------------------------------------------------------------------- the compiled path
 def _uniform_blocks(chain_index, step, blocks, keys, dtype):
-    """The uniforms of every (chain, block) of one step, shape ``(B, num_blocks, 2)``: the function compiled.
+    """The uniforms of every chain at one step, shape ``(B, 2 num_blocks)``: the function compiled.
 
     ``chain_index (B,)``, ``step (1,)`` and ``blocks (num_blocks,)`` int64; ``keys (rounds, 2)`` the round
     keys as a tensor, so that another seed or step reuses the compiled code (Python ints would be baked in).
@@ -328,11 +328,11 @@ def _uniform_blocks(chain_index, step, blocks, keys, dtype):
         block,
         [(keys[r, 0], keys[r, 1]) for r in range(PHILOX_ROUNDS)],
     )
-    return _uniforms_from_words(*words, dtype).reshape(num_chains, num_blocks, 2)
+    return _uniforms_from_words(*words, dtype).reshape(num_chains, 2 * num_blocks)
 
 
 # torch.compile(_uniform_blocks), made on first use; dynamic shapes, so one compilation serves every
-# number of chains (one per dtype, and per num_blocks == 1 or > 1). "failed" holds the reason it could not.
+# number of chains (one per dtype and num_blocks). "failed" holds the reason it could not.
 _compiled = {"function": None, "failed": None}
 
 
@@ -346,7 +346,7 @@ def _fused_uniforms(generator: "CounterGenerator", step: int, num_uniforms: int,
         try:
             if _compiled["function"] is None:
                 _compiled["function"] = torch.compile(_uniform_blocks, dynamic=True, fullgraph=True)
-            blocks = _compiled["function"](*arguments, dtype)  # (B, num_blocks, 2)
+            uniforms = _compiled["function"](*arguments, dtype)  # (B, 2 num_blocks)
         except torch._dynamo.exc.TorchDynamoException as error:  # no C++ compiler, an unsupported platform, ...
             _compiled["failed"] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
             warnings.warn(
@@ -355,7 +355,7 @@ def _fused_uniforms(generator: "CounterGenerator", step: int, num_uniforms: int,
                 stacklevel=3,
             )
         else:
-            return blocks.reshape(generator.num_chains, 2 * num_blocks)[:, :num_uniforms]
+            return uniforms if num_uniforms % 2 == 0 else uniforms[:, :num_uniforms]
     return _uniforms(generator.seed, generator.chain_index, step, num_uniforms, dtype)
 
 
