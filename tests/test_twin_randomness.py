@@ -153,11 +153,13 @@ def test_steps_broadcast_against_chains(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_chains_alone_equal_the_same_chains_in_a_big_batch(device):
-    big = twin.CounterGenerator(11, torch.arange(10_000, device=device))
+    # 40,000 chains x 2 blocks: the eager path's in-place rounds; 10 chains, or one: its allocating form
+    big = twin.CounterGenerator(11, torch.arange(40_000, device=device))
     alone = twin.CounterGenerator(11, torch.arange(10, device=device))
     for step in (0, 1, 99):
         batch = twin.draw_uniforms(big, step, 4, dtype=torch.float64)
-        assert batch.shape == (10_000, 4)
+        assert batch.shape == (40_000, 4)
+        np.testing.assert_array_equal(batch.cpu().numpy(), reference.counter_uniforms(11, np.arange(40_000), step, 4))
         torch.testing.assert_close(twin.draw_uniforms(alone, step, 4, dtype=torch.float64), batch[:10], rtol=0, atol=0)
         # one chain picked from the middle of the batch, alone
         single = twin.CounterGenerator(11, torch.tensor([4321], device=device))
