@@ -380,8 +380,10 @@ class CounterGenerator:
         Make the uniforms with ``torch.compile`` of the Philox rounds: one fused loop (C++ on the CPU,
         Triton on CUDA) instead of about a hundred passes over memory, several times faster from about
         1e4 chains. The same numbers bit for bit (tests/test_twin_randomness.py). The first call compiles
-        (seconds to a minute; Inductor caches the result on disk for later processes); if compilation
-        fails, a warning says so and the eager path is used.
+        (seconds to a minute; Inductor caches the result on disk for later processes), once per dtype
+        and number of uniform pairs ``ceil(k / 2)`` whatever the number of chains (past torch's recompile
+        limit, 8 by default, the same code runs uncompiled). If compilation fails, a warning says so and
+        the eager path is used; a single chain always uses the eager path.
     """
 
     seed: int
