@@ -29,6 +29,23 @@ def test_philox_known_answers(counter, key, expected):
     assert [int(w) for w in philox4x32(counter, key)] == expected
 
 
+def test_uniforms_are_the_block_function_words_as_written_in_the_docstring():
+    # counter_uniforms against the known-answer-tested philox4x32, one block at a time and the float
+    # formula written out: u = (a 2**20 + (b >> 12) + 1/2) / 2**52 for the word pairs (a, b).
+    rng = np.random.default_rng(5)
+    seed = 2**40 + 12345
+    chains = np.concatenate([rng.integers(0, 2**62, 40), [0, 2**32 - 1, 2**32, 2**62 - 1]])
+    steps = rng.integers(0, 2**32, chains.shape[0])
+    uniforms = counter_uniforms(seed, chains, steps, 5)  # (N, 5): three blocks, the last half used
+    for chain, step, row in zip(chains.tolist(), steps.tolist(), uniforms):
+        expected = []
+        for block in range(3):
+            counter = [chain & 0xFFFFFFFF, chain >> 32, step, block]
+            words = [int(w) for w in philox4x32(counter, [seed & 0xFFFFFFFF, seed >> 32])]
+            expected += [(a * 2**20 + (b >> 12) + 0.5) / 2**52 for a, b in (words[:2], words[2:])]
+        assert row.tolist() == expected[:5]
+
+
 def test_uniforms_depend_only_on_seed_chain_and_step():
     batch = counter_uniforms(7, np.arange(10_000), 3, 5)
     alone = counter_uniforms(7, np.arange(10), 3, 5)

@@ -6,7 +6,14 @@ import torch
 
 from textsampling import randomness as reference
 from textsampling.torch import randomness as twin
-from textsampling.torch.randomness import _multiply_high_low
+from textsampling.torch.randomness import (
+    _multiply_high_low,
+    _philox_rounds,
+    _philox_rounds_in_place,
+    _round_keys,
+    _uniforms_from_words,
+    _uniforms_from_words_in_place,
+)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
@@ -56,6 +63,81 @@ def test_bit_identical_to_numpy(seed, device):
             np.testing.assert_array_equal(got32.cpu().numpy(), np.minimum(expected.astype(np.float32), 1 - 2**-24))
 
 
+def test_pure_and_in_place_forms_are_the_same_function():
+    # The pure form (what torch.compile fuses) and the in-place eager form, against the NumPy block
+    # function, on random words and on the edge words; then the conversion to floats of both forms.
+    rng = np.random.default_rng(1)
+    counter = np.concatenate([rng.integers(0, 2**32, (500, 4)), [[0] * 4, [2**32 - 1] * 4, [2**31] * 4]])
+    key = (0x9E3779B9, 2**32 - 1)
+    expected = reference.philox4x32(counter, key)
+    words = [torch.tensor(counter[:, i].astype(np.int64)) for i in range(4)]
+    for rounds in (0, 1, 2, 10):
+        expected = reference.philox4x32(counter, key, rounds=rounds).astype(np.int64)
+        pure = torch.stack(_philox_rounds(*words, _round_keys(key, rounds)), dim=-1)
+        in_place = torch.stack(_philox_rounds_in_place(*words, _round_keys(key, rounds)), dim=-1)
+        np.testing.assert_array_equal(pure.numpy(), expected)
+        np.testing.assert_array_equal(in_place.numpy(), expected)
+    for dtype in (torch.float32, torch.float64):
+        pure = _uniforms_from_words(*words, dtype)
+        in_place = _uniforms_from_words_in_place(*(word.clone() for word in words), dtype)
+        assert pure.dtype == in_place.dtype == dtype
+        torch.testing.assert_close(pure, in_place, rtol=0, atol=0)
+
+
+@pytest.mark.slow  # compiles two kernels: seconds with a warm Inductor cache, up to a minute cold on 2 busy cores
+@pytest.mark.parametrize("device", DEVICES)
+def test_compiled_generator_is_bit_identical_and_batch_independent(device):
+    chains = np.concatenate([np.arange(300), [2**32 - 1, 2**32, 2**40 + 3, 2**62 - 1]])
+    big = twin.CounterGenerator(2**64 - 1, torch.tensor(chains, device=device), compiled=True)
+    # other batches of the same chains: a few, one alone (the eager path serves a single chain)
+    parts = [torch.tensor(chains[-7:], device=device), torch.tensor(chains[4321 % 300 : 4321 % 300 + 1], device=device)]
+    # two kernels: float64 (the exact values) with three blocks, the last half used; float32 with one block
+    for num_uniforms, dtype in ((5, torch.float64), (2, torch.float32)):
+        for step in (0, 12345, 2**32 - 1):
+            expected = reference.counter_uniforms(2**64 - 1, chains, step, num_uniforms)
+            if dtype == torch.float32:
+                expected = np.minimum(expected.astype(np.float32), 1 - 2**-24)
+            got = big.uniforms(step, num_uniforms, dtype=dtype)
+            np.testing.assert_array_equal(got.cpu().numpy(), expected)
+            for part in parts:
+                alone = twin.CounterGenerator(2**64 - 1, part, compiled=True).uniforms(step, num_uniforms, dtype)
+                rows = np.flatnonzero(np.isin(chains, part.cpu().numpy()))
+                torch.testing.assert_close(alone, got[rows], rtol=0, atol=0)
+    # consecutive steps (served from a window of steps made ahead), and a step asked for twice
+    eager = twin.CounterGenerator(2**64 - 1, torch.tensor(chains, device=device))
+    for step in [100, 101, 102, 103, 103, 50, 51] + list(range(104, 200)):
+        torch.testing.assert_close(big.uniforms(step, 2), eager.uniforms(step, 2), rtol=0, atol=0)
+    # the generator's other methods keep the option and the numbers
+    moved = big.to(device)
+    assert moved.compiled and torch.equal(moved.uniforms(7, 2), big.uniforms(7, 2))
+    assert twin._compiled["failed"] is None
+    torch.testing.assert_close(
+        twin.draw_uniforms_for_steps(big, 3, 4, 5, dtype=torch.float64),
+        twin.draw_uniforms_for_steps(eager, 3, 4, 5, dtype=torch.float64),
+        rtol=0,
+        atol=0,
+    )
+
+
+def test_compiled_generator_falls_back_to_eager_with_a_warning(monkeypatch):
+    class CompilationFailed(torch._dynamo.exc.TorchDynamoException):
+        pass
+
+    def fails(*arguments):
+        raise CompilationFailed("no C++ compiler")
+
+    # as if torch.compile had been called and its first call failed; restored after the test
+    monkeypatch.setitem(twin._compiled, "function", fails)
+    monkeypatch.setitem(twin._compiled, "failed", None)
+    chains = torch.arange(50)
+    compiled = twin.CounterGenerator(4, chains, compiled=True)
+    with pytest.warns(UserWarning, match="no C.. compiler.*eager"):
+        got = compiled.uniforms(9, 3, dtype=torch.float64)
+    np.testing.assert_array_equal(got.numpy(), reference.counter_uniforms(4, np.arange(50), 9, 3))
+    assert twin._compiled["failed"].startswith("CompilationFailed")
+    torch.testing.assert_close(compiled.uniforms(10, 3), twin.CounterGenerator(4, chains).uniforms(10, 3))
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_steps_broadcast_against_chains(device):
     chains, steps = np.arange(7)[:, None], np.arange(100, 105)[None, :]
@@ -71,11 +153,13 @@ def test_steps_broadcast_against_chains(device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_chains_alone_equal_the_same_chains_in_a_big_batch(device):
-    big = twin.CounterGenerator(11, torch.arange(10_000, device=device))
+    # 40,000 chains x 2 blocks: the eager path's in-place rounds; 10 chains, or one: its allocating form
+    big = twin.CounterGenerator(11, torch.arange(40_000, device=device))
     alone = twin.CounterGenerator(11, torch.arange(10, device=device))
     for step in (0, 1, 99):
         batch = twin.draw_uniforms(big, step, 4, dtype=torch.float64)
-        assert batch.shape == (10_000, 4)
+        assert batch.shape == (40_000, 4)
+        np.testing.assert_array_equal(batch.cpu().numpy(), reference.counter_uniforms(11, np.arange(40_000), step, 4))
         torch.testing.assert_close(twin.draw_uniforms(alone, step, 4, dtype=torch.float64), batch[:10], rtol=0, atol=0)
         # one chain picked from the middle of the batch, alone
         single = twin.CounterGenerator(11, torch.tensor([4321], device=device))
@@ -140,3 +224,9 @@ def test_bad_input_is_refused_with_the_argument_named():
         twin.counter_uniforms(0, chains, 0, 2, device="cuda")
     with pytest.raises(ValueError, match="chain_index"):
         twin.CounterGenerator(0, torch.zeros(2, 2, dtype=torch.int64))
+    with pytest.raises(TypeError, match="compiled"):
+        twin.CounterGenerator(0, chains, compiled=1)
+    with pytest.raises(ValueError, match="first_step"):
+        twin.CounterGenerator(0, chains).uniforms_for_steps(-1, 2, 2)
+    with pytest.raises(ValueError, match="steps"):
+        twin.CounterGenerator(0, chains).uniforms_for_steps(2**32 - 1, 2, 2)

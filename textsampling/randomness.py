@@ -80,20 +80,43 @@ def philox4x32(counter, key, rounds: int = PHILOX_ROUNDS) -> np.ndarray:
     """
     counter = np.asarray(counter, dtype=np.uint64) & _MASK32
     key = np.asarray(key, dtype=np.uint64) & _MASK32
-    c0, c1, c2, c3 = (counter[..., i] for i in range(4))
-    k0, k1 = key[..., 0], key[..., 1]
+    words = _philox_rounds(*(counter[..., i] for i in range(4)), key[..., 0], key[..., 1], rounds)
+    return np.stack(words, axis=-1)
+
+
+def _philox_rounds(c0, c1, c2, c3, k0, k1, rounds: int = PHILOX_ROUNDS):
+    """The rounds of :func:`philox4x32` on four uint64 arrays of 32-bit words (they and the keys broadcast).
+
+    The first round broadcasts; the later ones write into buffers allocated once (``out=`` and in-place
+    operations): the same integer operations, about twice as fast as allocating each result. Returns
+    four fresh arrays of the broadcast shape, each word in ``[0, 2**32)``.
+    """
     m0, m1 = np.uint64(PHILOX_M0), np.uint64(PHILOX_M1)
     w0, w1 = np.uint64(PHILOX_W0), np.uint64(PHILOX_W1)
-    for _ in range(rounds):
-        # The 32x32 -> 64-bit products fit exactly in uint64.
-        product0 = m0 * c0
-        product1 = m1 * c2
-        hi0, lo0 = product0 >> np.uint64(32), product0 & _MASK32
-        hi1, lo1 = product1 >> np.uint64(32), product1 & _MASK32
-        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-        k0 = (k0 + w0) & _MASK32
-        k1 = (k1 + w1) & _MASK32
-    return np.stack(np.broadcast_arrays(c0, c1, c2, c3), axis=-1)
+    shift = np.uint64(32)
+    shape = np.broadcast_shapes(np.shape(c0), np.shape(c1), np.shape(c2), np.shape(c3), np.shape(k0), np.shape(k1))
+    if rounds == 0:
+        return tuple(np.array(np.broadcast_to(word, shape)) for word in (c0, c1, c2, c3))
+    # The 32x32 -> 64-bit products fit exactly in uint64.
+    product0, product1 = m0 * c0, m1 * c2
+    words = ((product1 >> shift) ^ c1 ^ k0, product1 & _MASK32, (product0 >> shift) ^ c3 ^ k1, product0 & _MASK32)
+    c0, c1, c2, c3 = (np.array(np.broadcast_to(word, shape)) for word in words)  # fresh, contiguous
+    k0, k1 = (k0 + w0) & _MASK32, (k1 + w1) & _MASK32
+    product0, product1, high = np.empty(shape, np.uint64), np.empty(shape, np.uint64), np.empty(shape, np.uint64)
+    for _ in range(rounds - 1):
+        np.multiply(c0, m0, out=product0)
+        np.multiply(c2, m1, out=product1)
+        # new c0 = hi1 ^ c1 ^ k0 and new c2 = hi0 ^ c3 ^ k1, built in the buffers of c1 and c3
+        c1 ^= np.right_shift(product1, shift, out=high)
+        c1 ^= k0
+        c3 ^= np.right_shift(product0, shift, out=high)
+        c3 ^= k1
+        # new c1 = lo1, new c3 = lo0, built in the product buffers; the old c0, c2 buffers are free
+        product1 &= _MASK32
+        product0 &= _MASK32
+        c0, c1, c2, c3, product0, product1 = c1, product1, c3, product0, c0, c2
+        k0, k1 = (k0 + w0) & _MASK32, (k1 + w1) & _MASK32
+    return c0, c1, c2, c3
 
 
 def check_seed(seed) -> int:
@@ -151,23 +174,24 @@ def counter_uniforms(seed: int, chain_index, step, num_uniforms: int) -> np.ndar
     chain_index, step = np.broadcast_arrays(_check_chain_index(chain_index), _check_step(step))
     num_blocks = (int(num_uniforms) + 1) // 2
     block = np.arange(num_blocks, dtype=np.uint64)
-    # counter words: (chain low, chain high, step, block), one row per uniform pair
-    counter = np.stack(
-        np.broadcast_arrays(
-            (chain_index & _MASK32)[..., None],
-            (chain_index >> np.uint64(32))[..., None],
-            step[..., None],
-            block,
-        ),
-        axis=-1,
+    # counter words: (chain low, chain high, step, block), one block per uniform pair, shape (..., num_blocks)
+    words = _philox_rounds(
+        (chain_index & _MASK32)[..., None],
+        (chain_index >> np.uint64(32))[..., None],
+        step[..., None],
+        block,
+        np.uint64(seed & 0xFFFFFFFF),
+        np.uint64(seed >> 32),
     )
-    key = np.array([seed & 0xFFFFFFFF, seed >> 32], dtype=np.uint64)
-    words = philox4x32(counter, key)  # (..., num_blocks, 4)
     # 52 bits per uniform: 32 from one word, 20 from the next. Every operation is exact in
     # float64 (x + 1/2 < 2**52 needs only 53 bits), so 0 < u < 1 holds bit for bit.
-    high = words[..., 0::2].astype(np.float64)
-    low = (words[..., 1::2] >> np.uint64(12)).astype(np.float64)
-    uniforms = (high * 1048576.0 + low + 0.5) / _TWO_POW_52  # (..., num_blocks, 2)
+    uniforms = np.empty(words[0].shape + (2,), dtype=np.float64)  # (..., num_blocks, 2)
+    for column, (high, low) in enumerate(((words[0], words[1]), (words[2], words[3]))):
+        uniforms[..., column] = high
+        uniforms[..., column] *= 1048576.0
+        uniforms[..., column] += low >> np.uint64(12)
+    uniforms += 0.5
+    uniforms /= _TWO_POW_52
     uniforms = uniforms.reshape(uniforms.shape[:-2] + (2 * num_blocks,))
     return uniforms[..., : int(num_uniforms)]
 

@@ -1,0 +1,41 @@
+"""benchmarks/bench_randomness.py keeps running: a tiny CPU run prints its one table and writes its JSON to $OUT.
+
+Not a timing test (no figure is asserted): every row is measured, positive and labelled. The compiled mode
+is left out here (its compilation is what tests/test_twin_randomness.py pays for once).
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+
+def _load_benchmark(name: str):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_randomness_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OUT", str(tmp_path))
+    threads = torch.get_num_threads()
+    try:
+        _load_benchmark("bench_randomness").main(
+            ["--sizes", "1e3,2e3", "--num-uniforms", "2,3", "--repeats", "2", "--min-time", "0.001"]
+            + ["--modes", "numpy counter,numpy Generator,torch counter,torch.rand"]
+        )
+    finally:
+        torch.set_num_threads(threads)
+    printed = capsys.readouterr().out
+    assert "torch threads 1" in printed and "load average" in printed and "torch " + torch.__version__ in printed
+    table = [line for line in printed.splitlines() if line[:2].strip() in ("2", "3")]
+    assert len(table) == 2 * (4 + 2)  # (4 implementations + 2 ratio rows: numpy and torch counter) x 2 widths
+    results = json.loads((tmp_path / "bench_randomness.json").read_text())["results"]
+    assert len(results) == 2 * 2 * 4
+    assert {r["implementation"] for r in results} == {"numpy counter", "numpy Generator", "torch counter", "torch.rand"}
+    assert all(
+        r["uniforms_per_second"] > 0 and r["seconds_min"] <= r["seconds_median"] <= r["seconds_max"] for r in results
+    )
