@@ -13,6 +13,10 @@ the random numbers*:
                          (:func:`textsampling.randomness.counter_uniforms`): reproducible per chain;
 * ``torch twin``       — the twin as users call it: ``CounterGenerator.uniforms`` (counter Philox, per-chain
                          reproducible) + ``step`` with its value checks (``validate=True``), float32;
+* ``torch twin, compiled uniforms`` — the same counter uniforms from
+                         ``CounterGenerator(..., compiled=True)`` (one fused Philox kernel per step,
+                         bit-identical) + ``step(validate=False)``: against ``torch fast`` it isolates the
+                         price of per-chain reproducibility;
 * ``torch fast``       — torch's own generator (``torch.rand``, not per-chain reproducible) +
                          ``step(validate=False)``;
 * ``torch fused``      — ``torch.compile`` of counter uniforms + step (per-chain reproducible); reported as
@@ -86,6 +90,7 @@ LABELS = {
     "numpy": "NumPy vectorised",
     "numpy-counter": "NumPy vectorised, counter uniforms",
     "twin": "torch twin (counter uniforms)",
+    "twin-compiled": "torch twin, compiled counter uniforms",
     "fast": "torch fast (torch.Generator)",
     "fused": "torch fused (torch.compile, counter uniforms)",
     "jax": "JAX vmap + fori_loop",
@@ -93,6 +98,8 @@ LABELS = {
 #: Ratios of medians printed under the table: (numerator, denominator), both on the same device.
 RATIOS = [
     ("twin", "fast"),
+    ("twin-compiled", "fast"),
+    ("twin-compiled", "numpy"),
     ("twin", "numpy-counter"),
     ("twin", "numpy"),
     ("fast", "numpy"),
@@ -300,7 +307,7 @@ class TorchRunner(Runner):
         self.device, self.mode = device, mode
         self.memory_note = "cuda max_memory_allocated" if device.type == "cuda" else "torch.profiler allocator events"
         chain_index = torch.arange(num_chains, device=device)
-        rng = CounterGenerator(SEED, chain_index)
+        rng = CounterGenerator(SEED, chain_index, compiled=mode == "twin-compiled")
         generator = torch.Generator(device=device).manual_seed(SEED)
         width, transition, initial_state = transitions(sampler, problems, device, dtype)
         self.state = initial_state(chain_index)
@@ -309,6 +316,11 @@ class TorchRunner(Runner):
 
             def one_step():
                 return transition(rng.uniforms(self.step_index, width, dtype=dtype), self.state, True)
+
+        elif mode == "twin-compiled":
+
+            def one_step():
+                return transition(rng.uniforms(self.step_index, width, dtype=dtype), self.state, False)
 
         elif mode == "fast":
             tiny = torch.finfo(dtype).tiny
@@ -671,7 +683,7 @@ def ratio_table(report):
             for numerator, denominator in RATIOS:
                 # NumPy and JAX run on the CPU: a CUDA row is compared with the CPU baselines.
                 top = by_key.get((sampler, numerator, device))
-                bottom_device = device if denominator in ("twin", "fast", "fused") else "cpu"
+                bottom_device = device if denominator in ("twin", "twin-compiled", "fast", "fused") else "cpu"
                 bottom = by_key.get((sampler, denominator, bottom_device))
                 if top is None or bottom is None:
                     continue
@@ -707,7 +719,7 @@ def parse_args(argv):
         "--implementations",
         "--modes",
         dest="implementations",
-        default="reference,numpy,numpy-counter,twin,fast,fused,jax",
+        default="reference,numpy,numpy-counter,twin,twin-compiled,fast,fused,jax",
         help="comma-separated, from: " + ", ".join(LABELS),
     )
     parser.add_argument(
@@ -795,7 +807,7 @@ def main(argv=None):
                 continue
             runners = {}
             for implementation in implementations:
-                for device in devices if implementation in ("twin", "fast", "fused") else devices[:1]:
+                for device in devices if implementation in ("twin", "twin-compiled", "fast", "fused") else devices[:1]:
                     key = (implementation, str(device))
                     if (sampler,) + key in failed or num_chains > cap(implementation, device):
                         continue
