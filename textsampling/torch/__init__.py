@@ -8,9 +8,11 @@ Modules: :mod:`~textsampling.torch.randomness` (Philox counter uniforms, bit-ide
 :func:`~textsampling.torch.twins.twin_of` (NumPy object -> torch twin). Device- and dtype-agnostic
 (float32 by default, float64 for the exact cross-checks); no Python loop over chains.
 
-Speed: in eager mode a step with counter uniforms is dominated by Philox (about 180 elementwise int64
+Speed: in eager mode a step with counter uniforms is dominated by Philox (about 100 elementwise int64
 operations per block of uniforms, each a pass over memory). ``torch.Generator`` uniforms are several times
-faster but depend on the batch; ``torch.compile`` of "counter uniforms + step" fuses the hash and keeps
-per-chain reproducibility (``benchmarks/bench_twins.py`` measures all three and checks the fused step
-against the eager one).
+faster but depend on the batch. Two ways keep per-chain reproducibility at speed:
+``CounterGenerator(seed, chain_index, compiled=True)`` fuses the ten Philox rounds into one compiled
+kernel (bit-identical uniforms), and ``torch.compile`` of "counter uniforms + step" fuses the step too
+(``benchmarks/bench_randomness.py`` and ``benchmarks/bench_twins.py`` measure them against torch's own
+generator and check the compiled results against the eager ones).
 """
