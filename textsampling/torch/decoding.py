@@ -20,6 +20,7 @@ sentence ``b`` equals the reference's.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -45,31 +46,84 @@ def _normalise(rows: torch.Tensor) -> torch.Tensor:
 
 def filter_log_probs(log_probs: torch.Tensor, temperature=1.0, top_k=None, top_p=None) -> torch.Tensor:
     """Batched :func:`textsampling.reference.decoding.filter_log_probs`: ``(B, V) -> (B, V)`` normalised."""
-    # x / 1.0 == x exactly: skip the pass over (B, V) at the default temperature
-    rows = _normalise(log_probs / temperature if temperature != 1.0 else log_probs)
+    # x / 1.0 == x exactly: _filtered_logits skips the pass over (B, V) at the default temperature, and
+    # _normalise makes the new tensor (log_probs is never written)
+    return _normalise(_filtered_logits(log_probs, temperature, top_k, top_p))
+
+
+def _filtered_logits(log_probs: torch.Tensor, temperature, top_k, top_p) -> torch.Tensor:
+    """The reference's ``_filtered_logits``: the filters without the last renormalisation, ``(B, V)``.
+
+    May return ``log_probs`` itself (no filter, temperature 1): callers pass a tensor they own.
+    """
+    rows = log_probs / temperature if temperature != 1.0 else log_probs
     vocab_size = rows.shape[-1]
     if top_k is not None and top_k < vocab_size:
+        rows = _normalise(rows)
         order = torch.sort(rows, dim=-1, descending=True, stable=True).indices  # (B, V)
-        rows = _normalise(rows.scatter(-1, order[:, top_k:], -torch.inf))  # (B, V): all but the top k -inf
+        rows = rows.scatter(-1, order[:, top_k:], -torch.inf)  # (B, V): all but the top k -inf
     if top_p is not None and top_p < 1.0:
+        rows = _normalise(rows)
         ascending = torch.sort(rows, dim=-1, stable=True)  # (B, V), least probable first
         cumulative = torch.cumsum(torch.exp(ascending.values), dim=-1)  # (B, V)
         remove = cumulative <= 1.0 - top_p  # (B, V), in ascending order
         remove[:, -1] = False  # the most probable token always stays
         kept = torch.where(remove, -torch.inf, ascending.values)  # (B, V), in ascending order
-        rows = _normalise(rows.scatter(-1, ascending.indices, kept))  # (B, V), back in token order
+        rows = rows.scatter(-1, ascending.indices, kept)  # (B, V), back in token order
     return rows
 
 
 def next_token_rows(model, prefixes: torch.Tensor, temperature=1.0, top_k=None, top_p=None, dtype=torch.float64):
     """Filtered :math:`\\log q(x_{t+1} \\mid x_{\\le t})` for ``(B, W)`` PAD-padded prefixes, ``(B, V)``."""
-    return _filtered(model, model.next_token_log_probs_torch(prefixes), temperature, top_k, top_p, dtype)
+    return _normalise(_decision_rows(model, model.next_token_log_probs_torch(prefixes), temperature, top_k, top_p,
+                                     dtype))
 
 
-def _filtered(model, log_probs, temperature, top_k, top_p, dtype):
+def _decision_rows(model, log_probs, temperature, top_k, top_p, dtype):
+    """The rows :func:`decode` draws from: masked and filtered in ``dtype``, not renormalised (``(B, V)``).
+
+    A constant shift of a row changes neither the inverse-CDF draw nor the argmax, so the last
+    ``rows - logsumexp(rows)`` (several passes over ``(B, V)`` in float64, the cost that dominated a step
+    once the model ran on one position) is left out, as in the reference's ``decode``.
+    """
     rows = log_probs.to(dtype, copy=True)  # (B, V): our own copy, so the masking below may write in place
     rows = mask_special_tokens_torch(rows, model.special_token_ids, keep=(model.end_token_id,), copy=False)
-    return filter_log_probs(rows, temperature, top_k, top_p)
+    return _filtered_logits(rows, temperature, top_k, top_p)
+
+
+#: A greedy choice is read off the model's own rows when the best token beats the runner-up by more than
+#: this many ``eps`` of the decision dtype times the row's scale (see :func:`_greedy_tokens`).
+GREEDY_MARGIN_EPS = 1024
+
+
+def _greedy_tokens(model, log_probs, temperature, top_k, top_p, dtype) -> torch.Tensor:
+    r"""The argmax of :func:`_decision_rows` (first maximum), without building them where the maximum is clear.
+
+    The decision rows are the model's row :math:`x` (specials masked) put through a few roundings in
+    ``dtype`` that are each monotone: the conversion, :math:`x/\tau`, and subtracting a row constant
+    (the filters' renormalisations; top-k and top-p always keep the most probable token). Monotone roundings
+    never reverse an order, but may merge two close values into a tie, which the argmax then breaks
+    towards the lower id (and top-p's "keep the last in ascending order" towards the higher). With
+    :math:`\varepsilon` the dtype's epsilon, every intermediate value of the best token has magnitude at
+    most :math:`s = |x_\max|/\tau + \log V + 1` (a renormalised maximum lies in :math:`[-\log V, 0]`), so
+    each of the at most four roundings shrinks the gap :math:`g` to any other token by at most
+    :math:`\varepsilon s + \varepsilon g / 2`. A row whose best token leads the runner-up by more than
+    ``GREEDY_MARGIN_EPS`` :math:`\cdot\, \varepsilon\, \tau s` (in the model's units; a 256-fold safety
+    factor) therefore keeps a unique, strict argmax in the decision rows: it is taken from the model's rows
+    as they come (one ``max`` and one ``amax``, no float64 copy). Any other row (an exact tie, a near tie, a
+    non-finite maximum) is decided on the full decision rows, as the reference does.
+    """
+    rows = mask_special_tokens_torch(log_probs, model.special_token_ids, keep=(model.end_token_id,))  # a copy
+    best, chosen = torch.max(rows, dim=-1)  # (B,), (B,)
+    rows.scatter_(-1, chosen[:, None], -torch.inf)
+    runner_up = rows.amax(dim=-1)  # (B,): the second largest entry (the largest again on an exact tie)
+    scale = best.abs() + temperature * (math.log(rows.shape[-1]) + 1.0)  # (B,), tau * s above
+    margin = GREEDY_MARGIN_EPS * torch.finfo(dtype).eps * scale  # (B,)
+    clear = torch.isfinite(best) & (best - runner_up > margin)  # (B,)
+    if not bool(clear.all()):
+        exact = torch.argmax(_decision_rows(model, log_probs, temperature, top_k, top_p, dtype), dim=-1)  # (B,)
+        chosen = torch.where(clear, chosen, exact)
+    return chosen
 
 
 def _next_token_source(model, tokens: torch.Tensor, use_cache: bool):
@@ -105,10 +159,12 @@ def decode(uniforms: torch.Tensor, model, temperature=1.0, top_k=None, top_p=Non
     ended = torch.zeros(num_sentences, dtype=torch.bool, device=uniforms.device)
     rows_at = _next_token_source(model, tokens, use_cache)
     for t in range(max_new_tokens):
-        rows = _filtered(model, rows_at(t), temperature, top_k, top_p, uniforms.dtype)  # (B, V)
+        log_probs = rows_at(t)  # (B, V), the model's dtype
         if greedy:
-            chosen = torch.argmax(rows, dim=-1)  # (B,): the first maximum (lower id on ties), as numpy.argmax
+            # the first maximum (lower id on ties) of the decision rows, as numpy.argmax in the reference
+            chosen = _greedy_tokens(model, log_probs, temperature, top_k, top_p, uniforms.dtype)  # (B,)
         else:
+            rows = _decision_rows(model, log_probs, temperature, top_k, top_p, uniforms.dtype)  # (B, V)
             # rows share the uniforms' dtype; validate=False: each keeps a finite entry (END's or a token's)
             chosen = categorical_from_uniforms(uniforms[:, t], rows, validate=False)  # (B,)
         now_ended = ~ended & (chosen == model.end_token_id)  # (B,)
