@@ -28,7 +28,7 @@ import torch
 from textsampling.lm.tokens import PAD, mask_special_tokens_torch
 from textsampling.reference.decoding import BeamResult, check_decoding
 from textsampling.reference.decoding import beam_search as _reference_beam_search
-from textsampling.torch.randomness import categorical_from_uniforms
+from textsampling.torch._validation import check_same_device, check_tensor
 
 __all__ = ["DecodeResult", "filter_log_probs", "next_token_rows", "decode", "beam_search", "BeamResult"]
 
@@ -79,14 +79,17 @@ def next_token_rows(model, prefixes: torch.Tensor, temperature=1.0, top_k=None, 
                                      dtype))
 
 
-def _decision_rows(model, log_probs, temperature, top_k, top_p, dtype):
+def _decision_rows(model, log_probs, temperature, top_k, top_p, dtype, out=None):
     """The rows :func:`decode` draws from: masked and filtered in ``dtype``, not renormalised (``(B, V)``).
 
     A constant shift of a row changes neither the inverse-CDF draw nor the argmax, so the last
     ``rows - logsumexp(rows)`` (several passes over ``(B, V)`` in float64, the cost that dominated a step
-    once the model ran on one position) is left out, as in the reference's ``decode``.
+    once the model ran on one position) is left out, as in the reference's ``decode``. ``out``: a ``(B, V)``
+    buffer of ``dtype`` to copy the rows into (reused across steps: no fresh pages every step); the result
+    may be ``out`` itself.
     """
-    rows = log_probs.to(dtype, copy=True)  # (B, V): our own copy, so the masking below may write in place
+    # (B, V): our own copy, so the masking below may write in place
+    rows = out.copy_(log_probs) if out is not None else log_probs.to(dtype, copy=True)
     rows = mask_special_tokens_torch(rows, model.special_token_ids, keep=(model.end_token_id,), copy=False)
     return _filtered_logits(rows, temperature, top_k, top_p)
 
@@ -96,7 +99,7 @@ def _decision_rows(model, log_probs, temperature, top_k, top_p, dtype):
 GREEDY_MARGIN_EPS = 1024
 
 
-def _greedy_tokens(model, log_probs, temperature, top_k, top_p, dtype) -> torch.Tensor:
+def _greedy_tokens(model, log_probs, temperature, top_k, top_p, dtype, scratch=None) -> torch.Tensor:
     r"""The argmax of :func:`_decision_rows` (first maximum), without building them where the maximum is clear.
 
     The decision rows are the model's row :math:`x` (specials masked) put through a few roundings in
@@ -111,9 +114,11 @@ def _greedy_tokens(model, log_probs, temperature, top_k, top_p, dtype) -> torch.
     ``GREEDY_MARGIN_EPS`` :math:`\cdot\, \varepsilon\, \tau s` (in the model's units; a 256-fold safety
     factor) therefore keeps a unique, strict argmax in the decision rows: it is taken from the model's rows
     as they come (one ``max`` and one ``amax``, no float64 copy). Any other row (an exact tie, a near tie, a
-    non-finite maximum) is decided on the full decision rows, as the reference does.
+    non-finite maximum) is decided on the full decision rows, as the reference does. ``scratch``: a buffer
+    shaped and typed as ``log_probs`` to work in (reused across steps).
     """
-    rows = mask_special_tokens_torch(log_probs, model.special_token_ids, keep=(model.end_token_id,))  # a copy
+    rows = scratch.copy_(log_probs) if scratch is not None else log_probs.clone()  # (B, V): written below
+    rows = mask_special_tokens_torch(rows, model.special_token_ids, keep=(model.end_token_id,), copy=False)
     best, chosen = torch.max(rows, dim=-1)  # (B,), (B,)
     rows.scatter_(-1, chosen[:, None], -torch.inf)
     runner_up = rows.amax(dim=-1)  # (B,): the second largest entry (the largest again on an exact tie)
@@ -124,6 +129,29 @@ def _greedy_tokens(model, log_probs, temperature, top_k, top_p, dtype) -> torch.
         exact = torch.argmax(_decision_rows(model, log_probs, temperature, top_k, top_p, dtype), dim=-1)  # (B,)
         chosen = torch.where(clear, chosen, exact)
     return chosen
+
+
+def _draw(uniforms: torch.Tensor, rows: torch.Tensor, cumulative: torch.Tensor) -> torch.Tensor:
+    """:func:`~textsampling.torch.randomness.categorical_from_uniforms` of ``(B,)`` uniforms and ``(B, K)`` rows,
+    the same index bit for bit, computed in place: ``rows`` is overwritten with the weights and the
+    cumulative sums go to the ``(B, K)`` buffer ``cumulative`` (no fresh ``(B, K)`` tensors per step).
+
+    The rule: weights :math:`w = \\exp(\\ell - \\max \\ell)`, cumulative sums :math:`C`, the first
+    :math:`k` with :math:`C_k > u\\, C_{K-1}`. A found :math:`k` has :math:`w_k > 0` (:math:`C_k > C_{k-1}`,
+    or :math:`C_0 > u\\,C_{K-1} > 0`), so the rule's guard (never land on a trailing zero weight) can only
+    act when rounding put the threshold at :math:`C_{K-1}` and nothing was found: only those rows (almost
+    never any) compute the last positive weight.
+    """
+    num_categories = rows.shape[-1]
+    weights = rows.sub_(rows.amax(dim=-1, keepdim=True)).exp_()  # (B, K): exp(rows - max), the largest 1
+    torch.cumsum(weights, dim=-1, out=cumulative)  # (B, K)
+    threshold = uniforms * cumulative[:, -1]  # (B,)
+    indices = torch.searchsorted(cumulative, threshold[:, None], right=True)[:, 0]  # (B,), K when not found
+    past = indices >= num_categories  # (B,)
+    if bool(past.any()):
+        last_positive = num_categories - 1 - torch.argmax((weights > 0).flip(-1).to(torch.int8), dim=-1)  # (B,)
+        indices = torch.where(past, last_positive, indices)
+    return indices
 
 
 def _next_token_source(model, tokens: torch.Tensor, use_cache: bool):
@@ -154,19 +182,24 @@ def decode(uniforms: torch.Tensor, model, temperature=1.0, top_k=None, top_p=Non
     every step (the reference's way; the cached rows equal it up to float rounding).
     """
     temperature, top_k, top_p = check_decoding(temperature, top_k, top_p)
-    num_sentences, max_new_tokens = uniforms.shape
+    num_sentences, max_new_tokens = check_tensor(uniforms, "uniforms", integer=False, ndim=2).shape
     tokens = torch.full((num_sentences, max_new_tokens), PAD, dtype=torch.int64, device=uniforms.device)
     ended = torch.zeros(num_sentences, dtype=torch.bool, device=uniforms.device)
     rows_at = _next_token_source(model, tokens, use_cache)
+    buffers = None  # (B, V) work space, allocated at the first step (V is the model's) and reused
     for t in range(max_new_tokens):
         log_probs = rows_at(t)  # (B, V), the model's dtype
+        if buffers is None or buffers[0].shape != log_probs.shape:
+            check_same_device(uniforms=uniforms, model_rows=log_probs)
+            buffers = (torch.empty_like(log_probs), torch.empty_like(log_probs, dtype=uniforms.dtype),
+                       torch.empty_like(log_probs, dtype=uniforms.dtype))
         if greedy:
             # the first maximum (lower id on ties) of the decision rows, as numpy.argmax in the reference
-            chosen = _greedy_tokens(model, log_probs, temperature, top_k, top_p, uniforms.dtype)  # (B,)
+            chosen = _greedy_tokens(model, log_probs, temperature, top_k, top_p, uniforms.dtype, buffers[0])  # (B,)
         else:
-            rows = _decision_rows(model, log_probs, temperature, top_k, top_p, uniforms.dtype)  # (B, V)
-            # rows share the uniforms' dtype; validate=False: each keeps a finite entry (END's or a token's)
-            chosen = categorical_from_uniforms(uniforms[:, t], rows, validate=False)  # (B,)
+            rows = _decision_rows(model, log_probs, temperature, top_k, top_p, uniforms.dtype, buffers[1])  # (B, V)
+            # rows share the uniforms' dtype; each keeps a finite entry (END's or a token's)
+            chosen = _draw(uniforms[:, t], rows, buffers[2])  # (B,), as categorical_from_uniforms
         now_ended = ~ended & (chosen == model.end_token_id)  # (B,)
         write = ~ended & ~now_ended  # (B,)
         tokens[:, t] = torch.where(write, chosen, tokens[:, t])  # (B,): column t, PAD where not written
