@@ -23,9 +23,10 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
-from textsampling.lm.tokens import PAD, mask_special_tokens_torch
+from textsampling.lm.tokens import PAD, special_token_mask
 from textsampling.reference.decoding import BeamResult, check_decoding
 from textsampling.reference.decoding import beam_search as _reference_beam_search
 from textsampling.torch._validation import check_same_device, check_tensor
@@ -79,7 +80,21 @@ def next_token_rows(model, prefixes: torch.Tensor, temperature=1.0, top_k=None, 
                                      dtype))
 
 
-def _decision_rows(model, log_probs, temperature, top_k, top_p, dtype, out=None):
+def _special_index(model, vocab_size: int, device) -> torch.Tensor:
+    """The ids :func:`~textsampling.lm.tokens.mask_special_tokens_torch` sets to ``-inf`` (END kept), ``(S,)``."""
+    mask = special_token_mask(model.special_token_ids, vocab_size, keep=(model.end_token_id,))  # (V,) bool
+    return torch.as_tensor(np.flatnonzero(mask), dtype=torch.int64, device=device)
+
+
+def _mask_specials(rows: torch.Tensor, model, special_index=None) -> torch.Tensor:
+    """``rows`` ``(B, V)`` with the special ids other than END at ``-inf``, in place (one index, computed once
+    per :func:`decode` where given)."""
+    if special_index is None:
+        special_index = _special_index(model, rows.shape[-1], rows.device)
+    return rows.index_fill_(-1, special_index, -torch.inf)
+
+
+def _decision_rows(model, log_probs, temperature, top_k, top_p, dtype, out=None, special_index=None):
     """The rows :func:`decode` draws from: masked and filtered in ``dtype``, not renormalised (``(B, V)``).
 
     A constant shift of a row changes neither the inverse-CDF draw nor the argmax, so the last
@@ -90,7 +105,7 @@ def _decision_rows(model, log_probs, temperature, top_k, top_p, dtype, out=None)
     """
     # (B, V): our own copy, so the masking below may write in place
     rows = out.copy_(log_probs) if out is not None else log_probs.to(dtype, copy=True)
-    rows = mask_special_tokens_torch(rows, model.special_token_ids, keep=(model.end_token_id,), copy=False)
+    rows = _mask_specials(rows, model, special_index)
     return _filtered_logits(rows, temperature, top_k, top_p)
 
 
@@ -99,7 +114,8 @@ def _decision_rows(model, log_probs, temperature, top_k, top_p, dtype, out=None)
 GREEDY_MARGIN_EPS = 1024
 
 
-def _greedy_tokens(model, log_probs, temperature, top_k, top_p, dtype, scratch=None) -> torch.Tensor:
+def _greedy_tokens(model, log_probs, temperature, top_k, top_p, dtype, scratch=None,
+                   special_index=None) -> torch.Tensor:
     r"""The argmax of :func:`_decision_rows` (first maximum), without building them where the maximum is clear.
 
     The decision rows are the model's row :math:`x` (specials masked) put through a few roundings in
@@ -118,15 +134,17 @@ def _greedy_tokens(model, log_probs, temperature, top_k, top_p, dtype, scratch=N
     shaped and typed as ``log_probs`` to work in (reused across steps).
     """
     rows = scratch.copy_(log_probs) if scratch is not None else log_probs.clone()  # (B, V): written below
-    rows = mask_special_tokens_torch(rows, model.special_token_ids, keep=(model.end_token_id,), copy=False)
+    rows = _mask_specials(rows, model, special_index)
     best, chosen = torch.max(rows, dim=-1)  # (B,), (B,)
     rows.scatter_(-1, chosen[:, None], -torch.inf)
     runner_up = rows.amax(dim=-1)  # (B,): the second largest entry (the largest again on an exact tie)
-    scale = best.abs() + temperature * (math.log(rows.shape[-1]) + 1.0)  # (B,), tau * s above
-    margin = GREEDY_MARGIN_EPS * torch.finfo(dtype).eps * scale  # (B,)
+    # (B,): GREEDY_MARGIN_EPS * eps * tau * s above, in place on the fresh (B,) tensor of abs
+    margin = best.abs().add_(temperature * (math.log(rows.shape[-1]) + 1.0))
+    margin.mul_(GREEDY_MARGIN_EPS * torch.finfo(dtype).eps)
     clear = torch.isfinite(best) & (best - runner_up > margin)  # (B,)
     if not bool(clear.all()):
-        exact = torch.argmax(_decision_rows(model, log_probs, temperature, top_k, top_p, dtype), dim=-1)  # (B,)
+        rows = _decision_rows(model, log_probs, temperature, top_k, top_p, dtype, special_index=special_index)
+        exact = torch.argmax(rows, dim=-1)  # (B,)
         chosen = torch.where(clear, chosen, exact)
     return chosen
 
@@ -186,24 +204,26 @@ def decode(uniforms: torch.Tensor, model, temperature=1.0, top_k=None, top_p=Non
     tokens = torch.full((num_sentences, max_new_tokens), PAD, dtype=torch.int64, device=uniforms.device)
     ended = torch.zeros(num_sentences, dtype=torch.bool, device=uniforms.device)
     rows_at = _next_token_source(model, tokens, use_cache)
-    buffers = None  # (B, V) work space, allocated at the first step (V is the model's) and reused
+    buffers = special_index = None  # (B, V) work space and the masked ids, made at the first step (V is the model's)
     for t in range(max_new_tokens):
         log_probs = rows_at(t)  # (B, V), the model's dtype
         if buffers is None or buffers[0].shape != log_probs.shape:
             check_same_device(uniforms=uniforms, model_rows=log_probs)
             buffers = (torch.empty_like(log_probs), torch.empty_like(log_probs, dtype=uniforms.dtype),
                        torch.empty_like(log_probs, dtype=uniforms.dtype))
+            special_index = _special_index(model, log_probs.shape[-1], log_probs.device)
         if greedy:
             # the first maximum (lower id on ties) of the decision rows, as numpy.argmax in the reference
-            chosen = _greedy_tokens(model, log_probs, temperature, top_k, top_p, uniforms.dtype, buffers[0])  # (B,)
+            chosen = _greedy_tokens(model, log_probs, temperature, top_k, top_p, uniforms.dtype, buffers[0],
+                                    special_index)  # (B,)
         else:
-            rows = _decision_rows(model, log_probs, temperature, top_k, top_p, uniforms.dtype, buffers[1])  # (B, V)
+            rows = _decision_rows(model, log_probs, temperature, top_k, top_p, uniforms.dtype, buffers[1],
+                                  special_index)  # (B, V)
             # rows share the uniforms' dtype; each keeps a finite entry (END's or a token's)
             chosen = _draw(uniforms[:, t], rows, buffers[2])  # (B,), as categorical_from_uniforms
-        now_ended = ~ended & (chosen == model.end_token_id)  # (B,)
-        write = ~ended & ~now_ended  # (B,)
-        tokens[:, t] = torch.where(write, chosen, tokens[:, t])  # (B,): column t, PAD where not written
-        ended = ended | now_ended
+        hit_end = chosen == model.end_token_id  # (B,)
+        tokens[:, t] = torch.where(ended | hit_end, PAD, chosen)  # (B,): PAD from a row's END on
+        ended |= hit_end
         if bool(ended.all()):
             break
     return DecodeResult(tokens, ended)
