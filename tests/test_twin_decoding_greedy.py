@@ -108,3 +108,12 @@ def test_greedy_decode_with_ties_equals_the_reference(kwargs):
     for row in range(3):
         np.testing.assert_array_equal(twin.tokens[row].numpy(), ours.tokens)
         assert bool(twin.ended[row]) == ours.ended
+
+
+def test_float64_rows_decided_in_float32_merge_as_the_decision_rows_do():
+    """The shortcut on the model's own rows is exact only when the decision dtype holds their values: float64
+    rows two values of which float32 merges are decided on the float32 decision rows (lower id of the tie)."""
+    rows = torch.tensor([[0.1, 1.0, 1.0 + 1e-12, -3.0]], dtype=torch.float64)
+    model = type("Model", (), {"special_token_ids": frozenset(), "end_token_id": 0})()
+    assert decoding._greedy_tokens(model, rows, 1.0, None, None, torch.float32).tolist() == [1]  # merged: first
+    assert decoding._greedy_tokens(model, rows, 1.0, None, None, torch.float64).tolist() == [2]  # kept apart

@@ -13,9 +13,14 @@ samples and the papers are the reference's; read them there. The batch contract:
   ``(B, max_new_tokens)`` int64 PAD-padded, END excluded, and ``ended`` ``(B,)`` bool;
 * :func:`beam_search` returns the reference's :class:`~textsampling.reference.decoding.BeamResult`.
 
-One ``next_token_log_probs_torch`` call per position for the whole batch (no loop over sentences); the
-``k`` beams of :func:`beam_search` share one model call per step. Fed the same float64 uniforms,
-sentence ``b`` equals the reference's.
+One ``next_token_log_probs_torch`` call per position for the whole batch (no loop over sentences), or
+one call on the new position with a KV cache; the ``k`` beams of :func:`beam_search` share one model
+call per step. Fed the same float64 uniforms, sentence ``b`` equals the reference's.
+
+Cost per step beyond the model: as the reference's ``decode``, each token is drawn from (or is the
+argmax of) the filtered rows *before* their last renormalisation (neither the inverse-CDF draw nor the
+argmax depends on a constant shift), so a step without filters is one float64 copy of the rows, then
+the draw's max, exp and cumulative sum, done in place in buffers reused across steps.
 """
 
 from __future__ import annotations
@@ -111,9 +116,20 @@ def _decision_rows(model, log_probs, temperature, top_k, top_p, dtype, out=None,
 def _greedy_tokens(model, log_probs, temperature, top_k, top_p, dtype, out=None, special_index=None):
     """The first maximum (lower id on ties) of each decision row, as ``numpy.argmax`` in the reference, ``(B,)``.
 
-    Without the renormalisation the decision rows cost one conversion pass; ``torch.max`` along a dimension
-    returns the first maximal index, as ``torch.argmax`` does, in about half its time on the CPU.
+    ``torch.max`` along a dimension returns the first maximal index, as ``torch.argmax`` does, in about half
+    its time on the CPU. Without temperature or filters, and when ``dtype`` holds every value of the model's
+    dtype (float32 rows, float64 decisions), the decision rows are the model's rows converted *exactly*, with
+    the special ids at ``-inf``: the same order and the same ties, so the first maximum of the model's rows
+    is the decision's, unless it is a special id (then every row is decided on the decision rows).
     """
+    vocab_size = log_probs.shape[-1]
+    plain = temperature == 1.0 and (top_k is None or top_k >= vocab_size) and (top_p is None or top_p >= 1.0)
+    if plain and log_probs.dtype.is_floating_point and torch.promote_types(log_probs.dtype, dtype) == dtype:
+        chosen = torch.max(log_probs, dim=-1).indices  # (B,)
+        if special_index is None:
+            special_index = _special_index(model, vocab_size, log_probs.device)
+        if not bool(torch.isin(chosen, special_index).any()):
+            return chosen
     rows = _decision_rows(model, log_probs, temperature, top_k, top_p, dtype, out, special_index)  # (B, V)
     return torch.max(rows, dim=-1).indices
 
