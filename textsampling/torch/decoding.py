@@ -142,8 +142,9 @@ def _draw(uniforms: torch.Tensor, rows: torch.Tensor, cumulative: torch.Tensor) 
     The rule: weights :math:`w = \\exp(\\ell - \\max \\ell)`, cumulative sums :math:`C`, the first
     :math:`k` with :math:`C_k > u\\, C_{K-1}`. A found :math:`k` has :math:`w_k > 0` (:math:`C_k > C_{k-1}`,
     or :math:`C_0 > u\\,C_{K-1} > 0`), so the rule's guard (never land on a trailing zero weight) can only
-    act when rounding put the threshold at :math:`C_{K-1}` and nothing was found: only those rows (almost
-    never any) compute the last positive weight.
+    act when nothing was found, the threshold at :math:`C_{K-1}`: with ``u = 1``, which the validating
+    rule refuses (in round-to-nearest, :math:`u\\,C_{K-1} < C_{K-1}` for every float ``u < 1``). Only such
+    rows compute the last positive weight.
     """
     num_categories = rows.shape[-1]
     weights = rows.sub_(rows.amax(dim=-1, keepdim=True)).exp_()  # (B, K): exp(rows - max), the largest 1
