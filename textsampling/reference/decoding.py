@@ -30,8 +30,9 @@ END, or its first ``max_new_tokens`` tokens when END was not drawn by then) with
     \qquad q(x_1..x_L\ \text{cut}) = \prod_{t=1}^{L} q_t(x_t \mid x_{<t}),
 
 with :math:`q_t` the filtered conditional of :func:`next_token_row` (the very code :func:`decode` samples
-from). Ancestral sampling gives :math:`q = p`; temperature, top-k and top-p give another law; greedy and
-beam search give a point mass. Feasible for small models and short ``max_new_tokens`` only.
+from, up to the constant of its last renormalisation). Ancestral sampling gives :math:`q = p`; temperature,
+top-k and top-p give another law; greedy and beam search give a point mass. Feasible for small models and
+short ``max_new_tokens`` only.
 """
 
 from __future__ import annotations
@@ -94,37 +95,57 @@ def filter_log_probs(log_probs, temperature: float = 1.0, top_k=None, top_p=None
 
     Ties in top-k keep the lower id; top-p follows transformers' ``TopPLogitsWarper``.
     """
+    row = _filtered_logits(log_probs, temperature, top_k, top_p)
+    return row - logsumexp(row)
+
+
+def _filtered_logits(log_probs, temperature: float = 1.0, top_k=None, top_p=None) -> np.ndarray:
+    """:func:`filter_log_probs` without its last renormalisation: the row :func:`decode` draws from.
+
+    The inverse-CDF draw and the argmax do not depend on a constant shift of the row, so the last
+    ``row - logsumexp(row)`` (a pass over ``V`` per token) is left out where only the decision is needed;
+    each filter still sees normalised logs, as in transformers.
+    """
     row = np.asarray(log_probs, dtype=np.float64) / temperature
-    row = row - logsumexp(row)
     if top_k is not None and top_k < row.shape[0]:
+        row = row - logsumexp(row)
         order = np.argsort(-row, kind="stable")
         row[order[top_k:]] = -np.inf
-        row = row - logsumexp(row)
     if top_p is not None and top_p < 1.0:
+        row = row - logsumexp(row)
         ascending = np.argsort(row, kind="stable")
         cumulative = np.cumsum(np.exp(row[ascending]))  # mass of the least probable tokens first
         remove = cumulative <= 1.0 - top_p
         remove[-1] = False  # the most probable token always stays
         row[ascending[remove]] = -np.inf
-        row = row - logsumexp(row)
     return row
 
 
 def next_token_row(model, prefix, temperature=1.0, top_k=None, top_p=None) -> np.ndarray:
     """Filtered, normalised :math:`\\log q(x_{t+1} = v \\mid x_{\\le t})` after one PAD-padded prefix, ``(V,)``."""
+    return _next_token_logits(model, prefix, temperature, top_k, top_p, normalise=True)
+
+
+def _next_token_logits(model, prefix, temperature, top_k, top_p, normalise=False) -> np.ndarray:
     row = np.array(model.next_token_log_probs(np.asarray(prefix, dtype=np.int64)[None]), dtype=np.float64)[0]
     row = mask_special_tokens(row, model.special_token_ids, keep=(model.end_token_id,))  # END stays
-    return filter_log_probs(row, temperature, top_k, top_p)
+    row = _filtered_logits(row, temperature, top_k, top_p)
+    return row - logsumexp(row) if normalise else row
 
 
 def decode(uniforms, model, max_new_tokens: int, temperature=1.0, top_k=None, top_p=None, greedy=False) -> DecodeResult:
-    """One sentence, deterministic given ``uniforms`` ``(max_new_tokens,)`` (unused when ``greedy``)."""
+    """One sentence, deterministic given ``uniforms`` ``(max_new_tokens,)`` (unused when ``greedy``).
+
+    Each token is drawn from (or, ``greedy``, is the argmax of) :func:`next_token_row` up to a constant:
+    the filtered row before its last renormalisation, which changes neither the inverse-CDF draw of
+    :func:`~textsampling.randomness.categorical_from_uniforms` nor the argmax.
+    """
     max_new_tokens = check_int(max_new_tokens, "max_new_tokens", minimum=1)
     temperature, top_k, top_p = check_decoding(temperature, top_k, top_p)
     uniforms = check_uniforms(uniforms, max_new_tokens)
     tokens = np.full(max_new_tokens, PAD, dtype=np.int64)
     for t in range(max_new_tokens):
-        row = next_token_row(model, tokens, temperature, top_k, top_p)
+        row = _next_token_logits(model, tokens, temperature, top_k, top_p)
         if greedy:
             token = int(np.argmax(row))  # first maximum: lower id on ties
         else:

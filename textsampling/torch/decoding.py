@@ -13,21 +13,27 @@ samples and the papers are the reference's; read them there. The batch contract:
   ``(B, max_new_tokens)`` int64 PAD-padded, END excluded, and ``ended`` ``(B,)`` bool;
 * :func:`beam_search` returns the reference's :class:`~textsampling.reference.decoding.BeamResult`.
 
-One ``next_token_log_probs_torch`` call per position for the whole batch (no loop over sentences); the
-``k`` beams of :func:`beam_search` share one model call per step. Fed the same float64 uniforms,
-sentence ``b`` equals the reference's.
+One ``next_token_log_probs_torch`` call per position for the whole batch (no loop over sentences), or
+one call on the new position with a KV cache; the ``k`` beams of :func:`beam_search` share one model
+call per step. Fed the same float64 uniforms, sentence ``b`` equals the reference's.
+
+Cost per step beyond the model: as the reference's ``decode``, each token is drawn from (or is the
+argmax of) the filtered rows *before* their last renormalisation (neither the inverse-CDF draw nor the
+argmax depends on a constant shift), so a step without filters is one float64 copy of the rows, then
+the draw's max, exp and cumulative sum, done in place in buffers reused across steps.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
-from textsampling.lm.tokens import PAD, mask_special_tokens_torch
+from textsampling.lm.tokens import PAD, special_token_mask
 from textsampling.reference.decoding import BeamResult, check_decoding
 from textsampling.reference.decoding import beam_search as _reference_beam_search
-from textsampling.torch.randomness import categorical_from_uniforms
+from textsampling.torch._validation import check_same_device, check_tensor
 
 __all__ = ["DecodeResult", "filter_log_probs", "next_token_rows", "decode", "beam_search", "BeamResult"]
 
@@ -45,31 +51,111 @@ def _normalise(rows: torch.Tensor) -> torch.Tensor:
 
 def filter_log_probs(log_probs: torch.Tensor, temperature=1.0, top_k=None, top_p=None) -> torch.Tensor:
     """Batched :func:`textsampling.reference.decoding.filter_log_probs`: ``(B, V) -> (B, V)`` normalised."""
-    # x / 1.0 == x exactly: skip the pass over (B, V) at the default temperature
-    rows = _normalise(log_probs / temperature if temperature != 1.0 else log_probs)
+    # x / 1.0 == x exactly: _filtered_logits skips the pass over (B, V) at the default temperature, and
+    # _normalise makes the new tensor (log_probs is never written)
+    return _normalise(_filtered_logits(log_probs, temperature, top_k, top_p))
+
+
+def _filtered_logits(log_probs: torch.Tensor, temperature, top_k, top_p) -> torch.Tensor:
+    """The reference's ``_filtered_logits``: the filters without the last renormalisation, ``(B, V)``.
+
+    May return ``log_probs`` itself (no filter, temperature 1): callers pass a tensor they own.
+    """
+    rows = log_probs / temperature if temperature != 1.0 else log_probs
     vocab_size = rows.shape[-1]
     if top_k is not None and top_k < vocab_size:
+        rows = _normalise(rows)
         order = torch.sort(rows, dim=-1, descending=True, stable=True).indices  # (B, V)
-        rows = _normalise(rows.scatter(-1, order[:, top_k:], -torch.inf))  # (B, V): all but the top k -inf
+        rows = rows.scatter(-1, order[:, top_k:], -torch.inf)  # (B, V): all but the top k -inf
     if top_p is not None and top_p < 1.0:
+        rows = _normalise(rows)
         ascending = torch.sort(rows, dim=-1, stable=True)  # (B, V), least probable first
         cumulative = torch.cumsum(torch.exp(ascending.values), dim=-1)  # (B, V)
         remove = cumulative <= 1.0 - top_p  # (B, V), in ascending order
         remove[:, -1] = False  # the most probable token always stays
         kept = torch.where(remove, -torch.inf, ascending.values)  # (B, V), in ascending order
-        rows = _normalise(rows.scatter(-1, ascending.indices, kept))  # (B, V), back in token order
+        rows = rows.scatter(-1, ascending.indices, kept)  # (B, V), back in token order
     return rows
 
 
 def next_token_rows(model, prefixes: torch.Tensor, temperature=1.0, top_k=None, top_p=None, dtype=torch.float64):
     """Filtered :math:`\\log q(x_{t+1} \\mid x_{\\le t})` for ``(B, W)`` PAD-padded prefixes, ``(B, V)``."""
-    return _filtered(model, model.next_token_log_probs_torch(prefixes), temperature, top_k, top_p, dtype)
+    return _normalise(_decision_rows(model, model.next_token_log_probs_torch(prefixes), temperature, top_k, top_p,
+                                     dtype))
 
 
-def _filtered(model, log_probs, temperature, top_k, top_p, dtype):
-    rows = log_probs.to(dtype, copy=True)  # (B, V): our own copy, so the masking below may write in place
-    rows = mask_special_tokens_torch(rows, model.special_token_ids, keep=(model.end_token_id,), copy=False)
-    return filter_log_probs(rows, temperature, top_k, top_p)
+def _special_index(model, vocab_size: int, device) -> torch.Tensor:
+    """The ids :func:`~textsampling.lm.tokens.mask_special_tokens_torch` sets to ``-inf`` (END kept), ``(S,)``."""
+    mask = special_token_mask(model.special_token_ids, vocab_size, keep=(model.end_token_id,))  # (V,) bool
+    return torch.as_tensor(np.flatnonzero(mask), dtype=torch.int64, device=device)
+
+
+def _mask_specials(rows: torch.Tensor, model, special_index=None) -> torch.Tensor:
+    """``rows`` ``(B, V)`` with the special ids other than END at ``-inf``, in place (one index, computed once
+    per :func:`decode` where given)."""
+    if special_index is None:
+        special_index = _special_index(model, rows.shape[-1], rows.device)
+    return rows.index_fill_(-1, special_index, -torch.inf)
+
+
+def _decision_rows(model, log_probs, temperature, top_k, top_p, dtype, out=None, special_index=None):
+    """The rows :func:`decode` draws from: masked and filtered in ``dtype``, not renormalised (``(B, V)``).
+
+    A constant shift of a row changes neither the inverse-CDF draw nor the argmax, so the last
+    ``rows - logsumexp(rows)`` (several passes over ``(B, V)`` in float64, the cost that dominated a step
+    once the model ran on one position) is left out, as in the reference's ``decode``. ``out``: a ``(B, V)``
+    buffer of ``dtype`` to copy the rows into (reused across steps: no fresh pages every step); the result
+    may be ``out`` itself.
+    """
+    # (B, V): our own copy, so the masking below may write in place
+    rows = out.copy_(log_probs) if out is not None else log_probs.to(dtype, copy=True)
+    rows = _mask_specials(rows, model, special_index)
+    return _filtered_logits(rows, temperature, top_k, top_p)
+
+
+def _greedy_tokens(model, log_probs, temperature, top_k, top_p, dtype, out=None, special_index=None):
+    """The first maximum (lower id on ties) of each decision row, as ``numpy.argmax`` in the reference, ``(B,)``.
+
+    ``torch.max`` along a dimension returns the first maximal index, as ``torch.argmax`` does, in about half
+    its time on the CPU. Without temperature or filters, and when ``dtype`` holds every value of the model's
+    dtype (float32 rows, float64 decisions), the decision rows are the model's rows converted *exactly*, with
+    the special ids at ``-inf``: the same order and the same ties, so the first maximum of the model's rows
+    is the decision's, unless it is a special id (then every row is decided on the decision rows).
+    """
+    vocab_size = log_probs.shape[-1]
+    plain = temperature == 1.0 and (top_k is None or top_k >= vocab_size) and (top_p is None or top_p >= 1.0)
+    if plain and log_probs.dtype.is_floating_point and torch.promote_types(log_probs.dtype, dtype) == dtype:
+        chosen = torch.max(log_probs, dim=-1).indices  # (B,)
+        if special_index is None:
+            special_index = _special_index(model, vocab_size, log_probs.device)
+        if not bool(torch.isin(chosen, special_index).any()):
+            return chosen
+    rows = _decision_rows(model, log_probs, temperature, top_k, top_p, dtype, out, special_index)  # (B, V)
+    return torch.max(rows, dim=-1).indices
+
+
+def _draw(uniforms: torch.Tensor, rows: torch.Tensor, cumulative: torch.Tensor) -> torch.Tensor:
+    """:func:`~textsampling.torch.randomness.categorical_from_uniforms` of ``(B,)`` uniforms and ``(B, K)`` rows,
+    the same index bit for bit, computed in place: ``rows`` is overwritten with the weights and the
+    cumulative sums go to the ``(B, K)`` buffer ``cumulative`` (no fresh ``(B, K)`` tensors per step).
+
+    The rule: weights :math:`w = \\exp(\\ell - \\max \\ell)`, cumulative sums :math:`C`, the first
+    :math:`k` with :math:`C_k > u\\, C_{K-1}`. A found :math:`k` has :math:`w_k > 0` (:math:`C_k > C_{k-1}`,
+    or :math:`C_0 > u\\,C_{K-1} > 0`), so the rule's guard (never land on a trailing zero weight) can only
+    act when nothing was found, the threshold at :math:`C_{K-1}`: with ``u = 1``, which the validating
+    rule refuses (in round-to-nearest, :math:`u\\,C_{K-1} < C_{K-1}` for every float ``u < 1``). Only such
+    rows compute the last positive weight.
+    """
+    num_categories = rows.shape[-1]
+    weights = rows.sub_(rows.amax(dim=-1, keepdim=True)).exp_()  # (B, K): exp(rows - max), the largest 1
+    torch.cumsum(weights, dim=-1, out=cumulative)  # (B, K)
+    threshold = uniforms * cumulative[:, -1]  # (B,)
+    indices = torch.searchsorted(cumulative, threshold[:, None], right=True)[:, 0]  # (B,), K when not found
+    past = indices >= num_categories  # (B,)
+    if bool(past.any()):
+        last_positive = num_categories - 1 - torch.argmax((weights > 0).flip(-1).to(torch.int8), dim=-1)  # (B,)
+        indices = torch.where(past, last_positive, indices)
+    return indices
 
 
 def _next_token_source(model, tokens: torch.Tensor, use_cache: bool):
@@ -100,21 +186,29 @@ def decode(uniforms: torch.Tensor, model, temperature=1.0, top_k=None, top_p=Non
     every step (the reference's way; the cached rows equal it up to float rounding).
     """
     temperature, top_k, top_p = check_decoding(temperature, top_k, top_p)
-    num_sentences, max_new_tokens = uniforms.shape
+    num_sentences, max_new_tokens = check_tensor(uniforms, "uniforms", integer=False, ndim=2).shape
     tokens = torch.full((num_sentences, max_new_tokens), PAD, dtype=torch.int64, device=uniforms.device)
     ended = torch.zeros(num_sentences, dtype=torch.bool, device=uniforms.device)
     rows_at = _next_token_source(model, tokens, use_cache)
+    rows_buffer = cumulative = special_index = None  # (B, V) work space and the masked ids, made at step 0
     for t in range(max_new_tokens):
-        rows = _filtered(model, rows_at(t), temperature, top_k, top_p, uniforms.dtype)  # (B, V)
+        log_probs = rows_at(t)  # (B, V), the model's dtype
+        if rows_buffer is None:  # V is the model's: known now; reused at every step (no fresh pages per step)
+            check_same_device(uniforms=uniforms, model_rows=log_probs)
+            rows_buffer = torch.empty_like(log_probs, dtype=uniforms.dtype)  # (B, V)
+            cumulative = None if greedy else torch.empty_like(rows_buffer)  # (B, V)
+            special_index = _special_index(model, log_probs.shape[-1], log_probs.device)  # (S,)
         if greedy:
-            chosen = torch.argmax(rows, dim=-1)  # (B,): the first maximum (lower id on ties), as numpy.argmax
+            chosen = _greedy_tokens(model, log_probs, temperature, top_k, top_p, uniforms.dtype, rows_buffer,
+                                    special_index)  # (B,)
         else:
-            # rows share the uniforms' dtype; validate=False: each keeps a finite entry (END's or a token's)
-            chosen = categorical_from_uniforms(uniforms[:, t], rows, validate=False)  # (B,)
-        now_ended = ~ended & (chosen == model.end_token_id)  # (B,)
-        write = ~ended & ~now_ended  # (B,)
-        tokens[:, t] = torch.where(write, chosen, tokens[:, t])  # (B,): column t, PAD where not written
-        ended = ended | now_ended
+            rows = _decision_rows(model, log_probs, temperature, top_k, top_p, uniforms.dtype, rows_buffer,
+                                  special_index)  # (B, V), the uniforms' dtype
+            # each row keeps a finite entry (END's or a token's)
+            chosen = _draw(uniforms[:, t], rows, cumulative)  # (B,), as categorical_from_uniforms
+        hit_end = chosen == model.end_token_id  # (B,)
+        tokens[:, t] = torch.where(ended | hit_end, PAD, chosen)  # (B,): PAD from a row's END on
+        ended |= hit_end
         if bool(ended.all()):
             break
     return DecodeResult(tokens, ended)
