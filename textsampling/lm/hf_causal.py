@@ -128,9 +128,11 @@ class HFCausalLM:
         """The id fed at padded positions (never attended to): the pad token, else END."""
         return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.end_token_id
 
-    def _next_log_probs(self, last) -> torch.Tensor:
-        """The next-token law from last states ``(N, H)`` (or logits ``(N, V)``): ``(N, V)`` float32, END allowed."""
-        logits = (self.model.get_output_embeddings()(last) if self._head_only else last).float()  # (N, V)
+    def _next_log_probs(self, last, are_logits: bool = False) -> torch.Tensor:
+        """The next-token law from last states ``(N, H)`` (or logits ``(N, V)``, by the head-only rule or when
+        ``are_logits``): ``(N, V)`` float32, END allowed."""
+        head = self._head_only and not are_logits
+        logits = (self.model.get_output_embeddings()(last) if head else last).float()  # (N, V)
         logits = logits.masked_fill(~self._allowed.to(logits.device), float("-inf"))
         return torch.log_softmax(logits, dim=-1)
 
@@ -250,7 +252,8 @@ class HFCausalLM:
         inputs = torch.where(new_tokens == PAD, torch.full_like(new_tokens, self._fill_id), new_tokens)  # (N, k')
         attention = torch.ones((num_rows, length), dtype=torch.long, device=inputs.device)  # (N, length): no padding
         output = self.model(input_ids=inputs, attention_mask=attention, use_cache=True, **{self._cache_argument: past})
-        return self._next_log_probs(output.logits[:, -1]), (getattr(output, self._cache_argument), length)
+        log_probs = self._next_log_probs(output.logits[:, -1], are_logits=True)  # after the last position only
+        return log_probs, (getattr(output, self._cache_argument), length)
 
     @torch.no_grad()
     def prefix_scorer_torch(self, token_ids, prefix_lengths) -> PrefixScorer:
