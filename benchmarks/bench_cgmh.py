@@ -13,7 +13,16 @@ maximum length. Rows, at each batch size:
 * ``prefix reuse`` — :meth:`textsampling.lm.hf_causal.HFCausalLM.prefix_scorer_torch`: the prefix
   :math:`x_{<i}` of each chain run once, the sentences continued from its keys and values.
 
-Both run the same ``--num-steps`` steps (default 10) from the same states with the same per-chain counter
+and, with ``--head`` (on by default; ``--no-head`` skips it), the causal head alone on the hidden states
+of the ``B (K + 1)`` sentences of full rescoring (every real position):
+
+* ``head / plain`` — ``linear``, a copying ``masked_fill`` of the never-sampled ids, ``gather`` and
+  ``torch.logsumexp`` (the package's head before issue 15);
+* ``head / ours`` — the package's head (``HFCausalLM``'s, called as the scoring methods call it): the
+  mask as the matmul's bias, the same ``logsumexp`` operations in place. The script checks that the two
+  give identical scores (``torch.equal``) and prints it.
+
+Both CGMH rows run the same ``--num-steps`` steps (default 10) from the same states with the same per-chain counter
 uniforms; the script checks that they take the same decisions (moves, positions, proposals, acceptances)
 before timing. Each cell is the median of ``--repeats`` (default 5) runs, the two implementations
 interleaved within each repeat (so a change of machine load hits both alike), with min and max, in
@@ -93,6 +102,49 @@ def same_decisions(first, second) -> bool:
     )
 
 
+def plain_head(lm, states, targets, rows_per_chunk: int):
+    """``log p(target | state)`` as the head did before issue 15: a copy to mask, ``torch.logsumexp``."""
+    head, allowed = lm.model.get_output_embeddings(), lm._allowed
+    out = []
+    for start in range(0, states.shape[0], rows_per_chunk):
+        logits = head(states[start : start + rows_per_chunk]).float()
+        logits = logits.masked_fill(~allowed, float("-inf"))
+        target = targets[start : start + rows_per_chunk]
+        out.append(logits.gather(1, target[:, None])[:, 0] - torch.logsumexp(logits, dim=-1))
+    return torch.cat(out)
+
+
+def time_head(lm, x0, num_candidates: int, repeats: int) -> list:
+    """The head alone on the states of ``B (K + 1)`` sentences like a step's: plain against ours, interleaved."""
+    from textsampling.lm.hf_causal import CHUNK_ELEMENTS, CPU_CHUNK_ELEMENTS
+
+    sentences = x0.repeat_interleave(num_candidates + 1, dim=0)  # (B (K + 1), L)
+    inputs, attention, lengths = lm._inputs(sentences)
+    targets = torch.cat([inputs[:, 1:], inputs.new_zeros(inputs.shape[0], 1)], dim=1)
+    targets[torch.arange(inputs.shape[0]), lengths] = lm.end_token_id
+    with torch.no_grad():
+        states = lm._hidden(inputs, attention)[attention]  # (M, H): every real position
+        targets = targets[attention]
+        elements = CPU_CHUNK_ELEMENTS if states.device.type == "cpu" else CHUNK_ELEMENTS
+        calls = {
+            "plain": lambda: plain_head(lm, states, targets, max(1, elements // lm.vocab_size)),
+            "ours": lambda: lm._log_probs_of(states, targets),
+        }
+        outputs = {name: call() for name, call in calls.items()}
+        times = {name: [] for name in calls}
+        for _ in range(repeats):
+            for name, call in calls.items():
+                began = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - began)
+    identical = bool(torch.equal(outputs["plain"], outputs["ours"]))
+    reference = statistics.median(times["plain"])
+    return [{"implementation": f"head / {name}", "rows": int(states.shape[0]), "identical": identical,
+             "seconds_median": statistics.median(times[name]), "seconds_min": min(times[name]),
+             "seconds_max": max(times[name]), "plain_time_over_this": reference / statistics.median(times[name])}
+            for name in calls]
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch-sizes", default="1,8", help="comma-separated numbers of chains")
@@ -100,6 +152,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--max-length", type=int, default=16, help="longest sentence, in tokens")
     parser.add_argument("--num-steps", type=int, default=10, help="steps per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per cell (median, min, max)")
+    parser.add_argument("--no-head", dest="head", action="store_false", help="skip the head-alone rows")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a shared machine)")
     args = parser.parse_args(argv)
@@ -153,10 +206,22 @@ def main(argv=None) -> dict:
                 f"{1e3 * row['seconds_per_step_max']:.1f}]")
         ratio = "-" if row["implementation"] == "full rescoring" else f"{row['full_time_over_this']:.2f}"
         print(f"{row['implementation']:15s} {row['batch']:5d} {span:>26s} {ratio:>6s}")
+    heads = []
+    if args.head:
+        for batch in [int(b) for b in args.batch_sizes.split(",") if b]:
+            for row in time_head(lm, start_sentences(lm, batch, args.max_length, device), args.num_candidates,
+                                 args.repeats):
+                heads.append(dict(row, batch=batch))
+        print(f"{'head alone':15s} {'batch':>5s} {'rows':>5s} {'ms per call [min-max]':>26s} {'ratio':>6s} identical")
+        for row in heads:
+            span = f"{1e3 * row['seconds_median']:.2f} [{1e3 * row['seconds_min']:.2f}-{1e3 * row['seconds_max']:.2f}]"
+            ratio = "-" if row["implementation"] == "head / plain" else f"{row['plain_time_over_this']:.2f}"
+            print(f"{row['implementation']:15s} {row['batch']:5d} {row['rows']:5d} {span:>26s} {ratio:>6s} "
+                  f"{'yes' if row['identical'] else 'NO'}")
     report = {
         "load_average": load, "threads": torch.get_num_threads(), "cpu": cpu_name(), "device": str(device),
         "num_candidates": args.num_candidates, "max_length": args.max_length, "num_steps": args.num_steps,
-        "repeats": args.repeats, "results": results,
+        "repeats": args.repeats, "results": results, "head": heads,
     }
     if os.environ.get("OUT"):
         Path(os.environ["OUT"], "bench_cgmh.json").write_text(json.dumps(report, indent=2) + "\n")

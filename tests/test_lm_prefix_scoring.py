@@ -54,7 +54,7 @@ def shakespeare_causal():
 
 
 def _sentences_at(x: torch.Tensor, prefix_lengths: torch.Tensor, max_length: int) -> torch.Tensor:
-    """Per row ``b``: replaces at p_b, inserts at slot p_b, the deletion of x_{p_b}, x itself -> ``(B, 6, max_length)``."""
+    """Per row ``b``: replaces at p_b, inserts at slot p_b, the deletion of x_{p_b}, x itself: ``(B, 6, L)``."""
     rows = []
     for b in range(x.shape[0]):
         sentence = [int(t) for t in x[b] if t != PAD]
@@ -132,7 +132,8 @@ def test_a_model_without_a_prefix_scorer_is_rescored_in_full():
     assert type(scorer) is PrefixScorer
     prefixes = torch.tensor([[0, PAD, PAD, PAD, PAD], [3, 3, PAD, PAD, PAD]])
     np.testing.assert_array_equal(scorer.next_token_log_probs.numpy(), oracle.next_token_log_probs(prefixes.numpy()))
-    sentences = torch.tensor([[[0, 2, 2, PAD, PAD], [0, 1, PAD, PAD, PAD]], [[3, 3, 0, PAD, PAD], [3, 3, PAD, PAD, PAD]]])
+    sentences = torch.tensor([[[0, 2, 2, PAD, PAD], [0, 1, PAD, PAD, PAD]],
+                              [[3, 3, 0, PAD, PAD], [3, 3, PAD, PAD, PAD]]])
     np.testing.assert_array_equal(scorer.sequence_log_probs(sentences).numpy(),
                                   oracle.sequence_log_probs(sentences.reshape(4, 5).numpy()).reshape(2, 2))
 

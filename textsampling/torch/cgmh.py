@@ -24,9 +24,9 @@ the deletion, all of which start with :math:`x_{<i}`. A causal LM with a KV cach
 (:class:`~textsampling.lm.hf_causal.HFCausalLM`) runs each prefix once and only the continuations after
 it; any other model (the bigram oracle) rescores every sentence in full. A delete's reverse normaliser
 weighs :math:`y` with :math:`v` inserted at :math:`i`, which is :math:`x` with :math:`x_i` replaced by
-:math:`v`: the replace candidates, so the same ``(B, K, L)`` tensor serves both moves. Where a move may act is recomputed from each proposed
-sentence, as in the reference: :func:`locked_positions` on the ``(B * K, L)`` candidates gives the
-reverse move's counts.
+:math:`v`: the replace candidates, so the same ``(B, K, L)`` tensor serves both moves. Where a move may
+act is recomputed from each proposed sentence, as in the reference: :func:`locked_positions` on the
+``(B * K, L)`` candidates gives the reverse move's counts.
 
 The configuration is the reference's :class:`~textsampling.reference.cgmh.CGMHConfig`; the model must
 have the ``*_torch`` methods, and ``log_similarity_fn`` (if any) must accept a ``(N, L)`` tensor.
