@@ -15,14 +15,18 @@ tokens:
   ``log_accept_prob`` ``(B,)``, ``accepted`` ``(B,)`` bool.
 * :func:`sample` returns a :class:`~textsampling.reference.chain.Trace` whose fields are ``(B, T, ...)``.
 
-Per step, for all ``B`` chains at once: one next-token call on the ``B`` prefixes :math:`x_{<i}` (the
-prefix is the same for the three moves: a replace at :math:`i`, an insert at slot :math:`i`, and the
-reverse insert of a delete at :math:`i`), one sequence-score call on the ``B * K`` candidate sentences,
-one on the ``B`` deletions. A delete's reverse normaliser weighs :math:`y` with :math:`v` inserted at
-:math:`i`, which is :math:`x` with :math:`x_i` replaced by :math:`v`: the replace candidates, so the
-same ``(B, K, L)`` tensor serves both moves. Where a move may act is recomputed from each proposed
-sentence, as in the reference: :func:`locked_positions` on the ``(B * K, L)`` candidates gives the
-reverse move's counts.
+Per step, for all ``B`` chains at once, the model is asked through one
+:class:`~textsampling.lm.base.PrefixScorer` (:func:`textsampling.lm.base.prefix_scorer_torch`) built on
+the ``B`` prefixes :math:`x_{<i}` (the prefix is the same for the three moves: a replace at :math:`i`, an
+insert at slot :math:`i`, and the reverse insert of a delete at :math:`i`): its next-token law gives the
+candidate sets, and one call scores the ``B * (K + 1)`` sentences of the step — the ``K`` candidates and
+the deletion, all of which start with :math:`x_{<i}`. A causal LM with a KV cache
+(:class:`~textsampling.lm.hf_causal.HFCausalLM`) runs each prefix once and only the continuations after
+it; any other model (the bigram oracle) rescores every sentence in full. A delete's reverse normaliser
+weighs :math:`y` with :math:`v` inserted at :math:`i`, which is :math:`x` with :math:`x_i` replaced by
+:math:`v`: the replace candidates, so the same ``(B, K, L)`` tensor serves both moves. Where a move may
+act is recomputed from each proposed sentence, as in the reference: :func:`locked_positions` on the
+``(B * K, L)`` candidates gives the reverse move's counts.
 
 The configuration is the reference's :class:`~textsampling.reference.cgmh.CGMHConfig`; the model must
 have the ``*_torch`` methods, and ``log_similarity_fn`` (if any) must accept a ``(N, L)`` tensor.
@@ -35,6 +39,7 @@ from typing import NamedTuple
 
 import torch
 
+from textsampling.lm.base import prefix_scorer_torch
 from textsampling.lm.tokens import PAD, mask_special_tokens_torch, sequence_lengths_torch
 from textsampling.reference.cgmh import MOVES, CGMHConfig, normalize_keywords
 from textsampling.reference.chain import Trace
@@ -161,7 +166,12 @@ def log_target(config: CGMHConfig, states: torch.Tensor) -> torch.Tensor:
 
     ``states`` ``(N, L)`` -> ``(N,)`` in the model's dtype.
     """
-    out = config.gamma * config.model.sequence_log_probs_torch(states)
+    return _log_target_from(config, states, config.model.sequence_log_probs_torch(states))
+
+
+def _log_target_from(config: CGMHConfig, states: torch.Tensor, sequence_log_probs: torch.Tensor) -> torch.Tensor:
+    """:func:`log_target` of ``states`` ``(N, L)`` given the LM's ``log p(x, END)`` of them ``(N,)``."""
+    out = config.gamma * sequence_log_probs
     if config.log_similarity_fn is not None:
         out = out + torch.as_tensor(config.log_similarity_fn(states), dtype=out.dtype, device=out.device)
     if config.keywords:
@@ -304,9 +314,10 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     )  # (B,)
 
     # --- candidate set: top-K after the prefix x_{<i} (specials and zero-probability tokens excluded)
-    prefix = torch.where(positions < position[:, None], x, PAD)  # (B, L)
+    # Every sentence scored this step starts with x_{<i}: the model may run that prefix once (a KV cache).
+    scorer = prefix_scorer_torch(model, x, position.clamp(max=lengths))  # i <= n (an insert's slot n at most)
     next_log_probs = mask_special_tokens_torch(
-        model.next_token_log_probs_torch(prefix).to(dtype), model.special_token_ids
+        scorer.next_token_log_probs.to(dtype), model.special_token_ids
     )  # (B, V), special columns -inf
     num_top = min(config.num_candidates, next_log_probs.shape[1])
     ranked = torch.sort(next_log_probs, dim=1, descending=True, stable=True)  # lower id first on ties
@@ -344,7 +355,16 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     reverse_num_editable = candidate_editable.sum(dim=2)  # (B, K)
     at_position = position.clamp(max=width - 1)[:, None, None].expand(-1, num_candidates, 1)  # (B, K, 1)
     reverse_position_open = candidate_editable.gather(2, at_position)[:, :, 0]  # (B, K)
-    candidate_log_rho = log_target(config, flat_states).reshape(num_chains, num_candidates)  # (B, K)
+    # One scoring call for the K candidate sentences and the deletion (x without x_i, or x itself when the
+    # move is not a delete): all B * (K + 1) start with x_{<i}.
+    deleted = _delete(x, position, PAD)  # (B, L)
+    deleted = torch.where(possible[:, None] & (move == DELETE)[:, None], deleted, x)  # (B, L)
+    scored = torch.cat([candidate_states, deleted[:, None, :]], dim=1)  # (B, K + 1, L)
+    scored_log_p = scorer.sequence_log_probs(scored)  # (B, K + 1)
+    scored_log_rho = _log_target_from(config, scored.reshape(-1, width), scored_log_p.reshape(-1))
+    scored_log_rho = scored_log_rho.reshape(num_chains, num_candidates + 1)  # (B, K + 1)
+    candidate_log_rho = scored_log_rho[:, :num_candidates]  # (B, K)
+    deleted_log_rho = scored_log_rho[:, num_candidates]  # (B,)
     tempered = torch.where(valid, candidate_log_rho / temperature, -torch.inf)  # (B, K)
     log_normaliser = torch.logsumexp(tempered, dim=1)  # (B,)
     log_token = tempered - log_normaliser[:, None]  # (B, K)
@@ -359,10 +379,7 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     token_logits = torch.where(any_valid[:, None], log_token, 0.0)  # (B, K)
     chosen = categorical_from_uniforms(uniforms[:, 2].to(token_logits.dtype), token_logits, validate=False)  # (B,)
     is_delete = move == DELETE  # (B,)
-    deleted = _delete(x, position, PAD)  # (B, L)
-    deleted = torch.where(possible[:, None] & is_delete[:, None], deleted, x)  # (B, L)
     deleted_protected = _protected_after(config, deleted, _delete(protected, position, False))  # (B, L)
-    deleted_log_rho = log_target(config, deleted)  # (B,)
     # The reverse of a delete (insert at slot i of y): is the slot open in y, among how many?
     _, deleted_open_slots = _sites(config, deleted, deleted_protected)  # (B, L + 1)
     reverse_num_slots = deleted_open_slots.sum(dim=1)  # (B,)

@@ -1,0 +1,192 @@
+"""Prefix reuse in CGMH's candidate scoring: the same scores as full rescoring, the same decisions.
+
+:meth:`HFCausalLM.prefix_scorer_torch` runs each chain's prefix once and continues the candidate sentences
+from its keys and values; :class:`textsampling.lm.base.PrefixScorer` (the default, what a model without
+a cache gets) scores every sentence through the whole model. The attention sums run over the same keys
+in another order of operations, so the scores agree to float32 rounding (measured below 1e-5 on
+log-probabilities of tens), not bit for bit; the CGMH twin then takes the same decisions on a seeded
+run, compared decision by decision (a flip would need a near-tie at the 1e-5 level: none occurs on
+these fixed seeds).
+"""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from textsampling.lm import hf_causal  # noqa: E402
+from textsampling.lm.base import PrefixScorer, prefix_scorer_torch  # noqa: E402
+from textsampling.lm.loading import load_causal_lm  # noqa: E402
+from textsampling.lm.oracle import BigramOracle  # noqa: E402
+from textsampling.lm.tokens import PAD  # noqa: E402
+from textsampling.reference.cgmh import make_config  # noqa: E402
+from textsampling.targets.sequences import BigramLM  # noqa: E402
+from textsampling.torch import cgmh, sentence_annealing  # noqa: E402
+from textsampling.torch.randomness import CounterGenerator  # noqa: E402
+
+LINES = [
+    "now is the winter of our discontent made glorious summer by this sun of york",
+    "to be, or not to be, that is the question",
+    "my lord, i pray you",
+    "o romeo",
+    "friends, romans, countrymen, lend me your ears; i come to bury caesar",
+]
+#: float32 log-probabilities of a few tens: rounding-level agreement (measured: below 1e-5)
+ATOL = 1e-4
+
+
+class FullRescoring:
+    """A model without ``prefix_scorer_torch``: the default :class:`PrefixScorer` rescores in full."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        if name == "prefix_scorer_torch":
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+
+@pytest.fixture(scope="module")
+def shakespeare_causal():
+    return load_causal_lm("tiny-shakespeare")
+
+
+def _sentences_at(x: torch.Tensor, prefix_lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+    """Per row ``b``: replaces at p_b, inserts at slot p_b, the deletion of x_{p_b}, x itself: ``(B, 6, L)``."""
+    rows = []
+    for b in range(x.shape[0]):
+        sentence = [int(t) for t in x[b] if t != PAD]
+        p = int(prefix_lengths[b])
+        group = []
+        for token in (101, 202):  # replace at p (x itself when p is the end: nothing to replace)
+            group.append(sentence[:p] + [token] + sentence[p + 1:] if p < len(sentence) else sentence)
+        for token in (303, 404):  # insert at slot p, cut to the maximum as the twin's insert drops the last entry
+            group.append((sentence[:p] + [token] + sentence[p:])[:max_length])
+        group.append(sentence[:p] + sentence[p + 1:] if len(sentence) > 1 else sentence)  # delete x_p (or none)
+        group.append(sentence)
+        rows.append([row + [PAD] * (max_length - len(row)) for row in group])
+    return torch.tensor(rows, dtype=torch.int64)
+
+
+@pytest.mark.parametrize("call_positions", [0, 64, 10**9])  # one batch per length, the tuned split, one batch
+def test_cached_prefix_scores_equal_full_rescoring(shakespeare_causal, monkeypatch, call_positions):
+    lm = shakespeare_causal
+    monkeypatch.setattr(hf_causal, "CPU_CALL_POSITIONS", call_positions)
+    max_length = 16
+    x = torch.as_tensor(lm.encode(LINES))[:, :max_length]  # (5, 16): lengths 16, 12, 6, 2, 16
+    lengths = (x != PAD).sum(dim=1)
+    # an empty prefix, prefixes inside, the whole sentence (inserts at the end, deletion of the last token)
+    for prefix_lengths in (torch.tensor([0, 3, 5, 2, 15]), lengths.clone(), torch.tensor([7, 0, 1, 1, 16])):
+        sentences = _sentences_at(x, prefix_lengths, max_length)  # (5, 6, 16)
+        full = PrefixScorer(lm, x, prefix_lengths)
+        cached = lm.prefix_scorer_torch(x, prefix_lengths)
+        assert isinstance(cached, hf_causal.CachedPrefixScorer)
+        finite = torch.isfinite(full.next_token_log_probs)
+        assert torch.equal(finite, torch.isfinite(cached.next_token_log_probs))
+        np.testing.assert_allclose(cached.next_token_log_probs[finite].numpy(),
+                                   full.next_token_log_probs[finite].numpy(), rtol=0, atol=ATOL)
+        expected = lm.sequence_log_probs_torch(sentences.reshape(-1, max_length)).reshape(5, 6)
+        np.testing.assert_array_equal(full.sequence_log_probs(sentences).numpy(), expected.numpy())
+        scores = cached.sequence_log_probs(sentences)  # (5, 6)
+        assert scores.shape == (5, 6) and bool(torch.isfinite(scores).all())
+        np.testing.assert_allclose(scores.numpy(), expected.numpy(), rtol=0, atol=ATOL)
+        # x itself, continued from its own prefix, is scored as x
+        np.testing.assert_allclose(scores[:, 5].numpy(), lm.sequence_log_probs_torch(x).numpy(), rtol=0, atol=ATOL)
+
+
+def test_a_prefix_scorer_can_be_asked_twice_and_keeps_its_prefixes(shakespeare_causal):
+    """Each call continues from its own copy of the cache: a second call sees the prefixes unchanged."""
+    lm = shakespeare_causal
+    x = torch.as_tensor(lm.encode(LINES[:3]))[:, :16]
+    prefix_lengths = torch.tensor([4, 2, 3])
+    sentences = _sentences_at(x, prefix_lengths, 16)
+    cached = lm.prefix_scorer_torch(x, prefix_lengths)
+    first = cached.sequence_log_probs(sentences)
+    np.testing.assert_array_equal(cached.sequence_log_probs(sentences[:, 2:]).numpy(), first[:, 2:].numpy())
+
+
+def test_prefix_scorers_refuse_sentences_outside_their_prefixes(shakespeare_causal):
+    lm = shakespeare_causal
+    x = torch.as_tensor(lm.encode(LINES[:2]))[:, :16]
+    prefix_lengths = torch.tensor([3, 2])
+    for scorer in (lm.prefix_scorer_torch(x, prefix_lengths), PrefixScorer(lm, x, prefix_lengths)):
+        sentences = _sentences_at(x, prefix_lengths, 16)
+        sentences[1, 0, 1] = 77  # inside prefix 1
+        with pytest.raises(ValueError, match="sentences: every sentence of group b must start"):
+            scorer.sequence_log_probs(sentences)
+        with pytest.raises(ValueError, match="sentences must be a"):
+            scorer.sequence_log_probs(sentences[0])
+    with pytest.raises(ValueError, match="prefix_lengths must lie in 0"):
+        lm.prefix_scorer_torch(x, torch.tensor([3, 40]))
+    with pytest.raises(ValueError, match="prefix_lengths must be"):
+        lm.prefix_scorer_torch(x, torch.tensor([3]))
+
+
+def test_a_model_without_a_prefix_scorer_is_rescored_in_full():
+    """The bigram oracle has no ``prefix_scorer_torch``: the default scores through its own methods, exactly."""
+    oracle = BigramOracle(BigramLM.random(np.random.default_rng(3), 4, max_length=5))
+    x = torch.tensor([[0, 1, 2, PAD, PAD], [3, 3, PAD, PAD, PAD]])
+    scorer = prefix_scorer_torch(oracle, x, torch.tensor([1, 2]))
+    assert type(scorer) is PrefixScorer
+    prefixes = torch.tensor([[0, PAD, PAD, PAD, PAD], [3, 3, PAD, PAD, PAD]])
+    np.testing.assert_array_equal(scorer.next_token_log_probs.numpy(), oracle.next_token_log_probs(prefixes.numpy()))
+    sentences = torch.tensor([[[0, 2, 2, PAD, PAD], [0, 1, PAD, PAD, PAD]],
+                              [[3, 3, 0, PAD, PAD], [3, 3, PAD, PAD, PAD]]])
+    np.testing.assert_array_equal(scorer.sequence_log_probs(sentences).numpy(),
+                                  oracle.sequence_log_probs(sentences.reshape(4, 5).numpy()).reshape(2, 2))
+
+
+def _run(step, state, configs, num_steps, num_chains, **kwargs):
+    """Both configurations from the same state with the same uniforms: lists of (state, info) per step."""
+    runs = []
+    for config in configs:
+        generator, current, out = CounterGenerator(11, torch.arange(num_chains)), state, []
+        for t in range(num_steps):
+            extra = {name: value[t] for name, value in kwargs.items()}
+            current, info = step(generator.uniforms(t, 4, dtype=torch.float64), current, config, **extra)
+            out.append((current, info))
+        runs.append(out)
+    return runs
+
+
+def _assert_same_decisions(full_run, cached_run) -> int:
+    accepted = 0
+    for (full_state, full_info), (cached_state, cached_info) in zip(full_run, cached_run):
+        for name in ("move", "position", "proposal", "accepted"):
+            assert torch.equal(getattr(full_info, name), getattr(cached_info, name)), name
+        assert torch.equal(full_state.x, cached_state.x)
+        np.testing.assert_allclose(cached_state.log_prob.numpy(), full_state.log_prob.numpy(), rtol=0, atol=ATOL)
+        finite = torch.isfinite(full_info.log_accept_prob)
+        assert torch.equal(finite, torch.isfinite(cached_info.log_accept_prob))
+        np.testing.assert_allclose(cached_info.log_accept_prob[finite].numpy(),
+                                   full_info.log_accept_prob[finite].numpy(), rtol=0, atol=ATOL)
+        accepted += int(full_info.accepted.sum())
+    return accepted
+
+
+@pytest.mark.parametrize("keywords", [(), "king"])
+def test_cgmh_twin_with_prefix_reuse_decides_as_with_full_rescoring(shakespeare_causal, keywords):
+    lm = shakespeare_causal
+    lines = ["the king is dead and we shall not see his like", "a king of shreds and patches",
+             "the king doth wake to-night and takes his rouse", "o king"]
+    x0 = torch.as_tensor(lm.encode(lines))[:, :12]
+    keyword_ids = [lm.encode([keywords])[0].tolist()] if keywords else []
+    configs = [make_config(model, keyword_ids, num_candidates=20, max_length=12, gamma=0.8)
+               for model in (FullRescoring(lm), lm)]
+    state = cgmh.init(x0, configs[0])
+    full_run, cached_run = _run(cgmh.step, state, configs, 25, 4)
+    accepted = _assert_same_decisions(full_run, cached_run)
+    moves = {int(m) for _, info in full_run for m in info.move[info.accepted]}
+    assert accepted >= 10 and moves == {cgmh.REPLACE, cgmh.INSERT, cgmh.DELETE}  # every move type decided
+
+
+def test_sentence_annealing_twin_with_prefix_reuse_decides_as_with_full_rescoring(shakespeare_causal):
+    lm = shakespeare_causal
+    x0 = torch.as_tensor(lm.encode(LINES[1:4]))[:, :10]
+    configs = [make_config(model, (), num_candidates=20, max_length=10) for model in (FullRescoring(lm), lm)]
+    state = sentence_annealing.init(x0, configs[0])
+    temperatures = np.geomspace(2.0, 0.2, 15)
+    full_run, cached_run = _run(sentence_annealing.step, state, configs, 15, 3, temperature=temperatures)
+    assert _assert_same_decisions(full_run, cached_run) >= 5
