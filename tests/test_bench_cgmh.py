@@ -4,20 +4,16 @@ Not a timing test (no figure is asserted): every row is measured, positive and l
 implementations took the same decisions (the script exits otherwise).
 """
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 pytest.importorskip("transformers")
 
 
 def test_bench_cgmh_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_cgmh.py"
-    spec = importlib.util.spec_from_file_location("bench_cgmh", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("bench_cgmh")
     monkeypatch.setenv("OUT", str(tmp_path))
     module.main(["--batch-sizes", "1,2", "--num-candidates", "5", "--max-length", "8", "--num-steps", "2",
                  "--repeats", "1", "--threads", "1"])

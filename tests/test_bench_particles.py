@@ -4,21 +4,11 @@ Not a timing test (no figure is asserted): every row is measured, positive and l
 twin / reference ratio is there wherever the reference ran.
 """
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
-
-
-def _load_benchmark(name: str):
-    """The script ``benchmarks/<name>.py`` as a module (the benchmarks are scripts, not a package)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 @pytest.mark.parametrize("markdown", [False, True])
@@ -27,7 +17,7 @@ def test_bench_particles_prints_one_table_and_writes_json(tmp_path, monkeypatch,
     monkeypatch.setenv("OUT", str(tmp_path))
     argv = ["--sizes", "3,5", "--lm-sizes", "2", "--runs", "2", "--repeats", "1",
             "--max-reference-particles", "3"]
-    _load_benchmark("bench_particles").main(argv + (["--markdown"] if markdown else []))
+    load_benchmark("bench_particles").main(argv + (["--markdown"] if markdown else []))
     printed = capsys.readouterr().out
     assert "# machine: CPU" in printed and "torch " + torch.__version__ in printed and "load average" in printed
     workloads = ["smc oracle", "smc tiny-shakespeare", "resampling multinomial", "resampling stratified",

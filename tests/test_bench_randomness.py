@@ -4,26 +4,17 @@ Not a timing test (no figure is asserted): every row is measured, positive and l
 is left out here (its compilation is what tests/test_twin_randomness.py pays for once).
 """
 
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
-
-
-def _load_benchmark(name: str):
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 def test_bench_randomness_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OUT", str(tmp_path))
     threads = torch.get_num_threads()
     try:
-        _load_benchmark("bench_randomness").main(
+        load_benchmark("bench_randomness").main(
             ["--sizes", "1e3,2e3", "--num-uniforms", "2,3", "--repeats", "2", "--min-time", "0.001"]
             + ["--modes", "numpy counter,numpy Generator,torch counter,torch.rand"]
         )

@@ -3,28 +3,18 @@
 Not timing tests (no figure is asserted): they check that every row is measured, positive and labelled.
 """
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-
-def _load_benchmark(name: str):
-    """The script ``benchmarks/<name>.py`` as a module (the benchmarks are scripts, not a package)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmark_scripts import load_benchmark
 
 
 def test_bench_twins_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OUT", str(tmp_path))
-    bench = _load_benchmark("bench_twins")
+    bench = load_benchmark("bench_twins")
     bench.main(
         ["--max-cpu-chains", "1e3", "--max-reference-chains", "1e3", "--min-time", "0.005"]
         + ["--implementations", "reference,numpy,numpy-counter,twin,fast", "--no-cuda", "--threads", "1"]
@@ -55,7 +45,7 @@ def test_bench_twins_prints_one_table_and_writes_json(tmp_path, monkeypatch, cap
 
 
 def test_bench_twins_without_jax_says_so(monkeypatch, capsys):
-    bench = _load_benchmark("bench_twins")
+    bench = load_benchmark("bench_twins")
     monkeypatch.setitem(sys.modules, "jax", None)  # import jax raises ImportError
     bench.main(["--max-cpu-chains", "1e3", "--min-time", "0.001", "--implementations", "numpy,jax", "--samplers", "MH"])
     printed = capsys.readouterr().out
@@ -65,7 +55,7 @@ def test_bench_twins_without_jax_says_so(monkeypatch, capsys):
 
 def test_bench_twins_refuses_fewer_than_five_repeats():
     with pytest.raises(SystemExit):
-        _load_benchmark("bench_twins").parse_args(["--repeats", "3"])
+        load_benchmark("bench_twins").parse_args(["--repeats", "3"])
 
 
 def test_bench_twins_numpy_baselines_make_the_reference_decisions():
@@ -76,7 +66,7 @@ def test_bench_twins_numpy_baselines_make_the_reference_decisions():
     from textsampling.reference import gibbs as reference_gibbs
     from textsampling.reference import metropolis_hastings as reference_mh
 
-    bench = _load_benchmark("bench_twins")
+    bench = load_benchmark("bench_twins")
     categorical, proposal, bigram = bench.make_problems()
     chains, num_steps = np.arange(7), 25
     for chain in chains:
@@ -99,7 +89,7 @@ def test_bench_twins_numpy_baselines_make_the_reference_decisions():
 def test_bench_lm_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
     pytest.importorskip("transformers")
     monkeypatch.setenv("OUT", str(tmp_path))
-    _load_benchmark("bench_lm").main(
+    load_benchmark("bench_lm").main(
         ["--small", "--device", "cpu", "--batch-sizes", "2,4", "--score-batch-sizes", "3"]
         + ["--num-steps", "1", "--length", "8"]
     )
@@ -129,7 +119,7 @@ def test_bench_lm_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys
 
 def test_bench_lm_flops_and_peak(monkeypatch):
     pytest.importorskip("transformers")
-    bench = _load_benchmark("bench_lm")
+    bench = load_benchmark("bench_lm")
     assert bench.peak_flops(torch.device("cpu"), torch.float32) is None
     assert bench.peak_flops(torch.device("cpu"), torch.float32, override_tflops=100) == 100e12
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
@@ -146,7 +136,7 @@ def test_bench_lm_flops_and_peak(monkeypatch):
 def test_bench_metrics_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
     pytest.importorskip("nltk")
     monkeypatch.setenv("OUT", str(tmp_path))
-    _load_benchmark("bench_metrics").main(
+    load_benchmark("bench_metrics").main(
         ["--num-hypotheses", "30", "--num-references", "20", "--repeats", "2", "--nltk-size", "10",
          "--nltk-repeats", "1"]
     )
@@ -165,7 +155,7 @@ def test_bench_metrics_prints_one_table_and_writes_json(tmp_path, monkeypatch, c
 def test_bench_decoding_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
     pytest.importorskip("transformers")
     monkeypatch.setenv("OUT", str(tmp_path))
-    _load_benchmark("bench_decoding").main(["--batch-sizes", "2", "--repeats", "1", "--max-new-tokens", "4"])
+    load_benchmark("bench_decoding").main(["--batch-sizes", "2", "--repeats", "1", "--max-new-tokens", "4"])
     printed = capsys.readouterr().out
     assert "# machine:" in printed and "torch " + torch.__version__ in printed
     table = [line for line in printed.splitlines() if line.startswith(("greedy ", "ancestral "))]
