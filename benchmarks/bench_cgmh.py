@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.machine import cpu_name  # noqa: E402
+from textsampling.lm.base import FullRescoring  # noqa: E402
 from textsampling.lm.loading import load_causal_lm  # noqa: E402
 from textsampling.reference.cgmh import make_config  # noqa: E402
 from textsampling.torch import cgmh  # noqa: E402
@@ -65,18 +66,6 @@ LINES = [
     "if music be the food of love, play on; give me excess of it",
     "o, what a rogue and peasant slave am i! is it not monstrous that this player here",
 ]
-
-
-class FullRescoring:
-    """The model without its ``prefix_scorer_torch``: every sentence is scored through the whole model."""
-
-    def __init__(self, model):
-        self._model = model
-
-    def __getattr__(self, name):
-        if name == "prefix_scorer_torch":
-            raise AttributeError(name)
-        return getattr(self._model, name)
 
 
 def start_sentences(lm, batch: int, max_length: int, device) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 pytest.importorskip("transformers")
 
 from textsampling.lm import hf_causal  # noqa: E402
-from textsampling.lm.base import PrefixScorer, prefix_scorer_torch  # noqa: E402
+from textsampling.lm.base import FullRescoring, PrefixScorer, prefix_scorer_torch  # noqa: E402
 from textsampling.lm.loading import load_causal_lm  # noqa: E402
 from textsampling.lm.oracle import BigramOracle  # noqa: E402
 from textsampling.lm.tokens import PAD  # noqa: E402
@@ -34,18 +34,6 @@ LINES = [
 ]
 #: float32 log-probabilities of a few tens: rounding-level agreement (measured: below 1e-5)
 ATOL = 1e-4
-
-
-class FullRescoring:
-    """A model without ``prefix_scorer_torch``: the default :class:`PrefixScorer` rescores in full."""
-
-    def __init__(self, model):
-        self._model = model
-
-    def __getattr__(self, name):
-        if name == "prefix_scorer_torch":
-            raise AttributeError(name)
-        return getattr(self._model, name)
 
 
 @pytest.fixture(scope="module")

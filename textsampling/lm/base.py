@@ -42,7 +42,7 @@ from typing import Protocol, runtime_checkable
 
 from textsampling.targets.base import PAD
 
-__all__ = ["PAD", "MaskedLanguageModel", "CausalLanguageModel", "PrefixScorer", "prefix_scorer_torch"]
+__all__ = ["PAD", "MaskedLanguageModel", "CausalLanguageModel", "PrefixScorer", "prefix_scorer_torch", "FullRescoring"]
 
 
 @runtime_checkable
@@ -180,3 +180,16 @@ def prefix_scorer_torch(model, token_ids, prefix_lengths) -> PrefixScorer:
     if callable(method):
         return method(token_ids, prefix_lengths)
     return PrefixScorer(model, token_ids, prefix_lengths)
+
+
+class FullRescoring:
+    """``model`` seen without its ``prefix_scorer_torch``: :func:`prefix_scorer_torch` then gives the default
+    :class:`PrefixScorer`, which scores every candidate sentence in full (to compare with prefix reuse)."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        if name == "prefix_scorer_torch":
+            raise AttributeError(name)
+        return getattr(self._model, name)
