@@ -11,7 +11,10 @@ process runs it and whichever chains run beside it. Each process writes its chai
 its own (:func:`shard_path`, ``samples.chains-A-B.jsonl``) and, after a barrier, process 0 merges the
 shards into the one ``samples.jsonl`` (:func:`merge_sorted`) in the order a single process writes
 (kept step by kept step, chains in index order within a step): the merged file is byte for byte the
-single-process one, for any ``N``.
+single-process one, for any ``N`` — provided the model's score of a row does not depend on the rest of
+its batch. The bigram oracle's does not; a Hugging Face model's can, in the last bits, with the batch's
+shape (padding, kernel choice), and a decision within that of its threshold then differs: the run is
+an equally valid run of the sampler, no longer the same bytes.
 
 Without torchrun's variables nothing here starts a process group: :func:`from_environment` gives the
 single-process :class:`Processes` and every collective below returns at once.

@@ -51,8 +51,11 @@ NCCL with ``--device cuda``, process ``r`` of a node on ``cuda:LOCAL_RANK``). Ea
 block to ``OUTPUT/samples.chains-A-B.jsonl``; when all are done, process 0 merges the blocks into
 ``OUTPUT/samples.jsonl`` in the one-process order and writes everything else. Since a chain's uniforms
 depend on (seed, chain, step) only, every file is byte for byte the one a single process writes, for
-any N. ``--resume`` reads ``samples.jsonl`` and the shard files of an interrupted run whatever N wrote
-them, keeps the longest stretch of whole steps they hold together, and continues with any N.
+any N, provided the model scores a row the same whatever the rest of its batch (exactly so for the
+bigram oracle; a Hugging Face model can differ in the last bits with the batch's shape, and a decision
+within that of its threshold then differs: an equally valid run, not the same bytes). ``--resume``
+reads ``samples.jsonl`` and the shard files of an interrupted run whatever N wrote them, keeps the
+longest stretch of whole steps they hold together, and continues with any N.
 
 Bad input is refused before any model loads: an option the sampler does not use, an unavailable
 ``--device``, an empty model path, a causal model where a masked one is needed (or the reverse), pickle
@@ -170,7 +173,8 @@ END is marked "truncated": true and printed with [truncated].
 
 several processes: torchrun --nproc_per_node=N -m textsampling.cli generate ... splits the chains over N
 processes (on GPUs: --device cuda, one GPU per process) and merges their files: samples.jsonl and the
-report are byte for byte those of one process. --resume continues such a run with any N.
+report are byte for byte those of one process (when the model scores a sentence the same in any batch;
+see the README). --resume continues such a run with any N.
 
 Every option is checked before any model loads; an option the chosen sampler does not use is
 refused. Weights are read from safetensors files only; pickle weights (pytorch_model.bin) need
