@@ -77,6 +77,26 @@ def test_an_interrupted_run_resumed_equals_an_uninterrupted_one(tmp_path, oracle
 
 
 @pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda replicas: replicas[:-1], "'replicas' must list --num-replicas"),
+        (lambda replicas: [replicas[0] + [10_000]] + replicas[1:], "not below the model's vocabulary size"),
+        (lambda replicas: [replicas[0] + [1] * 20] + replicas[1:], "more than --max-length"),
+        (lambda replicas: [["t1"]] + replicas[1:], "a replica is not a list of token ids"),
+    ],
+)
+def test_resume_refuses_damaged_replicas_naming_the_record(tmp_path, oracle, damage, match):
+    assert generate.execute(_args(tmp_path, "pt", *OPTIONS), causal_lm=oracle, interrupt_after_step=2) == 130
+    lines = (tmp_path / "samples.jsonl").read_text().splitlines()
+    record = json.loads(lines[1])
+    record["replicas"] = damage(record["replicas"])
+    lines[1] = json.dumps(record)
+    (tmp_path / "samples.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(generate.DamagedSamplesError, match=match):
+        generate.execute(_args(tmp_path, "pt", *OPTIONS, "--resume"), causal_lm=oracle)
+
+
+@pytest.mark.parametrize(
     "sampler, extra, match",
     [
         ("pt", ["--keywords", "t1", "--num-replicas", "1"], "--num-replicas must be an integer >= 2"),

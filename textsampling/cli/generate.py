@@ -592,6 +592,17 @@ def _check_record(record, args, where: str) -> None:
     for name in ("text",) + _RESUME_FIELDS.get(args.sampler, ()):
         if name not in record:
             raise DamagedSamplesError(f"{where}: the record has no {name!r}")
+    if "replicas" in _RESUME_FIELDS.get(args.sampler, ()):  # pt: every replica's sentence is resumed too
+        replicas = record["replicas"]
+        if not isinstance(replicas, list) or len(replicas) != args.num_replicas:
+            raise DamagedSamplesError(f"{where}: 'replicas' must list --num-replicas ({args.num_replicas}) "
+                                      f"sentences, got {replicas!r}")
+        for replica in replicas:
+            if not isinstance(replica, list) or not all(is_token(t) for t in replica):
+                raise DamagedSamplesError(f"{where}: a replica is not a list of token ids: {replica!r}")
+            if len(replica) > args.max_length:
+                raise DamagedSamplesError(f"{where}: a replica of {len(replica)} tokens, more than --max-length "
+                                          f"{args.max_length}")
 
 
 def _read_records(path: Path, args, expected: list, start_anywhere: bool = False) -> list:
@@ -790,7 +801,8 @@ def _processes(args) -> distributed.Processes:
 def _check_vocabulary(records, model, args) -> None:
     """Refuse resumed records holding a token id the model does not have (written by another model)."""
     for number, record in enumerate(records, start=1):
-        if any(token >= model.vocab_size for token in record["tokens"]):
+        rows = [record["tokens"]] + list(record.get("replicas") or [])  # pt resumes every replica
+        if any(token >= model.vocab_size for row in rows for token in row):
             raise DamagedSamplesError(f"{Path(args.output) / 'samples.jsonl'} record {number} (step "
                                       f"{record['step']} chain {record['chain']}): a token id is not below the "
                                       f"model's vocabulary size {model.vocab_size}: written by another model?")
