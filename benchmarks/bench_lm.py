@@ -40,18 +40,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
+import transformers  # noqa: F401 (imported here so that the machine description names its version)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.machine import cpu_name  # noqa: E402
+from benchmarks.machine import machine_description  # noqa: E402
 from textsampling.lm.hf_causal import HFCausalLM  # noqa: E402
 from textsampling.lm.hf_masked import HFMaskedLM  # noqa: E402
 from textsampling.lm.loading import bert_style_tokenizer  # noqa: E402
@@ -73,19 +73,6 @@ BF16_PEAKS = [
 ]
 
 
-def machine_description(device: torch.device) -> dict:
-    import transformers
-
-    return {
-        "device": str(device),
-        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def peak_flops(device: torch.device, dtype: torch.dtype, override_tflops=None):

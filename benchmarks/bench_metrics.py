@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -40,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.machine import cpu_name  # noqa: E402
+from benchmarks.machine import machine_description  # noqa: E402
 from textsampling import metrics  # noqa: E402
 
 SEED = 2019
@@ -50,16 +49,6 @@ MIN_LENGTH, MAX_LENGTH = 10, 40
 TARGET_SECONDS = 5.0
 
 
-def machine_description() -> dict:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "threads": 1,  # every metric here is single-threaded Python
-        "load_average_1_5_15": [round(x, 2) for x in load] if load else None,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-    }
 
 
 def synthetic_corpus(rng: np.random.Generator, count: int) -> list:

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -57,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.machine import cpu_name  # noqa: E402
+from benchmarks.machine import machine_description  # noqa: E402
 from textsampling import randomness as numpy_randomness  # noqa: E402
 from textsampling import targets  # noqa: E402
 from textsampling.lm.oracle import BigramOracle  # noqa: E402
@@ -84,17 +83,6 @@ MAX_TEMPERATURE = 50.0
 DTYPE = torch.float32
 
 
-def machine_description() -> dict:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1_5_15": [round(x, 2) for x in load] if load else None,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 class Workload:

@@ -39,7 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.machine import cpu_name  # noqa: E402
+from benchmarks.machine import cpu_name, machine_description  # noqa: E402
 from textsampling import randomness as numpy_randomness  # noqa: E402
 from textsampling.torch.randomness import CounterGenerator  # noqa: E402
 
@@ -191,16 +191,7 @@ def main(argv=None) -> dict:
                     row += f"{ratio:>26.2f}"
                 print(row + f"   ({mode})")
     report = {
-        "machine": {
-            "cpu": cpu_name(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-            "load_average_before": load_before,
-            "load_average_after": load_after,
-        },
+        "machine": machine_description() | {"load_average_before": load_before, "load_average_after": load_after},
         "config": {"seed": SEED, "dtype": args.dtype, "repeats": args.repeats, "min_time": args.min_time},
         "compile_seconds": compile_seconds,
         "results": results,

@@ -69,7 +69,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.machine import cpu_name  # noqa: E402
+from benchmarks.machine import machine_description  # noqa: E402
 from textsampling import randomness as numpy_randomness  # noqa: E402
 from textsampling import targets  # noqa: E402
 from textsampling.reference import gibbs as reference_gibbs  # noqa: E402
@@ -110,18 +110,6 @@ RATIOS = [
 ]
 
 
-def machine_description() -> dict:
-    info = {
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "load_average": os.getloadavg(),
-    }
-    return info
 
 
 def make_problems():

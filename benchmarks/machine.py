@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import sys
 from pathlib import Path
 
 
@@ -15,3 +17,37 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def load_average():
+    """The 1-, 5- and 15-minute load averages rounded to 0.01, or None where the OS has none."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def machine_description(device=None) -> dict:
+    """The CPU, its cores, the load average now and the versions of the numerical libraries already imported.
+
+    With torch imported: its version, its CPU threads and the GPU's name (``device``'s where it is a CUDA
+    device, else CUDA device 0 where there is one, else None). Only libraries the script imported are
+    listed, so describing the machine imports nothing.
+    """
+    info = {
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_1_5_15": load_average(),
+    }
+    for name in ("numpy", "torch", "transformers", "jax"):
+        version = getattr(sys.modules.get(name), "__version__", None)  # a module set to None blocks its import
+        if version is not None:
+            info[name] = version
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+        if device is not None and getattr(device, "type", None) == "cuda":
+            info["gpu"] = torch.cuda.get_device_name(device)
+        elif device is None and torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+        else:
+            info["gpu"] = None
+    return info
