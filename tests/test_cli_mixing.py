@@ -113,6 +113,23 @@ def test_cgmh_records_the_move_of_every_step_and_the_report_splits_by_it(tmp_pat
     assert set(report["acceptance"]["by_move"]) == set(MOVES) | {"all"}
 
 
+def test_pt_reports_the_swap_acceptance_of_every_neighbour_pair_recounted_from_the_samples(tmp_path, oracle, capsys):
+    records, report = _run(tmp_path, "pt", oracle)
+    pairs = report["swaps"]["pairs"]
+    num_replicas = len(records[0]["replicas"])
+    assert [pair["pair"] for pair in pairs] == [[m, m + 1] for m in range(num_replicas - 1)]
+    for m, pair in enumerate(pairs):  # recounted from samples.jsonl, pair by pair
+        proposed = sum(record["swap_proposed"][m] for record in records)
+        accepted = sum(record["swap_accepted"][m] for record in records)
+        assert (pair["proposed"], pair["accepted"]) == (proposed, accepted) and 0 < accepted <= proposed
+        assert pair["rate"] == accepted / proposed
+    out = capsys.readouterr().out
+    assert "swaps (pair: rate, accepted/proposed): 0-1 " + f"{pairs[0]['rate']:.3f}" in out
+    assert "## Replica swaps" in (tmp_path / "mixing.md").read_text()
+    _, cgmh_report = _run(tmp_path / "cgmh", "cgmh", oracle)
+    assert "swaps" not in cgmh_report
+
+
 def test_annealing_says_its_r_hat_is_no_convergence_diagnostic(tmp_path, oracle, capsys):
     records, report = _run(tmp_path, "anneal", oracle)
     assert mixing.ANNEALING_NOTE in report["notes"]

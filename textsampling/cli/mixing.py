@@ -8,7 +8,8 @@ whole run, identical to an uninterrupted one), the report holds:
 * the **acceptance rate** per move type: cgmh / anneal split by the ``move`` of each record (replace,
   insert, delete); mh: the accept rate of its proposals; gibbs, which always accepts: the fraction of
   steps that changed the sentence. Counted on the kept steps: with ``--keep-every k > 1`` that is a
-  subsample, one step in ``k`` (the report says so);
+  subsample, one step in ``k`` (the report says so); for pt, also the **swap acceptance** of each
+  neighbour pair of replicas (swaps accepted over swaps proposed, coldest pair first);
 * **split R-hat** (rank-normalised, :func:`textsampling.diagnostics.split_rhat`) and **bulk ESS**
   (:func:`textsampling.diagnostics.effective_sample_size`) across chains of sentence-level statistics:
   the length in tokens and the traced score of the sampler (energy for gibbs and mh, :math:`\log\rho`
@@ -151,6 +152,25 @@ def _acceptance(records, field: str) -> dict:
     return {"field": field, "by_move": moves, "per_chain": per_chain}
 
 
+def _swaps(records):
+    """Per neighbour pair of a parallel-tempering run (coldest pair first): swaps proposed, accepted, rate.
+
+    None when no record has ``swap_proposed`` (every sampler but pt). The rate is accepted over proposed:
+    the even-odd scheme proposes each pair only on some steps.
+    """
+    rows = [record for record in records if "swap_proposed" in record and "swap_accepted" in record]
+    if not rows:
+        return None
+    num_pairs = max(len(record["swap_proposed"]) for record in rows)
+    pairs = []
+    for pair in range(num_pairs):
+        proposed = sum(bool(record["swap_proposed"][pair]) for record in rows if pair < len(record["swap_proposed"]))
+        accepted = sum(bool(record["swap_accepted"][pair]) for record in rows if pair < len(record["swap_accepted"]))
+        pairs.append({"pair": [pair, pair + 1], "proposed": proposed, "accepted": accepted,
+                      "rate": accepted / proposed if proposed else None})
+    return pairs
+
+
 def mixing_report(records, sampler: str, num_steps: int, keep_every: int = 1) -> dict:
     """The mixing report of a chain run from its ``samples.jsonl`` records (a dict, JSON-ready).
 
@@ -199,7 +219,7 @@ def mixing_report(records, sampler: str, num_steps: int, keep_every: int = 1) ->
     if "energy" in registered.traced and field == "changed":
         notes.append("The Gibbs energy is the PLL energy under the MLM, E(x) = -sum_i log p(x_i | x_-i), written "
                      "null while the sentence still holds a [MASK].")
-    return {
+    report = {
         "sampler": sampler,
         "num_chains": len(chains),
         "num_steps": num_steps,
@@ -210,6 +230,17 @@ def mixing_report(records, sampler: str, num_steps: int, keep_every: int = 1) ->
                         "ess": "bulk ESS (rank-normalised draws)", "statistics": statistics},
         "notes": notes,
     }
+    swaps = _swaps(records)
+    if swaps is not None:
+        report["swaps"] = {"what": "replica swaps accepted over proposed, per neighbour pair of the ladder "
+                                   "(replica 0 is the coldest, T = 1)", "counted_on": counted, "pairs": swaps}
+    return report
+
+
+def _swap_line(swaps: dict) -> str:
+    return "swaps (pair: rate, accepted/proposed): " + ", ".join(
+        f"{a}-{b} {_number(pair['rate'])} ({pair['accepted']}/{pair['proposed']})"
+        for pair in swaps["pairs"] for a, b in [pair["pair"]])
 
 
 def _number(value, digits: int = 3) -> str:
@@ -231,6 +262,8 @@ def summary_lines(report: dict) -> list:
     draws = report["draws"]
     lines = [f"mixing ({report['num_chains']} chains; from samples.jsonl):",
              "  " + _acceptance_line(report["acceptance"])]
+    if "swaps" in report:
+        lines.append("  " + _swap_line(report["swaps"]))
     if report["keep_every"] > 1:
         lines.append(f"  (counted on {report['acceptance']['counted_on']})")
     lines.append(f"  split R-hat / bulk ESS on steps {draws['first_step']}..{draws['last_step']} "
@@ -262,6 +295,12 @@ def _markdown(report: dict, plot_name: str) -> str:
     lines += ["", "Per chain: " + ", ".join(_number(rate) for rate in acceptance["per_chain"]) + ".", ""]
     if acceptance.get("note"):
         lines += [acceptance["note"], ""]
+    if "swaps" in report:
+        lines += ["## Replica swaps", "", f"{report['swaps']['what'].capitalize()}, counted on "
+                  f"{report['swaps']['counted_on']}.", "", "| pair | proposed | accepted | rate |", "|---|---|---|---|"]
+        lines += [f"| {pair['pair'][0]}-{pair['pair'][1]} | {pair['proposed']} | {pair['accepted']} | "
+                  f"{_number(pair['rate'])} |" for pair in report["swaps"]["pairs"]]
+        lines.append("")
     lines += ["## Split R-hat and bulk ESS across chains", "",
               f"Draws: {draws['used']}: steps {draws['first_step']}..{draws['last_step']}, "
               f"{draws['num_draws_per_chain']} per chain. R-hat near 1 (below 1.01) when the chains agree; "
