@@ -139,6 +139,22 @@ def test_resume_refuses_other_settings_and_a_second_run_refuses_the_folder(tmp_p
         generate.execute(_args(tmp_path / "empty", "gibbs", "--resume"), masked_lm=oracle)
 
 
+def test_resume_of_a_run_made_before_an_option_existed_takes_the_option_default(tmp_path, oracle):
+    """A run.json without a later option's key resumes when the option is left at its default, not otherwise."""
+    full = _args(tmp_path / "full", "gibbs")
+    generate.execute(full, masked_lm=oracle)
+    cut = tmp_path / "cut"
+    assert generate.execute(_args(cut, "gibbs"), masked_lm=oracle, interrupt_after_step=6) == 130
+    settings = json.loads((cut / "run.json").read_text())
+    for later in ("keep_every", "num_replicas", "max_temperature", "num_particles"):  # options added later
+        del settings[later]
+    (cut / "run.json").write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match="keep_every: 1 then, 2 now"):
+        generate.execute(_args(cut, "gibbs", "--keep-every", "2", "--resume"), masked_lm=oracle)
+    assert generate.execute(_args(cut, "gibbs", "--resume"), masked_lm=oracle) == 0
+    assert _lines(cut) == _lines(tmp_path / "full")
+
+
 # ----------------------------------------------------------------------------- the command line, real models
 def test_command_line_errors_are_one_line_before_sampling(tmp_path, capsys):
     clm_folder = loading.MODELS_DIR / "tiny-shakespeare" / "clm"

@@ -526,7 +526,10 @@ def _check_output(args) -> list:
         except ValueError:
             raise DamagedSamplesError(f"--resume: {settings_file} is not valid JSON: the run cannot be "
                                       "identified") from None
-        differences = {k: (saved.get(k), v) for k, v in _settings(args).items() if saved.get(k) != v}
+        # A setting missing from run.json is an option added after the run was made: the run had its
+        # default (every option added so far defaults to what came before it).
+        saved = {k: saved.get(k, SAMPLER_OPTIONS.get(k, (None,))[0]) for k in RUN_SETTINGS}
+        differences = {k: (saved[k], v) for k, v in _settings(args).items() if saved[k] != v}
         if differences:
             listed = ", ".join(f"{k}: {old!r} then, {new!r} now" for k, (old, new) in differences.items())
             raise ValueError(f"--resume: the settings differ from the run in {folder} ({listed})")
