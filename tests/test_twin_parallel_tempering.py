@@ -114,3 +114,38 @@ def test_pt_twin_refuses_bad_temperatures_and_a_replica_count_mismatch():
         parallel_tempering.sample(
             rng, torch.tensor(initial), twin_target.log_prob, twin_proposal, 2, temperatures=[1.0, 3.0]
         )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_all_pairs_at_once_equal_the_pair_by_pair_swap_bit_for_bit(dtype):
+    """The swap takes every pair in one pass: the same ratios (to the bit, float32 included) and the same
+    exchanges as applying swap_log_accept_prob pair by pair, in order, as the reference's loop does."""
+    generator = torch.Generator().manual_seed(7)
+    num_chains, num_replicas = 500, 5
+    temperatures = [1.0, 1.7, 3.1, 5.3, 10.0]
+    log_prob = torch.randn(num_chains, num_replicas, generator=generator, dtype=dtype) * 3.0
+    log_prob[::7, 1] = -torch.inf  # impossible replicas: NaN ratios where both are -inf, rejected
+    log_prob[::14, 2] = -torch.inf
+    x = torch.arange(num_chains * num_replicas * 2).reshape(num_chains, num_replicas, 2)
+    uniforms = torch.rand(num_chains, num_replicas, generator=generator, dtype=dtype).clamp_(min=1e-6)
+    new_state, (proposed, log_alpha, accepted) = parallel_tempering.swap(
+        uniforms, parallel_tempering.PTState(x, log_prob), temperatures=temperatures
+    )
+    expected_x, expected_log_prob = x.clone(), log_prob.clone()
+    parity = (uniforms[:, 0] * 2).floor().long()
+    for i in range(num_replicas - 1):
+        is_proposed = parity == i % 2
+        assert torch.equal(proposed[:, i], is_proposed)
+        ratio = parallel_tempering.swap_log_accept_prob(
+            expected_log_prob[:, i], expected_log_prob[:, i + 1], temperatures[i], temperatures[i + 1]
+        )
+        ratio = torch.where(is_proposed, ratio, torch.nan)
+        assert torch.equal(log_alpha[:, i].nan_to_num(nan=7.0), ratio.nan_to_num(nan=7.0))
+        is_accepted = is_proposed & (torch.log(uniforms[:, 1 + i]) < ratio)
+        assert torch.equal(accepted[:, i], is_accepted)
+        for value in (expected_x, expected_log_prob):
+            keep = is_accepted.reshape((-1,) + (1,) * (value.ndim - 2))
+            a, b = value[:, i].clone(), value[:, i + 1].clone()
+            value[:, i], value[:, i + 1] = torch.where(keep, b, a), torch.where(keep, a, b)
+    assert torch.equal(new_state.x, expected_x) and torch.equal(new_state.log_prob, expected_log_prob)
+    assert 0 < accepted.sum() < proposed.sum()  # some swaps accepted, some rejected

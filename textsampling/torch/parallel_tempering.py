@@ -143,32 +143,34 @@ def swap(uniforms: torch.Tensor, state, *, temperatures):
     """
     temperatures = check_temperatures(temperatures)
     num_replicas = len(temperatures)
-    fields = [value.clone() for value in state]  # each (B, M, ...)
-    log_prob = fields[type(state)._fields.index("log_prob")]  # (B, M), swapped in place with the others
+    log_prob = getattr(state, "log_prob")  # (B, M)
+    num_chains = log_prob.shape[0]
     parity = integer_from_uniform(uniforms[:, 0], 2)  # (B,)
-    proposed, log_alphas, accepted = [], [], []
-    # Pairs of one parity are disjoint and the other parity's are not proposed, so updating them in
-    # order reads, for each proposed pair, the states the moves left (as the reference does).
-    for i in range(num_replicas - 1):
-        is_proposed = parity == (i % 2)  # (B,)
-        log_alpha = swap_log_accept_prob(
-            log_prob[:, i], log_prob[:, i + 1], temperatures[i], temperatures[i + 1]
-        )  # (B,)
-        log_alpha = torch.where(is_proposed, log_alpha, torch.nan)  # (B,)
-        is_accepted = is_proposed & (torch.log(uniforms[:, 1 + i]) < log_alpha)  # (B,)
-        for value in fields:
-            keep = is_accepted.reshape((-1,) + (1,) * (value.ndim - 2))  # (B, 1, ...) to select whole rows
-            value_i, value_j = value[:, i].clone(), value[:, i + 1].clone()  # (B, ...)
-            value[:, i], value[:, i + 1] = torch.where(keep, value_j, value_i), torch.where(keep, value_i, value_j)
-        proposed.append(is_proposed)
-        log_alphas.append(log_alpha)
-        accepted.append(is_accepted)
-    infos = (
-        torch.stack(proposed, dim=1),
-        torch.stack(log_alphas, dim=1),
-        torch.stack(accepted, dim=1),
-    )  # each (B, M-1)
-    return type(state)(*fields), infos
+    # Every pair at once. Pairs of one parity are disjoint and the other parity's are not proposed, so
+    # each proposed pair reads the states the moves left, as the reference's pair-by-pair loop does.
+    pair = torch.arange(num_replicas - 1, device=log_prob.device)  # (M-1,)
+    swap_proposed = parity[:, None] == pair % 2  # (B, M-1)
+    # The reference's Python float 1/T_i - 1/T_j of each pair, in the log-densities' dtype as a scalar
+    # factor is (so the products are those of swap_log_accept_prob, bit for bit).
+    inverse_difference = torch.tensor(
+        [1.0 / temperatures[i] - 1.0 / temperatures[i + 1] for i in range(num_replicas - 1)],
+        dtype=log_prob.dtype,
+        device=log_prob.device,
+    )  # (M-1,)
+    ratio = inverse_difference * (log_prob[:, 1:] - log_prob[:, :-1])  # (B, M-1); -inf - (-inf) is NaN: a rejection
+    log_alpha = torch.minimum(ratio, ratio.new_zeros(()))  # (B, M-1), NaN propagates as in np.minimum
+    log_alpha = torch.where(swap_proposed, log_alpha, torch.nan)  # (B, M-1)
+    swap_accepted = swap_proposed & (torch.log(uniforms[:, 1:num_replicas]) < log_alpha)  # (B, M-1)
+    # Replica m of the new state is old replica source[b, m]: m + 1 or m - 1 across an accepted pair.
+    shift = swap_accepted.to(torch.int64)  # (B, M-1); accepted pairs are disjoint
+    source = torch.arange(num_replicas, device=log_prob.device).repeat(num_chains, 1)  # (B, M)
+    source[:, :-1] += shift
+    source[:, 1:] -= shift
+    fields = []
+    for value in state:  # each (B, M, ...): whole replicas move
+        index = source.reshape(source.shape + (1,) * (value.ndim - 2)).expand(value.shape)
+        fields.append(torch.gather(value, 1, index))
+    return type(state)(*fields), (swap_proposed, log_alpha, swap_accepted)
 
 
 def step(uniforms: torch.Tensor, state: PTState, log_prob_fn, proposal, *, temperatures, validate: bool = True):
