@@ -247,3 +247,14 @@ def test_step_refuses_a_positive_infinite_log_density_beside_a_nan():
     uniforms = torch.tensor([[0.1, 0.5], [0.9, 0.5]], dtype=F64)  # proposals 0 (NaN) and 3 (+inf)
     with pytest.raises(ValueError, match=r"\+inf at a proposed state"):
         metropolis_hastings.step(uniforms, state, log_prob, twin_proposal)
+
+
+def test_a_step_of_no_chains_passes_the_value_checks():
+    # aminmax has no identity: the range check must not reduce an empty batch.
+    twin_target = twin_of(targets.Categorical(np.array([0.3, -1.0])), F64, "cpu")
+    twin_proposal = twin_of(proposals.UniformCategoricalProposal(2), F64, "cpu")
+    state = metropolis_hastings.init(torch.zeros(0, dtype=torch.int64), twin_target.log_prob)
+    new_state, info = metropolis_hastings.step(
+        torch.zeros((0, 2), dtype=F64), state, twin_target.log_prob, twin_proposal, validate=True
+    )
+    assert new_state.x.shape == (0,) and info.accepted.shape == (0,)

@@ -105,11 +105,14 @@ def check_batch(num_chains: int, **tensors) -> int:
 
 
 def raise_if(conditions: list, messages: list) -> None:
-    """Evaluate several boolean tensor conditions with one synchronisation; raise the first that holds."""
+    """Evaluate several boolean conditions (tensors or bools) with one synchronisation; raise the first that holds."""
     if not conditions:
         return
-    if all(isinstance(c, torch.Tensor) and c.device.type == "cpu" and c.numel() == 1 for c in conditions):
-        flags = [bool(c) for c in conditions]  # on the CPU reading a flag costs no synchronisation: no stack
+    if all(
+        isinstance(c, bool) or (isinstance(c, torch.Tensor) and c.device.type == "cpu" and c.numel() == 1)
+        for c in conditions
+    ):
+        flags = [bool(c) for c in conditions]  # Python bools, or CPU flags: read without a synchronisation
     else:
         flags = torch.stack([torch.as_tensor(c).reshape(()) for c in conditions]).cpu().tolist()  # (n,) one sync
     for flag, message in zip(flags, messages, strict=True):

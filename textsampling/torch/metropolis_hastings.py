@@ -223,15 +223,20 @@ def check_step_inputs(uniforms, state: MHState, expected_num_uniforms: int) -> i
     return check_batch(uniforms.shape[0], **{"state.x": state.x, "state.log_prob": state.log_prob})
 
 
-def _outside_open_unit_interval(uniforms: torch.Tensor) -> torch.Tensor:
-    """Whether some entry of ``uniforms`` is NaN or outside (0, 1), as a 0-d bool tensor (no synchronisation).
+def _outside_open_unit_interval(uniforms: torch.Tensor):
+    """Whether some entry of ``uniforms`` is NaN or outside (0, 1), without a synchronisation.
 
-    One reduction pass (``aminmax``, which propagates NaN: NaN > 0 is False) instead of two comparisons,
-    an ``and`` and an ``all``.
+    One reduction pass (``aminmax``, which propagates NaN) instead of two comparisons, an ``and`` and an
+    ``all``. On the CPU, where reading a number costs no synchronisation, a Python bool (the comparisons
+    of two numbers in Python: no tensor operations on 0-d tensors); elsewhere a 0-d bool tensor, for
+    :func:`~textsampling.torch._validation.raise_if` to read with the other checks in one go.
     """
-    if uniforms.numel() == 0:
-        return torch.zeros((), dtype=torch.bool, device=uniforms.device)
+    on_cpu = uniforms.device.type == "cpu"
+    if uniforms.numel() == 0:  # nothing outside (aminmax has no identity to return)
+        return False if on_cpu else torch.zeros((), dtype=torch.bool, device=uniforms.device)
     smallest, largest = torch.aminmax(uniforms)
+    if on_cpu:
+        return not (smallest.item() > 0 and largest.item() < 1)  # NaN > 0 is False: NaN is outside
     return ~((smallest > 0) & (largest < 1))
 
 
