@@ -177,10 +177,10 @@ def select_accepted(
 ) -> torch.Tensor:
     """``torch.where(accepted, proposal, current)`` with ``accepted`` ``(B,)`` applied to whole states.
 
-    The same bits as ``torch.where``, without its per-entry branch on large batches: on the CPU ``where``
-    branches per entry and mispredicts on MH's coin flips (3-4 ns an entry at an acceptance rate near
-    1/2, the most expensive kernel of a step at 1e5 chains). For float32/float64/int32/int64 states of
-    one shape, from :data:`BRANCH_FREE_MIN_ENTRIES` entries on, the entries are picked as bit patterns,
+    The same bits as ``torch.where``, without its per-entry branch on large CPU batches: on the CPU
+    ``where`` branches per entry and mispredicts on MH's coin flips (3-4 ns an entry at an acceptance rate
+    near 1/2, the most expensive kernel of a step at 1e5 chains). For float32/float64/int32/int64 states
+    of one shape on the CPU, from :data:`BRANCH_FREE_MIN_ENTRIES` entries on, the entries are picked as bit patterns,
     ``c ^ ((c ^ p) & m)`` with ``m`` all ones where accepted: exact for every value (NaN payloads and
     signed zeros included). ``masks``, a dict, lets the selects of one step share the masks of ``accepted``.
     """
@@ -188,6 +188,7 @@ def select_accepted(
     bits = _SAME_WIDTH_INTEGER.get(proposal.dtype)
     if (
         bits is None
+        or proposal.device.type != "cpu"  # a GPU's where has no branch to mispredict: one pass beats five
         or current.dtype != proposal.dtype
         or current.shape != proposal.shape
         or proposal.numel() < BRANCH_FREE_MIN_ENTRIES
