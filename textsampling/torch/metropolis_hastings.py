@@ -127,7 +127,7 @@ def log_accept_ratio(
     static property, e.g. a symmetric proposal's zeros), and skips the impossible-start mask: with a
     finite Hastings term, a current ``-inf`` and a finite proposal already give
     :math:`+\infty + \log q = +\infty`, clamped to 0, the mask's value; every other entry is the mask's
-    "no". The same numbers, four to six fewer passes over the batch.
+    "no". The same numbers, without the mask's five passes over the batch.
     """
     # -inf - (-inf) is NaN on purpose: a rejection. clamp propagates NaN, as np.minimum does, and
     # min(d, 0) is the same number either way; the in-place ops reuse the one fresh temporary (fewer
@@ -281,6 +281,9 @@ def step(
     state : MHState
     log_prob_fn : callable, ``(B,) + state_shape -> (B,)`` (e.g. a torch target's ``log_prob``)
     proposal : torch proposal (``num_uniforms``, ``propose(uniforms (B, k), x) -> (y, log_q_ratio)``)
+        A proposal whose attribute ``finite_log_q_ratio`` is ``True`` promises a finite Hastings term
+        for every chain, and the step skips the impossible-start mask it makes redundant (see
+        :func:`log_accept_ratio`); any other value keeps the mask.
     temperature : float or torch.Tensor of shape (B,), > 0
         As in the reference; ``state.log_prob`` stays untempered.
     validate : bool
