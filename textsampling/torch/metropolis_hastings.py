@@ -197,6 +197,8 @@ def select_accepted(
     mask = _accepted_mask(accepted, bits, {} if masks is None else masks)
     if proposal.ndim > 1:
         mask = mask.reshape(keep.shape)  # (B, 1, ...): broadcast over each state
+    if bits == proposal.dtype:  # integer states: their own bits
+        return (current ^ proposal).bitwise_and_(mask).bitwise_xor_(current)
     current_bits = current.view(bits)
     # A fresh tensor from the first xor; the and/xor reuse it in place.
     chosen = (current_bits ^ proposal.view(bits)).bitwise_and_(mask).bitwise_xor_(current_bits)
