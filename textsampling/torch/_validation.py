@@ -105,10 +105,16 @@ def check_batch(num_chains: int, **tensors) -> int:
 
 
 def raise_if(conditions: list, messages: list) -> None:
-    """Evaluate several boolean tensor conditions with one synchronisation; raise the first that holds."""
+    """Evaluate several boolean conditions (tensors or bools) with one synchronisation; raise the first that holds."""
     if not conditions:
         return
-    flags = torch.stack([torch.as_tensor(c).reshape(()) for c in conditions]).cpu().tolist()  # (n,) one sync
+    if all(
+        isinstance(c, bool) or (isinstance(c, torch.Tensor) and c.device.type == "cpu" and c.numel() == 1)
+        for c in conditions
+    ):
+        flags = [bool(c) for c in conditions]  # Python bools, or CPU flags: read without a synchronisation
+    else:
+        flags = torch.stack([torch.as_tensor(c).reshape(()) for c in conditions]).cpu().tolist()  # (n,) one sync
     for flag, message in zip(flags, messages, strict=True):
         if flag:
             raise ValueError(message)

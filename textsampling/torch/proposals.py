@@ -17,6 +17,8 @@ so the twin's Hastings terms are the reference's numbers. Part 2 of the series (
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -54,6 +56,10 @@ class _Twin:
     """Shared plumbing: the reference object, dtype, device, and checks of a batch."""
 
     _reference_class: type = object
+    #: Whether every Hastings term ``log_q_ratio`` this proposal returns is finite (a static property):
+    #: then :func:`textsampling.torch.metropolis_hastings.step` may skip the impossible-start mask,
+    #: which a finite term makes redundant (see ``log_accept_ratio``). False unless a subclass knows.
+    finite_log_q_ratio: bool = False
 
     def _setup(self, reference_proposal, dtype, device) -> None:
         self.reference = reference_proposal
@@ -80,6 +86,15 @@ class _Twin:
         return torch.as_tensor(np.asarray(values), dtype=self.dtype, device=self.device)
 
     def _check_uniforms(self, uniforms, leading: int | None = None) -> torch.Tensor:
+        if (
+            type(uniforms) is torch.Tensor
+            and uniforms.dtype is self.dtype
+            and uniforms.ndim == (leading or uniforms.ndim)
+            and uniforms.ndim > 0
+            and uniforms.shape[-1] == self.num_uniforms
+            and uniforms.device == self.device
+        ):
+            return uniforms  # the common case, every check below passed (a per-step cost on small batches)
         uniforms = check_tensor(uniforms, "uniforms", integer=False)
         if not same_device(uniforms.device, self.device):
             raise ValueError(f"uniforms is on {uniforms.device} but the proposal lives on {self.device}")
@@ -93,6 +108,14 @@ class _Twin:
         return uniforms
 
     def _check_x(self, x, uniforms, state_ndim: int, integer: bool) -> torch.Tensor:
+        if (
+            type(x) is torch.Tensor
+            and (x.dtype is torch.int64 if integer else x.dtype.is_floating_point)
+            and x.ndim == 1 + state_ndim
+            and x.shape[0] == uniforms.shape[0]
+            and x.device == uniforms.device
+        ):
+            return x  # the common case, every check below passed
         x = check_tensor(x, "x", integer=integer)
         check_same_device(uniforms=uniforms, x=x)
         if x.ndim != 1 + state_ndim or x.shape[0] != uniforms.shape[0]:
@@ -108,6 +131,7 @@ class UniformCategoricalProposal(_Twin):
     """``y = floor(u K)``, uniform over ``0..K-1``; q-ratio 0. ``uniforms[:, 0]`` picks ``y``."""
 
     _reference_class = reference.UniformCategoricalProposal
+    finite_log_q_ratio = True  # zeros
 
     def __init__(self, num_categories: int, dtype=None, device=None):
         self._setup(reference.UniformCategoricalProposal(num_categories), dtype, device)
@@ -120,7 +144,7 @@ class UniformCategoricalProposal(_Twin):
         uniforms = self._check_uniforms(uniforms, leading=2)
         self._check_x(x, uniforms, 0, integer=True)
         y = integer_from_uniform(uniforms[:, 0], self.num_categories)  # (B,)
-        return y, torch.zeros_like(uniforms[:, 0])  # q(y | x) = q(x | y) = 1 / K
+        return y, uniforms.new_zeros(uniforms.shape[0])  # (B,): q(y | x) = q(x | y) = 1 / K
 
 
 class RingStepProposal(_Twin):
@@ -137,6 +161,8 @@ class RingStepProposal(_Twin):
         # The reference's Hastings terms, log q(x|y) - log q(y|x), for a forward and a backward step.
         self._forward_ratio = float(self.reference._log_backward - self.reference._log_forward)
         self._backward_ratio = float(self.reference._log_forward - self.reference._log_backward)
+        # log a and log(1 - a) are finite for a in (0, 1), which the reference checked.
+        self.finite_log_q_ratio = math.isfinite(self._forward_ratio) and math.isfinite(self._backward_ratio)
 
     def propose(self, uniforms: torch.Tensor, x: torch.Tensor):
         """``(y, log_q_ratio)`` for uniforms ``(B, k)`` and states ``x`` ``(B,) + state_shape`` (see the class)."""
@@ -235,6 +261,7 @@ class GaussianRandomWalkProposal(_Twin):
     """
 
     _reference_class = reference.GaussianRandomWalkProposal
+    finite_log_q_ratio = True  # zeros
 
     def __init__(self, scale: float, dimension: int = 1, dtype=None, device=None):
         self._setup(reference.GaussianRandomWalkProposal(scale, dimension), dtype, device)
@@ -254,7 +281,7 @@ class GaussianRandomWalkProposal(_Twin):
                 f"x must have shape (B,) or (B, {self.dimension}) with B = {uniforms.shape[0]}, got {tuple(x.shape)}"
             )
         z = normal_from_uniforms(uniforms[:, 0::2], uniforms[:, 1::2])  # (B, d)
-        return x + self.scale * z.reshape(x.shape), torch.zeros_like(uniforms[:, 0])  # (B,) or (B, d); (B,)
+        return x + self.scale * z.reshape(x.shape), uniforms.new_zeros(uniforms.shape[0])  # (B,) or (B, d); (B,)
 
 
 # ----------------------------------------------------------------------------- independent proposals

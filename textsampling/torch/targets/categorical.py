@@ -36,10 +36,23 @@ class Categorical(TorchTarget):
     def _build(self) -> None:
         self.num_categories = self.reference.num_categories
         self.logits = self._table(self.reference.logits)  # (K,)
+        # The same logits between two -inf: state s reads entry clamp(s, -1, K) + 1, so every state
+        # outside 0..K-1 reads a -inf, in one gather (no comparisons, no select).
+        minus_infinity = torch.full((1,), -torch.inf, dtype=self.dtype, device=self.device)
+        self._padded_logits = torch.cat([minus_infinity, self.logits, minus_infinity])  # (K + 2,)
 
     def log_prob(self, states: torch.Tensor) -> torch.Tensor:
         """The reference's ``log_prob`` of each state ``(N,)``: ``(N,)``, ``-inf`` outside ``0..K-1``."""
-        states = self._check_states(states)
-        inside = (states >= 0) & (states < self.num_categories)  # (N,)
+        if not (
+            type(states) is torch.Tensor
+            and states.dtype is torch.int64
+            and states.ndim == 1
+            and states.device == self.device
+        ):  # the common case skips the checks it would pass (a per-step cost on small batches)
+            states = self._check_states(states)
+        if states.dtype is torch.int64:
+            index = states.clamp(-1, self.num_categories).add_(1)  # (N,) in 0..K+1
+            return self._padded_logits.index_select(0, index)  # (N,)
+        inside = (states >= 0) & (states < self.num_categories)  # (N,): other integer dtypes
         logits = self.logits[states.clamp(0, self.num_categories - 1)]  # (N,): gathered at safe indices
         return torch.where(inside, logits, -torch.inf)  # (N,)
