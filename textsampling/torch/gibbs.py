@@ -18,8 +18,9 @@ from textsampling._validation import check_int
 from textsampling.reference.gibbs import SCANS, check_scan
 from textsampling.torch import chain
 from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
+from textsampling.torch.categorical import check_draw_arguments, inverse_cdf_and_totals
 from textsampling.torch.chain import Trace
-from textsampling.torch.randomness import categorical_from_uniforms, integer_from_uniform
+from textsampling.torch.randomness import integer_from_uniform
 
 __all__ = [
     "GibbsState",
@@ -118,8 +119,10 @@ def update_position(
     uniform: torch.Tensor, x: torch.Tensor, positions: torch.Tensor, conditional_log_probs, validate: bool = True
 ):
     """Redraw ``x[b, positions[b]]`` for every chain from its conditional by inverse CDF of ``uniform[b]``."""
-    rows = conditional_rows(conditional_log_probs, x, positions, uniform.dtype, validate)  # (B, V)
-    tokens = categorical_from_uniforms(uniform, rows, validate=False)  # (B,), rows checked above
+    rows = _evaluate_rows(conditional_log_probs, x, positions, uniform.dtype)  # (B, V)
+    tokens, totals = _draw_tokens(uniform, rows)  # (B,), (B,)
+    if validate:  # the rows' check of conditional_rows, read off the totals (one synchronisation)
+        raise_if([torch.isnan(totals).any()], [_BAD_ROWS])
     return _write_tokens(x, positions, tokens), tokens
 
 
@@ -159,10 +162,17 @@ def step(
     uniforms, x = _check_inputs(uniforms, state, 2, "a random-scan step")
     positions = integer_from_uniform(uniforms[:, 0], x.shape[1])  # (B,)
     rows = _evaluate_rows(conditional_log_probs, x, positions, uniforms.dtype)  # (B, V)
-    if validate:  # both value checks with one synchronisation
-        raise_if([_uniforms_are_bad(uniforms), _rows_are_bad(rows)], [_BAD_UNIFORMS, _BAD_ROWS])
-    tokens = categorical_from_uniforms(uniforms[:, 1], rows, validate=False)  # (B,), rows checked above
+    tokens, totals = _draw_tokens(uniforms[:, 1], rows)  # (B,), (B,)
+    if validate:  # both value checks with one synchronisation, before anything is returned
+        raise_if([_uniforms_are_bad(uniforms), torch.isnan(totals).any()], [_BAD_UNIFORMS, _BAD_ROWS])
     return GibbsState(_write_tokens(x, positions, tokens)), GibbsInfo(positions, tokens)
+
+
+def _draw_tokens(uniform: torch.Tensor, rows: torch.Tensor):
+    """Tokens ``(B,)`` by inverse CDF of ``uniform`` ``(B,)`` in ``rows`` ``(B, V)`` (shapes checked), and the
+    rows' weight totals ``(B,)``: NaN exactly where :func:`_rows_are_bad` flags a row (see
+    :func:`textsampling.torch.categorical.inverse_cdf_and_totals`), so the value check costs one ``(B,)`` pass."""
+    return inverse_cdf_and_totals(*check_draw_arguments(uniform, rows))
 
 
 def sweep(uniforms: torch.Tensor, state: GibbsState, conditional_log_probs, *, validate: bool = True):
