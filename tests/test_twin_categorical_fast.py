@@ -181,20 +181,24 @@ def _all_positions_states(vocab_size: int, length: int, num_rows: int, seed: int
 @pytest.mark.parametrize("zeros", [False, True])
 @pytest.mark.parametrize("outside", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_bigram_conditional_equals_the_where_formula_bit_for_bit(monkeypatch, length, zeros, outside, dtype):
+@pytest.mark.parametrize("table", [True, False])
+def test_bigram_conditional_equals_the_where_formula_bit_for_bit(monkeypatch, length, zeros, outside, dtype, table):
     reference, twin = _bigram(length, 6, seed=length, zeros=zeros, dtype=dtype)
-    states, positions = _all_positions_states(6, length, 400, seed=length + 10, outside=outside)
-    states_t, positions_t = torch.as_tensor(states), torch.as_tensor(positions)
-    expected = twin._conditional_log_probs_by_where(states_t, positions_t)
-    assert torch.equal(twin.conditional_log_probs(states_t, positions_t), expected)
-    for position in range(length):  # an int position too
-        assert torch.equal(
-            twin.conditional_log_probs(states_t, position), twin._conditional_log_probs_by_where(states_t, position)
-        )
+    if not table:  # the path of vocabularies too large for the pair table
+        twin._pair_rows = None
+    for num_rows in (1, 7, 401):  # remainders to every vector width, and one row alone
+        states, positions = _all_positions_states(6, length, num_rows, seed=length + num_rows, outside=outside)
+        states_t, positions_t = torch.as_tensor(states), torch.as_tensor(positions)
+        expected = twin._conditional_log_probs_by_where(states_t, positions_t)
+        assert torch.equal(twin.conditional_log_probs(states_t, positions_t), expected)
+        for position in range(length):  # an int position too
+            by_where = twin._conditional_log_probs_by_where(states_t, position)
+            assert torch.equal(twin.conditional_log_probs(states_t, position), by_where)
     if length > 1 and (outside or zeros):  # the all -inf rows this test means to reach are there
         assert torch.isinf(expected).all(dim=1).any()
-    monkeypatch.setattr(torch_sequences, "may_branch_on_values", lambda tensor: False)
-    assert torch.equal(twin.conditional_log_probs(states_t, positions_t), expected)
+    with monkeypatch.context() as patch:  # the branch-free form (CUDA, torch.compile)
+        patch.setattr(torch_sequences, "may_branch_on_values", lambda tensor: False)
+        assert torch.equal(twin.conditional_log_probs(states_t, positions_t), expected)
     if dtype == torch.float64:  # the reference's values (float64 tables, the same additions)
         np.testing.assert_allclose(
             twin.conditional_log_probs(states_t, positions_t).numpy(),
@@ -202,6 +206,12 @@ def test_bigram_conditional_equals_the_where_formula_bit_for_bit(monkeypatch, le
             rtol=1e-12,
             atol=0,
         )
+
+
+def test_pair_table_is_used_up_to_its_size_limit(monkeypatch):
+    assert _bigram(3, 6, seed=0, zeros=False)[1]._pair_rows.shape == (7 * 7 + 1, 6)
+    monkeypatch.setattr(torch_sequences, "PAIR_TABLE_MAX_ENTRIES", 7 * 7 * 6 - 1)
+    assert _bigram(3, 6, seed=0, zeros=False)[1]._pair_rows is None
 
 
 def test_gibbs_step_refuses_bad_rows_with_and_without_the_fast_draw():
