@@ -231,3 +231,26 @@ def test_gibbs_step_refuses_bad_rows_with_and_without_the_fast_draw():
             gibbs.step(uniforms[:, :1].expand(4, 3).contiguous(), state, conditional, scan="systematic")
     with pytest.raises(ValueError, match="open interval"):
         gibbs.step(uniforms.clone().fill_(1.0), state, twin.conditional_log_probs)
+
+
+@pytest.mark.parametrize("bad", [NAN, INF, -INF])
+@pytest.mark.parametrize("scan", ["random", "systematic"])
+def test_gibbs_sample_defers_the_same_row_check(bad, scan):
+    """``sample`` reads its deferred check off the weight totals: each kind of bad row still raises."""
+    from textsampling.torch.randomness import CounterGenerator
+
+    _, twin = _bigram(4, 5, seed=2, zeros=False)
+
+    def conditional(x, positions):
+        rows = twin.conditional_log_probs(x, positions)
+        if bad == INF:
+            return torch.where((positions[:, None] == 2) & (torch.arange(5) == 3), INF, rows)
+        return torch.where(positions[:, None] == 2, bad, rows)
+
+    x0 = torch.zeros((6, 4), dtype=torch.int64)
+    with pytest.raises(ValueError, match="conditional_log_probs must be finite"):
+        gibbs.sample(CounterGenerator(1, torch.arange(6)), x0, conditional, 20, scan=scan, dtype=torch.float64)
+    trace = gibbs.sample(
+        CounterGenerator(1, torch.arange(6)), x0, twin.conditional_log_probs, 20, scan=scan, dtype=torch.float64
+    )  # a good conditional passes
+    assert trace.states.x.shape[:2] == (6, 20)
