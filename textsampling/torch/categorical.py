@@ -37,6 +37,7 @@ __all__ = [
 
 #: Rows at most this wide are searched by counting (one comparison per entry, vectorised), wider ones
 #: by ``torch.searchsorted`` (a binary search per row); both give the same index (see :func:`inverse_cdf`).
+#: At most 255: the count is kept in uint8.
 COUNT_SEARCH_MAX_CATEGORIES = 64
 
 #: A categorical draw consumes one uniform.
@@ -192,7 +193,9 @@ def inverse_cdf_and_totals(
     else:
         threshold = (uniforms * cumulative[..., -1])[..., None]  # (..., 1)
         if on_cpu and num_categories <= COUNT_SEARCH_MAX_CATEGORIES:
-            indices = num_categories - (cumulative > threshold).sum(dim=-1)  # (...), as searchsorted (Notes)
+            # (...), as searchsorted (Notes); counted in uint8 (K <= 64), which skips a cast of the mask to int64
+            above = (cumulative > threshold).view(torch.uint8).sum(dim=-1, dtype=torch.uint8)  # (...)
+            indices = num_categories - above.to(torch.int64)  # (...)
         else:
             indices = torch.searchsorted(cumulative.contiguous(), threshold, right=True)[..., 0]  # (...)
     totals = cumulative[..., -1]  # (...)
