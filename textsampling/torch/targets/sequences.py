@@ -291,8 +291,8 @@ class FixedLengthBigram(_BigramTables, SequenceTarget):
 
 def _tokens_in_range(states: torch.Tensor, vocab_size: int) -> bool:
     """Every entry of ``states`` in ``0..vocab_size - 1`` (one pass, one flag read)."""
-    low, high = torch.aminmax(states)
-    return bool((low >= 0) & (high < vocab_size))
+    low, high = torch.aminmax(states)  # 0-d each
+    return low.item() >= 0 and high.item() < vocab_size
 
 
 def _normalise_rows(log_weights: torch.Tensor) -> torch.Tensor:
