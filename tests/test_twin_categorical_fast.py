@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from textsampling import randomness as numpy_randomness
 from textsampling import targets
 from textsampling.torch import categorical, gibbs
 from textsampling.torch import randomness as torch_randomness
@@ -55,6 +56,9 @@ def test_fast_rule_equals_the_randomness_rule_on_valid_input(dtype, num_categori
     uniforms = _edge_uniforms(2000, dtype, generator)
     expected = torch_randomness.categorical_from_uniforms(uniforms, rows)
     assert torch.equal(categorical.categorical_from_uniforms(uniforms, rows), expected)
+    if dtype == torch.float64:  # and the NumPy reference's indices, on these rows and uniforms
+        reference = numpy_randomness.categorical_from_uniforms(uniforms.numpy(), rows.numpy())
+        np.testing.assert_array_equal(expected.numpy(), reference)
     shared = rows[0]  # one row for every draw (searchsorted in both)
     expected_shared = torch_randomness.categorical_from_uniforms(uniforms, shared)
     assert torch.equal(categorical.categorical_from_uniforms(uniforms, shared), expected_shared)
