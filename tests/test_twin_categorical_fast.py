@@ -258,3 +258,18 @@ def test_gibbs_sample_defers_the_same_row_check(bad, scan):
         CounterGenerator(1, torch.arange(6)), x0, twin.conditional_log_probs, 20, scan=scan, dtype=torch.float64
     )  # a good conditional passes
     assert trace.states.x.shape[:2] == (6, 20)
+
+
+@pytest.mark.parametrize("scan", ["random", "systematic"])
+def test_gibbs_step_errors_on_empty_rows_are_unchanged(scan):
+    """An empty conditional row: the rows' check with ``validate`` (vacuously all ``-inf``), else the draw's."""
+    state = gibbs.GibbsState(torch.zeros(3, 4, dtype=torch.int64))
+    uniforms = torch.full((3, gibbs.num_uniforms(scan, 4)), 0.5, dtype=torch.float64)
+
+    def empty(x, positions):
+        return torch.zeros(x.shape[0], 0, dtype=torch.float64)
+
+    with pytest.raises(ValueError, match="conditional_log_probs must be finite"):
+        gibbs.step(uniforms, state, empty, scan=scan)
+    with pytest.raises(ValueError, match="K >= 1"):
+        gibbs.step(uniforms, state, empty, scan=scan, validate=False)

@@ -125,6 +125,8 @@ def update_position(
 def _update_position(uniform, x, positions, conditional_log_probs, validate: bool):
     """:func:`update_position`, also returning the rows' weight totals ``(B,)`` (NaN: a bad row)."""
     rows = _evaluate_rows(conditional_log_probs, x, positions, uniform.dtype)  # (B, V)
+    if validate and rows.shape[1] == 0:  # an empty row is "all -inf": the rows' check speaks before the draw's
+        raise_if([_rows_are_bad(rows)], [_BAD_ROWS])
     tokens, totals = _draw_tokens(uniform, rows)  # (B,), (B,)
     if validate:  # the rows' check of conditional_rows, read off the totals (one synchronisation)
         raise_if([torch.isnan(totals).any()], [_BAD_ROWS])
@@ -176,6 +178,8 @@ def _step(uniforms, state, conditional_log_probs, scan: str, validate: bool):
     uniforms, x = _check_inputs(uniforms, state, 2, "a random-scan step")
     positions = integer_from_uniform(uniforms[:, 0], x.shape[1])  # (B,)
     rows = _evaluate_rows(conditional_log_probs, x, positions, uniforms.dtype)  # (B, V)
+    if validate and rows.shape[1] == 0:  # an empty row is "all -inf": the value checks speak before the draw's
+        raise_if([_uniforms_are_bad(uniforms), _rows_are_bad(rows)], [_BAD_UNIFORMS, _BAD_ROWS])
     tokens, totals = _draw_tokens(uniforms[:, 1], rows)  # (B,), (B,)
     if validate:  # both value checks with one synchronisation, before anything is returned
         raise_if([_uniforms_are_bad(uniforms), torch.isnan(totals).any()], [_BAD_UNIFORMS, _BAD_ROWS])
