@@ -34,6 +34,7 @@ from textsampling.lm.tokens import PAD, special_token_mask
 from textsampling.reference.decoding import BeamResult, check_decoding
 from textsampling.reference.decoding import beam_search as _reference_beam_search
 from textsampling.torch._validation import check_same_device, check_tensor
+from textsampling.torch.categorical import inverse_cdf
 
 __all__ = ["DecodeResult", "filter_log_probs", "next_token_rows", "decode", "beam_search", "BeamResult"]
 
@@ -135,27 +136,12 @@ def _greedy_tokens(model, log_probs, temperature, top_k, top_p, dtype, out=None,
 
 
 def _draw(uniforms: torch.Tensor, rows: torch.Tensor, cumulative: torch.Tensor) -> torch.Tensor:
-    """:func:`~textsampling.torch.randomness.categorical_from_uniforms` of ``(B,)`` uniforms and ``(B, K)`` rows,
-    the same index bit for bit, computed in place: ``rows`` is overwritten with the weights and the
-    cumulative sums go to the ``(B, K)`` buffer ``cumulative`` (no fresh ``(B, K)`` tensors per step).
-
-    The rule: weights :math:`w = \\exp(\\ell - \\max \\ell)`, cumulative sums :math:`C`, the first
-    :math:`k` with :math:`C_k > u\\, C_{K-1}`. A found :math:`k` has :math:`w_k > 0` (:math:`C_k > C_{k-1}`,
-    or :math:`C_0 > u\\,C_{K-1} > 0`), so the rule's guard (never land on a trailing zero weight) can only
-    act when nothing was found, the threshold at :math:`C_{K-1}`: with ``u = 1``, which the validating
-    rule refuses (in round-to-nearest, :math:`u\\,C_{K-1} < C_{K-1}` for every float ``u < 1``). Only such
-    rows compute the last positive weight.
+    """:func:`~textsampling.torch.categorical.categorical_from_uniforms` of ``(B,)`` uniforms and ``(B, K)``
+    rows, unchecked and in place: ``rows`` is overwritten with the weights and the cumulative sums go to the
+    ``(B, K)`` buffer ``cumulative`` (no fresh ``(B, K)`` tensors per step). The rule, and why its guard
+    (never a trailing zero weight) costs a flag read on the CPU: :func:`~textsampling.torch.categorical.inverse_cdf`.
     """
-    num_categories = rows.shape[-1]
-    weights = rows.sub_(rows.amax(dim=-1, keepdim=True)).exp_()  # (B, K): exp(rows - max), the largest 1
-    torch.cumsum(weights, dim=-1, out=cumulative)  # (B, K)
-    threshold = uniforms * cumulative[:, -1]  # (B,)
-    indices = torch.searchsorted(cumulative, threshold[:, None], right=True)[:, 0]  # (B,), K when not found
-    past = indices >= num_categories  # (B,)
-    if bool(past.any()):
-        last_positive = num_categories - 1 - torch.argmax((weights > 0).flip(-1).to(torch.int8), dim=-1)  # (B,)
-        indices = torch.where(past, last_positive, indices)
-    return indices
+    return inverse_cdf(uniforms, rows, overwrite_logits=True, cumulative=cumulative)  # (B,)
 
 
 def _next_token_source(model, tokens: torch.Tensor, use_cache: bool):

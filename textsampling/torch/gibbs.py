@@ -18,8 +18,9 @@ from textsampling._validation import check_int
 from textsampling.reference.gibbs import SCANS, check_scan
 from textsampling.torch import chain
 from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if
+from textsampling.torch.categorical import check_draw_arguments, inverse_cdf_and_totals
 from textsampling.torch.chain import Trace
-from textsampling.torch.randomness import categorical_from_uniforms, integer_from_uniform
+from textsampling.torch.randomness import integer_from_uniform
 
 __all__ = [
     "GibbsState",
@@ -118,9 +119,18 @@ def update_position(
     uniform: torch.Tensor, x: torch.Tensor, positions: torch.Tensor, conditional_log_probs, validate: bool = True
 ):
     """Redraw ``x[b, positions[b]]`` for every chain from its conditional by inverse CDF of ``uniform[b]``."""
-    rows = conditional_rows(conditional_log_probs, x, positions, uniform.dtype, validate)  # (B, V)
-    tokens = categorical_from_uniforms(uniform, rows, validate=False)  # (B,), rows checked above
-    return _write_tokens(x, positions, tokens), tokens
+    return _update_position(uniform, x, positions, conditional_log_probs, validate)[:2]
+
+
+def _update_position(uniform, x, positions, conditional_log_probs, validate: bool):
+    """:func:`update_position`, also returning the rows' weight totals ``(B,)`` (NaN: a bad row)."""
+    rows = _evaluate_rows(conditional_log_probs, x, positions, uniform.dtype)  # (B, V)
+    if validate and rows.shape[1] == 0:  # an empty row is "all -inf": the rows' check speaks before the draw's
+        raise_if([_rows_are_bad(rows)], [_BAD_ROWS])
+    tokens, totals = _draw_tokens(uniform, rows)  # (B,), (B,)
+    if validate:  # the rows' check of conditional_rows, read off the totals (one synchronisation)
+        raise_if([torch.isnan(totals).any()], [_BAD_ROWS])
+    return _write_tokens(x, positions, tokens), tokens, totals
 
 
 def _check_inputs(uniforms, state, width: int, name: str):
@@ -154,29 +164,54 @@ def step(
     -------
     (GibbsState, GibbsInfo)
     """
+    return _step(uniforms, state, conditional_log_probs, scan, validate)[:2]
+
+
+def _step(uniforms, state, conditional_log_probs, scan: str, validate: bool):
+    """:func:`step`, also returning the weight totals of every row drawn from, ``(B,)`` or ``(B, L)``.
+
+    A total is NaN exactly where the conditional's row is bad (:func:`_draw_tokens`), so :func:`sample`
+    gathers its deferred check from them instead of re-reading every row.
+    """
     if check_scan(scan) == "systematic":
-        return sweep(uniforms, state, conditional_log_probs, validate=validate)
+        return _sweep(uniforms, state, conditional_log_probs, validate)
     uniforms, x = _check_inputs(uniforms, state, 2, "a random-scan step")
     positions = integer_from_uniform(uniforms[:, 0], x.shape[1])  # (B,)
     rows = _evaluate_rows(conditional_log_probs, x, positions, uniforms.dtype)  # (B, V)
-    if validate:  # both value checks with one synchronisation
+    if validate and rows.shape[1] == 0:  # an empty row is "all -inf": the value checks speak before the draw's
         raise_if([_uniforms_are_bad(uniforms), _rows_are_bad(rows)], [_BAD_UNIFORMS, _BAD_ROWS])
-    tokens = categorical_from_uniforms(uniforms[:, 1], rows, validate=False)  # (B,), rows checked above
-    return GibbsState(_write_tokens(x, positions, tokens)), GibbsInfo(positions, tokens)
+    tokens, totals = _draw_tokens(uniforms[:, 1], rows)  # (B,), (B,)
+    if validate:  # both value checks with one synchronisation, before anything is returned
+        raise_if([_uniforms_are_bad(uniforms), torch.isnan(totals).any()], [_BAD_UNIFORMS, _BAD_ROWS])
+    return GibbsState(_write_tokens(x, positions, tokens)), GibbsInfo(positions, tokens), totals
+
+
+def _draw_tokens(uniform: torch.Tensor, rows: torch.Tensor):
+    """Tokens ``(B,)`` by inverse CDF of ``uniform`` ``(B,)`` in ``rows`` ``(B, V)`` (shapes checked), and the
+    rows' weight totals ``(B,)``: NaN exactly where :func:`_rows_are_bad` flags a row (see
+    :func:`textsampling.torch.categorical.inverse_cdf_and_totals`), so the value check costs one ``(B,)`` pass."""
+    return inverse_cdf_and_totals(*check_draw_arguments(uniform, rows))
 
 
 def sweep(uniforms: torch.Tensor, state: GibbsState, conditional_log_probs, *, validate: bool = True):
     """One systematic sweep for every chain: positions ``0..L-1`` in turn, ``uniforms[:, i]`` at position ``i``."""
+    return _sweep(uniforms, state, conditional_log_probs, validate)[:2]
+
+
+def _sweep(uniforms, state, conditional_log_probs, validate: bool):
+    """:func:`sweep`, also returning the weight totals ``(B, L)`` (column ``i``: the rows at position ``i``)."""
     length = _check_sequences(state.x).shape[1]
     uniforms, x = _check_inputs(uniforms, state, length, "a sweep (one uniform per position)")
     if validate:
         raise_if([_uniforms_are_bad(uniforms)], [_BAD_UNIFORMS])
+    totals = []
     for position in range(length):
         positions = torch.full((x.shape[0],), position, dtype=torch.int64, device=x.device)  # (B,)
         # Each update conditions on the tokens already rewritten earlier in this sweep.
-        x, _ = update_position(uniforms[:, position], x, positions, conditional_log_probs, validate)
+        x, _, position_totals = _update_position(uniforms[:, position], x, positions, conditional_log_probs, validate)
+        totals.append(position_totals)  # (B,)
     all_positions = torch.arange(length, device=x.device).expand(x.shape[0], -1)  # (B, L)
-    return GibbsState(x), GibbsInfo(all_positions, x.clone())
+    return GibbsState(x), GibbsInfo(all_positions, x.clone()), torch.stack(totals, dim=1)  # (B, L) totals
 
 
 def sample(
@@ -208,21 +243,16 @@ def sample(
     length = state.x.shape[1]
     if not callable(conditional_log_probs):
         raise TypeError(f"conditional_log_probs must be callable, got {type(conditional_log_probs).__name__}")
-    # The uniforms come from the generator, in (0, 1) by construction; the conditional rows' check is
-    # gathered on the device and settled every chain.CHECK_EVERY steps and at the end (one
-    # synchronisation each), not once per step.
+    # The uniforms come from the generator, in (0, 1) by construction; the conditional rows' check (a
+    # NaN weight total, see _step) is gathered on the device and settled every chain.CHECK_EVERY steps
+    # and at the end (one synchronisation each), not once per step.
     checks = chain.DeferredValueChecks(_BAD_ROWS)
 
-    def checked_conditional_log_probs(x, positions):
-        rows = conditional_log_probs(x, positions)
-        if isinstance(rows, torch.Tensor) and rows.ndim == 2:  # step checks the shape and dtype itself
-            checks.add(_rows_are_bad(rows))
-        return rows
-
     def step_fn(uniforms, state, t):
-        result = step(uniforms, state, checked_conditional_log_probs, scan=scan, validate=False)
+        new_state, info, totals = _step(uniforms, state, conditional_log_probs, scan, validate=False)
+        checks.add(torch.isnan(totals).any())
         checks.after_step(t)
-        return result
+        return new_state, info
 
     trace = chain.run(
         rng,

@@ -28,9 +28,14 @@ from textsampling.targets.sequences import FixedLengthBigram as ReferenceFixedLe
 from textsampling.targets.sequences import PairwiseChain as ReferencePairwiseChain
 from textsampling.targets.sequences import SequenceTarget as ReferenceSequenceTarget
 from textsampling.torch._validation import check_tensor, same_device
+from textsampling.torch.categorical import may_branch_on_values
 from textsampling.torch.targets.base import TorchTarget, normalise_rows
 
-__all__ = ["SequenceTarget", "BigramLM", "FixedLengthBigram", "PairwiseChain"]
+__all__ = ["SequenceTarget", "BigramLM", "FixedLengthBigram", "PairwiseChain", "PAIR_TABLE_MAX_ENTRIES"]
+
+#: :class:`FixedLengthBigram` tabulates its conditional for every neighbour pair when the table,
+#: :math:`(V + 1)^2 V` entries, holds at most this many (16 MiB in float32); larger vocabularies compute it.
+PAIR_TABLE_MAX_ENTRIES = 1 << 22
 
 
 def _numpy(value):
@@ -175,6 +180,33 @@ class FixedLengthBigram(_BigramTables, SequenceTarget):
     def _build(self) -> None:
         SequenceTarget._build(self)
         self._build_bigram()
+        vocab = self.vocab_size
+        # Row tables for the masked conditional, so that both factors are one row gather each:
+        # left[a] = log p(. | a) over the V tokens, left[V] = the initial law (the first position);
+        # right[b] = log p(b | .) over the V tokens, right[V] = log p(END | .) (the last position).
+        self._left_rows = torch.cat([self.log_transition[:, :vocab], self.log_initial[None, :]]).contiguous()
+        self._right_rows = torch.cat(
+            [self.log_transition[:, :vocab].T, self.log_transition[None, :, self.end_token]]
+        ).contiguous()  # (V + 1, V) each
+        self._pair_rows = self._pair_table() if (vocab + 1) ** 2 * vocab <= PAIR_TABLE_MAX_ENTRIES else None
+
+    def _pair_table(self) -> torch.Tensor:
+        """Every conditional the target can return, ``(P, V)``: row ``a (V + 1) + b`` is the normalised
+        ``left[a] + right[b]`` (``a``, ``b`` a neighbour's token, or ``V`` at an edge), the last row
+        (``P = (V + 1)^2 + 1``) the all ``-inf`` row of a state with a token outside ``0..V-1``.
+
+        The same floating operations as the formula, row by row (one addition, then the normalisation);
+        the test holds the gathered rows to the formula's bit for bit, at batch sizes with and without a
+        remainder to torch's vector width.
+        """
+        vocab = self.vocab_size
+        num_pairs = (vocab + 1) ** 2
+        num_rows = num_pairs + 1
+        left = torch.arange(vocab + 1, device=self.device).repeat_interleave(vocab + 1)  # (V+1)^2: a of each pair
+        right = torch.arange(vocab + 1, device=self.device).repeat(vocab + 1)  # (V+1)^2: b of each pair
+        log_weights = torch.full((num_rows, vocab), -torch.inf, dtype=self.dtype, device=self.device)  # (P, V)
+        log_weights[:num_pairs] = self._left_rows[left] + self._right_rows[right]  # ((V+1)^2, V)
+        return normalise_rows(log_weights)  # (P, V)
 
     def log_prob(self, states: torch.Tensor) -> torch.Tensor:
         """Unnormalised :math:`\\log\\rho` of states ``(N,) + state_shape``, shape ``(N,)``; ``-inf`` outside."""
@@ -188,7 +220,54 @@ class FixedLengthBigram(_BigramTables, SequenceTarget):
         return torch.where(inside, out, -torch.inf)  # (N,)
 
     def conditional_log_probs(self, states: torch.Tensor, position) -> torch.Tensor:
-        """The reference's closed-form masked conditional for each row, normalised, ``(N, V)``."""
+        """The reference's closed-form masked conditional for each row, normalised, ``(N, V)``.
+
+        The conditional depends on the two neighbours only, so it is a row of a table of every
+        neighbour pair (:meth:`_pair_table`, built once when it holds at most
+        :data:`PAIR_TABLE_MAX_ENTRIES` entries): one row gather per state. Larger vocabularies gather
+        the two factors and normalise (:meth:`_conditional_log_probs_by_gathers`). Both give the values of
+        the formula written with ``torch.where`` (:meth:`_conditional_log_probs_by_where`), bit for bit
+        (``tests/test_twin_categorical_fast.py``); on the CPU the mask of states with a token outside
+        ``0..V-1`` is computed only when there is one (one flag read).
+        """
+        if self._pair_rows is None:
+            return self._conditional_log_probs_by_gathers(states, position)
+        states = self._check_states(states)
+        positions = self._as_positions(position, states.shape[0])  # (N,)
+        vocab, length = self.vocab_size, self.length
+        previous = states.gather(1, (positions - 1).clamp_(min=0)[:, None])[:, 0]  # (N,): x_{i-1} (x_0 at i = 0)
+        following = states.gather(1, (positions + 1).clamp_(max=length - 1)[:, None])[:, 0]  # (N,): x_{i+1}
+        if may_branch_on_values(states) and _tokens_in_range(states, vocab):
+            pairs = torch.where(positions == 0, vocab, previous) * (vocab + 1)  # (N,): V at the first position
+            pairs += torch.where(positions == length - 1, vocab, following)  # (N,): V at the last position
+        else:
+            pairs = torch.where(positions == 0, vocab, previous.clamp(0, vocab - 1)) * (vocab + 1)  # (N,)
+            pairs += torch.where(positions == length - 1, vocab, following.clamp(0, vocab - 1))  # (N,)
+            others_ok = (states >= 0) & (states < vocab)  # (N, L)
+            others_ok.scatter_(1, positions[:, None], True)  # (N, L): the masked slot is ignored
+            pairs = torch.where(others_ok.all(dim=1), pairs, (vocab + 1) ** 2)  # (N,): the all -inf row
+        return torch.index_select(self._pair_rows, 0, pairs)  # (N, V)
+
+    def _conditional_log_probs_by_gathers(self, states: torch.Tensor, position) -> torch.Tensor:
+        """:meth:`conditional_log_probs` without the pair table: the two factors gathered, then normalised."""
+        states = self._check_states(states)
+        positions = self._as_positions(position, states.shape[0])  # (N,)
+        vocab, length = self.vocab_size, self.length
+        previous = states.gather(1, (positions - 1).clamp_(min=0)[:, None])[:, 0]  # (N,): x_{i-1} (x_0 at i = 0)
+        following = states.gather(1, (positions + 1).clamp_(max=length - 1)[:, None])[:, 0]  # (N,): x_{i+1}
+        # Row V of each table is the edge law: the initial law at the first position, END at the last.
+        left_index = torch.where(positions == 0, vocab, previous.clamp(0, vocab - 1))  # (N,)
+        right_index = torch.where(positions == length - 1, vocab, following.clamp(0, vocab - 1))  # (N,)
+        log_weights = torch.index_select(self._left_rows, 0, left_index)  # (N, V): log p(v | x_{i-1})
+        log_weights += torch.index_select(self._right_rows, 0, right_index)  # (N, V): + log p(x_{i+1} | v)
+        if not may_branch_on_values(states) or not _tokens_in_range(states, vocab):
+            others_ok = (states >= 0) & (states < vocab)  # (N, L)
+            others_ok.scatter_(1, positions[:, None], True)  # (N, L): the masked slot is ignored
+            log_weights = torch.where(others_ok.all(dim=1)[:, None], log_weights, -torch.inf)  # (N, V)
+        return _normalise_rows(log_weights)  # (N, V)
+
+    def _conditional_log_probs_by_where(self, states: torch.Tensor, position) -> torch.Tensor:
+        """The formula as the reference writes it (``torch.where`` of the edge cases); the tests' yardstick."""
         states = self._check_states(states)
         positions = self._as_positions(position, states.shape[0])  # (N,)
         rows = torch.arange(states.shape[0], device=self.device)  # (N,)
@@ -208,6 +287,21 @@ class FixedLengthBigram(_BigramTables, SequenceTarget):
         )  # (N, V): log p(x_{i+1} | v), END at the last position
         log_weights = torch.where(others_ok.all(dim=1)[:, None], left + right, -torch.inf)  # (N, V)
         return normalise_rows(log_weights)  # (N, V)
+
+
+def _tokens_in_range(states: torch.Tensor, vocab_size: int) -> bool:
+    """Every entry of ``states`` in ``0..vocab_size - 1`` (one pass, one flag read)."""
+    low, high = torch.aminmax(states)  # 0-d each
+    return low.item() >= 0 and high.item() < vocab_size
+
+
+def _normalise_rows(log_weights: torch.Tensor) -> torch.Tensor:
+    """:func:`~textsampling.torch.targets.base.normalise_rows`, bit for bit: on the CPU the ``torch.where``
+    that keeps an all ``-inf`` row at ``-inf`` runs only when some row's logsumexp is not finite."""
+    log_total = torch.logsumexp(log_weights, dim=-1, keepdim=True)  # (N, 1)
+    if may_branch_on_values(log_total) and bool(torch.isfinite(log_total).all()):
+        return log_weights.sub_(log_total)  # (N, V)
+    return normalise_rows(log_weights)  # (N, V)
 
 
 class PairwiseChain(SequenceTarget):
