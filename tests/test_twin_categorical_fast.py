@@ -1,7 +1,7 @@
 """The cheap paths of the Gibbs twin give the rule's answers bit for bit, edge cases included.
 
 * :func:`textsampling.torch.categorical.categorical_from_uniforms` (count search, lazy guard) against
-  :func:`textsampling.torch.randomness.categorical_from_uniforms` (searchsorted, guard always), and each
+  the rule as first written, ``tests/categorical_rule.py`` (searchsorted, guard always), and each
   CPU fast branch against the branch-free form it skips (``may_branch_on_values`` forced off);
 * :meth:`FixedLengthBigram.conditional_log_probs` (row gathers, lazy masks) against the ``torch.where``
   formula it replaced, and against the NumPy reference;
@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from categorical_rule import branch_free_rule
 
 from textsampling import randomness as numpy_randomness
 from textsampling import targets
 from textsampling.torch import categorical, gibbs
-from textsampling.torch import randomness as torch_randomness
 from textsampling.torch.targets import FixedLengthBigram
 from textsampling.torch.targets import sequences as torch_sequences
 
@@ -54,13 +54,13 @@ def test_fast_rule_equals_the_randomness_rule_on_valid_input(dtype, num_categori
     generator = torch.Generator().manual_seed(num_categories)
     rows = _edge_rows(2000, num_categories, dtype, generator)
     uniforms = _edge_uniforms(2000, dtype, generator)
-    expected = torch_randomness.categorical_from_uniforms(uniforms, rows)
+    expected = branch_free_rule(uniforms, rows)
     assert torch.equal(categorical.categorical_from_uniforms(uniforms, rows), expected)
     if dtype == torch.float64:  # and the NumPy reference's indices, on these rows and uniforms
         reference = numpy_randomness.categorical_from_uniforms(uniforms.numpy(), rows.numpy())
         np.testing.assert_array_equal(expected.numpy(), reference)
     shared = rows[0]  # one row for every draw (searchsorted in both)
-    expected_shared = torch_randomness.categorical_from_uniforms(uniforms, shared)
+    expected_shared = branch_free_rule(uniforms, shared)
     assert torch.equal(categorical.categorical_from_uniforms(uniforms, shared), expected_shared)
 
 
@@ -92,10 +92,10 @@ def _invalid_cases(dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_fast_rule_equals_the_randomness_rule_on_what_validation_refuses(dtype):
     uniforms, rows = _invalid_cases(dtype)
-    expected = torch_randomness.categorical_from_uniforms(uniforms, rows, validate=False)
+    expected = branch_free_rule(uniforms, rows, validate=False)
     assert torch.equal(categorical.categorical_from_uniforms(uniforms, rows, validate=False), expected)
     for row, uniform in zip(rows, uniforms, strict=True):  # each case alone (the lazy guard is per call)
-        alone = torch_randomness.categorical_from_uniforms(uniform[None], row[None], validate=False)
+        alone = branch_free_rule(uniform[None], row[None], validate=False)
         assert torch.equal(categorical.categorical_from_uniforms(uniform[None], row[None], validate=False), alone)
 
 
@@ -103,7 +103,7 @@ def test_fast_rule_raises_what_the_randomness_rule_raises():
     uniforms, rows = _invalid_cases(torch.float64)
     for row, uniform in zip(rows, uniforms, strict=True):
         messages = []
-        for rule in (torch_randomness.categorical_from_uniforms, categorical.categorical_from_uniforms):
+        for rule in (branch_free_rule, categorical.categorical_from_uniforms):
             try:
                 rule(uniform[None], row[None])
                 messages.append(None)
@@ -112,7 +112,7 @@ def test_fast_rule_raises_what_the_randomness_rule_raises():
         assert messages[0] == messages[1]
     for bad in [(torch.zeros(3), torch.zeros(2, 3)), (torch.zeros(2), torch.zeros(2, 0)), (torch.zeros(2), 1.0)]:
         with pytest.raises((TypeError, ValueError)) as old:
-            torch_randomness.categorical_from_uniforms(*bad)
+            branch_free_rule(*bad)
         with pytest.raises(old.type, match="logits|uniforms") as new:
             categorical.categorical_from_uniforms(*bad)
         assert str(new.value) == str(old.value)

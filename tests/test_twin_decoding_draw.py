@@ -1,8 +1,9 @@
 """The twin's in-place draw (``decoding._draw``) is ``categorical_from_uniforms``, index for index.
 
-``decode`` draws each token in place in reused buffers instead of calling
-:func:`textsampling.torch.randomness.categorical_from_uniforms`, and computes the rule's guard (never a
-trailing zero-weight token) only for rows that need it. Both are compared here on the same rows and
+``decode`` draws each token in place in reused buffers (the package's one rule,
+:func:`textsampling.torch.categorical.inverse_cdf`, writing into the logits), and computes the rule's guard
+(never a trailing zero-weight token) only for rows that need it. It is compared here with the rule as first
+written (``tests/categorical_rule.py``: every operation on every draw) on the same rows and
 uniforms, exactly, including the rows where the guard acts: trailing ``-inf`` entries with ``u * C_{K-1}``
 equal to the total. In round-to-nearest that takes ``u = 1``: for every ``u < 1`` (down to the largest
 float below 1, which is tested too) the product stays below ``C_{K-1}``, so the guard is reached through
@@ -12,9 +13,9 @@ float below 1, which is tested too) the product stays below ``C_{K-1}``, so the 
 import numpy as np
 import pytest
 import torch
+from categorical_rule import branch_free_rule as categorical_from_uniforms
 
 from textsampling.torch import decoding
-from textsampling.torch.randomness import categorical_from_uniforms
 
 
 def _rows_and_uniforms(dtype):
