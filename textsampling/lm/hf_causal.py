@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from typing import NamedTuple
 
 import torch
 
@@ -59,6 +60,9 @@ CALL_POSITIONS = 2**12
 #: the same on the CPU, where a position costs more and a call less (one CGMH step at K = 20, 8 chains of
 #: 16 tokens, one thread: 64 was faster than 16, 256 and a single batch)
 CPU_CALL_POSITIONS = 64
+#: the largest pass over whole sentences (keys, values and states, in bytes) the model keeps for the next
+#: prefix scorer (:meth:`HFCausalLM._sentence_pass`); a larger one is used once and dropped
+KEPT_PASS_BYTES = 2**26
 
 
 class HFCausalLM:
@@ -266,6 +270,47 @@ class HFCausalLM:
         log_probs = self._next_log_probs(output.logits[:, -1], are_logits=True)  # after the last position only
         return log_probs, (getattr(output, self._cache_argument), length)
 
+    def _versions(self) -> tuple:
+        """What identifies the model's weights now: each parameter's and buffer's identity and in-place version."""
+        return (self.model.training,) + tuple(
+            (id(tensor), tensor._version) for tensor in (*self.model.parameters(), *self.model.buffers()))
+
+    @torch.no_grad()
+    def _sentence_pass(self, tokens: torch.Tensor) -> "_SentencePass":
+        """The model over ``[BOS] x`` for every row of ``tokens`` ``(B, L)`` (checked, on the model's device).
+
+        The last pass is kept (when under :data:`KEPT_PASS_BYTES`) and returned again for a batch of equal
+        token ids while no weight has changed: the same call would compute the same numbers, so a kept
+        pass changes no result, only skips the model call (CGMH asks about the same sentences at every
+        rejection). Anything else (another sentence in any row, another batch size or order, a weight
+        changed in place or replaced) runs the model again.
+        """
+        versions = self._versions()
+        kept = getattr(self, "_kept_pass", None)
+        if (kept is not None and kept.tokens.shape == tokens.shape and kept.tokens.device == tokens.device
+                and kept.versions == versions and torch.equal(kept.tokens, tokens)):
+            return kept
+        self._kept_pass = None  # drop the old one before the new one is computed (memory)
+        inputs, attention, lengths = self._inputs(tokens)  # (B, W), (B, W), (B,)
+        num_rows, width = inputs.shape
+        module = self.model.base_model if self._head_only else self.model
+        output = module(input_ids=inputs, attention_mask=attention.long(), use_cache=True)
+        states = output[0] if self._head_only else output.logits  # (B, W, H) or (B, W, V)
+        cache = getattr(output, self._cache_argument, None)
+        # the state at t < n predicts the input at t + 1, the state at n predicts END
+        targets = torch.cat([inputs[:, 1:], inputs.new_zeros(num_rows, 1)], dim=1)  # (B, W)
+        targets[torch.arange(num_rows, device=inputs.device), lengths] = self.end_token_id
+        token_log_probs = torch.zeros((num_rows, width), dtype=torch.float32, device=inputs.device)  # (B, W)
+        token_log_probs[attention] = self._log_probs_of(states[attention], targets[attention])
+        result = _SentencePass(tokens.clone(), versions, cache, states, token_log_probs)
+        try:
+            layers = len(cache)
+        except TypeError:
+            layers = None
+        if layers is not None and states.element_size() * states.numel() * (2 * layers + 1) <= KEPT_PASS_BYTES:
+            self._kept_pass = result
+        return result
+
     @torch.no_grad()
     def prefix_scorer_torch(self, token_ids, prefix_lengths) -> PrefixScorer:
         """Scores of sentences sharing per-row prefixes, each prefix run once (KV cache): :class:`CachedPrefixScorer`.
@@ -303,25 +348,42 @@ def _expanded_cache(cache, rows: torch.Tensor):
     return None
 
 
+class _SentencePass(NamedTuple):
+    """One pass of the model over ``[BOS] x`` for a batch of whole sentences ``x`` (what a prefix scorer reads)."""
+
+    tokens: torch.Tensor  # (B, L) int64, PAD-padded: the sentences, the key of a kept pass
+    versions: tuple  # the model's parameter and buffer versions when it ran (a weight changed in place: stale)
+    cache: object  # keys and values of [BOS] x_1 .. x_n, width W = max n + 1
+    states: torch.Tensor  # (B, W, H) last hidden states (head-only) or (B, W, V) logits
+    token_log_probs: torch.Tensor  # (B, W) float32: log p(x_{t+1} | x_{<=t}) at t < n, log p(END | x) at n, 0 after
+
+
 class CachedPrefixScorer(PrefixScorer):
-    r"""The prefixes run once; the sentences continue from their keys and values (CGMH's candidate scoring).
+    r"""The sentences run once; the candidates continue from their prefix's keys and values (CGMH's scoring).
 
     With :math:`B` prefixes of lengths :math:`p_b` and :math:`K` sentences per prefix, full rescoring runs
     the model on :math:`BK` rows of the whole sentence. Here (:class:`~textsampling.lm.base.PrefixScorer`
     gives the decomposition):
 
-    * at construction, one pass over ``[BOS] x_{<p_b}`` (:math:`B` rows) keeps the keys and values of
-      every layer, the shared sum :math:`\sum_{t<p_b} \log p(x_t \mid x_{<t})` and the next-token law
-      after the prefix, which is also the candidates' :math:`\log p(y_{p_b} \mid x_{<p_b})`;
+    * at construction, one pass over each whole row ``[BOS] x_1 .. x_n`` of ``token_ids`` (:math:`B`
+      rows) keeps the keys and values of every layer and every :math:`\log p(x_t \mid x_{<t})`; the shared
+      sum :math:`\sum_{t<p_b} \log p(x_t \mid x_{<t})` and the next-token law after the prefix (the
+      candidates' :math:`\log p(y_{p_b} \mid x_{<p_b})`) are read from it. The pass does not depend on
+      the prefix lengths, so the model keeps the last one (:meth:`HFCausalLM._sentence_pass`): CGMH asks
+      about the same sentences again at every rejection, at another position, and then runs no prefix;
     * :meth:`sequence_log_probs` runs the model only on each sentence's tokens after :math:`p_b`
       (:math:`y_{p_b}, \ldots`: the states that predict :math:`y_{p_b + 1}, \ldots, \mathrm{END}`), at
-      positions :math:`p_b + 1, \ldots`, attending to the prefix's cached keys (repeated over the
-      :math:`K` sentences) through an attention mask that hides the padding between the prefix and the
-      continuation. The head runs only on those states.
+      positions :math:`p_b + 1, \ldots`, attending to the cached keys of :math:`[\mathrm{BOS}]\, x_{<p_b}`
+      (repeated over the :math:`K` sentences; an attention mask hides the rest of :math:`x` and the
+      padding). The head runs only on those states. A sentence equal to row :math:`b` itself (CGMH's
+      deletion slot when the move is not a delete, a replacement by the current token) takes the score of
+      the pass over :math:`x`, and no continuation.
 
-    The attention sums run over the same keys in another order of operations, so the scores equal full
-    rescoring's to float32 rounding, not bit for bit (tests/test_lm_prefix_scoring.py). A model whose
-    cache cannot be copied falls back to full rescoring.
+    Every number depends only on the arguments (a kept pass is used only for equal token ids and
+    unchanged weights, and holds what the same call would compute again), so a resumed run reproduces
+    an uninterrupted one bit for bit. The attention sums run over the same keys in another order of
+    operations, so the scores equal full rescoring's to float32 rounding, not bit for bit
+    (tests/test_lm_prefix_scoring.py). A model whose cache cannot be copied falls back to full rescoring.
     """
 
     @torch.no_grad()
@@ -332,28 +394,19 @@ class CachedPrefixScorer(PrefixScorer):
             raise ValueError(f"token_ids: a sequence is longer than the model's maximum {lm.max_length}")
         self.prefixes, self.prefix_lengths = prefixes_of(tokens, torch.as_tensor(prefix_lengths).to(tokens.device))
         num_rows = tokens.shape[0]
-        width = int(self.prefix_lengths.max()) + 1 if num_rows else 1  # [BOS] + the longest prefix
-        columns = torch.arange(width, device=tokens.device)[None, :]  # (1, P)
-        body = self.prefixes[:, : width - 1]  # (B, P - 1)
-        inputs = torch.full((num_rows, width), lm.bos_token_id, dtype=torch.long, device=tokens.device)  # (B, P)
-        inputs[:, 1:] = torch.where(body == PAD, lm._fill_id, body)
-        self._attention = columns <= self.prefix_lengths[:, None]  # (B, P): BOS and the prefix
         if num_rows == 0:
-            self._cache, self._shared = None, torch.zeros(0, dtype=torch.float32, device=tokens.device)
+            self._pass, self._shared = None, torch.zeros(0, dtype=torch.float32, device=tokens.device)
             self.next_token_log_probs = torch.empty((0, lm.vocab_size), dtype=torch.float32, device=tokens.device)
             return
-        module = lm.model.base_model if lm._head_only else lm.model
-        output = module(input_ids=inputs, attention_mask=self._attention.long(), use_cache=True)
-        states = output[0] if lm._head_only else output.logits  # (B, P, H) or (B, P, V)
-        self._cache = getattr(output, lm._cache_argument, None)
+        self._pass = lm._sentence_pass(tokens)
+        token_log_probs = self._pass.token_log_probs  # (B, W)
+        columns = torch.arange(token_log_probs.shape[1], device=tokens.device)[None, :]  # (1, W)
+        self._attention = columns <= self.prefix_lengths[:, None]  # (B, W): BOS and the prefix
         rows = torch.arange(num_rows, device=tokens.device)
-        self.next_token_log_probs = lm._next_log_probs(states[rows, self.prefix_lengths])  # (B, V)
+        self.next_token_log_probs = lm._next_log_probs(self._pass.states[rows, self.prefix_lengths])  # (B, V)
         # the state at position t < p_b predicts the prefix token t (the input at t + 1)
-        before = columns < self.prefix_lengths[:, None]  # (B, P)
-        targets = torch.cat([inputs[:, 1:], inputs.new_zeros(num_rows, 1)], dim=1)  # (B, P)
-        per_token = lm._log_probs_of(states[before], targets[before])  # (M,)
-        row_of = rows[:, None].expand(num_rows, width)[before]  # (M,)
-        self._shared = torch.zeros(num_rows, dtype=torch.float32, device=tokens.device).index_add_(0, row_of, per_token)
+        self._shared = torch.where(columns < self.prefix_lengths[:, None], token_log_probs, 0.0).sum(dim=1)  # (B,)
+        self._whole = token_log_probs.sum(dim=1)  # (B,) log p(x_b, END): zeros after the END term
 
     @torch.no_grad()
     def sequence_log_probs(self, sentences) -> torch.Tensor:
@@ -376,7 +429,9 @@ class CachedPrefixScorer(PrefixScorer):
         first = torch.where(lengths > start, flat.gather(1, start.clamp(max=width - 1)[:, None])[:, 0],
                             lm.end_token_id)  # (N,)
         out = self._shared[group] + self.next_token_log_probs[group, first]  # (N,)
-        suffix_lengths = lengths - start  # (N,) tokens y_p .. y_{n-1} fed after the prefix
+        own = _equal_rows(flat, self._pass.tokens[group])  # (N,) the sentence is x_b itself: scored by the pass
+        out = torch.where(own, self._whole[group], out)  # (N,)
+        suffix_lengths = torch.where(own, 0, lengths - start)  # (N,) tokens y_p .. y_{n-1} fed after the prefix
         span = int(suffix_lengths.max())
         if span == 0:
             return out.reshape(num_prefixes, num_sentences)
@@ -384,7 +439,7 @@ class CachedPrefixScorer(PrefixScorer):
         states, targets, rows = [], [], []
         call_positions = CPU_CALL_POSITIONS if flat.device.type == "cpu" else CALL_POSITIONS
         for members, span in _buckets(suffix_lengths, call_positions):
-            cache = _expanded_cache(self._cache, group[members])
+            cache = _expanded_cache(self._pass.cache, group[members])
             if cache is None:  # a cache we cannot copy: rescore in full
                 return lm.sequence_log_probs_torch(flat).reshape(num_prefixes, num_sentences)
             begin, lengths_here = start[members], suffix_lengths[members]  # (n,), (n,)
@@ -393,7 +448,7 @@ class CachedPrefixScorer(PrefixScorer):
             tokens = flat[members].gather(1, (begin[:, None] + steps).clamp(max=width - 1))  # (n, S): y_{p + j}
             inputs = torch.where(fed, tokens, lm._fill_id)  # (n, S)
             positions = begin[:, None] + 1 + steps  # (n, S): [BOS] sits at 0, y_t at t + 1
-            attention = torch.cat([self._attention[group[members]], fed], dim=1)  # (n, P + S)
+            attention = torch.cat([self._attention[group[members]], fed], dim=1)  # (n, W + S)
             output = module(input_ids=inputs, attention_mask=attention.long(), position_ids=positions,
                             use_cache=True, **{lm._cache_argument: cache})
             hidden = output[0] if lm._head_only else output.logits  # (n, S, H) or (n, S, V)
@@ -404,6 +459,16 @@ class CachedPrefixScorer(PrefixScorer):
             rows.append(members[:, None].expand_as(fed)[fed])
         per_token = lm._log_probs_of(torch.cat(states), torch.cat(targets))  # (M,) one head pass for all buckets
         return out.index_add_(0, torch.cat(rows), per_token).reshape(num_prefixes, num_sentences)
+
+
+def _equal_rows(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` bool: row ``n`` of ``first`` ``(N, L)`` holds the same sentence as row ``n`` of ``second`` ``(N, L')``."""
+    width = min(first.shape[1], second.shape[1])
+    same = (first[:, :width] == second[:, :width]).all(dim=1)  # (N,)
+    for longer in (first, second):  # what the other does not have must be padding
+        if longer.shape[1] > width:
+            same &= (longer[:, width:] == PAD).all(dim=1)
+    return same
 
 
 def _buckets(suffix_lengths: torch.Tensor, call_positions: int) -> list:
