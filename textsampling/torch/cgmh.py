@@ -360,6 +360,9 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     deleted = _delete(x, position, PAD)  # (B, L)
     deleted = torch.where(possible[:, None] & (move == DELETE)[:, None], deleted, x)  # (B, L)
     scored = torch.cat([candidate_states, deleted[:, None, :]], dim=1)  # (B, K + 1, L)
+    # A chain whose move is impossible rejects without reading a score: it asks about x itself, which a
+    # scorer that has run x (the KV cache's) answers without running the model again.
+    scored = torch.where(possible[:, None, None], scored, x[:, None, :])  # (B, K + 1, L)
     scored_log_p = scorer.sequence_log_probs(scored)  # (B, K + 1)
     scored_log_rho = _log_target_from(config, scored.reshape(-1, width), scored_log_p.reshape(-1))
     scored_log_rho = scored_log_rho.reshape(num_chains, num_candidates + 1)  # (B, K + 1)
