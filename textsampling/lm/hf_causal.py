@@ -87,6 +87,7 @@ class HFCausalLM:
 
     def __init__(self, model, tokenizer):
         self.model = model.eval()
+        self._modules = list(model.modules())  # whose weights a kept pass was computed with (_versions)
         self.tokenizer = tokenizer
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
         self.special_token_ids = special_token_ids(tokenizer, self.vocab_size)
@@ -271,9 +272,16 @@ class HFCausalLM:
         return log_probs, (getattr(output, self._cache_argument), length)
 
     def _versions(self) -> tuple:
-        """What identifies the model's weights now: each parameter's and buffer's identity and in-place version."""
-        return (self.model.training,) + tuple(
-            (id(tensor), tensor._version) for tensor in (*self.model.parameters(), *self.model.buffers()))
+        """What identifies the model's weights now: each parameter's and buffer's identity, storage, dtype and
+        in-place version (``load_state_dict``, ``.to``, ``.data =``, an optimiser step or an assigned new
+        parameter each change one), read from the modules' own tables (a ``parameters()`` walk costs 20x more)."""
+        out = [self.model.training]
+        for module in self._modules:
+            for table in (module._parameters, module._buffers):
+                for tensor in table.values():
+                    if tensor is not None:
+                        out.append((id(tensor), tensor.data_ptr(), tensor.dtype, tensor._version))
+        return tuple(out)
 
     @torch.no_grad()
     def _sentence_pass(self, tokens: torch.Tensor) -> "_SentencePass":
