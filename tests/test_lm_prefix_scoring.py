@@ -1,7 +1,8 @@
 """Prefix reuse in CGMH's candidate scoring: the same scores as full rescoring, the same decisions.
 
-:meth:`HFCausalLM.prefix_scorer_torch` runs each chain's prefix once and continues the candidate sentences
-from its keys and values; :class:`textsampling.lm.base.PrefixScorer` (the default, what a model without
+:meth:`HFCausalLM.prefix_scorer_torch` runs each chain's sentence once (kept by the model for the next call
+on the same sentences) and continues the candidate sentences from its prefix's keys and values;
+:class:`textsampling.lm.base.PrefixScorer` (the default, what a model without
 a cache gets) scores every sentence through the whole model. The attention sums run over the same keys
 in another order of operations, so the scores agree to float32 rounding (measured below 1e-5 on
 log-probabilities of tens), not bit for bit; the CGMH twin then takes the same decisions on a seeded

@@ -23,9 +23,13 @@ the logsumexp runs in place in the chunk (no temporary of its size), with the sa
 (``benchmarks/bench_cgmh.py``, rows ``head``).
 
 Shared prefixes. CGMH's :math:`K` candidates at position :math:`i` all start with :math:`x_{<i}`;
-:meth:`HFCausalLM.prefix_scorer_torch` (a :class:`CachedPrefixScorer`) runs each prefix once and only the
-continuations after it, from the prefix's keys and values (KV cache), instead of :math:`K` whole
-sentences (:class:`textsampling.lm.base.PrefixScorer`, the default of other models).
+:meth:`HFCausalLM.prefix_scorer_torch` (a :class:`CachedPrefixScorer`) runs each current sentence
+:math:`x` once and only the continuations after :math:`x_{<i}`, from its keys and values (KV cache),
+instead of :math:`K` whole sentences (:class:`textsampling.lm.base.PrefixScorer`, the default of other
+models). The pass over :math:`x` does not depend on :math:`i`, so the model keeps the last one and a
+CGMH step after a rejection (the same sentences) runs one model call, not two; it is used only for
+equal token ids and unchanged weights, and it holds exactly what running the sentences again would
+give, so no number depends on what was kept (a resumed run reproduces an uninterrupted one).
 """
 
 from __future__ import annotations
