@@ -338,14 +338,17 @@ class HFCausalLM:
         return f"HFCausalLM({name!r}, vocab_size={self.vocab_size}, max_length={self.max_length})"
 
 
-def _expanded_cache(cache, rows: torch.Tensor):
-    """A new cache holding ``cache``'s batch rows ``rows`` (the original is left as it was), or None if unknown.
+def _expanded_cache(cache, rows: torch.Tensor, width: int):
+    """A new cache holding ``cache``'s batch rows ``rows``, cut to its first ``width`` positions where it can
+    be: ``(cache, width)``, or ``(cache, None)`` when it holds every position, or ``(None, None)`` for a
+    cache we do not know. The original is left as it was.
 
     Transformers' ``Cache`` objects are changed in place by a forward pass (the new keys are appended), so
-    each continuation gets its own copy; legacy caches are tuples of ``(keys, values)`` per layer.
+    each continuation gets its own copy; legacy caches are tuples of ``(keys, values)`` per layer, each
+    ``(B, heads, positions, head size)``.
     """
     if isinstance(cache, (tuple, list)):
-        return tuple(tuple(tensor.index_select(0, rows) for tensor in layer) for layer in cache)
+        return tuple(tuple(tensor[:, :, :width].index_select(0, rows) for tensor in layer) for layer in cache), width
     if callable(getattr(cache, "reorder_cache", None)):
         layers = getattr(cache, "layers", None)
         if isinstance(layers, list) and all(type(layer).__name__ == "DynamicLayer" for layer in layers):
@@ -353,11 +356,17 @@ def _expanded_cache(cache, rows: torch.Tensor):
             # reorder_cache and by a forward pass, so shallow copies of the layers keep the original intact
             out = copy.copy(cache)
             out.layers = [copy.copy(layer) for layer in layers]
+            if all(isinstance(getattr(layer, name, None), torch.Tensor) and getattr(layer, name).dim() == 4
+                   for layer in out.layers for name in ("keys", "values")):
+                for layer in out.layers:  # views: reorder_cache copies only the positions kept
+                    layer.keys, layer.values = layer.keys[:, :, :width], layer.values[:, :, :width]
+                out.reorder_cache(rows)  # index_select: new tensors
+                return out, width
         else:
             out = copy.deepcopy(cache)  # any other cache: a full copy (of the prefix rows only: small)
         out.reorder_cache(rows)  # index_select: new tensors
-        return out
-    return None
+        return out, None  # every position kept
+    return None, None
 
 
 class _SentencePass(NamedTuple):
@@ -451,16 +460,18 @@ class CachedPrefixScorer(PrefixScorer):
         states, targets, rows = [], [], []
         call_positions = CPU_CALL_POSITIONS if flat.device.type == "cpu" else CALL_POSITIONS
         for members, span in _buckets(suffix_lengths, call_positions):
-            cache = _expanded_cache(self._pass.cache, group[members])
+            # the keys of [BOS] x_{<p} only: the rest of x is hidden from every continuation
+            cache, held = _expanded_cache(self._pass.cache, group[members], int(start[members].max()) + 1)
             if cache is None:  # a cache we cannot copy: rescore in full
                 return lm.sequence_log_probs_torch(flat).reshape(num_prefixes, num_sentences)
+            held = self._attention.shape[1] if held is None else held  # P: the positions of the cache
             begin, lengths_here = start[members], suffix_lengths[members]  # (n,), (n,)
             steps = torch.arange(span, device=flat.device)[None, :]  # (1, S)
             fed = steps < lengths_here[:, None]  # (n, S)
             tokens = flat[members].gather(1, (begin[:, None] + steps).clamp(max=width - 1))  # (n, S): y_{p + j}
             inputs = torch.where(fed, tokens, lm._fill_id)  # (n, S)
             positions = begin[:, None] + 1 + steps  # (n, S): [BOS] sits at 0, y_t at t + 1
-            attention = torch.cat([self._attention[group[members]], fed], dim=1)  # (n, W + S)
+            attention = torch.cat([self._attention[group[members], :held], fed], dim=1)  # (n, P + S)
             output = module(input_ids=inputs, attention_mask=attention.long(), position_ids=positions,
                             use_cache=True, **{lm._cache_argument: cache})
             hidden = output[0] if lm._head_only else output.logits  # (n, S, H) or (n, S, V)
