@@ -485,7 +485,7 @@ class CachedPrefixScorer(PrefixScorer):
 
 
 def _equal_rows(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """``(N,)`` bool: row ``n`` of ``first`` ``(N, L)`` holds the same sentence as row ``n`` of ``second`` ``(N, L')``."""
+    """``(N,)`` bool: row ``n`` of ``first`` ``(N, L)`` holds the sentence of row ``n`` of ``second`` ``(N, L')``."""
     width = min(first.shape[1], second.shape[1])
     same = (first[:, :width] == second[:, :width]).all(dim=1)  # (N,)
     for longer in (first, second):  # what the other does not have must be padding
