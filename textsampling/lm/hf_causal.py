@@ -445,13 +445,14 @@ class CachedPrefixScorer(PrefixScorer):
             raise ValueError(f"sentences: a sequence of {int(lengths.max())} tokens is longer than the model's "
                              f"maximum {lm.max_length} (context minus the BOS)")
         group = torch.arange(num_prefixes, device=flat.device).repeat_interleave(num_sentences)  # (N,) prefix of row
-        start = self.prefix_lengths[group]  # (N,) p_b
+        start = self.prefix_lengths.index_select(0, group)  # (N,) p_b
         # log p(y_p | x_{<p}) from the prefix's next-token law (END where the sentence is the prefix itself)
         first = torch.where(lengths > start, flat.gather(1, start.clamp(max=width - 1)[:, None])[:, 0],
                             lm.end_token_id)  # (N,)
-        out = self._shared[group] + self.next_token_log_probs[group, first]  # (N,)
-        own = _equal_rows(flat, self._pass.tokens[group])  # (N,) the sentence is x_b itself: scored by the pass
-        out = torch.where(own, self._whole[group], out)  # (N,)
+        first_log_probs = self.next_token_log_probs.take(group * lm.vocab_size + first)  # (N,) law b at y_p
+        out = self._shared.index_select(0, group) + first_log_probs  # (N,)
+        own = _equal_rows(flat, self._pass.tokens.index_select(0, group))  # (N,) y is x_b: scored by the pass
+        out = torch.where(own, self._whole.index_select(0, group), out)  # (N,)
         suffix_lengths = torch.where(own, 0, lengths - start)  # (N,) tokens y_p .. y_{n-1} fed after the prefix
         span = int(suffix_lengths.max())
         if span == 0:
@@ -460,28 +461,40 @@ class CachedPrefixScorer(PrefixScorer):
         states, targets, rows = [], [], []
         call_positions = CPU_CALL_POSITIONS if flat.device.type == "cpu" else CALL_POSITIONS
         for members, span in _buckets(suffix_lengths, call_positions):
+            prefix_of = group.index_select(0, members)  # (n,)
+            begin, lengths_here = start.index_select(0, members), suffix_lengths.index_select(0, members)  # (n,), (n,)
             # the keys of [BOS] x_{<p} only: the rest of x is hidden from every continuation
-            cache, held = _expanded_cache(self._pass.cache, group[members], int(start[members].max()) + 1)
+            cache, held = _expanded_cache(self._pass.cache, prefix_of, int(begin.max()) + 1)
             if cache is None:  # a cache we cannot copy: rescore in full
                 return lm.sequence_log_probs_torch(flat).reshape(num_prefixes, num_sentences)
             held = self._attention.shape[1] if held is None else held  # P: the positions of the cache
-            begin, lengths_here = start[members], suffix_lengths[members]  # (n,), (n,)
+            sentences_here = flat.index_select(0, members)  # (n, L)
             steps = torch.arange(span, device=flat.device)[None, :]  # (1, S)
             fed = steps < lengths_here[:, None]  # (n, S)
-            tokens = flat[members].gather(1, (begin[:, None] + steps).clamp(max=width - 1))  # (n, S): y_{p + j}
+            tokens = sentences_here.gather(1, (begin[:, None] + steps).clamp(max=width - 1))  # (n, S): y_{p + j}
             inputs = torch.where(fed, tokens, lm._fill_id)  # (n, S)
             positions = begin[:, None] + 1 + steps  # (n, S): [BOS] sits at 0, y_t at t + 1
-            attention = torch.cat([self._attention[group[members], :held], fed], dim=1)  # (n, P + S)
+            attention = torch.cat([self._attention.index_select(0, prefix_of)[:, :held], fed], dim=1)  # (n, P + S)
             output = module(input_ids=inputs, attention_mask=attention.long(), position_ids=positions,
                             use_cache=True, **{lm._cache_argument: cache})
             hidden = output[0] if lm._head_only else output.logits  # (n, S, H) or (n, S, V)
             # the state after y_{p + j} predicts y_{p + j + 1}; the last one predicts END
-            following = flat[members].gather(1, (begin[:, None] + steps + 1).clamp(max=width - 1))  # (n, S)
-            states.append(hidden[fed])
-            targets.append(torch.where(steps + 1 < lengths_here[:, None], following, lm.end_token_id)[fed])
-            rows.append(members[:, None].expand_as(fed)[fed])
-        per_token = lm._log_probs_of(torch.cat(states), torch.cat(targets))  # (M,) one head pass for all buckets
-        return out.index_add_(0, torch.cat(rows), per_token).reshape(num_prefixes, num_sentences)
+            following = sentences_here.gather(1, (begin[:, None] + steps + 1).clamp(max=width - 1))  # (n, S)
+            predicted = torch.where(steps + 1 < lengths_here[:, None], following, lm.end_token_id)  # (n, S)
+            if bool(fed.all()):  # one length: every position is real (the same rows, in the same order)
+                states.append(hidden.reshape(-1, hidden.shape[-1]))  # (n S, H)
+                targets.append(predicted.reshape(-1))
+                rows.append(members.repeat_interleave(span))
+            else:
+                states.append(hidden[fed])  # (m, H)
+                targets.append(predicted[fed])
+                rows.append(members[:, None].expand_as(fed)[fed])
+        if len(states) == 1:
+            states, targets, rows = states[0], targets[0], rows[0]
+        else:
+            states, targets, rows = torch.cat(states), torch.cat(targets), torch.cat(rows)
+        per_token = lm._log_probs_of(states, targets)  # (M,) one head pass for all buckets
+        return out.index_add_(0, rows, per_token).reshape(num_prefixes, num_sentences)
 
 
 def _equal_rows(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
