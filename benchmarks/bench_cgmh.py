@@ -10,8 +10,12 @@ maximum length. Rows, at each batch size:
 * ``full rescoring`` — every one of the ``B (K + 1)`` sentences of a step (the ``K`` candidates and the
   deletion) run through the whole model, as any causal LM is scored
   (:class:`textsampling.lm.base.PrefixScorer`, the default of a model without ``prefix_scorer_torch``);
-* ``prefix reuse`` — :meth:`textsampling.lm.hf_causal.HFCausalLM.prefix_scorer_torch`: the prefix
-  :math:`x_{<i}` of each chain run once, the sentences continued from its keys and values.
+* ``prefix reuse`` — :meth:`textsampling.lm.hf_causal.HFCausalLM.prefix_scorer_torch`: the current
+  sentences run once (the model keeps that pass: a step after a rejection of every chain runs none), the
+  sentences continued from the keys and values of each prefix :math:`x_{<i}`; a sentence equal to the
+  current one (the deletion slot of a step that is not a delete, every slot of an impossible move) is
+  not run again. Each timed run starts from the states of the warm-up, with another sentence kept, so
+  its first step runs the pass.
 
 and, with ``--head`` (on by default; ``--no-head`` skips it), the causal head alone on the hidden states
 of the ``B (K + 1)`` sentences of full rescoring (every real position):
