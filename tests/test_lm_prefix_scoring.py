@@ -235,8 +235,9 @@ def test_the_kept_pass_serves_the_same_sentences_at_other_positions_with_the_sam
 @pytest.mark.parametrize("change", ["token after the prefix", "token in the prefix", "fewer rows", "rows reordered",
                                     "one token shorter", "wider padding"])
 def test_a_kept_pass_is_not_used_for_other_sentences(shakespeare_causal, change):
-    """Each change would give wrong scores if the kept pass of ``x`` were read: the sentence's own score
-    (its row among the sentences), the shared prefix sum, the next-token law or the keys and values."""
+    """Each change but the last would give wrong scores if the kept pass of ``x`` were read: the sentence's
+    own score (its row among the sentences), the shared prefix sum, the next-token law or the keys and
+    values. The same sentences in a wider tensor may be run again or not; the scores must be right."""
     lm = shakespeare_causal
     x = torch.as_tensor(lm.encode(LINES))[:, :16]  # lengths 16, 12, 6, 2, 16
     prefix_lengths = torch.tensor([4, 2, 3, 1, 9])
@@ -258,7 +259,7 @@ def test_a_kept_pass_is_not_used_for_other_sentences(shakespeare_causal, change)
     counter = _CallCounter(lm)
     try:
         scorer = lm.prefix_scorer_torch(other, other_lengths)
-        assert counter.count == 1  # the pass ran again
+        assert counter.count == 1 or change == "wider padding"  # the pass ran again
     finally:
         counter.remove()
     _assert_as_full_rescoring(lm, other, other_lengths, sentences, scorer)
