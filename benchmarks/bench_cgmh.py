@@ -10,8 +10,12 @@ maximum length. Rows, at each batch size:
 * ``full rescoring`` — every one of the ``B (K + 1)`` sentences of a step (the ``K`` candidates and the
   deletion) run through the whole model, as any causal LM is scored
   (:class:`textsampling.lm.base.PrefixScorer`, the default of a model without ``prefix_scorer_torch``);
-* ``prefix reuse`` — :meth:`textsampling.lm.hf_causal.HFCausalLM.prefix_scorer_torch`: the prefix
-  :math:`x_{<i}` of each chain run once, the sentences continued from its keys and values.
+* ``prefix reuse`` — :meth:`textsampling.lm.hf_causal.HFCausalLM.prefix_scorer_torch`: the current
+  sentences run once (the model keeps that pass: a step after a rejection of every chain runs none), the
+  sentences continued from the keys and values of each prefix :math:`x_{<i}`; a sentence equal to the
+  current one (the deletion slot of a step that is not a delete, every slot of an impossible move) is
+  not run again. Each timed run starts from the states of the warm-up, with another sentence kept, so
+  its first step runs the pass.
 
 and, with ``--head`` (on by default; ``--no-head`` skips it), the causal head alone on the hidden states
 of the ``B (K + 1)`` sentences of full rescoring (every real position):
@@ -26,8 +30,10 @@ Both CGMH rows run the same ``--num-steps`` steps (default 10) from the same sta
 uniforms; the script checks that they take the same decisions (moves, positions, proposals, acceptances)
 before timing. Each cell is the median of ``--repeats`` (default 5) runs, the two implementations
 interleaved within each repeat (so a change of machine load hits both alike), with min and max, in
-milliseconds per step; threads and load average are printed. The ratio is full rescoring's time over
-prefix reuse's (> 1: prefix reuse is faster). Run::
+milliseconds per step, twice: wall-clock time, and the process's CPU time (``time.process_time``; with
+``--threads 1`` the work done, less disturbed by other processes on a shared machine); threads and load
+average are printed. Each ratio is full rescoring's time over prefix reuse's (> 1: prefix reuse is
+faster). ``calls`` is the number of model calls per step (in the warm-up run). Run::
 
     .venv/bin/python benchmarks/bench_cgmh.py --threads 1
 """
@@ -161,40 +167,63 @@ def main(argv=None) -> dict:
           f"{torch.get_num_threads()}); load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
           f"torch {torch.__version__}")
     print(f"# each cell: median of {args.repeats} interleaved runs [min-max], ms per step; "
-          "ratio = full rescoring's time / prefix reuse's")
+          "wall clock, then process CPU time; ratio = full rescoring's time / prefix reuse's; calls = model calls "
+          "per step")
     results = []
     for batch in [int(b) for b in args.batch_sizes.split(",") if b]:
         x0 = start_sentences(lm, batch, args.max_length, device)
         states = {name: cgmh.init(x0, config) for name, config in configs.items()}
         chains = torch.arange(batch, device=device)
         with torch.no_grad():
-            infos = {name: run_steps(states[name], configs[name], CounterGenerator(SEED, chains), args.num_steps)
-                     for name in models}  # warm-up, and the decisions compared
+            infos, calls = {}, {}
+            for name in models:  # warm-up, the decisions compared, the model calls counted
+                counter = []
+                hook = lm.model.register_forward_pre_hook(lambda *_: counter.append(1))
+                if lm._head_only:  # the scorers call the transformer without its head
+                    hook.remove()
+                    hook = lm.model.base_model.register_forward_pre_hook(lambda *_: counter.append(1))
+                try:
+                    infos[name] = run_steps(states[name], configs[name], CounterGenerator(SEED, chains), args.num_steps)
+                finally:
+                    hook.remove()
+                calls[name] = len(counter) / args.num_steps
             if not same_decisions(infos["full rescoring"], infos["prefix reuse"]):
                 raise SystemExit(f"batch {batch}: full rescoring and prefix reuse decide differently; "
                                  "timing would mislead")
             accepted = float(torch.stack([i.accepted for i in infos["prefix reuse"]]).double().mean())
             times = {name: [] for name in models}
+            cpu_times = {name: [] for name in models}
             for _ in range(args.repeats):
                 for name in models:
                     generator = CounterGenerator(SEED, chains)
-                    began = time.perf_counter()
+                    began, cpu_began = time.perf_counter(), time.process_time()
                     run_steps(states[name], configs[name], generator, args.num_steps)
+                    cpu_times[name].append((time.process_time() - cpu_began) / args.num_steps)
                     times[name].append((time.perf_counter() - began) / args.num_steps)
         reference = statistics.median(times["full rescoring"])
+        cpu_reference = statistics.median(cpu_times["full rescoring"])
         for name in models:
-            median = statistics.median(times[name])
+            median, cpu_median = statistics.median(times[name]), statistics.median(cpu_times[name])
             results.append({
                 "implementation": name, "batch": batch, "seconds_per_step_median": median,
                 "seconds_per_step_min": min(times[name]), "seconds_per_step_max": max(times[name]),
-                "full_time_over_this": reference / median, "acceptance_rate": accepted,
+                "full_time_over_this": reference / median, "cpu_seconds_per_step_median": cpu_median,
+                "cpu_seconds_per_step_min": min(cpu_times[name]), "cpu_seconds_per_step_max": max(cpu_times[name]),
+                "full_cpu_time_over_this": cpu_reference / cpu_median, "model_calls_per_step": calls[name],
+                "acceptance_rate": accepted,
             })
-    print(f"{'implementation':15s} {'batch':>5s} {'ms per step [min-max]':>26s} {'ratio':>6s}")
+    print(f"{'implementation':15s} {'batch':>5s} {'ms per step [min-max]':>26s} {'ratio':>6s} "
+          f"{'CPU ms per step [min-max]':>26s} {'ratio':>6s} {'calls':>5s}")
     for row in results:
-        span = (f"{1e3 * row['seconds_per_step_median']:.1f} [{1e3 * row['seconds_per_step_min']:.1f}-"
-                f"{1e3 * row['seconds_per_step_max']:.1f}]")
-        ratio = "-" if row["implementation"] == "full rescoring" else f"{row['full_time_over_this']:.2f}"
-        print(f"{row['implementation']:15s} {row['batch']:5d} {span:>26s} {ratio:>6s}")
+        cells = []
+        for prefix in ("", "cpu_"):
+            cells.append(f"{1e3 * row[prefix + 'seconds_per_step_median']:.1f} "
+                         f"[{1e3 * row[prefix + 'seconds_per_step_min']:.1f}-"
+                         f"{1e3 * row[prefix + 'seconds_per_step_max']:.1f}]")
+            cells.append("-" if row["implementation"] == "full rescoring"
+                         else f"{row['full_' + prefix + 'time_over_this']:.2f}")
+        print(f"{row['implementation']:15s} {row['batch']:5d} {cells[0]:>26s} {cells[1]:>6s} {cells[2]:>26s} "
+              f"{cells[3]:>6s} {row['model_calls_per_step']:5.2f}")
     heads = []
     if args.head:
         for batch in [int(b) for b in args.batch_sizes.split(",") if b]:

@@ -27,4 +27,6 @@ def test_bench_cgmh_prints_one_table_and_writes_json(tmp_path, monkeypatch, caps
         ("full rescoring", 1), ("prefix reuse", 1), ("full rescoring", 2), ("prefix reuse", 2)
     ]
     assert all(r["seconds_per_step_min"] > 0 and r["full_time_over_this"] > 0 for r in rows)
+    assert all(r["cpu_seconds_per_step_min"] > 0 and r["full_cpu_time_over_this"] > 0 for r in rows)
+    assert all(r["model_calls_per_step"] > 0 for r in rows)  # the first step runs the model
     assert report["num_candidates"] == 5 and report["max_length"] == 8 and report["threads"] == 1

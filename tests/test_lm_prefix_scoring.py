@@ -1,7 +1,8 @@
 """Prefix reuse in CGMH's candidate scoring: the same scores as full rescoring, the same decisions.
 
-:meth:`HFCausalLM.prefix_scorer_torch` runs each chain's prefix once and continues the candidate sentences
-from its keys and values; :class:`textsampling.lm.base.PrefixScorer` (the default, what a model without
+:meth:`HFCausalLM.prefix_scorer_torch` runs each chain's sentence once (kept by the model for the next call
+on the same sentences) and continues the candidate sentences from its prefix's keys and values;
+:class:`textsampling.lm.base.PrefixScorer` (the default, what a model without
 a cache gets) scores every sentence through the whole model. The attention sums run over the same keys
 in another order of operations, so the scores agree to float32 rounding (measured below 1e-5 on
 log-probabilities of tens), not bit for bit; the CGMH twin then takes the same decisions on a seeded
@@ -178,3 +179,148 @@ def test_sentence_annealing_twin_with_prefix_reuse_decides_as_with_full_rescorin
     temperatures = np.geomspace(2.0, 0.2, 15)
     full_run, cached_run = _run(sentence_annealing.step, state, configs, 15, 3, temperature=temperatures)
     assert _assert_same_decisions(full_run, cached_run) >= 5
+
+
+# ----------------------------------------------------------------------------- the kept sentence pass
+class _CallCounter:
+    """Counts the transformer's forward calls (the scorers call ``base_model`` of the head-only model)."""
+
+    def __init__(self, lm):
+        self.count = 0
+        self._hook = lm.model.base_model.register_forward_pre_hook(self._seen)
+
+    def _seen(self, *_):
+        self.count += 1
+
+    def remove(self):
+        self._hook.remove()
+
+
+def _fresh(lm, token_ids, prefix_lengths, sentences):
+    """The scorer's numbers with nothing kept: ``(next_token_log_probs, sequence_log_probs)``."""
+    lm._kept_pass = None
+    scorer = lm.prefix_scorer_torch(token_ids, prefix_lengths)
+    return scorer.next_token_log_probs, scorer.sequence_log_probs(sentences)
+
+
+def _assert_as_full_rescoring(lm, token_ids, prefix_lengths, sentences, scorer):
+    full = PrefixScorer(lm, token_ids, prefix_lengths)
+    finite = torch.isfinite(full.next_token_log_probs)
+    np.testing.assert_allclose(scorer.next_token_log_probs[finite].numpy(), full.next_token_log_probs[finite].numpy(),
+                               rtol=0, atol=ATOL)
+    np.testing.assert_allclose(scorer.sequence_log_probs(sentences).numpy(), full.sequence_log_probs(sentences).numpy(),
+                               rtol=0, atol=ATOL)
+
+
+def test_the_kept_pass_serves_the_same_sentences_at_other_positions_with_the_same_numbers(shakespeare_causal):
+    """CGMH after a rejection: the same sentences, another position. No model call for the prefixes, and
+    numbers bit for bit those of a scorer that ran them again (what makes a resumed run reproduce)."""
+    lm = shakespeare_causal
+    x = torch.as_tensor(lm.encode(LINES))[:, :16]
+    first, second = torch.tensor([0, 3, 5, 2, 15]), torch.tensor([7, 0, 1, 1, 16])
+    lm.prefix_scorer_torch(x, first)  # keeps the pass over x
+    counter = _CallCounter(lm)
+    try:
+        scorer = lm.prefix_scorer_torch(x.clone(), second)
+        assert counter.count == 0  # the prefixes ran in the kept pass
+    finally:
+        counter.remove()
+    sentences = _sentences_at(x, second, 16)
+    kept = (scorer.next_token_log_probs, scorer.sequence_log_probs(sentences))
+    again = _fresh(lm, x, second, sentences)
+    assert torch.equal(kept[0], again[0]) and torch.equal(kept[1], again[1])
+    _assert_as_full_rescoring(lm, x, second, sentences, scorer)
+
+
+@pytest.mark.parametrize("change", ["token after the prefix", "token in the prefix", "fewer rows", "rows reordered",
+                                    "one token shorter", "wider padding"])
+def test_a_kept_pass_is_not_used_for_other_sentences(shakespeare_causal, change):
+    """Each change but the last would give wrong scores if the kept pass of ``x`` were read: the sentence's
+    own score (its row among the sentences), the shared prefix sum, the next-token law or the keys and
+    values. The same sentences in a wider tensor may be run again or not; the scores must be right."""
+    lm = shakespeare_causal
+    x = torch.as_tensor(lm.encode(LINES))[:, :16]  # lengths 16, 12, 6, 2, 16
+    prefix_lengths = torch.tensor([4, 2, 3, 1, 9])
+    other, other_lengths = x.clone(), prefix_lengths.clone()
+    if change == "token after the prefix":
+        other[2, 4] = 101  # row 2 keeps its prefix (3 tokens): only its own score and the suffix differ
+    elif change == "token in the prefix":
+        other[0, 1] = 101
+    elif change == "fewer rows":
+        other, other_lengths = x[1:], prefix_lengths[1:]
+    elif change == "rows reordered":
+        other, other_lengths = x[[1, 0, 2, 3, 4]], prefix_lengths[[1, 0, 2, 3, 4]]
+    elif change == "one token shorter":
+        other[1, 11] = PAD  # row 1: 11 tokens
+    else:
+        other = torch.cat([x, torch.full((5, 3), PAD)], dim=1)  # the same sentences, another tensor width
+    sentences = _sentences_at(other, other_lengths, 16)
+    lm.prefix_scorer_torch(x, prefix_lengths)  # keeps the pass over x
+    counter = _CallCounter(lm)
+    try:
+        scorer = lm.prefix_scorer_torch(other, other_lengths)
+        assert counter.count == 1 or change == "wider padding"  # the pass ran again
+    finally:
+        counter.remove()
+    _assert_as_full_rescoring(lm, other, other_lengths, sentences, scorer)
+    fresh = _fresh(lm, other, other_lengths, sentences)
+    lm.prefix_scorer_torch(x, prefix_lengths)
+    scorer = lm.prefix_scorer_torch(other, other_lengths)
+    assert torch.equal(scorer.next_token_log_probs, fresh[0])
+    assert torch.equal(scorer.sequence_log_probs(sentences), fresh[1])
+
+
+def test_a_kept_pass_is_not_used_after_the_weights_change():
+    """A weight changed in place (an optimiser step, load_state_dict) or replaced: the pass runs again."""
+    lm = load_causal_lm("tiny-shakespeare")  # its own copy: the weights are changed below
+    x = torch.as_tensor(lm.encode(LINES[:3]))[:, :16]
+    prefix_lengths = torch.tensor([4, 2, 3])
+    sentences = _sentences_at(x, prefix_lengths, 16)
+    before = lm.prefix_scorer_torch(x, prefix_lengths).sequence_log_probs(sentences)
+    layer = lm.model.base_model.h[1].mlp.c_fc
+    with torch.no_grad():
+        layer.weight.mul_(1.5)  # in place
+    changed = lm.prefix_scorer_torch(x, prefix_lengths)
+    _assert_as_full_rescoring(lm, x, prefix_lengths, sentences, changed)
+    assert not torch.allclose(changed.sequence_log_probs(sentences), before, atol=1e-2)
+    layer.weight = torch.nn.Parameter(layer.weight.detach() / 1.5)  # replaced by a new parameter
+    replaced = lm.prefix_scorer_torch(x, prefix_lengths)
+    _assert_as_full_rescoring(lm, x, prefix_lengths, sentences, replaced)
+    np.testing.assert_allclose(replaced.sequence_log_probs(sentences).numpy(), before.numpy(), rtol=0, atol=ATOL)
+
+
+def test_cgmh_with_the_kept_pass_reproduces_itself_from_any_step(shakespeare_causal, monkeypatch):
+    """The kept pass changes no number: a run that keeps nothing (as after a resume in a new process, at
+    every step) takes the same decisions with the same scores bit for bit, in more model calls; so does a
+    run resumed at step 6."""
+    lm = shakespeare_causal
+    x0 = torch.as_tensor(lm.encode(LINES[:3]))[:, :12]
+    config = make_config(lm, (), num_candidates=20, max_length=12)
+    generator = CounterGenerator(5, torch.arange(3))
+
+    def run(state, steps):
+        lm._kept_pass = None
+        counter, out = _CallCounter(lm), []
+        try:
+            for t in steps:
+                state, info = cgmh.step(generator.uniforms(t, 4, dtype=torch.float64), state, config)
+                out.append((state, info))
+        finally:
+            counter.remove()
+        return out, counter.count
+
+    def assert_equal(first, second):
+        for (state, info), (other_state, other_info) in zip(first, second, strict=True):
+            for name in ("x", "log_prob", "protected"):
+                assert torch.equal(getattr(state, name), getattr(other_state, name)), name
+            for name in info._fields:
+                assert torch.equal(getattr(info, name), getattr(other_info, name)), name
+
+    whole, calls = run(cgmh.init(x0, config), range(12))
+    assert sum(int(info.accepted.sum()) for _, info in whole) >= 3
+    monkeypatch.setattr(hf_causal, "KEPT_PASS_BYTES", 0)  # nothing kept: every step runs its pass
+    unkept, unkept_calls = run(cgmh.init(x0, config), range(12))
+    assert_equal(whole, unkept)
+    assert calls < unkept_calls
+    resumed, _ = run(whole[5][0], range(6, 12))
+    assert_equal(whole[6:], resumed)

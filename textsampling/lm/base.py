@@ -29,8 +29,8 @@ returning a :class:`PrefixScorer`: scores of many sentences that share a prefix 
 one position) without recomputing the prefix for each. Call it through :func:`prefix_scorer_torch`,
 which falls back to :class:`PrefixScorer` itself — every sentence rescored in full, through
 ``next_token_log_probs_torch`` and ``sequence_log_probs_torch`` — for a model without it (the bigram
-oracle); :class:`~textsampling.lm.hf_causal.HFCausalLM` runs each prefix once and continues from its
-keys and values (a KV cache).
+oracle); :class:`~textsampling.lm.hf_causal.HFCausalLM` runs each sentence once (and keeps that pass for
+the next call on the same sentences) and continues from its prefix's keys and values (a KV cache).
 
 Each method exists twice: a NumPy one returning float64 arrays (used by the reference samplers) and a
 ``*_torch`` one on tensors (used by the batched twins, on the model's device).

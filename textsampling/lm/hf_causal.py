@@ -23,15 +23,20 @@ the logsumexp runs in place in the chunk (no temporary of its size), with the sa
 (``benchmarks/bench_cgmh.py``, rows ``head``).
 
 Shared prefixes. CGMH's :math:`K` candidates at position :math:`i` all start with :math:`x_{<i}`;
-:meth:`HFCausalLM.prefix_scorer_torch` (a :class:`CachedPrefixScorer`) runs each prefix once and only the
-continuations after it, from the prefix's keys and values (KV cache), instead of :math:`K` whole
-sentences (:class:`textsampling.lm.base.PrefixScorer`, the default of other models).
+:meth:`HFCausalLM.prefix_scorer_torch` (a :class:`CachedPrefixScorer`) runs each current sentence
+:math:`x` once and only the continuations after :math:`x_{<i}`, from its keys and values (KV cache),
+instead of :math:`K` whole sentences (:class:`textsampling.lm.base.PrefixScorer`, the default of other
+models). The pass over :math:`x` does not depend on :math:`i`, so the model keeps the last one and a
+CGMH step after a rejection (the same sentences) runs one model call, not two; it is used only for
+equal token ids and unchanged weights, and it holds exactly what running the sentences again would
+give, so no number depends on what was kept (a resumed run reproduces an uninterrupted one).
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+from typing import NamedTuple
 
 import torch
 
@@ -59,6 +64,9 @@ CALL_POSITIONS = 2**12
 #: the same on the CPU, where a position costs more and a call less (one CGMH step at K = 20, 8 chains of
 #: 16 tokens, one thread: 64 was faster than 16, 256 and a single batch)
 CPU_CALL_POSITIONS = 64
+#: the largest pass over whole sentences (keys, values and states, in bytes) the model keeps for the next
+#: prefix scorer (:meth:`HFCausalLM._sentence_pass`); a larger one is used once and dropped
+KEPT_PASS_BYTES = 2**26
 
 
 class HFCausalLM:
@@ -83,6 +91,7 @@ class HFCausalLM:
 
     def __init__(self, model, tokenizer):
         self.model = model.eval()
+        self._modules = list(model.modules())  # whose weights a kept pass was computed with (_versions)
         self.tokenizer = tokenizer
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
         self.special_token_ids = special_token_ids(tokenizer, self.vocab_size)
@@ -266,6 +275,54 @@ class HFCausalLM:
         log_probs = self._next_log_probs(output.logits[:, -1], are_logits=True)  # after the last position only
         return log_probs, (getattr(output, self._cache_argument), length)
 
+    def _versions(self) -> tuple:
+        """What identifies the model's weights now: each parameter's and buffer's identity, storage, dtype and
+        in-place version (``load_state_dict``, ``.to``, ``.data =``, an optimiser step or an assigned new
+        parameter each change one), read from the modules' own tables (a ``parameters()`` walk costs 20x more)."""
+        out = [self.model.training]
+        for module in self._modules:
+            for table in (module._parameters, module._buffers):
+                for tensor in table.values():
+                    if tensor is not None:
+                        out.append((id(tensor), tensor.data_ptr(), tensor.dtype, tensor._version))
+        return tuple(out)
+
+    @torch.no_grad()
+    def _sentence_pass(self, tokens: torch.Tensor) -> "_SentencePass":
+        """The model over ``[BOS] x`` for every row of ``tokens`` ``(B, L)`` (checked, on the model's device).
+
+        The last pass is kept (when under :data:`KEPT_PASS_BYTES`) and returned again for a batch of equal
+        token ids while no weight has changed: the same call would compute the same numbers, so a kept
+        pass changes no result, only skips the model call (CGMH asks about the same sentences at every
+        rejection). Anything else (another sentence in any row, another batch size or order, a weight
+        changed in place or replaced) runs the model again.
+        """
+        versions = self._versions()
+        kept = getattr(self, "_kept_pass", None)
+        if (kept is not None and kept.tokens.shape == tokens.shape and kept.tokens.device == tokens.device
+                and kept.versions == versions and torch.equal(kept.tokens, tokens)):
+            return kept
+        self._kept_pass = None  # drop the old one before the new one is computed (memory)
+        inputs, attention, lengths = self._inputs(tokens)  # (B, W), (B, W), (B,)
+        num_rows, width = inputs.shape
+        module = self.model.base_model if self._head_only else self.model
+        output = module(input_ids=inputs, attention_mask=attention.long(), use_cache=True)
+        states = output[0] if self._head_only else output.logits  # (B, W, H) or (B, W, V)
+        cache = getattr(output, self._cache_argument, None)
+        # the state at t < n predicts the input at t + 1, the state at n predicts END
+        targets = torch.cat([inputs[:, 1:], inputs.new_zeros(num_rows, 1)], dim=1)  # (B, W)
+        targets[torch.arange(num_rows, device=inputs.device), lengths] = self.end_token_id
+        token_log_probs = torch.zeros((num_rows, width), dtype=torch.float32, device=inputs.device)  # (B, W)
+        token_log_probs[attention] = self._log_probs_of(states[attention], targets[attention])
+        result = _SentencePass(tokens.clone(), versions, cache, states, token_log_probs)
+        try:
+            layers = len(cache)
+        except TypeError:
+            layers = None
+        if layers is not None and states.element_size() * states.numel() * (2 * layers + 1) <= KEPT_PASS_BYTES:
+            self._kept_pass = result
+        return result
+
     @torch.no_grad()
     def prefix_scorer_torch(self, token_ids, prefix_lengths) -> PrefixScorer:
         """Scores of sentences sharing per-row prefixes, each prefix run once (KV cache): :class:`CachedPrefixScorer`.
@@ -281,14 +338,17 @@ class HFCausalLM:
         return f"HFCausalLM({name!r}, vocab_size={self.vocab_size}, max_length={self.max_length})"
 
 
-def _expanded_cache(cache, rows: torch.Tensor):
-    """A new cache holding ``cache``'s batch rows ``rows`` (the original is left as it was), or None if unknown.
+def _expanded_cache(cache, rows: torch.Tensor, width: int):
+    """A new cache holding ``cache``'s batch rows ``rows``, cut to its first ``width`` positions where it can
+    be: ``(cache, width)``, or ``(cache, None)`` when it holds every position, or ``(None, None)`` for a
+    cache we do not know. The original is left as it was.
 
     Transformers' ``Cache`` objects are changed in place by a forward pass (the new keys are appended), so
-    each continuation gets its own copy; legacy caches are tuples of ``(keys, values)`` per layer.
+    each continuation gets its own copy; legacy caches are tuples of ``(keys, values)`` per layer, each
+    ``(B, heads, positions, head size)``.
     """
     if isinstance(cache, (tuple, list)):
-        return tuple(tuple(tensor.index_select(0, rows) for tensor in layer) for layer in cache)
+        return tuple(tuple(tensor[:, :, :width].index_select(0, rows) for tensor in layer) for layer in cache), width
     if callable(getattr(cache, "reorder_cache", None)):
         layers = getattr(cache, "layers", None)
         if isinstance(layers, list) and all(type(layer).__name__ == "DynamicLayer" for layer in layers):
@@ -296,32 +356,55 @@ def _expanded_cache(cache, rows: torch.Tensor):
             # reorder_cache and by a forward pass, so shallow copies of the layers keep the original intact
             out = copy.copy(cache)
             out.layers = [copy.copy(layer) for layer in layers]
+            if all(isinstance(getattr(layer, name, None), torch.Tensor) and getattr(layer, name).dim() == 4
+                   for layer in out.layers for name in ("keys", "values")):
+                for layer in out.layers:  # views: reorder_cache copies only the positions kept
+                    layer.keys, layer.values = layer.keys[:, :, :width], layer.values[:, :, :width]
+                out.reorder_cache(rows)  # index_select: new tensors
+                return out, width
         else:
             out = copy.deepcopy(cache)  # any other cache: a full copy (of the prefix rows only: small)
         out.reorder_cache(rows)  # index_select: new tensors
-        return out
-    return None
+        return out, None  # every position kept
+    return None, None
+
+
+class _SentencePass(NamedTuple):
+    """One pass of the model over ``[BOS] x`` for a batch of whole sentences ``x`` (what a prefix scorer reads)."""
+
+    tokens: torch.Tensor  # (B, L) int64, PAD-padded: the sentences, the key of a kept pass
+    versions: tuple  # the model's parameter and buffer versions when it ran (a weight changed in place: stale)
+    cache: object  # keys and values of [BOS] x_1 .. x_n, width W = max n + 1
+    states: torch.Tensor  # (B, W, H) last hidden states (head-only) or (B, W, V) logits
+    token_log_probs: torch.Tensor  # (B, W) float32: log p(x_{t+1} | x_{<=t}) at t < n, log p(END | x) at n, 0 after
 
 
 class CachedPrefixScorer(PrefixScorer):
-    r"""The prefixes run once; the sentences continue from their keys and values (CGMH's candidate scoring).
+    r"""The sentences run once; the candidates continue from their prefix's keys and values (CGMH's scoring).
 
     With :math:`B` prefixes of lengths :math:`p_b` and :math:`K` sentences per prefix, full rescoring runs
     the model on :math:`BK` rows of the whole sentence. Here (:class:`~textsampling.lm.base.PrefixScorer`
     gives the decomposition):
 
-    * at construction, one pass over ``[BOS] x_{<p_b}`` (:math:`B` rows) keeps the keys and values of
-      every layer, the shared sum :math:`\sum_{t<p_b} \log p(x_t \mid x_{<t})` and the next-token law
-      after the prefix, which is also the candidates' :math:`\log p(y_{p_b} \mid x_{<p_b})`;
+    * at construction, one pass over each whole row ``[BOS] x_1 .. x_n`` of ``token_ids`` (:math:`B`
+      rows) keeps the keys and values of every layer and every :math:`\log p(x_t \mid x_{<t})`; the shared
+      sum :math:`\sum_{t<p_b} \log p(x_t \mid x_{<t})` and the next-token law after the prefix (the
+      candidates' :math:`\log p(y_{p_b} \mid x_{<p_b})`) are read from it. The pass does not depend on
+      the prefix lengths, so the model keeps the last one (:meth:`HFCausalLM._sentence_pass`): CGMH asks
+      about the same sentences again at every rejection, at another position, and then runs no prefix;
     * :meth:`sequence_log_probs` runs the model only on each sentence's tokens after :math:`p_b`
       (:math:`y_{p_b}, \ldots`: the states that predict :math:`y_{p_b + 1}, \ldots, \mathrm{END}`), at
-      positions :math:`p_b + 1, \ldots`, attending to the prefix's cached keys (repeated over the
-      :math:`K` sentences) through an attention mask that hides the padding between the prefix and the
-      continuation. The head runs only on those states.
+      positions :math:`p_b + 1, \ldots`, attending to the cached keys of :math:`[\mathrm{BOS}]\, x_{<p_b}`
+      (repeated over the :math:`K` sentences; an attention mask hides the rest of :math:`x` and the
+      padding). The head runs only on those states. A sentence equal to row :math:`b` itself (CGMH's
+      deletion slot when the move is not a delete, a replacement by the current token) takes the score of
+      the pass over :math:`x`, and no continuation.
 
-    The attention sums run over the same keys in another order of operations, so the scores equal full
-    rescoring's to float32 rounding, not bit for bit (tests/test_lm_prefix_scoring.py). A model whose
-    cache cannot be copied falls back to full rescoring.
+    Every number depends only on the arguments (a kept pass is used only for equal token ids and
+    unchanged weights, and holds what the same call would compute again), so a resumed run reproduces
+    an uninterrupted one bit for bit. The attention sums run over the same keys in another order of
+    operations, so the scores equal full rescoring's to float32 rounding, not bit for bit
+    (tests/test_lm_prefix_scoring.py). A model whose cache cannot be copied falls back to full rescoring.
     """
 
     @torch.no_grad()
@@ -332,28 +415,19 @@ class CachedPrefixScorer(PrefixScorer):
             raise ValueError(f"token_ids: a sequence is longer than the model's maximum {lm.max_length}")
         self.prefixes, self.prefix_lengths = prefixes_of(tokens, torch.as_tensor(prefix_lengths).to(tokens.device))
         num_rows = tokens.shape[0]
-        width = int(self.prefix_lengths.max()) + 1 if num_rows else 1  # [BOS] + the longest prefix
-        columns = torch.arange(width, device=tokens.device)[None, :]  # (1, P)
-        body = self.prefixes[:, : width - 1]  # (B, P - 1)
-        inputs = torch.full((num_rows, width), lm.bos_token_id, dtype=torch.long, device=tokens.device)  # (B, P)
-        inputs[:, 1:] = torch.where(body == PAD, lm._fill_id, body)
-        self._attention = columns <= self.prefix_lengths[:, None]  # (B, P): BOS and the prefix
         if num_rows == 0:
-            self._cache, self._shared = None, torch.zeros(0, dtype=torch.float32, device=tokens.device)
+            self._pass, self._shared = None, torch.zeros(0, dtype=torch.float32, device=tokens.device)
             self.next_token_log_probs = torch.empty((0, lm.vocab_size), dtype=torch.float32, device=tokens.device)
             return
-        module = lm.model.base_model if lm._head_only else lm.model
-        output = module(input_ids=inputs, attention_mask=self._attention.long(), use_cache=True)
-        states = output[0] if lm._head_only else output.logits  # (B, P, H) or (B, P, V)
-        self._cache = getattr(output, lm._cache_argument, None)
+        self._pass = lm._sentence_pass(tokens)
+        token_log_probs = self._pass.token_log_probs  # (B, W)
+        columns = torch.arange(token_log_probs.shape[1], device=tokens.device)[None, :]  # (1, W)
+        self._attention = columns <= self.prefix_lengths[:, None]  # (B, W): BOS and the prefix
         rows = torch.arange(num_rows, device=tokens.device)
-        self.next_token_log_probs = lm._next_log_probs(states[rows, self.prefix_lengths])  # (B, V)
+        self.next_token_log_probs = lm._next_log_probs(self._pass.states[rows, self.prefix_lengths])  # (B, V)
         # the state at position t < p_b predicts the prefix token t (the input at t + 1)
-        before = columns < self.prefix_lengths[:, None]  # (B, P)
-        targets = torch.cat([inputs[:, 1:], inputs.new_zeros(num_rows, 1)], dim=1)  # (B, P)
-        per_token = lm._log_probs_of(states[before], targets[before])  # (M,)
-        row_of = rows[:, None].expand(num_rows, width)[before]  # (M,)
-        self._shared = torch.zeros(num_rows, dtype=torch.float32, device=tokens.device).index_add_(0, row_of, per_token)
+        self._shared = torch.where(columns < self.prefix_lengths[:, None], token_log_probs, 0.0).sum(dim=1)  # (B,)
+        self._whole = token_log_probs.sum(dim=1)  # (B,) log p(x_b, END): zeros after the END term
 
     @torch.no_grad()
     def sequence_log_probs(self, sentences) -> torch.Tensor:
@@ -371,12 +445,15 @@ class CachedPrefixScorer(PrefixScorer):
             raise ValueError(f"sentences: a sequence of {int(lengths.max())} tokens is longer than the model's "
                              f"maximum {lm.max_length} (context minus the BOS)")
         group = torch.arange(num_prefixes, device=flat.device).repeat_interleave(num_sentences)  # (N,) prefix of row
-        start = self.prefix_lengths[group]  # (N,) p_b
+        start = self.prefix_lengths.index_select(0, group)  # (N,) p_b
         # log p(y_p | x_{<p}) from the prefix's next-token law (END where the sentence is the prefix itself)
         first = torch.where(lengths > start, flat.gather(1, start.clamp(max=width - 1)[:, None])[:, 0],
                             lm.end_token_id)  # (N,)
-        out = self._shared[group] + self.next_token_log_probs[group, first]  # (N,)
-        suffix_lengths = lengths - start  # (N,) tokens y_p .. y_{n-1} fed after the prefix
+        first_log_probs = self.next_token_log_probs.take(group * lm.vocab_size + first)  # (N,) law b at y_p
+        out = self._shared.index_select(0, group) + first_log_probs  # (N,)
+        own = _equal_rows(flat, self._pass.tokens.index_select(0, group))  # (N,) y is x_b: scored by the pass
+        out = torch.where(own, self._whole.index_select(0, group), out)  # (N,)
+        suffix_lengths = torch.where(own, 0, lengths - start)  # (N,) tokens y_p .. y_{n-1} fed after the prefix
         span = int(suffix_lengths.max())
         if span == 0:
             return out.reshape(num_prefixes, num_sentences)
@@ -384,26 +461,50 @@ class CachedPrefixScorer(PrefixScorer):
         states, targets, rows = [], [], []
         call_positions = CPU_CALL_POSITIONS if flat.device.type == "cpu" else CALL_POSITIONS
         for members, span in _buckets(suffix_lengths, call_positions):
-            cache = _expanded_cache(self._cache, group[members])
+            prefix_of = group.index_select(0, members)  # (n,)
+            begin, lengths_here = start.index_select(0, members), suffix_lengths.index_select(0, members)  # (n,), (n,)
+            # the keys of [BOS] x_{<p} only: the rest of x is hidden from every continuation
+            cache, held = _expanded_cache(self._pass.cache, prefix_of, int(begin.max()) + 1)
             if cache is None:  # a cache we cannot copy: rescore in full
                 return lm.sequence_log_probs_torch(flat).reshape(num_prefixes, num_sentences)
-            begin, lengths_here = start[members], suffix_lengths[members]  # (n,), (n,)
+            held = self._attention.shape[1] if held is None else held  # P: the positions of the cache
+            sentences_here = flat.index_select(0, members)  # (n, L)
             steps = torch.arange(span, device=flat.device)[None, :]  # (1, S)
             fed = steps < lengths_here[:, None]  # (n, S)
-            tokens = flat[members].gather(1, (begin[:, None] + steps).clamp(max=width - 1))  # (n, S): y_{p + j}
+            tokens = sentences_here.gather(1, (begin[:, None] + steps).clamp(max=width - 1))  # (n, S): y_{p + j}
             inputs = torch.where(fed, tokens, lm._fill_id)  # (n, S)
             positions = begin[:, None] + 1 + steps  # (n, S): [BOS] sits at 0, y_t at t + 1
-            attention = torch.cat([self._attention[group[members]], fed], dim=1)  # (n, P + S)
+            attention = torch.cat([self._attention.index_select(0, prefix_of)[:, :held], fed], dim=1)  # (n, P + S)
             output = module(input_ids=inputs, attention_mask=attention.long(), position_ids=positions,
                             use_cache=True, **{lm._cache_argument: cache})
             hidden = output[0] if lm._head_only else output.logits  # (n, S, H) or (n, S, V)
             # the state after y_{p + j} predicts y_{p + j + 1}; the last one predicts END
-            following = flat[members].gather(1, (begin[:, None] + steps + 1).clamp(max=width - 1))  # (n, S)
-            states.append(hidden[fed])
-            targets.append(torch.where(steps + 1 < lengths_here[:, None], following, lm.end_token_id)[fed])
-            rows.append(members[:, None].expand_as(fed)[fed])
-        per_token = lm._log_probs_of(torch.cat(states), torch.cat(targets))  # (M,) one head pass for all buckets
-        return out.index_add_(0, torch.cat(rows), per_token).reshape(num_prefixes, num_sentences)
+            following = sentences_here.gather(1, (begin[:, None] + steps + 1).clamp(max=width - 1))  # (n, S)
+            predicted = torch.where(steps + 1 < lengths_here[:, None], following, lm.end_token_id)  # (n, S)
+            if bool(fed.all()):  # one length: every position is real (the same rows, in the same order)
+                states.append(hidden.reshape(-1, hidden.shape[-1]))  # (n S, H)
+                targets.append(predicted.reshape(-1))
+                rows.append(members.repeat_interleave(span))
+            else:
+                states.append(hidden[fed])  # (m, H)
+                targets.append(predicted[fed])
+                rows.append(members[:, None].expand_as(fed)[fed])
+        if len(states) == 1:
+            states, targets, rows = states[0], targets[0], rows[0]
+        else:
+            states, targets, rows = torch.cat(states), torch.cat(targets), torch.cat(rows)
+        per_token = lm._log_probs_of(states, targets)  # (M,) one head pass for all buckets
+        return out.index_add_(0, rows, per_token).reshape(num_prefixes, num_sentences)
+
+
+def _equal_rows(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` bool: row ``n`` of ``first`` ``(N, L)`` holds the sentence of row ``n`` of ``second`` ``(N, L')``."""
+    width = min(first.shape[1], second.shape[1])
+    same = (first[:, :width] == second[:, :width]).all(dim=1)  # (N,)
+    for longer in (first, second):  # what the other does not have must be padding
+        if longer.shape[1] > width:
+            same &= (longer[:, width:] == PAD).all(dim=1)
+    return same
 
 
 def _buckets(suffix_lengths: torch.Tensor, call_positions: int) -> list:

@@ -257,6 +257,30 @@ def _rank_select(allowed: torch.Tensor, rank: torch.Tensor) -> torch.Tensor:
     return torch.argmax((allowed & (ranks == rank[:, None])).to(torch.int64), dim=1)  # (B,)
 
 
+def _top_k_stable(values: torch.Tensor, k: int):
+    """``(values, indices)`` ``(B, k)``: the first ``k`` columns of a stable descending sort of ``values`` ``(B, V)``.
+
+    The largest ``k`` of each row, largest first, the lower index first among equal values, as
+    ``torch.sort(values, dim=1, descending=True, stable=True)`` orders them, without sorting all ``V``
+    (a full sort of GPT-2's vocabulary is most of a CGMH step's work outside the model at one chain):
+    ``torch.topk`` gives the ``k``-th largest value; every entry above it and the lowest-indexed entries
+    equal to it make the set, which is then sorted stably. A row holding NaN is sorted in full.
+    """
+    num_rows, width = values.shape
+    if k >= width or bool(torch.isnan(values).any()):
+        ranked = torch.sort(values, dim=1, descending=True, stable=True)
+        return ranked.values[:, :k], ranked.indices[:, :k]
+    threshold = torch.topk(values, k, dim=1).values[:, k - 1 :]  # (B, 1) the k-th largest
+    above = values > threshold  # (B, V)
+    tied = values == threshold  # (B, V)
+    missing = k - above.sum(dim=1, keepdim=True)  # (B, 1) >= 1: entries equal to the threshold to take
+    chosen = above | (tied & (torch.cumsum(tied.to(torch.int64), dim=1) <= missing))  # (B, V): k per row
+    indices = torch.nonzero(chosen)[:, 1].reshape(num_rows, k)  # (B, k) in increasing index
+    chosen_values = values.gather(1, indices)  # (B, k)
+    order = torch.sort(chosen_values, dim=1, descending=True, stable=True).indices  # (B, k)
+    return chosen_values.gather(1, order), indices.gather(1, order)
+
+
 def _sites(config: CGMHConfig, x: torch.Tensor, protected: torch.Tensor):
     """``(editable (N, L), open slots (N, L + 1))``: where a replace/delete and an insert may act."""
     width = x.shape[1]
@@ -320,9 +344,8 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
         scorer.next_token_log_probs.to(dtype), model.special_token_ids
     )  # (B, V), special columns -inf
     num_top = min(config.num_candidates, next_log_probs.shape[1])
-    ranked = torch.sort(next_log_probs, dim=1, descending=True, stable=True)  # lower id first on ties
-    candidates = ranked.indices[:, :num_top]  # (B, K)
-    valid = torch.isfinite(ranked.values[:, :num_top])  # (B, K): valid ones come first
+    top_values, candidates = _top_k_stable(next_log_probs, num_top)  # (B, K), (B, K): lower id first on ties
+    valid = torch.isfinite(top_values)  # (B, K): valid ones come first
     current = x.gather(1, position.clamp(max=width - 1)[:, None])[:, 0]  # (B,) token at i (replace/delete)
     in_prefix_set = ((candidates == current[:, None]) & valid).any(dim=1)  # (B,)
     if config.candidate_set == "biased":
@@ -360,6 +383,9 @@ def step(uniforms: torch.Tensor, state: CGMHState, config: CGMHConfig):
     deleted = _delete(x, position, PAD)  # (B, L)
     deleted = torch.where(possible[:, None] & (move == DELETE)[:, None], deleted, x)  # (B, L)
     scored = torch.cat([candidate_states, deleted[:, None, :]], dim=1)  # (B, K + 1, L)
+    # A chain whose move is impossible rejects without reading a score: it asks about x itself, which a
+    # scorer that has run x (the KV cache's) answers without running the model again.
+    scored = torch.where(possible[:, None, None], scored, x[:, None, :])  # (B, K + 1, L)
     scored_log_p = scorer.sequence_log_probs(scored)  # (B, K + 1)
     scored_log_rho = _log_target_from(config, scored.reshape(-1, width), scored_log_p.reshape(-1))
     scored_log_rho = scored_log_rho.reshape(num_chains, num_candidates + 1)  # (B, K + 1)
