@@ -18,6 +18,7 @@ from categorical_rule import branch_free_rule
 from textsampling import randomness as numpy_randomness
 from textsampling import targets
 from textsampling.torch import categorical, gibbs
+from textsampling.torch import randomness as torch_randomness
 from textsampling.torch.targets import FixedLengthBigram
 from textsampling.torch.targets import sequences as torch_sequences
 
@@ -130,8 +131,8 @@ def test_cpu_fast_branches_equal_the_branch_free_forms(monkeypatch, num_categori
         categorical.inverse_cdf(wide_uniforms, wide_rows),
         categorical.inverse_cdf_and_totals(wide_uniforms, wide_rows)[1],
     ]
-    monkeypatch.setattr(categorical, "may_branch_on_values", lambda tensor: False)
-    monkeypatch.setattr(categorical, "COUNT_SEARCH_MAX_CATEGORIES", 0)
+    monkeypatch.setattr(torch_randomness, "may_branch_on_values", lambda tensor: False)
+    monkeypatch.setattr(torch_randomness, "COUNT_SEARCH_MAX_CATEGORIES", 0)
     branch_free = [
         categorical.inverse_cdf(uniforms, rows),
         categorical.inverse_cdf(wide_uniforms, wide_rows),

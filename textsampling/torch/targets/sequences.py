@@ -28,7 +28,7 @@ from textsampling.targets.sequences import FixedLengthBigram as ReferenceFixedLe
 from textsampling.targets.sequences import PairwiseChain as ReferencePairwiseChain
 from textsampling.targets.sequences import SequenceTarget as ReferenceSequenceTarget
 from textsampling.torch._validation import check_tensor, same_device
-from textsampling.torch.categorical import may_branch_on_values
+from textsampling.torch.randomness import may_branch_on_values
 from textsampling.torch.targets.base import TorchTarget, normalise_rows
 
 __all__ = ["SequenceTarget", "BigramLM", "FixedLengthBigram", "PairwiseChain", "PAIR_TABLE_MAX_ENTRIES"]
