@@ -218,9 +218,10 @@ def test_the_kept_pass_serves_the_same_sentences_at_other_positions_with_the_sam
     lm = shakespeare_causal
     x = torch.as_tensor(lm.encode(LINES))[:, :16]
     first, second = torch.tensor([0, 3, 5, 2, 15]), torch.tensor([7, 0, 1, 1, 16])
-    lm.prefix_scorer_torch(x, first)  # keeps the pass over x
-    counter = _CallCounter(lm)
+    counter = _CallCounter(lm)  # before the pass is kept: a hook added later would change the key
     try:
+        lm.prefix_scorer_torch(x, first)  # keeps the pass over x
+        counter.count = 0
         scorer = lm.prefix_scorer_torch(x.clone(), second)
         assert counter.count == 0  # the prefixes ran in the kept pass
     finally:
@@ -255,9 +256,10 @@ def test_a_kept_pass_is_not_used_for_other_sentences(shakespeare_causal, change)
     else:
         other = torch.cat([x, torch.full((5, 3), PAD)], dim=1)  # the same sentences, another tensor width
     sentences = _sentences_at(other, other_lengths, 16)
-    lm.prefix_scorer_torch(x, prefix_lengths)  # keeps the pass over x
-    counter = _CallCounter(lm)
+    counter = _CallCounter(lm)  # before the pass is kept: a hook added later would change the key
     try:
+        lm.prefix_scorer_torch(x, prefix_lengths)  # keeps the pass over x
+        counter.count = 0
         scorer = lm.prefix_scorer_torch(other, other_lengths)
         assert counter.count == 1 or change == "wider padding"  # the pass ran again
     finally:
@@ -324,3 +326,57 @@ def test_cgmh_with_the_kept_pass_reproduces_itself_from_any_step(shakespeare_cau
     assert calls < unkept_calls
     resumed, _ = run(whole[5][0], range(6, 12))
     assert_equal(whole[6:], resumed)
+
+
+def test_a_kept_pass_is_not_used_after_the_model_changes_around_its_weights():
+    """A submodule replaced (as LoRA-style wrappers do), a forward hook, autocast: the pass runs again.
+    A write through ``tensor.data`` is not seen (its own version counter): ``forget_kept_pass`` drops the
+    pass, and ``keep_passes = False`` never keeps one."""
+    lm = load_causal_lm("tiny-shakespeare")  # its own copy: the model is changed below
+    x = torch.as_tensor(lm.encode(LINES[:3]))[:, :16]
+    prefix_lengths = torch.tensor([4, 2, 3])
+    sentences = _sentences_at(x, prefix_lengths, 16)
+
+    def scores():
+        return lm.prefix_scorer_torch(x, prefix_lengths).sequence_log_probs(sentences)
+
+    def differ(first, second):
+        return not torch.allclose(first, second, atol=1e-3)
+
+    before = scores()
+    block = lm.model.base_model.h[1]
+    mlp = block.mlp
+
+    class Scaled(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *args, **kwargs):
+            return self.inner(*args, **kwargs) * 1.5
+
+    block.mlp = Scaled(mlp)
+    assert differ(scores(), before)
+    _assert_as_full_rescoring(lm, x, prefix_lengths, sentences, lm.prefix_scorer_torch(x, prefix_lengths))
+    block.mlp = mlp
+    np.testing.assert_allclose(scores().numpy(), before.numpy(), rtol=0, atol=ATOL)
+    handle = mlp.register_forward_hook(lambda module, inputs, output: output * 1.5)
+    assert differ(scores(), before)
+    handle.remove()
+    np.testing.assert_allclose(scores().numpy(), before.numpy(), rtol=0, atol=ATOL)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert differ(scores(), before)
+    np.testing.assert_allclose(scores().numpy(), before.numpy(), rtol=0, atol=ATOL)
+    weight = mlp.c_fc.weight
+    kept = lm._kept_pass
+    weight.data.mul_(1.5)  # not seen by the key: the kept pass is used again (the documented limit)
+    scores()
+    assert lm._kept_pass is kept
+    lm.forget_kept_pass()
+    assert differ(scores(), before) and lm._kept_pass is not kept
+    _assert_as_full_rescoring(lm, x, prefix_lengths, sentences, lm.prefix_scorer_torch(x, prefix_lengths))
+    weight.data.div_(1.5)
+    lm.keep_passes = False
+    assert differ(scores(), before) is False
+    lm.prefix_scorer_torch(x, prefix_lengths)
+    assert lm._kept_pass is None

@@ -28,8 +28,10 @@ Shared prefixes. CGMH's :math:`K` candidates at position :math:`i` all start wit
 instead of :math:`K` whole sentences (:class:`textsampling.lm.base.PrefixScorer`, the default of other
 models). The pass over :math:`x` does not depend on :math:`i`, so the model keeps the last one and a
 CGMH step after a rejection (the same sentences) runs one model call, not two; it is used only for
-equal token ids and unchanged weights, and it holds exactly what running the sentences again would
-give, so no number depends on what was kept (a resumed run reproduces an uninterrupted one).
+equal token ids and an unchanged model (its modules, weights, hooks, mode and autocast state; a write
+through ``tensor.data`` is not seen: call ``forget_kept_pass()`` after one, or set ``keep_passes =
+False``), and it holds exactly what running the sentences again would give, so no number depends on
+what was kept (a resumed run reproduces an uninterrupted one).
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ class HFCausalLM:
 
     def __init__(self, model, tokenizer):
         self.model = model.eval()
-        self._modules = list(model.modules())  # whose weights a kept pass was computed with (_versions)
+        #: Keep the last pass over whole sentences for the next call on the same sentences (see _sentence_pass).
+        self.keep_passes = True
         self.tokenizer = tokenizer
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
         self.special_token_ids = special_token_ids(tokenizer, self.vocab_size)
@@ -276,16 +279,32 @@ class HFCausalLM:
         return log_probs, (getattr(output, self._cache_argument), length)
 
     def _versions(self) -> tuple:
-        """What identifies the model's weights now: each parameter's and buffer's identity, storage, dtype and
-        in-place version (``load_state_dict``, ``.to``, ``.data =``, an optimiser step or an assigned new
-        parameter each change one), read from the modules' own tables (a ``parameters()`` walk costs 20x more)."""
-        out = [self.model.training]
-        for module in self._modules:
+        """What a pass of the model depends on besides the tokens, as a key.
+
+        The modules now (a submodule replaced, as LoRA-style wrappers do, changes the walk), each
+        parameter's and buffer's identity, storage, dtype and in-place version (``load_state_dict``,
+        ``.to``, ``.data =``, an optimiser step or an assigned new parameter each change one), the
+        number of forward hooks (per module and global), training mode and the autocast state. Read from
+        the modules' own tables (a ``parameters()`` walk costs 20x more). Not seen: a write through
+        ``tensor.data`` (``w.data.mul_(2)`` has its own version counter); call :meth:`forget_kept_pass`
+        after one, or set ``keep_passes = False``.
+        """
+        hooks = torch.nn.modules.module
+        out = [self.model.training, len(hooks._global_forward_hooks), len(hooks._global_forward_pre_hooks),
+               torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")]
+        if torch.cuda.is_available():
+            out += [torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda")]
+        for module in self.model.modules():
+            out.append((id(module), len(module._forward_hooks), len(module._forward_pre_hooks)))
             for table in (module._parameters, module._buffers):
                 for tensor in table.values():
                     if tensor is not None:
                         out.append((id(tensor), tensor.data_ptr(), tensor.dtype, tensor._version))
         return tuple(out)
+
+    def forget_kept_pass(self) -> None:
+        """Drop the kept pass (after a change to the model that :meth:`_versions` cannot see)."""
+        self._kept_pass = None
 
     @torch.no_grad()
     def _sentence_pass(self, tokens: torch.Tensor) -> "_SentencePass":
@@ -299,8 +318,9 @@ class HFCausalLM:
         """
         versions = self._versions()
         kept = getattr(self, "_kept_pass", None)
-        if (kept is not None and kept.tokens.shape == tokens.shape and kept.tokens.device == tokens.device
-                and kept.versions == versions and torch.equal(kept.tokens, tokens)):
+        if (self.keep_passes and kept is not None and kept.tokens.shape == tokens.shape
+                and kept.tokens.device == tokens.device and kept.versions == versions
+                and torch.equal(kept.tokens, tokens)):
             return kept
         self._kept_pass = None  # drop the old one before the new one is computed (memory)
         inputs, attention, lengths = self._inputs(tokens)  # (B, W), (B, W), (B,)
@@ -319,7 +339,8 @@ class HFCausalLM:
             layers = len(cache)
         except TypeError:
             layers = None
-        if layers is not None and states.element_size() * states.numel() * (2 * layers + 1) <= KEPT_PASS_BYTES:
+        fits = layers is not None and states.element_size() * states.numel() * (2 * layers + 1) <= KEPT_PASS_BYTES
+        if self.keep_passes and fits:
             self._kept_pass = result
         return result
 
