@@ -274,3 +274,18 @@ def test_gibbs_step_errors_on_empty_rows_are_unchanged(scan):
         gibbs.step(uniforms, state, empty, scan=scan)
     with pytest.raises(ValueError, match="K >= 1"):
         gibbs.step(uniforms, state, empty, scan=scan, validate=False)
+
+
+@pytest.mark.parametrize("table", [True, False])
+def test_bigram_conditional_takes_an_empty_batch_and_refuses_positions_outside_the_sentence(monkeypatch, table):
+    rng = np.random.default_rng(3)
+    if not table:
+        monkeypatch.setattr(torch_sequences, "PAIR_TABLE_MAX_ENTRIES", 0)
+    target = FixedLengthBigram(rng.normal(size=5), rng.normal(size=(5, 6)), 4, dtype=torch.float64)
+    assert (target._pair_rows is not None) == table
+    assert target.conditional_log_probs(torch.zeros((0, 4), dtype=torch.int64), 0).shape == (0, 5)
+    empty = torch.zeros((0, 4), dtype=torch.int64)
+    assert target.conditional_log_probs(empty, torch.zeros(0, dtype=torch.int64)).shape == (0, 5)
+    for bad in (4, -1):  # the neighbours are gathered with clamped indices: an error, not some row
+        with pytest.raises(ValueError, match=r"position must lie in 0\.\.3"):
+            target.conditional_log_probs(torch.zeros((3, 4), dtype=torch.int64), torch.tensor([0, bad, 1]))

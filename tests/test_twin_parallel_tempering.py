@@ -149,3 +149,10 @@ def test_all_pairs_at_once_equal_the_pair_by_pair_swap_bit_for_bit(dtype):
             value[:, i], value[:, i + 1] = torch.where(keep, b, a), torch.where(keep, a, b)
     assert torch.equal(new_state.x, expected_x) and torch.equal(new_state.log_prob, expected_log_prob)
     assert 0 < accepted.sum() < proposed.sum()  # some swaps accepted, some rejected
+
+
+def test_swap_refuses_uniforms_too_narrow_for_its_pairs():
+    """(B, 2) uniforms for 4 replicas would broadcast one uniform over every pair: an error naming the shape."""
+    state = parallel_tempering.PTState(torch.zeros((3, 4), dtype=torch.int64), torch.zeros((3, 4), dtype=F64))
+    with pytest.raises(ValueError, match=r"uniforms must have shape \(3, >= 4\)"):
+        parallel_tempering.swap(torch.full((3, 2), 0.5, dtype=F64), state, temperatures=[1.0, 2.0, 4.0, 8.0])

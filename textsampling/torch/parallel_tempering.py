@@ -145,13 +145,19 @@ def swap(uniforms: torch.Tensor, state, *, temperatures):
     num_replicas = len(temperatures)
     log_prob = getattr(state, "log_prob")  # (B, M)
     num_chains = log_prob.shape[0]
+    uniforms = check_tensor(uniforms, "uniforms", integer=False, ndim=2)
+    if uniforms.shape[0] != num_chains or uniforms.shape[1] < num_replicas:
+        # A narrower tensor would broadcast one uniform over several pairs: refused.
+        raise ValueError(f"uniforms must have shape ({num_chains}, >= {num_replicas}) for the swaps of {num_replicas} "
+                         f"replicas (the parity, then one per pair), got {tuple(uniforms.shape)}")
     parity = integer_from_uniform(uniforms[:, 0], 2)  # (B,)
     # Every pair at once. Pairs of one parity are disjoint and the other parity's are not proposed, so
     # each proposed pair reads the states the moves left, as the reference's pair-by-pair loop does.
     pair = torch.arange(num_replicas - 1, device=log_prob.device)  # (M-1,)
     swap_proposed = parity[:, None] == pair % 2  # (B, M-1)
     # The reference's Python float 1/T_i - 1/T_j of each pair, in the log-densities' dtype as a scalar
-    # factor is (so the products are those of swap_log_accept_prob, bit for bit).
+    # factor is (so the products are those of swap_log_accept_prob: the same numbers, a NaN's sign bit
+    # aside).
     inverse_difference = torch.tensor(
         [1.0 / temperatures[i] - 1.0 / temperatures[i + 1] for i in range(num_replicas - 1)],
         dtype=log_prob.dtype,

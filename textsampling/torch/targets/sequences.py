@@ -66,6 +66,12 @@ class SequenceTarget(TorchTarget):
             raise ValueError(
                 f"position must be an int or have shape ({num_rows},) (one per state), got {tuple(position.shape)}"
             )
+        # The conditionals gather the neighbours with clamped indices, so a position outside 0..L-1 would
+        # give some row rather than an error. Checked where reading the values waits for no device (the
+        # samplers' positions come from integer_from_uniform, in range by construction).
+        if may_branch_on_values(position) and position.numel() and not _tokens_in_range(position, self.length):
+            raise ValueError(f"position must lie in 0..{self.length - 1}, got values from {int(position.min())} "
+                             f"to {int(position.max())}")
         return position.to(torch.int64)
 
     def brute_force_conditional_log_probs(self, states: torch.Tensor, position) -> torch.Tensor:
@@ -291,6 +297,8 @@ class FixedLengthBigram(_BigramTables, SequenceTarget):
 
 def _tokens_in_range(states: torch.Tensor, vocab_size: int) -> bool:
     """Every entry of ``states`` in ``0..vocab_size - 1`` (one pass, one flag read)."""
+    if states.numel() == 0:
+        return True  # an empty batch (aminmax refuses one)
     low, high = torch.aminmax(states)  # 0-d each
     return low.item() >= 0 and high.item() < vocab_size
 
