@@ -690,7 +690,8 @@ def inverse_cdf_and_totals(
       (its binary search takes a step right exactly when ``not (C_mid > t)``). On the CPU the cumulative
       sums are sequential, hence non-decreasing, unless a NaN weight makes every later one NaN --
       :math:`C_{K-1}` and the threshold among them, and then both forms give :math:`K`. So for rows of at
-      most :data:`COUNT_SEARCH_MAX_CATEGORIES` entries the CPU counts, ``K - sum(C > t)``.
+      most :data:`COUNT_SEARCH_MAX_CATEGORIES` entries eager code on the CPU counts, ``K - sum(C > t)``
+      (compiled code keeps ``searchsorted``, which Inductor runs faster than the count).
     * *Guard.* A found :math:`k < K` has :math:`w_k > 0` (:math:`C_k > t \ge C_{k-1}` so
       :math:`C_k > C_{k-1}`; or :math:`k = 0` and :math:`C_0 > t`, where a negative threshold makes the guard
       return 0 anyway), so the guard (never a trailing zero weight) can only act where nothing was found,
@@ -703,13 +704,15 @@ def inverse_cdf_and_totals(
     weights = logits.sub_(shift) if overwrite_logits else torch.sub(logits, shift)  # (..., K)
     weights = weights.exp_()  # (..., K)
     cumulative = torch.cumsum(weights, dim=-1, out=cumulative)  # (..., K)
-    on_cpu = uniforms.device.type == "cpu"
+    # The count search in eager CPU code only: compiled by Inductor, the uint8 count ran the fused Gibbs
+    # step 4x slower than searchsorted (benchmarks/bench_twins.py, fused row, 1e4 chains).
+    count_search = uniforms.device.type == "cpu" and not torch.compiler.is_compiling()
     if logits.ndim == 1:
         # One distribution for every draw: first k with C_k > u * C_{K-1}.
         indices = torch.searchsorted(cumulative, uniforms * cumulative[-1], right=True)  # (...)
     else:
         threshold = (uniforms * cumulative[..., -1])[..., None]  # (..., 1)
-        if on_cpu and num_categories <= COUNT_SEARCH_MAX_CATEGORIES:
+        if count_search and num_categories <= COUNT_SEARCH_MAX_CATEGORIES:
             # (...), as searchsorted (Notes); counted in uint8 (K <= 64), which skips a cast of the mask to int64
             above = (cumulative > threshold).view(torch.uint8).sum(dim=-1, dtype=torch.uint8)  # (...)
             indices = num_categories - above.to(torch.int64)  # (...)
