@@ -2,15 +2,16 @@
 
 The oracle of the tests of :func:`textsampling.torch.categorical.categorical_from_uniforms`, which does
 less work per draw (count search, lazy guard) and must give the same index bit for bit; the package
-keeps only that one implementation. The same floating operations as the NumPy reference's rule.
+keeps only that one implementation. The same floating operations as the NumPy reference's rule; the
+argument checks are the package's (``check_draw_arguments``).
 """
 
 from __future__ import annotations
 
 import torch
 
-from textsampling.torch._validation import check_same_device, check_same_dtype, check_tensor, raise_if
-from textsampling.torch.randomness import check_logits
+from textsampling.torch._validation import raise_if
+from textsampling.torch.randomness import check_draw_arguments, check_logits
 
 
 def branch_free_rule(uniforms: torch.Tensor, logits: torch.Tensor, validate: bool = True) -> torch.Tensor:
@@ -29,17 +30,7 @@ def branch_free_rule(uniforms: torch.Tensor, logits: torch.Tensor, validate: boo
     -------
     torch.Tensor of int64, shape ``uniforms.shape``
     """
-    uniforms = check_tensor(uniforms, "uniforms", integer=False)
-    logits = check_tensor(logits, "logits", integer=False)
-    check_same_device(uniforms=uniforms, logits=logits)
-    check_same_dtype(uniforms=uniforms, logits=logits)
-    if logits.ndim == 0 or logits.shape[-1] == 0:
-        raise ValueError(f"logits must have shape (K,) or (..., K) with K >= 1, got {tuple(logits.shape)}")
-    if logits.ndim > 1 and logits.shape[:-1] != uniforms.shape:
-        raise ValueError(
-            f"logits has rows of shape {tuple(logits.shape[:-1])} but uniforms has shape {tuple(uniforms.shape)}; "
-            "give one row of logits per uniform, or a single 1-D row"
-        )
+    uniforms, logits = check_draw_arguments(uniforms, logits)  # the package's argument checks
     if validate:
         conditions, messages = check_logits(logits)
         raise_if(
