@@ -76,7 +76,7 @@ from textsampling.reference import gibbs as reference_gibbs  # noqa: E402
 from textsampling.reference import metropolis_hastings as reference_mh  # noqa: E402
 from textsampling.reference import proposals  # noqa: E402
 from textsampling.torch import gibbs, metropolis_hastings  # noqa: E402
-from textsampling.torch.randomness import CounterGenerator, _uniforms  # noqa: E402
+from textsampling.torch.randomness import CounterGenerator, _uniforms, draw_uniforms  # noqa: E402
 from textsampling.torch.twins import twin_of  # noqa: E402
 
 SEED = 2021
@@ -311,11 +311,11 @@ class TorchRunner(Runner):
                 return transition(rng.uniforms(self.step_index, width, dtype=dtype), self.state, False)
 
         elif mode == "fast":
-            tiny = torch.finfo(dtype).tiny
 
             def one_step():
-                uniforms = torch.rand((num_chains, width), generator=generator, dtype=dtype, device=device)
-                return transition(uniforms.clamp_(min=tiny), self.state, False)
+                # The library's torch.Generator path: torch.rand, exact zeros mapped into (0, 1).
+                uniforms = draw_uniforms(generator, self.step_index, width, num_chains, dtype=dtype, device=device)
+                return transition(uniforms, self.state, False)
 
         elif mode == "fused":
             compiled, counter_step = fused_step(sampler, problems, device, dtype)

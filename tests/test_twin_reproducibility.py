@@ -118,8 +118,8 @@ def test_same_chain_on_cuda_and_cpu(kind):
 
 def test_a_torch_generator_does_not_have_the_property():
     # The contrast that motivates the counter generator: a shared stream hands chain 0 different numbers
-    # in a batch of 10 than in a batch of 10,000 (the first 10 rows of torch.rand(10_000, k) are not
-    # torch.rand(10, k) when k > 1), so its chains change with the batch.
+    # in a batch of 10 than in a batch of 10,000 (the stream fills the uniforms column by column, so a
+    # chain's second uniform is number B of the stream), so its chains change with the batch.
     def first_rows(num_chains):
         generator = torch.Generator().manual_seed(SEED)
         x0 = torch.zeros(num_chains, dtype=torch.int64)

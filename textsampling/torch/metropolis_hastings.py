@@ -168,7 +168,15 @@ def _accepted_mask(accepted: torch.Tensor, bits: torch.dtype, masks: dict) -> to
     if mask is None:
         # One contiguous mask per width: a strided 32-bit view of the 64-bit mask would save its pass but
         # slow the select that reads it more (measured at 1e5 chains).
-        mask = masks[bits] = accepted.to(bits).neg_()  # (B,)
+        if accepted.dtype is torch.bool:
+            # A bool is one byte, 0 or 1: negated as int8 it is 0 or -1 (all ones), and widening keeps the
+            # sign, so the masks of both widths come from one pass over bytes and one conversion each.
+            negated = masks.get(torch.int8)
+            if negated is None:
+                negated = masks[torch.int8] = accepted.view(torch.int8).neg()  # (B,)
+            mask = masks[bits] = negated.to(bits)  # (B,)
+        else:
+            mask = masks[bits] = accepted.to(bits).neg_()  # (B,)
     return mask
 
 
