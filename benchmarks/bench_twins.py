@@ -38,7 +38,10 @@ plus the peak of the bytes a single step allocates and has not yet freed — for
 freed inside one operator is not seen), for CUDA ``torch.cuda.max_memory_allocated``, for JAX XLA's
 buffer assignment of the compiled loop (arguments + outputs + temporaries, ``memory_analysis()``). The
 Python loop of the reference is left out (its objects are not comparable). Minor page faults per step
-(``getrusage``) are printed for the CPU rows: freshly mapped memory faults once per 4 KiB page.
+(``getrusage``) are printed for the CPU rows: freshly mapped memory faults once per 4 KiB page, or
+once per 2 MiB where it is backed by transparent huge pages (NumPy asks for them for its large arrays;
+torch's CPU allocator does with ``THP_MEM_ALLOC_ENABLE=1`` in the environment, which the
+``textsampling`` console script sets; the table's header says whether it was set).
 
 Targets: MH on a 1,000-state categorical target with the uniform proposal; random-scan Gibbs on a
 fixed-length bigram (V = 8, L = 8, the exact masked conditional). Run::
@@ -745,7 +748,11 @@ def main(argv=None):
         # On a machine shared with other jobs, OpenMP threads that wait for busy cores can be 50x slower.
         torch.set_num_threads(args.threads)
     implementations = [m for m in args.implementations.split(",") if m]
-    notes = []
+    notes = [
+        "torch's CPU allocator asks for transparent huge pages (THP_MEM_ALLOC_ENABLE=1)"
+        if os.environ.get("THP_MEM_ALLOC_ENABLE") == "1"
+        else "torch's CPU allocator does not ask for huge pages (THP_MEM_ALLOC_ENABLE not 1: torch's default)"
+    ]
     if args.keep_freed_memory:
         kept = keep_freed_memory()
         notes.append(
