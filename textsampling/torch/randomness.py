@@ -205,9 +205,10 @@ def _uniform_bits(high, low):
 
 
 def _uniforms_from_words(w0, w1, w2, w3, dtype):
-    """Pure form (traced by ``torch.compile``): the two uniforms of each block.
+    """Pure form (traced by ``torch.compile``): the two uniforms of each block, stacked at dimension 1.
 
-    The words have shape ``(num_blocks,) + batch``; the result ``(num_blocks, 2) + batch``.
+    Words of shape ``(num_blocks,) + batch`` give ``(num_blocks, 2) + batch`` (the eager path's
+    uniform-major layout); 1-D words ``(n,)`` give ``(n, 2)`` (the compiled kernel's rows).
     """
     pairs = []
     for high, low in ((w0, w1), (w2, w3)):
@@ -334,23 +335,26 @@ def _uniform_major(uniforms: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- the compiled path
 def _uniform_blocks(chain_index, step, blocks, keys, dtype):
-    """The uniforms of every chain at one step, shape ``(2 num_blocks, B)``: the function compiled.
+    """The uniforms of every chain at one step, shape ``(B, 2 num_blocks)``: the function compiled.
 
     ``chain_index (B,)``, ``step (1,)`` and ``blocks (num_blocks,)`` int64; ``keys (rounds, 2)`` the round
     keys as a tensor, so that another seed or step reuses the compiled code (Python ints would be baked in).
     """
-    # Block-major (num_blocks, B): Inductor makes a vectorised loop over the chains for each block, and
-    # each uniform's column comes out contiguous (see _uniform_major).
+    # One flat dimension of (chain, block) pairs, chain-major: Inductor makes one vectorised loop of it.
+    # (Block-major, for uniform-major columns as in the eager path, made Inductor store the words of
+    # the rounds in buffers between several loops: twice as slow at 8 uniforms and 1e6 chains.)
     num_chains, num_blocks = chain_index.shape[0], blocks.shape[0]
+    chain_index = chain_index[:, None].expand(num_chains, num_blocks).reshape(-1)  # (B * num_blocks,)
+    block = blocks[None, :].expand(num_chains, num_blocks).reshape(-1)  # (B * num_blocks,)
     words = _philox_rounds(
-        (chain_index & _MASK32)[None, :],
-        (chain_index >> 32)[None, :],
+        chain_index & _MASK32,
+        chain_index >> 32,
         step,
-        blocks[:, None],
+        block,
         [(keys[r, 0], keys[r, 1]) for r in range(PHILOX_ROUNDS)],
     )
-    words = tuple(word.expand(num_blocks, num_chains) for word in words)
-    return _uniforms_from_words(*words, dtype).reshape(2 * num_blocks, num_chains)
+    # 1-D words: the pairs stack as (B * num_blocks, 2), each chain's 2 num_blocks uniforms in a row
+    return _uniforms_from_words(*words, dtype).reshape(num_chains, 2 * num_blocks)
 
 
 # torch.compile(_uniform_blocks), made on first use; dynamic shapes, so one compilation serves every
@@ -368,7 +372,7 @@ def _fused_uniforms(generator: "CounterGenerator", step: int, num_uniforms: int,
         try:
             if _compiled["function"] is None:
                 _compiled["function"] = torch.compile(_uniform_blocks, dynamic=True, fullgraph=True)
-            uniforms = _uniform_major(_compiled["function"](*arguments, dtype))  # (B, 2 num_blocks)
+            uniforms = _compiled["function"](*arguments, dtype)  # (B, 2 num_blocks), row-major
         except torch._dynamo.exc.TorchDynamoException as error:  # no C++ compiler, an unsupported platform, ...
             _compiled["failed"] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
             warnings.warn(
