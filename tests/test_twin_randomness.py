@@ -78,10 +78,34 @@ def test_pure_and_in_place_forms_are_the_same_function():
         np.testing.assert_array_equal(pure.numpy(), expected)
         np.testing.assert_array_equal(in_place.numpy(), expected)
     for dtype in (torch.float32, torch.float64):
-        pure = _uniforms_from_words(*words, dtype)
+        pure = _uniforms_from_words(*words, dtype, dim=1)
         in_place = _uniforms_from_words_in_place(*(word.clone() for word in words), dtype)
         assert pure.dtype == in_place.dtype == dtype
         torch.testing.assert_close(pure, in_place, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("small", [True, False])
+def test_every_layout_of_the_uniforms_is_the_same_function(monkeypatch, small):
+    # Three forms make the same numbers in different layouts: eager block-major (uniform-major columns;
+    # allocating below _IN_PLACE_MIN_BLOCKS, in place above), and the chain-major form traced under
+    # torch.compile. The traced branch is run eagerly here (is_compiling patched), which checks its
+    # integer operations without the minute of a compilation; the compiled results themselves are
+    # checked in the slow test below and by the benchmark's fused step.
+    num_chains = 100 if small else twin._IN_PLACE_MIN_BLOCKS + 5
+    chains = np.arange(num_chains) * 7919 + 2**40
+    chain_index = torch.tensor(chains)
+    for num_uniforms, dtype in ((5, torch.float64), (2, torch.float32), (1, torch.float64)):
+        expected = reference.counter_uniforms(123, chains, 77, num_uniforms)
+        if dtype == torch.float32:
+            expected = np.minimum(expected.astype(np.float32), 1 - 2**-24)
+        eager = twin._uniforms(123, chain_index, 77, num_uniforms, dtype)
+        # uniform-major: each uniform's column is contiguous over the chains
+        assert eager.shape == (num_chains, num_uniforms) and eager.stride(0) == 1
+        with monkeypatch.context() as patch:
+            patch.setattr(torch.compiler, "is_compiling", lambda: True)
+            traced = twin._uniforms(123, chain_index, 77, num_uniforms, dtype)
+        np.testing.assert_array_equal(eager.numpy(), expected)
+        np.testing.assert_array_equal(traced.numpy(), expected)
 
 
 @pytest.mark.slow  # compiles two kernels: seconds with a warm Inductor cache, up to a minute cold on 2 busy cores

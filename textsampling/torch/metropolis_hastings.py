@@ -168,9 +168,11 @@ def _accepted_mask(accepted: torch.Tensor, bits: torch.dtype, masks: dict) -> to
     if mask is None:
         # One contiguous mask per width: a strided 32-bit view of the 64-bit mask would save its pass but
         # slow the select that reads it more (measured at 1e5 chains).
-        if accepted.dtype is torch.bool:
+        if accepted.dtype is torch.bool and not torch.compiler.is_compiling():
             # A bool is one byte, 0 or 1: negated as int8 it is 0 or -1 (all ones), and widening keeps the
             # sign, so the masks of both widths come from one pass over bytes and one conversion each.
+            # Eager only: traced by torch.compile, the dtype view stopped Inductor from fusing the step
+            # (a fused MH step twice as slow at 1e4-1e5 chains).
             negated = masks.get(torch.int8)
             if negated is None:
                 negated = masks[torch.int8] = accepted.view(torch.int8).neg()  # (B,)

@@ -204,11 +204,12 @@ def _uniform_bits(high, low):
     return (high << 21) | (low >> 11) | 1
 
 
-def _uniforms_from_words(w0, w1, w2, w3, dtype):
-    """Pure form (traced by ``torch.compile``): the two uniforms of each block, stacked at dimension 1.
+def _uniforms_from_words(w0, w1, w2, w3, dtype, dim: int):
+    """Pure form (traced by ``torch.compile``): the two uniforms of each block, stacked at ``dim``.
 
-    Words of shape ``(num_blocks,) + batch`` give ``(num_blocks, 2) + batch`` (the eager path's
-    uniform-major layout); 1-D words ``(n,)`` give ``(n, 2)`` (the compiled kernel's rows).
+    Block-major words ``(num_blocks,) + batch`` with ``dim=1`` give ``(num_blocks, 2) + batch`` (the
+    eager path's uniform-major layout); chain-major words ``batch + (num_blocks,)`` with ``dim=-1`` give
+    ``batch + (num_blocks, 2)`` (the compiled paths' rows).
     """
     pairs = []
     for high, low in ((w0, w1), (w2, w3)):
@@ -217,7 +218,7 @@ def _uniforms_from_words(w0, w1, w2, w3, dtype):
             # Rounding to nearest can give exactly 1.0 for u > 1 - 2**-25: keep the interval open.
             uniform = uniform.to(torch.float32).clamp(max=largest_below_one(torch.float32))
         pairs.append(uniform)
-    return torch.stack(pairs, dim=1)
+    return torch.stack(pairs, dim=dim)
 
 
 def _uniforms_from_words_in_place(w0, w1, w2, w3, dtype):
@@ -298,24 +299,34 @@ def _uniforms(seed: int, chain_index: torch.Tensor, step, num_uniforms: int, dty
     """:func:`counter_uniforms` on arguments already checked (no device synchronisation).
 
     Eager: the in-place rounds, or for small batches the pure form (fewer kernel launches, no copies;
-    the launches dominate there). Under ``torch.compile`` (a caller compiling "uniforms + step"): the
-    pure elementwise form, which Inductor fuses. Both are the same integer operations.
+    the launches dominate there), both block-major so that the result is uniform-major (see
+    :func:`_uniform_major`). Under ``torch.compile`` (a caller compiling "uniforms + step"): the pure
+    elementwise form, chain-major, which Inductor fuses into one loop (traced block-major, it stored the
+    words between several loops: a fused MH step twice as slow at 1e4-1e5 chains). All are the same
+    integer operations, hence the same numbers.
     """
     device = chain_index.device
     if isinstance(step, int):
         step = torch.tensor(step, dtype=torch.int64, device=device)
     shape = torch.broadcast_shapes(chain_index.shape, step.shape)
     num_blocks = (num_uniforms + 1) // 2
-    block = torch.arange(num_blocks, dtype=torch.int64, device=device).reshape((num_blocks,) + (1,) * len(shape))
-    # counter words: (chain low, chain high, step, block), one block per pair of uniforms; they
-    # broadcast to (num_blocks,) + shape in the first round: block-major, so that each uniform is
-    # computed, and stored, contiguously over the chains
-    counter = ((chain_index & _MASK32)[None], (chain_index >> 32)[None], step[None], block)
+    block = torch.arange(num_blocks, dtype=torch.int64, device=device)
     round_keys = _round_keys((seed & _MASK32, seed >> 32))
-    if torch.compiler.is_compiling() or shape.numel() * num_blocks < _IN_PLACE_MIN_BLOCKS:
+    if torch.compiler.is_compiling():
+        # counter words (chain low, chain high, step, block), one block per pair of uniforms; they
+        # broadcast to shape + (num_blocks,) in the first round
+        counter = ((chain_index & _MASK32)[..., None], (chain_index >> 32)[..., None], step[..., None], block)
+        words = tuple(word.expand(shape + (num_blocks,)) for word in _philox_rounds(*counter, round_keys))
+        uniforms = _uniforms_from_words(*words, dtype, dim=-1)  # (..., num_blocks, 2)
+        return uniforms.reshape(shape + (2 * num_blocks,))[..., :num_uniforms]  # (..., num_uniforms)
+    # The same words block-major, broadcast to (num_blocks,) + shape: each uniform is computed, and
+    # stored, contiguously over the chains.
+    block = block.reshape((num_blocks,) + (1,) * len(shape))
+    counter = ((chain_index & _MASK32)[None], (chain_index >> 32)[None], step[None], block)
+    if shape.numel() * num_blocks < _IN_PLACE_MIN_BLOCKS:
         words = _philox_rounds(*counter, round_keys)
         words = tuple(word.expand((num_blocks,) + shape) for word in words)
-        uniforms = _uniforms_from_words(*words, dtype)  # (num_blocks, 2, ...)
+        uniforms = _uniforms_from_words(*words, dtype, dim=1)  # (num_blocks, 2, ...)
     else:
         words = _philox_rounds_in_place(*counter, round_keys)
         words = tuple(word.expand((num_blocks,) + shape).contiguous() for word in words)
@@ -353,8 +364,8 @@ def _uniform_blocks(chain_index, step, blocks, keys, dtype):
         block,
         [(keys[r, 0], keys[r, 1]) for r in range(PHILOX_ROUNDS)],
     )
-    # 1-D words: the pairs stack as (B * num_blocks, 2), each chain's 2 num_blocks uniforms in a row
-    return _uniforms_from_words(*words, dtype).reshape(num_chains, 2 * num_blocks)
+    # the pairs stack as (B * num_blocks, 2): each chain's 2 num_blocks uniforms in a row
+    return _uniforms_from_words(*words, dtype, dim=-1).reshape(num_chains, 2 * num_blocks)
 
 
 # torch.compile(_uniform_blocks), made on first use; dynamic shapes, so one compilation serves every
