@@ -660,7 +660,8 @@ def render(report: dict, markdown: bool) -> str:
             ]
             lines.append(f"{label:71s}" + "".join(f"{v:>23s}" for v in values))
     for note in report["notes"]:
-        lines.append(("" if markdown else "# ") + note)
+        # In Markdown each note is a paragraph of its own (a line right under a table would be read as a row).
+        lines.extend(["", note] if markdown else ["# " + note])
     return "\n".join(lines)
 
 

@@ -151,9 +151,12 @@ def _special_values(dtype, size, seed):
     return values
 
 
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "traced"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int32, torch.int64, torch.bool])
 @pytest.mark.parametrize("shape", [(10,), (5000,), (2000, 3)])
-def test_select_accepted_gives_the_bits_of_torch_where(dtype, shape):
+def test_select_accepted_gives_the_bits_of_torch_where(dtype, shape, traced, monkeypatch):
+    # traced: the masks torch.compile traces (no int8 view), run eagerly with is_compiling patched
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: traced)
     size = int(np.prod(shape))
     if dtype == torch.bool:
         proposal, current = torch.rand(shape) < 0.5, torch.rand(shape) < 0.5

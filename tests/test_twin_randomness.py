@@ -108,6 +108,17 @@ def test_every_layout_of_the_uniforms_is_the_same_function(monkeypatch, small):
         np.testing.assert_array_equal(traced.numpy(), expected)
 
 
+def test_a_torch_generator_fills_the_uniforms_column_by_column():
+    # The layout draw_uniforms documents: torch.rand((k,) + batch) moved to the last axis.
+    tiny = torch.finfo(torch.float64).tiny
+    got = twin.draw_uniforms(torch.Generator().manual_seed(5), 0, 3, num_chains=7, dtype=torch.float64)
+    expected = torch.rand((3, 7), generator=torch.Generator().manual_seed(5), dtype=torch.float64).clamp_(min=tiny)
+    assert torch.equal(got, expected.T) and got.stride(0) == 1
+    got = twin.draw_uniforms_for_steps(torch.Generator().manual_seed(5), 0, 4, 3, num_chains=7, dtype=torch.float64)
+    expected = torch.rand((3, 7, 4), generator=torch.Generator().manual_seed(5), dtype=torch.float64).clamp_(min=tiny)
+    assert torch.equal(got, expected.movedim(0, -1))
+
+
 @pytest.mark.slow  # compiles two kernels: seconds with a warm Inductor cache, up to a minute cold on 2 busy cores
 @pytest.mark.parametrize("device", DEVICES)
 def test_compiled_generator_is_bit_identical_and_batch_independent(device):

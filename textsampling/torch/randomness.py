@@ -546,6 +546,14 @@ def draw_uniforms(rng, step: int, num_uniforms: int, num_chains: int | None = No
     dtype : torch.float32 (default) or torch.float64
     device : optional
         The chains' device; the generator must live there.
+
+    Notes
+    -----
+    The result is uniform-major: each column is contiguous over the chains (a transposed view), which
+    the samplers read column by column. A ``torch.Generator`` therefore fills it column by column, as
+    ``torch.rand((num_uniforms, B)).T``: column ``j`` takes the stream's numbers ``j B`` to
+    ``(j + 1) B - 1``. (Until this layout was adopted it filled rows, so a seeded ``torch.Generator``
+    run of an older checkout gives other chains; a counter generator gives the same numbers as before.)
     """
     rng = as_generator(rng)
     dtype = check_float_dtype(dtype)
