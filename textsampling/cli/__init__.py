@@ -135,8 +135,9 @@ def prefer_huge_pages() -> bool:
     ``madvise``'d for huge pages, as NumPy does for its large arrays) when it is unset and torch is not
     imported yet: torch reads it once, at its first allocation. Large CPU batches then touch 2 MiB pages
     instead of 4 KiB ones: the MH twin at 1e7 chains took 8.3e5 minor page faults a step without and
-    2.6e4 with it (``benchmarks/bench_twins.py``, README). ``THP_MEM_ALLOC_ENABLE=0`` opts out. Returns
-    whether this call set it.
+    2.6e4 with it (``benchmarks/bench_twins.py``, README). ``THP_MEM_ALLOC_ENABLE=0`` opts out. The
+    variable stays in this process's environment, so processes it starts inherit it (``torchrun``'s
+    workers run the console script and decide for themselves). Returns whether this call set it.
     """
     if "torch" in sys.modules or "THP_MEM_ALLOC_ENABLE" in os.environ:
         return False
