@@ -2,14 +2,14 @@
 # Afterwards `. .venv/bin/activate` puts `textsampling`, `python` and `pytest` of .venv on the PATH.
 #
 # Installs cannot drift: every package, direct or transitive, is installed at the exact version of
-# requirements.lock (pip-compile of pyproject.toml's ranges, extras dev, lm, book and jupyter, for
+# requirements.lock (pip-compile of pyproject.toml's ranges, extras dev, lm, fast, book and jupyter, for
 # Python 3.11 on Linux x86_64, torch pinned to the CPU build 2.13.0+cpu by constraints.txt; no
 # nvidia-* package). `make lock` regenerates it; `make test-latest` runs the tests against the newest
 # versions the ranges allow, so drift shows up there first.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,lm
+EXTRAS ?= dev,lm,fast
 LOCK := requirements.lock
 PIP_VERSION := 26.3
 PIP_TOOLS_VERSION := 7.6.2
@@ -36,7 +36,7 @@ lock:
 	$(PYTHON) -m venv build/lock-tools
 	build/lock-tools/bin/python -m pip install --quiet pip==$(PIP_VERSION) pip-tools==$(PIP_TOOLS_VERSION)
 	CUSTOM_COMPILE_COMMAND="make lock" build/lock-tools/bin/pip-compile --quiet --strip-extras --allow-unsafe \
-		--no-emit-index-url --no-emit-find-links --extra dev --extra lm --extra book --extra jupyter \
+		--no-emit-index-url --no-emit-find-links --extra dev --extra lm --extra fast --extra book --extra jupyter \
 		-c constraints.txt --output-file $(LOCK) pyproject.toml
 
 demo: $(BIN)/.installed

@@ -1,4 +1,4 @@
-"""Benchmark: the counter generator (NumPy, torch eager, torch compiled) against the stream generators, CPU.
+"""Benchmark: the counter generator (NumPy; torch with numba, torch operations, compiled) against streams, CPU.
 
 Prints ONE table. Rows: implementation; columns: number of chains. Each cell is the time to draw the
 uniforms of one step, ``k`` per chain (``--num-uniforms``, 2 by default: what a Metropolis–Hastings step
@@ -7,14 +7,17 @@ implementations, all on the CPU with the same number of threads:
 
 * ``numpy counter``     — :func:`textsampling.randomness.counter_uniforms` (vectorised Philox, float64);
 * ``numpy Generator``   — NumPy's own stream, ``Generator.random`` (PCG64, float64), for context;
-* ``torch counter``     — ``CounterGenerator(seed, chains).uniforms`` (eager Philox, per-chain reproducible);
+* ``torch counter``     — ``CounterGenerator(seed, chains).uniforms`` as users call it (per-chain reproducible):
+                          numba's compiled loop where numba is installed (``textsampling[fast]``);
+* ``torch ops counter`` — ``CounterGenerator(seed, chains, numba=False).uniforms``: the same numbers from
+                          about a hundred eager torch operations (what runs without numba);
 * ``torch compiled``    — ``CounterGenerator(seed, chains, compiled=True).uniforms`` (the same numbers from one
                           ``torch.compile``-fused loop; its compilation time is printed apart);
 * ``torch.rand``        — torch's own stream, ``torch.rand(..., generator=torch.Generator())`` (not per-chain
                           reproducible): the target, ``torch compiled`` >= 0.5x its speed from 1e4 chains.
 
 The ratio rows give each counter implementation's speed over ``torch.rand``'s, cell by cell (medians of
-the same run). Before timing, the three counter implementations are checked equal on every size
+the same run). Before timing, the four counter implementations are checked equal on every size
 (float64 NumPy rounded to the torch dtype). Run::
 
     .venv/bin/python benchmarks/bench_randomness.py                      # 1e3 .. 1e6 chains, 1 thread
@@ -26,6 +29,7 @@ With ``$OUT`` set, the results are also written to ``$OUT/bench_randomness.json`
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -41,10 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import cpu_name, machine_description  # noqa: E402
 from textsampling import randomness as numpy_randomness  # noqa: E402
-from textsampling.torch.randomness import CounterGenerator  # noqa: E402
+from textsampling.torch.randomness import CounterGenerator, numba_kernel_available  # noqa: E402
 
 SEED = 2021
-MODES = ("numpy counter", "numpy Generator", "torch counter", "torch compiled", "torch.rand")
+MODES = ("numpy counter", "numpy Generator", "torch counter", "torch ops counter", "torch compiled", "torch.rand")
 REFERENCE_MODE = "torch.rand"
 
 
@@ -52,6 +56,7 @@ def implementations(num_chains: int, num_uniforms: int, dtype, modes) -> dict:
     """``{mode: draw(step)}``: each draws the uniforms of one step for ``num_chains`` chains."""
     chains = np.arange(num_chains)
     eager = CounterGenerator(SEED, torch.arange(num_chains))
+    torch_operations = CounterGenerator(SEED, torch.arange(num_chains), numba=False)
     compiled = CounterGenerator(SEED, torch.arange(num_chains), compiled=True)
     numpy_generator = np.random.default_rng(SEED)
     torch_generator = torch.Generator().manual_seed(SEED)
@@ -59,6 +64,7 @@ def implementations(num_chains: int, num_uniforms: int, dtype, modes) -> dict:
         "numpy counter": lambda step: numpy_randomness.counter_uniforms(SEED, chains, step, num_uniforms),
         "numpy Generator": lambda step: numpy_generator.random((num_chains, num_uniforms)),
         "torch counter": lambda step: eager.uniforms(step, num_uniforms, dtype=dtype),
+        "torch ops counter": lambda step: torch_operations.uniforms(step, num_uniforms, dtype=dtype),
         "torch compiled": lambda step: compiled.uniforms(step, num_uniforms, dtype=dtype),
         "torch.rand": lambda step: torch.rand((num_chains, num_uniforms), generator=torch_generator, dtype=dtype),
     }
@@ -70,7 +76,7 @@ def check_equal(draws: dict, num_chains: int, num_uniforms: int, dtype) -> None:
     expected = numpy_randomness.counter_uniforms(SEED, np.arange(num_chains), 7, num_uniforms)
     if dtype == torch.float32:
         expected = np.minimum(expected.astype(np.float32), np.float32(1 - 2**-24))
-    for mode in ("torch counter", "torch compiled"):
+    for mode in ("torch counter", "torch ops counter", "torch compiled"):
         if mode in draws and not np.array_equal(draws[mode](7).numpy(), expected):
             raise SystemExit(
                 f"{mode} differs from the NumPy counter uniforms at {num_chains} chains; timing would mislead"
@@ -160,6 +166,15 @@ def main(argv=None) -> dict:
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; torch {torch.__version__}, "
         f"numpy {np.__version__}, python {platform.python_version()}"
     )
+    if "torch counter" in modes:
+        print(
+            "# torch counter: "
+            + (
+                f"numba {importlib.metadata.version('numba')}'s loop"
+                if numba_kernel_available()
+                else "numba not installed: the torch operations, as torch ops counter"
+            )
+        )
     if compile_seconds:
         print(
             "# torch compiled: first call (compilation) "
@@ -193,6 +208,7 @@ def main(argv=None) -> dict:
     report = {
         "machine": machine_description() | {"load_average_before": load_before, "load_average_after": load_after},
         "config": {"seed": SEED, "dtype": args.dtype, "repeats": args.repeats, "min_time": args.min_time},
+        "numba": importlib.metadata.version("numba") if numba_kernel_available() else None,
         "compile_seconds": compile_seconds,
         "results": results,
     }

@@ -12,7 +12,10 @@ the random numbers*:
 * ``NumPy vectorised, counter`` — the same ten lines fed the per-chain counter uniforms
                          (:func:`textsampling.randomness.counter_uniforms`): reproducible per chain;
 * ``torch twin``       — the twin as users call it: ``CounterGenerator.uniforms`` (counter Philox, per-chain
-                         reproducible) + ``step`` with its value checks (``validate=True``), float32;
+                         reproducible; on the CPU numba's compiled loop where numba is installed, the
+                         ``textsampling[fast]`` extra) + ``step`` with its value checks (``validate=True``), float32;
+* ``torch twin, torch-op uniforms`` — the same with ``CounterGenerator(..., numba=False)``: the counter
+                         uniforms from about a hundred eager torch operations (what runs without numba);
 * ``torch twin, compiled uniforms`` — the same counter uniforms from
                          ``CounterGenerator(..., compiled=True)`` (one fused Philox kernel per step,
                          bit-identical) + ``step(validate=False)``: against ``torch fast`` it isolates the
@@ -56,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import math
 import os
@@ -79,7 +83,7 @@ from textsampling.reference import gibbs as reference_gibbs  # noqa: E402
 from textsampling.reference import metropolis_hastings as reference_mh  # noqa: E402
 from textsampling.reference import proposals  # noqa: E402
 from textsampling.torch import gibbs, metropolis_hastings  # noqa: E402
-from textsampling.torch.randomness import CounterGenerator, _uniforms, draw_uniforms  # noqa: E402
+from textsampling.torch.randomness import CounterGenerator, _uniforms, draw_uniforms, numba_kernel_available  # noqa: E402
 from textsampling.torch.twins import twin_of  # noqa: E402
 
 SEED = 2021
@@ -93,14 +97,18 @@ LABELS = {
     "numpy": "NumPy vectorised",
     "numpy-counter": "NumPy vectorised, counter uniforms",
     "twin": "torch twin (counter uniforms)",
+    "twin-ops": "torch twin, torch-op counter uniforms (numba=False)",
     "twin-compiled": "torch twin, compiled counter uniforms",
     "fast": "torch fast (torch.Generator)",
     "fused": "torch fused (torch.compile, counter uniforms)",
     "jax": "JAX vmap + fori_loop",
 }
+#: The implementations that run on every torch device (the others on the CPU).
+TORCH_IMPLEMENTATIONS = ("twin", "twin-ops", "twin-compiled", "fast", "fused")
 #: Ratios of medians printed under the table: (numerator, denominator), both on the same device.
 RATIOS = [
     ("twin", "fast"),
+    ("twin-ops", "fast"),
     ("twin-compiled", "fast"),
     ("twin-compiled", "numpy"),
     ("twin", "numpy-counter"),
@@ -298,12 +306,14 @@ class TorchRunner(Runner):
         self.device, self.mode = device, mode
         self.memory_note = "cuda max_memory_allocated" if device.type == "cuda" else "torch.profiler allocator events"
         chain_index = torch.arange(num_chains, device=device)
-        rng = CounterGenerator(SEED, chain_index, compiled=mode == "twin-compiled")
+        rng = CounterGenerator(
+            SEED, chain_index, compiled=mode == "twin-compiled", numba=False if mode == "twin-ops" else None
+        )
         generator = torch.Generator(device=device).manual_seed(SEED)
         width, transition, initial_state = transitions(sampler, problems, device, dtype)
         self.state = initial_state(chain_index)
         self.step_index = 0
-        if mode == "twin":
+        if mode in ("twin", "twin-ops"):
 
             def one_step():
                 return transition(rng.uniforms(self.step_index, width, dtype=dtype), self.state, True)
@@ -675,7 +685,7 @@ def ratio_table(report):
             for numerator, denominator in RATIOS:
                 # NumPy and JAX run on the CPU: a CUDA row is compared with the CPU baselines.
                 top = by_key.get((sampler, numerator, device))
-                bottom_device = device if denominator in ("twin", "twin-compiled", "fast", "fused") else "cpu"
+                bottom_device = device if denominator in TORCH_IMPLEMENTATIONS else "cpu"
                 bottom = by_key.get((sampler, denominator, bottom_device))
                 if top is None or bottom is None:
                     continue
@@ -711,7 +721,7 @@ def parse_args(argv):
         "--implementations",
         "--modes",
         dest="implementations",
-        default="reference,numpy,numpy-counter,twin,twin-compiled,fast,fused,jax",
+        default="reference,numpy,numpy-counter,twin,twin-ops,twin-compiled,fast,fused,jax",
         help="comma-separated, from: " + ", ".join(LABELS),
     )
     parser.add_argument(
@@ -768,6 +778,12 @@ def main(argv=None):
             notes.append(note)
             print("# " + note)
             implementations.remove("jax")
+    if any(implementation.startswith("twin") for implementation in implementations):
+        notes.append(
+            f"torch twin's CPU counter uniforms: numba {importlib.metadata.version('numba')}'s compiled loop"
+            if numba_kernel_available()
+            else "torch twin's CPU counter uniforms: numba is not installed, the torch operations"
+        )
     problems = make_problems()
     machine = machine_description()
     load_before = os.getloadavg()
@@ -803,7 +819,9 @@ def main(argv=None):
                 continue
             runners = {}
             for implementation in implementations:
-                for device in devices if implementation in ("twin", "twin-compiled", "fast", "fused") else devices[:1]:
+                # twin-ops differs from twin on the CPU only (numba makes no CUDA uniforms)
+                on_every_device = implementation in TORCH_IMPLEMENTATIONS and implementation != "twin-ops"
+                for device in devices if on_every_device else devices[:1]:
                     key = (implementation, str(device))
                     if (sampler,) + key in failed or num_chains > cap(implementation, device):
                         continue

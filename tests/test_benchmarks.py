@@ -17,19 +17,21 @@ def test_bench_twins_prints_one_table_and_writes_json(tmp_path, monkeypatch, cap
     bench = load_benchmark("bench_twins")
     bench.main(
         ["--max-cpu-chains", "1e3", "--max-reference-chains", "1e3", "--min-time", "0.005"]
-        + ["--implementations", "reference,numpy,numpy-counter,twin,fast", "--no-cuda", "--threads", "1"]
+        + ["--implementations", "reference,numpy,numpy-counter,twin,twin-ops,fast", "--no-cuda", "--threads", "1"]
     )
     printed = capsys.readouterr().out
     assert "Machine: " in printed and "torch " + torch.__version__ in printed and "1 thread(s)" in printed
     assert "load average" in printed and "5 interleaved repeats" in printed
     table = [line for line in printed.splitlines() if line.startswith(("MH, ", "Gibbs, "))]
-    assert len(table) == 10  # (reference, numpy, numpy-counter, twin, fast) x (MH, Gibbs)
+    assert len(table) == 12  # (reference, numpy, numpy-counter, twin, twin-ops, fast) x (MH, Gibbs)
     assert all(" MB" in line for line in table if "reference" not in line)  # memory beside every rate
     assert any(line.startswith("MH: twin / fast") for line in printed.splitlines())
+    assert any(line.startswith("MH: twin-ops / fast") for line in printed.splitlines())
+    assert "torch twin's CPU counter uniforms: numba" in printed  # which kernel the twin row used
     assert any(line.startswith("Gibbs: fast / numpy") for line in printed.splitlines())
     results = json.loads((tmp_path / "bench_twins.json").read_text())
     cells = [cell for row in results["rows"] for cell in row["cells"].values()]
-    assert len(cells) == 10 and results["repeats"] == 5
+    assert len(cells) == 12 and results["repeats"] == 5
     for cell in cells:
         assert len(cell["rates"]) == 5 and cell["min"] <= cell["median"] <= cell["max"] and cell["min"] > 0
     assert all(

@@ -228,12 +228,22 @@ def test_categorical_log_prob_is_the_reference_for_every_int64_state(dtype, devi
     np.testing.assert_array_equal(got_int32.cpu().numpy(), expected[1:-1])
 
 
+@pytest.mark.parametrize("layout", ["row-major", "uniform-major", "strided"])
 @pytest.mark.parametrize("bad", [np.nan, 0.0, 1.0, -0.5, 1.5])
-def test_step_refuses_uniforms_outside_the_open_interval(bad):
+def test_step_refuses_uniforms_outside_the_open_interval(bad, layout):
+    # In every layout: the generators' uniform-major one (each column contiguous, the check reads the
+    # memory in its order), row-major, and a view with gaps.
     twin_target = twin_of(targets.Categorical(np.array([0.3, -1.0, 2.0])), F64, "cpu")
     twin_proposal = twin_of(proposals.UniformCategoricalProposal(3), F64, "cpu")
     state = metropolis_hastings.init(torch.arange(5) % 3, twin_target.log_prob)
-    uniforms = torch.full((5, 2), 0.5, dtype=F64)
+    storage = {
+        "row-major": lambda: torch.full((5, 2), 0.5, dtype=F64),
+        "uniform-major": lambda: torch.full((2, 5), 0.5, dtype=F64).T,
+        "strided": lambda: torch.full((5, 4), 0.5, dtype=F64)[:, ::2],
+    }
+    uniforms = storage[layout]()
+    assert uniforms.is_contiguous() == (layout == "row-major")
+    metropolis_hastings.step(uniforms, state, twin_target.log_prob, twin_proposal)  # all inside: accepted
     uniforms[3, 1] = bad  # the decision column: the proposal never reads it
     with pytest.raises(ValueError, match="open interval"):
         metropolis_hastings.step(uniforms, state, twin_target.log_prob, twin_proposal)

@@ -86,11 +86,12 @@ def test_pure_and_in_place_forms_are_the_same_function():
 
 @pytest.mark.parametrize("small", [True, False])
 def test_every_layout_of_the_uniforms_is_the_same_function(monkeypatch, small):
-    # Three forms make the same numbers in different layouts: eager block-major (uniform-major columns;
-    # allocating below _IN_PLACE_MIN_BLOCKS, in place above), and the chain-major form traced under
-    # torch.compile. The traced branch is run eagerly here (is_compiling patched), which checks its
-    # integer operations without the minute of a compilation; the compiled results themselves are
-    # checked in the slow test below and by the benchmark's fused step.
+    # Four forms make the same numbers in different layouts: the torch operations block-major
+    # (uniform-major columns; allocating below _IN_PLACE_MIN_BLOCKS, in place above), numba's loop
+    # (uniform-major rows of its output), and the chain-major form traced under torch.compile. The
+    # traced branch is run eagerly here (is_compiling patched), which checks its integer operations
+    # without the minute of a compilation; the compiled results themselves are checked in the slow
+    # test below and by the benchmark's fused step.
     num_chains = 100 if small else twin._IN_PLACE_MIN_BLOCKS + 5
     chains = np.arange(num_chains) * 7919 + 2**40
     chain_index = torch.tensor(chains)
@@ -98,14 +99,97 @@ def test_every_layout_of_the_uniforms_is_the_same_function(monkeypatch, small):
         expected = reference.counter_uniforms(123, chains, 77, num_uniforms)
         if dtype == torch.float32:
             expected = np.minimum(expected.astype(np.float32), 1 - 2**-24)
-        eager = twin._uniforms(123, chain_index, 77, num_uniforms, dtype)
-        # uniform-major: each uniform's column is contiguous over the chains
-        assert eager.shape == (num_chains, num_uniforms) and eager.stride(0) == 1
+        forms = {"torch operations": twin._uniforms(123, chain_index, 77, num_uniforms, dtype, numba=False)}
+        if twin.numba_kernel_available():
+            forms["numba"] = twin._uniforms(123, chain_index, 77, num_uniforms, dtype, numba=True)
+        for name, eager in forms.items():
+            # uniform-major: each uniform's column is contiguous over the chains
+            assert eager.shape == (num_chains, num_uniforms) and eager.stride(0) == 1, name
+            np.testing.assert_array_equal(eager.numpy(), expected, err_msg=name)
         with monkeypatch.context() as patch:
             patch.setattr(torch.compiler, "is_compiling", lambda: True)
             traced = twin._uniforms(123, chain_index, 77, num_uniforms, dtype)
-        np.testing.assert_array_equal(eager.numpy(), expected)
         np.testing.assert_array_equal(traced.numpy(), expected)
+
+
+def test_numba_loop_and_torch_operations_give_the_same_bits():
+    # numba's loop (the CPU default where numba is installed) against the torch operations and the
+    # NumPy reference: edge chains (the high word), edge steps, odd and even widths, no uniforms, one
+    # chain and none, a step per chain (the broadcast kernel), and the generator's methods.
+    pytest.importorskip("numba", reason="numba is the optional extra textsampling[fast]")
+    chains = np.concatenate([np.arange(37), [2**32 - 1, 2**32, 2**40 + 3, 2**62 - 1]])
+    for seed in (0, 2**32 + 7, 2**64 - 1):
+        for step in (0, 12345, 2**32 - 1):
+            for num_uniforms in (0, 1, 2, 3, 8):
+                expected = reference.counter_uniforms(seed, chains, step, num_uniforms)
+                for dtype in (torch.float64, torch.float32):
+                    want = expected if dtype == torch.float64 else np.minimum(expected.astype(np.float32), 1 - 2**-24)
+                    for numba in (True, False):
+                        got = twin.counter_uniforms(seed, torch.tensor(chains), step, num_uniforms, dtype, numba=numba)
+                        assert got.shape == want.shape and got.dtype == dtype
+                        np.testing.assert_array_equal(got.numpy(), want, err_msg=f"numba={numba}")
+    for numba in (True, False):
+        # no chains, one chain
+        assert twin.CounterGenerator(5, torch.arange(0), numba=numba).uniforms(3, 4).shape == (0, 4)
+        np.testing.assert_array_equal(
+            twin.CounterGenerator(5, torch.tensor([2**40]), numba=numba).uniforms(3, 3, torch.float64).numpy(),
+            reference.counter_uniforms(5, np.array([2**40]), 3, 3),
+        )
+        # a step per chain: (chains, 1) x (1, steps), through the function and the generator
+        steps = np.arange(2**32 - 6, 2**32)
+        expected = reference.counter_uniforms(9, chains[:, None], steps[None, :], 5)
+        got = twin.counter_uniforms(
+            9, torch.tensor(chains)[:, None], torch.tensor(steps)[None, :], 5, torch.float64, numba=numba
+        )
+        np.testing.assert_array_equal(got.numpy(), expected)
+        generator = twin.CounterGenerator(9, torch.tensor(chains), numba=numba)
+        np.testing.assert_array_equal(generator.uniforms_for_steps(2**32 - 6, 6, 5, torch.float64).numpy(), expected)
+        step_tensor = torch.tensor(12345)  # a 0-d tensor step goes through counter_uniforms
+        np.testing.assert_array_equal(
+            generator.uniforms(step_tensor, 3, torch.float64).numpy(), reference.counter_uniforms(9, chains, 12345, 3)
+        )
+        # a chain_index that is a strided view
+        strided = torch.tensor(chains)[::2]
+        np.testing.assert_array_equal(
+            twin.counter_uniforms(9, strided, 4, 2, torch.float64, numba=numba).numpy(),
+            reference.counter_uniforms(9, chains[::2], 4, 2),
+        )
+
+
+def test_the_default_uses_numba_where_it_is_installed(monkeypatch):
+    # numba=None: numba's loop on the CPU when it can be imported, the torch operations when it cannot
+    # (the same numbers), and numba=True says what is missing.
+    pytest.importorskip("numba", reason="numba is the optional extra textsampling[fast]")
+    assert twin.numba_kernel_available()
+    calls = []
+    kernels = twin._numba["module"]
+
+    class Spy:
+        def one_step_uniforms_into(self, *arguments):
+            calls.append("one step")
+            return kernels.one_step_uniforms_into(*arguments)
+
+        def counter_uniforms_into(self, *arguments):
+            calls.append("per element")
+            return kernels.counter_uniforms_into(*arguments)
+
+    chains = torch.arange(20)
+    with monkeypatch.context() as patch:
+        patch.setitem(twin._numba, "module", Spy())
+        default = twin.CounterGenerator(1, chains).uniforms(7, 3)
+        twin.CounterGenerator(1, chains).uniforms_for_steps(7, 2, 3)
+        twin.CounterGenerator(1, chains, numba=False).uniforms(7, 3)
+    assert calls == ["one step", "per element"]
+    # as if numba were not installed
+    with monkeypatch.context() as patch:
+        patch.setitem(twin._numba, "module", None)
+        patch.setitem(twin._numba, "failed", "ModuleNotFoundError: No module named 'numba'")
+        assert not twin.numba_kernel_available()
+        torch.testing.assert_close(twin.CounterGenerator(1, chains).uniforms(7, 3), default, rtol=0, atol=0)
+        with pytest.raises(ValueError, match=r"numba=True.*No module named 'numba'.*textsampling\[fast\]"):
+            twin.CounterGenerator(1, chains, numba=True)
+        with pytest.raises(ValueError, match="numba=True"):
+            twin.counter_uniforms(1, chains, 7, 3, numba=True)
 
 
 def test_a_torch_generator_fills_the_uniforms_column_by_column():
@@ -215,8 +299,9 @@ def test_float32_stays_below_one():
     # 1 - 2**-25, which rounds to exactly 1.0 in float32. The clamp must keep it below 1.
     float64 = reference.counter_uniforms(0, 24962728, 0, 2)[1]
     assert float64 > 1 - 2**-25 and np.float32(float64) == 1.0
-    value = twin.counter_uniforms(0, torch.tensor([24962728]), 0, 2)[0, 1]
-    assert value.item() == twin.largest_below_one(torch.float32) and value.item() < 1.0
+    for numba in (None, False):  # numba's loop where installed, and the torch operations
+        value = twin.counter_uniforms(0, torch.tensor([24962728]), 0, 2, numba=numba)[0, 1]
+        assert value.item() == twin.largest_below_one(torch.float32) and value.item() < 1.0
     # and the smallest possible uniform, 2**-53, is a positive float32
     assert np.float32(0.5 / 2**52) > 0
 
@@ -261,6 +346,15 @@ def test_bad_input_is_refused_with_the_argument_named():
         twin.CounterGenerator(0, torch.zeros(2, 2, dtype=torch.int64))
     with pytest.raises(TypeError, match="compiled"):
         twin.CounterGenerator(0, chains, compiled=1)
+    with pytest.raises(TypeError, match="numba"):
+        twin.CounterGenerator(0, chains, numba="yes")
+    with pytest.raises(TypeError, match="numba"):
+        twin.counter_uniforms(0, chains, 0, 2, numba=1)
+    if twin.numba_kernel_available():
+        with pytest.raises(ValueError, match="compiled=True.*numba=True"):
+            twin.CounterGenerator(0, chains, compiled=True, numba=True)
+        with pytest.raises(ValueError, match="numba=True.*CPU.*meta"):
+            twin.CounterGenerator(0, chains.to("meta"), numba=True)
     with pytest.raises(ValueError, match="first_step"):
         twin.CounterGenerator(0, chains).uniforms_for_steps(-1, 2, 2)
     with pytest.raises(ValueError, match="steps"):

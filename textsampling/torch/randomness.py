@@ -26,10 +26,15 @@ word travels unmasked (the product itself) and the high word with its sign bits,
 new multiplied word clears both, since XOR acts bit by bit. A round is then two multiplications, two
 shifts, four XORs and two masks; in eager mode they run in place in buffers reused across rounds.
 
-Two ways to run the same operations:
+Three ways to run the same operations:
 
-* **eager** (the default and the reference): about a hundred passes over memory per step, each a
-  torch kernel; bit for bit the NumPy reference's ``uint64`` arithmetic (tests/test_twin_randomness.py).
+* **numba** (the default on the CPU when numba is installed, ``pip install "textsampling[fast]"``):
+  one loop over the chains compiled by numba, the four words of a block in registers for the ten
+  rounds (:mod:`textsampling.torch._philox_numba`); faster than ``torch.rand`` on one thread. The
+  first call in a process compiles it (about a second; numba caches the machine code on disk).
+* **eager torch operations** (the default on other devices and without numba; ``numba=False``):
+  about a hundred passes over memory per step, each a torch kernel; bit for bit the NumPy reference's
+  ``uint64`` arithmetic (tests/test_twin_randomness.py).
 * **compiled**, ``CounterGenerator(seed, chains, compiled=True)``: ``torch.compile`` fuses the ten
   rounds and the conversion to floats into one loop over the chains (vectorised C++ on the CPU, Triton
   on CUDA), several times faster from about 1e4 chains (``python benchmarks/bench_randomness.py``).
@@ -79,6 +84,7 @@ __all__ = [
     "draw_uniforms_for_steps",
     "as_generator",
     "largest_below_one",
+    "numba_kernel_available",
 ]
 
 _MASK32 = 0xFFFFFFFF
@@ -253,7 +259,9 @@ def _as_index_tensor(value, name: str, upper: int, device) -> torch.Tensor:
     return value.to(torch.int64)
 
 
-def counter_uniforms(seed: int, chain_index, step, num_uniforms: int, dtype=None, device=None) -> torch.Tensor:
+def counter_uniforms(
+    seed: int, chain_index, step, num_uniforms: int, dtype=None, device=None, numba=None
+) -> torch.Tensor:
     """Uniforms in (0, 1) that depend only on ``(seed, chain_index, step)``; equal to the NumPy function.
 
     Parameters
@@ -269,6 +277,9 @@ def counter_uniforms(seed: int, chain_index, step, num_uniforms: int, dtype=None
     dtype : torch.float32 (default) or torch.float64
     device : optional
         Required to match ``chain_index``'s device when both are given; used when ``chain_index`` is an int.
+    numba : None, True or False
+        On the CPU, make the uniforms with numba's compiled loop: None (the default) where numba is
+        installed, True to require it, False for the torch operations. The same numbers either way.
 
     Returns
     -------
@@ -285,9 +296,10 @@ def counter_uniforms(seed: int, chain_index, step, num_uniforms: int, dtype=None
         device = chain_index.device
     else:
         device = resolve_device(device)
+    _check_numba_choice(numba, device)
     chain_index = _as_index_tensor(chain_index, "chain_index", 2**62, device)
     step = _as_index_tensor(step, "step", 2**32, device)
-    return _uniforms(seed, chain_index, step, num_uniforms, dtype)
+    return _uniforms(seed, chain_index, step, num_uniforms, dtype, numba)
 
 
 def _check_num_uniforms(num_uniforms) -> None:
@@ -295,10 +307,67 @@ def _check_num_uniforms(num_uniforms) -> None:
         raise ValueError(f"num_uniforms must be a non-negative int, got {num_uniforms!r}")
 
 
-def _uniforms(seed: int, chain_index: torch.Tensor, step, num_uniforms: int, dtype) -> torch.Tensor:
+# textsampling.torch._philox_numba, imported on first use; "failed" holds why it could not be (numba missing).
+_numba = {"module": None, "failed": None}
+
+
+def numba_kernel_available() -> bool:
+    """Whether numba is installed, so that the CPU counter uniforms run as one compiled loop.
+
+    Without it (``pip install "textsampling[fast]"`` adds it) the same numbers come from the torch
+    operations, about ten times slower on the CPU.
+    """
+    if _numba["module"] is None and _numba["failed"] is None:
+        try:
+            from textsampling.torch import _philox_numba
+        except ImportError as error:
+            _numba["failed"] = f"{type(error).__name__}: {error}"
+        else:
+            _numba["module"] = _philox_numba
+    return _numba["module"] is not None
+
+
+def _check_numba_choice(numba, device) -> None:
+    """``numba`` is None (where it can run), True (required: installed, and the uniforms on the CPU) or False."""
+    if numba is not None and not isinstance(numba, bool):
+        raise TypeError(f"numba must be None (use it where it can run), True or False, got {numba!r}")
+    if numba:
+        if not numba_kernel_available():
+            raise ValueError(
+                f"numba=True but numba cannot be imported ({_numba['failed']}); install it with "
+                "pip install \"textsampling[fast]\", or pass numba=None to use it only where it is installed"
+            )
+        if device.type != "cpu":
+            raise ValueError(f"numba=True makes the uniforms on the CPU, but the chains are on {device}")
+
+
+def _numba_uniforms(seed: int, chain_index: torch.Tensor, step, shape, num_uniforms: int, dtype):
+    """The counter uniforms of the broadcast ``(chain_index, step)`` from numba's loop, uniform-major."""
+    num_blocks = (num_uniforms + 1) // 2
+    num_values = shape.numel()
+    uniforms = torch.empty((2 * num_blocks, num_values), dtype=dtype)
+    chains = chain_index
+    if chain_index.shape != shape or not chain_index.is_contiguous():  # not a CounterGenerator's step
+        chains = chain_index.expand(shape).reshape(num_values).contiguous()
+    kernels, key = _numba["module"], (seed & _MASK32, seed >> 32)
+    if isinstance(step, int) or step.ndim == 0:  # one step for every chain: the loop LLVM vectorises
+        kernels.one_step_uniforms_into(uniforms.numpy(), chains.numpy(), int(step), *key)
+    else:
+        steps = step.expand(shape).reshape(num_values).contiguous()
+        kernels.counter_uniforms_into(uniforms.numpy(), chains.numpy(), steps.numpy(), *key)
+    if dtype == torch.float32:
+        # Rounding to nearest can give exactly 1.0 for u > 1 - 2**-25: keep the interval open.
+        uniforms.clamp_(max=largest_below_one(torch.float32))
+    if num_uniforms < 2 * num_blocks:
+        uniforms = uniforms[:num_uniforms]
+    return _uniform_major(uniforms.view((num_uniforms,) + shape))
+
+
+def _uniforms(seed: int, chain_index: torch.Tensor, step, num_uniforms: int, dtype, numba=None) -> torch.Tensor:
     """:func:`counter_uniforms` on arguments already checked (no device synchronisation).
 
-    Eager: the in-place rounds, or for small batches the pure form (fewer kernel launches, no copies;
+    On the CPU, with numba installed and ``numba`` not False: numba's compiled loop. Otherwise eager:
+    the in-place rounds, or for small batches the pure form (fewer kernel launches, no copies;
     the launches dominate there), both block-major so that the result is uniform-major (see
     :func:`_uniform_major`). Under ``torch.compile`` (a caller compiling "uniforms + step"): the pure
     elementwise form, chain-major, which Inductor fuses into one loop (traced block-major, it stored the
@@ -306,13 +375,17 @@ def _uniforms(seed: int, chain_index: torch.Tensor, step, num_uniforms: int, dty
     integer operations, hence the same numbers.
     """
     device = chain_index.device
+    compiling = torch.compiler.is_compiling()
+    if numba is not False and not compiling and device.type == "cpu" and numba_kernel_available():
+        shape = chain_index.shape if isinstance(step, int) else torch.broadcast_shapes(chain_index.shape, step.shape)
+        return _numba_uniforms(seed, chain_index, step, shape, num_uniforms, dtype)
     if isinstance(step, int):
         step = torch.tensor(step, dtype=torch.int64, device=device)
     shape = torch.broadcast_shapes(chain_index.shape, step.shape)
     num_blocks = (num_uniforms + 1) // 2
     block = torch.arange(num_blocks, dtype=torch.int64, device=device)
     round_keys = _round_keys((seed & _MASK32, seed >> 32))
-    if torch.compiler.is_compiling():
+    if compiling:
         # counter words (chain low, chain high, step, block), one block per pair of uniforms; they
         # broadcast to shape + (num_blocks,) in the first round
         counter = ((chain_index & _MASK32)[..., None], (chain_index >> 32)[..., None], step[..., None], block)
@@ -393,7 +466,7 @@ def _fused_uniforms(generator: "CounterGenerator", step: int, num_uniforms: int,
             )
         else:
             return uniforms if num_uniforms % 2 == 0 else uniforms[:, :num_uniforms]
-    return _uniforms(generator.seed, generator.chain_index, step, num_uniforms, dtype)
+    return _uniforms(generator.seed, generator.chain_index, step, num_uniforms, dtype, generator.numba)
 
 
 @dataclass(frozen=True, eq=False)
@@ -417,17 +490,27 @@ class CounterGenerator:
         and number of uniform pairs ``ceil(k / 2)`` whatever the number of chains (past torch's recompile
         limit, 8 by default, the same code runs uncompiled). If compilation fails, a warning says so and
         the eager path is used; a single chain always uses the eager path.
+    numba : None, True or False
+        On the CPU, the uncompiled path makes the uniforms with numba's compiled loop
+        (:mod:`textsampling.torch._philox_numba`, faster than ``torch.rand`` on one thread): None (the
+        default) where numba is installed, True to require it (an error without numba or off the CPU),
+        False for the torch operations. The same numbers bit for bit. ``compiled=True`` asks for
+        ``torch.compile``'s kernel instead, so it cannot be combined with ``numba=True``.
     """
 
     seed: int
     chain_index: torch.Tensor
     compiled: bool = False
+    numba: bool | None = None
 
     def __post_init__(self):
         check_seed(self.seed)
         if not isinstance(self.compiled, bool):
             raise TypeError(f"compiled must be a bool, got {type(self.compiled).__name__}")
         chain_index = check_tensor(self.chain_index, "chain_index", integer=True, ndim=1)
+        _check_numba_choice(self.numba, chain_index.device)
+        if self.compiled and self.numba:
+            raise ValueError("compiled=True (torch.compile's kernel) and numba=True ask for two kernels; choose one")
         _as_index_tensor(chain_index, "chain_index", 2**62, None)
         object.__setattr__(self, "chain_index", chain_index.to(torch.int64))
         object.__setattr__(self, "_block_indices", {})
@@ -447,12 +530,12 @@ class CounterGenerator:
         return self._block_indices[num_blocks]
 
     @classmethod
-    def from_numpy(cls, generator, device=None, compiled: bool = False) -> "CounterGenerator":
+    def from_numpy(cls, generator, device=None, compiled: bool = False, numba=None) -> "CounterGenerator":
         """The twin of a NumPy :class:`~textsampling.randomness.CounterGenerator` (chains as a 1-D tensor)."""
         import numpy as np
 
         chain_index = torch.as_tensor(np.atleast_1d(np.asarray(generator.chain_index, dtype=np.int64)))
-        return cls(generator.seed, chain_index.to(resolve_device(device)), compiled=compiled)
+        return cls(generator.seed, chain_index.to(resolve_device(device)), compiled=compiled, numba=numba)
 
     @property
     def device(self) -> torch.device:
@@ -466,7 +549,9 @@ class CounterGenerator:
 
     def to(self, device) -> "CounterGenerator":
         """The same chains, with uniforms made on ``device``."""
-        return CounterGenerator(self.seed, self.chain_index.to(resolve_device(device)), compiled=self.compiled)
+        return CounterGenerator(
+            self.seed, self.chain_index.to(resolve_device(device)), compiled=self.compiled, numba=self.numba
+        )
 
     def uniforms(self, step, num_uniforms: int, dtype=None) -> torch.Tensor:
         """Uniforms of step ``step`` (an int, or a tensor broadcast as in :func:`counter_uniforms`): ``(B, k)``."""
@@ -476,13 +561,14 @@ class CounterGenerator:
             _check_num_uniforms(num_uniforms)
             if self.compiled:
                 return _fused_uniforms(self, step, num_uniforms, dtype)
-            return _uniforms(self.seed, self.chain_index, step, num_uniforms, dtype)
-        return counter_uniforms(self.seed, self.chain_index, step, num_uniforms, dtype=dtype)
+            return _uniforms(self.seed, self.chain_index, step, num_uniforms, dtype, self.numba)
+        return counter_uniforms(self.seed, self.chain_index, step, num_uniforms, dtype=dtype, numba=self.numba)
 
     def uniforms_for_steps(self, first_step: int, num_steps: int, num_uniforms: int, dtype=None) -> torch.Tensor:
         """Uniforms of steps ``first_step .. first_step + num_steps - 1``: ``(B, num_steps, k)``.
 
-        Always the eager path: the compiled kernel makes one step at a time (what the chain runners ask).
+        Never ``torch.compile``'s kernel, which makes one step at a time (what the chain runners ask);
+        numba's loop where ``numba`` allows it.
         """
         dtype = check_float_dtype(dtype)
         _check_num_uniforms(num_uniforms)
@@ -493,7 +579,7 @@ class CounterGenerator:
         if first_step + num_steps > 2**32:
             raise ValueError(f"steps must lie in [0, 2**32), got up to {first_step + num_steps - 1}")
         steps = torch.arange(first_step, first_step + num_steps, dtype=torch.int64, device=self.device)
-        return _uniforms(self.seed, self.chain_index[:, None], steps[None, :], num_uniforms, dtype)
+        return _uniforms(self.seed, self.chain_index[:, None], steps[None, :], num_uniforms, dtype, self.numba)
 
 
 def as_generator(rng):
