@@ -11,6 +11,8 @@ import pytest
 import torch
 from benchmark_scripts import load_benchmark
 
+from textsampling.torch.randomness import numba_kernel_available
+
 
 def test_bench_twins_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OUT", str(tmp_path))
@@ -27,7 +29,8 @@ def test_bench_twins_prints_one_table_and_writes_json(tmp_path, monkeypatch, cap
     assert all(" MB" in line for line in table if "reference" not in line)  # memory beside every rate
     assert any(line.startswith("MH: twin / fast") for line in printed.splitlines())
     assert any(line.startswith("MH: twin-ops / fast") for line in printed.splitlines())
-    assert "torch twin's CPU counter uniforms: numba" in printed  # which kernel the twin row used
+    # which kernel the twin row used
+    assert ("compiled loop" if numba_kernel_available() else "numba is not installed") in printed
     assert any(line.startswith("Gibbs: fast / numpy") for line in printed.splitlines())
     results = json.loads((tmp_path / "bench_twins.json").read_text())
     cells = [cell for row in results["rows"] for cell in row["cells"].values()]

@@ -156,6 +156,78 @@ def test_numba_loop_and_torch_operations_give_the_same_bits():
         )
 
 
+@pytest.mark.parametrize("numba", [True, False])
+def test_every_shape_of_chains_and_steps(numba):
+    # An int or 0-d chain, chains of any shape with an int step or a broadcast step, no chains, int32
+    # indices: numba's loop flattens them as the torch operations broadcast them.
+    if numba:
+        pytest.importorskip("numba", reason="numba is the optional extra textsampling[fast]")
+    grid = np.arange(12).reshape(3, 4) * 1_000_003 + 2**33
+    cases = [
+        (5, 3),
+        (np.array(5), 3),
+        (grid, 3),
+        (grid, np.arange(4) + 2**32 - 4),
+        (grid[:, :1], np.arange(4)),
+        (np.zeros((0, 3), dtype=np.int64), 3),
+    ]
+    for chains, steps in cases:
+        expected = reference.counter_uniforms(17, chains, steps, 3)
+        as_tensor = (lambda value: value) if isinstance(chains, int) else torch.tensor
+        step_argument = steps if isinstance(steps, int) else torch.tensor(steps)
+        got = twin.counter_uniforms(17, as_tensor(chains), step_argument, 3, torch.float64, numba=numba)
+        assert got.shape == expected.shape
+        np.testing.assert_array_equal(got.numpy(), expected)
+    int32 = twin.counter_uniforms(17, torch.arange(6, dtype=torch.int32), torch.tensor(9, dtype=torch.int32), 2)
+    torch.testing.assert_close(int32, twin.counter_uniforms(17, torch.arange(6), 9, 2), rtol=0, atol=0)
+
+
+def test_a_broken_numba_falls_back_with_a_warning(monkeypatch):
+    # numba installed but its loop cannot be loaded (numba raises more than ImportError): the torch
+    # operations serve, a warning says why, and numba=True repeats the reason.
+    import sys
+
+    import textsampling.torch
+
+    class Broken:
+        def find_spec(self, name, path=None, target=None):
+            if name == "textsampling.torch._philox_numba":
+                raise RuntimeError("cannot cache function 'philox_block': no locator available")
+            return None
+
+    monkeypatch.setitem(twin._numba, "module", None)
+    monkeypatch.setitem(twin._numba, "failed", None)
+    monkeypatch.delitem(sys.modules, "textsampling.torch._philox_numba", raising=False)
+    monkeypatch.delattr(textsampling.torch, "_philox_numba", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Broken()] + sys.meta_path)
+    with pytest.warns(UserWarning, match="could not be loaded .RuntimeError: cannot cache.*torch operations"):
+        got = twin.counter_uniforms(3, torch.arange(5), 1, 2, torch.float64)
+    np.testing.assert_array_equal(got.numpy(), reference.counter_uniforms(3, np.arange(5), 1, 2))
+    with pytest.raises(ValueError, match="numba=True but numba cannot be imported .RuntimeError: cannot cache"):
+        twin.CounterGenerator(3, torch.arange(5), numba=True)
+
+
+def test_numba_without_a_writable_cache_compiles_in_the_process(tmp_path):
+    # Where numba finds no place to write its cache (a read-only site-packages and no writable home),
+    # the loop is compiled without the disk cache: the same numbers, not an error.
+    pytest.importorskip("numba", reason="numba is the optional extra textsampling[fast]")
+    import subprocess
+    import sys
+
+    script = (
+        "import numba.core.caching, numpy as np, torch, warnings\n"
+        "numba.core.caching.CacheImpl._locator_classes = []  # no writable cache location anywhere\n"
+        "warnings.simplefilter('error')\n"
+        "from textsampling import randomness as reference\n"
+        "from textsampling.torch import randomness as twin\n"
+        "got = twin.counter_uniforms(3, torch.arange(5), 1, 2, torch.float64, numba=True)\n"
+        "assert np.array_equal(got.numpy(), reference.counter_uniforms(3, np.arange(5), 1, 2))\n"
+        "print('same numbers')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "same numbers" in result.stdout, result.stderr[-2000:]
+
+
 def test_the_default_uses_numba_where_it_is_installed(monkeypatch):
     # numba=None: numba's loop on the CPU when it can be imported, the torch operations when it cannot
     # (the same numbers), and numba=True says what is missing.

@@ -253,10 +253,11 @@ def _as_index_tensor(value, name: str, upper: int, device) -> torch.Tensor:
     value = check_tensor(value, name, integer=True)
     if device is not None and not same_device(value.device, device):
         raise ValueError(f"{name} is on {value.device} but the uniforms are requested on {device}")
+    value = value.to(torch.int64)  # first: a narrower tensor compared with 2**62 wraps it (all True in int32)
     # (meta tensors hold no values to check)
     if value.numel() and value.device.type != "meta" and (bool((value < 0).any()) or bool((value >= upper).any())):
         raise ValueError(f"{name} must lie in [0, {upper})")
-    return value.to(torch.int64)
+    return value
 
 
 def counter_uniforms(
@@ -320,8 +321,15 @@ def numba_kernel_available() -> bool:
     if _numba["module"] is None and _numba["failed"] is None:
         try:
             from textsampling.torch import _philox_numba
-        except ImportError as error:
+        except ImportError as error:  # not installed: the torch operations, silently (an optional extra)
             _numba["failed"] = f"{type(error).__name__}: {error}"
+        except Exception as error:  # installed but broken (numba raises more than ImportError): say so once
+            _numba["failed"] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+            warnings.warn(
+                f"numba is installed but the counter generator's loop could not be loaded ({_numba['failed']}); "
+                "using the torch operations (the same numbers, slower)",
+                stacklevel=2,
+            )
         else:
             _numba["module"] = _philox_numba
     return _numba["module"] is not None
@@ -346,9 +354,8 @@ def _numba_uniforms(seed: int, chain_index: torch.Tensor, step, shape, num_unifo
     num_blocks = (num_uniforms + 1) // 2
     num_values = shape.numel()
     uniforms = torch.empty((2 * num_blocks, num_values), dtype=dtype)
-    chains = chain_index
-    if chain_index.shape != shape or not chain_index.is_contiguous():  # not a CounterGenerator's step
-        chains = chain_index.expand(shape).reshape(num_values).contiguous()
+    # 1-D: a view of a CounterGenerator's chains (1-D, contiguous); a copy for other shapes and strides
+    chains = chain_index.expand(shape).reshape(num_values).contiguous()
     kernels, key = _numba["module"], (seed & _MASK32, seed >> 32)
     if isinstance(step, int) or step.ndim == 0:  # one step for every chain: the loop LLVM vectorises
         kernels.one_step_uniforms_into(uniforms.numpy(), chains.numpy(), int(step), *key)
