@@ -130,10 +130,11 @@ notebooks: build/notebooks
 	CI=true MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --nbmake build/notebooks
 
 # The table of README's "Performance" section, printed as Markdown (pasted from here verbatim): every
-# implementation interleaved, 5 repeats per cell, one torch thread. About 3 minutes on 2 shared cores.
+# implementation interleaved, 9 repeats per cell (the cores are shared: more repeats, steadier medians),
+# one torch thread. About 3 minutes on 2 shared cores.
 # The JAX rows need jax in .venv (`$(BIN)/pip install jax`); without it they are skipped with a note.
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/bench_twins.py --threads 1 --markdown
+	$(BIN)/python benchmarks/bench_twins.py --threads 1 --repeats 9 --markdown
 
 # The GPU check in one command: `pytest -m gpu`, bench_twins up to 1e7 chains and bench_lm on CUDA, one
 # JSON + one Markdown table in $(GPU_CHECK_DIR) (under 8 minutes on an H100/H200). Without CUDA it stops
