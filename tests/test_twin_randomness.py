@@ -1,5 +1,7 @@
 """The torch counter generator: Random123 known answers, bit-equality with NumPy, batch independence."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -138,12 +140,17 @@ def test_numba_loop_and_torch_operations_give_the_same_bits():
         # a step per chain: (chains, 1) x (1, steps), through the function and the generator
         steps = np.arange(2**32 - 6, 2**32)
         expected = reference.counter_uniforms(9, chains[:, None], steps[None, :], 5)
-        got = twin.counter_uniforms(
-            9, torch.tensor(chains)[:, None], torch.tensor(steps)[None, :], 5, torch.float64, numba=numba
-        )
-        np.testing.assert_array_equal(got.numpy(), expected)
+        for dtype in (torch.float64, torch.float32):
+            want = expected if dtype == torch.float64 else np.minimum(expected.astype(np.float32), 1 - 2**-24)
+            got = twin.counter_uniforms(
+                9, torch.tensor(chains)[:, None], torch.tensor(steps)[None, :], 5, dtype, numba=numba
+            )
+            np.testing.assert_array_equal(got.numpy(), want)
         generator = twin.CounterGenerator(9, torch.tensor(chains), numba=numba)
         np.testing.assert_array_equal(generator.uniforms_for_steps(2**32 - 6, 6, 5, torch.float64).numpy(), expected)
+        # the choice travels with the generator
+        assert generator.to("cpu").numba is numba
+        assert twin.CounterGenerator.from_numpy(reference.CounterGenerator(9, chains), numba=numba).numba is numba
         step_tensor = torch.tensor(12345)  # a 0-d tensor step goes through counter_uniforms
         np.testing.assert_array_equal(
             generator.uniforms(step_tensor, 3, torch.float64).numpy(), reference.counter_uniforms(9, chains, 12345, 3)
@@ -178,8 +185,14 @@ def test_every_shape_of_chains_and_steps(numba):
         got = twin.counter_uniforms(17, as_tensor(chains), step_argument, 3, torch.float64, numba=numba)
         assert got.shape == expected.shape
         np.testing.assert_array_equal(got.numpy(), expected)
-    int32 = twin.counter_uniforms(17, torch.arange(6, dtype=torch.int32), torch.tensor(9, dtype=torch.int32), 2)
-    torch.testing.assert_close(int32, twin.counter_uniforms(17, torch.arange(6), 9, 2), rtol=0, atol=0)
+    int32 = twin.counter_uniforms(
+        17, torch.arange(6, dtype=torch.int32), torch.tensor(9, dtype=torch.int32), 2, numba=numba
+    )
+    torch.testing.assert_close(int32, twin.counter_uniforms(17, torch.arange(6), 9, 2, numba=numba), rtol=0, atol=0)
+    # CPU chains whatever torch's default device (numba's output is made on the CPU)
+    with torch.device("meta"):
+        got = twin.counter_uniforms(17, torch.arange(6, device="cpu"), 9, 2, torch.float64, numba=numba)
+    np.testing.assert_array_equal(got.numpy(), reference.counter_uniforms(17, np.arange(6), 9, 2))
 
 
 def test_a_broken_numba_falls_back_with_a_warning(monkeypatch):
@@ -217,6 +230,12 @@ def test_numba_without_a_writable_cache_compiles_in_the_process(tmp_path):
     script = (
         "import numba.core.caching, numpy as np, torch, warnings\n"
         "numba.core.caching.CacheImpl._locator_classes = []  # no writable cache location anywhere\n"
+        "try:\n"
+        "    numba.njit(cache=True)(lambda: 0)\n"
+        "except RuntimeError:\n"
+        "    pass  # as where numba finds no writable place\n"
+        "else:\n"
+        "    raise SystemExit('the patch no longer takes the cache away: this test checks nothing')\n"
         "warnings.simplefilter('error')\n"
         "from textsampling import randomness as reference\n"
         "from textsampling.torch import randomness as twin\n"
@@ -226,6 +245,14 @@ def test_numba_without_a_writable_cache_compiles_in_the_process(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "same numbers" in result.stdout, result.stderr[-2000:]
+
+
+def test_numba_is_installed_where_the_suite_runs_in_ci():
+    # `make test` installs the `fast` extra: in CI the numba tests must run, not skip (an ImportError from
+    # a broken install would otherwise turn them all into skips and the torch operations into the default).
+    if os.environ.get("CI") != "true":
+        pytest.skip("outside CI numba is optional (the extra textsampling[fast])")
+    assert twin.numba_kernel_available(), twin._numba["failed"]
 
 
 def test_the_default_uses_numba_where_it_is_installed(monkeypatch):

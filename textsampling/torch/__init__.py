@@ -8,11 +8,13 @@ Modules: :mod:`~textsampling.torch.randomness` (Philox counter uniforms, bit-ide
 :func:`~textsampling.torch.twins.twin_of` (NumPy object -> torch twin). Device- and dtype-agnostic
 (float32 by default, float64 for the exact cross-checks); no Python loop over chains.
 
-Speed: in eager mode a step with counter uniforms is dominated by Philox (about 100 elementwise int64
-operations per block of uniforms, each a pass over memory). ``torch.Generator`` uniforms are several times
-faster but depend on the batch. Two ways keep per-chain reproducibility at speed:
-``CounterGenerator(seed, chain_index, compiled=True)`` fuses the ten Philox rounds into one compiled
-kernel (bit-identical uniforms), and ``torch.compile`` of "counter uniforms + step" fuses the step too
-(``benchmarks/bench_randomness.py`` and ``benchmarks/bench_twins.py`` measure them against torch's own
-generator and check the compiled results against the eager ones).
+Speed: made with torch operations, counter uniforms are about 100 elementwise int64 operations per
+block of uniforms, each a pass over memory, and dominate a step; ``torch.Generator`` uniforms are
+several times faster but depend on the batch. Per-chain reproducibility at speed: on the CPU, numba's
+compiled loop (the default where the ``fast`` extra is installed) makes the same uniforms faster than
+``torch.rand`` from about 1e4 chains; ``CounterGenerator(seed, chain_index, compiled=True)`` fuses the
+ten Philox rounds into one ``torch.compile`` kernel (for CUDA, or a CPU without numba); and
+``torch.compile`` of "counter uniforms + step" fuses the step too (``benchmarks/bench_randomness.py``
+and ``benchmarks/bench_twins.py`` measure them against torch's own generator and check them against
+the reference).
 """

@@ -30,14 +30,17 @@ Three ways to run the same operations:
 
 * **numba** (the default on the CPU when numba is installed, ``pip install "textsampling[fast]"``):
   one loop over the chains compiled by numba, the four words of a block in registers for the ten
-  rounds (:mod:`textsampling.torch._philox_numba`); faster than ``torch.rand`` on one thread. The
+  rounds (:mod:`textsampling.torch._philox_numba`); on one thread faster than ``torch.rand`` from
+  about 1e4 chains. The
   first call in a process compiles it (about a second; numba caches the machine code on disk).
 * **eager torch operations** (the default on other devices and without numba; ``numba=False``):
   about a hundred passes over memory per step, each a torch kernel; bit for bit the NumPy reference's
   ``uint64`` arithmetic (tests/test_twin_randomness.py).
 * **compiled**, ``CounterGenerator(seed, chains, compiled=True)``: ``torch.compile`` fuses the ten
   rounds and the conversion to floats into one loop over the chains (vectorised C++ on the CPU, Triton
-  on CUDA), several times faster from about 1e4 chains (``python benchmarks/bench_randomness.py``).
+  on CUDA), several times faster than the torch operations from about 1e4 chains (``python
+  benchmarks/bench_randomness.py``); on the CPU slower than numba's loop, so meant for CUDA or a CPU
+  without numba.
   The first call compiles (dynamic shapes: once per dtype and number of uniform pairs, whatever the
   number of chains); the tests check it against NumPy bit for bit.
 
@@ -353,7 +356,7 @@ def _numba_uniforms(seed: int, chain_index: torch.Tensor, step, shape, num_unifo
     """The counter uniforms of the broadcast ``(chain_index, step)`` from numba's loop, uniform-major."""
     num_blocks = (num_uniforms + 1) // 2
     num_values = shape.numel()
-    uniforms = torch.empty((2 * num_blocks, num_values), dtype=dtype)
+    uniforms = torch.empty((2 * num_blocks, num_values), dtype=dtype, device="cpu")  # whatever the default device
     # 1-D: a view of a CounterGenerator's chains (1-D, contiguous); a copy for other shapes and strides
     chains = chain_index.expand(shape).reshape(num_values).contiguous()
     kernels, key = _numba["module"], (seed & _MASK32, seed >> 32)
@@ -491,15 +494,17 @@ class CounterGenerator:
         The chains served, e.g. ``torch.arange(num_chains, device="cuda")``.
     compiled : bool
         Make the uniforms with ``torch.compile`` of the Philox rounds: one fused loop (C++ on the CPU,
-        Triton on CUDA) instead of about a hundred passes over memory, several times faster from about
-        1e4 chains. The same numbers bit for bit (tests/test_twin_randomness.py). The first call compiles
+        Triton on CUDA) instead of about a hundred torch operations, several times faster than those
+        from about 1e4 chains (on the CPU numba's loop, the default where installed, is faster still).
+        The same numbers bit for bit (tests/test_twin_randomness.py). The first call compiles
         (seconds to a minute; Inductor caches the result on disk for later processes), once per dtype
         and number of uniform pairs ``ceil(k / 2)`` whatever the number of chains (past torch's recompile
         limit, 8 by default, the same code runs uncompiled). If compilation fails, a warning says so and
         the eager path is used; a single chain always uses the eager path.
     numba : None, True or False
         On the CPU, the uncompiled path makes the uniforms with numba's compiled loop
-        (:mod:`textsampling.torch._philox_numba`, faster than ``torch.rand`` on one thread): None (the
+        (:mod:`textsampling.torch._philox_numba`, on one thread faster than ``torch.rand`` from about 1e4
+        chains): None (the
         default) where numba is installed, True to require it (an error without numba or off the CPU),
         False for the torch operations. The same numbers bit for bit. ``compiled=True`` asks for
         ``torch.compile``'s kernel instead, so it cannot be combined with ``numba=True``.
