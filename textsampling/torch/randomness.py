@@ -31,8 +31,8 @@ Three ways to run the same operations:
 * **numba** (the default on the CPU when numba is installed, ``pip install "textsampling[fast]"``):
   one loop over the chains compiled by numba, the four words of a block in registers for the ten
   rounds (:mod:`textsampling.torch._philox_numba`); on one thread faster than ``torch.rand`` from
-  about 1e4 chains. The
-  first call in a process compiles it (about a second; numba caches the machine code on disk).
+  about 1e4 chains. The first call in a process compiles it, or loads it from numba's disk cache
+  (about a second).
 * **eager torch operations** (the default on other devices and without numba; ``numba=False``):
   about a hundred passes over memory per step, each a torch kernel; bit for bit the NumPy reference's
   ``uint64`` arithmetic (tests/test_twin_randomness.py).
@@ -504,9 +504,8 @@ class CounterGenerator:
     numba : None, True or False
         On the CPU, the uncompiled path makes the uniforms with numba's compiled loop
         (:mod:`textsampling.torch._philox_numba`, on one thread faster than ``torch.rand`` from about 1e4
-        chains): None (the
-        default) where numba is installed, True to require it (an error without numba or off the CPU),
-        False for the torch operations. The same numbers bit for bit. ``compiled=True`` asks for
+        chains): None (the default) where numba is installed, True to require it (an error without
+        numba or off the CPU), False for the torch operations. The same numbers bit for bit. ``compiled=True`` asks for
         ``torch.compile``'s kernel instead, so it cannot be combined with ``numba=True``.
     """
 
