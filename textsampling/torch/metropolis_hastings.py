@@ -18,6 +18,8 @@ No loop over chains; :func:`sample` is :func:`init` plus :func:`textsampling.tor
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -286,6 +288,124 @@ def check_temperature(temperature, state: MHState):
     return check_positive(temperature, "temperature")
 
 
+# textsampling.torch._metropolis_hastings_numba, imported on first use; "failed" holds why it could not be.
+_numba = {"module": None, "failed": None}
+
+
+def numba_kernel_available() -> bool:
+    """Whether numba is installed, so that :func:`step` makes its decisions in one compiled loop on the CPU.
+
+    Without it (``pip install "textsampling[fast]"`` adds it) the torch operations make the same ones.
+    """
+    if _numba["module"] is None and _numba["failed"] is None:
+        from textsampling.torch import randomness
+
+        if not randomness.numba_kernel_available():  # numba missing or broken (there it warned once)
+            _numba["failed"] = randomness._numba["failed"]
+        else:
+            try:
+                from textsampling.torch import _metropolis_hastings_numba
+            except Exception as error:  # numba loads but this loop does not: say so once, use torch
+                _numba["failed"] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+                warnings.warn(
+                    f"the MH step's compiled loop could not be loaded ({_numba['failed']}); "
+                    "using the torch operations (the same decisions, slower)",
+                    stacklevel=2,
+                )
+            else:
+                _numba["module"] = _metropolis_hastings_numba
+    return _numba["module"] is not None
+
+
+def _plain(*tensors) -> bool:
+    """Whether every tensor is a plain ``torch.Tensor`` outside autograd (so ``.numpy()`` shares its memory)."""
+    return all(type(t) is torch.Tensor and not t.requires_grad for t in tensors)
+
+
+def _accept_kernels(uniforms, state: MHState, y, log_prob_y, log_q_ratio, temperature):
+    """numba's decision loops (the module) where they give the torch operations' bits, else ``None``.
+
+    It serves CPU tensors outside ``torch.compile`` and autograd, a ``(B,)`` Hastings term in the chains'
+    dtype (the in-place sum of :func:`log_accept_ratio`), and states of a 32- or 64-bit dtype whose
+    proposals have the states' shape and dtype. Everything else takes the torch operations.
+    """
+    x = state.x
+    if not (
+        uniforms.is_cpu  # first: off the CPU numba is never imported
+        and (_numba["module"] is not None or numba_kernel_available())  # the dict first: one lookup a step
+        and y.is_cpu
+        and type(log_q_ratio) is torch.Tensor
+        and log_q_ratio.is_cpu
+        and log_q_ratio.dtype == log_prob_y.dtype
+        and log_q_ratio.shape == log_prob_y.shape
+        and y.dtype == x.dtype
+        and y.shape == x.shape
+        and x.dtype in _SAME_WIDTH_INTEGER
+        and _plain(uniforms, x, state.log_prob, y, log_prob_y, log_q_ratio)
+        and not (isinstance(temperature, torch.Tensor) and temperature.requires_grad)
+        and not torch.compiler.is_compiling()
+    ):
+        return None
+    return _numba["module"]
+
+
+def _accept_in_one_loop(
+    kernels, uniforms, state, y, log_prob_y, log_q_ratio, temperature, finite_log_q_ratio, validate
+):
+    """The rest of :func:`step` (checks, acceptance function, decision, selects) in numba's loop.
+
+    ``kernels`` is :mod:`textsampling.torch._metropolis_hastings_numba`. Its arrays share memory with
+    the tensors (``.numpy()``, ``torch.from_numpy``): no copies, only a handful of conversions a step.
+    """
+    x, log_prob_x = state.x, state.log_prob
+    log_prob_x_tempered, log_prob_y_tempered = log_prob_x, log_prob_y  # (B,), (B,)
+    if isinstance(temperature, torch.Tensor) or temperature != 1.0:
+        log_prob_x_tempered = tempered_log_prob(log_prob_x, temperature)  # (B,), as in the torch path
+        log_prob_y_tempered = tempered_log_prob(log_prob_y, temperature)  # (B,)
+    log_u = torch.log(uniforms[:, -1]).numpy()  # (B,): torch's logarithm, as in the torch path
+    if validate:
+        # Every uniform, in memory order where the layout allows (only whether one lies outside matters).
+        major = uniforms.movedim(-1, 0)
+        all_uniforms = (major if major.is_contiguous() else uniforms).reshape(-1).numpy()  # (B k,)
+    else:
+        all_uniforms = log_u  # unread
+    log_prob_x_array, log_prob_y_array = log_prob_x.numpy(), log_prob_y.numpy()
+    if log_prob_x_tempered is log_prob_x:  # untempered: the same arrays (fewer conversions per step)
+        log_prob_x_tempered_array, log_prob_y_tempered_array = log_prob_x_array, log_prob_y_array
+    else:
+        log_prob_x_tempered_array, log_prob_y_tempered_array = log_prob_x_tempered.numpy(), log_prob_y_tempered.numpy()
+    bits = _SAME_WIDTH_INTEGER[x.dtype]
+    if x.ndim == 1:  # one number per chain
+        kernel, x_bits, y_bits = kernels.accept, x.view(bits), y.view(bits)  # (B,), (B,)
+    else:  # one row per chain
+        width = math.prod(x.shape[1:])
+        kernel = kernels.accept_rows
+        x_bits, y_bits = x.reshape(x.shape[0], width).view(bits), y.reshape(y.shape[0], width).view(bits)  # (B, D)
+    log_alpha, accepted, new_x_bits, new_log_prob, uniform_outside, proposal_infinite = kernel(
+        all_uniforms,
+        log_u,
+        log_prob_x_tempered_array,
+        log_prob_y_tempered_array,
+        log_q_ratio.numpy(),
+        log_prob_x_array,
+        log_prob_y_array,
+        x_bits.numpy(),
+        y_bits.numpy(),
+        not finite_log_q_ratio,
+        validate,
+    )
+    new_x = torch.from_numpy(new_x_bits).view(x.dtype)  # (B,) or (B, D)
+    if x.ndim != 1:
+        new_x = new_x.reshape(x.shape)  # (B,) + state_shape
+    if validate:  # the loop's two flags, Python bools: nothing to synchronise
+        raise_if(
+            [uniform_outside, proposal_infinite],
+            ["uniforms must lie in the open interval (0, 1)", _positive_infinity_message("a proposed state")],
+        )
+    new_state = MHState(new_x, torch.from_numpy(new_log_prob))
+    return new_state, MHInfo(y, torch.from_numpy(log_alpha), torch.from_numpy(accepted))
+
+
 def step(
     uniforms: torch.Tensor, state: MHState, log_prob_fn, proposal, *, temperature=1.0, validate: bool = True
 ):
@@ -314,6 +434,12 @@ def step(
     check_step_inputs(uniforms, state, num_uniforms(proposal))
     y, log_q_ratio = proposal.propose(uniforms[:, :-1], state.x)
     log_prob_y = _log_prob_values(log_prob_fn, y, state.log_prob.dtype)  # (B,)
+    finite_log_q_ratio = getattr(proposal, "finite_log_q_ratio", False) is True
+    kernels = _accept_kernels(uniforms, state, y, log_prob_y, log_q_ratio, temperature)
+    if kernels is not None:  # the CPU with numba: the same decisions in one loop (see _accept_in_one_loop)
+        return _accept_in_one_loop(
+            kernels, uniforms, state, y, log_prob_y, log_q_ratio, temperature, finite_log_q_ratio, validate
+        )
     if validate:
         # Both value checks with one synchronisation (the uniforms were only read by the proposal,
         # which cannot have failed silently on them).
@@ -328,10 +454,7 @@ def step(
         log_prob_x_tempered = tempered_log_prob(state.log_prob, temperature)  # (B,)
         log_prob_y_tempered = tempered_log_prob(log_prob_y, temperature)  # (B,)
     log_alpha = log_accept_ratio(
-        log_prob_x_tempered,
-        log_prob_y_tempered,
-        log_q_ratio,
-        finite_log_q_ratio=getattr(proposal, "finite_log_q_ratio", False) is True,
+        log_prob_x_tempered, log_prob_y_tempered, log_q_ratio, finite_log_q_ratio=finite_log_q_ratio
     )  # (B,)
     # Accept iff log u < log alpha; NaN compares False, so an undefined ratio rejects.
     accepted = torch.log(uniforms[:, -1]) < log_alpha  # (B,)

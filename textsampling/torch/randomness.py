@@ -357,8 +357,10 @@ def _numba_uniforms(seed: int, chain_index: torch.Tensor, step, shape, num_unifo
     num_blocks = (num_uniforms + 1) // 2
     num_values = shape.numel()
     uniforms = torch.empty((2 * num_blocks, num_values), dtype=dtype, device="cpu")  # whatever the default device
-    # 1-D: a view of a CounterGenerator's chains (1-D, contiguous); a copy for other shapes and strides
-    chains = chain_index.expand(shape).reshape(num_values).contiguous()
+    if chain_index.shape == shape and chain_index.ndim == 1 and chain_index.is_contiguous():
+        chains = chain_index  # a CounterGenerator's chains at one step: as they are (three operations fewer)
+    else:  # a copy for other shapes, broadcasts and strides
+        chains = chain_index.expand(shape).reshape(num_values).contiguous()
     kernels, key = _numba["module"], (seed & _MASK32, seed >> 32)
     if isinstance(step, int) or step.ndim == 0:  # one step for every chain: the loop LLVM vectorises
         kernels.one_step_uniforms_into(uniforms.numpy(), chains.numpy(), int(step), *key)

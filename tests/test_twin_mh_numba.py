@@ -1,0 +1,295 @@
+"""The torch MH step's compiled decision loop (numba) gives the torch operations' bits.
+
+On the CPU with numba installed, :func:`textsampling.torch.metropolis_hastings.step` makes its value
+checks, acceptance function, decisions and selects in one loop
+(:mod:`textsampling.torch._metropolis_hastings_numba`). These tests run every step twice, once through
+that loop and once through the torch operations (the loop switched off), and compare the results bit for
+bit on grids of special values: NaN, +-inf, -0.0, impossible starts, tempered chains, float states with
+NaN payloads, states of several numbers, three layouts of the uniforms. The states, log-densities and
+decisions are the same bits; the log acceptance probabilities the same numbers (which NaN a sum of two
+NaNs gives is not fixed by IEEE 754). Exact, no statistics, no timing.
+"""
+
+import contextlib
+import itertools
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from textsampling.torch import metropolis_hastings
+from textsampling.torch.randomness import CounterGenerator
+
+pytest.importorskip("numba", reason="numba is the optional extra textsampling[fast]")
+
+SEED = 20261202
+CURRENT = [-2.5, 0.0, -0.0, 3.0, -1e30, -np.inf]  # no NaN, no +inf: init refuses them
+PROPOSED = [-2.5, 0.0, -0.0, 3.0, -1e30, -np.inf, np.inf, np.nan]
+RATIOS = [-2.5, 0.0, -0.0, 3.0, 1e30, -np.inf, np.inf, np.nan]
+FINITE_RATIOS = [-2.5, 0.0, -0.0, 3.0, 1e30, -1e30]
+BITS = {torch.float32: torch.int32, torch.float64: torch.int64}
+
+
+class FixedProposal:
+    """Proposes the given states and Hastings terms whatever the uniforms (one uniform, unused)."""
+
+    num_uniforms = 1
+
+    def __init__(self, y, log_q_ratio, finite):
+        self.y, self.log_q_ratio = y, log_q_ratio
+        if finite:
+            self.finite_log_q_ratio = True
+
+    def propose(self, uniforms, x):
+        return self.y, self.log_q_ratio
+
+
+def as_bits(tensor):
+    return tensor.view(BITS[tensor.dtype]) if tensor.dtype in BITS else tensor
+
+
+def assert_same_bits(got, expected):
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert torch.equal(as_bits(got.contiguous()), as_bits(expected.contiguous()))
+
+
+def assert_same_numbers(got, expected):
+    """The same bits, except which NaN: where both operands of a sum are NaN, IEEE 754 leaves open whose
+    sign and payload the result carries (x86 returns the first operand's, and the two paths add in
+    opposite orders)."""
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    nan = torch.isnan(got)
+    assert torch.equal(nan, torch.isnan(expected))
+    assert torch.equal(as_bits(got[~nan]), as_bits(expected[~nan]))
+
+
+@contextlib.contextmanager
+def torch_operations():
+    """The MH step with the torch operations (numba's loop switched off), as without numba."""
+    saved = dict(metropolis_hastings._numba)
+    metropolis_hastings._numba.update(module=None, failed="switched off by the test")
+    try:
+        yield
+    finally:
+        metropolis_hastings._numba.update(saved)
+
+
+def spy_on_the_loop(monkeypatch):
+    """Count the calls of numba's loops (a list of their names), which still compute."""
+    assert metropolis_hastings.numba_kernel_available(), metropolis_hastings._numba["failed"]
+    from textsampling.torch import _metropolis_hastings_numba as module
+
+    calls = []
+
+    class Spy:
+        def __getattr__(self, name):
+            kernel = getattr(module, name)
+
+            def counted(*args):
+                calls.append(name)
+                return kernel(*args)
+
+            return counted
+
+    monkeypatch.setitem(metropolis_hastings._numba, "module", Spy())
+    return calls
+
+
+def states_of(kind, num_chains, generator):
+    """Current and proposed states of one kind, with NaN payloads and signed zeros for the float kinds."""
+    dtype, shape = kind
+    if dtype.is_floating_point:
+        x = torch.randn((num_chains,) + shape, generator=generator, dtype=dtype)
+        y = torch.randn((num_chains,) + shape, generator=generator, dtype=dtype)
+        flat_x, flat_y = x.view(-1), y.view(-1)
+        flat_x[::7], flat_y[1::5] = -0.0, -0.0
+        # A quiet NaN with a payload, and a negative one: bits that a float select could change.
+        width = 32 if dtype == torch.float32 else 64
+        payloads = [0x7FC00123, 0xFFC00123 - 2**32] if width == 32 else [0x7FF8000000000123, 0xFFF8000000000123 - 2**64]
+        flat_x[2::11] = torch.tensor(payloads[0], dtype=BITS[dtype]).view(dtype)
+        flat_y[3::13] = torch.tensor(payloads[1], dtype=BITS[dtype]).view(dtype)
+        return x, y
+    low, high = torch.iinfo(dtype).min, torch.iinfo(dtype).max
+    x = torch.randint(low, high, (num_chains,) + shape, generator=generator, dtype=dtype)
+    y = torch.randint(low, high, (num_chains,) + shape, generator=generator, dtype=dtype)
+    return x, y
+
+
+def run_step(x, y, log_prob_x, log_prob_y, log_q_ratio, uniforms, finite, temperature, validate):
+    values = {id(x): log_prob_x, id(y): log_prob_y}
+
+    def log_prob_fn(states):
+        return values[id(states)]
+
+    state = metropolis_hastings.MHState(x, log_prob_x)
+    proposal = FixedProposal(y, log_q_ratio, finite)
+    return metropolis_hastings.step(uniforms, state, log_prob_fn, proposal, temperature=temperature, validate=validate)
+
+
+def grid(dtype, finite):
+    ratios = FINITE_RATIOS if finite else RATIOS
+    rows = list(itertools.product(CURRENT, PROPOSED, ratios))
+    current, proposed, ratio = (torch.tensor(column, dtype=dtype) for column in zip(*rows, strict=True))
+    return current, proposed, ratio
+
+
+def uniforms_of(num_chains, dtype, layout):
+    uniforms = CounterGenerator(SEED, torch.arange(num_chains)).uniforms(3, 2, dtype=dtype)  # uniform-major
+    if layout == "row-major":
+        uniforms = uniforms.contiguous()
+    elif layout == "strided":
+        uniforms = torch.cat([uniforms, uniforms], dim=1)[:, ::2]
+    return uniforms
+
+
+KINDS = [
+    (torch.int64, ()),
+    (torch.int32, ()),
+    (torch.float32, ()),
+    (torch.float64, ()),
+    (torch.int64, (3,)),
+    (torch.float32, (2, 2)),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", KINDS, ids=lambda kind: f"{kind[0]}{list(kind[1])}")
+@pytest.mark.parametrize("finite", [False, True])
+def test_the_loop_gives_the_torch_operations_bits(monkeypatch, dtype, kind, finite):
+    generator = torch.Generator().manual_seed(SEED)
+    log_prob_x, log_prob_y, log_q_ratio = grid(dtype, finite)
+    num_chains = log_prob_x.shape[0]
+    x, y = states_of(kind, num_chains, generator)
+    cases = itertools.product(
+        ["uniform-major", "row-major", "strided"],
+        [1.0, 0.37, torch.rand(num_chains, generator=generator, dtype=dtype) + 0.1],
+    )
+    for layout, temperature in cases:
+        uniforms = uniforms_of(num_chains, dtype, layout)
+        # u close to 1 as well, so that the decisions at log alpha = 0 and -0.0 are exercised
+        uniforms[::3, -1] = 1 - torch.finfo(dtype).eps
+        arguments = (x, y, log_prob_x, log_prob_y, log_q_ratio, uniforms, finite, temperature, False)
+        calls = spy_on_the_loop(monkeypatch)
+        (new_state, info) = run_step(*arguments)
+        assert calls == ["accept" if x.ndim == 1 else "accept_rows"]
+        with torch_operations():
+            (expected_state, expected_info) = run_step(*arguments)
+        assert_same_bits(new_state.x, expected_state.x)
+        assert_same_bits(new_state.log_prob, expected_state.log_prob)
+        assert_same_numbers(info.log_accept_prob, expected_info.log_accept_prob)
+        assert torch.equal(info.accepted, expected_info.accepted)
+        assert info.proposal is expected_info.proposal is y
+        # Not a grid that says nothing: both decisions and the special values occur.
+        assert 0 < int(info.accepted.sum()) < num_chains
+        assert torch.isnan(info.log_accept_prob).any() and torch.isneginf(info.log_accept_prob).any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_value_checks_are_the_torch_operations(monkeypatch, dtype):
+    num_chains = 40
+    generator = torch.Generator().manual_seed(SEED)
+    x, y = states_of((torch.int64, ()), num_chains, generator)
+    log_prob_x = torch.randn(num_chains, generator=generator, dtype=dtype)
+    log_prob_y = torch.randn(num_chains, generator=generator, dtype=dtype)
+    zeros = torch.zeros(num_chains, dtype=dtype)
+    for layout in ["uniform-major", "row-major", "strided"]:
+        good = uniforms_of(num_chains, dtype, layout)
+        calls = spy_on_the_loop(monkeypatch)
+        run_step(x, y, log_prob_x, log_prob_y, zeros, good, True, 1.0, True)  # passes
+        assert calls == ["accept"]
+        for column, bad in itertools.product([0, 1], [0.0, 1.0, -0.5, 1.5, np.nan, np.inf]):
+            uniforms = good.clone() if layout != "uniform-major" else good.movedim(-1, 0).clone().movedim(0, -1)
+            uniforms[17, column] = bad
+            for context in (contextlib.nullcontext, torch_operations):
+                with context(), pytest.raises(ValueError, match=r"uniforms must lie in the open interval \(0, 1\)"):
+                    run_step(x, y, log_prob_x, log_prob_y, zeros, uniforms, True, 1.0, True)
+    infinite = log_prob_y.clone()
+    infinite[5] = np.inf
+    good = uniforms_of(num_chains, dtype, "uniform-major")
+    with pytest.raises(ValueError, match=r"\+inf at a proposed state"):
+        run_step(x, y, log_prob_x, infinite, zeros, good, True, 1.0, True)
+    with torch_operations(), pytest.raises(ValueError, match=r"\+inf at a proposed state"):
+        run_step(x, y, log_prob_x, infinite, zeros, good, True, 1.0, True)
+    # Unchecked (validate=False), +inf and out-of-range uniforms go through the same arithmetic on both paths.
+    bad = good.clone()
+    bad[3, 1] = 1.0
+    new, info = run_step(x, y, log_prob_x, infinite, zeros, bad, True, 1.0, False)
+    with torch_operations():
+        expected, expected_info = run_step(x, y, log_prob_x, infinite, zeros, bad, True, 1.0, False)
+    assert torch.equal(new.x, expected.x) and torch.equal(info.accepted, expected_info.accepted)
+
+
+def test_no_chains_and_one_chain(monkeypatch):
+    for num_chains in (0, 1):
+        generator = torch.Generator().manual_seed(SEED)
+        x, y = states_of((torch.float64, (2,)), num_chains, generator)
+        log_prob_x = torch.zeros(num_chains, dtype=torch.float64)
+        log_prob_y = torch.full((num_chains,), -0.5, dtype=torch.float64)
+        uniforms = uniforms_of(num_chains, torch.float64, "uniform-major")
+        calls = spy_on_the_loop(monkeypatch)
+        new, info = run_step(x, y, log_prob_x, log_prob_y, log_prob_x, uniforms, False, 1.0, True)
+        assert calls == ["accept_rows"]
+        with torch_operations():
+            expected, expected_info = run_step(x, y, log_prob_x, log_prob_y, log_prob_x, uniforms, False, 1.0, True)
+        assert new.x.shape == (num_chains, 2)
+        assert_same_bits(new.x, expected.x)
+        assert_same_numbers(info.log_accept_prob, expected_info.log_accept_prob)
+
+
+def test_what_the_loop_does_not_serve_takes_the_torch_operations(monkeypatch):
+    # Autograd, a Hastings term that is a number or of another dtype, bool states, proposals of another
+    # dtype than the states: the torch operations, with their usual results.
+    num_chains = 12
+    generator = torch.Generator().manual_seed(SEED)
+    x, y = states_of((torch.int64, ()), num_chains, generator)
+    log_prob_x = torch.randn(num_chains, generator=generator, dtype=torch.float64)
+    log_prob_y = torch.randn(num_chains, generator=generator, dtype=torch.float64)
+    uniforms = uniforms_of(num_chains, torch.float64, "uniform-major")
+    zeros = torch.zeros(num_chains, dtype=torch.float64)
+    cases = [
+        (x, y, log_prob_x.clone().requires_grad_(), log_prob_y, zeros),
+        (x, y, log_prob_x, log_prob_y, 0.0),
+        (x, y, log_prob_x, log_prob_y, zeros.to(torch.float32)),
+        (x > 0, y > 0, log_prob_x, log_prob_y, zeros),
+        (x, y.to(torch.int32), log_prob_x, log_prob_y, zeros),
+    ]
+    for current, proposed, log_prob_current, log_prob_proposed, ratio in cases:
+        calls = spy_on_the_loop(monkeypatch)
+        new, info = run_step(current, proposed, log_prob_current, log_prob_proposed, ratio, uniforms, False, 1.0, True)
+        assert calls == []
+        with torch_operations():
+            expected, _ = run_step(
+                current, proposed, log_prob_current, log_prob_proposed, ratio, uniforms, False, 1.0, True
+            )
+        assert torch.equal(new.x, expected.x) and torch.equal(new.log_prob, expected.log_prob)
+
+
+def test_a_loop_that_fails_to_load_falls_back_with_a_warning(monkeypatch):
+    import textsampling.torch
+
+    class Broken:
+        def find_spec(self, name, path=None, target=None):
+            if name == "textsampling.torch._metropolis_hastings_numba":
+                raise RuntimeError("cannot cache function 'accept': no locator available")
+            return None
+
+    monkeypatch.setitem(metropolis_hastings._numba, "module", None)
+    monkeypatch.setitem(metropolis_hastings._numba, "failed", None)
+    monkeypatch.delitem(sys.modules, "textsampling.torch._metropolis_hastings_numba", raising=False)
+    monkeypatch.delattr(textsampling.torch, "_metropolis_hastings_numba", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [Broken()] + sys.meta_path)
+    x = torch.arange(6)
+    log_prob = torch.zeros(6, dtype=torch.float64)
+    uniforms = uniforms_of(6, torch.float64, "uniform-major")
+    with pytest.warns(UserWarning, match="compiled loop could not be loaded .RuntimeError: cannot cache.*torch"):
+        new, info = run_step(x, x + 1, log_prob, log_prob - 1.0, log_prob, uniforms, True, 1.0, True)
+    assert torch.equal(new.x, torch.where(info.accepted, x + 1, x))
+    assert not metropolis_hastings.numba_kernel_available()
+
+
+def test_the_loop_is_available_where_the_suite_runs_in_ci():
+    if os.environ.get("CI") != "true":
+        pytest.skip("outside CI numba is optional (the extra textsampling[fast])")
+    assert metropolis_hastings.numba_kernel_available(), metropolis_hastings._numba["failed"]

@@ -1,0 +1,148 @@
+r"""The decision half of the torch MH step in one compiled loop on the CPU (numba).
+
+After the proposal and the target have run, :func:`textsampling.torch.metropolis_hastings.step` needs,
+per chain :math:`b`, the acceptance function of the reference,
+
+.. math::
+    \log \alpha_b = \min\bigl(0,\ (\log \tilde\pi(y_b) - \log \tilde\pi(x_b)) + \log q_b\bigr),
+    \qquad \log\alpha_b = 0 \text{ where } \log\tilde\pi(x_b) = -\infty < \log\tilde\pi(y_b) < \infty,
+
+the decision :math:`\log u_b < \log\alpha_b` and the new state and log-density, chosen whole. As torch
+operations these are about twenty passes over the batch, each with its own dispatch cost, and the value
+checks three more with a reduction each: at 1e4 chains on one CPU thread, more time than the
+proposal and the target together. Here they are one loop over the chains: the same IEEE operations in
+the same order (a subtraction, an addition, a comparison with 0 that keeps NaN and -0.0 as
+``clamp(max=0)`` does), hence the same decisions and the same log acceptance probabilities. (Only
+which NaN a sum of two NaNs returns may differ: IEEE 754 leaves it open, and x86 returns the first
+operand's.) The states and log-densities are copied as integers of their width, so every value, NaN
+payloads included, is kept. ``log u`` comes in computed by ``torch.log``: numba's logarithm is another
+implementation, which could differ in the last bit.
+
+tests/test_twin_mh_numba.py checks it against the torch operations, bit for bit, on the edge cases
+(NaN, :math:`\pm\infty`, -0.0, impossible starts, tempered chains, float and integer states).
+
+This module imports numba, an optional dependency (``pip install "textsampling[fast]"``);
+:mod:`textsampling.torch.metropolis_hastings` imports it only when it is installed.
+"""
+
+import numpy as np
+
+from textsampling.torch._philox_numba import _jit
+
+__all__ = ["accept", "accept_rows"]
+
+
+@_jit(nogil=True, boundscheck=False, inline="always")
+def _values_outside(uniforms, log_prob_y):
+    """Whether some uniform is NaN or outside (0, 1); whether some ``log_prob_y`` is ``+inf``."""
+    uniform_outside = False
+    for m in range(uniforms.shape[0]):
+        value = uniforms[m]
+        uniform_outside |= not ((value > 0) & (value < 1))  # NaN compares False: outside (& vectorises)
+    proposal_infinite = False
+    for b in range(log_prob_y.shape[0]):
+        proposal_infinite |= log_prob_y[b] == np.inf
+    return uniform_outside, proposal_infinite
+
+
+@_jit(nogil=True, boundscheck=False, inline="always")
+def _decide(
+    log_u, log_prob_x_tempered, log_prob_y_tempered, log_q_ratio, log_prob_x, log_prob_y, check_impossible_start
+):
+    """``(log_alpha, accepted, new_log_prob)``, each ``(B,)``: acceptance function, decision, kept density."""
+    num_chains = log_u.shape[0]
+    log_alpha = np.empty(num_chains, log_prob_y_tempered.dtype)
+    accepted = np.empty(num_chains, np.bool_)
+    new_log_prob = np.empty(num_chains, log_prob_x.dtype)
+    for b in range(num_chains):
+        # The torch path's order: (y - x) + log q, then clamp(max=0), which keeps NaN and -0.0.
+        difference = (log_prob_y_tempered[b] - log_prob_x_tempered[b]) + log_q_ratio[b]
+        log_alpha[b] = difference
+        if difference > 0:
+            log_alpha[b] = 0
+        if check_impossible_start and log_prob_x_tempered[b] == -np.inf and abs(log_prob_y_tempered[b]) < np.inf:
+            log_alpha[b] = 0
+        accept = log_u[b] < log_alpha[b]  # NaN compares False: an undefined ratio rejects
+        accepted[b] = accept
+        # A select, not a branch: a branch on MH's coin flips mispredicts about half the time.
+        new_log_prob[b] = log_prob_y[b] if accept else log_prob_x[b]
+    return log_alpha, accepted, new_log_prob
+
+
+@_jit(nogil=True, boundscheck=False)
+def accept(
+    uniforms,
+    log_u,
+    log_prob_x_tempered,
+    log_prob_y_tempered,
+    log_q_ratio,
+    log_prob_x,
+    log_prob_y,
+    x_bits,
+    y_bits,
+    check_impossible_start,
+    validate,
+):
+    """One MH decision per chain whose state is one number (state_shape ``()``).
+
+    Parameters
+    ----------
+    uniforms : numpy.ndarray, float, shape (M,)
+        Every uniform of the step, in any order: read only for the value check.
+    log_u : numpy.ndarray, float, shape (B,)
+        ``log`` of the deciding uniforms.
+    log_prob_x_tempered, log_prob_y_tempered : numpy.ndarray, float, shape (B,)
+        The log-densities in the acceptance function (divided by the temperature, or the untempered ones).
+    log_q_ratio : numpy.ndarray, float, shape (B,)
+        The proposal's Hastings terms.
+    log_prob_x, log_prob_y : numpy.ndarray, float, shape (B,)
+        The untempered log-densities, of which the new state keeps one.
+    x_bits, y_bits : numpy.ndarray, int32 or int64, shape (B,)
+        The current and proposed states as integers of their width.
+    check_impossible_start : bool
+        Apply the impossible-start rule (a proposal without ``finite_log_q_ratio``).
+    validate : bool
+        Check that every uniform lies in (0, 1) and no ``log_prob_y`` is ``+inf``.
+
+    Returns
+    -------
+    (log_alpha, accepted, new_x_bits, new_log_prob, uniform_outside, proposal_infinite)
+        Arrays ``(B,)``; then, with ``validate``, whether some uniform is NaN or outside (0, 1) and
+        whether some ``log_prob_y`` is ``+inf`` (otherwise ``False, False``).
+    """
+    uniform_outside, proposal_infinite = _values_outside(uniforms, log_prob_y) if validate else (False, False)
+    log_alpha, accepted, new_log_prob = _decide(
+        log_u, log_prob_x_tempered, log_prob_y_tempered, log_q_ratio, log_prob_x, log_prob_y, check_impossible_start
+    )
+    # The states in a loop of their own, so that the loop of _decide stays one vectorised pass.
+    new_x_bits = np.empty_like(x_bits)
+    for b in range(x_bits.shape[0]):
+        new_x_bits[b] = y_bits[b] if accepted[b] else x_bits[b]
+    return log_alpha, accepted, new_x_bits, new_log_prob, uniform_outside, proposal_infinite
+
+
+@_jit(nogil=True, boundscheck=False)
+def accept_rows(
+    uniforms,
+    log_u,
+    log_prob_x_tempered,
+    log_prob_y_tempered,
+    log_q_ratio,
+    log_prob_x,
+    log_prob_y,
+    x_bits,
+    y_bits,
+    check_impossible_start,
+    validate,
+):
+    """:func:`accept` for states of several numbers: ``x_bits``, ``y_bits`` ``(B, D)``, one row per chain."""
+    uniform_outside, proposal_infinite = _values_outside(uniforms, log_prob_y) if validate else (False, False)
+    log_alpha, accepted, new_log_prob = _decide(
+        log_u, log_prob_x_tempered, log_prob_y_tempered, log_q_ratio, log_prob_x, log_prob_y, check_impossible_start
+    )
+    new_x_bits = np.empty(x_bits.shape, x_bits.dtype)
+    for b in range(x_bits.shape[0]):
+        source = y_bits if accepted[b] else x_bits
+        for d in range(x_bits.shape[1]):
+            new_x_bits[b, d] = source[b, d]
+    return log_alpha, accepted, new_x_bits, new_log_prob, uniform_outside, proposal_infinite
