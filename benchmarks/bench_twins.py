@@ -13,9 +13,12 @@ the random numbers*:
                          (:func:`textsampling.randomness.counter_uniforms`): reproducible per chain;
 * ``torch twin``       — the twin as users call it: ``CounterGenerator.uniforms`` (counter Philox, per-chain
                          reproducible; on the CPU numba's compiled loop where numba is installed, the
-                         ``textsampling[fast]`` extra) + ``step`` with its value checks (``validate=True``), float32;
-* ``torch twin, torch-op uniforms`` — the same with ``CounterGenerator(..., numba=False)``: the counter
-                         uniforms from about a hundred eager torch operations (what runs without numba);
+                         ``textsampling[fast]`` extra) + ``step`` with its value checks (``validate=True``), float32
+                         (on the CPU with numba, MH's checks and decisions are one compiled loop too);
+* ``torch twin without numba`` — the same with ``CounterGenerator(..., numba=False)`` and the MH step's
+                         decision loop switched off: counter uniforms from about a hundred eager torch
+                         operations, decisions from the torch operations (what runs where numba is not
+                         installed);
 * ``torch twin, compiled uniforms`` — the same counter uniforms from
                          ``CounterGenerator(..., compiled=True)`` (one fused Philox kernel per step,
                          bit-identical) + ``step(validate=False)``: against ``torch fast`` it isolates the
@@ -97,7 +100,7 @@ LABELS = {
     "numpy": "NumPy vectorised",
     "numpy-counter": "NumPy vectorised, counter uniforms",
     "twin": "torch twin (counter uniforms)",
-    "twin-ops": "torch twin, torch-op counter uniforms (numba=False)",
+    "twin-ops": "torch twin without numba (torch operations only)",
     "twin-compiled": "torch twin, compiled counter uniforms",
     "fast": "torch fast (torch.Generator)",
     "fused": "torch fused (torch.compile, counter uniforms)",
@@ -301,6 +304,17 @@ def fused_step(sampler, problems, device, dtype):
     return _FUSED[key]
 
 
+@contextlib.contextmanager
+def without_numba_decisions():
+    """The MH step with its torch operations, as where numba is not installed (the same decisions)."""
+    saved = dict(metropolis_hastings._numba)
+    metropolis_hastings._numba.update(module=None, failed="switched off for the twin-ops row")
+    try:
+        yield
+    finally:
+        metropolis_hastings._numba.update(saved)
+
+
 class TorchRunner(Runner):
     def __init__(self, sampler, mode, num_chains, problems, device, dtype=torch.float32):
         self.device, self.mode = device, mode
@@ -313,10 +327,16 @@ class TorchRunner(Runner):
         width, transition, initial_state = transitions(sampler, problems, device, dtype)
         self.state = initial_state(chain_index)
         self.step_index = 0
-        if mode in ("twin", "twin-ops"):
+        if mode == "twin":
 
             def one_step():
                 return transition(rng.uniforms(self.step_index, width, dtype=dtype), self.state, True)
+
+        elif mode == "twin-ops":
+
+            def one_step():
+                with without_numba_decisions():
+                    return transition(rng.uniforms(self.step_index, width, dtype=dtype), self.state, True)
 
         elif mode == "twin-compiled":
 
@@ -780,9 +800,10 @@ def main(argv=None):
             implementations.remove("jax")
     if any(implementation.startswith("twin") for implementation in implementations):
         notes.append(
-            f"torch twin's CPU counter uniforms: numba {importlib.metadata.version('numba')}'s compiled loop"
-            if numba_kernel_available()
-            else "torch twin's CPU counter uniforms: numba is not installed, the torch operations"
+            f"torch twin's CPU counter uniforms and MH decisions: numba {importlib.metadata.version('numba')}'s "
+            "compiled loops (twin-ops: the torch operations)"
+            if numba_kernel_available() and metropolis_hastings.numba_kernel_available()
+            else "torch twin's CPU counter uniforms and MH decisions: numba is not installed, the torch operations"
         )
     problems = make_problems()
     machine = machine_description()

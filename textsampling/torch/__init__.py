@@ -16,5 +16,6 @@ compiled loop (the default where the ``fast`` extra is installed) makes the same
 ten Philox rounds into one ``torch.compile`` kernel (for CUDA, or a CPU without numba); and
 ``torch.compile`` of "counter uniforms + step" fuses the step too (``benchmarks/bench_randomness.py``
 and ``benchmarks/bench_twins.py`` measure them against torch's own generator and check them against
-the reference).
+the reference). On the CPU with numba, the MH step also makes its value checks, decisions and selects
+in one compiled loop, the same bits as its torch operations (tests/test_twin_mh_numba.py).
 """

@@ -47,14 +47,19 @@ def _values_outside(uniforms, log_prob_y):
 
 @_jit(nogil=True, boundscheck=False, inline="always")
 def _decide(
-    log_u, log_prob_x_tempered, log_prob_y_tempered, log_q_ratio, log_prob_x, log_prob_y, check_impossible_start
+    log_u,
+    log_prob_x_tempered,
+    log_prob_y_tempered,
+    log_q_ratio,
+    log_prob_x,
+    log_prob_y,
+    check_impossible_start,
+    log_alpha,
+    accepted,
+    new_log_prob,
 ):
-    """``(log_alpha, accepted, new_log_prob)``, each ``(B,)``: acceptance function, decision, kept density."""
-    num_chains = log_u.shape[0]
-    log_alpha = np.empty(num_chains, log_prob_y_tempered.dtype)
-    accepted = np.empty(num_chains, np.bool_)
-    new_log_prob = np.empty(num_chains, log_prob_x.dtype)
-    for b in range(num_chains):
+    """Write the acceptance function, the decision and the kept log-density of each chain (all ``(B,)``)."""
+    for b in range(log_u.shape[0]):
         # The torch path's order: (y - x) + log q, then clamp(max=0), which keeps NaN and -0.0.
         difference = (log_prob_y_tempered[b] - log_prob_x_tempered[b]) + log_q_ratio[b]
         log_alpha[b] = difference
@@ -66,7 +71,6 @@ def _decide(
         accepted[b] = accept
         # A select, not a branch: a branch on MH's coin flips mispredicts about half the time.
         new_log_prob[b] = log_prob_y[b] if accept else log_prob_x[b]
-    return log_alpha, accepted, new_log_prob
 
 
 @_jit(nogil=True, boundscheck=False)
@@ -82,6 +86,10 @@ def accept(
     y_bits,
     check_impossible_start,
     validate,
+    log_alpha,
+    accepted,
+    new_x_bits,
+    new_log_prob,
 ):
     """One MH decision per chain whose state is one number (state_shape ``()``).
 
@@ -103,22 +111,34 @@ def accept(
         Apply the impossible-start rule (a proposal without ``finite_log_q_ratio``).
     validate : bool
         Check that every uniform lies in (0, 1) and no ``log_prob_y`` is ``+inf``.
+    log_alpha, accepted, new_x_bits, new_log_prob : numpy.ndarray, shape (B,)
+        Written: the log acceptance probabilities, the decisions (bool), the new states (as integers of
+        their width) and their log-densities. The caller allocates them (torch's allocator: its
+        memory accounting and its huge pages for large batches).
 
     Returns
     -------
-    (log_alpha, accepted, new_x_bits, new_log_prob, uniform_outside, proposal_infinite)
-        Arrays ``(B,)``; then, with ``validate``, whether some uniform is NaN or outside (0, 1) and
-        whether some ``log_prob_y`` is ``+inf`` (otherwise ``False, False``).
+    (bool, bool)
+        With ``validate``, whether some uniform is NaN or outside (0, 1) and whether some ``log_prob_y``
+        is ``+inf``; otherwise ``(False, False)``.
     """
     uniform_outside, proposal_infinite = _values_outside(uniforms, log_prob_y) if validate else (False, False)
-    log_alpha, accepted, new_log_prob = _decide(
-        log_u, log_prob_x_tempered, log_prob_y_tempered, log_q_ratio, log_prob_x, log_prob_y, check_impossible_start
+    _decide(
+        log_u,
+        log_prob_x_tempered,
+        log_prob_y_tempered,
+        log_q_ratio,
+        log_prob_x,
+        log_prob_y,
+        check_impossible_start,
+        log_alpha,
+        accepted,
+        new_log_prob,
     )
     # The states in a loop of their own, so that the loop of _decide stays one vectorised pass.
-    new_x_bits = np.empty_like(x_bits)
     for b in range(x_bits.shape[0]):
         new_x_bits[b] = y_bits[b] if accepted[b] else x_bits[b]
-    return log_alpha, accepted, new_x_bits, new_log_prob, uniform_outside, proposal_infinite
+    return uniform_outside, proposal_infinite
 
 
 @_jit(nogil=True, boundscheck=False)
@@ -134,15 +154,27 @@ def accept_rows(
     y_bits,
     check_impossible_start,
     validate,
+    log_alpha,
+    accepted,
+    new_x_bits,
+    new_log_prob,
 ):
-    """:func:`accept` for states of several numbers: ``x_bits``, ``y_bits`` ``(B, D)``, one row per chain."""
+    """:func:`accept` for states of several numbers: ``x_bits``, ``y_bits``, ``new_x_bits`` ``(B, D)``."""
     uniform_outside, proposal_infinite = _values_outside(uniforms, log_prob_y) if validate else (False, False)
-    log_alpha, accepted, new_log_prob = _decide(
-        log_u, log_prob_x_tempered, log_prob_y_tempered, log_q_ratio, log_prob_x, log_prob_y, check_impossible_start
+    _decide(
+        log_u,
+        log_prob_x_tempered,
+        log_prob_y_tempered,
+        log_q_ratio,
+        log_prob_x,
+        log_prob_y,
+        check_impossible_start,
+        log_alpha,
+        accepted,
+        new_log_prob,
     )
-    new_x_bits = np.empty(x_bits.shape, x_bits.dtype)
     for b in range(x_bits.shape[0]):
         source = y_bits if accepted[b] else x_bits
         for d in range(x_bits.shape[1]):
             new_x_bits[b, d] = source[b, d]
-    return log_alpha, accepted, new_x_bits, new_log_prob, uniform_outside, proposal_infinite
+    return uniform_outside, proposal_infinite

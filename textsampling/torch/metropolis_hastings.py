@@ -355,7 +355,7 @@ def _accept_in_one_loop(
     """The rest of :func:`step` (checks, acceptance function, decision, selects) in numba's loop.
 
     ``kernels`` is :mod:`textsampling.torch._metropolis_hastings_numba`. Its arrays share memory with
-    the tensors (``.numpy()``, ``torch.from_numpy``): no copies, only a handful of conversions a step.
+    the tensors (``.numpy()``): no copies, only a dozen conversions a step.
     """
     x, log_prob_x = state.x, state.log_prob
     log_prob_x_tempered, log_prob_y_tempered = log_prob_x, log_prob_y  # (B,), (B,)
@@ -381,7 +381,12 @@ def _accept_in_one_loop(
         width = math.prod(x.shape[1:])
         kernel = kernels.accept_rows
         x_bits, y_bits = x.reshape(x.shape[0], width).view(bits), y.reshape(y.shape[0], width).view(bits)  # (B, D)
-    log_alpha, accepted, new_x_bits, new_log_prob, uniform_outside, proposal_infinite = kernel(
+    # The outputs from torch's allocator: what the profiler counts, and huge pages for large batches.
+    new_x = torch.empty(x.shape, dtype=x.dtype)  # (B,) + state_shape
+    log_alpha = torch.empty(log_prob_y.shape, dtype=log_prob_y.dtype)  # (B,)
+    accepted = torch.empty(log_prob_y.shape, dtype=torch.bool)  # (B,)
+    new_log_prob = torch.empty(log_prob_x.shape, dtype=log_prob_x.dtype)  # (B,)
+    uniform_outside, proposal_infinite = kernel(
         all_uniforms,
         log_u,
         log_prob_x_tempered_array,
@@ -393,17 +398,17 @@ def _accept_in_one_loop(
         y_bits.numpy(),
         not finite_log_q_ratio,
         validate,
+        log_alpha.numpy(),
+        accepted.numpy(),
+        new_x.view(x_bits.shape).view(bits).numpy(),
+        new_log_prob.numpy(),
     )
-    new_x = torch.from_numpy(new_x_bits).view(x.dtype)  # (B,) or (B, D)
-    if x.ndim != 1:
-        new_x = new_x.reshape(x.shape)  # (B,) + state_shape
     if validate:  # the loop's two flags, Python bools: nothing to synchronise
         raise_if(
             [uniform_outside, proposal_infinite],
             ["uniforms must lie in the open interval (0, 1)", _positive_infinity_message("a proposed state")],
         )
-    new_state = MHState(new_x, torch.from_numpy(new_log_prob))
-    return new_state, MHInfo(y, torch.from_numpy(log_alpha), torch.from_numpy(accepted))
+    return MHState(new_x, new_log_prob), MHInfo(y, log_alpha, accepted)
 
 
 def step(
