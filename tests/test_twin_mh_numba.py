@@ -57,8 +57,8 @@ def assert_same_bits(got, expected):
 
 def assert_same_numbers(got, expected):
     """The same bits, except which NaN: where both operands of a sum are NaN, IEEE 754 leaves open whose
-    sign and payload the result carries (x86 returns the first operand's, and the two paths add in
-    opposite orders)."""
+    sign and payload the result carries (x86 returns one operand's; which one depends on how each path's
+    compiler emitted the addition)."""
     assert got.dtype == expected.dtype and got.shape == expected.shape
     nan = torch.isnan(got)
     assert torch.equal(nan, torch.isnan(expected))
@@ -168,7 +168,7 @@ def test_the_loop_gives_the_torch_operations_bits(monkeypatch, dtype, kind, fini
     )
     for layout, temperature in cases:
         uniforms = uniforms_of(num_chains, dtype, layout)
-        # u close to 1 as well, so that the decisions at log alpha = 0 and -0.0 are exercised
+        # u close to 1 as well, so that log u is close to log alpha = 0 for some chains
         uniforms[::3, -1] = 1 - torch.finfo(dtype).eps
         arguments = (x, y, log_prob_x, log_prob_y, log_q_ratio, uniforms, finite, temperature, False)
         calls = spy_on_the_loop(monkeypatch)
@@ -293,3 +293,91 @@ def test_the_loop_is_available_where_the_suite_runs_in_ci():
     if os.environ.get("CI") != "true":
         pytest.skip("outside CI numba is optional (the extra textsampling[fast])")
     assert metropolis_hastings.numba_kernel_available(), metropolis_hastings._numba["failed"]
+
+
+def _small_case(num_chains=12, dtype=torch.float64):
+    generator = torch.Generator().manual_seed(SEED)
+    x, y = states_of((torch.int64, ()), num_chains, generator)
+    log_prob_x = torch.randn(num_chains, generator=generator, dtype=dtype)
+    log_prob_y = torch.randn(num_chains, generator=generator, dtype=dtype)
+    uniforms = uniforms_of(num_chains, dtype, "uniform-major")
+    return x, y, log_prob_x, log_prob_y, torch.zeros(num_chains, dtype=dtype), uniforms
+
+
+def test_another_default_device_keeps_the_loop_on_the_cpu(monkeypatch):
+    # torch.set_default_device / `with torch.device(...)`: the loop's outputs are still made on the CPU.
+    x, y, log_prob_x, log_prob_y, zeros, uniforms = _small_case()
+    calls = spy_on_the_loop(monkeypatch)
+    with torch.device("meta"):
+        new, info = run_step(x, y, log_prob_x, log_prob_y, zeros, uniforms, True, 1.0, True)
+    assert calls == ["accept"]
+    with torch_operations():
+        expected, expected_info = run_step(x, y, log_prob_x, log_prob_y, zeros, uniforms, True, 1.0, True)
+    for got, want in zip(new + info[1:], expected + expected_info[1:], strict=True):
+        assert got.device.type == "cpu"
+        assert_same_bits(got, want)
+
+
+def test_inputs_the_loop_cannot_read_take_the_torch_operations(monkeypatch):
+    # Half precision, a lazily negated Hastings term, non-contiguous states: the torch operations, with
+    # the same results (layout included) as with the loop switched off.
+    x, y, log_prob_x, log_prob_y, zeros, uniforms = _small_case()
+    half = [t.to(torch.float16) for t in (log_prob_x, log_prob_y, zeros, uniforms)]
+    wide_x, wide_y = torch.stack([x, x + 1, x - 1], dim=1), torch.stack([y, y - 1, y + 1], dim=1)  # (B, 3)
+    cases = [
+        (x, y, *half[:3], half[3]),
+        (x, y, log_prob_x, log_prob_y, torch._neg_view(-zeros), uniforms),
+        (wide_x.T.contiguous().T, wide_y.T.contiguous().T, log_prob_x, log_prob_y, zeros, uniforms),
+    ]
+    for arguments in cases:
+        calls = spy_on_the_loop(monkeypatch)
+        new, info = run_step(*arguments, True, 1.0, True)
+        assert calls == []
+        with torch_operations():
+            expected, expected_info = run_step(*arguments, True, 1.0, True)
+        assert new.x.stride() == expected.x.stride()
+        assert torch.equal(new.x, expected.x) and torch.equal(info.accepted, expected_info.accepted)
+
+
+def test_transforms_record_the_torch_operations(monkeypatch):
+    # Forward-mode autograd keeps the tangent of the kept log-density; vmap batches the step. Both only
+    # see the torch operations, so the loop steps aside.
+    from torch.autograd import forward_ad
+
+    x, y, log_prob_x, log_prob_y, zeros, uniforms = _small_case()
+    calls = spy_on_the_loop(monkeypatch)
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(log_prob_y, torch.ones_like(log_prob_y))
+        new, info = run_step(x, y, log_prob_x, dual, zeros, uniforms, True, 1.0, False)
+        tangent = forward_ad.unpack_dual(new.log_prob).tangent
+    assert calls == []
+    assert torch.equal(tangent, info.accepted.to(tangent.dtype))
+
+    def accepted(u):
+        return run_step(x, y, log_prob_x, log_prob_y, zeros, u, True, 1.0, False)[1].accepted
+
+    stacked = torch.stack([uniforms, uniforms.flip(0)])  # (2, B, 2)
+    batched = torch.func.vmap(accepted)(stacked)
+    assert calls == []
+    for row in range(2):
+        assert torch.equal(batched[row], accepted(stacked[row]))
+    assert calls == ["accept", "accept"]  # outside vmap, the loop
+
+
+def test_both_value_errors_in_one_step_name_the_uniforms_first():
+    x, y, log_prob_x, log_prob_y, zeros, uniforms = _small_case()
+    uniforms = uniforms.clone()
+    uniforms[0, 0] = 0.0
+    log_prob_y = log_prob_y.clone()
+    log_prob_y[1] = np.inf
+    for context in (contextlib.nullcontext, torch_operations):
+        with context(), pytest.raises(ValueError, match=r"uniforms must lie in the open interval"):
+            run_step(x, y, log_prob_x, log_prob_y, zeros, uniforms, True, 1.0, True)
+
+
+def test_a_log_prob_of_more_than_one_dimension_is_refused():
+    # It used to broadcast silently on the torch path ((B, 1) log-densities made (B, B) states).
+    x, y, log_prob_x, log_prob_y, zeros, uniforms = _small_case()
+    for context in (contextlib.nullcontext, torch_operations):
+        with context(), pytest.raises(ValueError, match=r"state.log_prob must have shape \(B,\)"):
+            run_step(x, y, log_prob_x[:, None], log_prob_y, zeros, uniforms, True, 1.0, True)

@@ -17,5 +17,6 @@ ten Philox rounds into one ``torch.compile`` kernel (for CUDA, or a CPU without 
 ``torch.compile`` of "counter uniforms + step" fuses the step too (``benchmarks/bench_randomness.py``
 and ``benchmarks/bench_twins.py`` measure them against torch's own generator and check them against
 the reference). On the CPU with numba, the MH step also makes its value checks, decisions and selects
-in one compiled loop, the same bits as its torch operations (tests/test_twin_mh_numba.py).
+in one compiled loop: the same decisions, states and log-densities as its torch operations, bit for
+bit (tests/test_twin_mh_numba.py).
 """

@@ -10,13 +10,16 @@ per chain :math:`b`, the acceptance function of the reference,
 the decision :math:`\log u_b < \log\alpha_b` and the new state and log-density, chosen whole. As torch
 operations these are about twenty passes over the batch, each with its own dispatch cost, and the value
 checks three more with a reduction each: at 1e4 chains on one CPU thread, more time than the
-proposal and the target together. Here they are one loop over the chains: the same IEEE operations in
-the same order (a subtraction, an addition, a comparison with 0 that keeps NaN and -0.0 as
-``clamp(max=0)`` does), hence the same decisions and the same log acceptance probabilities. (Only
-which NaN a sum of two NaNs returns may differ: IEEE 754 leaves it open, and x86 returns the first
-operand's.) The states and log-densities are copied as integers of their width, so every value, NaN
-payloads included, is kept. ``log u`` comes in computed by ``torch.log``: numba's logarithm is another
-implementation, which could differ in the last bit.
+proposal and the target together (measured by cProfile, and with the two paths timed side by side
+in ``benchmarks/bench_twins.py``: its "twin without numba" row switches this loop off). Here they are
+one loop over the chains: per chain the operations of the torch path in its order (a subtraction, an
+addition, a comparison with 0 that keeps NaN and -0.0 as ``clamp(max=0)`` does), hence the same
+decisions, states and log-densities, bit for bit, and the same log acceptance probabilities. Only
+which NaN comes out of a sum of two NaNs may differ in sign: IEEE 754 leaves it open, x86 returns one
+operand's, and which one depends on how each compiler emitted the instruction. The states and
+log-densities are copied as integers of their width, so every value, NaN payloads included, is kept.
+``log u`` comes in computed by ``torch.log``: numba's logarithm is another implementation, which could
+differ in the last bit.
 
 tests/test_twin_mh_numba.py checks it against the torch operations, bit for bit, on the edge cases
 (NaN, :math:`\pm\infty`, -0.0, impossible starts, tempered chains, float and integer states).
@@ -113,8 +116,8 @@ def accept(
         Check that every uniform lies in (0, 1) and no ``log_prob_y`` is ``+inf``.
     log_alpha, accepted, new_x_bits, new_log_prob : numpy.ndarray, shape (B,)
         Written: the log acceptance probabilities, the decisions (bool), the new states (as integers of
-        their width) and their log-densities. The caller allocates them (torch's allocator: its
-        memory accounting and its huge pages for large batches).
+        their width) and their log-densities. The caller allocates them (with torch's allocator, which
+        its profiler counts).
 
     Returns
     -------

@@ -229,6 +229,10 @@ def check_step_inputs(uniforms, state: MHState, expected_num_uniforms: int) -> i
         # Equal torch.device objects are the common case and cost nothing; only otherwise resolve them
         # ("cuda" vs "cuda:0") and name the culprit.
         check_same_device(uniforms=uniforms, **{"state.x": state.x, "state.log_prob": state.log_prob})
+    if state.log_prob.ndim != 1:
+        raise ValueError(
+            f"state.log_prob must have shape (B,), one log-density per chain, got {tuple(state.log_prob.shape)}"
+        )
     if uniforms.dtype != state.log_prob.dtype:
         raise TypeError(
             f"uniforms has dtype {uniforms.dtype} but state.log_prob has {state.log_prob.dtype}; use one dtype"
@@ -310,43 +314,69 @@ def numba_kernel_available() -> bool:
                 warnings.warn(
                     f"the MH step's compiled loop could not be loaded ({_numba['failed']}); "
                     "using the torch operations (the same decisions, slower)",
-                    stacklevel=2,
+                    stacklevel=4,  # the caller of step (step -> _accept_kernels -> here)
                 )
             else:
                 _numba["module"] = _metropolis_hastings_numba
     return _numba["module"] is not None
 
 
-def _plain(*tensors) -> bool:
-    """Whether every tensor is a plain ``torch.Tensor`` outside autograd (so ``.numpy()`` shares its memory)."""
-    return all(type(t) is torch.Tensor and not t.requires_grad for t in tensors)
+def _plain(*tensors, contiguous: bool = True) -> bool:
+    """Whether numba's loop may read every tensor as a NumPy array sharing its memory: plain dense CPU
+    tensors (contiguous unless ``contiguous=False``), outside autograd, without a lazy negation."""
+    for t in tensors:  # a loop, not all(generator): a per-step cost
+        if not (
+            type(t) is torch.Tensor
+            and t.is_cpu
+            and t.layout is torch.strided
+            and (t.is_contiguous() or not contiguous)
+            and not t.requires_grad
+            and not t.is_neg()
+        ):
+            return False
+    return True
+
+
+def _transformed() -> bool:
+    """Whether a transform is recording the step: torch.compile, torch.jit tracing, torch.func (vmap, grad)
+    or forward-mode autograd. The loop is invisible to all of them; the torch operations are not."""
+    functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
+    forward_level = getattr(getattr(torch.autograd, "forward_ad", None), "_current_level", -1)
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or functorch_active() or forward_level >= 0
 
 
 def _accept_kernels(uniforms, state: MHState, y, log_prob_y, log_q_ratio, temperature):
-    """numba's decision loops (the module) where they give the torch operations' bits, else ``None``.
+    """numba's decision loops (the module) where they give the torch operations' results, else ``None``.
 
-    It serves CPU tensors outside ``torch.compile`` and autograd, a ``(B,)`` Hastings term in the chains'
-    dtype (the in-place sum of :func:`log_accept_ratio`), and states of a 32- or 64-bit dtype whose
-    proposals have the states' shape and dtype. Everything else takes the torch operations.
+    They serve contiguous float32/float64 log-densities on the CPU, outside every transform
+    (:func:`_transformed`) and autograd; a ``(B,)`` Hastings term in the chains' dtype (the in-place sum of
+    :func:`log_accept_ratio`); contiguous states of a 32- or 64-bit dtype whose proposals have their
+    shape and dtype. Everything else takes the torch operations (also off the CPU, where numba is never
+    imported).
     """
-    x = state.x
+    x, log_prob_x = state.x, state.log_prob
     if not (
         uniforms.is_cpu  # first: off the CPU numba is never imported
         and (_numba["module"] is not None or numba_kernel_available())  # the dict first: one lookup a step
-        and y.is_cpu
+        and log_prob_x.dtype in _LOOP_DTYPES
+        and log_prob_y.dtype == log_prob_x.dtype
         and type(log_q_ratio) is torch.Tensor
-        and log_q_ratio.is_cpu
-        and log_q_ratio.dtype == log_prob_y.dtype
-        and log_q_ratio.shape == log_prob_y.shape
+        and log_q_ratio.dtype == log_prob_x.dtype
+        and log_q_ratio.shape == log_prob_y.shape == log_prob_x.shape
         and y.dtype == x.dtype
         and y.shape == x.shape
         and x.dtype in _SAME_WIDTH_INTEGER
-        and _plain(uniforms, x, state.log_prob, y, log_prob_y, log_q_ratio)
+        and _plain(x, log_prob_x, y, log_prob_y, log_q_ratio)
+        and _plain(uniforms, contiguous=False)  # read through torch.log and reshape, whatever its strides
         and not (isinstance(temperature, torch.Tensor) and temperature.requires_grad)
-        and not torch.compiler.is_compiling()
+        and not _transformed()
     ):
         return None
     return _numba["module"]
+
+
+#: The log-density dtypes of numba's loop (half precision takes the torch operations).
+_LOOP_DTYPES = (torch.float32, torch.float64)
 
 
 def _accept_in_one_loop(
@@ -381,11 +411,13 @@ def _accept_in_one_loop(
         width = math.prod(x.shape[1:])
         kernel = kernels.accept_rows
         x_bits, y_bits = x.reshape(x.shape[0], width).view(bits), y.reshape(y.shape[0], width).view(bits)  # (B, D)
-    # The outputs from torch's allocator: what the profiler counts, and huge pages for large batches.
-    new_x = torch.empty(x.shape, dtype=x.dtype)  # (B,) + state_shape
-    log_alpha = torch.empty(log_prob_y.shape, dtype=log_prob_y.dtype)  # (B,)
-    accepted = torch.empty(log_prob_y.shape, dtype=torch.bool)  # (B,)
-    new_log_prob = torch.empty(log_prob_x.shape, dtype=log_prob_x.dtype)  # (B,)
+    # The outputs from torch's allocator: what its profiler counts, and huge pages for large batches where
+    # THP_MEM_ALLOC_ENABLE=1 asks for them.
+    # device="cpu": whatever torch's default device is.
+    new_x = torch.empty(x.shape, dtype=x.dtype, device="cpu")  # (B,) + state_shape
+    log_alpha = torch.empty(log_prob_y.shape, dtype=log_prob_y.dtype, device="cpu")  # (B,)
+    accepted = torch.empty(log_prob_y.shape, dtype=torch.bool, device="cpu")  # (B,)
+    new_log_prob = torch.empty(log_prob_x.shape, dtype=log_prob_x.dtype, device="cpu")  # (B,)
     uniform_outside, proposal_infinite = kernel(
         all_uniforms,
         log_u,
