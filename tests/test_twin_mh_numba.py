@@ -381,3 +381,30 @@ def test_a_log_prob_of_more_than_one_dimension_is_refused():
     for context in (contextlib.nullcontext, torch_operations):
         with context(), pytest.raises(ValueError, match=r"state.log_prob must have shape \(B,\)"):
             run_step(x, y, log_prob_x[:, None], log_prob_y, zeros, uniforms, True, 1.0, True)
+
+
+def test_torch_compile_traces_the_torch_operations_in_one_graph(monkeypatch):
+    # Under torch.compile the loop is skipped before any of its checks (they would split a fused
+    # step's graph): one graph (fullgraph=True raises on a break), the torch operations' results.
+    from textsampling.torch.proposals import UniformCategoricalProposal
+
+    x, _, log_prob_x, _, _, uniforms = _small_case()
+    table = torch.randn(1000, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+    def log_prob_fn(states):
+        return table[states]
+
+    state = metropolis_hastings.MHState(x % 1000, log_prob_fn(x % 1000))
+    proposal = UniformCategoricalProposal(1000, dtype=torch.float64)
+
+    def one_step(u, s):
+        return metropolis_hastings.step(u, s, log_prob_fn, proposal, validate=False)
+
+    calls = spy_on_the_loop(monkeypatch)
+    torch._dynamo.reset()
+    compiled = torch.compile(one_step, fullgraph=True, backend="eager")
+    new, info = compiled(uniforms, state)
+    assert calls == []
+    with torch_operations():
+        expected, expected_info = one_step(uniforms, state)
+    assert torch.equal(new.x, expected.x) and torch.equal(info.accepted, expected_info.accepted)

@@ -338,11 +338,12 @@ def _plain(*tensors, contiguous: bool = True) -> bool:
 
 
 def _transformed() -> bool:
-    """Whether a transform is recording the step: torch.compile, torch.jit tracing, torch.func (vmap, grad)
-    or forward-mode autograd. The loop is invisible to all of them; the torch operations are not."""
+    """Whether a transform is recording the step: torch.jit tracing, torch.func (vmap, grad) or
+    forward-mode autograd (torch.compile is checked first, apart). The loop is invisible to all of them;
+    the torch operations are not."""
     functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
     forward_level = getattr(getattr(torch.autograd, "forward_ad", None), "_current_level", -1)
-    return torch.compiler.is_compiling() or torch.jit.is_tracing() or functorch_active() or forward_level >= 0
+    return torch.jit.is_tracing() or functorch_active() or forward_level >= 0
 
 
 def _accept_kernels(uniforms, state: MHState, y, log_prob_y, log_q_ratio, temperature):
@@ -354,9 +355,13 @@ def _accept_kernels(uniforms, state: MHState, y, log_prob_y, log_q_ratio, temper
     shape and dtype. Everything else takes the torch operations (also off the CPU, where numba is never
     imported).
     """
+    if torch.compiler.is_compiling():
+        # First, a constant to torch.compile: it traces nothing below (the checks would break the graph
+        # of a fused step into pieces).
+        return None
     x, log_prob_x = state.x, state.log_prob
     if not (
-        uniforms.is_cpu  # first: off the CPU numba is never imported
+        uniforms.is_cpu  # off the CPU numba is never imported
         and (_numba["module"] is not None or numba_kernel_available())  # the dict first: one lookup a step
         and log_prob_x.dtype in _LOOP_DTYPES
         and log_prob_y.dtype == log_prob_x.dtype
