@@ -304,17 +304,6 @@ def fused_step(sampler, problems, device, dtype):
     return _FUSED[key]
 
 
-@contextlib.contextmanager
-def without_numba_decisions():
-    """The MH step with its torch operations, as where numba is not installed (the same decisions)."""
-    saved = dict(metropolis_hastings._numba)
-    metropolis_hastings._numba.update(module=None, failed="switched off for the twin-ops row")
-    try:
-        yield
-    finally:
-        metropolis_hastings._numba.update(saved)
-
-
 class TorchRunner(Runner):
     def __init__(self, sampler, mode, num_chains, problems, device, dtype=torch.float32):
         self.device, self.mode = device, mode
@@ -335,7 +324,7 @@ class TorchRunner(Runner):
         elif mode == "twin-ops":
 
             def one_step():
-                with without_numba_decisions():
+                with metropolis_hastings.without_numba():  # the torch operations, as without numba
                     return transition(rng.uniforms(self.step_index, width, dtype=dtype), self.state, True)
 
         elif mode == "twin-compiled":

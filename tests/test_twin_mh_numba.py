@@ -65,15 +65,8 @@ def assert_same_numbers(got, expected):
     assert torch.equal(as_bits(got[~nan]), as_bits(expected[~nan]))
 
 
-@contextlib.contextmanager
-def torch_operations():
-    """The MH step with the torch operations (numba's loop switched off), as without numba."""
-    saved = dict(metropolis_hastings._numba)
-    metropolis_hastings._numba.update(module=None, failed="switched off by the test")
-    try:
-        yield
-    finally:
-        metropolis_hastings._numba.update(saved)
+#: The MH step with the torch operations (numba's loop switched off), as without numba.
+torch_operations = metropolis_hastings.without_numba
 
 
 def spy_on_the_loop(monkeypatch):
@@ -408,3 +401,14 @@ def test_torch_compile_traces_the_torch_operations_in_one_graph(monkeypatch):
     with torch_operations():
         expected, expected_info = one_step(uniforms, state)
     assert torch.equal(new.x, expected.x) and torch.equal(info.accepted, expected_info.accepted)
+
+
+def test_without_numba_switches_the_loop_off_and_back_on(monkeypatch):
+    x, y, log_prob_x, log_prob_y, zeros, uniforms = _small_case()
+    calls = spy_on_the_loop(monkeypatch)
+    with metropolis_hastings.without_numba():
+        run_step(x, y, log_prob_x, log_prob_y, zeros, uniforms, True, 1.0, True)
+        assert not metropolis_hastings.numba_kernel_available()
+    assert calls == []
+    run_step(x, y, log_prob_x, log_prob_y, zeros, uniforms, True, 1.0, True)
+    assert calls == ["accept"]

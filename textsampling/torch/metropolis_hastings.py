@@ -18,6 +18,7 @@ No loop over chains; :func:`sample` is :func:`init` plus :func:`textsampling.tor
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from typing import NamedTuple
@@ -40,6 +41,8 @@ __all__ = [
     "select_accepted",
     "step",
     "sample",
+    "numba_kernel_available",
+    "without_numba",
 ]
 
 
@@ -319,6 +322,21 @@ def numba_kernel_available() -> bool:
             else:
                 _numba["module"] = _metropolis_hastings_numba
     return _numba["module"] is not None
+
+
+@contextlib.contextmanager
+def without_numba():
+    """Within the block, :func:`step` makes its decisions with the torch operations, as where numba is
+    not installed: the same decisions, states and log-densities (for benchmarks and for debugging).
+
+    The switch is process-wide: not for use while other threads run steps.
+    """
+    saved = dict(_numba)
+    _numba.update(module=None, failed="switched off by without_numba()")
+    try:
+        yield
+    finally:
+        _numba.update(saved)
 
 
 def _plain(*tensors, contiguous: bool = True) -> bool:
