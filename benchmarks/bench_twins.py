@@ -792,7 +792,8 @@ def main(argv=None):
             f"torch twin's CPU counter uniforms and MH decisions: numba {importlib.metadata.version('numba')}'s "
             "compiled loops (twin-ops: the torch operations)"
             if numba_kernel_available() and metropolis_hastings.numba_kernel_available()
-            else "torch twin's CPU counter uniforms and MH decisions: the torch operations (numba could not be loaded)"
+            else "torch twin's CPU counter uniforms and MH decisions: the torch operations "
+            "(numba not installed or not loadable)"
         )
     problems = make_problems()
     machine = machine_description()

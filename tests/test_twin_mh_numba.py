@@ -12,7 +12,6 @@ NaNs gives is not fixed by IEEE 754). Exact, no statistics, no timing.
 
 import contextlib
 import itertools
-import os
 import sys
 
 import numpy as np
@@ -195,16 +194,21 @@ def test_the_value_checks_are_the_torch_operations(monkeypatch, dtype):
         for column, bad in itertools.product([0, 1], [0.0, 1.0, -0.5, 1.5, np.nan, np.inf]):
             uniforms = good.clone() if layout != "uniform-major" else good.movedim(-1, 0).clone().movedim(0, -1)
             uniforms[17, column] = bad
-            for context in (contextlib.nullcontext, torch_operations):
+            for context, path in ((contextlib.nullcontext, ["accept"]), (torch_operations, [])):
+                calls.clear()
                 with context(), pytest.raises(ValueError, match=r"uniforms must lie in the open interval \(0, 1\)"):
                     run_step(x, y, log_prob_x, log_prob_y, zeros, uniforms, True, 1.0, True)
+                assert calls == path  # the loop raised, then the torch operations
     infinite = log_prob_y.clone()
     infinite[5] = np.inf
     good = uniforms_of(num_chains, dtype, "uniform-major")
+    calls.clear()
     with pytest.raises(ValueError, match=r"\+inf at a proposed state"):
         run_step(x, y, log_prob_x, infinite, zeros, good, True, 1.0, True)
+    assert calls == ["accept"]
     with torch_operations(), pytest.raises(ValueError, match=r"\+inf at a proposed state"):
         run_step(x, y, log_prob_x, infinite, zeros, good, True, 1.0, True)
+    assert calls == ["accept"]
     # Unchecked (validate=False), +inf and out-of-range uniforms go through the same arithmetic on both paths.
     bad = good.clone()
     bad[3, 1] = 1.0
@@ -282,12 +286,6 @@ def test_a_loop_that_fails_to_load_falls_back_with_a_warning(monkeypatch):
     assert not metropolis_hastings.numba_kernel_available()
 
 
-def test_the_loop_is_available_where_the_suite_runs_in_ci():
-    if os.environ.get("CI") != "true":
-        pytest.skip("outside CI numba is optional (the extra textsampling[fast])")
-    assert metropolis_hastings.numba_kernel_available(), metropolis_hastings._numba["failed"]
-
-
 def _small_case(num_chains=12, dtype=torch.float64):
     generator = torch.Generator().manual_seed(SEED)
     x, y = states_of((torch.int64, ()), num_chains, generator)
@@ -357,15 +355,43 @@ def test_transforms_record_the_torch_operations(monkeypatch):
     assert calls == ["accept", "accept"]  # outside vmap, the loop
 
 
-def test_both_value_errors_in_one_step_name_the_uniforms_first():
+def test_both_value_errors_in_one_step_name_the_uniforms_first(monkeypatch):
     x, y, log_prob_x, log_prob_y, zeros, uniforms = _small_case()
     uniforms = uniforms.clone()
     uniforms[0, 0] = 0.0
     log_prob_y = log_prob_y.clone()
     log_prob_y[1] = np.inf
-    for context in (contextlib.nullcontext, torch_operations):
+    calls = spy_on_the_loop(monkeypatch)
+    for context, path in ((contextlib.nullcontext, ["accept"]), (torch_operations, [])):
+        calls.clear()
         with context(), pytest.raises(ValueError, match=r"uniforms must lie in the open interval"):
             run_step(x, y, log_prob_x, log_prob_y, zeros, uniforms, True, 1.0, True)
+        assert calls == path
+
+
+def test_a_dispatch_mode_sees_the_torch_operations(monkeypatch):
+    # A TorchDispatchMode (FakeTensorMode, a logger) intercepts torch operations, which the loop is not:
+    # under one the step takes the torch operations, and the mode sees the decision's arithmetic.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Recorder(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    x, y, log_prob_x, log_prob_y, zeros, uniforms = _small_case()
+    calls = spy_on_the_loop(monkeypatch)
+    with Recorder() as recorder:
+        new, info = run_step(x, y, log_prob_x, log_prob_y, zeros, uniforms, False, 1.0, True)
+    assert calls == []
+    assert any(name.startswith("sub") for name in recorder.names)
+    expected, expected_info = run_step(x, y, log_prob_x, log_prob_y, zeros, uniforms, False, 1.0, True)
+    assert calls == ["accept"]
+    assert torch.equal(new.x, expected.x) and torch.equal(info.accepted, expected_info.accepted)
 
 
 def test_a_log_prob_of_more_than_one_dimension_is_refused():

@@ -253,6 +253,10 @@ def test_numba_is_installed_where_the_suite_runs_in_ci():
     if os.environ.get("CI") != "true":
         pytest.skip("outside CI numba is optional (the extra textsampling[fast])")
     assert twin.numba_kernel_available(), twin._numba["failed"]
+    # and the MH step's decision loop (tests/test_twin_mh_numba.py skips as a whole without numba)
+    from textsampling.torch import metropolis_hastings
+
+    assert metropolis_hastings.numba_kernel_available(), metropolis_hastings._numba["failed"]
 
 
 def test_the_default_uses_numba_where_it_is_installed(monkeypatch):

@@ -317,7 +317,7 @@ def numba_kernel_available() -> bool:
                 warnings.warn(
                     f"the MH step's compiled loop could not be loaded ({_numba['failed']}); "
                     "using the torch operations (the same decisions, slower)",
-                    stacklevel=4,  # the caller of step (step -> _accept_kernels -> here)
+                    stacklevel=2,
                 )
             else:
                 _numba["module"] = _metropolis_hastings_numba
@@ -356,12 +356,14 @@ def _plain(*tensors, contiguous: bool = True) -> bool:
 
 
 def _transformed() -> bool:
-    """Whether a transform is recording the step: torch.jit tracing, torch.func (vmap, grad) or
-    forward-mode autograd (torch.compile is checked first, apart). The loop is invisible to all of them;
-    the torch operations are not."""
+    """Whether something is recording or intercepting the step's operations: torch.jit tracing,
+    torch.func (vmap, grad), forward-mode autograd, or a dispatch mode (FakeTensorMode, a logging
+    TorchDispatchMode; torch.compile is checked first, apart). The loop is invisible to all of them; the
+    torch operations are not."""
     functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
+    dispatch_modes = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
     forward_level = getattr(getattr(torch.autograd, "forward_ad", None), "_current_level", -1)
-    return torch.jit.is_tracing() or functorch_active() or forward_level >= 0
+    return torch.jit.is_tracing() or functorch_active() or dispatch_modes() > 0 or forward_level >= 0
 
 
 def _accept_kernels(uniforms, state: MHState, y, log_prob_y, log_q_ratio, temperature):
@@ -408,7 +410,8 @@ def _accept_in_one_loop(
     """The rest of :func:`step` (checks, acceptance function, decision, selects) in numba's loop.
 
     ``kernels`` is :mod:`textsampling.torch._metropolis_hastings_numba`. Its arrays share memory with
-    the tensors (``.numpy()``): no copies, only a dozen conversions a step.
+    the tensors (``.numpy()``): no copies (except of strided uniforms, which the value check reads
+    through ``reshape``), a dozen conversions a step.
     """
     x, log_prob_x = state.x, state.log_prob
     log_prob_x_tempered, log_prob_y_tempered = log_prob_x, log_prob_y  # (B,), (B,)
