@@ -30,12 +30,12 @@ This module imports numba, an optional dependency (``pip install "textsampling[f
 
 import numpy as np
 
-from textsampling.torch._philox_numba import _jit
+from textsampling.torch._philox_numba import jit_cached
 
 __all__ = ["accept", "accept_rows"]
 
 
-@_jit(nogil=True, boundscheck=False, inline="always")
+@jit_cached(nogil=True, boundscheck=False, inline="always")
 def _values_outside(uniforms, log_prob_y):
     """Whether some uniform is NaN or outside (0, 1); whether some ``log_prob_y`` is ``+inf``."""
     uniform_outside = False
@@ -48,7 +48,7 @@ def _values_outside(uniforms, log_prob_y):
     return uniform_outside, proposal_infinite
 
 
-@_jit(nogil=True, boundscheck=False, inline="always")
+@jit_cached(nogil=True, boundscheck=False, inline="always")
 def _decide(
     log_u,
     log_prob_x_tempered,
@@ -76,7 +76,7 @@ def _decide(
         new_log_prob[b] = log_prob_y[b] if accept else log_prob_x[b]
 
 
-@_jit(nogil=True, boundscheck=False)
+@jit_cached(nogil=True, boundscheck=False)
 def accept(
     uniforms,
     log_u,
@@ -144,7 +144,7 @@ def accept(
     return uniform_outside, proposal_infinite
 
 
-@_jit(nogil=True, boundscheck=False)
+@jit_cached(nogil=True, boundscheck=False)
 def accept_rows(
     uniforms,
     log_u,

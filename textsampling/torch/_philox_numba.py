@@ -48,7 +48,7 @@ _ONE = np.uint64(1)
 _TWO_POW_MINUS_53 = 2.0**-53
 
 
-def _jit(**options):
+def jit_cached(**options):
     """``numba.njit(cache=True, **options)``, or without the disk cache where numba finds no writable place.
 
     (A read-only site-packages and no writable home: numba then refuses ``cache=True`` when the function
@@ -64,7 +64,7 @@ def _jit(**options):
     return decorate
 
 
-@_jit(inline="always")
+@jit_cached(inline="always")
 def philox_block(c0, c1, c2, c3, k0, k1):
     """Philox4x32-10 of the counter ``(c0, c1, c2, c3)`` with key ``(k0, k1)``, all uint64 below ``2**32``."""
     for _ in range(PHILOX_ROUNDS):
@@ -79,14 +79,14 @@ def philox_block(c0, c1, c2, c3, k0, k1):
     return c0, c1, c2, c3
 
 
-@_jit(inline="always")
+@jit_cached(inline="always")
 def uniform_from_words(high, low):
     """``(2 (high 2**20 + low >> 12) + 1) 2**-53``: the float64 uniform of two 32-bit words (uint64)."""
     odd = (high << _SHIFT21) | (low >> _SHIFT11) | _ONE  # an odd integer below 2**53: exact in float64
     return np.float64(np.int64(odd)) * _TWO_POW_MINUS_53
 
 
-@_jit(nogil=True, boundscheck=False)
+@jit_cached(nogil=True, boundscheck=False)
 def _block_into(even_row, odd_row, chain_index, step, key0, key1, block):
     """Block ``block`` (uniforms ``2 block`` and ``2 block + 1``) of every chain at one step, into two rows.
 
@@ -100,7 +100,7 @@ def _block_into(even_row, odd_row, chain_index, step, key0, key1, block):
         odd_row[n] = uniform_from_words(w2, w3)
 
 
-@_jit(nogil=True, boundscheck=False)
+@jit_cached(nogil=True, boundscheck=False)
 def _block_per_step_into(even_row, odd_row, chain_index, steps, key0, key1, block):
     """:func:`_block_into` with a step per chain."""
     for n in range(chain_index.shape[0]):
@@ -110,7 +110,7 @@ def _block_per_step_into(even_row, odd_row, chain_index, steps, key0, key1, bloc
         odd_row[n] = uniform_from_words(w2, w3)
 
 
-@_jit(nogil=True, boundscheck=False)
+@jit_cached(nogil=True, boundscheck=False)
 def one_step_uniforms_into(out, chain_index, step, key0, key1):
     """Write the uniforms of chain ``chain_index[n]`` at step ``step`` into column ``n`` of ``out``.
 
@@ -134,7 +134,7 @@ def one_step_uniforms_into(out, chain_index, step, key0, key1):
         _block_into(out[2 * block], out[2 * block + 1], chain_index, np.uint64(step), key0, key1, np.uint64(block))
 
 
-@_jit(nogil=True, boundscheck=False)
+@jit_cached(nogil=True, boundscheck=False)
 def counter_uniforms_into(out, chain_index, steps, key0, key1):
     """:func:`one_step_uniforms_into` with a step per column: ``steps`` int64, shape (N,), C-contiguous."""
     key0 = np.uint64(key0) & _MASK32

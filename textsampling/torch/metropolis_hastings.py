@@ -305,22 +305,19 @@ def numba_kernel_available() -> bool:
     Without it (``pip install "textsampling[fast]"`` adds it) the torch operations make the same ones.
     """
     if _numba["module"] is None and _numba["failed"] is None:
-        from textsampling.torch import randomness
-
-        if not randomness.numba_kernel_available():  # numba missing or broken (there it warned once)
-            _numba["failed"] = randomness._numba["failed"]
+        try:
+            from textsampling.torch import _metropolis_hastings_numba
+        except ImportError as error:  # numba not installed: the torch operations, silently (an optional extra)
+            _numba["failed"] = f"{type(error).__name__}: {error}"
+        except Exception as error:  # installed but broken (numba raises more than ImportError): say so once
+            _numba["failed"] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+            warnings.warn(
+                f"the MH step's compiled loop could not be loaded ({_numba['failed']}); "
+                "using the torch operations (the same decisions, slower)",
+                stacklevel=2,
+            )
         else:
-            try:
-                from textsampling.torch import _metropolis_hastings_numba
-            except Exception as error:  # numba loads but this loop does not: say so once, use torch
-                _numba["failed"] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
-                warnings.warn(
-                    f"the MH step's compiled loop could not be loaded ({_numba['failed']}); "
-                    "using the torch operations (the same decisions, slower)",
-                    stacklevel=2,
-                )
-            else:
-                _numba["module"] = _metropolis_hastings_numba
+            _numba["module"] = _metropolis_hastings_numba
     return _numba["module"] is not None
 
 
