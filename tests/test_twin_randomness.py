@@ -399,12 +399,14 @@ def test_counter_generator_twins_the_numpy_one():
 
 def test_float32_stays_below_one():
     # Found by a one-off search: seed 0, chain 24962728, step 0 gives a second uniform above
-    # 1 - 2**-25, which rounds to exactly 1.0 in float32. The clamp must keep it below 1.
+    # 1 - 2**-25, which rounds to exactly 1.0 in float32. The clamp (torch's operations) or the cap
+    # before rounding (numba's loops) must keep it below 1.
     float64 = reference.counter_uniforms(0, 24962728, 0, 2)[1]
     assert float64 > 1 - 2**-25 and np.float32(float64) == 1.0
-    for numba in (None, False):  # numba's loop where installed, and the torch operations
-        value = twin.counter_uniforms(0, torch.tensor([24962728]), 0, 2, numba=numba)[0, 1]
-        assert value.item() == twin.largest_below_one(torch.float32) and value.item() < 1.0
+    for numba in (None, False):  # numba's loops where installed (one step, a step per chain), torch's operations
+        for step in (0, torch.tensor([0])):
+            value = twin.counter_uniforms(0, torch.tensor([24962728]), step, 2, numba=numba)[0, 1]
+            assert value.item() == twin.largest_below_one(torch.float32) and value.item() < 1.0
     # and the smallest possible uniform, 2**-53, is a positive float32
     assert np.float32(0.5 / 2**52) > 0
 

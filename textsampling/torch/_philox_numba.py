@@ -18,8 +18,11 @@ For chain ``c`` at step ``t``, block ``j`` (uniforms ``2 j`` and ``2 j + 1``):
 (Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3", SC'11), the NumPy reference's
 :func:`textsampling.randomness.counter_uniforms` bit for bit: unsigned 64-bit integers hold the
 32 x 32-bit products exactly, and the odd integer below :math:`2^{53}` converts to float64 exactly.
-A float32 ``out`` receives the float64 uniform rounded to nearest, which the caller clamps to
-:math:`1 - 2^{-24}` as the reference does. tests/test_twin_randomness.py checks it against the
+A float32 ``out`` receives the float64 uniform capped at :math:`1 - 2^{-24}` and then rounded to
+nearest: the same number as rounding first and clamping to :math:`1 - 2^{-24}` after, as the reference
+does (rounding is monotone and keeps the cap, a float32: at or above the cap both give the cap, below
+it both give the rounded uniform, at most the cap), in the same pass instead of one more over the
+uniforms. tests/test_twin_randomness.py checks it against the
 reference and the torch operations.
 
 This module imports numba, an optional dependency (``pip install "textsampling[fast]"``);
@@ -87,8 +90,9 @@ def uniform_from_words(high, low):
 
 
 @jit_cached(nogil=True, boundscheck=False)
-def _block_into(even_row, odd_row, chain_index, step, key0, key1, block):
-    """Block ``block`` (uniforms ``2 block`` and ``2 block + 1``) of every chain at one step, into two rows.
+def _block_into(even_row, odd_row, chain_index, step, key0, key1, block, cap):
+    """Block ``block`` (uniforms ``2 block`` and ``2 block + 1``) of every chain at one step, into two rows,
+    each uniform first capped at ``cap`` (float64).
 
     One loop per block, in a function of its own: with the loop over blocks around it in the same
     function, LLVM vectorised float32 rows after the first block four times slower (measured).
@@ -96,22 +100,22 @@ def _block_into(even_row, odd_row, chain_index, step, key0, key1, block):
     for n in range(chain_index.shape[0]):
         chain = np.uint64(chain_index[n])
         w0, w1, w2, w3 = philox_block(chain & _MASK32, chain >> _SHIFT32, step, block, key0, key1)
-        even_row[n] = uniform_from_words(w0, w1)
-        odd_row[n] = uniform_from_words(w2, w3)
+        even_row[n] = min(uniform_from_words(w0, w1), cap)
+        odd_row[n] = min(uniform_from_words(w2, w3), cap)
 
 
 @jit_cached(nogil=True, boundscheck=False)
-def _block_per_step_into(even_row, odd_row, chain_index, steps, key0, key1, block):
+def _block_per_step_into(even_row, odd_row, chain_index, steps, key0, key1, block, cap):
     """:func:`_block_into` with a step per chain."""
     for n in range(chain_index.shape[0]):
         chain = np.uint64(chain_index[n])
         w0, w1, w2, w3 = philox_block(chain & _MASK32, chain >> _SHIFT32, np.uint64(steps[n]), block, key0, key1)
-        even_row[n] = uniform_from_words(w0, w1)
-        odd_row[n] = uniform_from_words(w2, w3)
+        even_row[n] = min(uniform_from_words(w0, w1), cap)
+        odd_row[n] = min(uniform_from_words(w2, w3), cap)
 
 
 @jit_cached(nogil=True, boundscheck=False)
-def one_step_uniforms_into(out, chain_index, step, key0, key1):
+def one_step_uniforms_into(out, chain_index, step, key0, key1, cap):
     """Write the uniforms of chain ``chain_index[n]`` at step ``step`` into column ``n`` of ``out``.
 
     Parameters
@@ -119,7 +123,7 @@ def one_step_uniforms_into(out, chain_index, step, key0, key1):
     out : numpy.ndarray of float32 or float64, shape (2 num_blocks, N), C-contiguous
         Rows ``2 j`` and ``2 j + 1`` receive the uniforms of block ``j``: each uniform is contiguous over
         the chains (the samplers' uniform-major layout). A float32 ``out`` receives them rounded to
-        nearest; the caller clamps them below 1.
+        nearest, after the cap.
     chain_index : numpy.ndarray of int64, shape (N,), C-contiguous
         Chain indices in ``[0, 2**62)`` (checked by the caller).
     step : int
@@ -127,17 +131,25 @@ def one_step_uniforms_into(out, chain_index, step, key0, key1):
         (a zero-stride array of steps made it four times slower).
     key0, key1 : int
         The seed's low and high 32-bit words.
+    cap : float
+        Each float64 uniform is replaced by ``min(u, cap)`` before it is stored: ``1 - 2**-24`` for a
+        float32 ``out`` keeps the interval open there (rounding to nearest gives exactly 1.0 for
+        ``u > 1 - 2**-25``), and the same as clamping after rounding; 1.0 for float64 (no change).
     """
     key0 = np.uint64(key0) & _MASK32
     key1 = np.uint64(key1) & _MASK32
     for block in range(out.shape[0] // 2):
-        _block_into(out[2 * block], out[2 * block + 1], chain_index, np.uint64(step), key0, key1, np.uint64(block))
+        _block_into(
+            out[2 * block], out[2 * block + 1], chain_index, np.uint64(step), key0, key1, np.uint64(block), cap
+        )
 
 
 @jit_cached(nogil=True, boundscheck=False)
-def counter_uniforms_into(out, chain_index, steps, key0, key1):
+def counter_uniforms_into(out, chain_index, steps, key0, key1, cap):
     """:func:`one_step_uniforms_into` with a step per column: ``steps`` int64, shape (N,), C-contiguous."""
     key0 = np.uint64(key0) & _MASK32
     key1 = np.uint64(key1) & _MASK32
     for block in range(out.shape[0] // 2):
-        _block_per_step_into(out[2 * block], out[2 * block + 1], chain_index, steps, key0, key1, np.uint64(block))
+        _block_per_step_into(
+            out[2 * block], out[2 * block + 1], chain_index, steps, key0, key1, np.uint64(block), cap
+        )

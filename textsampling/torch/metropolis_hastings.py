@@ -357,10 +357,13 @@ def _transformed() -> bool:
     torch.func (vmap, grad), forward-mode autograd, or a dispatch mode (FakeTensorMode, a logging
     TorchDispatchMode; torch.compile is checked first, apart). The loop is invisible to all of them; the
     torch operations are not."""
-    functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
-    dispatch_modes = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
-    forward_level = getattr(getattr(torch.autograd, "forward_ad", None), "_current_level", -1)
-    return torch.jit.is_tracing() or functorch_active() or dispatch_modes() > 0 or forward_level >= 0
+    forward_level = getattr(getattr(torch.autograd, "forward_ad", None), "_current_level", -1)  # changes
+    return torch.jit.is_tracing() or _functorch_active() or _dispatch_modes() > 0 or forward_level >= 0
+
+
+# torch's private probes of _transformed, looked up once (a per-step cost); absent ones report nothing.
+_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
+_dispatch_modes = getattr(torch._C, "_len_torch_dispatch_stack", lambda: 0)
 
 
 def _accept_kernels(uniforms, state: MHState, y, log_prob_y, log_q_ratio, temperature):
@@ -411,36 +414,39 @@ def _accept_in_one_loop(
     through ``reshape``), a dozen conversions a step.
     """
     x, log_prob_x = state.x, state.log_prob
-    log_prob_x_tempered, log_prob_y_tempered = log_prob_x, log_prob_y  # (B,), (B,)
+    log_prob_x_array, log_prob_y_array = log_prob_x.numpy(), log_prob_y.numpy()
     if isinstance(temperature, torch.Tensor) or temperature != 1.0:
-        log_prob_x_tempered = tempered_log_prob(log_prob_x, temperature)  # (B,), as in the torch path
-        log_prob_y_tempered = tempered_log_prob(log_prob_y, temperature)  # (B,)
+        # (B,) each, as in the torch path
+        log_prob_x_tempered_array = tempered_log_prob(log_prob_x, temperature).numpy()
+        log_prob_y_tempered_array = tempered_log_prob(log_prob_y, temperature).numpy()
+    else:  # untempered: the same arrays (fewer conversions per step)
+        log_prob_x_tempered_array, log_prob_y_tempered_array = log_prob_x_array, log_prob_y_array
     log_u = torch.log(uniforms[:, -1]).numpy()  # (B,): torch's logarithm, as in the torch path
     if validate:
-        # Every uniform, in memory order where the layout allows (only whether one lies outside matters).
-        major = uniforms.movedim(-1, 0)
-        all_uniforms = (major if major.is_contiguous() else uniforms).reshape(-1).numpy()  # (B k,)
+        # Every uniform, in memory order where the layout allows (only whether one lies outside matters):
+        # the generators' uniform-major (B, k) is a contiguous (k, B) transposed.
+        major = uniforms.t()
+        all_uniforms = (major.numpy() if major.is_contiguous() else uniforms.reshape(-1).numpy()).reshape(-1)
     else:
         all_uniforms = log_u  # unread
-    log_prob_x_array, log_prob_y_array = log_prob_x.numpy(), log_prob_y.numpy()
-    if log_prob_x_tempered is log_prob_x:  # untempered: the same arrays (fewer conversions per step)
-        log_prob_x_tempered_array, log_prob_y_tempered_array = log_prob_x_array, log_prob_y_array
-    else:
-        log_prob_x_tempered_array, log_prob_y_tempered_array = log_prob_x_tempered.numpy(), log_prob_y_tempered.numpy()
+    # The states as integers of their width: integer states are already (no views a step).
     bits = _SAME_WIDTH_INTEGER[x.dtype]
+    # The outputs from torch's allocator (new_empty: on the CPU, where the inputs are): what its profiler
+    # counts, and huge pages for large batches where THP_MEM_ALLOC_ENABLE=1 asks for them.
+    new_x = x.new_empty(x.shape)  # (B,) + state_shape
+    log_alpha = log_prob_y.new_empty(log_prob_y.shape)  # (B,)
+    accepted = log_prob_y.new_empty(log_prob_y.shape, dtype=torch.bool)  # (B,)
+    new_log_prob = log_prob_x.new_empty(log_prob_x.shape)  # (B,)
     if x.ndim == 1:  # one number per chain
-        kernel, x_bits, y_bits = kernels.accept, x.view(bits), y.view(bits)  # (B,), (B,)
+        kernel = kernels.accept
+        if bits is x.dtype:
+            x_bits, y_bits, new_x_bits = x.numpy(), y.numpy(), new_x.numpy()  # (B,) each
+        else:
+            x_bits, y_bits, new_x_bits = x.view(bits).numpy(), y.view(bits).numpy(), new_x.view(bits).numpy()
     else:  # one row per chain
-        width = math.prod(x.shape[1:])
         kernel = kernels.accept_rows
-        x_bits, y_bits = x.reshape(x.shape[0], width).view(bits), y.reshape(y.shape[0], width).view(bits)  # (B, D)
-    # The outputs from torch's allocator: what its profiler counts, and huge pages for large batches where
-    # THP_MEM_ALLOC_ENABLE=1 asks for them.
-    # device="cpu": whatever torch's default device is.
-    new_x = torch.empty(x.shape, dtype=x.dtype, device="cpu")  # (B,) + state_shape
-    log_alpha = torch.empty(log_prob_y.shape, dtype=log_prob_y.dtype, device="cpu")  # (B,)
-    accepted = torch.empty(log_prob_y.shape, dtype=torch.bool, device="cpu")  # (B,)
-    new_log_prob = torch.empty(log_prob_x.shape, dtype=log_prob_x.dtype, device="cpu")  # (B,)
+        rows = (x.shape[0], math.prod(x.shape[1:]))
+        x_bits, y_bits, new_x_bits = (t.view(rows).view(bits).numpy() for t in (x, y, new_x))  # (B, D) each
     uniform_outside, proposal_infinite = kernel(
         all_uniforms,
         log_u,
@@ -449,16 +455,16 @@ def _accept_in_one_loop(
         log_q_ratio.numpy(),
         log_prob_x_array,
         log_prob_y_array,
-        x_bits.numpy(),
-        y_bits.numpy(),
+        x_bits,
+        y_bits,
         not finite_log_q_ratio,
         validate,
         log_alpha.numpy(),
         accepted.numpy(),
-        new_x.view(x_bits.shape).view(bits).numpy(),
+        new_x_bits,
         new_log_prob.numpy(),
     )
-    if validate:  # the loop's two flags, Python bools: nothing to synchronise
+    if uniform_outside or proposal_infinite:  # the loop's two flags, Python bools (False without validate)
         raise_if(
             [uniform_outside, proposal_infinite],
             ["uniforms must lie in the open interval (0, 1)", _positive_infinity_message("a proposed state")],

@@ -102,6 +102,9 @@ def largest_below_one(dtype: torch.dtype) -> float:
     return 1.0 - torch.finfo(dtype).eps / 2.0
 
 
+_FLOAT32_BELOW_ONE = largest_below_one(torch.float32)  # 1 - 2**-24, exact in float64
+
+
 def _multiply_high_low(multiplier: int, word: torch.Tensor):
     """``(hi, lo)`` of the 64-bit product ``multiplier * word`` of two 32-bit numbers.
 
@@ -362,16 +365,18 @@ def _numba_uniforms(seed: int, chain_index: torch.Tensor, step, shape, num_unifo
     else:  # a copy for other shapes, broadcasts and strides
         chains = chain_index.expand(shape).reshape(num_values).contiguous()
     kernels, key = _numba["module"], (seed & _MASK32, seed >> 32)
+    # float32: rounding to nearest can give exactly 1.0 for u > 1 - 2**-25; the loop caps each float64
+    # uniform at 1 - 2**-24 before rounding, which keeps the interval open as clamping after would.
+    cap = _FLOAT32_BELOW_ONE if dtype == torch.float32 else 1.0
     if isinstance(step, int) or step.ndim == 0:  # one step for every chain: the loop LLVM vectorises
-        kernels.one_step_uniforms_into(uniforms.numpy(), chains.numpy(), int(step), *key)
+        kernels.one_step_uniforms_into(uniforms.numpy(), chains.numpy(), int(step), *key, cap)
     else:
         steps = step.expand(shape).reshape(num_values).contiguous()
-        kernels.counter_uniforms_into(uniforms.numpy(), chains.numpy(), steps.numpy(), *key)
-    if dtype == torch.float32:
-        # Rounding to nearest can give exactly 1.0 for u > 1 - 2**-25: keep the interval open.
-        uniforms.clamp_(max=largest_below_one(torch.float32))
+        kernels.counter_uniforms_into(uniforms.numpy(), chains.numpy(), steps.numpy(), *key, cap)
     if num_uniforms < 2 * num_blocks:
         uniforms = uniforms[:num_uniforms]
+    if len(shape) == 1:  # (k, B) already: the uniform-major view is its transpose (one view, not two)
+        return uniforms.t()
     return _uniform_major(uniforms.view((num_uniforms,) + shape))
 
 
