@@ -495,6 +495,14 @@ def step(
     Returns
     -------
     (MHState, MHInfo)
+
+    Notes
+    -----
+    On the CPU with numba installed (the ``fast`` extra), everything after the proposal and the target
+    (value checks, acceptance function, decision, selects) runs in one compiled loop
+    (:mod:`textsampling.torch._metropolis_hastings_numba`) with the same decisions, states and
+    log-densities as the torch operations, which run everywhere else (CUDA, ``torch.compile``, autograd,
+    torch.func, dispatch modes, half precision) and inside :func:`without_numba`.
     """
     temperature = check_temperature(temperature, state)
     check_step_inputs(uniforms, state, num_uniforms(proposal))
