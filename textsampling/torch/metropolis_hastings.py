@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 from typing import NamedTuple
 
 import torch
 
 from textsampling._validation import check_positive
 from textsampling.torch import chain
+from textsampling.torch._numba_loader import load_once
 from textsampling.torch._validation import check_batch, check_same_device, check_tensor, raise_if, same_device
 from textsampling.torch.chain import Trace
 
@@ -304,21 +304,18 @@ def numba_kernel_available() -> bool:
 
     Without it (``pip install "textsampling[fast]"`` adds it) the torch operations make the same ones.
     """
-    if _numba["module"] is None and _numba["failed"] is None:
-        try:
-            from textsampling.torch import _metropolis_hastings_numba
-        except ImportError as error:  # numba not installed: the torch operations, silently (an optional extra)
-            _numba["failed"] = f"{type(error).__name__}: {error}"
-        except Exception as error:  # installed but broken (numba raises more than ImportError): say so once
-            _numba["failed"] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
-            warnings.warn(
-                f"the MH step's compiled loop could not be loaded ({_numba['failed']}); "
-                "using the torch operations (the same decisions, slower)",
-                stacklevel=2,
-            )
-        else:
-            _numba["module"] = _metropolis_hastings_numba
-    return _numba["module"] is not None
+    return _numba["module"] is not None or load_once(  # the dict first: a per-step call
+        _numba,
+        _import_loop,
+        "the MH step's compiled loop",
+        "using the torch operations (the same decisions, slower)",
+    )
+
+
+def _import_loop():
+    from textsampling.torch import _metropolis_hastings_numba
+
+    return _metropolis_hastings_numba
 
 
 @contextlib.contextmanager

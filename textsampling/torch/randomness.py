@@ -60,6 +60,7 @@ from dataclasses import dataclass
 import torch
 
 from textsampling.randomness import PHILOX_M0, PHILOX_M1, PHILOX_ROUNDS, PHILOX_W0, PHILOX_W1, check_seed
+from textsampling.torch._numba_loader import load_once
 from textsampling.torch._validation import (
     check_float_dtype,
     check_same_device,
@@ -324,21 +325,18 @@ def numba_kernel_available() -> bool:
     Without it (``pip install "textsampling[fast]"`` adds it) the same numbers come from the torch
     operations, about ten times slower on the CPU.
     """
-    if _numba["module"] is None and _numba["failed"] is None:
-        try:
-            from textsampling.torch import _philox_numba
-        except ImportError as error:  # not installed: the torch operations, silently (an optional extra)
-            _numba["failed"] = f"{type(error).__name__}: {error}"
-        except Exception as error:  # installed but broken (numba raises more than ImportError): say so once
-            _numba["failed"] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
-            warnings.warn(
-                f"numba is installed but the counter generator's loop could not be loaded ({_numba['failed']}); "
-                "using the torch operations (the same numbers, slower)",
-                stacklevel=2,
-            )
-        else:
-            _numba["module"] = _philox_numba
-    return _numba["module"] is not None
+    return _numba["module"] is not None or load_once(  # the dict first: a per-step call
+        _numba,
+        _import_loop,
+        "numba is installed but the counter generator's loop",
+        "using the torch operations (the same numbers, slower)",
+    )
+
+
+def _import_loop():
+    from textsampling.torch import _philox_numba
+
+    return _philox_numba
 
 
 def _check_numba_choice(numba, device) -> None:
