@@ -30,7 +30,9 @@ def load_once(state: dict, import_loop, what: str, fallback: str) -> bool:
     Notes
     -----
     An ImportError (numba not installed) is silent: an optional extra is missing. Any other exception
-    (numba raises more than ImportError, e.g. a cache it cannot write) warns once, naming the reason.
+    (numba raises more than ImportError, e.g. a cache it cannot write) warns once, naming the reason, at
+    the line that called the caller (``stacklevel=3``: call it directly from the function users call,
+    ``numba_kernel_available``).
     """
     if state["module"] is None and state["failed"] is None:
         try:

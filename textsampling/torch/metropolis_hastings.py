@@ -379,7 +379,7 @@ def _accept_kernels(uniforms, state: MHState, y, log_prob_y, log_q_ratio, temper
     x, log_prob_x = state.x, state.log_prob
     if not (
         uniforms.is_cpu  # off the CPU numba is never imported
-        and (_numba["module"] is not None or numba_kernel_available())  # the dict first: one lookup a step
+        and numba_kernel_available()  # a dict lookup once loaded
         and log_prob_x.dtype in _LOOP_DTYPES
         and log_prob_y.dtype == log_prob_x.dtype
         and type(log_q_ratio) is torch.Tensor

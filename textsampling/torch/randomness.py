@@ -323,7 +323,7 @@ def numba_kernel_available() -> bool:
     """Whether numba is installed, so that the CPU counter uniforms run as one compiled loop.
 
     Without it (``pip install "textsampling[fast]"`` adds it) the same numbers come from the torch
-    operations, about ten times slower on the CPU.
+    operations, twenty to fifty times slower on the CPU (``benchmarks/bench_randomness.py``).
     """
     return _numba["module"] is not None or load_once(  # the dict first: a per-step call
         _numba,
