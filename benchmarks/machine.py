@@ -9,14 +9,34 @@ from pathlib import Path
 
 
 def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo, or what ``platform`` knows elsewhere."""
+    """The CPU's model name from /proc/cpuinfo with its family, model and widest vector extension.
+
+    A virtual machine often reports only "AMD EPYC" or "Intel Xeon", a name shared by CPUs on which
+    the same benchmark gives other ratios (two machines both named "AMD EPYC" gave the MH twin 1.12x
+    and 0.66x of NumPy at 1e4 chains), so the family and model numbers and the widest of AVX-512,
+    AVX2 and AVX come with it: "AMD EPYC (family 23, model 49, AVX2)". Elsewhere, what ``platform``
+    knows.
+    """
     try:
+        fields = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if not line.strip():  # the first processor's block is enough
+                break
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        fields = {}
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    flags = fields.get("flags", "").split()
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "AVX" if "avx" in flags else None
+    details = [
+        f"family {fields['cpu family']}" if "cpu family" in fields else None,
+        f"model {fields['model']}" if "model" in fields else None,
+        vector,
+    ]
+    details = ", ".join(detail for detail in details if detail)
+    return f"{fields['model name']} ({details})" if details else fields["model name"]
 
 
 def load_average():
