@@ -12,31 +12,42 @@ def cpu_name() -> str:
     """The CPU's model name from /proc/cpuinfo with its family, model and widest vector extension.
 
     A virtual machine often reports only "AMD EPYC" or "Intel Xeon", a name shared by CPUs on which
-    the same benchmark gives other ratios (two machines both named "AMD EPYC" gave the MH twin 1.12x
-    and 0.66x of NumPy at 1e4 chains), so the family and model numbers and the widest of AVX-512,
-    AVX2 and AVX come with it: "AMD EPYC (family 23, model 49, AVX2)". Elsewhere, what ``platform``
-    knows.
+    the same benchmark gives other ratios (README, Performance), so the family and model numbers and
+    the widest of AVX-512, AVX2 and AVX come with it: "AMD EPYC, family 23, model 49, AVX2" (see
+    :func:`describe_cpuinfo`). Elsewhere, what ``platform`` knows.
     """
     try:
-        fields = {}
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if not line.strip():  # the first processor's block is enough
-                break
-            key, _, value = line.partition(":")
-            fields[key.strip()] = value.strip()
+        described = describe_cpuinfo(Path("/proc/cpuinfo").read_text())
     except OSError:
-        fields = {}
-    if "model name" not in fields:
-        return platform.processor() or platform.machine()
+        described = None
+    return described or platform.processor() or platform.machine()
+
+
+def describe_cpuinfo(text: str):
+    """The first processor of a /proc/cpuinfo text as "MODEL NAME, family F, model M, VECTOR", or None.
+
+    None where that processor has no "model name" line (an ARM /proc/cpuinfo, say). A missing family,
+    model or vector extension is left out. AVX-512 means the foundation (``avx512f``) is there.
+    """
+    fields = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:  # the first processor's block is enough
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    if not fields.get("model name"):
+        return None
     flags = fields.get("flags", "").split()
     vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "AVX" if "avx" in flags else None
     details = [
+        fields["model name"],
         f"family {fields['cpu family']}" if "cpu family" in fields else None,
         f"model {fields['model']}" if "model" in fields else None,
         vector,
     ]
-    details = ", ".join(detail for detail in details if detail)
-    return f"{fields['model name']} ({details})" if details else fields["model name"]
+    return ", ".join(detail for detail in details if detail)
 
 
 def load_average():

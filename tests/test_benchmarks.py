@@ -169,3 +169,16 @@ def test_bench_decoding_prints_one_table_and_writes_json(tmp_path, monkeypatch, 
     assert len(table) == 6  # (ours cached, ours uncached, generate) x (greedy, ancestral)
     results = json.loads((tmp_path / "bench_decoding.json").read_text())["results"]
     assert len(results) == 6 and all(r["seconds_median"] > 0 and r["batch"] == 2 for r in results)
+
+
+def test_machine_describes_the_cpu_by_family_model_and_vector_extension():
+    describe = load_benchmark("machine").describe_cpuinfo
+    x86 = (
+        "\nprocessor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 23\nmodel\t\t: 49\nmodel name\t: AMD EPYC\n"
+        "flags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: Other CPU\nflags\t\t: avx512f avx2\n"
+    )
+    assert describe(x86) == "AMD EPYC, family 23, model 49, AVX2"  # the first processor only
+    assert describe("model name\t: Intel Xeon\nflags\t\t: avx avx2 avx512f\n") == "Intel Xeon, AVX-512"
+    assert describe("model name\t: Some CPU\n") == "Some CPU"  # no family, model or flags: left out
+    assert describe("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\nCPU part\t: 0xd0c\n") is None  # ARM
+    assert describe("") is None
