@@ -78,6 +78,7 @@ __all__ = [
     "categorical_from_uniforms",
     "inverse_cdf",
     "inverse_cdf_and_totals",
+    "cumulative_weights",
     "check_draw_arguments",
     "may_branch_on_values",
     "check_logits",
@@ -457,15 +458,18 @@ def _uniform_blocks(chain_index, step, blocks, keys, dtype):
 
 
 # torch.compile(_uniform_blocks), made on first use; dynamic shapes, so one compilation serves every
-# number of chains (one per dtype and num_blocks). "failed" holds the reason it could not.
-_compiled = {"function": None, "failed": None}
+# number of chains (one per dtype and num_blocks). "failed" maps a device type ("cpu", "cuda") to the
+# reason it could not compile there: C++ on the CPU and Triton on CUDA fail apart (a missing C++
+# compiler must not send CUDA to the eager path).
+_compiled = {"function": None, "failed": {}}
 
 
 def _fused_uniforms(generator: "CounterGenerator", step: int, num_uniforms: int, dtype) -> torch.Tensor:
     """``(B, num_uniforms)`` from the compiled kernel, or from the eager path where it cannot run."""
     num_blocks = (num_uniforms + 1) // 2
     # One chain (a size-1 dimension would be compiled apart) or no uniforms: the eager path is as fast.
-    if _compiled["failed"] is None and generator.num_chains > 1 and num_blocks > 0:
+    device_type = generator.device.type
+    if device_type not in _compiled["failed"] and generator.num_chains > 1 and num_blocks > 0:
         step_tensor = torch.full((1,), step, dtype=torch.int64, device=generator.device)
         arguments = (generator.chain_index, step_tensor, generator._blocks(num_blocks), generator._round_key_tensor)
         try:
@@ -473,10 +477,11 @@ def _fused_uniforms(generator: "CounterGenerator", step: int, num_uniforms: int,
                 _compiled["function"] = torch.compile(_uniform_blocks, dynamic=True, fullgraph=True)
             uniforms = _compiled["function"](*arguments, dtype)  # (B, 2 num_blocks), row-major
         except torch._dynamo.exc.TorchDynamoException as error:  # no C++ compiler, an unsupported platform, ...
-            _compiled["failed"] = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+            reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+            _compiled["failed"][device_type] = reason
             warnings.warn(
-                f"torch.compile of the counter generator failed ({_compiled['failed']}); using the eager "
-                "path (the same numbers, slower)",
+                f"torch.compile of the counter generator failed on {device_type} ({reason}); using the eager "
+                "path there (the same numbers, slower)",
                 stacklevel=3,
             )
         else:
@@ -505,7 +510,8 @@ class CounterGenerator:
         (seconds to a minute; Inductor caches the result on disk for later processes), once per dtype
         and number of uniform pairs ``ceil(k / 2)`` whatever the number of chains (past torch's recompile
         limit, 8 by default, the same code runs uncompiled). If compilation fails, a warning says so and
-        the eager path is used; a single chain always uses the eager path.
+        the eager path is used from then on, on that device type only (C++ on the CPU and Triton on
+        CUDA fail apart); a single chain always uses the eager path.
     numba : None, True or False
         On the CPU, the uncompiled path makes the uniforms with numba's compiled loop
         (:mod:`textsampling.torch._philox_numba`, on one thread faster than ``torch.rand`` from about 1e4
@@ -785,6 +791,55 @@ def check_draw_arguments(uniforms, logits):
     return uniforms, logits
 
 
+#: Device types whose ``torch.cumsum`` adds in order along the last dimension (a test patches it to
+#: run :func:`_repeat_sums_at_zero_weights` on the CPU).
+_SEQUENTIAL_CUMSUM_DEVICES = frozenset({"cpu"})
+
+
+def cumulative_weights(weights: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Cumulative sums of non-negative weights along the last dimension, in which a zero weight adds nothing.
+
+    On the CPU ``torch.cumsum`` adds in order, :math:`C_k = \mathrm{fl}(C_{k-1} + w_k)`, so a zero weight
+    repeats the sum before it and the inverse-CDF search (first :math:`k` with :math:`C_k > t`) can
+    never land on it, as in the NumPy rule. A parallel scan (torch's CUDA ``cumsum`` is one) can group
+    the additions of neighbouring :math:`k` differently, so that where :math:`w_k = 0` its :math:`C_k`
+    exceeds :math:`C_{k-1}` by an ulp, giving a state of probability zero (a ``-inf`` logit, a masked
+    token) an interval of one ulp, or falls below it (tests/test_twin_randomness.py shows both with a
+    Hillis-Steele scan written out on the CPU; no GPU has run it here). Off the CPU the sums are
+    therefore made to repeat at zero weights:
+
+    .. math::
+        C'_k = \max\bigl(0, \max_{j \le k,\ w_j \ne 0} C_j\bigr),
+
+    by :func:`_repeat_sums_at_zero_weights`. Then a zero weight gets no interval, the sums never
+    decrease (as ``searchsorted`` needs), and a NaN stays NaN (the totals' value check). On sums made in
+    order it changes no bit (tests/test_twin_randomness.py), so the CPU skips it.
+
+    Parameters
+    ----------
+    weights : torch.Tensor, shape (..., K)
+        Non-negative weights (NaN allowed: it propagates).
+    out : torch.Tensor, optional
+        A buffer of ``weights``' shape and dtype for ``torch.cumsum``.
+
+    Returns
+    -------
+    torch.Tensor, shape (..., K)
+    """
+    cumulative = torch.cumsum(weights, dim=-1, out=out)  # (..., K)
+    if weights.device.type in _SEQUENTIAL_CUMSUM_DEVICES:
+        return cumulative
+    return _repeat_sums_at_zero_weights(cumulative, weights)
+
+
+def _repeat_sums_at_zero_weights(cumulative: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``C'_k``: the running maximum of the sums at nonzero weights, at least 0 (:func:`cumulative_weights`)."""
+    # -inf at zero weights drops their sums from the running maximum; a NaN weight keeps its (NaN) sum,
+    # which cummax and clamp carry on; the clamp gives leading zero weights 0, as a sum in order does.
+    at_nonzero = torch.where(weights == 0, -torch.inf, cumulative)  # (..., K)
+    return torch.cummax(at_nonzero, dim=-1).values.clamp_(min=0)
+
+
 def inverse_cdf(
     uniforms: torch.Tensor,
     logits: torch.Tensor,
@@ -838,7 +893,8 @@ def inverse_cdf_and_totals(
       most :data:`COUNT_SEARCH_MAX_CATEGORIES` entries eager code on the CPU counts, ``K - sum(C > t)``
       (compiled code keeps ``searchsorted``, which Inductor runs faster than the count).
     * *Guard.* A found :math:`k < K` has :math:`w_k > 0` (:math:`C_k > t \ge C_{k-1}` so
-      :math:`C_k > C_{k-1}`; or :math:`k = 0` and :math:`C_0 > t`, where a negative threshold makes the guard
+      :math:`C_k > C_{k-1}`, which sums that repeat at zero weights allow only for :math:`w_k > 0`:
+      :func:`cumulative_weights`; or :math:`k = 0` and :math:`C_0 > t`, where a negative threshold makes the guard
       return 0 anyway), so the guard (never a trailing zero weight) can only act where nothing was found,
       :math:`k = K`: in round-to-nearest :math:`u\, C_{K-1} < C_{K-1}` for every float :math:`u < 1`, so only
       a uniform the validating rule refuses (or a NaN row) gets there. On the CPU the last positive weight
@@ -848,7 +904,7 @@ def inverse_cdf_and_totals(
     shift = logits.amax(dim=-1, keepdim=True)  # (..., 1): the largest weight is exactly 1
     weights = logits.sub_(shift) if overwrite_logits else torch.sub(logits, shift)  # (..., K)
     weights = weights.exp_()  # (..., K)
-    cumulative = torch.cumsum(weights, dim=-1, out=cumulative)  # (..., K)
+    cumulative = cumulative_weights(weights, out=cumulative)  # (..., K)
     # The count search in eager CPU code only: compiled by Inductor, the uint8 count ran the fused Gibbs
     # step 4x slower than searchsorted (benchmarks/bench_twins.py, fused row, 1e4 chains).
     count_search = uniforms.device.type == "cpu" and not torch.compiler.is_compiling()

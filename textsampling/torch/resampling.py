@@ -9,7 +9,7 @@ reference's; read it there. The batch contract:
   log_weights[r], scheme)`` — the same floating operations (``exp`` after subtracting the row maximum,
   sequential cumulative sums, the total as the last cumulative sum), so a decision can differ only
   when a point lands within an ulp of a cumulative weight (``exp`` of the two libraries may differ by
-  one ulp).
+  one ulp; off the CPU, a parallel ``cumsum`` may too).
 
 No Python loop over runs: the residual scheme's variable number of deterministic copies is handled by
 a search in the cumulative copy counts, ancestor ``n`` of run ``r`` being a copy when ``n`` is below
@@ -22,6 +22,7 @@ import torch
 
 from textsampling.reference.resampling import SCHEMES, check_scheme, num_uniforms
 from textsampling.torch._validation import check_tensor, raise_if
+from textsampling.torch.randomness import cumulative_weights
 
 __all__ = [
     "SCHEMES",
@@ -58,9 +59,13 @@ def effective_sample_size(log_weights: torch.Tensor) -> torch.Tensor:
 
 
 def _weights(log_weights: torch.Tensor):
-    """``exp(log w - max)`` and its cumulative sums, both ``(R, N)`` (the reference's operations)."""
+    """``exp(log w - max)`` and its cumulative sums, both ``(R, N)`` (the reference's operations).
+
+    The sums come from :func:`~textsampling.torch.randomness.cumulative_weights`: in order on the CPU,
+    and off it made to repeat at zero weights, so that a particle of weight zero is never an ancestor.
+    """
     weights = torch.exp(log_weights - log_weights.max(dim=-1, keepdim=True).values)  # (R, N)
-    return weights, torch.cumsum(weights, dim=-1)  # (R, N), (R, N)
+    return weights, cumulative_weights(weights)  # (R, N), (R, N)
 
 
 def inverse_cdf(points_: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
