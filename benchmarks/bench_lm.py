@@ -246,6 +246,9 @@ def measure(rows, workload, implementation, fn, lm, batch, length, device, num_c
     except torch.cuda.OutOfMemoryError as error:  # keep the other rows of a one-shot GPU run
         row.update(error=f"out of memory: {str(error).splitlines()[0]}")
         torch.cuda.empty_cache()
+    except Exception as error:  # reported in its row, not hidden; the other rows still run
+        row.update(error=f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:300]}", failed=True)
+        print(f"# {workload}, {implementation}, batch {batch}: {row['error']}", file=sys.stderr)
     else:
         rate = batch / seconds
         row.update(
@@ -416,4 +419,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    # A row that failed (not out of memory) fails the run, after every other row was measured and written.
+    sys.exit(1 if any(row.get("failed") for row in main()["results"]) else 0)

@@ -55,7 +55,8 @@ fixed-length bigram (V = 8, L = 8, the exact masked conditional). Run::
     make bench                                                      # what the README's table came from
     .venv/bin/python benchmarks/bench_twins.py --max-chains 1e7     # on a GPU machine
 
-With ``$OUT`` set, the results are also written to ``$OUT/bench_twins.json`` (and ``bench_twins.md``).
+With ``$OUT`` set, the results are also written to ``$OUT/bench_twins.json`` (and ``bench_twins.md``),
+rewritten after every batch size: a run stopped early leaves what it measured (``"complete": false``).
 """
 
 from __future__ import annotations
@@ -546,12 +547,17 @@ def measure_cell(runners: dict, num_chains: int, repeats: int, min_time: float, 
     rates = {name: [] for name in steps}
     faults = {name: [] for name in steps}
     for _ in range(repeats):
-        for name in steps:
+        for name in list(steps):
             runner = runners[name]
             faults_before = minor_faults()
             start = time.perf_counter()
-            runner.run(steps[name])
-            synchronize(runner.device)
+            try:
+                runner.run(steps[name])
+                synchronize(runner.device)
+            except Exception as error:  # reported in its cell; the other runners go on
+                cells[name] = {"error": f"{type(error).__name__}: {str(error)[:300]}"}
+                del steps[name]
+                continue
             elapsed = time.perf_counter() - start
             faults[name].append((minor_faults() - faults_before) / steps[name])
             rates[name].append(num_chains * steps[name] / elapsed)
@@ -734,6 +740,12 @@ def parse_args(argv):
         help="comma-separated, from: " + ", ".join(LABELS),
     )
     parser.add_argument(
+        "--cpu-implementations",
+        default=None,
+        help="comma-separated: which of --implementations run on the CPU (default: all); the others run on "
+        "CUDA only (the GPU check keeps the CPU to its peers)",
+    )
+    parser.add_argument(
         "--max-cpu-fused-chains",
         type=float,
         default=1e4,
@@ -758,6 +770,12 @@ def parse_args(argv):
     unknown = set(args.implementations.split(",")) - set(LABELS) - {""}
     if unknown:
         parser.error(f"unknown implementation(s) {sorted(unknown)}; choose from {', '.join(LABELS)}")
+    if args.cpu_implementations is not None:
+        outside = set(args.cpu_implementations.split(",")) - set(args.implementations.split(",")) - {""}
+        if outside:
+            parser.error(
+                f"--cpu-implementations {sorted(outside)} not in --implementations ({args.implementations})"
+            )
     return args
 
 
@@ -803,9 +821,13 @@ def main(argv=None):
         devices.append(torch.device("cuda", 0))
     samplers = [s for s in args.samplers.split(",") if s]
 
+    cpu_implementations = implementations if args.cpu_implementations is None else args.cpu_implementations.split(",")
+
     def cap(implementation, device):
         if device.type == "cuda":
             return args.max_chains
+        if implementation not in cpu_implementations:
+            return 0
         if implementation == "reference":
             return args.max_reference_chains
         if implementation == "fused":
@@ -823,6 +845,45 @@ def main(argv=None):
 
     rows = []
     failed = set()  # (sampler, implementation, device): once failed, larger sizes are not tried
+
+    def make_report(rows, complete):
+        """The report of the cells measured so far (``complete``: every sampler and size was tried)."""
+        notes_now = list(notes)
+        if FUSED_MATCHES:
+            notes_now.append(
+                f"fused step bit-identical to the eager twin (step 0): {all(FUSED_MATCHES.values())} "
+                f"({', '.join(f'{k[0]} {k[1]} {format_size(k[2])}: {v}' for k, v in FUSED_MATCHES.items())})"
+            )
+        if not complete:
+            notes_now.append("partial report: the run stopped before every sampler and size was measured")
+        return {
+            "machine": machine,
+            "command": command.strip(),
+            "repeats": args.repeats,
+            "min_time": args.min_time,
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
+            "jax": jax.__version__ if jax else None,
+            "jax_threads": "one XLA thread" if args.threads == 1 else "XLA's default threads",
+            "samplers": samplers,
+            "rows": rows,
+            "fused_matches_twin": {" ".join(map(str, key)): value for key, value in FUSED_MATCHES.items()},
+            "notes": notes_now,
+            "keep_freed_memory": args.keep_freed_memory,
+            "complete": complete,
+        }
+
+    def collect(sampler, sampler_rows):
+        """The rows of one sampler, CPU first, in the order of LABELS."""
+        order = {name: i for i, name in enumerate(LABELS)}
+        return [
+            {"sampler": sampler, "implementation": implementation, "device": device, "cells": cells}
+            for (implementation, device), cells in sorted(
+                sampler_rows.items(), key=lambda item: (item[0][1] != "cpu", order[item[0][0]])
+            )
+        ]
+
+    out = os.environ.get("OUT")
     for sampler in samplers:
         sampler_rows = {}
         for num_chains in SIZES:
@@ -854,41 +915,27 @@ def main(argv=None):
                 if "error" in cell:
                     failed.add((sampler,) + key)
             del runners
-        order = {name: i for i, name in enumerate(LABELS)}
-        for (implementation, device), cells in sorted(
-            sampler_rows.items(), key=lambda item: (item[0][1] != "cpu", order[item[0][0]])
-        ):
-            rows.append({"sampler": sampler, "implementation": implementation, "device": device, "cells": cells})
+            if out:  # what was measured so far, in case the run is stopped (the GPU check's time caps)
+                write_report(make_report(rows + collect(sampler, sampler_rows), complete=False), out)
+        rows.extend(collect(sampler, sampler_rows))
 
-    if FUSED_MATCHES:
-        notes.append(
-            f"fused step bit-identical to the eager twin (step 0): {all(FUSED_MATCHES.values())} "
-            f"({', '.join(f'{k[0]} {k[1]} {format_size(k[2])}: {v}' for k, v in FUSED_MATCHES.items())})"
-        )
-    report = {
-        "machine": machine,
-        "command": command.strip(),
-        "repeats": args.repeats,
-        "min_time": args.min_time,
-        "load_before": load_before,
-        "load_after": os.getloadavg(),
-        "jax": jax.__version__ if jax else None,
-        "jax_threads": "one XLA thread" if args.threads == 1 else "XLA's default threads",
-        "samplers": samplers,
-        "rows": rows,
-        "fused_matches_twin": {" ".join(map(str, key)): value for key, value in FUSED_MATCHES.items()},
-        "notes": notes,
-        "keep_freed_memory": args.keep_freed_memory,
-    }
+    report = make_report(rows, complete=True)
     text = render(report, args.markdown)
     print(text)
-    out = os.environ.get("OUT")
     if out:
-        path = Path(out) / "bench_twins.json"
-        path.write_text(json.dumps(report, indent=2))
-        (Path(out) / "bench_twins.md").write_text(render(report, True) + "\n")
+        path = write_report(report, out)
         print(("" if args.markdown else "# ") + f"written {path}")
     return report
+
+
+def write_report(report: dict, out) -> Path:
+    """``bench_twins.json`` and ``bench_twins.md`` under ``out``, each replaced whole (written aside, then renamed)."""
+    path = Path(out) / "bench_twins.json"
+    for target, text in ((path, json.dumps(report, indent=2)), (path.with_suffix(".md"), render(report, True) + "\n")):
+        aside = target.with_name(target.name + ".partial")
+        aside.write_text(text)
+        aside.replace(target)
+    return path
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def test_bench_twins_prints_one_table_and_writes_json(tmp_path, monkeypatch, cap
     assert any(line.startswith("Gibbs: fast / numpy") for line in printed.splitlines())
     results = json.loads((tmp_path / "bench_twins.json").read_text())
     cells = [cell for row in results["rows"] for cell in row["cells"].values()]
-    assert len(cells) == 12 and results["repeats"] == 5
+    assert len(cells) == 12 and results["repeats"] == 5 and results["complete"] is True
     for cell in cells:
         assert len(cell["rates"]) == 5 and cell["min"] <= cell["median"] <= cell["max"] and cell["min"] > 0
     assert all(
@@ -49,6 +49,68 @@ def test_bench_twins_prints_one_table_and_writes_json(tmp_path, monkeypatch, cap
     markdown = (tmp_path / "bench_twins.md").read_text()
     assert "| sampler, implementation | 1e3 chains |" in markdown
     assert "| MH, torch twin (counter uniforms) | " in markdown
+
+
+class _FakeRunner:
+    """A runner for measure_cell: ``fail_at`` is the call of ``run`` that raises (None: never)."""
+
+    device = torch.device("cpu")
+    memory_note = "none"
+
+    def __init__(self, fail_at=None):
+        self.calls, self.fail_at = 0, fail_at
+
+    def run(self, steps):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise RuntimeError("lost the device")
+
+    def peak_bytes(self):
+        return 1
+
+
+def test_bench_twins_reports_a_runner_that_fails_while_timed_and_times_the_others():
+    bench = load_benchmark("bench_twins")
+    failing, steady = _FakeRunner(fail_at=4), _FakeRunner()
+    # calibration calls run once or more (quick runs quadruple the steps); the failure comes in the repeats
+    cells = bench.measure_cell({"failing": failing, "steady": steady}, 10, 5, 1e-9, 8)
+    assert cells["failing"] == {"error": "RuntimeError: lost the device"}
+    assert len(cells["steady"]["rates"]) == 5 and cells["steady"]["min"] > 0
+
+
+def test_bench_twins_keeps_what_it_measured_when_stopped(tmp_path, monkeypatch):
+    monkeypatch.setenv("OUT", str(tmp_path))
+    bench = load_benchmark("bench_twins")
+    measured = bench.measure_cell
+
+    def stops_at_the_second_size(runners, num_chains, *arguments):
+        if num_chains > 1000:
+            raise KeyboardInterrupt  # as a time cap's kill would, between two batch sizes
+        return measured(runners, num_chains, *arguments)
+
+    monkeypatch.setattr(bench, "measure_cell", stops_at_the_second_size)
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(["--max-cpu-chains", "1e4", "--min-time", "0.001", "--implementations", "numpy,fast", "--no-cuda"])
+    partial = json.loads((tmp_path / "bench_twins.json").read_text())
+    assert partial["complete"] is False and "partial report" in partial["notes"][-1]
+    assert [(r["sampler"], r["implementation"], list(r["cells"])) for r in partial["rows"]] == [
+        ("MH", "numpy", ["1000"]),
+        ("MH", "fast", ["1000"]),
+    ]
+    assert "| MH, torch fast (torch.Generator) | " in (tmp_path / "bench_twins.md").read_text()
+    assert not list(tmp_path.glob("*.partial"))  # written aside, then renamed
+
+
+def test_bench_twins_cpu_implementations_keep_the_others_off_the_cpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("OUT", str(tmp_path))
+    bench = load_benchmark("bench_twins")
+    report = bench.main(
+        ["--max-cpu-chains", "1e3", "--min-time", "0.001", "--samplers", "MH", "--no-cuda"]
+        + ["--implementations", "numpy,fast,twin-compiled", "--cpu-implementations", "numpy,fast"]
+    )
+    assert [row["implementation"] for row in report["rows"]] == ["numpy", "fast"] and report["complete"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--implementations", "numpy,fast", "--cpu-implementations", "numpy,twin"])
 
 
 def test_bench_twins_without_jax_says_so(monkeypatch, capsys):
@@ -122,6 +184,28 @@ def test_bench_lm_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys
     ]
     assert all("error" not in r and r["rate"] > 0 and r["flops_per_item"] > 0 and r["mfu"] is None for r in rows)
     assert set(results["targets"]) == {"mlm_gibbs", "causal_scoring"}
+
+
+def test_bench_lm_reports_a_failed_row_and_measures_the_others(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("transformers")
+    monkeypatch.setenv("OUT", str(tmp_path))
+    bench = load_benchmark("bench_lm")
+
+    def fails(*arguments):
+        raise ValueError("a kernel this device lacks")
+
+    monkeypatch.setattr(bench, "causal_scoring_minimal", fails)
+    rows = bench.main(
+        ["--small", "--device", "cpu", "--batch-sizes", "2", "--score-batch-sizes", "3", "--num-steps", "1"]
+        + ["--length", "8"]
+    )["results"]
+    failed = [r for r in rows if "error" in r]
+    assert [(r["workload"], r["implementation"], r["error"], r["failed"]) for r in failed] == [
+        ("causal_scoring", "minimal", "ValueError: a kernel this device lacks", True)
+    ]
+    assert all(r["rate"] > 0 for r in rows if "error" not in r) and len(rows) == 4
+    assert json.loads((tmp_path / "bench_lm.json").read_text())["results"][-1]["failed"] is True
+    assert "a kernel this device lacks" in capsys.readouterr().err
 
 
 def test_bench_lm_flops_and_peak(monkeypatch):

@@ -47,3 +47,54 @@ def test_gpu_check_cpu_smoke_runs_every_stage(tmp_path, capsys):
     table = (tmp_path / "gpu_check.md").read_text()
     assert "| stage | result | seconds |" in table and "## bench_twins" in table and "## bench_lm" in table
     assert "| MH, torch twin (counter uniforms) |" in table
+
+
+def _load_gpu_check():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import gpu_check
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    return gpu_check
+
+
+@pytest.mark.slow  # collects the whole suite once (about 15 s)
+def test_the_gpu_stage_runs_the_files_that_hold_every_gpu_test():
+    # The stage names files, so that a module the GPU machine cannot import stops nothing; those files
+    # must still hold every test that `pytest -m gpu` selects.
+    files = _load_gpu_check().gpu_test_files()
+    assert files and all(name.startswith("tests/test_") for name in files)
+    process = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "gpu", "-p", "no:cacheprovider", "tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert process.returncode == 0, process.stdout[-2000:] + process.stderr[-2000:]
+    selected = {line.split("::")[0] for line in process.stdout.splitlines() if "::" in line}
+    assert selected and selected <= set(files), sorted(selected - set(files))
+    stage = _load_gpu_check().stages(sys.executable, Path("/tmp/out"), cpu_smoke=False)[0]
+    assert stage["command"][-len(files):] == files and "tests" not in stage["command"]
+
+
+def test_the_mh_target_reads_the_best_reproducible_cuda_row():
+    gpu_check = _load_gpu_check()
+
+    def row(implementation, device, rate):
+        cells = {"10000000": {"median": rate}}
+        return {"sampler": "MH", "implementation": implementation, "device": device, "cells": cells}
+
+    twins = {
+        "rows": [
+            row("twin", "cuda:0", 3e9),
+            row("fused", "cuda:0", 2.5e10),
+            row("fast", "cuda:0", 9e10),  # torch.Generator: not the reproducible generator
+            row("twin", "cpu", 9e10),
+            row("twin-compiled", "cuda:0", 1e10),
+        ]
+    }
+    assert gpu_check.twin_rate_at(twins, "MH", gpu_check.REPRODUCIBLE_IMPLEMENTATIONS, 10**7) == (2.5e10, "fused")
+    assert gpu_check.twin_rate_at(twins, "Gibbs", gpu_check.REPRODUCIBLE_IMPLEMENTATIONS, 10**7) == (None, None)
+    first = gpu_check.target_rows({"bench_twins": twins})[0]
+    assert first[3:] == (2.5e10, "bench_twins, MH fused") and first[3] >= first[1]
