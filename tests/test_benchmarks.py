@@ -69,10 +69,10 @@ class _FakeRunner:
         return 1
 
 
-def test_bench_twins_reports_a_runner_that_fails_while_timed_and_times_the_others():
+def test_bench_twins_reports_a_runner_that_fails_while_timed_and_times_the_others(monkeypatch):
     bench = load_benchmark("bench_twins")
-    failing, steady = _FakeRunner(fail_at=4), _FakeRunner()
-    # calibration calls run once or more (quick runs quadruple the steps); the failure comes in the repeats
+    monkeypatch.setattr(bench, "calibrate", lambda runner, min_time, max_steps: 1)  # no run before the repeats
+    failing, steady = _FakeRunner(fail_at=3), _FakeRunner()  # fails in the third timed repeat
     cells = bench.measure_cell({"failing": failing, "steady": steady}, 10, 5, 1e-9, 8)
     assert cells["failing"] == {"error": "RuntimeError: lost the device"}
     assert len(cells["steady"]["rates"]) == 5 and cells["steady"]["min"] > 0

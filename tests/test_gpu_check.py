@@ -92,9 +92,24 @@ def test_the_mh_target_reads_the_best_reproducible_cuda_row():
             row("fast", "cuda:0", 9e10),  # torch.Generator: not the reproducible generator
             row("twin", "cpu", 9e10),
             row("twin-compiled", "cuda:0", 1e10),
-        ]
+        ],
+        "fused_matches_twin": {"MH cuda:0 10000000": True},
     }
-    assert gpu_check.twin_rate_at(twins, "MH", gpu_check.REPRODUCIBLE_IMPLEMENTATIONS, 10**7) == (2.5e10, "fused")
-    assert gpu_check.twin_rate_at(twins, "Gibbs", gpu_check.REPRODUCIBLE_IMPLEMENTATIONS, 10**7) == (None, None)
+    reproducible = gpu_check.REPRODUCIBLE_IMPLEMENTATIONS
+    assert gpu_check.twin_rate_at(twins, "MH", reproducible, 10**7) == (2.5e10, "fused")
+    assert gpu_check.twin_rate_at(twins, "Gibbs", reproducible, 10**7) == (None, None)
     first = gpu_check.target_rows({"bench_twins": twins})[0]
-    assert first[3:] == (2.5e10, "bench_twins, MH fused") and first[3] >= first[1]
+    assert first[3:] == (2.5e10, "bench_twins, MH fused, without value checks") and first[3] >= first[1]
+    # a fused step not found equal to the eager twin's does not count
+    twins["fused_matches_twin"]["MH cuda:0 10000000"] = False
+    assert gpu_check.twin_rate_at(twins, "MH", reproducible, 10**7) == (1e10, "twin-compiled")
+
+
+def test_the_report_counts_failed_benchmark_cells():
+    gpu_check = _load_gpu_check()
+    twins = {"rows": [{"cells": {"1000": {"median": 1.0}, "10000": {"error": "RuntimeError: x"}}}]}
+    lm = {"results": [{"rate": 1.0}, {"error": "out of memory: y"}, {"error": "ValueError: z", "failed": True}]}
+    assert (gpu_check.failed_cells(twins), gpu_check.failed_cells(lm), gpu_check.failed_cells(None)) == (1, 2, 0)
+    stage = {"ok": True, "timed_out": False, "returncode": 0, "failed_cells": 2}
+    assert gpu_check.stage_state(stage) == "ok, 2 benchmark cells failed"
+    assert gpu_check.stage_state(dict(stage, ok=False, timed_out=True)) == "timed out, 2 benchmark cells failed"

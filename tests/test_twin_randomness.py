@@ -500,6 +500,9 @@ def test_a_parallel_scan_can_give_a_zero_weight_an_interval_which_repeated_sums_
     repeated = twin._repeat_sums_at_zero_weights(scanned, weights)
     assert repeated[3] == repeated[2] and torch.all(repeated[1:] >= repeated[:-1])
     assert weights[torch.searchsorted(repeated, threshold, right=True).item()] > 0
+    # in place, into the buffer given (the decoders' reused buffer), the same sums
+    buffer = scanned.clone()
+    assert twin._repeat_sums_at_zero_weights(buffer, weights, in_place=True) is buffer and torch.equal(buffer, repeated)
     # and falling: weights 1, 0.4 u, 0.4 u, 0 give the scan C_2 = 1 + u above C_3 = 1
     weights = torch.exp(torch.tensor([0.0, np.log(0.4 * UNIT), np.log(0.4 * UNIT), -np.inf], dtype=torch.float32))
     scanned = hillis_steele_cumsum(weights)
@@ -527,6 +530,17 @@ def test_repeated_sums_change_no_bit_of_sums_made_in_order(dtype):
         in_order = torch.cumsum(weights, dim=-1)
         repeated = twin._repeat_sums_at_zero_weights(in_order, weights)
         assert torch.equal(repeated.view(integer), in_order.view(integer)), num_categories
+
+
+def test_cumulative_weights_writes_into_the_buffer_given_and_refuses_integer_weights(monkeypatch):
+    weights = torch.exp(torch.tensor(ZERO_INSIDE_LOGITS, dtype=torch.float32))
+    for sequential in (frozenset({"cpu"}), frozenset()):  # the CPU's path, then the repair's
+        monkeypatch.setattr(twin, "_SEQUENTIAL_CUMSUM_DEVICES", sequential)
+        buffer = torch.full((5,), torch.nan)
+        assert twin.cumulative_weights(weights, out=buffer) is buffer
+        assert torch.equal(buffer, torch.cumsum(weights, dim=-1))  # sums in order: nothing to repair
+    with pytest.raises(TypeError, match="weights must have a floating dtype, got torch.int64"):
+        twin.cumulative_weights(torch.tensor([1, 0, 2]))
 
 
 def test_off_the_cpu_draws_and_ancestors_never_take_a_zero_weight(monkeypatch):

@@ -20,7 +20,8 @@ call per step. Fed the same float64 uniforms, sentence ``b`` equals the referenc
 Cost per step beyond the model: as the reference's ``decode``, each token is drawn from (or is the
 argmax of) the filtered rows *before* their last renormalisation (neither the inverse-CDF draw nor the
 argmax depends on a constant shift), so a step without filters is one float64 copy of the rows, then
-the draw's max, exp and cumulative sum, done in place in buffers reused across steps.
+the draw's max, exp and cumulative sum, done in place in buffers reused across steps (off the CPU the
+cumulative sums' repair at zero weights adds temporaries: :func:`~textsampling.torch.randomness.cumulative_weights`).
 """
 
 from __future__ import annotations
@@ -138,7 +139,8 @@ def _greedy_tokens(model, log_probs, temperature, top_k, top_p, dtype, out=None,
 def _draw(uniforms: torch.Tensor, rows: torch.Tensor, cumulative: torch.Tensor) -> torch.Tensor:
     """:func:`~textsampling.torch.categorical.categorical_from_uniforms` of ``(B,)`` uniforms and ``(B, K)``
     rows, unchecked and in place: ``rows`` is overwritten with the weights and the cumulative sums go to the
-    ``(B, K)`` buffer ``cumulative`` (no fresh ``(B, K)`` tensors per step). The rule, and why its guard
+    ``(B, K)`` buffer ``cumulative`` (no fresh ``(B, K)`` tensors per step on the CPU; elsewhere the repair of
+    :func:`~textsampling.torch.randomness.cumulative_weights` makes three). The rule, and why its guard
     (never a trailing zero weight) costs a flag read on the CPU: :func:`~textsampling.torch.categorical.inverse_cdf`.
     """
     return inverse_cdf(uniforms, rows, overwrite_logits=True, cumulative=cumulative)  # (B,)

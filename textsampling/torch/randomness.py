@@ -799,12 +799,13 @@ _SEQUENTIAL_CUMSUM_DEVICES = frozenset({"cpu"})
 def cumulative_weights(weights: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     r"""Cumulative sums of non-negative weights along the last dimension, in which a zero weight adds nothing.
 
-    On the CPU ``torch.cumsum`` adds in order, :math:`C_k = \mathrm{fl}(C_{k-1} + w_k)`, so a zero weight
-    repeats the sum before it and the inverse-CDF search (first :math:`k` with :math:`C_k > t`) can
-    never land on it, as in the NumPy rule. A parallel scan (torch's CUDA ``cumsum`` is one) can group
-    the additions of neighbouring :math:`k` differently, so that where :math:`w_k = 0` its :math:`C_k`
-    exceeds :math:`C_{k-1}` by an ulp, giving a state of probability zero (a ``-inf`` logit, a masked
-    token) an interval of one ulp, or falls below it (tests/test_twin_randomness.py shows both with a
+    On the CPU ``torch.cumsum`` adds in order (float32 and narrower in a wider accumulator, each sum
+    rounded when stored), so the sums never decrease and a zero weight repeats the sum before it: the
+    inverse-CDF search (first :math:`k` with :math:`C_k > t`) can never land on it, as with the NumPy
+    rule's ``np.cumsum``. A parallel scan (torch's CUDA ``cumsum`` is one) can group the additions of
+    neighbouring :math:`k` differently, so that where :math:`w_k = 0` its :math:`C_k` exceeds
+    :math:`C_{k-1}` by an ulp, giving a state of probability zero (a ``-inf`` logit, a masked token) an
+    interval of one ulp, or falls below it (tests/test_twin_randomness.py shows both with a
     Hillis-Steele scan written out on the CPU; no GPU has run it here). Off the CPU the sums are
     therefore made to repeat at zero weights:
 
@@ -812,32 +813,45 @@ def cumulative_weights(weights: torch.Tensor, out: torch.Tensor | None = None) -
         C'_k = \max\bigl(0, \max_{j \le k,\ w_j \ne 0} C_j\bigr),
 
     by :func:`_repeat_sums_at_zero_weights`. Then a zero weight gets no interval, the sums never
-    decrease (as ``searchsorted`` needs), and a NaN stays NaN (the totals' value check). On sums made in
-    order it changes no bit (tests/test_twin_randomness.py), so the CPU skips it.
+    decrease (as ``searchsorted`` needs), and a NaN stays NaN (the totals' value check). On sums that
+    never decrease and repeat at zero weights, as the CPU's do, it changes no bit
+    (tests/test_twin_randomness.py), so the CPU skips it.
 
     Parameters
     ----------
-    weights : torch.Tensor, shape (..., K)
+    weights : torch.Tensor of a floating dtype, shape (..., K)
         Non-negative weights (NaN allowed: it propagates).
     out : torch.Tensor, optional
-        A buffer of ``weights``' shape and dtype for ``torch.cumsum``.
+        A buffer of ``weights``' shape and dtype: the sums are written there and it is returned, on every
+        device. Off the CPU the repair still makes three temporaries of that shape (a mask, the running
+        maximum and its int64 indices).
 
     Returns
     -------
     torch.Tensor, shape (..., K)
     """
+    if not weights.is_floating_point():
+        raise TypeError(f"weights must have a floating dtype, got {weights.dtype}")
     cumulative = torch.cumsum(weights, dim=-1, out=out)  # (..., K)
     if weights.device.type in _SEQUENTIAL_CUMSUM_DEVICES:
         return cumulative
-    return _repeat_sums_at_zero_weights(cumulative, weights)
+    return _repeat_sums_at_zero_weights(cumulative, weights, in_place=out is not None)
 
 
-def _repeat_sums_at_zero_weights(cumulative: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``C'_k``: the running maximum of the sums at nonzero weights, at least 0 (:func:`cumulative_weights`)."""
+def _repeat_sums_at_zero_weights(cumulative: torch.Tensor, weights: torch.Tensor, in_place: bool = False):
+    """``C'_k``: the running maximum of the sums at nonzero weights, at least 0 (:func:`cumulative_weights`).
+
+    ``in_place``: written into ``cumulative`` (returned); else a new tensor.
+    """
     # -inf at zero weights drops their sums from the running maximum; a NaN weight keeps its (NaN) sum,
     # which cummax and clamp carry on; the clamp gives leading zero weights 0, as a sum in order does.
-    at_nonzero = torch.where(weights == 0, -torch.inf, cumulative)  # (..., K)
-    return torch.cummax(at_nonzero, dim=-1).values.clamp_(min=0)
+    at_zero = weights == 0  # (..., K)
+    if in_place:
+        at_nonzero = cumulative.masked_fill_(at_zero, -torch.inf)
+    else:
+        at_nonzero = torch.where(at_zero, -torch.inf, cumulative)  # (..., K)
+    repeated = torch.cummax(at_nonzero, dim=-1).values.clamp_(min=0)  # (..., K)
+    return cumulative.copy_(repeated) if in_place else repeated
 
 
 def inverse_cdf(

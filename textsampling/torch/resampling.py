@@ -7,9 +7,11 @@ reference's; read it there. The batch contract:
 * ``uniforms`` is ``(R, k)`` with ``k = num_uniforms(N, scheme)``, row ``r`` the uniforms of run ``r``;
 * :func:`ancestors` returns int64 ``(R, N)``, row ``r`` equal to the reference's ``ancestors(uniforms[r],
   log_weights[r], scheme)`` — the same floating operations (``exp`` after subtracting the row maximum,
-  sequential cumulative sums, the total as the last cumulative sum), so a decision can differ only
-  when a point lands within an ulp of a cumulative weight (``exp`` of the two libraries may differ by
-  one ulp; off the CPU, a parallel ``cumsum`` may too).
+  sequential cumulative sums, the total as the last cumulative sum), so in float64 on the CPU a
+  decision can differ only when a point lands within an ulp of a cumulative weight (``exp`` of the two
+  libraries may differ by one ulp). In float32, torch's CPU ``cumsum`` rounds each sum from a wider
+  accumulator, and off the CPU a parallel ``cumsum`` groups the additions otherwise: the sums may then
+  differ by a few ulps.
 
 No Python loop over runs: the residual scheme's variable number of deterministic copies is handled by
 a search in the cumulative copy counts, ancestor ``n`` of run ``r`` being a copy when ``n`` is below
