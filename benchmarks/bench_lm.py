@@ -1,6 +1,8 @@
 """Benchmark: the LM samplers' speed on our own code path, with model FLOP utilisation (issue 5, deliverable 6).
 
-Prints ONE table and, with ``$OUT`` set, writes ``$OUT/bench_lm.json``. Rows:
+Prints ONE table and, with ``$OUT`` set, writes ``$OUT/bench_lm.json``. A row that runs out of GPU
+memory says so in its place; a row that fails otherwise does too (its traceback on stderr) and, once every
+other row has been measured and written, the script exits with status 1. Rows:
 
 * ``MLM Gibbs / ours`` — chain-steps/s of random-scan MLM Gibbs as the package runs it:
   :func:`textsampling.torch.mlm_gibbs.step` over :class:`textsampling.lm.hf_masked.HFMaskedLM` (encoder on
@@ -42,6 +44,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -249,6 +252,7 @@ def measure(rows, workload, implementation, fn, lm, batch, length, device, num_c
     except Exception as error:  # reported in its row, not hidden; the other rows still run
         row.update(error=f"{type(error).__name__}: {(str(error).splitlines() or [''])[0][:300]}", failed=True)
         print(f"# {workload}, {implementation}, batch {batch}: {row['error']}", file=sys.stderr)
+        traceback.print_exc()
     else:
         rate = batch / seconds
         row.update(

@@ -147,9 +147,27 @@ def run_stage(stage: dict, output: Path) -> dict:
     if "out" in stage:
         path = output / stage["out"] / f"{stage['out']}.json"
         result["results"] = json.loads(path.read_text()) if path.exists() else None
-    state = "ok" if result["ok"] else ("timed out" if timed_out else f"failed (exit {returncode})")
+        result["failed_cells"] = failed_cells(result["results"])
+    state = stage_state(result)
     print(f"gpu-check: {stage['name']}: {state} in {seconds:.0f} s (log {log})", flush=True)
     return result
+
+
+def failed_cells(results: dict | None) -> int:
+    """How many cells of a benchmark's JSON hold an error: bench_twins' cells, bench_lm's rows."""
+    if not results:
+        return 0
+    if "rows" in results:  # bench_twins
+        return sum("error" in cell for row in results["rows"] for cell in row["cells"].values())
+    return sum("error" in row for row in results.get("results", []))  # bench_lm
+
+
+def stage_state(stage: dict) -> str:
+    """``ok``, ``timed out`` or ``failed (exit N)``, and how many benchmark cells failed, if any."""
+    state = "ok" if stage["ok"] else ("timed out" if stage["timed_out"] else f"failed (exit {stage['returncode']})")
+    if stage.get("failed_cells"):
+        state += f", {stage['failed_cells']} benchmark cells failed"
+    return state
 
 
 def pytest_summary(path: Path) -> dict | None:
@@ -168,16 +186,21 @@ def pytest_summary(path: Path) -> dict | None:
 REPRODUCIBLE_IMPLEMENTATIONS = ("twin", "twin-compiled", "fused")
 
 
-def twin_rate_at(bench_twins: dict | None, sampler: str, implementations, num_chains: int):
+def twin_rate_at(bench_twins: dict | None, sampler: str, implementations: tuple[str, ...], num_chains: int):
     """The best median rate on CUDA at ``num_chains`` among the rows of ``implementations``: ``(rate, row)``.
 
-    ``(None, None)`` when none of them measured that cell.
+    A fused row counts only where bench_twins found its step bit-identical to the eager twin's at that
+    size (``fused_matches_twin``): it runs without the twin's value checks. ``(None, None)`` when no row
+    measured that cell.
     """
     best = (None, None)
+    matches = (bench_twins or {}).get("fused_matches_twin", {})
     for row in (bench_twins or {}).get("rows", []):
         if row["sampler"] != sampler or row["implementation"] not in implementations:
             continue
         if not row["device"].startswith("cuda"):
+            continue
+        if row["implementation"] == "fused" and matches.get(f"{sampler} {row['device']} {num_chains}") is not True:
             continue
         cell = row["cells"].get(str(num_chains))
         if cell and "median" in cell and (best[0] is None or cell["median"] > best[0]):
@@ -190,8 +213,9 @@ def target_rows(results: dict) -> list[tuple]:
     twins = results.get("bench_twins")
     lm_targets = (results.get("bench_lm") or {}).get("targets", {})
     mh_rate, mh_row = twin_rate_at(twins, "MH", REPRODUCIBLE_IMPLEMENTATIONS, 10**7)
+    checks = "" if mh_row == "twin" else ", without value checks"
     figures = {
-        "toy MH, reproducible twin, 1e7 chains": (mh_rate, f"bench_twins, MH {mh_row}" if mh_row else None),
+        "toy MH, reproducible twin, 1e7 chains": (mh_rate, f"bench_twins, MH {mh_row}{checks}" if mh_row else None),
         "MLM Gibbs, bert-base size, L = 40, bf16": (lm_targets.get("mlm_gibbs", {}).get("best"), "bench_lm"),
         "causal scoring, gpt2-small size": (lm_targets.get("causal_scoring", {}).get("best"), "bench_lm"),
     }
@@ -209,8 +233,8 @@ def markdown_report(report: dict, output: Path) -> str:
     lines.append("| stage | result | seconds |")
     lines.append("|---|---|---|")
     for stage in report["stages"]:
-        state = "ok" if stage["ok"] else ("timed out" if stage["timed_out"] else f"failed (exit {stage['returncode']})")
-        lines.append(f"| `{stage['command'].replace(str(ROOT) + '/', '')}` | {state} | {stage['seconds']} |")
+        command = stage["command"].replace(str(ROOT) + "/", "")
+        lines.append(f"| `{command}` | {stage_state(stage)} | {stage['seconds']} |")
     summary = report.get("pytest")
     if summary:
         passed = summary["tests"] - summary["failures"] - summary["errors"] - summary["skipped"]
