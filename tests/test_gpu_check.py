@@ -30,11 +30,7 @@ def test_gpu_check_without_cuda_says_so_and_exits_3(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_check_cpu_smoke_runs_every_stage(tmp_path, capsys):
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import gpu_check
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    gpu_check = _load_gpu_check()
     assert gpu_check.main(["--cpu-smoke", "--output", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert [s["name"] for s in report["stages"]] == ["pytest -m gpu", "bench_twins", "bench_lm"]
