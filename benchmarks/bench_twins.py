@@ -27,6 +27,11 @@ the random numbers*:
                          ``step(validate=False)``;
 * ``torch fused``      — ``torch.compile`` of counter uniforms + step (per-chain reproducible); reported as
                          failed (with the reason) if compilation fails; checked bit-identical to the twin;
+* ``torch twin, compiled step`` — the twin's counter uniforms drawn as the ``torch twin`` row draws them
+                         (``CounterGenerator.uniforms``: numba's loop on the CPU) + ``torch.compile`` of
+                         ``step(validate=False)`` alone: on the CPU the Philox rounds stay in numba's loop,
+                         which is faster there than the C++ that Inductor writes for them; checked
+                         bit-identical to the eager twin over its first three steps;
 * ``JAX vmap``         — the same kernel per chain, ``jax.vmap`` over chains inside a jitted
                          ``lax.fori_loop`` over steps, ``jax.random`` uniforms, float32 (skipped, with a
                          printed note, when ``jax`` is not importable).
@@ -96,6 +101,7 @@ NUM_CATEGORIES = 1000
 VOCAB_SIZE, LENGTH = 8, 8
 BYTES_PER_CHAIN = 400  # generous: states, uniforms and Philox temporaries (int64) of one step
 FUSED_MATCHES = {}  # (sampler, device, num_chains) -> fused step == eager twin step, bit for bit
+COMPILED_STEP_MATCHES = {}  # (sampler, device, num_chains) -> compiled step == eager twin, three steps, bit for bit
 LABELS = {
     "reference": "NumPy reference (one chain at a time)",
     "numpy": "NumPy vectorised",
@@ -105,10 +111,11 @@ LABELS = {
     "twin-compiled": "torch twin, compiled counter uniforms",
     "fast": "torch fast (torch.Generator)",
     "fused": "torch fused (torch.compile, counter uniforms)",
+    "compiled-step": "torch twin, compiled step (counter uniforms + torch.compile of the step)",
     "jax": "JAX vmap + fori_loop",
 }
 #: The implementations that run on every torch device (the others on the CPU).
-TORCH_IMPLEMENTATIONS = ("twin", "twin-ops", "twin-compiled", "fast", "fused")
+TORCH_IMPLEMENTATIONS = ("twin", "twin-ops", "twin-compiled", "fast", "fused", "compiled-step")
 #: Ratios of medians printed under the table: (numerator, denominator), both on the same device.
 RATIOS = [
     ("twin", "fast"),
@@ -119,6 +126,8 @@ RATIOS = [
     ("twin", "numpy"),
     ("fast", "numpy"),
     ("fused", "numpy"),
+    ("compiled-step", "numpy"),
+    ("compiled-step", "twin"),
     ("jax", "numpy"),
     ("twin", "jax"),
     ("fast", "jax"),
@@ -305,6 +314,27 @@ def fused_step(sampler, problems, device, dtype):
     return _FUSED[key]
 
 
+_COMPILED_STEPS = {}
+
+
+def compiled_step(sampler, problems, device, dtype):
+    """``torch.compile`` of the transition without value checks, one per (sampler, device): ``(compiled, eager)``."""
+    key = (sampler, str(device), dtype)
+    if key not in _COMPILED_STEPS:
+        _, transition, _ = transitions(sampler, problems, device, dtype)
+
+        def unchecked_step(uniforms, current):
+            return transition(uniforms, current, False)
+
+        # dynamic=None, as for the fused step: one recompilation with symbolic sizes at the second batch size.
+        _COMPILED_STEPS[key] = (torch.compile(unchecked_step), unchecked_step)
+    return _COMPILED_STEPS[key]
+
+
+def same_states(first, second) -> bool:
+    return all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+
+
 class TorchRunner(Runner):
     def __init__(self, sampler, mode, num_chains, problems, device, dtype=torch.float32):
         self.device, self.mode = device, mode
@@ -346,13 +376,27 @@ class TorchRunner(Runner):
             step_zero = torch.tensor(0, device=device)
             fused_state = compiled(step_zero, chain_index, self.state)
             eager_state = counter_step(step_zero, chain_index, self.state)
-            FUSED_MATCHES[(sampler, str(device), num_chains)] = all(
-                torch.equal(a, b) for a, b in zip(fused_state, eager_state, strict=True)
-            )
+            FUSED_MATCHES[(sampler, str(device), num_chains)] = same_states(fused_state, eager_state)
 
             def one_step():
                 # The step number travels as a tensor so that one compiled graph serves every step.
                 return compiled(torch.tensor(self.step_index, device=device), chain_index, self.state)
+
+        elif mode == "compiled-step":
+            compiled, unchecked_step = compiled_step(sampler, problems, device, dtype)
+            # Check that the compiled step makes exactly the eager twin's decisions over three steps (from
+            # the initial state, then from each state reached; this also compiles it). The eager twin
+            # step here runs numba's decision loop on the CPU: the comparison is with what users get.
+            state, matches = self.state, True
+            for step_index in range(3):
+                uniforms = rng.uniforms(step_index, width, dtype=dtype)
+                compiled_state = compiled(uniforms, state)
+                state = transition(uniforms, state, False)
+                matches = matches and same_states(compiled_state, state)
+            COMPILED_STEP_MATCHES[(sampler, str(device), num_chains)] = matches
+
+            def one_step():
+                return compiled(rng.uniforms(self.step_index, width, dtype=dtype), self.state)
 
         else:
             raise ValueError(mode)
@@ -736,7 +780,7 @@ def parse_args(argv):
         "--implementations",
         "--modes",
         dest="implementations",
-        default="reference,numpy,numpy-counter,twin,twin-ops,twin-compiled,fast,fused,jax",
+        default="reference,numpy,numpy-counter,twin,twin-ops,twin-compiled,fast,fused,compiled-step,jax",
         help="comma-separated, from: " + ", ".join(LABELS),
     )
     parser.add_argument(
@@ -854,6 +898,13 @@ def main(argv=None):
                 f"fused step bit-identical to the eager twin (step 0): {all(FUSED_MATCHES.values())} "
                 f"({', '.join(f'{k[0]} {k[1]} {format_size(k[2])}: {v}' for k, v in FUSED_MATCHES.items())})"
             )
+        if COMPILED_STEP_MATCHES:
+            notes_now.append(
+                "compiled step bit-identical to the eager twin (steps 0-2): "
+                f"{all(COMPILED_STEP_MATCHES.values())} ("
+                + ", ".join(f"{k[0]} {k[1]} {format_size(k[2])}: {v}" for k, v in COMPILED_STEP_MATCHES.items())
+                + ")"
+            )
         if not complete:
             notes_now.append("partial report: the run stopped before every sampler and size was measured")
         return {
@@ -868,6 +919,9 @@ def main(argv=None):
             "samplers": samplers,
             "rows": rows,
             "fused_matches_twin": {" ".join(map(str, key)): value for key, value in FUSED_MATCHES.items()},
+            "compiled_step_matches_twin": {
+                " ".join(map(str, key)): value for key, value in COMPILED_STEP_MATCHES.items()
+            },
             "notes": notes_now,
             "keep_freed_memory": args.keep_freed_memory,
             "complete": complete,

@@ -266,3 +266,30 @@ def test_machine_describes_the_cpu_by_family_model_and_vector_extension():
     assert describe("model name\t: Some CPU\n") == "Some CPU"  # no family, model or flags: left out
     assert describe("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\nCPU part\t: 0xd0c\n") is None  # ARM
     assert describe("") is None
+
+
+def test_bench_twins_compiled_step_makes_the_eager_twins_decisions():
+    # The compiled-step row is Inductor's code for the MH step, fed the twin's counter uniforms; the
+    # runner compares three of its steps with the eager twin's, bit for bit, and records the verdict. 1,003
+    # chains: not a multiple of any vector width, so the compiled loop's scalar tail runs too.
+    bench = load_benchmark("bench_twins")
+    problems = bench.make_problems()
+    runner = bench.TorchRunner("MH", "compiled-step", 1003, problems, torch.device("cpu"))
+    assert bench.COMPILED_STEP_MATCHES[("MH", "cpu", 1003)] is True
+    runner.run(2)  # and it runs as a row
+
+
+def test_bench_twins_compiled_step_check_fails_a_step_that_decides_otherwise(monkeypatch):
+    # The test of the check: a "compiled" step that rejects every proposal is reported as not matching.
+    bench = load_benchmark("bench_twins")
+    problems = bench.make_problems()
+    _, transition, _ = bench.transitions("MH", problems, torch.device("cpu"), torch.float32)
+
+    def rejects_everything(uniforms, current):
+        new_state = transition(uniforms, current, False)
+        return type(new_state)(current.x.clone(), current.log_prob.clone())
+
+    monkeypatch.setattr(bench, "compiled_step", lambda *args: (rejects_everything, None))
+    bench.COMPILED_STEP_MATCHES.clear()
+    bench.TorchRunner("MH", "compiled-step", 1000, problems, torch.device("cpu"))
+    assert bench.COMPILED_STEP_MATCHES[("MH", "cpu", 1000)] is False
