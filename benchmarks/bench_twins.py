@@ -28,10 +28,10 @@ the random numbers*:
 * ``torch fused``      — ``torch.compile`` of counter uniforms + step (per-chain reproducible); reported as
                          failed (with the reason) if compilation fails; checked bit-identical to the twin;
 * ``torch twin, compiled step`` — the twin's counter uniforms drawn as the ``torch twin`` row draws them
-                         (``CounterGenerator.uniforms``: numba's loop on the CPU) + ``torch.compile`` of
-                         ``step(validate=False)`` alone: on the CPU the Philox rounds stay in numba's loop,
-                         which is faster there than the C++ that Inductor writes for them; checked
-                         bit-identical to the eager twin over its first three steps;
+                         (``CounterGenerator.uniforms``: numba's loop on the CPU where numba is installed)
+                         + ``torch.compile`` of ``step(validate=False)`` alone: on the CPU the Philox rounds
+                         stay in numba's loop, which is faster there than the C++ that Inductor writes for
+                         them; checked bit-identical to the eager twin over its first three steps;
 * ``JAX vmap``         — the same kernel per chain, ``jax.vmap`` over chains inside a jitted
                          ``lax.fori_loop`` over steps, ``jax.random`` uniforms, float32 (skipped, with a
                          printed note, when ``jax`` is not importable).
@@ -111,7 +111,7 @@ LABELS = {
     "twin-compiled": "torch twin, compiled counter uniforms",
     "fast": "torch fast (torch.Generator)",
     "fused": "torch fused (torch.compile, counter uniforms)",
-    "compiled-step": "torch twin, compiled step (counter uniforms + torch.compile of the step)",
+    "compiled-step": "torch twin, compiled step (torch.compile)",
     "jax": "JAX vmap + fori_loop",
 }
 #: The implementations that run on every torch device (the others on the CPU).
@@ -383,10 +383,11 @@ class TorchRunner(Runner):
                 return compiled(torch.tensor(self.step_index, device=device), chain_index, self.state)
 
         elif mode == "compiled-step":
-            compiled, unchecked_step = compiled_step(sampler, problems, device, dtype)
+            compiled, _ = compiled_step(sampler, problems, device, dtype)
             # Check that the compiled step makes exactly the eager twin's decisions over three steps (from
-            # the initial state, then from each state reached; this also compiles it). The eager twin
-            # step here runs numba's decision loop on the CPU: the comparison is with what users get.
+            # the initial state, then each from the eager twin's state; this also compiles it). The eager
+            # MH step here runs numba's decision loop on the CPU where numba is installed: the comparison
+            # is with what users get.
             state, matches = self.state, True
             for step_index in range(3):
                 uniforms = rng.uniforms(step_index, width, dtype=dtype)
@@ -849,7 +850,8 @@ def main(argv=None):
             notes.append(note)
             print("# " + note)
             implementations.remove("jax")
-    if any(implementation.startswith("twin") for implementation in implementations):
+    if any(implementation.startswith("twin") or implementation == "compiled-step" for implementation in implementations):
+        # (the compiled step draws its uniforms as the twin does; its decisions are traced torch operations)
         notes.append(
             f"torch twin's CPU counter uniforms and MH decisions: numba {importlib.metadata.version('numba')}'s "
             "compiled loops (twin-ops: the torch operations)"

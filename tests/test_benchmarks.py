@@ -268,28 +268,36 @@ def test_machine_describes_the_cpu_by_family_model_and_vector_extension():
     assert describe("") is None
 
 
+@pytest.mark.slow  # compiles the step (twice: a second size recompiles with symbolic sizes)
 def test_bench_twins_compiled_step_makes_the_eager_twins_decisions():
     # The compiled-step row is Inductor's code for the MH step, fed the twin's counter uniforms; the
-    # runner compares three of its steps with the eager twin's, bit for bit, and records the verdict. 1,003
-    # chains: not a multiple of any vector width, so the compiled loop's scalar tail runs too.
+    # runner compares three of its steps with the eager twin's, bit for bit, and records the verdict.
+    # 1,003 chains: not a multiple of any vector width, so the compiled loop's scalar tail runs too;
+    # 5,003: also at least BRANCH_FREE_MIN_ENTRIES, so the selects take their branch-free form.
     bench = load_benchmark("bench_twins")
     problems = bench.make_problems()
-    runner = bench.TorchRunner("MH", "compiled-step", 1003, problems, torch.device("cpu"))
-    assert bench.COMPILED_STEP_MATCHES[("MH", "cpu", 1003)] is True
-    runner.run(2)  # and it runs as a row
+    assert metropolis_hastings.BRANCH_FREE_MIN_ENTRIES <= 5003
+    for num_chains in (1003, 5003):
+        runner = bench.TorchRunner("MH", "compiled-step", num_chains, problems, torch.device("cpu"))
+        assert bench.COMPILED_STEP_MATCHES[("MH", "cpu", num_chains)] is True
+        runner.run(2)  # and it runs as a row
 
 
-def test_bench_twins_compiled_step_check_fails_a_step_that_decides_otherwise(monkeypatch):
-    # The test of the check: a "compiled" step that rejects every proposal is reported as not matching.
+def test_bench_twins_compiled_step_check_fails_a_step_that_decides_otherwise_at_the_third_step(monkeypatch):
+    # The test of the check: a "compiled" step that makes the eager twin's first two steps and then
+    # rejects every proposal is reported as not matching (each of the three steps is compared).
     bench = load_benchmark("bench_twins")
     problems = bench.make_problems()
     _, transition, _ = bench.transitions("MH", problems, torch.device("cpu"), torch.float32)
+    calls = []
 
-    def rejects_everything(uniforms, current):
+    def wrong_at_the_third_step(uniforms, current):
+        calls.append(None)
         new_state = transition(uniforms, current, False)
+        if len(calls) < 3:
+            return new_state
         return type(new_state)(current.x.clone(), current.log_prob.clone())
 
-    monkeypatch.setattr(bench, "compiled_step", lambda *args: (rejects_everything, None))
-    bench.COMPILED_STEP_MATCHES.clear()
+    monkeypatch.setattr(bench, "compiled_step", lambda *args: (wrong_at_the_third_step, None))
     bench.TorchRunner("MH", "compiled-step", 1000, problems, torch.device("cpu"))
-    assert bench.COMPILED_STEP_MATCHES[("MH", "cpu", 1000)] is False
+    assert len(calls) == 3 and bench.COMPILED_STEP_MATCHES[("MH", "cpu", 1000)] is False

@@ -18,19 +18,24 @@ from textsampling.torch.randomness import CounterGenerator
 from textsampling.torch.targets import Categorical
 
 SEED = 20261202
-NUM_CHAINS = 1003  # not a multiple of any vector width: the compiled loop's scalar tail runs too
 NUM_CATEGORIES = 50
 
 
-@pytest.mark.slow  # compiles one kernel: seconds with a warm Inductor cache, longer cold on 2 busy cores
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_a_compiled_step_run_by_chain_run_gives_the_trace_of_sample(dtype):
+@pytest.mark.slow  # compiles one kernel each: seconds with a warm Inductor cache, longer cold on 2 busy cores
+@pytest.mark.parametrize(
+    "dtype, num_chains",
+    # 1,003 chains: not a multiple of any vector width, so the compiled loop's scalar tail runs too;
+    # 10,003: also past BRANCH_FREE_MIN_ENTRIES, where the selects pick bit patterns (the README's case)
+    [(torch.float32, 1003), (torch.float32, 10003), (torch.float64, 10003)],
+)
+def test_a_compiled_step_run_by_chain_run_gives_the_trace_of_sample(dtype, num_chains):
+    assert 1003 < metropolis_hastings.BRANCH_FREE_MIN_ENTRIES <= 10003
     logits = np.random.default_rng(0).normal(size=NUM_CATEGORIES) * 2.0
     logits[::7] = -np.inf  # states of probability zero: proposals there are rejected
     target = Categorical(logits, dtype=dtype)
     proposal = UniformCategoricalProposal(NUM_CATEGORIES, dtype=dtype)
-    x0 = torch.arange(NUM_CHAINS) % NUM_CATEGORIES  # some chains start at a state of probability zero
-    rng = CounterGenerator(SEED, torch.arange(NUM_CHAINS))
+    x0 = torch.arange(num_chains) % NUM_CATEGORIES  # some chains start at a state of probability zero
+    rng = CounterGenerator(SEED, torch.arange(num_chains))
     expected = metropolis_hastings.sample(rng, x0, target.log_prob, proposal, 6)
 
     torch._dynamo.reset()
