@@ -850,7 +850,7 @@ def main(argv=None):
             notes.append(note)
             print("# " + note)
             implementations.remove("jax")
-    if any(implementation.startswith("twin") or implementation == "compiled-step" for implementation in implementations):
+    if any(name.startswith("twin") or name == "compiled-step" for name in implementations):
         # (the compiled step draws its uniforms as the twin does; its decisions are traced torch operations)
         notes.append(
             f"torch twin's CPU counter uniforms and MH decisions: numba {importlib.metadata.version('numba')}'s "
