@@ -318,7 +318,7 @@ _COMPILED_STEPS = {}
 
 
 def compiled_step(sampler, problems, device, dtype):
-    """``torch.compile`` of the transition without value checks, one per (sampler, device): ``(compiled, eager)``."""
+    """``torch.compile`` of the transition without value checks, one per (sampler, device)."""
     key = (sampler, str(device), dtype)
     if key not in _COMPILED_STEPS:
         _, transition, _ = transitions(sampler, problems, device, dtype)
@@ -327,7 +327,7 @@ def compiled_step(sampler, problems, device, dtype):
             return transition(uniforms, current, False)
 
         # dynamic=None, as for the fused step: one recompilation with symbolic sizes at the second batch size.
-        _COMPILED_STEPS[key] = (torch.compile(unchecked_step), unchecked_step)
+        _COMPILED_STEPS[key] = torch.compile(unchecked_step)
     return _COMPILED_STEPS[key]
 
 
@@ -383,7 +383,7 @@ class TorchRunner(Runner):
                 return compiled(torch.tensor(self.step_index, device=device), chain_index, self.state)
 
         elif mode == "compiled-step":
-            compiled, _ = compiled_step(sampler, problems, device, dtype)
+            compiled = compiled_step(sampler, problems, device, dtype)
             # Check that the compiled step makes exactly the eager twin's decisions over three steps (from
             # the initial state, then each from the eager twin's state; this also compiles it). The eager
             # MH step here runs numba's decision loop on the CPU where numba is installed: the comparison
@@ -895,18 +895,12 @@ def main(argv=None):
     def make_report(rows, complete):
         """The report of the cells measured so far (``complete``: every sampler and size was tried)."""
         notes_now = list(notes)
-        if FUSED_MATCHES:
-            notes_now.append(
-                f"fused step bit-identical to the eager twin (step 0): {all(FUSED_MATCHES.values())} "
-                f"({', '.join(f'{k[0]} {k[1]} {format_size(k[2])}: {v}' for k, v in FUSED_MATCHES.items())})"
-            )
-        if COMPILED_STEP_MATCHES:
-            notes_now.append(
-                "compiled step bit-identical to the eager twin (steps 0-2): "
-                f"{all(COMPILED_STEP_MATCHES.values())} ("
-                + ", ".join(f"{k[0]} {k[1]} {format_size(k[2])}: {v}" for k, v in COMPILED_STEP_MATCHES.items())
-                + ")"
-            )
+        for what, matches in (("fused step", FUSED_MATCHES), ("compiled step", COMPILED_STEP_MATCHES)):
+            if matches:
+                checked = ", ".join(f"{k[0]} {k[1]} {format_size(k[2])}: {v}" for k, v in matches.items())
+                steps = "step 0" if matches is FUSED_MATCHES else "steps 0-2"
+                verdict = all(matches.values())
+                notes_now.append(f"{what} bit-identical to the eager twin ({steps}): {verdict} ({checked})")
         if not complete:
             notes_now.append("partial report: the run stopped before every sampler and size was measured")
         return {

@@ -298,6 +298,6 @@ def test_bench_twins_compiled_step_check_fails_a_step_that_decides_otherwise_at_
             return new_state
         return type(new_state)(current.x.clone(), current.log_prob.clone())
 
-    monkeypatch.setattr(bench, "compiled_step", lambda *args: (wrong_at_the_third_step, None))
+    monkeypatch.setattr(bench, "compiled_step", lambda *args: wrong_at_the_third_step)
     bench.TorchRunner("MH", "compiled-step", 1000, problems, torch.device("cpu"))
     assert len(calls) == 3 and bench.COMPILED_STEP_MATCHES[("MH", "cpu", 1000)] is False
