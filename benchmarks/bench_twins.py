@@ -32,6 +32,9 @@ the random numbers*:
                          + ``torch.compile`` of ``step(validate=False)`` alone: on the CPU the Philox rounds
                          stay in numba's loop, which is faster there than the C++ that Inductor writes for
                          them; checked bit-identical to the eager twin over its first three steps;
+* ``torch, the NumPy lines`` — the ten NumPy lines written in torch operations (``torch_mh_step`` /
+                         ``torch_gibbs_step``), ``torch.rand`` uniforms, float32, no checks: the floor of
+                         an eager torch step (one dispatch per operation), under every eager torch row;
 * ``JAX vmap``         — the same kernel per chain, ``jax.vmap`` over chains inside a jitted
                          ``lax.fori_loop`` over steps, ``jax.random`` uniforms, float32 (skipped, with a
                          printed note, when ``jax`` is not importable).
@@ -112,10 +115,11 @@ LABELS = {
     "fast": "torch fast (torch.Generator)",
     "fused": "torch fused (torch.compile, counter uniforms)",
     "compiled-step": "torch twin, compiled step (torch.compile)",
+    "torch-lines": "torch, the NumPy lines in torch operations",
     "jax": "JAX vmap + fori_loop",
 }
 #: The implementations that run on every torch device (the others on the CPU).
-TORCH_IMPLEMENTATIONS = ("twin", "twin-ops", "twin-compiled", "fast", "fused", "compiled-step")
+TORCH_IMPLEMENTATIONS = ("twin", "twin-ops", "twin-compiled", "fast", "fused", "compiled-step", "torch-lines")
 #: Ratios of medians printed under the table: (numerator, denominator), both on the same device.
 RATIOS = [
     ("twin", "fast"),
@@ -128,6 +132,8 @@ RATIOS = [
     ("fused", "numpy"),
     ("compiled-step", "numpy"),
     ("compiled-step", "twin"),
+    ("torch-lines", "numpy"),
+    ("fast", "torch-lines"),
     ("jax", "numpy"),
     ("twin", "jax"),
     ("fast", "jax"),
@@ -172,6 +178,39 @@ def numpy_gibbs_step(uniforms, x, log_initial, log_transition):
     cumulative = np.cumsum(weights, axis=1)  # (N, V): the inverse-CDF rule, first k with C_k > u C_{V-1}
     token = np.minimum((cumulative <= (uniforms[:, 1] * cumulative[:, -1])[:, None]).sum(axis=1), vocab_size - 1)
     new_x = x.copy()
+    new_x[rows, position] = token
+    return new_x, token
+
+
+# ----------------------------------------------------------------------------- the same lines in torch
+# What eager torch costs at the least: the ten-line samplers above, operation for operation, without the
+# package's checks, contract or counter generator. Their fixed cost per step (one dispatch per operation)
+# is the floor under every eager torch row of the table.
+def torch_mh_step(uniforms, x, log_prob, logits):
+    """:func:`numpy_mh_step` in torch operations: ``uniforms`` (N, 2), ``x`` (N,), ``log_prob`` (N,)."""
+    num_categories = logits.shape[0]
+    proposal = (uniforms[:, 0] * num_categories).to(torch.int64).clamp_(max=num_categories - 1)  # (N,)
+    log_prob_proposal = logits[proposal]  # (N,)
+    accepted = torch.log(uniforms[:, 1]) < (log_prob_proposal - log_prob).clamp_(max=0.0)  # (N,)
+    return torch.where(accepted, proposal, x), torch.where(accepted, log_prob_proposal, log_prob)
+
+
+def torch_gibbs_step(uniforms, x, log_initial, log_transition):
+    """:func:`numpy_gibbs_step` in torch operations: ``uniforms`` (N, 2), ``x`` (N, L)."""
+    num_chains, length = x.shape
+    vocab_size = log_initial.shape[0]
+    rows = torch.arange(num_chains, device=x.device)
+    position = (uniforms[:, 0] * length).to(torch.int64).clamp_(max=length - 1)  # (N,)
+    previous, following = x[rows, (position - 1).clamp_(min=0)], x[rows, (position + 1).clamp_(max=length - 1)]
+    left = torch.where((position == 0)[:, None], log_initial, log_transition[previous, :vocab_size])  # (N, V)
+    right = torch.where(
+        (position == length - 1)[:, None], log_transition[:, vocab_size], log_transition[:, following].T
+    )  # (N, V)
+    total = left + right
+    weights = torch.exp(total - total.amax(dim=1, keepdim=True))  # (N, V)
+    cumulative = torch.cumsum(weights, dim=1)  # (N, V): the inverse-CDF rule, first k with C_k > u C_{V-1}
+    token = (cumulative <= (uniforms[:, 1] * cumulative[:, -1])[:, None]).sum(dim=1).clamp_(max=vocab_size - 1)
+    new_x = x.clone()
     new_x[rows, position] = token
     return new_x, token
 
@@ -381,6 +420,26 @@ class TorchRunner(Runner):
             def one_step():
                 # The step number travels as a tensor so that one compiled graph serves every step.
                 return compiled(torch.tensor(self.step_index, device=device), chain_index, self.state)
+
+        elif mode == "torch-lines":
+            categorical, _, bigram = problems
+            tiny = torch.finfo(dtype).tiny
+            if sampler == "MH":
+                logits = torch.as_tensor(categorical.logits, dtype=dtype, device=device)
+                x = chain_index % NUM_CATEGORIES
+                self.state = (x, logits[x])
+            else:
+                log_initial = torch.as_tensor(bigram.log_initial, dtype=dtype, device=device)
+                log_transition = torch.as_tensor(bigram.log_transition, dtype=dtype, device=device)
+                self.state = (torch.zeros((num_chains, LENGTH), dtype=torch.int64, device=device),)
+
+            def one_step():
+                # As the NumPy row draws them: a plain generator, an exact 0 mapped to the smallest normal.
+                uniforms = torch.rand((2, num_chains), generator=generator, dtype=dtype, device=device)
+                uniforms = uniforms.clamp_(min=tiny).t()  # (N, 2), each uniform contiguous over the chains
+                if sampler == "MH":
+                    return torch_mh_step(uniforms, *self.state, logits)
+                return torch_gibbs_step(uniforms, self.state[0], log_initial, log_transition)[:1]
 
         elif mode == "compiled-step":
             compiled = compiled_step(sampler, problems, device, dtype)
@@ -781,7 +840,7 @@ def parse_args(argv):
         "--implementations",
         "--modes",
         dest="implementations",
-        default="reference,numpy,numpy-counter,twin,twin-ops,twin-compiled,fast,fused,compiled-step,jax",
+        default="reference,numpy,numpy-counter,twin,twin-ops,twin-compiled,fast,fused,compiled-step,torch-lines,jax",
         help="comma-separated, from: " + ", ".join(LABELS),
     )
     parser.add_argument(

@@ -20,13 +20,14 @@ def test_bench_twins_prints_one_table_and_writes_json(tmp_path, monkeypatch, cap
     bench = load_benchmark("bench_twins")
     bench.main(
         ["--max-cpu-chains", "1e3", "--max-reference-chains", "1e3", "--min-time", "0.005"]
-        + ["--implementations", "reference,numpy,numpy-counter,twin,twin-ops,fast", "--no-cuda", "--threads", "1"]
+        + ["--implementations", "reference,numpy,numpy-counter,twin,twin-ops,fast,torch-lines"]
+        + ["--no-cuda", "--threads", "1"]
     )
     printed = capsys.readouterr().out
     assert "Machine: " in printed and "torch " + torch.__version__ in printed and "1 thread(s)" in printed
     assert "load average" in printed and "5 interleaved repeats" in printed
     table = [line for line in printed.splitlines() if line.startswith(("MH, ", "Gibbs, "))]
-    assert len(table) == 12  # (reference, numpy, numpy-counter, twin, twin-ops, fast) x (MH, Gibbs)
+    assert len(table) == 14  # (reference, numpy, numpy-counter, twin, twin-ops, fast, torch-lines) x (MH, Gibbs)
     assert all(" MB" in line for line in table if "reference" not in line)  # memory beside every rate
     assert any(line.startswith("MH: twin / fast") for line in printed.splitlines())
     assert any(line.startswith("MH: twin-ops / fast") for line in printed.splitlines())
@@ -34,9 +35,10 @@ def test_bench_twins_prints_one_table_and_writes_json(tmp_path, monkeypatch, cap
     both_loops = numba_kernel_available() and metropolis_hastings.numba_kernel_available()
     assert ("compiled loops" if both_loops else "numba not installed or not loadable") in printed
     assert any(line.startswith("Gibbs: fast / numpy") for line in printed.splitlines())
+    assert any(line.startswith("MH: torch-lines / numpy") for line in printed.splitlines())
     results = json.loads((tmp_path / "bench_twins.json").read_text())
     cells = [cell for row in results["rows"] for cell in row["cells"].values()]
-    assert len(cells) == 12 and results["repeats"] == 5 and results["complete"] is True
+    assert len(cells) == 14 and results["repeats"] == 5 and results["complete"] is True
     for cell in cells:
         assert len(cell["rates"]) == 5 and cell["min"] <= cell["median"] <= cell["max"] and cell["min"] > 0
     assert all(
@@ -127,10 +129,10 @@ def test_bench_twins_refuses_fewer_than_five_repeats():
         load_benchmark("bench_twins").parse_args(["--repeats", "3"])
 
 
-def test_bench_twins_numpy_baselines_make_the_reference_decisions():
-    # The ten-line NumPy samplers are the same kernels: fed the per-chain counter uniforms, they make the
-    # reference's decisions chain by chain (float64 both; exact for MH, and for Gibbs up to a uniform
-    # landing within an ulp of a CDF boundary, probability ~1e-16 per draw).
+def test_bench_twins_numpy_and_torch_baselines_make_the_reference_decisions():
+    # The ten-line NumPy samplers, and the same lines in torch, are the same kernels: fed the per-chain
+    # counter uniforms, they make the reference's decisions chain by chain (float64 all; exact for MH, and
+    # for Gibbs up to a uniform landing within an ulp of a CDF boundary, probability ~1e-16 per draw).
     from textsampling import randomness
     from textsampling.reference import gibbs as reference_gibbs
     from textsampling.reference import metropolis_hastings as reference_mh
@@ -148,11 +150,21 @@ def test_bench_twins_numpy_baselines_make_the_reference_decisions():
         )
         x, log_prob = np.array([chain]), categorical.logits[[chain]]
         sequences = start[None, :]
+        torch_x, torch_log_prob = torch.from_numpy(x), torch.from_numpy(log_prob)
+        torch_sequences = torch.from_numpy(sequences)
+        logits, log_initial, log_transition = (
+            torch.from_numpy(a) for a in (categorical.logits, bigram.log_initial, bigram.log_transition)
+        )
         for step in range(num_steps):
             uniforms = randomness.counter_uniforms(11, np.array([chain]), step, 2)  # (1, 2)
             x, log_prob = bench.numpy_mh_step(uniforms, x, log_prob, categorical.logits)
             sequences, _ = bench.numpy_gibbs_step(uniforms, sequences, bigram.log_initial, bigram.log_transition)
             assert x[0] == mh.states.x[step] and sequences[0].tolist() == gibbs.states.x[step].tolist()
+            torch_uniforms = torch.from_numpy(uniforms)
+            torch_x, torch_log_prob = bench.torch_mh_step(torch_uniforms, torch_x, torch_log_prob, logits)
+            torch_sequences, _ = bench.torch_gibbs_step(torch_uniforms, torch_sequences, log_initial, log_transition)
+            assert torch_x.tolist() == x.tolist() and torch_sequences.tolist() == sequences.tolist()
+            assert torch_log_prob.tolist() == log_prob.tolist()
 
 
 def test_bench_lm_prints_one_table_and_writes_json(tmp_path, monkeypatch, capsys):
