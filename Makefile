@@ -131,7 +131,7 @@ notebooks: build/notebooks
 
 # The table of README's "Performance" section, printed as Markdown (pasted from here verbatim): every
 # implementation interleaved, 9 repeats per cell (the cores are shared: more repeats, steadier medians),
-# one torch thread. About 2 minutes on 2 shared cores (2m14s with the JAX rows; more on a cold Inductor cache).
+# one torch thread. About 2 minutes on 2 shared cores (2m16s with the JAX rows; more on a cold Inductor cache).
 # The JAX rows need jax in .venv (`$(BIN)/pip install jax`); without it they are skipped with a note.
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_twins.py --threads 1 --repeats 9 --markdown
